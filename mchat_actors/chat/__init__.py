@@ -1,0 +1,1 @@
+"""The ChatService: the Protocol the runtime calls, the embedded service and the remote adapter."""

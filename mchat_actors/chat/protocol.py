@@ -1,0 +1,133 @@
+"""The ChatService interface the runtime calls, and the records it returns.
+
+Two implementations: the embedded service on SQLite (``chat.embedded``) and an adapter for an
+existing AI Memory Agent (``chat.remote``). The runtime (mapper and invoker) only ever sees this
+Protocol. Every method may raise ``ChatServiceError`` (or a subclass); the invoker turns those
+into a short apology, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from ..messages import AgentUserId, RoomId
+
+# Called by the service with an emoji name while it works on a slow request (the summary's
+# "hourglass_flowing_sand" at start, "white_check_mark" when done). Best effort.
+ReactFn = Callable[[str], Awaitable[None]]
+
+
+@attrs.frozen(kw_only=True)
+class ChatUser:
+    id: AgentUserId
+    name: str
+    email: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatRoom:
+    id: RoomId
+    name: str
+    kind: str = "channel"  # channel | private | direct | group
+
+
+@attrs.frozen(kw_only=True)
+class StoredMessage:
+    id: str
+    room_id: RoomId
+    user_id: AgentUserId
+    content: str
+    mchat_post_id: str | None
+    created_at_ms: int
+    is_new: bool = True  # False when the post id was already stored (a duplicate)
+
+
+@attrs.frozen(kw_only=True)
+class MemoryRecord:
+    id: str
+    content: str
+    scope: str  # "room" | "personal"
+    room_id: RoomId | None
+    owner_id: AgentUserId | None
+    source_post_id: str | None = None
+    permalink: str | None = None
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+    score: float = 0.0  # set by searches
+
+
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """The seed's result shape: user_message, assistant_message, extracted_memories."""
+
+    user_message: StoredMessage
+    assistant_message: str | None = None
+    extracted_memories: tuple[MemoryRecord, ...] = ()
+    # For slash commands: whether the answer is private to the asker (search results).
+    ephemeral: bool = False
+
+
+@runtime_checkable
+class ChatService(Protocol):
+    """What mchat-actors needs from an AI Memory Agent."""
+
+    async def find_user_by_email(self, email: str) -> ChatUser | None:
+        """The agent user with this e-mail (case-insensitive), or None."""
+        ...
+
+    async def create_user(self, *, name: str, email: str | None) -> ChatUser: ...
+
+    async def create_room(self, *, name: str, kind: str) -> ChatRoom: ...
+
+    async def add_room_member(self, room: RoomId, user: AgentUserId) -> None:
+        """Idempotent."""
+        ...
+
+    async def remove_room_member(self, room: RoomId, user: AgentUserId) -> None:
+        """Idempotent."""
+        ...
+
+    async def send_message(
+        self,
+        room: RoomId,
+        user: AgentUserId,
+        content: str,
+        *,
+        post_id: str | None = None,
+        root_id: str | None = None,
+        created_at_ms: int | None = None,
+        respond: bool = False,
+        prompt: str | None = None,
+        permalink: str | None = None,
+        react: ReactFn | None = None,
+    ) -> SendResult:
+        """Store ``content`` (idempotent on ``post_id``) and, when ``respond``, answer.
+
+        ``prompt`` is the text addressed to the bot (the message without the leading mention,
+        e.g. ``/remember X부품 불량률 12%`` or ``X부품 불량률 몇 %야?``); commands, summaries and
+        questions are recognised in it. Without ``respond`` no assistant message is produced.
+        """
+        ...
+
+    async def edit_message(self, *, post_id: str, content: str) -> None:
+        """Update a stored message (and memories extracted from it). Unknown ids are ignored."""
+        ...
+
+    async def delete_message(self, *, post_id: str) -> None:
+        """Mark a stored message deleted (and drop memories sourced from it)."""
+        ...
+
+
+__all__ = [
+    "ChatRoom",
+    "ChatService",
+    "ChatUser",
+    "MemoryRecord",
+    "ReactFn",
+    "SendResult",
+    "StoredMessage",
+]
+

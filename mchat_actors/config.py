@@ -1,0 +1,318 @@
+"""The single frozen configuration object, built from the environment (and a TOML file).
+
+Every setting has a name in the environment (the contract in docs/configuration.md), a default,
+a unit in its attribute name and a validator. ``Config.from_env`` collects *every* problem and
+raises one ``ConfigError`` with one line per problem, so an operator fixes them all at once.
+Secrets are ``repr=False`` and never appear in logs or errors.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+MODES = ("auto", "websocket", "polling")
+REPLY_MODES = ("thread", "channel")
+CHAT_BACKENDS = ("embedded", "remote")
+
+
+@attrs.frozen(kw_only=True)
+class MattermostConfig:
+    url: str
+    token: str = attrs.field(repr=False)
+    verify_ssl: bool = True
+    ca_bundle: str | None = None
+    mode: str = "auto"
+    poll_interval_s: float = 2.0
+    rate_limit_per_s: float = 10.0
+    reply_mode: str = "thread"
+    bot_name: str | None = None
+    respond_to_all_dm: bool = True
+    auto_join: tuple[str, ...] = ()
+    incoming_webhook_url: str | None = attrs.field(default=None, repr=False)
+    rest_timeout_s: float = 10.0
+    ws_ping_interval_s: float = 30.0
+    hello_timeout_s: float = 5.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    stable_after_s: float = 60.0
+    ws_failures_before_polling: int = 3
+    max_post_chars: int = 16383
+
+    @property
+    def api_url(self) -> str:
+        return self.url.rstrip("/") + "/api/v4"
+
+    @property
+    def websocket_url(self) -> str:
+        parts = urlsplit(self.url.rstrip("/"))
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path}/api/v4/websocket"
+
+
+@attrs.frozen(kw_only=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:8800"
+    webhook_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
+    admin_token: str | None = attrs.field(default=None, repr=False)
+    webhook_allow: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+    webhook_answer_within_s: float = 4.5
+
+
+@attrs.frozen(kw_only=True)
+class ChatConfig:
+    backend: str = "embedded"
+    backend_url: str | None = None
+    backend_api_key: str | None = attrs.field(default=None, repr=False)
+    backend_agent_id: str | None = None
+    backend_rate_per_min: float = 60.0
+    llm_base_url: str | None = None
+    llm_api_key: str | None = attrs.field(default=None, repr=False)
+    llm_model: str | None = None
+    timeout_s: float = 60.0
+    llm_timeout_s: float = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class QueueConfig:
+    """Capacities of the bounded memory channels (see docs/architecture.md)."""
+
+    events: int = 256
+    channel_mailbox: int = 64
+    invocations: int = 64
+    replies: int = 256
+    channel_idle_s: float = 300.0
+    max_concurrent_chats: int = 8
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    mattermost: MattermostConfig
+    http: HttpConfig = HttpConfig()
+    chat: ChatConfig = ChatConfig()
+    queues: QueueConfig = QueueConfig()
+    db_path: str = "./mchat-actors.db"
+    shutdown_grace_s: float = 5.0
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, toml_path: str | None = None) -> Config:
+        """Build the config from ``environ`` over the keys of an optional TOML file.
+
+        Raises:
+            ConfigError: one line per missing or invalid setting.
+        """
+        values: dict[str, str] = {}
+        if toml_path is not None:
+            values.update(_read_toml(toml_path))
+        values.update({k: v for k, v in environ.items() if k.startswith(_PREFIXES)})
+        return _Builder(values).build()
+
+
+_PREFIXES = ("MCHAT_", "LLM_", "CHAT_")
+
+
+def _read_toml(path: str) -> dict[str, str]:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"--config {path}: cannot read the file ({exc.strerror})"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"--config {path}: not valid TOML ({exc})"]) from exc
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, bool):
+            out[key.upper()] = "true" if value else "false"
+        elif isinstance(value, list):
+            out[key.upper()] = ",".join(str(v) for v in value)
+        else:
+            out[key.upper()] = str(value)
+    return out
+
+
+class _Builder:
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+        self.problems: list[str] = []
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self.values.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return default
+
+    def required(self, name: str, what: str) -> str:
+        raw = (self.values.get(name) or "").strip()
+        if not raw:
+            self.problems.append(f"{name} is required: {what}")
+        return raw
+
+    def build(self) -> Config:
+        url = self.required("MCHAT_URL", "the Mattermost base URL, e.g. http://127.0.0.1:8065")
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            self.problems.append(f"MCHAT_URL must start with http:// or https:// (got {url!r})")
+        token = self.required("MCHAT_TOKEN", "the bot's access token")
+        g = self.get
+        mm = dict(
+            url=url,
+            token=token,
+            verify_ssl=g("MCHAT_VERIFY_SSL", _bool, True),
+            ca_bundle=g("MCHAT_CA_BUNDLE", _existing_file, None),
+            mode=g("MCHAT_MODE", _choice(MODES), "auto"),
+            poll_interval_s=g("MCHAT_POLL_INTERVAL", _positive, 2.0),
+            rate_limit_per_s=g("MCHAT_RATE_LIMIT", _positive, 10.0),
+            reply_mode=g("MCHAT_REPLY_MODE", _choice(REPLY_MODES), "thread"),
+            bot_name=g("MCHAT_BOT_NAME", lambda s: s.lstrip("@"), None),
+            respond_to_all_dm=g("MCHAT_RESPOND_TO_ALL_DM", _bool, True),
+            auto_join=g("MCHAT_AUTO_JOIN", _auto_join, ()),
+            incoming_webhook_url=g("MCHAT_INCOMING_WEBHOOK_URL", _url, None),
+            rest_timeout_s=g("MCHAT_REST_TIMEOUT", _positive, 10.0),
+            ws_ping_interval_s=g("MCHAT_WS_PING_INTERVAL", _positive, 30.0),
+            hello_timeout_s=g("MCHAT_HELLO_TIMEOUT", _positive, 5.0),
+            backoff_initial_s=g("MCHAT_BACKOFF_INITIAL", _positive, 1.0),
+            backoff_max_s=g("MCHAT_BACKOFF_MAX", _positive, 60.0),
+            ws_failures_before_polling=g("MCHAT_WS_FAILURES_BEFORE_POLLING", _positive_int, 3),
+            max_post_chars=g("MCHAT_MAX_POST_CHARS", _positive_int, 16383),
+        )
+        http = HttpConfig(
+            listen=g("MCHAT_HTTP_LISTEN", _listen, "127.0.0.1:8800"),
+            webhook_tokens=g("MCHAT_WEBHOOK_TOKENS", _csv, ()),
+            admin_token=g("MCHAT_ADMIN_TOKEN", str, None),
+            webhook_allow=g("MCHAT_WEBHOOK_ALLOW", _cidrs, ()),
+            max_body_bytes=g("MCHAT_MAX_BODY_BYTES", _positive_int, 1_048_576),
+        )
+        chat = ChatConfig(
+            backend=g("CHAT_BACKEND", _choice(CHAT_BACKENDS), "embedded"),
+            backend_url=g("CHAT_BACKEND_URL", _url, None),
+            backend_api_key=g("CHAT_BACKEND_API_KEY", str, None),
+            backend_agent_id=g("CHAT_BACKEND_AGENT_ID", str, None),
+            llm_base_url=g("LLM_BASE_URL", _url, None),
+            llm_api_key=g("LLM_API_KEY", str, None),
+            llm_model=g("LLM_MODEL", str, None),
+            timeout_s=g("CHAT_TIMEOUT", _positive, 60.0),
+        )
+        if chat.backend == "remote":
+            for name, value in (
+                ("CHAT_BACKEND_URL", chat.backend_url),
+                ("CHAT_BACKEND_API_KEY", chat.backend_api_key),
+                ("CHAT_BACKEND_AGENT_ID", chat.backend_agent_id),
+            ):
+                if not value:
+                    self.problems.append(f"{name} is required when CHAT_BACKEND=remote")
+        if chat.llm_base_url and not chat.llm_model:
+            self.problems.append("LLM_MODEL is required when LLM_BASE_URL is set")
+        db_path = g("MCHAT_DB", str, "./mchat-actors.db")
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(
+            mattermost=MattermostConfig(**mm),  # type: ignore[arg-type]
+            http=http,
+            chat=chat,
+            db_path=db_path,
+        )
+
+
+def _bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
+        return raw.lower()
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return raw
+
+
+def _existing_file(raw: str) -> str:
+    if not Path(raw).is_file():
+        raise ValueError(f"no such file: {raw!r}")
+    return raw
+
+
+def _listen(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected host:port, got {raw!r}")
+    return raw
+
+
+def _auto_join(raw: str) -> tuple[str, ...]:
+    items = _csv(raw)
+    for item in items:
+        team, sep, channel = item.partition("/")
+        if not sep or not team or not channel:
+            raise ValueError(f"expected team/channel or team/*, got {item!r}")
+    return items
+
+
+def _cidrs(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    items = _csv(raw)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"not an address or CIDR network: {item!r}") from None
+    return items
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """A secret-free view of the config, for the admin page and the start-up log."""
+    return attrs.asdict(
+        config,
+        filter=lambda a, v: a.repr is not False,
+        value_serializer=lambda inst, a, v: list(v) if isinstance(v, tuple) else v,
+    )

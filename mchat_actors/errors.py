@@ -1,0 +1,92 @@
+"""The exception tree of mchat-actors.
+
+    MchatActorsError
+    +-- ConfigError (ValueError)           bad settings; fatal at start, never retried
+    +-- MattermostError                    anything the Mattermost side did
+    |   +-- MattermostAuthError            token rejected (401/403 on users/me, no hello)
+    |   +-- MattermostUnavailable          network error, 5xx, refused or stalled socket
+    |   +-- RateLimited                    429 with the server's retry-after
+    |   +-- MattermostApiError             any other non-2xx answer (status, error id)
+    |   +-- MalformedEvent                 a WebSocket frame we cannot understand
+    +-- ChatServiceError                   the ChatService (embedded or remote) failed
+    |   +-- ChatServiceTimeout
+    |   +-- ChatServiceRejected
+    +-- StoreError                         SQLite failed
+    +-- SupervisionError                   an actor exceeded its restart intensity
+
+Third-party exceptions (httpx, trio-websocket, sqlite3) are converted only in the adapter that
+called them, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class MchatActorsError(Exception):
+    """Base class of every error raised on purpose by mchat-actors."""
+
+
+class ConfigError(MchatActorsError, ValueError):
+    """Invalid configuration. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class MattermostError(MchatActorsError):
+    """Something went wrong talking to Mattermost."""
+
+
+class MattermostAuthError(MattermostError):
+    """The bot token was rejected. Fatal: retrying cannot help."""
+
+
+class MattermostUnavailable(MattermostError):
+    """The server cannot be reached, answered 5xx, or stopped answering."""
+
+
+class RateLimited(MattermostError):
+    """The server answered 429; ``retry_after_s`` says when to try again."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"rate limited by the server, retry after {retry_after_s:.1f} s")
+
+
+class MattermostApiError(MattermostError):
+    """A non-2xx answer that is neither 401/429 nor 5xx."""
+
+    def __init__(self, status: int, error_id: str, message: str = "") -> None:
+        self.status = status
+        self.error_id = error_id
+        super().__init__(f"Mattermost answered {status} {error_id}: {message}".rstrip(": "))
+
+
+class MalformedEvent(MattermostError):
+    """A WebSocket frame or REST payload that does not parse as what it claims to be."""
+
+
+class ChatServiceError(MchatActorsError):
+    """The ChatService failed to handle a message."""
+
+
+class ChatServiceTimeout(ChatServiceError):
+    """The ChatService did not answer within its timeout."""
+
+
+class ChatServiceRejected(ChatServiceError):
+    """The ChatService (or the remote backend) refused the request."""
+
+
+class StoreError(MchatActorsError):
+    """The SQLite database failed."""
+
+
+class SupervisionError(MchatActorsError):
+    """An actor crashed more often than its restart policy allows."""
+
+    def __init__(self, actor: str, restarts: int, within_s: float) -> None:
+        self.actor = actor
+        super().__init__(
+            f"actor {actor!r} crashed {restarts} times within {within_s:g} s; giving up"
+        )
