@@ -8,7 +8,7 @@ into a short apology, never a crash.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -70,6 +70,26 @@ class SendResult:
     ephemeral: bool = False
 
 
+class LLM(Protocol):
+    """An OpenAI-compatible chat-completions model (``chat.llm.OpenAICompatibleLLM``)."""
+
+    async def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        temperature: float = 0.2,
+        max_tokens: int | None = None,
+    ) -> str:
+        """The assistant's text for ``messages`` (``[{"role": ..., "content": ...}]``).
+
+        Raises:
+            ChatServiceTimeout: no answer in time (after retries).
+            ChatServiceRejected: 4xx other than 429 (bad key, bad model).
+            ChatServiceError: anything else (5xx/429 after retries, malformed answer).
+        """
+        ...
+
+
 @runtime_checkable
 class ChatService(Protocol):
     """What mchat-actors needs from an AI Memory Agent."""
@@ -125,6 +145,7 @@ __all__ = [
     "ChatRoom",
     "ChatService",
     "ChatUser",
+    "LLM",
     "MemoryRecord",
     "ReactFn",
     "SendResult",
