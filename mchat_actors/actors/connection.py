@@ -1,0 +1,258 @@
+"""One Mattermost WebSocket: authenticate, follow ``seq``, answer for liveness, forward events.
+
+``run_connection`` opens the socket with header auth (the server resumes only header-authenticated
+sockets), asking to resume when ``resume`` holds a connection id. It returns only by raising:
+``MattermostUnavailable`` when the socket drops, stalls (no answer to our ``ping`` action for two
+intervals), or skips a sequence number (the next connect resumes and the server replays);
+``NotAuthenticated`` when the server never accepted the token (the supervisor checks users/me).
+
+A ``hello`` carrying a connection id different from the one we held means events were lost; the
+connection then awaits ``on_new_connection`` *before reading on*, so the supervisor's backfill
+reaches the dispatcher ahead of every newer live event and per-channel order holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+import attrs
+import orjson
+import trio
+import trio_websocket
+
+from ..config import MattermostConfig
+from ..errors import MalformedEvent, MattermostError, MattermostUnavailable
+from ..mattermost.events import ActionReply, Event, Hello, Ignored, parse_frame
+from ..messages import InboundEvent
+
+logger = logging.getLogger(__name__)
+
+RECEIVE_BUFFER = 64 * 1024  # trio-websocket's 4 KiB default costs ~20% and is erratic
+MAX_FRAME = 4 * 1024 * 1024
+
+
+class NotAuthenticated(MattermostError):
+    """The socket opened but the server never accepted our token."""
+
+
+@attrs.define
+class ResumeState:
+    """What the next connect sends to resume: owned by the reconnect supervisor."""
+
+    connection_id: str | None = None
+    next_seq: int = 0
+
+
+@attrs.define
+class ConnectionStats:
+    frames: int = 0
+    malformed: int = 0
+    duplicates_by_seq: int = 0
+    hellos: int = 0
+    resumes: int = 0  # connects that continued the old connection id
+    new_connections: int = 0  # hellos with a new id (events may have been lost)
+    events: Counter[str] = attrs.Factory(Counter)
+    last_event_at: float | None = None  # trio time
+
+
+OnNewConnection = Callable[[str, bool], Awaitable[None]]  # (connection_id, had_previous_id)
+
+
+def websocket_url(cfg: MattermostConfig, resume: ResumeState) -> str:
+    if not resume.connection_id:
+        return cfg.websocket_url
+    query = urlencode({"connection_id": resume.connection_id,
+                       "sequence_number": resume.next_seq})
+    return f"{cfg.websocket_url}?{query}"
+
+
+def ssl_context_for(cfg: MattermostConfig) -> ssl.SSLContext | None:
+    if not cfg.url.startswith("https"):
+        return None
+    ctx = ssl.create_default_context(cafile=cfg.ca_bundle)
+    if not cfg.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def run_connection(
+    cfg: MattermostConfig,
+    *,
+    resume: ResumeState,
+    events: trio.MemorySendChannel[InboundEvent],
+    on_new_connection: OnNewConnection,
+    stats: ConnectionStats,
+    bot_user_id: str = "",
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one socket until it fails. See the module docstring.
+
+    Cancellation: closes the socket (best effort, 1 s) and returns; ``resume`` then points at
+    the first event not yet forwarded.
+    """
+    conn = _Connection(cfg, resume, events, on_new_connection, stats, bot_user_id)
+    await conn.run(task_status)
+
+
+@attrs.define
+class _Connection:
+    cfg: MattermostConfig
+    resume: ResumeState
+    events: trio.MemorySendChannel[InboundEvent]
+    on_new_connection: OnNewConnection
+    stats: ConnectionStats
+    bot_user_id: str
+    action_seq: int = 0
+    ping_sent_at: float | None = None  # outstanding ping action
+    ping_seq: int = 0
+    paused: bool = False  # backfilling: liveness checks are suspended
+    ready: trio.Event = attrs.Factory(trio.Event)
+    refused_auth: bool = False
+
+    async def run(self, task_status: trio.TaskStatus[None]) -> None:
+        url = websocket_url(self.cfg, self.resume)
+        headers = [(b"authorization", f"Bearer {self.cfg.token}".encode())]
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    ws = await trio_websocket.connect_websocket_url(
+                        nursery, url, ssl_context_for(self.cfg), extra_headers=headers,
+                        message_queue_size=64, max_message_size=MAX_FRAME,
+                        connect_timeout=self.cfg.rest_timeout_s,
+                        disconnect_timeout=1.0, receive_buffer_size=RECEIVE_BUFFER)
+                except trio_websocket.HandshakeError as exc:
+                    raise MattermostUnavailable(_describe_handshake(exc)) from None
+                try:
+                    nursery.start_soon(self._keepalive, ws)
+                    with trio.move_on_after(self.cfg.hello_timeout_s) as hello_scope:
+                        await self._read_until_ready(ws)
+                    if hello_scope.cancelled_caught:
+                        raise NotAuthenticated("no hello or ping answer within "
+                                               f"{self.cfg.hello_timeout_s:g} s")
+                    task_status.started()
+                    await self._read(ws)
+                finally:
+                    nursery.cancel_scope.cancel()
+                    with trio.move_on_after(1.0) as cleanup:
+                        cleanup.shield = True
+                        await ws.aclose()
+        except trio_websocket.ConnectionClosed as exc:
+            if not self.ready.is_set():
+                raise NotAuthenticated(f"websocket closed before hello ({exc.reason})") from None
+            raise MattermostUnavailable(f"websocket closed ({exc.reason})") from None
+        except trio.BrokenResourceError:
+            raise MattermostUnavailable("websocket connection broken") from None
+
+    async def _send_action(self, ws: trio_websocket.WebSocketConnection, action: str) -> int:
+        self.action_seq += 1
+        await ws.send_message(orjson.dumps({"seq": self.action_seq, "action": action,
+                                            "data": {}}).decode())
+        return self.action_seq
+
+    async def _ping(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self.ping_seq = await self._send_action(ws, "ping")
+        self.ping_sent_at = trio.current_time()
+
+    async def _keepalive(self, ws: trio_websocket.WebSocketConnection) -> None:
+        """Ping at once (proves auth on a resumed socket), then every interval."""
+        interval = self.cfg.ws_ping_interval_s
+        await self._ping(ws)
+        while True:
+            await trio.sleep(interval)
+            if self.paused:
+                continue
+            if self.ping_sent_at is not None:
+                if trio.current_time() - self.ping_sent_at >= 2 * interval:
+                    logger.warning("connection: no answer to ping for %g s", 2 * interval)
+                    await ws.aclose(code=4000, reason="ping timeout")
+                    return
+                continue
+            await self._ping(ws)
+
+    async def _read_until_ready(self, ws: trio_websocket.WebSocketConnection) -> None:
+        while not self.ready.is_set():
+            await self._handle(await ws.get_message())
+            if self.refused_auth:
+                raise NotAuthenticated("the server refused the socket's token")
+
+    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
+        while True:
+            await self._handle(await ws.get_message())
+
+    async def _handle(self, message: str | bytes) -> None:
+        self.stats.frames += 1
+        try:
+            frame = parse_frame(message, my_user_id=self.bot_user_id)
+        except MalformedEvent as exc:
+            self.stats.malformed += 1
+            logger.warning("connection: skipped a malformed frame: %s", exc)
+            logger.debug("connection: malformed frame payload %r", message[:2000])
+            return
+        match frame:
+            case ActionReply(seq_reply=seq, status=status, error_id=error_id):
+                if status == "FAIL" and "not_authenticated" in error_id:
+                    self.refused_auth = True
+                if seq is not None and seq == self.ping_seq and status == "OK":
+                    self.ping_sent_at = None
+                    if self.resume.connection_id and not self.ready.is_set():
+                        self.stats.resumes += 1
+                        self.ready.set()
+            case Hello():
+                await self._on_hello(frame)
+            case Ignored(seq=seq, event=name):
+                if self._accept_seq(seq):
+                    self.stats.events[name] += 1
+                    self._advance(seq)
+            case Event(seq=seq, event=name, value=value):
+                if self._accept_seq(seq):
+                    self.stats.events[name] += 1
+                    self.stats.last_event_at = trio.current_time()
+                    await self.events.send(value)
+                    self._advance(seq)
+
+    async def _on_hello(self, hello: Hello) -> None:
+        self.stats.hellos += 1
+        previous = self.resume.connection_id
+        self.resume.connection_id = hello.connection_id
+        self.resume.next_seq = hello.seq + 1
+        self.ready.set()
+        if previous != hello.connection_id:
+            self.stats.new_connections += 1
+            logger.info("connection: new connection %s (previous %s): backfilling",
+                        hello.connection_id, previous or "none")
+            self.paused = True
+            try:
+                await self.on_new_connection(hello.connection_id, previous is not None)
+            finally:
+                self.paused = False
+                if self.ping_sent_at is not None:
+                    self.ping_sent_at = trio.current_time()
+
+    def _accept_seq(self, seq: int | None) -> bool:
+        if seq is None:
+            return True
+        expected = self.resume.next_seq
+        if seq < expected:
+            self.stats.duplicates_by_seq += 1
+            return False
+        if seq > expected:
+            raise MattermostUnavailable(f"sequence gap: expected {expected}, got {seq}")
+        return True
+
+    def _advance(self, seq: int | None) -> None:
+        if seq is not None:
+            self.resume.next_seq = seq + 1
+
+
+def _describe_handshake(exc: trio_websocket.HandshakeError) -> str:
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        return f"websocket upgrade rejected with HTTP {exc.status_code}"
+    if isinstance(exc, trio_websocket.ConnectionTimeout):
+        return "websocket connect timed out"
+    cause = exc.__cause__ or exc.__context__
+    return f"websocket connect failed ({type(cause).__name__ if cause else 'handshake'})"
