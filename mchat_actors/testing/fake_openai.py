@@ -1,0 +1,200 @@
+"""A small OpenAI-compatible chat-completions server for tests, served in-process under trio.
+
+    async with FakeOpenAI(api_key="sk-test") as fake:
+        fake.script(Status(429, retry_after_s=1), Reply("12%"))
+        cfg = ChatConfig(llm_base_url=fake.url, llm_api_key="sk-test", llm_model="fake")
+        ...
+        assert "12%" in fake.requests[-1].json["messages"][-1]["content"]
+
+Real HTTP on 127.0.0.1 (port 0) through hypercorn's trio worker and a tiny Starlette app.
+Each request to ``POST /v1/chat/completions`` with the right bearer key takes the next scripted
+behaviour (``Reply``, ``Status``, ``Hang``); with the script empty, the default answerer quotes
+the last message it got, so a test can see which context reached the model. A wrong or missing
+key gets 401 and does not consume the script.
+
+``open_asgi_server`` is shared with ``fake_agent_api``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import attrs
+import hypercorn.config
+import hypercorn.trio
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+
+@asynccontextmanager
+async def open_asgi_server(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 on a free port; yields ``http://127.0.0.1:<port>``.
+
+    Cancellation:
+        Leaving the block cancels the server and every request still in flight (a ``Hang``).
+    """
+    config = hypercorn.config.Config()
+    config.bind = ["127.0.0.1:0"]
+    config.keep_alive_timeout = 3600.0  # idle pooled connections survive autojump_clock
+    config.graceful_timeout = 0.0
+    config.errorlog = logging.getLogger("mchat_actors.testing.http")
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(hypercorn.trio.serve, app, config)
+        try:
+            yield binds[0]
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+@attrs.frozen
+class Reply:
+    """Answer 200 with this assistant text."""
+
+    text: str
+
+
+@attrs.frozen
+class Status:
+    """Answer with an error status (429 with ``Retry-After`` when ``retry_after_s`` is set)."""
+
+    status: int
+    retry_after_s: float | None = None
+
+
+@attrs.frozen
+class Hang:
+    """Wait ``delay_s`` seconds (forever when None), then take the next behaviour."""
+
+    delay_s: float | None = None
+
+
+@attrs.frozen
+class Malformed:
+    """Answer 200 with a body that is not a chat completion."""
+
+    body: str = "not json"
+
+
+Behaviour = Reply | Status | Hang | Malformed
+
+
+@attrs.frozen(kw_only=True)
+class RecordedRequest:
+    path: str
+    authorized: bool
+    json: Mapping[str, Any]
+
+
+def quote_last_message(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The default answerer: a deterministic answer quoting the last message's content."""
+    last = messages[-1].get("content", "") if messages else ""
+    return f"(fake answer) {last}"
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint with a scripted behaviour."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-fake",
+        answer: Callable[[Sequence[Mapping[str, Any]]], str] = quote_last_message,
+    ) -> None:
+        self.api_key = api_key
+        self.answer = answer
+        self.requests: list[RecordedRequest] = []
+        self.url = ""  # set on entry: the base URL, ending in /v1
+        self._script: collections.deque[Behaviour] = collections.deque()
+        self._stack = AsyncExitStack()
+        self._app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
+
+    def __repr__(self) -> str:
+        return f"FakeOpenAI(url={self.url!r}, requests={len(self.requests)})"
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """Queue behaviours for the next requests, in order."""
+        self._script.extend(behaviours)
+
+    @property
+    def authorized_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.authorized]
+
+    async def __aenter__(self) -> FakeOpenAI:
+        base = await self._stack.enter_async_context(open_asgi_server(self._app))
+        self.url = base + "/v1"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        return await self._stack.__aexit__(*exc_info)  # type: ignore[arg-type]
+
+    async def _complete(self, request: Request) -> Response:
+        authorized = request.headers.get("authorization") == f"Bearer {self.api_key}"
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        self.requests.append(RecordedRequest(path=request.url.path, authorized=authorized, json=body))
+        if not authorized:
+            return _error(401, "invalid_api_key", "Incorrect API key provided.")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "invalid_request_error", "'messages' is required.")
+        while self._script:
+            behaviour = self._script.popleft()
+            match behaviour:
+                case Hang(delay_s=None):
+                    await trio.sleep_forever()
+                case Hang(delay_s=delay):
+                    await trio.sleep(delay)
+                case Reply(text=text):
+                    return _completion(body, text)
+                case Status(status=status, retry_after_s=retry_after):
+                    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+                    return _error(status, "scripted", "scripted failure", headers)
+                case Malformed(body=raw):
+                    return Response(raw, status_code=200, media_type="application/json")
+        return _completion(body, self.answer(body["messages"]))
+
+
+def _completion(body: Mapping[str, Any], text: str) -> Response:
+    return JSONResponse(
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "model": body.get("model", ""),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    )
+
+
+def _error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    payload = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+    return JSONResponse(payload, status_code=status, headers=dict(headers or {}))
+
+
+__all__ = [
+    "Behaviour",
+    "FakeOpenAI",
+    "Hang",
+    "Malformed",
+    "RecordedRequest",
+    "Reply",
+    "Status",
+    "open_asgi_server",
+    "quote_last_message",
+]
