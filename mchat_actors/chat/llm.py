@@ -81,7 +81,8 @@ class OpenAICompatibleLLM:
         self._retry = retry
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleLLM(base_url={str(self._client.base_url)!r}, model={self._model!r})"
+        base_url = str(self._client.base_url)
+        return f"OpenAICompatibleLLM(base_url={base_url!r}, model={self._model!r})"
 
     async def complete(
         self,

@@ -114,7 +114,8 @@ class FakeOpenAI:
         self.url = ""  # set on entry: the base URL, ending in /v1
         self._script: collections.deque[Behaviour] = collections.deque()
         self._stack = AsyncExitStack()
-        self._app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
+        route = Route("/v1/chat/completions", self._complete, methods=["POST"])
+        self._app = Starlette(routes=[route])
 
     def __repr__(self) -> str:
         return f"FakeOpenAI(url={self.url!r}, requests={len(self.requests)})"
@@ -141,7 +142,8 @@ class FakeOpenAI:
             body = await request.json()
         except ValueError:
             body = {}
-        self.requests.append(RecordedRequest(path=request.url.path, authorized=authorized, json=body))
+        recorded = RecordedRequest(path=request.url.path, authorized=authorized, json=body)
+        self.requests.append(recorded)
         if not authorized:
             return _error(401, "invalid_api_key", "Incorrect API key provided.")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
