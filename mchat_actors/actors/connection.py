@@ -25,6 +25,7 @@ import trio
 import trio_websocket
 
 from ..config import MattermostConfig
+from .._groups import collapse_groups
 from ..errors import MalformedEvent, MattermostError, MattermostUnavailable
 from ..mattermost.events import ActionReply, Event, Hello, Ignored, parse_frame
 from ..messages import InboundEvent
@@ -57,6 +58,7 @@ class ConnectionStats:
     new_connections: int = 0  # hellos with a new id (events may have been lost)
     events: Counter[str] = attrs.Factory(Counter)
     last_event_at: float | None = None  # trio time
+    ready_at: float | None = None  # when the current socket was proven authenticated
 
 
 OnNewConnection = Callable[[str, bool], Awaitable[None]]  # (connection_id, had_previous_id)
@@ -118,35 +120,41 @@ class _Connection:
         url = websocket_url(self.cfg, self.resume)
         headers = [(b"authorization", f"Bearer {self.cfg.token}".encode())]
         try:
-            async with trio.open_nursery() as nursery:
-                try:
-                    ws = await trio_websocket.connect_websocket_url(
-                        nursery, url, ssl_context_for(self.cfg), extra_headers=headers,
-                        message_queue_size=64, max_message_size=MAX_FRAME,
-                        connect_timeout=self.cfg.rest_timeout_s,
-                        disconnect_timeout=1.0, receive_buffer_size=RECEIVE_BUFFER)
-                except trio_websocket.HandshakeError as exc:
-                    raise MattermostUnavailable(_describe_handshake(exc)) from None
-                try:
-                    nursery.start_soon(self._keepalive, ws)
-                    with trio.move_on_after(self.cfg.hello_timeout_s) as hello_scope:
-                        await self._read_until_ready(ws)
-                    if hello_scope.cancelled_caught:
-                        raise NotAuthenticated("no hello or ping answer within "
-                                               f"{self.cfg.hello_timeout_s:g} s")
-                    task_status.started()
-                    await self._read(ws)
-                finally:
-                    nursery.cancel_scope.cancel()
-                    with trio.move_on_after(1.0) as cleanup:
-                        cleanup.shield = True
-                        await ws.aclose()
+            with collapse_groups():
+                await self._run(url, headers, task_status)
         except trio_websocket.ConnectionClosed as exc:
             if not self.ready.is_set():
                 raise NotAuthenticated(f"websocket closed before hello ({exc.reason})") from None
             raise MattermostUnavailable(f"websocket closed ({exc.reason})") from None
         except trio.BrokenResourceError:
             raise MattermostUnavailable("websocket connection broken") from None
+
+    async def _run(self, url: str, headers: list[tuple[bytes, bytes]],
+                   task_status: trio.TaskStatus[None]) -> None:
+        async with trio.open_nursery() as nursery:
+            try:
+                ws = await trio_websocket.connect_websocket_url(
+                    nursery, url, ssl_context_for(self.cfg), extra_headers=headers,
+                    message_queue_size=64, max_message_size=MAX_FRAME,
+                    connect_timeout=self.cfg.rest_timeout_s,
+                    disconnect_timeout=1.0, receive_buffer_size=RECEIVE_BUFFER)
+            except (trio_websocket.HandshakeError, OSError) as exc:
+                raise MattermostUnavailable(_describe_handshake(exc)) from None
+            try:
+                nursery.start_soon(self._keepalive, ws)
+                with trio.move_on_after(self.cfg.hello_timeout_s) as hello_scope:
+                    await self._read_until_ready(ws)
+                if hello_scope.cancelled_caught:
+                    raise NotAuthenticated("no hello or ping answer within "
+                                           f"{self.cfg.hello_timeout_s:g} s")
+                self.stats.ready_at = trio.current_time()
+                task_status.started()
+                await self._read(ws)
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.move_on_after(1.0) as cleanup:
+                    cleanup.shield = True
+                    await ws.aclose()
 
     async def _send_action(self, ws: trio_websocket.WebSocketConnection, action: str) -> int:
         self.action_seq += 1
@@ -249,7 +257,7 @@ class _Connection:
             self.resume.next_seq = seq + 1
 
 
-def _describe_handshake(exc: trio_websocket.HandshakeError) -> str:
+def _describe_handshake(exc: BaseException) -> str:
     if isinstance(exc, trio_websocket.ConnectionRejected):
         return f"websocket upgrade rejected with HTTP {exc.status_code}"
     if isinstance(exc, trio_websocket.ConnectionTimeout):

@@ -1,0 +1,161 @@
+"""What a channel serializer does with one event: dedupe, map, decide, invoke, record, reply.
+
+For a new post: drop it when its id was handled before; map channel and user; apply the trigger
+rules; call the ChatService (which stores it and answers when asked); then, in ONE transaction,
+mark the post handled, move the channel's backfill cursor and write the reply to the outbox;
+only then hand the reply to the sender. A crash before that transaction leaves the post
+unhandled, so the restart's backfill brings it back; a crash after it leaves the reply in the
+outbox, which the sender sends on start. Either way: one stored message, one reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+
+import attrs
+import sqlite_utils
+import trio
+
+from .. import mapping, outbox
+from ..chat.protocol import ReactFn
+from ..config import MattermostConfig
+from ..messages import (
+    AddReaction,
+    ChannelCreated,
+    ChannelDeleted,
+    InboundEvent,
+    MemberJoined,
+    MemberLeft,
+    OutboundRequest,
+    Post,
+    PostCreated,
+    PostDeleted,
+    PostEdited,
+    PostId,
+    SendReply,
+)
+from ..store import Store
+from ..trigger import MARKER, BotIdentity, decide, mention_pattern, reply_root
+from .invoker import Invoker
+from .mapper import Mapper
+
+logger = logging.getLogger(__name__)
+
+HOURGLASS = "hourglass_flowing_sand"
+
+
+@attrs.define
+class HandlerStats:
+    posts: Counter[str] = attrs.Factory(Counter)  # by outcome: answered, stored, ignored_own ...
+    duplicates: int = 0
+    replies_queued: int = 0
+    edits: int = 0
+    deletes: int = 0
+
+
+def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
+                replies: tuple[SendReply, ...], max_chars: int) -> None:
+    """Mark handled + advance the cursor + write the outbox rows, atomically."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        mapping.record_post(db, post, status=status, source=source)
+        if replies:
+            outbox.enqueue_replies(db, replies, max_chars=max_chars)
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
+@attrs.define
+class Handler:
+    cfg: MattermostConfig
+    store: Store
+    mapper: Mapper
+    invoker: Invoker
+    replies: trio.MemorySendChannel[OutboundRequest]
+    bot: BotIdentity
+    stats: HandlerStats = attrs.Factory(HandlerStats)
+    _pattern: re.Pattern[str] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self._pattern = mention_pattern(self.bot.names)
+
+    async def __call__(self, event: InboundEvent) -> None:
+        match event:
+            case PostCreated():
+                await self._post_created(event)
+            case PostEdited(post=post):
+                if await self.store.run(mapping.is_post_seen, post.id):
+                    self.stats.edits += 1
+                    await self.invoker.chat.edit_message(post_id=post.id, content=post.message)
+            case PostDeleted(post=post):
+                if await self.store.run(mapping.is_post_seen, post.id):
+                    self.stats.deletes += 1
+                    await self.invoker.chat.delete_message(post_id=post.id)
+            case MemberJoined(channel_id=cid, user_id=uid):
+                await self.mapper.member_joined(cid, uid)
+            case MemberLeft(channel_id=cid, user_id=uid):
+                await self.mapper.member_left(cid, uid)
+            case ChannelCreated() | ChannelDeleted():
+                pass  # auto-join watches channel lists itself; deleted rooms keep their history
+            case _:
+                raise AssertionError(f"unhandled event {event!r}")
+
+    async def _post_created(self, event: PostCreated) -> None:
+        post = event.post
+        if await self.store.run(mapping.is_post_seen, post.id):
+            self.stats.duplicates += 1
+            return
+        early = decide(post, channel_type=event.channel_type, bot=self.bot,
+                       pattern=self._pattern)
+        if not early.store:  # own or system posts: no mapping, no storage
+            await self._finish(post, early.reason, event.source, ())
+            return
+        info = await self.mapper.channel(post.channel_id)
+        if not info.sync_enabled:
+            await self._finish(post, "sync_off", event.source, ())
+            return
+        decision = decide(post, channel_type=event.channel_type or info.type, bot=self.bot,
+                          pattern=self._pattern)
+        user = await self.mapper.user(post.user_id)
+        outcome = await self.invoker.send(
+            post, room=info.room_id, user=user, respond=decision.respond,
+            prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}",
+            react=self._reactor(post.id) if decision.respond else None)
+        if outcome.failed and outcome.result is None:
+            await self.invoker.store_only(post, room=info.room_id, user=user)
+        replies: tuple[SendReply, ...] = ()
+        if decision.respond and outcome.answer:
+            replies = (SendReply(
+                channel_id=post.channel_id, message=f"{MARKER} {outcome.answer}",
+                reply_key=f"{post.id}:reply", root_id=_root(post, self.cfg.reply_mode),
+                trigger_post_id=post.id),)
+        status = "answered" if replies else ("chat_failed" if outcome.failed else "stored")
+        await self._finish(post, status, event.source, replies)
+
+    async def _finish(self, post: Post, status: str, source: str,
+                      replies: tuple[SendReply, ...]) -> None:
+        await self.store.run(finish_post, post, status=status, source=source, replies=replies,
+                             max_chars=self.cfg.max_post_chars)
+        self.stats.posts[status] += 1
+        for reply in replies:
+            await self.replies.send(reply)
+            self.stats.replies_queued += 1
+
+    def _reactor(self, post_id: PostId) -> ReactFn:
+        async def react(emoji: str) -> None:
+            if emoji == "white_check_mark":
+                await self.replies.send(AddReaction(post_id=post_id, emoji_name=HOURGLASS,
+                                                    remove=True))
+            await self.replies.send(AddReaction(post_id=post_id, emoji_name=emoji))
+
+        return react
+
+
+def _root(post: Post, reply_mode: str) -> PostId | None:
+    root = reply_root(post, reply_mode)
+    return PostId(root) if root else None
+

@@ -1,0 +1,96 @@
+"""Calls the ChatService under a timeout and a concurrency limit; failures become an apology.
+
+The serializers call ``Invoker.send`` for each post in order (request/response in their own task,
+so a slow channel waits alone); ``CapacityLimiter`` bounds how many calls run at once. Any
+ChatService failure or timeout gives ``Outcome.failed`` plus the fixed apology text, never the
+exception's text, never silence and never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+import trio
+
+from ..chat.protocol import ChatService, ReactFn, SendResult
+from ..errors import ChatServiceError, StoreError
+from ..messages import AgentUserId, Post, RoomId
+
+logger = logging.getLogger(__name__)
+
+APOLOGY = ("죄송합니다. 지금은 답변을 드릴 수 없습니다. 잠시 후 다시 시도해 주세요. "
+           "(Sorry, I can't answer right now. Please try again in a moment.)")
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    result: SendResult | None
+    answer: str | None  # what to post (the assistant message or the apology)
+    failed: bool = False
+    error: str = ""  # the error's type name, for counting
+
+
+@attrs.define
+class InvokerStats:
+    calls: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    latency_sum_s: float = 0.0
+    latencies_s: list[float] = attrs.Factory(list)  # recent, for metrics histograms
+
+
+@attrs.define
+class Invoker:
+    chat: ChatService
+    timeout_s: float
+    limiter: trio.CapacityLimiter
+    stats: InvokerStats = attrs.Factory(InvokerStats)
+
+    async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
+                   prompt: str, permalink: str | None = None,
+                   react: ReactFn | None = None) -> Outcome:
+        """Store ``post`` in the ChatService and get the answer when ``respond``."""
+        start = trio.current_time()
+        self.stats.calls += 1
+        try:
+            async with self.limiter:
+                with trio.fail_after(self.timeout_s):
+                    result = await self.chat.send_message(
+                        room, user, post.message, post_id=post.id, root_id=post.root_id,
+                        created_at_ms=post.create_at or None, respond=respond,
+                        prompt=prompt if respond else None, permalink=permalink, react=react)
+        except trio.TooSlowError:
+            self.stats.timeouts += 1
+            return self._failed(post, "ChatServiceTimeout", respond)
+        except (ChatServiceError, StoreError) as exc:
+            logger.warning("invoker: ChatService failed for post %s in %s: %s", post.id,
+                           post.channel_id, type(exc).__name__)
+            return self._failed(post, type(exc).__name__, respond)
+        except Exception as exc:  # the invoker's error boundary: one post, apology, count
+            logger.exception("invoker: unexpected ChatService error for post %s", post.id)
+            return self._failed(post, type(exc).__name__, respond)
+        finally:
+            elapsed = trio.current_time() - start
+            self.stats.latency_sum_s += elapsed
+            self.stats.latencies_s.append(elapsed)
+            del self.stats.latencies_s[:-1000]
+        answer = result.assistant_message if respond else None
+        return Outcome(result=result, answer=answer)
+
+    def _failed(self, post: Post, error: str, respond: bool) -> Outcome:
+        self.stats.failures += 1
+        return Outcome(result=None, answer=APOLOGY if respond else None, failed=True,
+                       error=error)
+
+    async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool:
+        """Best-effort second try to store a post whose answered call failed."""
+        try:
+            async with self.limiter:
+                with trio.fail_after(self.timeout_s):
+                    await self.chat.send_message(room, user, post.message, post_id=post.id,
+                                                 root_id=post.root_id,
+                                                 created_at_ms=post.create_at or None)
+        except (trio.TooSlowError, ChatServiceError, StoreError):
+            return False
+        return True

@@ -1,0 +1,184 @@
+"""Mattermost users and channels -> agent users and rooms, with a cache in front of the DB.
+
+Users: the ``mchat_user_mapping`` row, else an agent user with the same e-mail, else a new agent
+user. Channels: the ``mchat_channel_mapping`` row, else a new room whose members are the channel's
+members (paged through REST). Member events keep room membership in step; nobody is removed
+except by an explicit ``user_removed``.
+
+The mapper is called by the channel serializers (request/response in the caller's task): a
+per-key lock makes concurrent first sightings of one user or channel create it only once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from .. import mapping
+from ..chat.protocol import ChatService
+from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
+from ..store import Store
+
+logger = logging.getLogger(__name__)
+
+_ROOM_KINDS = {"O": "channel", "P": "private", "D": "direct", "G": "group"}
+MEMBERS_PAGE = 200
+
+
+class _Rest(Protocol):
+    async def get_channel(self, channel_id: str) -> Mapping[str, Any]: ...
+    async def get_channel_members(self, channel_id: str, *, page: int = 0,
+                                  per_page: int = 200) -> list[Mapping[str, Any]]: ...
+    async def get_user(self, user_id: str) -> Mapping[str, Any]: ...
+
+
+@attrs.frozen(kw_only=True)
+class ChannelInfo:
+    channel_id: ChannelId
+    room_id: RoomId
+    type: str
+    name: str
+    team_id: str
+    sync_enabled: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChannelInfo:
+        return cls(channel_id=ChannelId(row["mchat_channel_id"]),
+                   room_id=RoomId(row["agent_room_id"]), type=row["channel_type"],
+                   name=row["mchat_channel_name"], team_id=row["mchat_team_id"],
+                   sync_enabled=bool(row["sync_enabled"]))
+
+
+@attrs.define
+class MapperStats:
+    users_created: int = 0
+    users_matched_by_email: int = 0
+    rooms_created: int = 0
+    cache_hits: int = 0
+
+
+@attrs.define
+class Mapper:
+    store: Store
+    rest: _Rest
+    chat: ChatService
+    bot_user_id: str
+    stats: MapperStats = attrs.Factory(MapperStats)
+    _channels: dict[str, ChannelInfo] = attrs.Factory(dict)
+    _users: dict[str, AgentUserId] = attrs.Factory(dict)
+    _locks: dict[str, trio.Lock] = attrs.Factory(dict)
+
+    def _lock(self, key: str) -> trio.Lock:
+        return self._locks.setdefault(key, trio.Lock())
+
+    async def channel(self, channel_id: ChannelId) -> ChannelInfo:
+        """The channel's room, creating it (and its members) on first sight."""
+        cached = self._channels.get(channel_id)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        async with self._lock(f"c:{channel_id}"):
+            if channel_id in self._channels:
+                return self._channels[channel_id]
+            row = await self.store.run(mapping.get_channel, channel_id)
+            if row is None:
+                row = await self._create_room(channel_id)
+            info = ChannelInfo.from_row(row)
+            self._channels[channel_id] = info
+            return info
+
+    async def _create_room(self, channel_id: ChannelId) -> dict[str, Any]:
+        ch = await self.rest.get_channel(channel_id)
+        ctype = str(ch.get("type") or "O")
+        name = str(ch.get("display_name") or ch.get("name") or channel_id)
+        room = await self.chat.create_room(name=name, kind=_ROOM_KINDS.get(ctype, "channel"))
+        row = await self.store.run(
+            mapping.insert_channel, channel_id=channel_id, team_id=str(ch.get("team_id") or ""),
+            name=str(ch.get("name") or ""), display_name=name, channel_type=ctype,
+            room_id=room.id)
+        if row["agent_room_id"] == room.id:
+            self.stats.rooms_created += 1
+            logger.info("mapper: channel %s -> new room %s", channel_id, room.id)
+        await self._add_all_members(channel_id, RoomId(row["agent_room_id"]))
+        return row
+
+    async def _add_all_members(self, channel_id: ChannelId, room: RoomId) -> None:
+        page = 0
+        while True:
+            members = await self.rest.get_channel_members(channel_id, page=page,
+                                                          per_page=MEMBERS_PAGE)
+            for member in members:
+                uid = str(member.get("user_id") or "")
+                if uid and uid != self.bot_user_id:
+                    await self.chat.add_room_member(room, await self.user(MattermostUserId(uid)))
+            if len(members) < MEMBERS_PAGE:
+                return
+            page += 1
+
+    async def user(self, user_id: MattermostUserId) -> AgentUserId:
+        """The agent user for a Mattermost user: DB, then e-mail match, then create."""
+        cached = self._users.get(user_id)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        async with self._lock(f"u:{user_id}"):
+            if user_id in self._users:
+                return self._users[user_id]
+            row = await self.store.run(mapping.get_user, user_id)
+            if row is None:
+                row = await self._create_user(user_id)
+            agent = AgentUserId(row["agent_user_id"])
+            self._users[user_id] = agent
+            return agent
+
+    async def _create_user(self, user_id: MattermostUserId) -> dict[str, Any]:
+        u = await self.rest.get_user(user_id)
+        email = str(u.get("email") or "") or None
+        username = str(u.get("username") or user_id)
+        existing = await self.chat.find_user_by_email(email) if email else None
+        if existing is not None:
+            agent, matched_by = existing, "email"
+        else:
+            full = " ".join(p for p in (u.get("last_name"), u.get("first_name")) if p)
+            agent = await self.chat.create_user(name=full or u.get("nickname") or username,
+                                                email=email)
+            matched_by = "created"
+        row = await self.store.run(mapping.insert_user, user_id=user_id, username=username,
+                                   email=email, agent_user_id=agent.id, matched_by=matched_by)
+        if matched_by == "email":
+            self.stats.users_matched_by_email += 1
+        else:
+            self.stats.users_created += 1
+        logger.info("mapper: user %s -> agent user %s (%s)", user_id, row["agent_user_id"],
+                    matched_by)
+        return row
+
+    async def member_joined(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
+        if user_id == self.bot_user_id:
+            await self.channel(channel_id)
+            return
+        info = await self.channel(channel_id)
+        await self.chat.add_room_member(info.room_id, await self.user(user_id))
+
+    async def member_left(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
+        if user_id == self.bot_user_id:
+            return
+        row = await self.store.run(mapping.get_channel, channel_id)
+        agent = self._users.get(user_id)
+        if agent is None:
+            urow = await self.store.run(mapping.get_user, user_id)
+            agent = AgentUserId(urow["agent_user_id"]) if urow else None
+        if row is not None and agent is not None:
+            await self.chat.remove_room_member(RoomId(row["agent_room_id"]), agent)
+
+    async def set_sync(self, channel_id: ChannelId, enabled: bool) -> bool:
+        """Turn intake on/off (admin API); updates the DB and the cache together."""
+        changed = await self.store.run(mapping.set_channel_sync, channel_id, enabled)
+        info = self._channels.get(channel_id)
+        if info is not None:
+            self._channels[channel_id] = attrs.evolve(info, sync_enabled=enabled)
+        return changed

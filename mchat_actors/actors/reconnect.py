@@ -1,0 +1,146 @@
+"""The reconnect supervisor: owns the connection's life, resume, backfill and polling fallback.
+
+- WebSocket with header auth; after a drop it reconnects with exponential backoff and full
+  jitter (``backoff_initial_s`` .. ``backoff_max_s``; the failure count resets once a connection
+  has been up for ``stable_after_s``), asking to resume with ``connection_id`` +
+  ``sequence_number``. When the server cannot resume (a hello with a new connection id) every
+  channel is backfilled before any newer live event is read.
+- ``MCHAT_MODE=auto``: after ``ws_failures_before_polling`` failed attempts in a row the bot
+  polls every ``poll_interval_s`` and keeps trying the WebSocket between polls; the first good
+  connection ends polling (its hello triggers a backfill, so nothing between is missed).
+- ``MCHAT_MODE=polling``: polls only. ``MCHAT_MODE=websocket``: never polls.
+- A socket that never authenticates is checked against ``users/me``: a 401 there is fatal
+  (``MattermostAuthError``), anything else is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from ..config import MattermostConfig
+from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
+from ..messages import ConnectionState, InboundEvent
+from ..supervision import backoff_delay
+from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_connection
+from .sweeper import Sweeper
+
+logger = logging.getLogger(__name__)
+
+
+class _Rest(Protocol):
+    async def get_me(self) -> Mapping[str, Any]: ...
+
+
+@attrs.define
+class ReconnectStats:
+    state: ConnectionState = ConnectionState(mode="connecting")
+    attempts: int = 0
+    failures_in_row: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+    connection: ConnectionStats = attrs.Factory(ConnectionStats)
+
+
+async def run(
+    cfg: MattermostConfig,
+    *,
+    rest: _Rest,
+    sweeper: Sweeper,
+    events: trio.MemorySendChannel[InboundEvent],
+    bot_user_id: str,
+    stats: ReconnectStats,
+    rng: random.Random | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep events flowing until cancelled. Raises only ``MattermostAuthError``."""
+    task_status.started()
+    if cfg.mode == "polling":
+        _set_state(stats, "polling")
+        await sweeper.poll_forever(cfg.poll_interval_s)
+        return
+    resume = ResumeState()
+
+    async def on_new_connection(connection_id: str, had_previous: bool) -> None:
+        _set_state(stats, "websocket", connection_id)
+        await sweeper.sweep(source="backfill")
+
+    while True:
+        polling = cfg.mode == "auto" and stats.failures_in_row >= cfg.ws_failures_before_polling
+        delay = backoff_delay(stats.failures_in_row, initial_s=cfg.backoff_initial_s,
+                              max_s=cfg.backoff_max_s, rng=rng)
+        if polling:
+            _set_state(stats, "polling")
+            with trio.move_on_after(max(delay, cfg.poll_interval_s)):
+                await _poll_resiliently(cfg, sweeper)
+        else:
+            await trio.sleep(delay)
+        stats.attempts += 1
+        stats.connection.ready_at = None
+        try:
+            await run_connection(cfg, resume=resume, events=events,
+                                 on_new_connection=on_new_connection, stats=stats.connection,
+                                 bot_user_id=bot_user_id, task_status=_Ready(stats, resume))
+        except NotAuthenticated as exc:
+            await _check_token(rest)
+            _failed(stats, exc, sweeper)
+        except (MattermostUnavailable, RateLimited) as exc:
+            up_since = stats.connection.ready_at
+            if up_since is not None:
+                stats.reconnects += 1
+                if trio.current_time() - up_since >= cfg.stable_after_s:
+                    stats.failures_in_row = 0  # a stable connection forgives past failures
+            _failed(stats, exc, sweeper)
+
+
+@attrs.define
+class _Ready:
+    """The connection's task_status: marks the supervisor connected once authenticated."""
+
+    stats: ReconnectStats
+    resume: ResumeState
+
+    def started(self, value: object = None) -> None:
+        if self.stats.state.mode != "websocket" or (
+                self.stats.state.connection_id != self.resume.connection_id):
+            _set_state(self.stats, "websocket", self.resume.connection_id)
+
+
+async def _poll_resiliently(cfg: MattermostConfig, sweeper: Sweeper) -> None:
+    """Poll; a failed sweep waits one interval and tries again (the loop's deadline ends it)."""
+    while True:
+        try:
+            await sweeper.poll_forever(cfg.poll_interval_s)
+        except (MattermostUnavailable, RateLimited) as exc:
+            logger.warning("reconnect: poll failed (%s); retrying", exc)
+            await trio.sleep(cfg.poll_interval_s)
+
+
+async def _check_token(rest: _Rest) -> None:
+    """Raise ``MattermostAuthError`` when users/me rejects the token; else return."""
+    try:
+        await rest.get_me()
+    except MattermostAuthError:
+        logger.error("reconnect: the server rejects MCHAT_TOKEN (users/me answered 401)")
+        raise
+    except (MattermostUnavailable, RateLimited):
+        return
+
+
+def _failed(stats: ReconnectStats, exc: Exception, sweeper: Sweeper) -> None:
+    stats.failures_in_row += 1
+    stats.last_error = str(exc)
+    sweeper.connection_lost()
+    if stats.state.mode == "websocket":
+        _set_state(stats, "connecting")
+    logger.warning("reconnect: %s (failure %d in a row)", exc, stats.failures_in_row)
+
+
+def _set_state(stats: ReconnectStats, mode: str, connection_id: str | None = None) -> None:
+    stats.state = ConnectionState(mode=mode, connection_id=connection_id,
+                                  since=trio.current_time())

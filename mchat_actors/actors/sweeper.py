@@ -1,0 +1,134 @@
+"""REST sweeps over the bot's channels: backfill after a lost connection, and polling mode.
+
+One sweep visits every channel: a mapped channel is read forward from its cursor (the last
+post handled) with ``after=`` cursors, page by page, never ``since`` with paging (``since``
+ignores paging on the real server). A channel without a cursor is read with ``since`` from the
+moment the previous connection was lost (capped at 1000 posts by the server), or skipped on a
+first start. Posts are emitted oldest first; duplicates are dropped downstream by post id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from .. import mapping
+from ..mattermost.events import posts_from_list
+from ..messages import ChannelId, InboundEvent, Post, PostCreated
+from ..store import Store
+
+logger = logging.getLogger(__name__)
+
+PAGE = 200
+CHANNEL_LIST_TTL_S = 30.0
+
+
+class _Rest(Protocol):
+    async def get_posts(self, channel_id: str, *, since: int | None = None,
+                        after: str | None = None, before: str | None = None, page: int = 0,
+                        per_page: int = 60) -> Mapping[str, Any]: ...
+    async def get_my_teams(self) -> list[Mapping[str, Any]]: ...
+    async def get_my_channels(self, team_id: str) -> list[Mapping[str, Any]]: ...
+
+
+@attrs.define
+class SweepStats:
+    sweeps: int = 0
+    backfills: int = 0
+    polls: int = 0
+    posts_emitted: int = 0
+    last_sweep_at: float | None = None
+
+
+@attrs.define
+class Sweeper:
+    rest: _Rest
+    store: Store
+    events: trio.MemorySendChannel[InboundEvent]
+    stats: SweepStats = attrs.Factory(SweepStats)
+    lost_since_ms: int | None = None  # wall ms when the last connection was lost
+    _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
+    _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
+    _channels_at: float = -1e18
+
+    def connection_lost(self) -> None:
+        if self.lost_since_ms is None:
+            self.lost_since_ms = int(time.time() * 1000) - 5_000
+
+    async def sweep(self, *, source: str) -> int:
+        """Read every channel forward and emit its new posts. Returns how many were emitted."""
+        await self._refresh_channels()
+        db_cursors = {cid: (last, created) for cid, last, created
+                      in await self.store.run(mapping.cursors)}
+        emitted = 0
+        for cid in sorted(set(self._channels) | set(db_cursors)):
+            last, created_at = db_cursors.get(cid, (None, None))
+            cursor = self._cursors.get(cid) or last
+            if cursor:
+                emitted += await self._read_after(ChannelId(cid), cursor, source)
+            else:
+                since = self.lost_since_ms
+                if created_at is not None:
+                    since = int(created_at * 1000) - 1_000
+                if since is not None:
+                    emitted += await self._read_since(ChannelId(cid), since, source)
+        self.lost_since_ms = None
+        self.stats.sweeps += 1
+        if source == "backfill":
+            self.stats.backfills += 1
+        else:
+            self.stats.polls += 1
+        self.stats.last_sweep_at = trio.current_time()
+        return emitted
+
+    async def poll_forever(self, interval_s: float) -> None:
+        """Sweep at absolute deadlines every ``interval_s`` (no drift)."""
+        deadline = trio.current_time()
+        while True:
+            await self.sweep(source="poll")
+            deadline = max(deadline + interval_s, trio.current_time())
+            await trio.sleep_until(deadline)
+
+    async def _refresh_channels(self) -> None:
+        if trio.current_time() - self._channels_at < CHANNEL_LIST_TTL_S:
+            return
+        channels: dict[str, str] = {}
+        for team in await self.rest.get_my_teams():
+            for ch in await self.rest.get_my_channels(str(team["id"])):
+                if not ch.get("delete_at"):
+                    channels[str(ch["id"])] = str(ch.get("type") or "")
+        self._channels = channels
+        self._channels_at = trio.current_time()
+
+    async def _read_after(self, cid: ChannelId, cursor: str, source: str) -> int:
+        emitted = 0
+        while True:
+            posts = posts_from_list(await self.rest.get_posts(cid, after=cursor, page=0,
+                                                              per_page=PAGE))
+            if not posts:
+                return emitted
+            emitted += await self._emit(cid, posts, source)
+            cursor = posts[-1].id
+            if len(posts) < PAGE:
+                return emitted
+
+    async def _read_since(self, cid: ChannelId, since_ms: int, source: str) -> int:
+        posts = posts_from_list(await self.rest.get_posts(cid, since=since_ms))
+        posts = [p for p in posts if p.create_at > since_ms and not p.delete_at]
+        return await self._emit(cid, posts, source)
+
+    async def _emit(self, cid: ChannelId, posts: list[Post], source: str) -> int:
+        ctype = self._channels.get(cid, "")
+        for post in posts:
+            if post.delete_at:
+                continue
+            await self.events.send(PostCreated(post=post, channel_type=ctype, source=source))
+            self.stats.posts_emitted += 1
+        if posts:
+            self._cursors[cid] = posts[-1].id
+        return len(posts)

@@ -1,0 +1,219 @@
+"""Builds every channel, opens the root nursery and starts the actors downstream-first.
+
+Start order: store -> ChatService -> REST client (users/me: the bot's identity; a rejected token
+is fatal here) -> sender -> dispatcher (serializers, mapper, invoker) -> HTTP surface ->
+reconnect supervisor (connection, backfill, polling) -> auto-join. No producer runs before its
+consumer is ready.
+
+Shutdown (``Runtime.request_shutdown()``, called on SIGINT/SIGTERM): intake stops first (the
+connection and the poller are cancelled), the events channel closes, the serializers finish the
+events already in their mailboxes, the replies channel closes, and the sender sends what it can.
+A hard deadline (``shutdown_grace_s``) cancels whatever is left; nothing is lost, because
+unfinished posts were not recorded as handled (the next start backfills them) and unsent
+replies stay in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from . import outbox
+from ._groups import collapse_groups
+from .actors import dispatcher, reconnect, sender
+from .actors.autojoin import AutoJoiner
+from .actors.handler import Handler
+from .actors.invoker import Invoker
+from .actors.mapper import Mapper
+from .actors.sweeper import Sweeper
+from .chat.protocol import ChatService
+from .config import Config
+from .mattermost.rest import MattermostClient, open_mattermost_client
+from .messages import InboundEvent, OutboundRequest
+from .ratelimit import TokenBucket
+from .store import Store, open_store
+from .supervision import RestartPolicy, SupervisorStats, supervise
+from .trigger import BotIdentity
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.define
+class Runtime:
+    """The running service, as the HTTP surface and the tests see it."""
+
+    config: Config
+    store: Store
+    chat: ChatService
+    client: MattermostClient
+    bucket: TokenBucket
+    bot: BotIdentity
+    mapper: Mapper
+    invoker: Invoker
+    handler: Handler
+    sweeper: Sweeper
+    events: trio.MemorySendChannel[InboundEvent]  # clone per producer (http uses one)
+    replies: trio.MemorySendChannel[OutboundRequest]
+    reconnect_stats: reconnect.ReconnectStats = attrs.Factory(reconnect.ReconnectStats)
+    dispatcher_stats: dispatcher.DispatcherStats = attrs.Factory(dispatcher.DispatcherStats)
+    supervisor_stats: SupervisorStats = attrs.Factory(SupervisorStats)
+    sender_stats: object = None
+    started_at: float = 0.0
+    _intake: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    _stopping: trio.Event = attrs.Factory(trio.Event)
+
+    def request_shutdown(self) -> None:
+        """Stop intake and drain (see the module docstring). Idempotent."""
+        if not self._stopping.is_set():
+            logger.info("app: shutdown requested")
+            self._stopping.set()
+            self._intake.cancel()
+
+    async def outbox_summary(self) -> dict[str, object]:
+        return await self.store.run(outbox.summary)
+
+
+@asynccontextmanager
+async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
+    """The configured ChatService: embedded, or the remote adapter over the embedded store."""
+    from .chat.embedded import open_embedded_chat_service
+
+    llm_cm = None
+    if config.chat.llm_base_url:
+        from .chat.llm import open_llm
+
+        llm_cm = open_llm(config.chat)
+    async with _maybe(llm_cm) as llm:
+        async with open_embedded_chat_service(config.db_path, llm=llm) as local:
+            if config.chat.backend != "remote":
+                yield local
+                return
+            from .chat.remote import open_remote_chat_service
+
+            async with open_remote_chat_service(config.chat, local=local, llm=llm) as remote:
+                yield remote
+
+
+@asynccontextmanager
+async def _maybe(cm: object) -> AsyncIterator[object]:
+    if cm is None:
+        yield None
+    else:
+        async with cm as value:  # type: ignore[attr-defined]
+            yield value
+
+
+async def run(
+    config: Config,
+    *,
+    chat: ChatService | None = None,
+    task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the service until ``request_shutdown()`` (or cancellation).
+
+    Raises:
+        MattermostAuthError: the token is rejected (at start, or later by users/me).
+        SupervisionError: an actor crashed more often than its restart policy allows.
+    """
+    with collapse_groups():
+        async with open_store(config.db_path) as store:
+            if chat is None:
+                async with open_chat_service(config) as chat_service:
+                    await _run(config, store, chat_service, task_status)
+            else:
+                await _run(config, store, chat, task_status)
+
+
+async def _run(config: Config, store: Store, chat: ChatService,
+               task_status: trio.TaskStatus[Runtime]) -> None:
+    mm = config.mattermost
+    bucket = TokenBucket(mm.rate_limit_per_s)
+    async with open_mattermost_client(mm, bucket=bucket) as client:
+        me = await client.get_me()
+        bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
+                          extra_names=(mm.bot_name,) if mm.bot_name else (),
+                          respond_to_all_dm=mm.respond_to_all_dm)
+        logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id, mm.mode)
+        events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
+        replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](
+            config.queues.replies)
+        mapper = Mapper(store=store, rest=client, chat=chat, bot_user_id=bot.user_id)
+        invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
+                          limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
+        handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
+                          replies=replies_send, bot=bot)
+        sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
+        rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
+                     bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
+                     events=events_send, replies=replies_send, started_at=trio.current_time())
+        policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
+        sender_obj = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id)
+        rt.sender_stats = sender_obj.stats
+        with trio.CancelScope() as hard_stop:
+            async with trio.open_nursery() as root:
+                async with trio.open_nursery() as pipeline:
+                    await pipeline.start(_sender_task, sender_obj, replies_recv, policy, rt)
+                    await pipeline.start(_dispatcher_task, config, events_recv, handler, rt)
+                    await _start_http(root, rt)
+                    root.start_soon(_intake_task, rt, policy)
+                    task_status.started(rt)
+                    await rt._stopping.wait()
+                    # intake is cancelled: drain the pipeline under the grace deadline
+                    hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
+                    await events_send.aclose()
+                    await sweeper.events.aclose()
+                root.cancel_scope.cancel()  # pipeline drained: stop the HTTP surface
+        if hard_stop.cancelled_caught:
+            logger.warning("app: shutdown grace of %g s ran out; unsent replies stay in the "
+                           "outbox", config.shutdown_grace_s)
+
+
+async def _sender_task(snd: sender.Sender, inbox: trio.MemoryReceiveChannel[OutboundRequest],
+                       policy: RestartPolicy, rt: Runtime,
+                       task_status: trio.TaskStatus[None]) -> None:
+    started = False
+
+    async def once() -> None:
+        nonlocal started
+        async with trio.open_nursery() as n:
+            await n.start(snd.run, inbox)
+            if not started:
+                started = True
+                task_status.started()
+
+    await supervise("sender", once, policy, stats=rt.supervisor_stats)
+
+
+async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[InboundEvent],
+                           handler: Handler, rt: Runtime,
+                           task_status: trio.TaskStatus[None]) -> None:
+    await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
+                         task_status=task_status)
+    await rt.replies.aclose()  # every serializer finished: the sender drains and returns
+
+
+async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
+    try:
+        from .http.server import serve_http
+    except ImportError:  # the HTTP surface is optional until it lands
+        return
+    await root.start(serve_http, rt)
+
+
+async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
+    with rt._intake:
+        async with trio.open_nursery() as n:
+            joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
+            await joiner.join_configured()
+            n.start_soon(joiner.watch)
+
+            async def connection() -> None:
+                await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,
+                                    events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
+                                    stats=rt.reconnect_stats)
+
+            n.start_soon(supervise, "reconnect", connection, policy, rt.supervisor_stats)

@@ -1,0 +1,107 @@
+"""Queries over the runtime's mapping and seen-post tables (run through ``Store.run``).
+
+Every function takes the ``sqlite_utils.Database`` first and is safe to call inside a caller's
+transaction. Writes are idempotent (``INSERT ... ON CONFLICT``), so a replayed event or a
+restart never creates a second row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlite_utils
+
+from .messages import Post
+
+
+def get_channel(db: sqlite_utils.Database, channel_id: str) -> dict[str, Any] | None:
+    rows = db.query("SELECT * FROM mchat_channel_mapping WHERE mchat_channel_id = ?",
+                    [channel_id])
+    return next(iter(rows), None)
+
+
+def insert_channel(db: sqlite_utils.Database, *, channel_id: str, team_id: str, name: str,
+                   display_name: str, channel_type: str, room_id: str) -> dict[str, Any]:
+    """Insert a mapping unless one exists; returns the row that is now stored."""
+    now = time.time()
+    db.conn.execute(
+        "INSERT INTO mchat_channel_mapping (mchat_channel_id, mchat_team_id, mchat_channel_name,"
+        " mchat_display_name, channel_type, agent_room_id, sync_enabled, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(mchat_channel_id) DO NOTHING",
+        (channel_id, team_id, name, display_name, channel_type, room_id, now, now),
+    )
+    row = get_channel(db, channel_id)
+    assert row is not None
+    return row
+
+
+def set_channel_sync(db: sqlite_utils.Database, channel_id: str, enabled: bool) -> bool:
+    """Turn a channel's intake on or off; False when the channel is not mapped."""
+    cur = db.conn.execute(
+        "UPDATE mchat_channel_mapping SET sync_enabled = ?, updated_at = ? "
+        "WHERE mchat_channel_id = ?", (1 if enabled else 0, time.time(), channel_id))
+    return cur.rowcount > 0
+
+
+def list_channels(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM mchat_channel_mapping ORDER BY id"))
+
+
+def get_user(db: sqlite_utils.Database, user_id: str) -> dict[str, Any] | None:
+    rows = db.query("SELECT * FROM mchat_user_mapping WHERE mchat_user_id = ?", [user_id])
+    return next(iter(rows), None)
+
+
+def insert_user(db: sqlite_utils.Database, *, user_id: str, username: str, email: str | None,
+                agent_user_id: str, matched_by: str) -> dict[str, Any]:
+    now = time.time()
+    db.conn.execute(
+        "INSERT INTO mchat_user_mapping (mchat_user_id, mchat_username, mchat_email,"
+        " agent_user_id, matched_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(mchat_user_id) DO NOTHING",
+        (user_id, username, email, agent_user_id, matched_by, now, now),
+    )
+    row = get_user(db, user_id)
+    assert row is not None
+    return row
+
+
+def list_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM mchat_user_mapping ORDER BY id"))
+
+
+def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
+    row = db.conn.execute("SELECT 1 FROM mchat_posts WHERE post_id = ?", (post_id,)).fetchone()
+    return row is not None
+
+
+def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str) -> None:
+    """Mark ``post`` handled and move its channel's backfill cursor forward (never back)."""
+    db.conn.execute(
+        "INSERT INTO mchat_posts (post_id, channel_id, create_at, update_at, status, source,"
+        " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(post_id) DO UPDATE SET"
+        " update_at = MAX(update_at, excluded.update_at)",
+        (post.id, post.channel_id, post.create_at, post.update_at, status, source, time.time()),
+    )
+    db.conn.execute(
+        "UPDATE mchat_channel_mapping SET last_post_id = ?, last_post_at = ?, updated_at = ?"
+        " WHERE mchat_channel_id = ? AND last_post_at <= ?",
+        (post.id, post.create_at, time.time(), post.channel_id, post.create_at),
+    )
+
+
+def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
+    """(channel id, last handled post id or None, mapping created_at) for every mapped channel."""
+    return [(r[0], r[1], r[2]) for r in db.conn.execute(
+        "SELECT mchat_channel_id, last_post_id, created_at FROM mchat_channel_mapping"
+        " ORDER BY id")]
+
+
+def count_posts(db: sqlite_utils.Database, statuses: Iterable[str] | None = None) -> int:
+    if statuses is None:
+        return int(db.conn.execute("SELECT COUNT(*) FROM mchat_posts").fetchone()[0])
+    marks = ",".join("?" for _ in statuses)
+    return int(db.conn.execute(f"SELECT COUNT(*) FROM mchat_posts WHERE status IN ({marks})",
+                               tuple(statuses)).fetchone()[0])

@@ -1,0 +1,46 @@
+"""``mchat-actors serve``: load the config, run the app until SIGINT/SIGTERM, exit cleanly."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+
+import trio
+
+from . import app
+from .config import Config, describe
+from .errors import MattermostAuthError, MchatActorsError, SupervisionError
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(config: Config) -> None:
+    """Run the service; the first SIGINT/SIGTERM starts a clean shutdown."""
+    async with trio.open_nursery() as nursery:
+        runtime = await nursery.start(app.run, config)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logger.info("serve: %s received, shutting down",
+                            signal.Signals(signum).name)
+                runtime.request_shutdown()
+                break
+
+
+def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
+    """Entry point of ``mchat-actors serve``; ConfigError is reported by the CLI (exit 2)."""
+    config = Config.from_env(environ, toml_path=config_path)
+    logger.info("serve: configuration %s", describe(config))
+    try:
+        trio.run(serve, config)
+    except MattermostAuthError as exc:
+        print(f"mchat-actors: Mattermost rejected the bot token: {exc}", file=sys.stderr)
+        return 3
+    except SupervisionError as exc:
+        print(f"mchat-actors: stopped: {exc}", file=sys.stderr)
+        return 4
+    except MchatActorsError as exc:
+        print(f"mchat-actors: stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
