@@ -210,7 +210,7 @@ async def test_success_with_a_non_json_body_is_malformed():
         await call(Recorder(reply(200, text="<html>")), "get_me")
 
 
-async def test_the_token_never_appears_in_errors_logs_or_reprs(caplog):
+async def test_the_token_never_appears_in_errors_logs_or_reprs(caplog, autojump_clock):
     """The token is absent from every exception, its cause, the log and the reprs."""
     caplog.set_level(logging.DEBUG)
     answers = [
@@ -238,7 +238,7 @@ async def test_the_token_never_appears_in_errors_logs_or_reprs(caplog):
     assert all(TOKEN not in text for text in texts)
 
 
-async def test_statistics_count_errors_by_kind():
+async def test_statistics_count_errors_by_kind(autojump_clock):
     """statistics() counts requests, errors by kind and 429s."""
     rec = Recorder(reply(429, text="limit exceeded"), reply(503), reply(404), reply(200, {}))
     async with open_mattermost_client(
