@@ -47,22 +47,77 @@ HOURGLASS = "hourglass_flowing_sand"
 
 
 @attrs.define
+class WebhookReplies:
+    """Lets the HTTP surface answer an outgoing webhook in its own response body.
+
+    The HTTP surface calls ``expect(post_id)`` before it injects the post, then
+    ``await wait(post_id)`` under its deadline. If the handler produces the reply while someone
+    waits, the text is handed over and the outbox row is recorded as delivered (no REST post);
+    if nobody waits any more, the reply goes through the outbox and the sender as usual.
+    """
+
+    _waiting: dict[str, trio.MemorySendChannel[str]] = attrs.Factory(dict)
+    _inboxes: dict[str, trio.MemoryReceiveChannel[str]] = attrs.Factory(dict)
+
+    def expect(self, post_id: str) -> None:
+        send, recv = trio.open_memory_channel[str](1)
+        self._waiting[post_id] = send
+        self._inboxes[post_id] = recv
+
+    async def wait(self, post_id: str, timeout_s: float) -> str | None:
+        """The reply text if it is ready within ``timeout_s``; None otherwise (then deferred)."""
+        recv = self._inboxes.get(post_id)
+        if recv is None:
+            return None
+        try:
+            with trio.move_on_after(timeout_s):
+                return await recv.receive()
+            return None
+        finally:
+            self._waiting.pop(post_id, None)
+            self._inboxes.pop(post_id, None)
+
+    def deliver(self, post_id: str, text: str) -> bool:
+        """Hand ``text`` to a waiter; False when nobody waits (the caller then uses the outbox)."""
+        send = self._waiting.pop(post_id, None)
+        if send is None:
+            return False
+        try:
+            send.send_nowait(text)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+
+@attrs.define
 class HandlerStats:
     posts: Counter[str] = attrs.Factory(Counter)  # by outcome: answered, stored, ignored_own ...
     duplicates: int = 0
     replies_queued: int = 0
+    replies_in_webhook_response: int = 0
+    ai_responses: int = 0
+    memories_saved: int = 0
     edits: int = 0
     deletes: int = 0
 
 
 def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
-                replies: tuple[SendReply, ...], max_chars: int) -> None:
-    """Mark handled + advance the cursor + write the outbox rows, atomically."""
+                replies: tuple[SendReply, ...], max_chars: int,
+                delivered_in_response: bool = False) -> None:
+    """Mark handled + advance the cursor + write the outbox rows, atomically.
+
+    ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
+    rows are recorded as sent so the sender never posts them.
+    """
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         mapping.record_post(db, post, status=status, source=source)
         if replies:
             outbox.enqueue_replies(db, replies, max_chars=max_chars)
+            if delivered_in_response:
+                for reply in replies:
+                    outbox.mark_delivered_elsewhere(db, reply.reply_key,
+                                                    how="webhook-response")
     except BaseException:
         db.conn.execute("ROLLBACK")
         raise
@@ -78,6 +133,7 @@ class Handler:
     replies: trio.MemorySendChannel[OutboundRequest]
     bot: BotIdentity
     stats: HandlerStats = attrs.Factory(HandlerStats)
+    webhook_replies: WebhookReplies = attrs.Factory(WebhookReplies)
     _pattern: re.Pattern[str] | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -134,13 +190,23 @@ class Handler:
                 reply_key=f"{post.id}:reply", root_id=_root(post, self.cfg.reply_mode),
                 trigger_post_id=post.id),)
         status = "answered" if replies else ("chat_failed" if outcome.failed else "stored")
-        await self._finish(post, status, event.source, replies)
+        if outcome.result is not None:
+            self.stats.memories_saved += len(outcome.result.extracted_memories)
+            if decision.respond and outcome.answer:
+                self.stats.ai_responses += 1
+        in_response = bool(replies) and event.source == "webhook" and (
+            self.webhook_replies.deliver(post.id, replies[0].message))
+        await self._finish(post, status, event.source, replies, in_response)
 
     async def _finish(self, post: Post, status: str, source: str,
-                      replies: tuple[SendReply, ...]) -> None:
+                      replies: tuple[SendReply, ...], in_response: bool = False) -> None:
         await self.store.run(finish_post, post, status=status, source=source, replies=replies,
-                             max_chars=self.cfg.max_post_chars)
+                             max_chars=self.cfg.max_post_chars,
+                             delivered_in_response=in_response)
         self.stats.posts[status] += 1
+        if in_response:
+            self.stats.replies_in_webhook_response += len(replies)
+            return
         for reply in replies:
             await self.replies.send(reply)
             self.stats.replies_queued += 1
