@@ -1,0 +1,222 @@
+"""The embedded service's command handlers: /remember, /search, /forget, /memory, /help, 요약.
+
+Each handler returns ``(answer, memories stored, ephemeral)``. Replies are Korean when the
+command's argument is Korean (or has none), English otherwise; /help is bilingual.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, assert_never
+
+import attrs
+import trio
+
+from ..messages import AgentUserId, RoomId
+from . import repo
+from .answer import format_memory, is_korean
+from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
+from .protocol import MemoryRecord, ReactFn, StoredMessage
+from .search import analyze_query, memory_from_row, relevance, search_memories
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedChatService
+
+logger = logging.getLogger(__name__)
+
+SEARCH_RESULTS = 10
+LIST_MEMORIES = 10
+# /forget deletes the best match only when it covers this share of the query's words.
+FORGET_MIN_RELEVANCE = 0.75
+REACT_TIMEOUT_S = 5.0
+_MEMORY_ID = re.compile(r"^[#m](\d+)$", re.IGNORECASE)
+
+HELP_TEXT = """\
+사용할 수 있는 명령 / Commands
+- `/remember <내용>`: 이 방과 내 개인 기억에 저장 / store a memory for this room and for you
+- `/search <검색어>`: 내가 볼 수 있는 기억 검색 (나에게만 표시) / search the memories you can see \
+(shown only to you)
+- `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나 삭제 / delete the best matching memory
+- `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 / extract memories from \
+the recent conversation (LLM), or list this room's recent memories
+- `/help`: 이 도움말 / this help
+- `@ai 요약 [N시간]`: 최근 N시간 대화 요약, 기본 24시간 / summary of the last N hours (default 24)
+그 밖의 말은 질문으로 보고 저장된 기억으로 답합니다. Anything else is a question, answered from \
+the stored memories."""
+
+Outcome = tuple[str, Sequence[MemoryRecord], bool]
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """Who asked, where, and the stored message that asked."""
+
+    room: RoomId
+    user: AgentUserId
+    message: StoredMessage
+    post_id: str | None
+    permalink: str | None
+    react: ReactFn | None
+
+
+async def handle_command(svc: EmbeddedChatService, req: Request, command: Command) -> Outcome:
+    """Run ``command`` for ``req``.
+
+    Raises:
+        ChatServiceError: the database or the LLM failed.
+    """
+    match command:
+        case Remember(text=text):
+            return await _remember(svc, req, text)
+        case Search(query=query):
+            return await _search(svc, req, query)
+        case Forget(target=target):
+            return await _forget(svc, req, target)
+        case ListMemories():
+            return await _list_memories(svc, req)
+        case Help():
+            return HELP_TEXT, (), False
+        case Summarize(hours=hours):
+            return await _summarize(svc, req, hours)
+        case _:
+            assert_never(command)
+
+
+async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcome:
+    korean = is_korean(text) or not text
+    if not text:
+        return "사용법: `/remember <기억할 내용>`", (), False
+    (room_memory, replaced), (personal, _) = await svc.db(
+        _remember_both, text, req, svc.now_ms())
+    if korean:
+        verb = "기존 기억을 업데이트했습니다" if replaced else "기억했습니다"
+        reply = f"{verb}: {room_memory.content}\n(이 방과 개인 기억에 저장, `{room_memory.id}`)"
+    else:
+        verb = "Updated the existing memory" if replaced else "Remembered"
+        reply = (f"{verb}: {room_memory.content}\n(stored for this room and for you, "
+                 f"`{room_memory.id}`)")
+    return reply, (room_memory, personal), False
+
+
+def _remember_both(conn: sqlite3.Connection, text: str, req: Request,
+                   now_ms: int) -> tuple[tuple[MemoryRecord, bool], tuple[MemoryRecord, bool]]:
+    common = {"kind": "remember", "room": req.room, "author": req.user,
+              "source_post_id": req.post_id, "permalink": req.permalink, "now_ms": now_ms}
+    in_room = repo.save_memory(conn, text, scope="room", owner=None, **common)
+    personal = repo.save_memory(conn, text, scope="personal", owner=req.user, **common)
+    return in_room, personal
+
+
+def _room_names(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, str]:
+    marks = ",".join("?" * len(rooms))
+    rows = conn.execute(f"SELECT id, name FROM chat_rooms WHERE id IN ({marks})", rooms)
+    return {row["id"]: row["name"] for row in rows}
+
+
+async def _labelled(svc: EmbeddedChatService, req: Request, memories: Sequence[MemoryRecord],
+                    *, korean: bool) -> list[str]:
+    """Bullet lines with ids and scope labels: this room, #other-room, personal."""
+    others = sorted({m.room_id for m in memories if m.scope == "room" and m.room_id != req.room
+                     and m.room_id is not None})
+    names = await svc.db(_room_names, others) if others else {}
+    lines = []
+    for m in memories:
+        if m.scope == "personal":
+            label = "개인" if korean else "personal"
+        elif m.room_id == req.room:
+            label = "이 방" if korean else "this room"
+        else:
+            label = f"#{names.get(m.room_id or '', '?')}"
+        lines.append(format_memory(m, korean=korean, label=label, with_id=True))
+    return lines
+
+
+async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome:
+    korean = is_korean(query) or not query
+    if not query:
+        return "사용법: `/search <검색어>`", (), True
+    found = await svc.search(req.room, req.user, query, limit=SEARCH_RESULTS)
+    if not found:
+        return (f"'{query}'에 맞는 기억이 없습니다." if korean
+                else f"No memory matches '{query}'."), (), True
+    head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
+            else f"{len(found)} memories match '{query}':")
+    lines = await _labelled(svc, req, found, korean=korean)
+    return "\n".join([head, *lines]), (), True
+
+
+async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcome:
+    korean = is_korean(target) or not target
+    if not target:
+        return "사용법: `/forget <검색어 또는 m번호>`", (), False
+    deleted = await svc.db(_forget_best, req, target, svc.now_ms())
+    if deleted is None:
+        return (f"'{target}'에 해당하는 기억을 찾지 못했습니다. `/search`로 먼저 확인해 보세요."
+                if korean else f"No memory you can see matches '{target}'. Try `/search` first."
+                ), (), False
+    if korean:
+        return f"삭제했습니다: {deleted.content} (`{deleted.id}`)", (), False
+    return f"Deleted: {deleted.content} (`{deleted.id}`)", (), False
+
+
+def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
+                 now_ms: int) -> MemoryRecord | None:
+    rooms = repo.visible_rooms(conn, req.user, req.room)
+    by_id = _MEMORY_ID.match(target.strip())
+    row = None
+    if by_id:
+        row = repo.get_memory(conn, int(by_id.group(1)))
+        if row is not None and not (
+            (row["scope"] == "room" and row["room_id"] in rooms)
+            or (row["scope"] == "personal" and row["owner_id"] == req.user)
+        ):
+            row = None
+    else:
+        found = search_memories(conn, target, rooms=rooms, owner=req.user,
+                                current_room=req.room, now_ms=now_ms, limit=1)
+        if found and relevance(analyze_query(target), found[0].content) >= FORGET_MIN_RELEVANCE:
+            row = repo.get_memory(conn, int(found[0].id[1:]))
+    if row is None:
+        return None
+    for twin in repo.twins(conn, row, req.user):
+        repo.delete_memory(conn, twin["id"], now_ms)
+    repo.delete_memory(conn, row["id"], now_ms)
+    return memory_from_row(row)
+
+
+async def _list_memories(svc: EmbeddedChatService, req: Request) -> Outcome:
+    if svc.llm is not None:
+        extracted = await svc.extract_memories(req.room)
+        if not extracted:
+            return "최근 대화에서 새로 기억할 내용을 찾지 못했습니다.", (), False
+        lines = await _labelled(svc, req, extracted, korean=True)
+        return "\n".join([f"최근 대화에서 기억 {len(extracted)}개를 저장했습니다:", *lines]), \
+            extracted, False
+    recent = await svc.db(repo.recent_room_memories, req.room, LIST_MEMORIES)
+    if not recent:
+        return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
+    lines = await _labelled(svc, req, recent, korean=True)
+    return "\n".join([f"이 방의 최근 기억 {len(recent)}개:", *lines]), (), False
+
+
+async def _summarize(svc: EmbeddedChatService, req: Request, hours: int) -> Outcome:
+    await _react(req.react, "hourglass_flowing_sand")
+    memory = await svc.summarize_room(req.room, hours=hours)
+    await _react(req.react, "white_check_mark")
+    if memory is None:
+        return f"최근 {hours}시간 동안 이 방에 요약할 대화가 없습니다.", (), False
+    return memory.content, (memory,), False
+
+
+async def _react(react: ReactFn | None, emoji: str) -> None:
+    """Best effort: a failing or slow reaction is logged and otherwise ignored."""
+    if react is None:
+        return
+    with trio.move_on_after(REACT_TIMEOUT_S):
+        try:
+            await react(emoji)
+        except Exception:  # a reaction is decoration; never let it fail the summary
+            logger.warning("chat: reaction %s failed", emoji, exc_info=True)

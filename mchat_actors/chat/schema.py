@@ -1,0 +1,132 @@
+"""The embedded ChatService's tables, in the runtime's SQLite file.
+
+The runtime (``mchat_actors.store``) owns the other tables of the same file; the two share it
+through WAL. Everything here is ``CREATE ... IF NOT EXISTS``: nothing is ever dropped, so opening
+an existing database is always safe.
+
+Ids: users and rooms are opaque hex strings; messages and memories have an integer key
+(``chat_messages.id``, ``memories.id``), shown to people as ``m<id>`` for memories. Times are
+milliseconds since the epoch.
+
+``memories_fts`` is the search index (see ``chat.search``): one row per live memory, ``rowid`` =
+``memories.id``, columns ``words`` (words, particle-stripped stems, script-split parts) and
+``grams`` (Hangul character bigrams), both under the unicode61 tokenizer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import ChatServiceError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT,
+    email_norm TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_norm ON users (email_norm)
+    WHERE email_norm IS NOT NULL;
+CREATE TABLE IF NOT EXISTS chat_rooms (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'channel',
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS room_members (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    joined_at INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (room_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS room_members_user ON room_members (user_id);
+CREATE TABLE IF NOT EXISTS chat_messages (
+    id INTEGER PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    user_id TEXT,
+    role TEXT NOT NULL DEFAULT 'user',
+    content TEXT NOT NULL,
+    mchat_post_id TEXT UNIQUE,
+    root_id TEXT,
+    created_at INTEGER NOT NULL,
+    edited_at INTEGER,
+    deleted_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS chat_messages_room_time ON chat_messages (room_id, created_at);
+CREATE TABLE IF NOT EXISTS memories (
+    id INTEGER PRIMARY KEY,
+    content TEXT NOT NULL,
+    norm TEXT NOT NULL DEFAULT '',
+    fact_key TEXT NOT NULL DEFAULT '',
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'remember',
+    room_id TEXT,
+    owner_id TEXT,
+    author_id TEXT,
+    source_post_id TEXT,
+    permalink TEXT,
+    window_key TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS memories_room ON memories (room_id, scope, updated_at);
+CREATE INDEX IF NOT EXISTS memories_owner ON memories (owner_id, scope);
+CREATE INDEX IF NOT EXISTS memories_source ON memories (source_post_id);
+CREATE INDEX IF NOT EXISTS memories_norm ON memories (norm);
+CREATE INDEX IF NOT EXISTS memories_fact_key ON memories (fact_key);
+CREATE UNIQUE INDEX IF NOT EXISTS memories_window ON memories (room_id, window_key)
+    WHERE window_key IS NOT NULL AND deleted_at IS NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
+    words, grams, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS chat_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open ``path`` (WAL, autocommit, usable from one thread at a time) and create the tables.
+
+    Raises:
+        ChatServiceError: the file cannot be opened or migrated.
+    """
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn)
+    except sqlite3.Error as exc:
+        raise ChatServiceError(f"cannot open the chat database {path}: {exc}") from exc
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Create the ChatService's tables if missing. Idempotent; never drops anything."""
+    conn.executescript(_SCHEMA)
+    conn.execute(
+        "INSERT INTO chat_state (key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,61 @@
+"""Fixtures of the embedded ChatService tests: a fake LLM, a settable clock, an open service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import attrs
+import pytest
+
+from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
+from mchat_actors.chat.protocol import ChatRoom, ChatUser, SendResult
+
+from .chat_fakes import FakeClock
+
+
+@attrs.frozen
+class World:
+    """Two rooms and three users: kim and lee in quality, park alone in secret."""
+
+    svc: EmbeddedChatService
+    clock: FakeClock
+    quality: ChatRoom
+    secret: ChatRoom
+    kim: ChatUser
+    lee: ChatUser
+    park: ChatUser
+
+    async def say(self, room: ChatRoom, user: ChatUser, text: str, *, post_id: str | None = None,
+                  respond: bool = True, **kwargs: object) -> SendResult:
+        """Post ``text`` as ``@ai <text>`` with ``text`` as the prompt."""
+        content = f"@ai {text}" if respond else text
+        return await self.svc.send_message(room.id, user.id, content, post_id=post_id,
+                                           respond=respond, prompt=text if respond else None,
+                                           **kwargs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path) -> str:  # noqa: ANN001
+    return str(tmp_path / "chat.db")
+
+
+async def make_world(svc: EmbeddedChatService, clock: FakeClock) -> World:
+    quality = await svc.create_room(name="quality", kind="channel")
+    secret = await svc.create_room(name="secret", kind="private")
+    kim = await svc.create_user(name="kim", email="kim@example.com")
+    lee = await svc.create_user(name="lee", email="lee@example.com")
+    park = await svc.create_user(name="park", email="park@example.com")
+    for room, user in ((quality, kim), (quality, lee), (secret, park)):
+        await svc.add_room_member(room.id, user.id)
+    return World(svc, clock, quality, secret, kim, lee, park)
+
+
+@pytest.fixture
+async def world(db_path: str, clock: FakeClock) -> AsyncIterator[World]:
+    async with open_embedded_chat_service(db_path, clock=clock) as svc:
+        yield await make_world(svc, clock)
