@@ -1,0 +1,34 @@
+"""``mchat-actors fake-mattermost``: run the fake server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+import trio
+
+from .fake import FakeMattermost
+
+
+def fake_main(args: argparse.Namespace) -> int:
+    """Serve on ``--host``/``--port``; print the URL and every seeded user's token."""
+    trio.run(_run, args)
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with FakeMattermost(
+            host=args.host, port=args.port, rate_limit_per_s=args.rate_limit,
+            rate_burst=args.rate_burst, seed=args.seed, bot_token=args.bot_token,
+        ) as mm:
+            print(f"fake Mattermost listening on {mm.url}", flush=True)
+            print(f"  bot      {mm.bot.username:<10} token {mm.bot_token}", flush=True)
+            for user in mm.state.users.values():
+                if user.id != mm.bot.id:
+                    role = " (system admin)" if user.is_admin else ""
+                    print(f"  user     {user.username:<10} token {user.token}{role}", flush=True)
+            print(f"  team     {mm.team.name} ({mm.team.display_name}); control API under "
+                  f"{mm.url}/_fake/  (GET /_fake/seed for everything)", flush=True)
+            async for _signum in signals:
+                break
