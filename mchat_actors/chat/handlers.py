@@ -149,7 +149,7 @@ async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome
 
 
 async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcome:
-    korean = is_korean(target) or not target
+    korean = is_korean(target) or not target or bool(_MEMORY_ID.match(target.strip()))
     if not target:
         return "사용법: `/forget <검색어 또는 m번호>`", (), False
     deleted = await svc.db(_forget_best, req, target, svc.now_ms())

@@ -27,6 +27,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def _tidy(text: str) -> str:
+    """Runs of spaces and tabs collapsed, lines stripped, outer blank lines dropped."""
+    return "\n".join(" ".join(line.split()) for line in text.strip().splitlines())
+
+
 def fact_key(norm: str) -> str:
     """``norm`` without numbers and punctuation: equal keys are the same fact, updated."""
     key = " ".join(_NON_LETTERS.sub(" ", norm).split())
@@ -203,7 +208,7 @@ def save_memory(
     A near-duplicate in the same place (the room for room memories, the owner for personal ones)
     or the same summary window is updated in place instead of adding a second memory.
     """
-    content = mask_sensitive(content.strip())
+    content = _tidy(mask_sensitive(content))
     norm = normalize(content)
     key = fact_key(norm)
     if window_key is not None:
@@ -235,7 +240,7 @@ def save_memory(
 
 def update_memory_content(conn: sqlite3.Connection, memory_id: int, content: str,
                           now_ms: int) -> None:
-    content = mask_sensitive(content.strip())
+    content = _tidy(mask_sensitive(content))
     norm = normalize(content)
     conn.execute("UPDATE memories SET content = ?, norm = ?, fact_key = ?, updated_at = ?"
                  " WHERE id = ?", (content, norm, fact_key(norm), now_ms, memory_id))

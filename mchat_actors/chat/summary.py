@@ -20,6 +20,7 @@ from .masking import mask_sensitive
 from .protocol import LLM
 
 MAX_KEY_LINES = 5
+MIN_KEY_LINE_SCORE = 0.3  # "좋아요" and the like are not key lines
 MAX_LINE_CHARS = 160
 MAX_LLM_LINES = 400
 _HOUR_MS = 3_600_000
@@ -78,7 +79,8 @@ def builtin_summary(rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int) -> 
         return f"{head}\n이 기간에는 대화가 없습니다."
     participants = list(dict.fromkeys(r["user_name"] or "?" for r in rows))
     ranked = sorted(range(len(rows)), key=lambda i: (-_line_score(rows[i]["content"]), i))
-    key = sorted(ranked[:MAX_KEY_LINES])
+    worthy = [i for i in ranked if _line_score(rows[i]["content"]) >= MIN_KEY_LINE_SCORE]
+    key = sorted((worthy or ranked)[:MAX_KEY_LINES])
     lines = [
         head,
         f"- 메시지 {len(rows)}개, 참여자 {len(participants)}명: {', '.join(participants)}",
