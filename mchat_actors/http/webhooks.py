@@ -1,0 +1,129 @@
+"""``POST /mchat/webhook/outgoing``: Mattermost outgoing webhooks into the normal pipeline.
+
+The payload (JSON with ``timestamp`` in ms, or a form with ``timestamp`` in seconds) becomes a
+``PostCreated(source="webhook")`` on the runtime's events channel, so the post is stored,
+ordered with its channel's other messages and deduplicated by post id with the WebSocket copy.
+Before injecting it we register with ``handler.webhook_replies``: when the answer is ready
+within ``webhook_answer_within_s`` (4.5 s) it goes back in this response
+(``{"text", "response_type": "comment"}``: Mattermost threads it under the post); otherwise the
+response body is empty (Mattermost then posts nothing) and the runtime sends the answer later
+through the outbox and the sender.
+
+Outgoing webhooks only fire in public channels, hence ``channel_type="O"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from .. import mapping
+from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
+from .auth import check_source, check_webhook_token
+from .context import Surface, surface
+from .errors import ApiError
+from .payloads import read_fields, text_field, timestamp_ms
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["integrations"])
+
+_FIELDS = {
+    "token": {"type": "string"}, "team_id": {"type": "string"},
+    "team_domain": {"type": "string"}, "channel_id": {"type": "string"},
+    "channel_name": {"type": "string"}, "user_id": {"type": "string"},
+    "user_name": {"type": "string"}, "post_id": {"type": "string"},
+    "text": {"type": "string"}, "trigger_word": {"type": "string"},
+    "file_ids": {"type": "string"},
+}
+_REQUIRED = ["token", "channel_id", "user_id", "post_id"]
+OPENAPI_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": _REQUIRED, "properties": {
+        **_FIELDS, "timestamp": {"type": "integer", "description": "create_at in ms"}}}},
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": _REQUIRED, "properties": {
+            **_FIELDS, "timestamp": {"type": "string", "description": "create_at in s"}}}},
+}}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The answer (``text``, ``response_type: comment``), or an empty body "
+                         "when the answer will be posted later"},
+    400: {"description": "Malformed JSON or form, or a required field is missing"},
+    401: {"description": "Token missing or not accepted"},
+    403: {"description": "Source address not in MCHAT_WEBHOOK_ALLOW"},
+    413: {"description": "Body larger than MCHAT_MAX_BODY_BYTES"},
+    415: {"description": "Neither JSON nor a form"},
+    503: {"description": "The service is shutting down or overloaded"},
+}
+
+
+@router.post("/mchat/webhook/outgoing", openapi_extra=OPENAPI_BODY, responses=_RESPONSES,
+             summary="Mattermost outgoing webhook")
+async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> Response:  # noqa: B008
+    check_source(request, s)
+    fields, encoding = await read_fields(request)
+    check_webhook_token(request, s, fields.get("token") if isinstance(fields.get("token"),
+                                                                       str) else None)
+    post = _post_from(fields, encoding)
+    event = PostCreated(post=post, channel_type="O",
+                        channel_name=text_field(fields, "channel_name", max_chars=256),
+                        team_id=text_field(fields, "team_id", max_chars=64),
+                        sender_name=text_field(fields, "user_name", max_chars=256),
+                        source="webhook")
+    if await s.rt.store.run(mapping.is_post_seen, post.id):
+        s.stats.webhook_outcomes[("outgoing", "duplicate")] += 1
+        return Response(status_code=200)  # the WebSocket copy was handled (and answered) first
+    answer = await _inject_and_wait(s, event)
+    if answer is None:
+        s.stats.webhook_outcomes[("outgoing", "deferred")] += 1
+        return Response(status_code=200)
+    s.stats.webhook_outcomes[("outgoing", "answered")] += 1
+    return JSONResponse({"text": answer, "response_type": "comment"})
+
+
+async def _inject_and_wait(s: Surface, event: PostCreated) -> str | None:
+    """Queue ``event`` and wait for its answer until the window closes.
+
+    Raises:
+        ApiError: 503 when the events channel is closed (shutdown) or stays full all window.
+    """
+    window_s = s.rt.config.http.webhook_answer_within_s
+    deadline = trio.current_time() + window_s
+    replies = s.rt.handler.webhook_replies
+    post_id = event.post.id
+    replies.expect(post_id)
+    try:
+        queued = False
+        with trio.move_on_at(deadline):
+            try:
+                await s.rt.events.send(event)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise ApiError(503, "unavailable", "the service is shutting down") from None
+            queued = True
+        if not queued:
+            s.stats.webhook_outcomes[("outgoing", "busy")] += 1
+            logger.warning("http: webhook post %s not queued within %.1f s (the WebSocket or "
+                           "the next backfill brings it)", post_id, window_s)
+            raise ApiError(503, "unavailable",
+                           "the service is busy; the post will be picked up from the channel")
+        return await replies.wait(post_id, max(0.0, deadline - trio.current_time()))
+    finally:
+        with trio.CancelScope(shield=True):
+            await replies.wait(post_id, 0)  # drop the registration if still there (no-op else)
+
+
+def _post_from(fields: dict[str, Any], encoding: str) -> Post:
+    file_ids = text_field(fields, "file_ids")
+    created = timestamp_ms(fields, encoding)
+    return Post(
+        id=PostId(text_field(fields, "post_id", required=True, max_chars=64)),
+        channel_id=ChannelId(text_field(fields, "channel_id", required=True, max_chars=64)),
+        user_id=MattermostUserId(text_field(fields, "user_id", required=True, max_chars=64)),
+        message=text_field(fields, "text"),
+        create_at=created,
+        update_at=created,
+        file_ids=tuple(f for f in file_ids.split(",") if f),
+    )

@@ -1,0 +1,140 @@
+"""A real ``Runtime`` with in-memory parts for the HTTP surface's tests.
+
+Real store (tmp SQLite), mapper, invoker, handler and dispatcher; ``FakeChat`` as the
+ChatService; a small fake REST for the mapper; the replies channel drained into a list instead
+of the sender. ``Harness.client`` talks to the app in-process through ``httpx.ASGITransport``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+import trio
+
+from mchat_actors.actors import dispatcher
+from mchat_actors.actors.handler import Handler
+from mchat_actors.actors.invoker import Invoker
+from mchat_actors.actors.mapper import Mapper
+from mchat_actors.actors.sweeper import Sweeper
+from mchat_actors.app import Runtime
+from mchat_actors.config import ChatConfig, Config, HttpConfig, MattermostConfig
+from mchat_actors.errors import MattermostApiError
+from mchat_actors.http.app import create_app
+from mchat_actors.mattermost.rest import ClientStatistics
+from mchat_actors.messages import InboundEvent, OutboundRequest, SendReply
+from mchat_actors.ratelimit import TokenBucket
+from mchat_actors.store import open_store
+from mchat_actors.trigger import BotIdentity
+from tests.fakes import FakeChat
+
+BOT_TOKEN = "bot-token-SECRET-1234567890"
+WEBHOOK_TOKEN = "hook-token-SECRET-abcdef"
+ADMIN_TOKEN = "admin-token-SECRET-xyz987"
+SECRETS = (BOT_TOKEN, WEBHOOK_TOKEN, ADMIN_TOKEN)
+BOT_ID = "botuserid000000000000000000"[:26]
+
+
+@attrs.define
+class FakeRest:
+    """What the mapper needs from the REST client; ``missing-*`` channels answer 404."""
+
+    requests: int = 0
+
+    async def get_channel(self, channel_id: str) -> dict[str, Any]:
+        self.requests += 1
+        if channel_id.startswith("missing"):
+            raise MattermostApiError(404, "app.channel.get.existing.app_error")
+        return {"id": channel_id, "type": "O", "name": channel_id,
+                "display_name": channel_id, "team_id": "team1"}
+
+    async def get_channel_members(self, channel_id: str, *, page: int = 0,
+                                  per_page: int = 200) -> list[dict[str, Any]]:
+        return [{"user_id": "u1"}] if page == 0 else []
+
+    async def get_user(self, user_id: str) -> dict[str, Any]:
+        return {"id": user_id, "username": f"name-{user_id}", "email": f"{user_id}@example.com"}
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(requests=self.requests, errors=MappingProxyType({}),
+                                rate_limited=0)
+
+
+def make_config(tmp_path, **http: Any) -> Config:
+    return Config(
+        mattermost=MattermostConfig(url="http://mm.test", token=BOT_TOKEN),
+        http=HttpConfig(**{"webhook_tokens": (WEBHOOK_TOKEN,), "admin_token": ADMIN_TOKEN,
+                           **http}),
+        chat=ChatConfig(timeout_s=20.0),
+        db_path=str(tmp_path / "mchat.db"),
+    )
+
+
+@attrs.define
+class Harness:
+    rt: Runtime
+    chat: FakeChat
+    rest: FakeRest
+    replies: list[OutboundRequest]
+    client: httpx.AsyncClient
+    app: Any
+    nursery: trio.Nursery
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    async def wait_replies(self, n: int, timeout_s: float = 5.0) -> list[SendReply]:
+        with trio.fail_after(timeout_s):
+            while len(self.replies) < n:
+                await trio.sleep(0.01)
+        return [r for r in self.replies if isinstance(r, SendReply)]
+
+
+@asynccontextmanager
+async def open_harness(config: Config, *, background: bool = True,
+                       http_client: httpx.AsyncClient | None = None) -> AsyncIterator[Harness]:
+    chat = FakeChat()
+    rest = FakeRest()
+    async with open_store(config.db_path) as store:
+        events_send, events_recv = trio.open_memory_channel[InboundEvent](16)
+        replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](16)
+        bot = BotIdentity(user_id=BOT_ID, username="mchat-bot")
+        mapper = Mapper(store=store, rest=rest, chat=chat, bot_user_id=BOT_ID)
+        invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
+                          limiter=trio.CapacityLimiter(4))
+        handler = Handler(cfg=config.mattermost, store=store, mapper=mapper, invoker=invoker,
+                          replies=replies_send, bot=bot)
+        sweeper = Sweeper(rest=rest, store=store, events=events_send.clone())
+        rt = Runtime(config=config, store=store, chat=chat, client=rest,
+                     bucket=TokenBucket(10.0), bot=bot, mapper=mapper, invoker=invoker,
+                     handler=handler, sweeper=sweeper, events=events_send,
+                     replies=replies_send, started_at=trio.current_time())
+        replies: list[OutboundRequest] = []
+
+        async def drain() -> None:
+            async for request in replies_recv:
+                replies.append(request)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: dispatcher.run(
+                config.queues, inbox=events_recv, handle=handler, stats=rt.dispatcher_stats,
+                task_status=task_status))
+            nursery.start_soon(drain)
+            app = create_app(rt, background=nursery if background else None,
+                             http_client=http_client)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                yield Harness(rt=rt, chat=chat, rest=rest, replies=replies, client=c, app=app,
+                              nursery=nursery)
+            nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def harness(tmp_path) -> AsyncIterator[Harness]:
+    async with open_harness(make_config(tmp_path)) as h:
+        yield h
