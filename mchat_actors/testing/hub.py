@@ -121,7 +121,6 @@ class Hub:
 
     def deactivate(self, conn: WsConnection) -> None:
         """The socket of ``conn`` went away; keep it resumable."""
-        conn.socket = None
         conn.active = False
         conn.inactive_since = trio.current_time()
 

@@ -74,11 +74,14 @@ class WsSocket:
                         await self._reader()
                     nursery.cancel_scope.cancel()
         finally:
+            # Inactive (resumable) before the peer can see the close: a client that
+            # reconnects as soon as its socket is closed always finds the connection.
+            if self.conn.socket is self:
+                self.conn.socket = None
+                if self.conn.user is not None and not self.conn.forgotten:
+                    self._hub.deactivate(self.conn)
             with trio.CancelScope(shield=True):
                 await self._shutdown()
-            if self.conn.user is not None and not self.conn.forgotten:
-                self._hub.deactivate(self.conn)
-            self.conn.socket = None
             self.closed.set()
 
     async def _shutdown(self) -> None:
