@@ -8,9 +8,9 @@
 
 Real HTTP on 127.0.0.1 (port 0) through hypercorn's trio worker and a tiny Starlette app.
 Each request to ``POST /v1/chat/completions`` with the right bearer key takes the next scripted
-behaviour (``Reply``, ``Status``, ``Hang``); with the script empty, the default answerer quotes
-the last message it got, so a test can see which context reached the model. A wrong or missing
-key gets 401 and does not consume the script.
+behaviour (``Reply``, ``Status``, ``Hang``, ``Malformed``); with the script empty, the default
+answerer quotes the last message and the system prompt it got, so a test can see which context
+reached the model. A wrong or missing key gets 401 and does not consume the script.
 
 ``open_asgi_server`` is shared with ``fake_agent_api``.
 """
@@ -93,10 +93,13 @@ class RecordedRequest:
     json: Mapping[str, Any]
 
 
-def quote_last_message(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The default answerer: a deterministic answer quoting the last message's content."""
+def quote_context(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The default answerer: deterministic, quoting the last message and the system context."""
     last = messages[-1].get("content", "") if messages else ""
-    return f"(fake answer) {last}"
+    context = " | ".join(
+        str(m.get("content", "")) for m in messages[:-1] if m.get("role") == "system"
+    )
+    return f"(fake answer to: {last}) context: {context}" if context else f"(fake answer) {last}"
 
 
 class FakeOpenAI:
@@ -106,7 +109,7 @@ class FakeOpenAI:
         self,
         *,
         api_key: str = "sk-fake",
-        answer: Callable[[Sequence[Mapping[str, Any]]], str] = quote_last_message,
+        answer: Callable[[Sequence[Mapping[str, Any]]], str] = quote_context,
     ) -> None:
         self.api_key = api_key
         self.answer = answer
@@ -198,5 +201,5 @@ __all__ = [
     "Reply",
     "Status",
     "open_asgi_server",
-    "quote_last_message",
+    "quote_context",
 ]
