@@ -101,8 +101,8 @@ class BodyLimit:
                     return
                 if declared > limit:
                     await _send_json(send, 413, _json_bytes(
-                        413, f"the body may be at most {limit} bytes"), ((b"connection",
-                                                                          b"close"),))
+                        413, f"the body may be at most {limit} bytes", "content too large"),
+                        ((b"connection", b"close"),))
                     return
         received = 0
 

@@ -9,7 +9,9 @@ within ``webhook_answer_within_s`` (4.5 s) it goes back in this response
 response body is empty (Mattermost then posts nothing) and the runtime sends the answer later
 through the outbox and the sender.
 
-Outgoing webhooks only fire in public channels, hence ``channel_type="O"``.
+A post the trigger rules will not answer (no mention, not a command) is only queued: the
+response is empty at once. Outgoing webhooks only fire in public channels, hence
+``channel_type="O"``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.responses import JSONResponse
 
 from .. import mapping
 from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
+from ..trigger import decide
 from .auth import check_source, check_webhook_token
 from .context import Surface, surface
 from .errors import ApiError
@@ -76,6 +79,10 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
     if await s.rt.store.run(mapping.is_post_seen, post.id):
         s.stats.webhook_outcomes[("outgoing", "duplicate")] += 1
         return Response(status_code=200)  # the WebSocket copy was handled (and answered) first
+    if not decide(post, channel_type="O", bot=s.rt.bot).respond:
+        await _inject_and_wait(s, event, wait=False)  # stored, never answered: no waiting
+        s.stats.webhook_outcomes[("outgoing", "stored")] += 1
+        return Response(status_code=200)
     answer = await _inject_and_wait(s, event)
     if answer is None:
         s.stats.webhook_outcomes[("outgoing", "deferred")] += 1
@@ -84,8 +91,8 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
     return JSONResponse({"text": answer, "response_type": "comment"})
 
 
-async def _inject_and_wait(s: Surface, event: PostCreated) -> str | None:
-    """Queue ``event`` and wait for its answer until the window closes.
+async def _inject_and_wait(s: Surface, event: PostCreated, *, wait: bool = True) -> str | None:
+    """Queue ``event`` and (when ``wait``) wait for its answer until the window closes.
 
     Raises:
         ApiError: 503 when the events channel is closed (shutdown) or stays full all window.
@@ -109,6 +116,8 @@ async def _inject_and_wait(s: Surface, event: PostCreated) -> str | None:
                            "the next backfill brings it)", post_id, window_s)
             raise ApiError(503, "unavailable",
                            "the service is busy; the post will be picked up from the channel")
+        if not wait:
+            return None
         return await replies.wait(post_id, max(0.0, deadline - trio.current_time()))
     finally:
         with trio.CancelScope(shield=True):

@@ -97,8 +97,9 @@ class Harness:
 
 @asynccontextmanager
 async def open_harness(config: Config, *, background: bool = True,
-                       http_client: httpx.AsyncClient | None = None) -> AsyncIterator[Harness]:
-    chat = FakeChat()
+                       http_client: httpx.AsyncClient | None = None,
+                       chat: FakeChat | None = None) -> AsyncIterator[Harness]:
+    chat = FakeChat() if chat is None else chat
     rest = FakeRest()
     async with open_store(config.db_path) as store:
         events_send, events_recv = trio.open_memory_channel[InboundEvent](16)
@@ -138,3 +139,47 @@ async def open_harness(config: Config, *, background: bool = True,
 async def harness(tmp_path) -> AsyncIterator[Harness]:
     async with open_harness(make_config(tmp_path)) as h:
         yield h
+
+
+@attrs.define
+class Receiver:
+    """A tiny HTTP server on 127.0.0.1 that records the JSON bodies POSTed to it."""
+
+    url: str = ""
+    bodies: list[Any] = attrs.Factory(list)
+    arrived: trio.Event = attrs.Factory(trio.Event)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        import json
+
+        self.bodies.append(json.loads(b"".join(chunks) or b"null"))
+        self.arrived.set()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@asynccontextmanager
+async def open_receiver() -> AsyncIterator[Receiver]:
+    from hypercorn.trio import serve
+
+    from mchat_actors.http.server import hypercorn_config
+
+    receiver = Receiver()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(serve, receiver, hypercorn_config("127.0.0.1:0"))
+        receiver.url = binds[0]
+        yield receiver
+        nursery.cancel_scope.cancel()
