@@ -1,9 +1,10 @@
 """Table-driven routing for the fake server: :class:`Request`, :class:`Response`, :class:`Router`.
 
 Register a route with ``router.add("POST", "/hooks/{hook_id}", handler, auth=False)``.
-Templates use ``{name}`` for one path segment. A parameter named ``*_id`` must be a valid
-26-char id (``user_id`` may also be ``me``, replaced by the caller's id) or the request gets
-400 ``api.context.invalid_url_param.app_error``, as on the real server. Handlers are
+Templates use ``{name}`` for one path segment. The parameters ``user_id``, ``team_id``,
+``channel_id`` and ``post_id`` must be valid 26-char ids (``user_id`` may also be ``me``,
+replaced by the caller's id) or the request gets 400 ``api.context.invalid_url_param.app_error``,
+as on the real server; other parameters are passed as they are. Handlers are
 ``async def handler(request: Request) -> Response`` and raise :class:`AppError` for errors.
 """
 
@@ -91,6 +92,7 @@ class Request:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+_ID_PARAMS = frozenset({"user_id", "team_id", "channel_id", "post_id"})
 
 
 @attrs.frozen
@@ -130,11 +132,11 @@ class Router:
 
 
 def resolve_params(params: dict[str, str], user: FakeUser | None) -> dict[str, str]:
-    """Check ``*_id`` parameters and replace ``user_id=me``."""
+    """Check the id parameters and replace ``user_id=me``."""
     out = dict(params)
     for name, value in params.items():
         if name == "user_id" and value == "me" and user is not None:
             out[name] = user.id
-        elif name.endswith("_id") and not is_valid_id(value):
+        elif name in _ID_PARAMS and not is_valid_id(value):
             raise invalid_url_param(name)
     return out
