@@ -65,6 +65,7 @@ QUESTION_MEMORIES = 8
 SEARCH_RESULTS = 10
 MAX_RATE_LIMIT_RETRIES = 5
 REACT_TIMEOUT_S = 5.0
+DEFAULT_RETRY = RetryPolicy()  # 3 retries, 0.5 s backoff, factor 2
 
 HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
@@ -89,7 +90,7 @@ class AgentApi:
     """The Agent API of one agent: rate limit, retries and error translation."""
 
     def __init__(self, client: httpx.AsyncClient, bucket: TokenBucket, *,
-                 retry: RetryPolicy = RetryPolicy()) -> None:
+                 retry: RetryPolicy = DEFAULT_RETRY) -> None:
         self._client = client
         self._bucket = bucket
         self._retry = retry
@@ -127,43 +128,39 @@ class AgentApi:
         failures = rate_limited = 0
         while True:
             await self._bucket.acquire()
+            cause: httpx.TransportError | None = None
             try:
                 response = await self._client.post(path, json=body)
             except httpx.TransportError as exc:
-                logger.warning("remote: %s %s (failure %d)", path, type(exc).__name__,
-                               failures + 1)
-                if failures >= self._retry.retries:
-                    error = ChatServiceTimeout if isinstance(exc, httpx.TimeoutException) \
-                        else ChatServiceError
-                    raise error(f"the memory agent could not be reached ({path}, "
-                                f"{type(exc).__name__})") from exc
-                await trio.sleep(self._retry.delay_s(failures))
-                failures += 1
-                continue
-            status = response.status_code
-            if response.is_success:
-                try:
-                    return response.json()
-                except ValueError as exc:
-                    raise ChatServiceError(f"the memory agent answered {path} with bad JSON"
-                                           ) from exc
-            if status == 429:
-                wait = retry_after_s(response)
-                logger.warning("remote: %s rate limited, retry after %s s", path, wait)
-                if rate_limited >= MAX_RATE_LIMIT_RETRIES:
-                    raise ChatServiceError(f"the memory agent kept rate limiting {path}")
-                self._bucket.penalize(min(self._retry.max_retry_after_s,
-                                          wait if wait is not None
-                                          else self._retry.delay_s(rate_limited)))
-                rate_limited += 1
-            elif status >= 500:
-                logger.warning("remote: %s HTTP %d (failure %d)", path, status, failures + 1)
-                if failures >= self._retry.retries:
-                    raise ChatServiceError(f"the memory agent failed {path}: HTTP {status}")
-                await trio.sleep(self._retry.delay_s(failures))
-                failures += 1
+                cause, problem = exc, type(exc).__name__
             else:
-                raise ChatServiceRejected(f"the memory agent refused {path}: HTTP {status}")
+                status = response.status_code
+                if response.is_success:
+                    try:
+                        return response.json()
+                    except ValueError as exc:
+                        raise ChatServiceError(f"the memory agent answered {path} with bad "
+                                               "JSON") from exc
+                if status == 429:
+                    wait = retry_after_s(response)
+                    logger.warning("remote: %s rate limited, retry after %s s", path, wait)
+                    if rate_limited >= MAX_RATE_LIMIT_RETRIES:
+                        raise ChatServiceError(f"the memory agent kept rate limiting {path}")
+                    if wait is None:
+                        wait = self._retry.delay_s(rate_limited)
+                    self._bucket.penalize(min(self._retry.max_retry_after_s, wait))
+                    rate_limited += 1
+                    continue
+                if status < 500:
+                    raise ChatServiceRejected(f"the memory agent refused {path}: HTTP {status}")
+                problem = f"HTTP {status}"
+            logger.warning("remote: %s %s (failure %d)", path, problem, failures + 1)
+            if failures >= self._retry.retries:
+                timed_out = isinstance(cause, httpx.TimeoutException)
+                error = ChatServiceTimeout if timed_out else ChatServiceError
+                raise error(f"the memory agent failed {path}: {problem}") from cause
+            await trio.sleep(self._retry.delay_s(failures))
+            failures += 1
 
 
 def _record(result: Mapping[str, Any]) -> MemoryRecord:
@@ -174,7 +171,8 @@ def _record(result: Mapping[str, Any]) -> MemoryRecord:
     return MemoryRecord(
         id=str(result.get("id", "")), content=str(result["content"]),
         scope="personal" if meta.get("scope") == "personal" else "room",
-        room_id=meta.get("room_id"), owner_id=owner if isinstance(owner, str) else None,
+        room_id=meta.get("room_id"),
+        owner_id=AgentUserId(owner) if isinstance(owner, str) else None,
         source_post_id=meta.get("post_id"), permalink=meta.get("permalink"),
         created_at_ms=created if isinstance(created, int) else 0,
         score=float(score) if isinstance(score, int | float) else 0.0,

@@ -154,9 +154,9 @@ class FakeOpenAI:
         while self._script:
             behaviour = self._script.popleft()
             match behaviour:
-                case Hang(delay_s=None):
-                    await trio.sleep_forever()
                 case Hang(delay_s=delay):
+                    if delay is None:
+                        await trio.sleep_forever()
                     await trio.sleep(delay)
                 case Reply(text=text):
                     return _completion(body, text)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -270,8 +272,8 @@ async def test_respects_the_rate_limit_in_every_window(
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             for i in range(75):
-                nursery.start_soon(lambda i=i: env.say(f"메시지 {i}", post_id=f"b{i}",
-                                                       respond=False))
+                say = functools.partial(env.say, f"메시지 {i}", post_id=f"b{i}", respond=False)
+                nursery.start_soon(say)
         elapsed = trio.current_time() - start
     times = env.fake.accepted_times()
     assert len(times) == 75 and len(env.stored("message")) == 75
@@ -365,3 +367,22 @@ async def test_summary_without_a_summarizing_local_says_so(env: Env) -> None:
     result = await svc.send_message(env.room.id, env.kim.id, "@ai 요약", respond=True,
                                     prompt="요약")
     assert "embedded" in (result.assistant_message or "")
+
+
+async def test_unreachable_backend_is_an_error_after_retries(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connection refused is retried 3 times, then ChatServiceError without the key."""
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    local = ThreadFreeLocal()
+    room = await local.create_room(name="r", kind="channel")
+    user = await local.create_user(name="u", email=None)
+    async with open_remote_chat_service(_cfg(f"http://127.0.0.1:{port}"), local=local,
+                                        llm=None) as svc:
+        with pytest.raises(ChatServiceError) as info:
+            await svc.send_message(room.id, user.id, "hi")
+    assert "ConnectError" in str(info.value)
+    assert KEY not in "".join(traceback.format_exception(info.value)) + caplog.text
