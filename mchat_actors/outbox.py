@@ -221,3 +221,30 @@ def oldest_pending_age_s(db: sqlite_utils.Database, *, now: float) -> float | No
         "SELECT MIN(created_at) FROM outbox WHERE status = ?", (PENDING,)
     ).fetchone()
     return None if oldest is None else max(0.0, now - float(oldest))
+
+
+def mark_delivered_elsewhere(db: sqlite_utils.Database, reply_key: str, *, how: str,
+                             now: float | None = None) -> int:
+    """Record a reply's pending rows as sent without a REST post (e.g. answered in a webhook's
+    HTTP response), so the sender never posts them. ``how`` is kept in ``last_error`` as
+    ``delivered: <how>`` (the table has no separate note column); ``mm_post_id`` stays NULL.
+
+    Returns:
+        How many rows were marked.
+    """
+    now = time.time() if now is None else now
+    marked = 0
+    for row_id in _row_ids_of(db.conn, reply_key):
+        marked += db.conn.execute(
+            "UPDATE outbox SET status = ?, sent_at = ?, last_error = ? WHERE id = ? AND status = ?",
+            (SENT, now, f"delivered: {how}"[:500], row_id, PENDING),
+        ).rowcount
+    return marked
+
+
+def summary(db: sqlite_utils.Database, *, now: float | None = None) -> dict[str, object]:
+    """Counts by status plus the oldest pending row's age, for health and metrics."""
+    now = time.time() if now is None else now
+    out: dict[str, object] = dict(status_counts(db))
+    out["oldest_pending_age_s"] = oldest_pending_age_s(db, now=now)
+    return out

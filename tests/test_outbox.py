@@ -146,3 +146,20 @@ def test_enqueue_is_idempotent_for_any_sequence(keys, lengths):
     total = sum(len(ids) for ids in first_ids.values())
     assert outbox.status_counts(database)[outbox.PENDING] == total
     database.conn.close()
+
+
+def test_mark_delivered_elsewhere_marks_every_chunk_sent(db):
+    """A reply answered in a webhook response is recorded sent (all chunks) and never loaded."""
+    outbox.enqueue_replies(db, [reply(message="w " * 50)], max_chars=30)
+    outbox.enqueue_replies(db, [reply(key="other")], max_chars=30)
+    marked = outbox.mark_delivered_elsewhere(db, "p1:0", how="webhook-response", now=7.0)
+    assert marked > 1
+    assert [r.reply_key for r in outbox.load_pending(db)] == ["other"]
+    assert outbox.mark_delivered_elsewhere(db, "p1:0", how="webhook-response") == 0
+
+
+def test_summary_reports_counts_and_oldest_age(db):
+    """summary() combines the status counts and the oldest pending age."""
+    outbox.enqueue_replies(db, [reply()], max_chars=100, now=10.0)
+    assert outbox.summary(db, now=25.0) == {"pending": 1, "sent": 0, "failed": 0,
+                                            "oldest_pending_age_s": 15.0}

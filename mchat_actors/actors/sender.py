@@ -1,0 +1,432 @@
+"""The rate-limited sender: the only actor that posts to Mattermost.
+
+Every ``SendReply`` is first made durable in the outbox (``outbox.enqueue_replies``, idempotent
+on the reply key), then posted by one sending loop through the shared token bucket:
+
+* Per channel, rows go strictly in id order; a failing head holds back only its own channel.
+  Channels with work are served round-robin, one post each, so a busy channel cannot starve
+  the others.
+* 429, 5xx, network errors and unparseable answers are transient: the head is retried after
+  1 s, 2 s, 4 s (``SenderSettings``; after a 429 the bucket's penalty is the wait), then
+  deferred (30 s, doubling, capped) and tried again later: never dropped. 400/403/404 mark
+  the row failed (an admin can requeue it). ``MattermostAuthError`` is fatal.
+* Each post carries the row's stable ``pending_post_id`` (the server returns the original post
+  for a repeat within 30 s) and ``props.mchat_reply_key``. A row first attempted more than
+  ``in_doubt_after_s`` ago is looked up among the bot's recent posts before it is posted again.
+* ``AddReaction`` is best effort: a small bounded queue, a timeout, errors logged and counted.
+
+Statistics: ``Sender.stats`` is a live ``SenderCounters`` (owned by the sender, read by
+health/metrics); ``Sender.statistics()`` returns a frozen ``SenderStats`` snapshot.
+
+Restarts: ``run`` may be called again on the same ``Sender`` and inbox after a crash (the app
+supervises it); per-run state is rebuilt from the outbox. The inbox is closed only when ``run``
+returns normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVarTuple, assert_never, final
+
+import attrs
+import trio
+
+from .. import outbox
+from ..config import MattermostConfig
+from ..errors import (
+    MalformedEvent,
+    MattermostApiError,
+    MattermostAuthError,
+    MattermostError,
+    MattermostUnavailable,
+    RateLimited,
+)
+from ..mattermost.rest import MattermostClient
+from ..messages import AddReaction, OutboundRequest, Post, SendReply
+from ..outbox import OutboxRow
+from ..store import Store
+
+logger = logging.getLogger(__name__)
+
+_Ts = TypeVarTuple("_Ts")
+_TRANSIENT = (RateLimited, MattermostUnavailable, MalformedEvent)
+
+
+@attrs.frozen(kw_only=True)
+class SenderSettings:
+    quick_retries: int = 3
+    backoff_initial_s: float = 1.0
+    backoff_factor: float = 2.0
+    retry_later_initial_s: float = 30.0
+    retry_later_max_s: float = 300.0
+    in_doubt_after_s: float = 25.0  # the server remembers pending_post_id for 30 s
+    lookup_margin_s: float = 60.0  # look back this far before the first attempt
+    rescan_interval_s: float = 10.0  # pick up rows requeued by an admin
+    reaction_timeout_s: float = 5.0
+    reaction_queue: int = 32
+
+
+@attrs.define
+class SenderCounters:
+    """Live counters, updated by the sender only."""
+
+    replies: int = 0  # SendReply messages received
+    sent: int = 0  # rows posted (or found already posted)
+    failed: int = 0  # rows given up on with a permanent error
+    retries: int = 0  # transient failures
+    deferred: int = 0  # times a head was put off after its quick retries
+    in_doubt_lookups: int = 0
+    in_doubt_found: int = 0
+    reactions_sent: int = 0
+    reactions_failed: int = 0
+    reactions_dropped: int = 0
+    errors: int = 0  # unexpected exceptions at the error boundary
+    pending: int = 0  # rows queued in memory
+    channels: int = 0  # channels with queued rows
+
+
+@attrs.frozen(kw_only=True)
+class SenderStats:
+    """A snapshot of ``SenderCounters`` (trio's ``statistics()`` convention)."""
+
+    replies: int
+    sent: int
+    failed: int
+    retries: int
+    deferred: int
+    in_doubt_lookups: int
+    in_doubt_found: int
+    reactions_sent: int
+    reactions_failed: int
+    reactions_dropped: int
+    errors: int
+    pending: int
+    channels: int
+
+
+@attrs.define
+class _Entry:
+    row: OutboxRow
+    not_before: float  # trio time
+    failures: int = 0  # transient failures since the last deferral
+    deferrals: int = 0
+    is_deferred: bool = False
+
+
+@attrs.define
+class _State:
+    """One run's queues: per channel FIFO of rows, and the round-robin order of channels."""
+
+    queues: dict[str, deque[_Entry]] = attrs.Factory(dict)
+    turns: deque[str] = attrs.Factory(deque)
+    known: set[int] = attrs.Factory(set)
+    incoming: list[int] = attrs.Factory(list)
+    wakeup: trio.Event = attrs.Factory(trio.Event)
+    closing: bool = False
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+
+async def run(
+    cfg: MattermostConfig,
+    *,
+    store: Store,
+    client: MattermostClient,
+    inbox: trio.MemoryReceiveChannel[OutboundRequest],
+    bot_user_id: str,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a ``Sender`` with default settings (see ``Sender.run``)."""
+    sender = Sender(cfg, store=store, client=client, bot_user_id=bot_user_id)
+    await sender.run(inbox, task_status=task_status)
+
+
+@final
+class Sender:
+    """The sender actor. ``wall_clock`` stamps outbox rows (tests pass one tied to trio time)."""
+
+    def __init__(
+        self,
+        cfg: MattermostConfig,
+        *,
+        store: Store,
+        client: MattermostClient,
+        bot_user_id: str,
+        settings: SenderSettings | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cfg = cfg
+        self._store = store
+        self._client = client
+        self._bot_user_id = bot_user_id
+        self._settings = settings or SenderSettings()
+        self._wall = wall_clock
+        self.stats = SenderCounters()
+
+    def statistics(self) -> SenderStats:
+        return SenderStats(**attrs.asdict(self.stats))
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[OutboundRequest],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Send until ``inbox`` ends, then send what is due and return.
+
+        Calls ``task_status.started()`` once the outbox's pending rows are loaded. After the
+        inbox ends it keeps going until every remaining channel head is deferred (a failing
+        server) or nothing is left; rows not sent stay in the outbox for the next run.
+
+        Raises:
+            MattermostAuthError: the token was rejected (fatal).
+            StoreError: the outbox could not be read.
+
+        Cancellation: safe at any point; an interrupted post is recognised on the next run.
+        """
+        state = _State()
+        self._merge(state, await self._store.run(outbox.load_pending))
+        react_send, react_recv = trio.open_memory_channel[AddReaction](
+            self._settings.reaction_queue
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._serve_rows, state)
+            nursery.start_soon(self._serve_reactions, react_recv)
+            task_status.started()
+            async with react_send:
+                async for request in inbox:
+                    await self._guarded(f"{type(request).__name__}", self._accept, state,
+                                        request, react_send)
+            state.closing = True
+            state.wake()
+        await inbox.aclose()
+
+    # ------------------------------------------------------------------ intake
+    async def _accept(self, state: _State, request: OutboundRequest,
+                      reactions: trio.MemorySendChannel[AddReaction]) -> None:
+        match request:
+            case SendReply():
+                self.stats.replies += 1
+                ids = await self._store.run(
+                    outbox.enqueue_replies, [request], max_chars=self._cfg.max_post_chars,
+                    now=self._wall(),
+                )
+                # The sending loop loads them: only it touches the queues, so a row it has
+                # just marked sent can never be queued again by a stale read.
+                state.incoming.extend(ids)
+                state.wake()
+            case AddReaction():
+                try:
+                    reactions.send_nowait(request)
+                except trio.WouldBlock:
+                    self.stats.reactions_dropped += 1
+                    logger.warning("sender: reaction queue full, dropped %s on post %s",
+                                   request.emoji_name, request.post_id)
+            case _:
+                assert_never(request)
+
+    # ------------------------------------------------------------------ the sending loop
+    async def _serve_rows(self, state: _State) -> None:
+        next_rescan = trio.current_time() + self._settings.rescan_interval_s
+        while True:
+            if state.incoming:
+                ids, state.incoming = state.incoming, []
+                self._merge(state, await self._store.run(outbox.load_pending, ids=ids))
+            now = trio.current_time()
+            if not state.closing and now >= next_rescan:
+                self._merge(state, await self._store.run(outbox.load_pending))
+                next_rescan = now + self._settings.rescan_interval_s
+            channel = self._next_due(state, now)
+            if channel is not None:
+                entry = state.queues[channel][0]
+                ok = await self._guarded(f"row {entry.row.id} ({entry.row.reply_key})",
+                                         self._send_head, state, channel, entry)
+                if not ok and state.queues.get(channel, deque()) and (
+                    state.queues[channel][0] is entry
+                ):
+                    entry.not_before = trio.current_time() + self._settings.backoff_initial_s
+                continue
+            if state.closing and not state.incoming and all(
+                q[0].is_deferred for q in state.queues.values()
+            ):
+                return
+            wake_at = min((q[0].not_before for q in state.queues.values()), default=math.inf)
+            if not state.closing:
+                wake_at = min(wake_at, next_rescan)
+            with trio.move_on_at(wake_at):
+                await state.wakeup.wait()
+            if state.wakeup.is_set():
+                state.wakeup = trio.Event()
+
+    def _merge(self, state: _State, rows: Sequence[OutboxRow]) -> None:
+        """Queue rows not seen yet, keeping each channel's queue in id order."""
+        now, wall = trio.current_time(), self._wall()
+        for row in rows:
+            if row.id in state.known:
+                continue
+            state.known.add(row.id)
+            # Capped, so a wall clock that jumped back cannot park a row for long.
+            delay = min(max(0.0, row.next_attempt_at - wall), self._settings.retry_later_max_s)
+            entry = _Entry(row=row, not_before=now + delay)
+            queue = state.queues.get(row.channel_id)
+            if queue is None:
+                queue = state.queues[row.channel_id] = deque()
+                state.turns.append(row.channel_id)
+            at = len(queue)
+            while at > 0 and queue[at - 1].row.id > row.id:
+                at -= 1
+            queue.insert(at, entry)
+        self._count_queued(state)
+
+    @staticmethod
+    def _next_due(state: _State, now: float) -> str | None:
+        """The next channel in round-robin order whose head is due (it moves to the back)."""
+        for _ in range(len(state.turns)):
+            channel = state.turns[0]
+            state.turns.rotate(-1)
+            if state.queues[channel][0].not_before <= now:
+                return channel
+        return None
+
+    def _pop_head(self, state: _State, channel: str) -> None:
+        entry = state.queues[channel].popleft()
+        state.known.discard(entry.row.id)
+        if not state.queues[channel]:
+            del state.queues[channel]
+            state.turns.remove(channel)
+        self._count_queued(state)
+
+    def _count_queued(self, state: _State) -> None:
+        self.stats.pending = len(state.known)
+        self.stats.channels = len(state.queues)
+
+    # ------------------------------------------------------------------ one row
+    async def _send_head(self, state: _State, channel: str, entry: _Entry) -> None:
+        row = entry.row
+        try:
+            if self._is_in_doubt(row):
+                post_id = await self._find_earlier_post(row)
+                if post_id is not None:
+                    await self._finish(state, channel, entry, post_id)
+                    return
+            wall = self._wall()
+            await self._store.run(outbox.mark_attempt, row.id, now=wall)
+            entry.row = row = attrs.evolve(
+                row, attempts=row.attempts + 1, last_attempt_at=wall,
+                first_attempt_at=wall if row.first_attempt_at is None else row.first_attempt_at,
+            )
+            post = await self._client.create_post(
+                channel_id=row.channel_id, message=row.message, root_id=row.root_id,
+                pending_post_id=row.pending_post_id,
+                props={"mchat_reply_key": row.reply_key, "from_bot": "true"},
+            )
+            if not isinstance(post, Mapping) or not post.get("id"):
+                raise MalformedEvent("create_post answered without a post id")
+        except MattermostAuthError:
+            raise
+        except _TRANSIENT as exc:
+            await self._retry(entry, exc)
+            return
+        except MattermostApiError as exc:
+            await self._store.run(outbox.mark_failed, row.id, error=str(exc))
+            self.stats.failed += 1
+            logger.warning("sender: channel %s: row %s (%s) failed permanently: %s",
+                           channel, row.id, row.reply_key, exc)
+            self._pop_head(state, channel)
+            return
+        await self._finish(state, channel, entry, str(post["id"]))
+
+    def _is_in_doubt(self, row: OutboxRow) -> bool:
+        return (row.attempts > 0 and row.first_attempt_at is not None
+                and self._wall() - row.first_attempt_at > self._settings.in_doubt_after_s)
+
+    async def _find_earlier_post(self, row: OutboxRow) -> str | None:
+        """The id of a post an earlier attempt already made for ``row``, if any."""
+        assert row.first_attempt_at is not None
+        self.stats.in_doubt_lookups += 1
+        since_ms = int((row.first_attempt_at - self._settings.lookup_margin_s) * 1000)
+        post_list = await self._client.get_posts(row.channel_id, since=since_ms)
+        posts = post_list.get("posts") if isinstance(post_list, Mapping) else None
+        for data in (posts or {}).values():
+            try:
+                post = Post.from_api(data)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if post.user_id == self._bot_user_id and post.reply_key == row.reply_key:
+                self.stats.in_doubt_found += 1
+                logger.info("sender: row %s (%s) was already posted as %s", row.id,
+                            row.reply_key, post.id)
+                return str(post.id)
+        return None
+
+    async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
+        await self._store.run(outbox.mark_sent, entry.row.id, mm_post_id=post_id,
+                              now=self._wall())
+        self.stats.sent += 1
+        self._pop_head(state, channel)
+
+    async def _retry(self, entry: _Entry, exc: MattermostError) -> None:
+        s = self._settings
+        self.stats.retries += 1
+        entry.failures += 1
+        if entry.failures <= s.quick_retries:
+            delay = 0.0 if isinstance(exc, RateLimited) else (
+                s.backoff_initial_s * s.backoff_factor ** (entry.failures - 1))
+            entry.is_deferred = False
+        else:
+            delay = min(s.retry_later_initial_s * s.backoff_factor ** entry.deferrals,
+                        s.retry_later_max_s)
+            entry.failures, entry.is_deferred = 0, True
+            entry.deferrals += 1
+            self.stats.deferred += 1
+        entry.not_before = trio.current_time() + delay
+        logger.warning("sender: channel %s: row %s (%s): %s; next try in %g s",
+                       entry.row.channel_id, entry.row.id, entry.row.reply_key, exc, delay)
+        await self._store.run(outbox.mark_retry, entry.row.id,
+                              next_attempt_at=self._wall() + delay,
+                              error=f"{type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ reactions
+    async def _serve_reactions(self, requests: trio.MemoryReceiveChannel[AddReaction]) -> None:
+        async with requests:
+            async for request in requests:
+                await self._guarded(f"reaction on {request.post_id}", self._react, request)
+
+    async def _react(self, request: AddReaction) -> None:
+        call = self._client.remove_reaction if request.remove else self._client.add_reaction
+        with trio.move_on_after(self._settings.reaction_timeout_s) as scope:
+            try:
+                await call(user_id=self._bot_user_id, post_id=request.post_id,
+                           emoji_name=request.emoji_name)
+            except MattermostAuthError:
+                raise
+            except MattermostError as exc:
+                self.stats.reactions_failed += 1
+                logger.warning("sender: reaction %s on post %s failed: %s", request.emoji_name,
+                               request.post_id, exc)
+                return
+        if scope.cancelled_caught:
+            self.stats.reactions_failed += 1
+            logger.warning("sender: reaction %s on post %s timed out", request.emoji_name,
+                           request.post_id)
+            return
+        self.stats.reactions_sent += 1
+
+    # ------------------------------------------------------------------ the error boundary
+    async def _guarded(self, what: str, fn: Callable[[*_Ts], Awaitable[Any]],
+                       *args: *_Ts) -> bool:
+        """The sender's one error boundary: one message or one row. False if it failed."""
+        try:
+            await fn(*args)
+        except MattermostAuthError:
+            raise
+        except Exception:
+            self.stats.errors += 1
+            logger.exception("sender: unexpected error handling %s", what)
+            return False
+        return True
