@@ -87,15 +87,19 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
         from .chat.llm import open_llm
 
         llm_cm = open_llm(config.chat)
+    remote = config.chat.backend == "remote"
     async with _maybe(llm_cm) as llm:
-        async with open_embedded_chat_service(config.db_path, llm=llm) as local:
-            if config.chat.backend != "remote":
+        # remote: the local store keeps users/rooms/messages only; memories live remotely,
+        # so the local service must not extract memories of its own (no LLM for it)
+        async with open_embedded_chat_service(config.db_path,
+                                              llm=None if remote else llm) as local:
+            if not remote:
                 yield local
                 return
             from .chat.remote import open_remote_chat_service
 
-            async with open_remote_chat_service(config.chat, local=local, llm=llm) as remote:
-                yield remote
+            async with open_remote_chat_service(config.chat, local=local, llm=llm) as svc:
+                yield svc
 
 
 @asynccontextmanager

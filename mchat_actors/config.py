@@ -205,6 +205,8 @@ class _Builder:
             llm_api_key=g("LLM_API_KEY", str, None),
             llm_model=g("LLM_MODEL", str, None),
             timeout_s=g("CHAT_TIMEOUT", _positive, 60.0),
+            llm_timeout_s=g("LLM_TIMEOUT", _positive, 30.0),
+            backend_rate_per_min=g("CHAT_BACKEND_RATE_PER_MIN", _positive, 60.0),
         )
         if chat.backend == "remote":
             for name, value in (
