@@ -94,7 +94,8 @@ class TokenBucket:
         self._server_remaining: int | None = None
 
     def __repr__(self) -> str:
-        return f"<TokenBucket rate_per_s={self._rate:g} window={len(self._sent)}/{self._sent.maxlen}>"
+        used, size = len(self._sent), self._sent.maxlen
+        return f"<TokenBucket rate_per_s={self._rate:g} window={used}/{size}>"
 
     @property
     def rate_per_s(self) -> float:
@@ -118,10 +119,13 @@ class TokenBucket:
         self._waiting += 1
         try:
             async with self._lock:
-                while (deadline := self.next_allowed_at()) > self._clock():
+                while True:
+                    now = self._clock()
+                    deadline = self.next_allowed_at()
+                    if now >= deadline:
+                        break
                     # Re-check after waking: a penalty may have arrived meanwhile.
                     await trio.sleep_until(deadline)
-                now = self._clock()
                 self._tat = max(self._tat, now) + self._interval
                 self._sent.append(now)
         finally:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from mchat_actors import outbox
 from mchat_actors.actors import sender as sender_module
-from mchat_actors.actors.sender import Sender, SenderSettings, SenderStats
+from mchat_actors.actors.sender import Sender, SenderStats
 from mchat_actors.config import MattermostConfig
 from mchat_actors.errors import MattermostAuthError, StoreError
 from mchat_actors.mattermost.rest import open_mattermost_client
@@ -225,7 +225,8 @@ async def test_channel_order_holds_under_failures(autojump_clock, tmp_path):
 async def test_busy_channel_does_not_starve_another(autojump_clock, tmp_path):
     """With 100 replies queued for one channel, another channel's reply goes within 3 posts."""
     store, fake = InlineStore(tmp_path / "s.db"), FakeMattermost()
-    outbox.enqueue_replies(store.db, [reply("busy", n) for n in range(100)], max_chars=1000, now=wall())
+    backlog = [reply("busy", n) for n in range(100)]
+    outbox.enqueue_replies(store.db, backlog, max_chars=1000, now=wall())
     async with sender_running(store, fake) as run:
         await run.send.send(reply("quiet", 1))
     assert fake.keys().index("quiet-trigger1:0") <= 2
@@ -271,7 +272,7 @@ async def test_quick_retries_back_off_by_factor_two(autojump_clock, tmp_path):
     async with sender_running(store, fake) as run:
         await run.send.send(reply("a", 0))
         await trio.sleep(60)
-    gaps = [round(b - a, 1) for a, b in zip(fake.create_calls, fake.create_calls[1:])]
+    gaps = [round(b - a, 1) for a, b in zip(fake.create_calls, fake.create_calls[1:], strict=False)]
     assert gaps[:3] == [1.0, 2.0, 4.0]
     assert gaps[3] >= 30.0
 

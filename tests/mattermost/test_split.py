@@ -84,7 +84,7 @@ def test_code_fence_is_closed_and_reopened_with_its_info_string():
 
 def assert_mid_line_cuts_are_clean(pieces):
     """Where a cut falls inside a line, neither half reads as a fence line."""
-    for (_, before, _), (_, after, _) in zip(pieces, pieces[1:]):
+    for (_, before, _), (_, after, _) in zip(pieces, pieces[1:], strict=False):
         if not before.endswith("\n"):
             assert not FENCE.fullmatch(before.split("\n")[-1])
             assert not FENCE.fullmatch(after.split("\n")[0])
