@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import orjson
@@ -21,10 +22,13 @@ import trio
 
 from .apperror import AppError, permission_denied, post_not_found
 from .events import Broadcast, WsEvent
-from .hub import Hub
 from .mentions import mentioned_user_ids
 from .models import FakeChannel, FakeUser, is_valid_id, new_id
-from .state import FakeState
+from .state import millis
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .state import FakeState
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +117,9 @@ class FakeApp:
                                  trigger_webhooks=trigger_webhooks and not system))
         return self.state.render_post(post), True
 
-    def edit_post(self, actor: FakeUser, post_id: str, patch: Mapping[str, object]) -> dict[str, object]:
+    def edit_post(
+        self, actor: FakeUser, post_id: str, patch: Mapping[str, object]
+    ) -> dict[str, object]:
         """``PUT /posts/{id}/patch``: message, props (replaced), is_pinned, file_ids."""
         post = self.state.posts.get(post_id)
         if post is None or post["delete_at"]:
@@ -152,7 +158,9 @@ class FakeApp:
             if not target["delete_at"]:
                 target["delete_at"] = now
                 target["update_at"] = now
-                target["props"] = {**target["props"], "deleteBy": actor.id}  # type: ignore[dict-item]
+                props = target["props"]
+                assert isinstance(props, dict)
+                target["props"] = {**props, "deleteBy": actor.id}
         self.hub.publish(WsEvent(
             event="post_deleted", data={"post": orjson.dumps(before).decode()},
             broadcast=Broadcast(channel_id=channel.id), admin_data={"delete_by": actor.id},
@@ -160,7 +168,9 @@ class FakeApp:
 
     # -- reactions -----------------------------------------------------------------------------
 
-    def add_reaction(self, actor: FakeUser, user_id: str, post_id: str, emoji_name: str) -> dict[str, object]:
+    def add_reaction(
+        self, actor: FakeUser, user_id: str, post_id: str, emoji_name: str
+    ) -> dict[str, object]:
         if user_id != actor.id:
             raise permission_denied()
         post = self.state.posts.get(post_id)
@@ -253,7 +263,7 @@ class FakeApp:
         post_id = str(post["id"])
         self.state.posts[post_id] = post
         self.state.channel_posts[channel.id].append(post_id)
-        now = int(post["create_at"])  # type: ignore[call-overload]
+        now = millis(post, "create_at")
         channel.last_post_at = now
         channel.total_msg_count += 1
         if post["root_id"]:

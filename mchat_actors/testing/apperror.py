@@ -50,7 +50,8 @@ def permission_denied() -> AppError:
 
 def invalid_body_param(name: str) -> AppError:
     return AppError(
-        400, "api.context.invalid_body_param.app_error", f"Invalid or missing {name} in request body."
+        400, "api.context.invalid_body_param.app_error",
+        f"Invalid or missing {name} in request body.",
     )
 
 
@@ -84,7 +85,9 @@ def user_not_found() -> AppError:
 
 
 def channel_not_found() -> AppError:
-    return AppError(404, "app.channel.get.existing.app_error", "Unable to find the existing channel.")
+    return AppError(
+        404, "app.channel.get.existing.app_error", "Unable to find the existing channel."
+    )
 
 
 def post_not_found() -> AppError:

@@ -8,16 +8,20 @@ posts (``system_join_channel``, ``system_add_to_channel``, ``system_leave_channe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import orjson
 
-from .app import FakeApp
 from .apperror import AppError, channel_not_found, permission_denied, user_not_found
 from .events import Broadcast, WsEvent
 from .models import FakeChannel, FakeUser, new_id
 from .state import direct_name, group_name
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .app import FakeApp
 
 DEFAULT_CHANNEL = "town-square"
 _CHANNEL_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?")
@@ -27,7 +31,9 @@ _CHANNEL_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?")
 class ChannelOps:
     app: FakeApp
 
-    def add_member(self, actor: FakeUser, channel: FakeChannel, user: FakeUser) -> dict[str, object]:
+    def add_member(
+        self, actor: FakeUser, channel: FakeChannel, user: FakeUser
+    ) -> dict[str, object]:
         """Join (actor == user) or add; an existing member is returned unchanged."""
         state = self.app.state
         if channel.delete_at:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
+from typing import TYPE_CHECKING
 
 import trio
 
 from .fake import FakeMattermost
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def fake_main(args: argparse.Namespace) -> int:

@@ -134,7 +134,8 @@ class ControlHandlers:
         try:
             return json_response(self.mm.posts(channel))
         except KeyError:
-            raise AppError(404, "api.fake.control.not_found", f"unknown channel {channel!r}") from None
+            raise AppError(404, "api.fake.control.not_found",
+                           f"unknown channel {channel!r}") from None
 
     async def seed(self, request: Request) -> Response:
         return json_response(self.mm.describe())

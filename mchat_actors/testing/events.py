@@ -7,12 +7,15 @@ write time as on the real server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 import orjson
 
-from .models import FakeUser
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .models import FakeUser
 
 
 @attrs.frozen(kw_only=True)

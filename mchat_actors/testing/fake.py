@@ -13,10 +13,7 @@ Everything the Python API does goes through the same app-layer code as the REST 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -25,7 +22,6 @@ from .channels import ChannelOps
 from .control import ControlHandlers
 from .faults import Faults
 from .hub import Hub
-from .models import FakeChannel, FakeTeam, FakeUser, RequestRecord
 from .ratelimit import RateLimiter
 from .rest_channels import ChannelHandlers
 from .rest_posts import PostHandlers
@@ -34,6 +30,13 @@ from .routing import Router
 from .seed import apply_seed, load_seed
 from .server import HttpServer
 from .state import FakeState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
+    from types import TracebackType
+
+    from .models import FakeChannel, FakeTeam, FakeUser, RequestRecord
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +140,9 @@ class FakeMattermost:
             raise KeyError(key)
         return channel
 
-    def posts(self, channel: str | None = None, include_deleted: bool = True) -> list[dict[str, object]]:
+    def posts(
+        self, channel: str | None = None, include_deleted: bool = True
+    ) -> list[dict[str, object]]:
         """Post JSON copies in create order, of one channel (name or id) or all."""
         if channel is None:
             found = list(self.state.posts.values())
@@ -166,7 +171,9 @@ class FakeMattermost:
         await trio.lowlevel.checkpoint()
         return post
 
-    async def edit_post(self, post_id: str, message: str, *, by: str | None = None) -> dict[str, object]:
+    async def edit_post(
+        self, post_id: str, message: str, *, by: str | None = None
+    ) -> dict[str, object]:
         actor = self.user(by) if by else self.state.users[str(self.state.post(post_id)["user_id"])]
         return self.app.edit_post(actor, post_id, {"message": message})
 
@@ -235,7 +242,9 @@ class FakeMattermost:
     def refuse_connections(self, seconds: float) -> None:
         self.faults.refuse_connections(seconds)
 
-    def fail_requests(self, seconds: float, status: int = 503, path_prefix: str = "/api/v4/") -> None:
+    def fail_requests(
+        self, seconds: float, status: int = 503, path_prefix: str = "/api/v4/"
+    ) -> None:
         self.faults.fail_requests(seconds, status, path_prefix)
 
     def stall(self, seconds: float) -> None:
@@ -250,7 +259,7 @@ class FakeMattermost:
     async def wait_for(self, predicate: Callable[[], object], timeout: float = 5) -> None:  # noqa: ASYNC109
         """Poll ``predicate`` until it is truthy. Raises ``trio.TooSlowError`` on timeout."""
         with trio.fail_after(timeout):
-            while not predicate():
+            while not predicate():  # noqa: ASYNC110 - polling an arbitrary predicate
                 await trio.sleep(0.01)
 
     # -- description (for /_fake/seed and the CLI) ---------------------------------------------

@@ -34,7 +34,9 @@ class Faults:
     def refuse_connections(self, seconds: float) -> None:
         self.refuse_conn_until = _now() + seconds
 
-    def fail_requests(self, seconds: float, status: int = 503, path_prefix: str = "/api/v4/") -> None:
+    def fail_requests(
+        self, seconds: float, status: int = 503, path_prefix: str = "/api/v4/"
+    ) -> None:
         if not 400 <= status <= 599:
             raise ValueError(f"fail status must be 4xx or 5xx, not {status}")
         self.fail_until = _now() + seconds
@@ -75,5 +77,6 @@ class Faults:
 
     async def wait_unstalled(self) -> None:
         """Return once no stall window is open (at once when none is)."""
-        while (until := self.stall_until) > _now():
+        # The window may be extended while we sleep, hence the loop.
+        while (until := self.stall_until) > _now():  # noqa: ASYNC110
             await trio.sleep_until(until)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
 
 from .events import Broadcast, WsEvent
 from .models import SERVER_HOSTNAME, VERSION_ID, FakeUser, new_id
-from .state import FakeState
+
+if TYPE_CHECKING:
+    from .state import FakeState
 
 logger = logging.getLogger(__name__)
 

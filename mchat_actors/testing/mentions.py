@@ -10,9 +10,11 @@ group mentions, ``@channel`` permissions.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from .models import FakeChannel, FakeUser
-from .state import FakeState
+if TYPE_CHECKING:
+    from .models import FakeChannel, FakeUser
+    from .state import FakeState
 
 _AT_WORD = re.compile(r"(?<![\w@])@([A-Za-z0-9._-]+)")
 

@@ -18,16 +18,21 @@ real server, set only by thread paging and search, so it is absent here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from .state import FakeState
+from .state import millis
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from .state import FakeState
 
 SINCE_CAP = 1000
 Post = dict[str, object]
 
 
 def _created(post: Post) -> int:
-    return int(post["create_at"])  # type: ignore[call-overload]
+    return millis(post, "create_at")
 
 
 def channel_posts(
@@ -92,8 +97,8 @@ def thread(state: FakeState, post_id: str) -> dict[str, object]:
 
 
 def _since(state: FakeState, all_posts: list[Post], since: int) -> dict[str, object]:
-    changed = sorted((p for p in all_posts if int(p["update_at"]) > since),  # type: ignore[call-overload]
-                     key=lambda p: int(p["update_at"]))[:SINCE_CAP]  # type: ignore[call-overload]
+    changed = sorted((p for p in all_posts if millis(p, "update_at") > since),
+                     key=lambda p: millis(p, "update_at"))[:SINCE_CAP]
     by_id = {str(p["id"]): p for p in changed}
     for post in changed:
         root_id = str(post["root_id"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from .apperror import (
@@ -11,11 +13,13 @@ from .apperror import (
     permission_denied,
     user_not_found,
 )
-from .channels import ChannelOps
 from .models import FakeChannel, is_valid_id
 from .rest_users import page_args
 from .routing import Request, Response, Router, json_response, status_ok
-from .state import FakeState
+
+if TYPE_CHECKING:
+    from .channels import ChannelOps
+    from .state import FakeState
 
 
 @attrs.define(eq=False)

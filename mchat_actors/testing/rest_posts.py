@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
-from .app import FakeApp
 from .apperror import (
     AppError,
     invalid_body_param,
@@ -16,6 +17,9 @@ from .models import is_valid_id
 from .postlist import channel_posts, thread
 from .rest_users import page_args
 from .routing import Request, Response, Router, json_response, status_ok
+
+if TYPE_CHECKING:
+    from .app import FakeApp
 
 MAX_IDS = 1000
 

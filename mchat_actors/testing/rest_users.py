@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from .apperror import (
@@ -13,7 +15,9 @@ from .apperror import (
 )
 from .models import SERVER_VERSION
 from .routing import Request, Response, Router, json_response
-from .state import FakeState
+
+if TYPE_CHECKING:
+    from .state import FakeState
 
 PER_PAGE_DEFAULT = 60
 PER_PAGE_MAX = 200

@@ -17,7 +17,13 @@ from urllib.parse import parse_qs
 import attrs
 import orjson
 
-from .apperror import AppError, invalid_body_param, invalid_url_param, route_not_found, session_expired
+from .apperror import (
+    AppError,
+    invalid_body_param,
+    invalid_url_param,
+    route_not_found,
+    session_expired,
+)
 from .models import FakeUser, is_valid_id
 
 

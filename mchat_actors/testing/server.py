@@ -15,6 +15,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import attrs
@@ -26,12 +29,14 @@ from wsproto.utilities import RemoteProtocolError
 
 from .apperror import AppError, body_too_large, internal_error, session_expired
 from .faults import WEBSOCKET_PATH, Faults
-from .hub import Hub
 from .models import VERSION_ID, RequestRecord, is_valid_id, new_id, token_hint
-from .ratelimit import RateLimiter
 from .routing import Request, Response, Router, json_response, resolve_params
-from .state import FakeState
 from .ws import WsSocket, parse_sequence_number
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .ratelimit import RateLimiter
+    from .state import FakeState
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +56,10 @@ class HttpServer:
     control: Router
     request_log: deque[RequestRecord] = attrs.field(factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
 
-    async def serve(self, host: str, port: int, *,
-                    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
-                    ) -> None:
+    async def serve(
+        self, host: str, port: int, *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Listen on ``host:port`` and serve until cancelled; ``started`` gets the listeners."""
         listeners = await trio.open_tcp_listeners(port, host=host)
         task_status.started(listeners)
@@ -259,8 +265,8 @@ async def _bad_request(conn: h11.Connection, stream: trio.SocketStream) -> None:
     if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     try:
-        data = conn.send(h11.Response(status_code=400, headers=[("content-length", "0"),
-                                                                ("connection", "close")]))
+        data = conn.send(h11.Response(status_code=400, reason=b"Bad Request",
+                                      headers=[("content-length", "0"), ("connection", "close")]))
         data += conn.send(h11.EndOfMessage()) or b""
     except h11.LocalProtocolError:
         return
@@ -272,17 +278,26 @@ async def _send_response(conn: h11.Connection, stream: trio.SocketStream, reques
     headers = [
         ("Content-Type", response.content_type),
         ("Content-Length", str(len(response.body))),
+        ("Date", formatdate(usegmt=True)),
         ("X-Request-Id", request.request_id),
         ("X-Version-Id", VERSION_ID),
         *response.headers,
     ]
     if close:
         headers.append(("Connection", "close"))
-    data = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+    data = conn.send(h11.Response(status_code=response.status, headers=headers,
+                                  reason=_reason(response.status))) or b""
     if response.body and request.method != "HEAD":
         data += conn.send(h11.Data(data=response.body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -7,7 +7,7 @@ Posts are stored as the server's Post JSON (dicts) and copied on the way out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import orjson
@@ -21,6 +21,9 @@ from .apperror import (
     user_not_found,
 )
 from .models import FakeChannel, FakeTeam, FakeUser, is_valid_id, wall_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 
 @attrs.define(kw_only=True)
@@ -178,7 +181,7 @@ class FakeState:
         root_id = str(post["root_id"] or post["id"])
         live = [r for r in self.replies.get(root_id, []) if not self.posts[r]["delete_at"]]
         out["reply_count"] = len(live)
-        out["last_reply_at"] = max((int(self.posts[r]["create_at"]) for r in live), default=0)  # type: ignore[call-overload]
+        out["last_reply_at"] = max((millis(self.posts[r], "create_at") for r in live), default=0)
         reactions = self.reactions.get(str(post["id"]))
         if reactions:
             out["metadata"] = {"reactions": [dict(r) for r in reactions.values()]}
@@ -243,6 +246,13 @@ class FakeState:
         if user is None:
             raise user_not_found()
         return user
+
+
+def millis(record: Mapping[str, object], key: str) -> int:
+    """An integer field (a ms timestamp) of a stored post or reaction."""
+    value = record[key]
+    assert isinstance(value, int)
+    return value
 
 
 def direct_name(a: str, b: str) -> str:

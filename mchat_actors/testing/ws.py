@@ -11,20 +11,26 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 import trio
 import wsproto
 import wsproto.events as wse
+from wsproto.connection import ConnectionState
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from .apperror import AppError
 from .events import Broadcast, WsEvent, reply_frame, with_seq
-from .faults import Faults
-from .hub import Hub, WsConnection
 from .models import SERVER_VERSION, FakeUser, wall_ms
-from .state import FakeState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .faults import Faults
+    from .hub import Hub, WsConnection
+    from .state import FakeState
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +102,12 @@ class WsSocket:
 
     async def _drain_until_close(self) -> None:
         """After our close frame, read until the peer answers it (or goes away)."""
-        while self._ws.state is not wsproto.ConnectionState.CLOSED:
+        while self._ws.state is not ConnectionState.CLOSED:
             data = await self._stream.receive_some(READ_BYTES)
             if not data:
                 return
             try:
-                self._ws.receive_data(data)
+                self._ws.receive_data(bytes(data))
                 for _ in self._ws.events():
                     pass
             except RemoteProtocolError:
@@ -119,7 +125,7 @@ class WsSocket:
         try:
             while True:
                 data = await self._stream.receive_some(READ_BYTES)
-                if not data or not self._feed(data):
+                if not data or not self._feed(bytes(data)):
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._close_frame = None
@@ -196,7 +202,7 @@ class WsSocket:
         except AppError as err:
             self._reply(reply_frame(seq, error=err.ws_error()))
             return True
-        if reply is not _NO_REPLY:
+        if not isinstance(reply, _NoReply):
             self._reply(reply_frame(seq, data=reply))
         return True
 
@@ -211,7 +217,7 @@ class WsSocket:
         self._reply(reply_frame(seq))
         return True
 
-    def _actions(self) -> dict[str, Callable[[FakeUser, dict[str, object]], object]]:
+    def _actions(self) -> dict[str, Callable[[FakeUser, dict[str, object]], _Reply]]:
         return {
             "ping": self._ping,
             "user_typing": self._typing,
@@ -222,13 +228,13 @@ class WsSocket:
             "posted_notify_ack": lambda _user, _data: None,
         }
 
-    def _ping(self, user: FakeUser, data: dict[str, object]) -> object:
+    def _ping(self, user: FakeUser, data: dict[str, object]) -> _Reply:
         if self._faults.stalled:
             return _NO_REPLY  # a stalled server does not answer the ping action
         return {"text": "pong", "version": SERVER_VERSION, "server_time": wall_ms(),
                 "node_id": ""}
 
-    def _typing(self, user: FakeUser, data: dict[str, object]) -> object:
+    def _typing(self, user: FakeUser, data: dict[str, object]) -> _Reply:
         channel_id = data.get("channel_id")
         parent_id = data.get("parent_id", "") or ""
         if not isinstance(channel_id, str) or not self._state.is_member(channel_id, user.id):
@@ -240,7 +246,7 @@ class WsSocket:
         ))
         return None
 
-    def _statuses_by_ids(self, user: FakeUser, data: dict[str, object]) -> object:
+    def _statuses_by_ids(self, user: FakeUser, data: dict[str, object]) -> _Reply:
         ids = data.get("user_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise _invalid_ws_param("user_ids")
@@ -290,10 +296,11 @@ class WsSocket:
 
 
 class _NoReply:
-    pass
+    """Returned by an action handler that must not answer."""
 
 
 _NO_REPLY = _NoReply()
+_Reply = Mapping[str, object] | None | _NoReply
 
 
 def _invalid_ws_param(name: str) -> AppError:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from mchat_actors.testing import FakeMattermost
-
 from .wsutil import auth
+
+if TYPE_CHECKING:
+    from mchat_actors.testing import FakeMattermost
 
 API = "/api/v4"
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
+import pytest
 import trio
 
 from mchat_actors.testing import AppError, FakeMattermost
 
 from .wsutil import auth
+
+if TYPE_CHECKING:
+    import httpx
 
 API = "/api/v4"
 
@@ -258,17 +263,18 @@ async def test_pending_post_id_expires_after_30_s(autojump_clock):
     """After 30 s of server time the same pending_post_id creates a new post."""
     async with FakeMattermost() as mm:
         first = await mm.post_as("kim", "town-square", "a", pending_post_id="p")
-        assert (await mm.post_as("kim", "town-square", "a", pending_post_id="p"))["id"] == first["id"]
+        repeat = await mm.post_as("kim", "town-square", "a", pending_post_id="p")
+        assert repeat["id"] == first["id"]
         await trio.sleep(31)
-        assert (await mm.post_as("kim", "town-square", "a", pending_post_id="p"))["id"] != first["id"]
+        later = await mm.post_as("kim", "town-square", "a", pending_post_id="p")
+        assert later["id"] != first["id"]
 
 
 async def test_failed_post_frees_its_pending_post_id(mm):
     """A rejected post does not keep its pending_post_id, so a fixed retry succeeds."""
-    try:
+    with pytest.raises(AppError) as rejected:
         await mm.post_as("kim", "town-square", "x" * 20000, pending_post_id="retry")
-    except AppError as err:
-        assert err.status == 400
+    assert rejected.value.status == 400
     post = await mm.post_as("kim", "town-square", "short", pending_post_id="retry")
     assert post["message"] == "short"
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from mchat_actors.testing import FakeMattermost
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mchat_actors.testing import FakeMattermost
 
 
 def auth(token: str) -> dict[str, str]:
