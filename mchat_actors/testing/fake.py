@@ -83,13 +83,12 @@ class FakeMattermost:
     async def __aenter__(self) -> FakeMattermost:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
+        self._nursery = nursery
         try:
             listeners = await nursery.start(self.server.serve, self._host, self._port)
         except BaseException as exc:
-            nursery.cancel_scope.cancel()
-            await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        self._nursery = nursery
         self.app.background = nursery
         port = listeners[0].socket.getsockname()[1]
         host = self._host if self._host not in ("", "0.0.0.0", "::") else "127.0.0.1"

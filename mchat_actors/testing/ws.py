@@ -1,9 +1,14 @@
 """One WebSocket on ``/api/v4/websocket``: frames in (wsproto), actions, frames out.
 
-The HTTP layer has already parsed the upgrade request with h11; :func:`serve_websocket`
-answers it through wsproto's ``initiate_upgrade_connection`` and then owns the raw TCP stream,
-so it can close it with a close frame, or abruptly with none, exactly as the real server does
-in the situations of §1.7 and §2.2.
+The HTTP layer has already parsed the upgrade request with h11; it answers the handshake
+through wsproto's ``initiate_upgrade_connection`` and hands the raw TCP stream to
+:meth:`WsSocket.serve`, which can then close it with a close frame, or abruptly with none,
+exactly as the real server does in the situations of §1.7 and §2.2.
+
+Per socket: a reader (64 KiB reads, 8 KiB inbound message limit), a writer (numbers events
+at write time, keeps the dead queue, batches frames into one write), a keep-alive (control
+ping every 60 s, dropped when no pong for 100 s) and, until authenticated, a 5 s grace timer.
+During a stall window nothing is written, pings and pongs included.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ MAX_INBOUND_BYTES = 8192
 UNAUTHENTICATED_GRACE_S = 5.0
 READ_BYTES = 65536
 _CLOSE_WAIT_S = 1.0
+PING_INTERVAL_S = 60.0
+READ_DEADLINE_S = 100.0
+WRITE_BATCH_BYTES = 256 * 1024
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
 
 
@@ -58,6 +66,7 @@ class WsSocket:
         self._message: list[str] = []
         self._message_bytes = 0
         self.closed = trio.Event()
+        self._last_pong = trio.current_time()
         conn.socket = self
 
     # -- SocketHandle --------------------------------------------------------------------------
@@ -74,6 +83,7 @@ class WsSocket:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer)
+                    nursery.start_soon(self._keepalive)
                     if self.conn.user is None:
                         nursery.start_soon(self._grace_timer)
                     if not initial or self._feed(initial):
@@ -161,6 +171,8 @@ class WsSocket:
             case wse.Ping():
                 self._control.append(self._ws.send(event.response()))
                 self.conn.wake()
+            case wse.Pong():
+                self._last_pong = trio.current_time()
             case wse.CloseConnection():
                 self._close_frame = self._ws.send(event.response())
                 return False
@@ -276,17 +288,32 @@ class WsSocket:
             await self._faults.wait_unstalled()
             if self._scope.cancel_called:
                 return  # closing: the close frame may already be generated
-            if self._control:
-                await self._stream.send_all(self._control.popleft())
-                continue
-            if not conn.pending:
-                continue
-            is_event, payload = conn.pending.popleft()
-            if is_event:
-                payload = with_seq(payload, conn.next_seq)
-                conn.dead.append((conn.next_seq, payload))
-                conn.next_seq += 1
-            await self._stream.send_all(self._ws.send(wse.TextMessage(payload.decode())))
+            out = bytearray()
+            while self._control:
+                out += self._control.popleft()
+            while conn.pending and len(out) < WRITE_BATCH_BYTES:
+                is_event, payload = conn.pending.popleft()
+                if is_event:
+                    payload = with_seq(payload, conn.next_seq)
+                    conn.dead.append((conn.next_seq, payload))
+                    conn.next_seq += 1
+                out += text_frame(payload)
+            await self._stream.send_all(out)
+
+    async def _keepalive(self) -> None:
+        """Control pings every 60 s; no pong for 100 s drops the socket (no close frame)."""
+        next_ping = trio.current_time() + PING_INTERVAL_S
+        while True:
+            await trio.sleep_until(min(next_ping, self._last_pong + READ_DEADLINE_S))
+            now = trio.current_time()
+            if now >= self._last_pong + READ_DEADLINE_S:
+                logger.debug("no pong for %s s: dropping the socket", READ_DEADLINE_S)
+                self.close(abrupt=True)
+                return
+            if now >= next_ping:
+                next_ping += PING_INTERVAL_S
+                self._control.append(self._ws.send(wse.Ping()))
+                self.conn.wake()
 
     def _close_bytes(self, code: int) -> bytes | None:
         try:
@@ -306,6 +333,18 @@ _Reply = Mapping[str, object] | None | _NoReply
 def _invalid_ws_param(name: str) -> AppError:
     return AppError(400, "api.websocket_handler.invalid_param.app_error",
                     f"Invalid {name} parameter.")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented server text frame (RFC 6455 §5.2) around UTF-8 ``payload``."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 def parse_sequence_number(raw: list[str] | None) -> int | None:

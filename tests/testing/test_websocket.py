@@ -6,6 +6,8 @@ import json
 
 import pytest
 import trio
+import wsproto
+import wsproto.events as wse
 from trio_websocket import ConnectionClosed
 
 from mchat_actors.testing import FakeMattermost
@@ -273,3 +275,41 @@ async def test_undecodable_frame_closes_the_socket_and_the_server_lives_on(mm, c
             await ws.get_message()
     response = await client.get("/api/v4/users/me", headers=auth(mm.bot_token))
     assert response.status_code == 200
+
+
+async def test_large_event_frames_arrive_intact(mm):
+    """A posted event over 64 KiB (16383 four-byte emoji) is framed correctly."""
+    async with connect(mm, mm.bot_token) as ws:
+        await hello(ws)
+        await mm.post_as("kim", "town-square", "😀" * 16383)
+        frame = await ws.get_message()
+        assert len(frame.encode()) > 65536
+        assert json.loads(json.loads(frame)["data"]["post"])["message"] == "😀" * 16383
+
+
+async def test_server_pings_every_60_s_and_pong_keeps_the_socket(mm, autojump_clock):
+    """The server sends control pings; a client that answers them stays connected."""
+    async with connect(mm, mm.bot_token) as ws:
+        await hello(ws)
+        await trio.sleep(250)
+        assert await ping_barrier(ws, 1) == []
+
+
+async def test_socket_without_pongs_is_dropped_after_100_s(mm, autojump_clock):
+    """A client that never answers control pings is dropped ~100 s after connecting."""
+    host, port = mm.url.removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    await stream.send_all(client.send(wse.Request(
+        host=host, target="/api/v4/websocket",
+        extra_headers=[(b"authorization", f"Bearer {mm.bot_token}".encode())])))
+    start = trio.current_time()
+    seen: list[tuple[float, str]] = []
+    while data := await stream.receive_some(65536):
+        client.receive_data(data)
+        seen.extend((trio.current_time() - start, type(e).__name__) for e in client.events())
+    kinds = [kind for _, kind in seen]
+    assert kinds[:2] == ["AcceptConnection", "TextMessage"]  # upgrade, hello
+    assert [round(t) for t, kind in seen if kind == "Ping"] == [60]
+    assert "CloseConnection" not in kinds
+    assert trio.current_time() - start == pytest.approx(100, abs=1)
