@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from typing import TYPE_CHECKING
 
 import trio
@@ -14,8 +15,15 @@ if TYPE_CHECKING:
 
 
 def fake_main(args: argparse.Namespace) -> int:
-    """Serve on ``--host``/``--port``; print the URL and every seeded user's token."""
-    trio.run(_run, args)
+    """Serve on ``--host``/``--port``; print the URL and every seeded user's token.
+
+    Returns 0 after SIGINT/SIGTERM, 1 when the port cannot be bound or the seed is unusable.
+    """
+    try:
+        trio.run(_run, args)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"mchat-actors fake-mattermost: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,6 @@
 """The default seed of the fake server and the ``--seed FILE`` format.
 
-A seed is a JSON object (the default, :data:`DEFAULT_SEED`, is shown here)::
+A seed is a JSON object (the default is :func:`default_seed`; an excerpt)::
 
     {
       "team": {"name": "qa", "display_name": "품질팀 QA"},
@@ -36,38 +36,41 @@ from typing import Any
 from .models import FakeChannel, FakeTeam, FakeUser, new_id
 from .state import FakeState, direct_name, group_name
 
-DEFAULT_SEED: dict[str, Any] = {
-    "team": {"name": "qa", "display_name": "품질팀 QA"},
-    "bot": {"username": "mchat-bot", "email": "mchat-bot@example.com",
-            "first_name": "Mchat", "last_name": "Bot", "nickname": "AI 비서"},
-    "users": [
-        {"username": "kim", "email": "kim@example.com", "first_name": "민수", "last_name": "김",
-         "nickname": "김민수"},
-        {"username": "lee", "email": "lee@example.com", "first_name": "서연", "last_name": "이",
-         "nickname": "이서연"},
-        {"username": "park", "email": "park@example.com", "first_name": "지훈",
-         "last_name": "박", "nickname": "박지훈"},
-        {"username": "choi", "email": "choi@example.com", "first_name": "유진",
-         "last_name": "최", "nickname": "최유진"},
-        {"username": "admin", "email": "admin@example.com", "first_name": "Admin",
-         "last_name": "Kang", "nickname": "관리자", "roles": "system_user system_admin"},
-    ],
-    "channels": [
-        {"name": "town-square", "display_name": "Town Square", "type": "O", "members": "*"},
-        {"name": "quality", "display_name": "품질 Quality", "type": "O",
-         "members": ["kim", "lee", "park"]},
-        {"name": "defects", "display_name": "결함 Defects", "type": "P",
-         "members": ["kim", "lee", "admin"]},
-        {"type": "D", "members": ["kim", "mchat-bot"]},
-        {"type": "G", "members": ["kim", "lee", "mchat-bot"]},
-    ],
-}
+
+def default_seed() -> dict[str, Any]:
+    """A fresh copy of the default seed (team ``qa``, bot ``mchat-bot``, five users)."""
+    return {
+        "team": {"name": "qa", "display_name": "품질팀 QA"},
+        "bot": {"username": "mchat-bot", "email": "mchat-bot@example.com",
+                "first_name": "Mchat", "last_name": "Bot", "nickname": "AI 비서"},
+        "users": [
+            {"username": "kim", "email": "kim@example.com", "first_name": "민수", "last_name": "김",
+             "nickname": "김민수"},
+            {"username": "lee", "email": "lee@example.com", "first_name": "서연", "last_name": "이",
+             "nickname": "이서연"},
+            {"username": "park", "email": "park@example.com", "first_name": "지훈",
+             "last_name": "박", "nickname": "박지훈"},
+            {"username": "choi", "email": "choi@example.com", "first_name": "유진",
+             "last_name": "최", "nickname": "최유진"},
+            {"username": "admin", "email": "admin@example.com", "first_name": "Admin",
+             "last_name": "Kang", "nickname": "관리자", "roles": "system_user system_admin"},
+        ],
+        "channels": [
+            {"name": "town-square", "display_name": "Town Square", "type": "O", "members": "*"},
+            {"name": "quality", "display_name": "품질 Quality", "type": "O",
+             "members": ["kim", "lee", "park"]},
+            {"name": "defects", "display_name": "결함 Defects", "type": "P",
+             "members": ["kim", "lee", "admin"]},
+            {"type": "D", "members": ["kim", "mchat-bot"]},
+            {"type": "G", "members": ["kim", "lee", "mchat-bot"]},
+        ],
+    }
 
 
 def load_seed(source: str | Path | Mapping[str, Any] | None) -> Mapping[str, Any]:
     """The default seed (``None``), a mapping as given, or a JSON file's content."""
     if source is None:
-        return DEFAULT_SEED
+        return default_seed()
     if isinstance(source, Mapping):
         return source
     data = json.loads(Path(source).read_text(encoding="utf-8"))
@@ -78,12 +81,12 @@ def load_seed(source: str | Path | Mapping[str, Any] | None) -> Mapping[str, Any
 
 def apply_seed(state: FakeState, seed: Mapping[str, Any], bot_token: str | None) -> FakeUser:
     """Fill ``state`` from ``seed``; returns the bot."""
-    team_spec = seed.get("team") or DEFAULT_SEED["team"]
+    team_spec = seed.get("team") or default_seed()["team"]
     team = FakeTeam(id=team_spec.get("id") or new_id(), name=team_spec["name"],
                     display_name=team_spec.get("display_name", team_spec["name"]),
                     create_at=state.now_ms())
     state.add_team(team)
-    bot_spec = dict(seed.get("bot") or DEFAULT_SEED["bot"])
+    bot_spec = dict(seed.get("bot") or default_seed()["bot"])
     if bot_token:
         bot_spec["token"] = bot_token
     bot = _user(state, bot_spec, is_bot=True)
@@ -111,6 +114,10 @@ def _channel(state: FakeState, team: FakeTeam, spec: Mapping[str, Any], users: l
              bot: FakeUser) -> None:
     by_name = {u.username: u for u in users}
     wanted = spec.get("members", [])
+    unknown = [] if wanted == "*" else [name for name in wanted if name not in by_name]
+    if unknown:
+        raise ValueError(f"seed: channel {spec.get('name', spec.get('type'))!r} lists unknown "
+                         f"members {unknown}")
     members = users if wanted == "*" else [by_name[name] for name in wanted]
     kind = spec.get("type", "O")
     ids = sorted({u.id for u in members})
