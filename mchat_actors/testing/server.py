@@ -70,7 +70,7 @@ class HttpServer:
             if not self.faults.refusing_connections:
                 await self._serve_http(stream, _peer_ip(stream))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the client went away
+            logger.debug("fake server: the client went away")
         except Exception:  # error boundary: one TCP connection
             logger.exception("fake server: connection handler failed")
         finally:

@@ -107,7 +107,7 @@ class WsSocket:
                     await self._stream.send_all(self._close_frame)
                     await self._drain_until_close()
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
+                    logger.debug("peer gone before the close handshake ended")
         await trio.aclose_forcefully(self._stream)
 
     async def _drain_until_close(self) -> None:
@@ -118,8 +118,7 @@ class WsSocket:
                 return
             try:
                 self._ws.receive_data(bytes(data))
-                for _ in self._ws.events():
-                    pass
+                list(self._ws.events())  # only the state change to CLOSED matters
             except RemoteProtocolError:
                 return
 
