@@ -339,3 +339,34 @@ async def test_posts_by_ids_skips_unknown_and_unreadable(mm, client):
     response = await client.post(f"{API}/posts/ids", json=[mine["id"], public["id"], "z" * 26],
                                  headers=auth(mm.user("park").token))
     assert [p["id"] for p in response.json()] == [public["id"]]
+
+
+async def test_group_channel_needs_three_to_eight_members(mm, client):
+    """POST channels/group is 201 for 3–8 users (existing group returned); 2 is 400."""
+    ids = [mm.user(n).id for n in ("lee", "park", "choi")]
+    made = await client.post(f"{API}/channels/group", json=ids, headers=auth(mm.user("lee").token))
+    again = await client.post(f"{API}/channels/group", json=ids[::-1],
+                              headers=auth(mm.user("park").token))
+    assert made.status_code == again.status_code == 201
+    assert made.json()["id"] == again.json()["id"] and made.json()["type"] == "G"
+    assert made.json()["display_name"] == "choi, lee, park"
+    small = await client.post(f"{API}/channels/group", json=ids[:2],
+                              headers=auth(mm.user("lee").token))
+    assert small.status_code == 400
+
+
+async def test_default_channel_cannot_be_left(mm, client):
+    """Leaving town-square is 400 api.channel.remove.default.app_error."""
+    kim = mm.user("kim")
+    response = await client.delete(
+        f"{API}/channels/{mm.channel('town-square').id}/members/{kim.id}", headers=auth(kim.token))
+    _assert_app_error(response, 400, "api.channel.remove.default.app_error")
+
+
+async def test_posting_to_an_archived_channel_is_400(mm, client):
+    """A deleted (archived) channel refuses new posts."""
+    await mm.create_channel("old", members=["kim"])
+    await mm.delete_channel("old")
+    response = await client.post(f"{API}/posts", headers=auth(mm.user("kim").token),
+                                 json={"channel_id": mm.channel("old").id, "message": "x"})
+    _assert_app_error(response, 400, "api.post.create_post.can_not_post_to_deleted.error")

@@ -8,7 +8,7 @@ import pytest
 import trio
 import wsproto
 import wsproto.events as wse
-from trio_websocket import ConnectionClosed
+from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from mchat_actors.testing import FakeMattermost
 
@@ -313,3 +313,11 @@ async def test_socket_without_pongs_is_dropped_after_100_s(mm, autojump_clock):
     assert [round(t) for t, kind in seen if kind == "Ping"] == [60]
     assert "CloseConnection" not in kinds
     assert trio.current_time() - start == pytest.approx(100, abs=1)
+
+
+async def test_query_string_token_is_401_without_upgrade(mm):
+    """?access_token= with a personal access token gets 401 and no upgrade."""
+    with pytest.raises(ConnectionRejected) as rejected:
+        async with connect(mm, None, f"?access_token={mm.bot_token}"):
+            pass
+    assert rejected.value.status_code == 401
