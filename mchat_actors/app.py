@@ -16,6 +16,7 @@ replies stay in the outbox.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -220,4 +221,5 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                                     events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
                                     stats=rt.reconnect_stats)
 
-            n.start_soon(supervise, "reconnect", connection, policy, rt.supervisor_stats)
+            n.start_soon(partial(supervise, "reconnect", connection, policy,
+                                 stats=rt.supervisor_stats))

@@ -133,11 +133,13 @@ class _Connection:
                    task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             try:
-                ws = await trio_websocket.connect_websocket_url(
-                    nursery, url, ssl_context_for(self.cfg), extra_headers=headers,
-                    message_queue_size=64, max_message_size=MAX_FRAME,
-                    connect_timeout=self.cfg.rest_timeout_s,
-                    disconnect_timeout=1.0, receive_buffer_size=RECEIVE_BUFFER)
+                with trio.fail_after(self.cfg.rest_timeout_s):
+                    ws = await trio_websocket.connect_websocket_url(
+                        nursery, url, ssl_context_for(self.cfg), extra_headers=headers,
+                        message_queue_size=64, max_message_size=MAX_FRAME,
+                        receive_buffer_size=RECEIVE_BUFFER)
+            except trio.TooSlowError:
+                raise MattermostUnavailable("websocket connect timed out") from None
             except (trio_websocket.HandshakeError, OSError) as exc:
                 raise MattermostUnavailable(_describe_handshake(exc)) from None
             try:

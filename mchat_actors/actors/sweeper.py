@@ -51,7 +51,9 @@ class Sweeper:
     store: Store
     events: trio.MemorySendChannel[InboundEvent]
     stats: SweepStats = attrs.Factory(SweepStats)
-    lost_since_ms: int | None = None  # wall ms when the last connection was lost
+    # wall ms since when channels without a cursor must be read: the process start at first,
+    # then the moment a connection was lost (None while nothing can have been missed)
+    lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
     _channels_at: float = -1e18

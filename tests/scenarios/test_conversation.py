@@ -1,0 +1,138 @@
+"""The service end to end against the fake Mattermost: triggers, threads, DMs, filters."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from mchat_actors.errors import MattermostAuthError
+from mchat_actors.testing import FakeMattermost
+from mchat_actors import app
+from tests.fakes import FakeChat, answer_for
+from tests.scenarios.harness import bot_config, bot_posts, replies_to, running_bot, wait_until
+
+
+async def test_mention_gets_exactly_one_threaded_reply(tmp_path):
+    """`@ai` in a channel gets one reply whose root is the triggering post."""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        post = await mm.post_as("kim", "town-square", "@ai 오늘 X부품 불량률 몇 %야?")
+        await wait_until(lambda: replies_to(mm, post["id"]))
+        await trio.sleep(0.3)
+        [reply] = replies_to(mm, post["id"])
+        assert reply["root_id"] == post["id"]
+        assert answer_for("오늘 X부품 불량률 몇 %야?") in reply["message"]
+        assert len(chat.messages) == 1  # the bot's own reply was not stored as a user message
+
+
+async def test_reply_in_a_thread_uses_the_thread_root(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        root = await mm.post_as("lee", "quality", "배포 일정 공유합니다")
+        ask = await mm.post_as("kim", "quality", "@AI 언제야?", root_id=root["id"])
+        await wait_until(lambda: replies_to(mm, ask["id"]))
+        assert replies_to(mm, ask["id"])[0]["root_id"] == root["id"]
+        assert replies_to(mm, root["id"]) == []
+
+
+async def test_channel_reply_mode_posts_at_top_level(tmp_path):
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=FakeChat(),
+                                                   MCHAT_REPLY_MODE="channel"):
+        ask = await mm.post_as("kim", "quality", "@ai hello")
+        await wait_until(lambda: replies_to(mm, ask["id"]))
+        assert replies_to(mm, ask["id"])[0]["root_id"] == ""
+
+
+async def test_dm_posts_are_answered_and_plain_channel_posts_only_stored(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        dm = await mm.dm_channel("lee", "mchat-bot")
+        plain = await mm.post_as("kim", "town-square", "그냥 잡담")
+        asked = await mm.post_as("lee", dm.id, "안녕하세요")
+        await wait_until(lambda: replies_to(mm, asked["id"]))
+        await wait_until(lambda: plain["id"] in chat.messages)
+        assert replies_to(mm, plain["id"]) == []
+
+
+async def test_commands_with_and_without_mention(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        a = await mm.post_as("kim", "town-square", "/remember X부품 불량률 12%")
+        b = await mm.post_as("kim", "town-square", "@ai /search 불량률")
+        await wait_until(lambda: replies_to(mm, a["id"]) and replies_to(mm, b["id"]))
+        assert "/remember X부품 불량률 12%" in replies_to(mm, a["id"])[0]["message"]
+        assert "/search 불량률" in replies_to(mm, b["id"])[0]["message"]
+
+
+async def test_bot_name_setting_adds_a_trigger(tmp_path):
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=FakeChat(),
+                                                   MCHAT_BOT_NAME="품질봇"):
+        p = await mm.post_as("kim", "town-square", "@품질봇 도와줘")
+        await wait_until(lambda: replies_to(mm, p["id"]))
+
+
+async def test_chat_failure_gets_one_apology_not_silence(tmp_path):
+    """A failing ChatService gives exactly one short apology; the service keeps running."""
+    chat = FakeChat(fail_rooms={"Town Square"})
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        p = await mm.post_as("kim", "town-square", "@ai 질문")
+        await wait_until(lambda: replies_to(mm, p["id"]))
+        assert "죄송합니다" in replies_to(mm, p["id"])[0]["message"]
+        q = await mm.post_as("kim", "quality", "@ai 질문")
+        await wait_until(lambda: replies_to(mm, q["id"]))
+        assert rt.invoker.stats.failures >= 1
+
+
+async def test_edits_and_deletes_reach_the_chat_service(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        p = await mm.post_as("kim", "town-square", "원래 문장")
+        await wait_until(lambda: p["id"] in chat.messages)
+        await mm.edit_post(p["id"], "고친 문장")
+        await mm.delete_post(p["id"])
+        await wait_until(lambda: chat.deletes == [p["id"]])
+        assert chat.edits == [(p["id"], "고친 문장")]
+
+
+async def test_sync_off_channel_is_not_stored(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        cid = mm.channel("quality").id
+        await rt.mapper.channel(cid)
+        await rt.mapper.set_sync(cid, False)
+        p = await mm.post_as("kim", "quality", "@ai 무시될 질문")
+        marker = await mm.post_as("kim", "town-square", "@ai 이건 답해")
+        await wait_until(lambda: replies_to(mm, marker["id"]))
+        await trio.sleep(0.2)
+        assert p["id"] not in chat.messages and replies_to(mm, p["id"]) == []
+
+
+async def test_rejected_token_is_fatal_with_a_clear_error(tmp_path):
+    async with FakeMattermost() as mm:
+        config = bot_config(mm, str(tmp_path / "b.db"), MCHAT_TOKEN="wrong-token")
+        with pytest.raises(MattermostAuthError):
+            await app.run(config, chat=FakeChat())
+
+
+async def test_mapping_survives_restart(tmp_path):
+    """A second run on the same database reuses the rooms and users of the first."""
+    chat = FakeChat()
+    db = str(tmp_path / "b.db")
+    async with FakeMattermost() as mm:
+        async with running_bot(mm, db, chat=chat):
+            p = await mm.post_as("kim", "town-square", "@ai 하나")
+            await wait_until(lambda: replies_to(mm, p["id"]))
+        rooms, users = len(chat.rooms), len(chat.users)
+        async with running_bot(mm, db, chat=chat):
+            q = await mm.post_as("kim", "town-square", "@ai 둘")
+            await wait_until(lambda: replies_to(mm, q["id"]))
+        assert (len(chat.rooms), len(chat.users)) == (rooms, users)
+
+
+async def test_auto_join_joins_every_public_channel_of_a_team(tmp_path):
+    async with FakeMattermost() as mm:
+        await mm.create_channel("new-public", "O", members=["kim"])
+        async with running_bot(mm, str(tmp_path / "b.db"), chat=FakeChat(),
+                               MCHAT_AUTO_JOIN="qa/*"):
+            p = await mm.post_as("kim", "new-public", "@ai 여기도 답해?")
+            await wait_until(lambda: replies_to(mm, p["id"]))
