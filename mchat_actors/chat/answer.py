@@ -16,9 +16,9 @@ import re
 import time
 from collections.abc import Sequence
 
+from .analysis import analyze_query, relevance
 from .masking import mask_sensitive
 from .protocol import LLM, MemoryRecord
-from .search import analyze_query, relevance
 
 # Memories quoted by the built-in answerer: at least this share of the question's concepts.
 RELATED_THRESHOLD = 0.5

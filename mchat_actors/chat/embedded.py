@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
 
@@ -140,8 +140,10 @@ class EmbeddedChatService:
             return SendResult(user_message=stored)
         request = Request(room=room, user=user, message=stored, post_id=post_id,
                           permalink=permalink, react=react)
+        memories: Sequence[MemoryRecord] = ()
+        ephemeral = False
         if command is None:
-            answer, memories, ephemeral = await self.answer_question(room, user, text), (), False
+            answer = await self.answer_question(room, user, text)
         else:
             answer, memories, ephemeral = await handle_command(self, request, command)
         await self.db(repo.insert_message, room=room, user=None, content=answer,

@@ -5,12 +5,14 @@ for a JSON array ``[{"memory": "...", "message": 3}]``; ``parse_extraction`` als
 lines. ``Debouncer`` runs one extraction per burst of messages of a room: every push moves the
 room's deadline ``delay_s`` into the future, and a single task per room waits for the deadline,
 takes the pending items and calls the handler, then repeats while new items arrived meanwhile.
+The quiet period is a cancel scope whose deadline each push moves.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -83,7 +85,8 @@ class ExtractionStatistics:
 @attrs.define
 class _RoomState:
     items: set[int] = attrs.field(factory=set)
-    deadline: float = 0.0
+    # The room's quiet period: its deadline moves with every push.
+    quiet: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
 
 class Debouncer:
@@ -107,10 +110,11 @@ class Debouncer:
         state = self._rooms.get(room)
         if state is None:
             state = self._rooms[room] = _RoomState()
-            self._idle = trio.Event()
+            if self._idle.is_set():
+                self._idle = trio.Event()
             self._nursery.start_soon(self._serve_room, room, state)
         state.items.add(item)
-        state.deadline = trio.current_time() + self._delay_s
+        state.quiet.deadline = trio.current_time() + self._delay_s
 
     async def wait_idle(self) -> None:
         """Return once no extraction is pending or running."""
@@ -123,8 +127,9 @@ class Debouncer:
     async def _serve_room(self, room: str, state: _RoomState) -> None:
         try:
             while state.items:
-                while trio.current_time() < state.deadline:
-                    await trio.sleep_until(state.deadline)
+                with state.quiet:
+                    await trio.sleep_forever()
+                state.quiet = trio.CancelScope(deadline=math.inf)
                 items = frozenset(state.items)
                 state.items.clear()
                 self.runs += 1

@@ -17,10 +17,11 @@ import trio
 
 from ..messages import AgentUserId, RoomId
 from . import repo
+from .analysis import analyze_query, relevance
 from .answer import format_memory, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
 from .protocol import MemoryRecord, ReactFn, StoredMessage
-from .search import analyze_query, memory_from_row, relevance, search_memories
+from .search import memory_from_row, search_memories
 
 if TYPE_CHECKING:
     from .embedded import EmbeddedChatService
@@ -103,10 +104,12 @@ async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcom
 
 def _remember_both(conn: sqlite3.Connection, text: str, req: Request,
                    now_ms: int) -> tuple[tuple[MemoryRecord, bool], tuple[MemoryRecord, bool]]:
-    common = {"kind": "remember", "room": req.room, "author": req.user,
-              "source_post_id": req.post_id, "permalink": req.permalink, "now_ms": now_ms}
-    in_room = repo.save_memory(conn, text, scope="room", owner=None, **common)
-    personal = repo.save_memory(conn, text, scope="personal", owner=req.user, **common)
+    in_room, personal = (
+        repo.save_memory(conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
+                         author=req.user, source_post_id=req.post_id, permalink=req.permalink,
+                         now_ms=now_ms)
+        for scope, owner in (("room", None), ("personal", req.user))
+    )
     return in_room, personal
 
 

@@ -7,8 +7,9 @@ What is masked, in this order (earlier kinds win where patterns overlap):
 
 - secrets: the value after ``password`` / ``passwd`` / ``pw`` / ``비밀번호`` / ``비번`` /
   ``패스워드`` / ``암호`` / ``token`` / ``토큰`` / ``api_key`` / ``api key`` / ``secret`` /
-  ``access_key`` / ``client_secret`` followed by ``:`` or ``=`` (any value), or by ``은/는/이/가``, ``is`` or a space (then
-  the value must look like a secret: four or more characters with a digit or a symbol), ``Bearer
+  ``access_key`` / ``client_secret`` followed by ``:`` or ``=`` (any value), or by
+  ``은/는/이/가``, ``is`` or a space (then the value must look like a secret: four or more
+  characters with a digit or a symbol), ``Bearer
   <token>``, and well-known key shapes (``sk-...``, ``ghp_...``, ``xoxb-...``, ``AKIA...``)
   -> ``[SECRET]``
 - e-mail addresses -> ``[EMAIL]``

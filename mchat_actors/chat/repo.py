@@ -13,9 +13,11 @@ import sqlite3
 import uuid
 from collections.abc import Sequence
 
+from ..messages import AgentUserId, RoomId
+from .analysis import normalize
 from .masking import mask_sensitive
 from .protocol import ChatRoom, ChatUser, MemoryRecord, StoredMessage
-from .search import index_memory, memory_from_row, normalize, search_memories, unindex_memory
+from .search import index_memory, memory_from_row, search_memories, unindex_memory
 
 # A new memory replaces an existing one of the same place when their normalised texts are equal,
 # differ only in their numbers ("X부품 불량률 12%" -> "15%"), or are this similar.
@@ -57,7 +59,7 @@ def create_user(conn: sqlite3.Connection, name: str, email: str | None, now_ms: 
         existing = find_user_by_email(conn, email)
         if existing:
             return existing
-    user = ChatUser(id=new_id(), name=name, email=email)
+    user = ChatUser(id=AgentUserId(new_id()), name=name, email=email)
     conn.execute(
         "INSERT INTO users (id, name, email, email_norm, created_at) VALUES (?, ?, ?, ?, ?)",
         (user.id, name, email, email.strip().lower() if email else None, now_ms),
@@ -66,7 +68,7 @@ def create_user(conn: sqlite3.Connection, name: str, email: str | None, now_ms: 
 
 
 def create_room(conn: sqlite3.Connection, name: str, kind: str, now_ms: int) -> ChatRoom:
-    room = ChatRoom(id=new_id(), name=name, kind=kind)
+    room = ChatRoom(id=RoomId(new_id()), name=name, kind=kind)
     conn.execute("INSERT INTO chat_rooms (id, name, kind, created_at) VALUES (?, ?, ?, ?)",
                  (room.id, name, kind, now_ms))
     return room
@@ -81,8 +83,8 @@ def user_exists(conn: sqlite3.Connection, user: str) -> bool:
 
 
 def add_member(conn: sqlite3.Connection, room: str, user: str, now_ms: int) -> None:
-    conn.execute("INSERT OR IGNORE INTO room_members (room_id, user_id, joined_at) VALUES (?, ?, ?)",
-                 (room, user, now_ms))
+    conn.execute("INSERT OR IGNORE INTO room_members (room_id, user_id, joined_at)"
+                 " VALUES (?, ?, ?)", (room, user, now_ms))
 
 
 def remove_member(conn: sqlite3.Connection, room: str, user: str) -> None:
@@ -100,7 +102,7 @@ def visible_rooms(conn: sqlite3.Connection, user: str, current_room: str) -> lis
 
 def message_from_row(row: sqlite3.Row, *, is_new: bool = True) -> StoredMessage:
     return StoredMessage(
-        id=str(row["id"]), room_id=row["room_id"], user_id=row["user_id"] or "",
+        id=str(row["id"]), room_id=row["room_id"], user_id=AgentUserId(row["user_id"] or ""),
         content=row["content"], mchat_post_id=row["mchat_post_id"],
         created_at_ms=row["created_at"], is_new=is_new,
     )
@@ -126,8 +128,9 @@ def insert_message(
 
 
 def message_by_post(conn: sqlite3.Connection, post_id: str) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM chat_messages WHERE mchat_post_id = ?",
-                        (post_id,)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM chat_messages WHERE mchat_post_id = ?", (post_id,)).fetchone()
+    return row
 
 
 def room_messages(
@@ -151,8 +154,8 @@ def room_messages(
 
 
 def edit_message(conn: sqlite3.Connection, post_id: str, content: str, now_ms: int) -> bool:
-    cur = conn.execute("UPDATE chat_messages SET content = ?, edited_at = ? WHERE mchat_post_id = ?",
-                       (content, now_ms, post_id))
+    cur = conn.execute("UPDATE chat_messages SET content = ?, edited_at = ?"
+                       " WHERE mchat_post_id = ?", (content, now_ms, post_id))
     return cur.rowcount > 0
 
 
@@ -166,8 +169,9 @@ def delete_message(conn: sqlite3.Connection, post_id: str, now_ms: int) -> bool:
 
 
 def get_memory(conn: sqlite3.Connection, memory_id: int) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM memories WHERE id = ? AND deleted_at IS NULL",
-                        (memory_id,)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM memories WHERE id = ? AND deleted_at IS NULL", (memory_id,)).fetchone()
+    return row
 
 
 def _near_duplicate(
@@ -177,11 +181,13 @@ def _near_duplicate(
     place = "room_id = ?" if scope == "room" else "owner_id = ?"
     where = f"deleted_at IS NULL AND scope = ? AND kind = ? AND {place}"
     args = (scope, kind, room if scope == "room" else owner)
-    row = conn.execute(f"SELECT * FROM memories WHERE {where} AND norm = ? ORDER BY id LIMIT 1",
-                       (*args, norm)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT * FROM memories WHERE {where} AND norm = ? ORDER BY id LIMIT 1",
+        (*args, norm)).fetchone()
     if row is None and key:
         row = conn.execute(
-            f"SELECT * FROM memories WHERE {where} AND fact_key = ? ORDER BY updated_at DESC LIMIT 1",
+            f"SELECT * FROM memories WHERE {where} AND fact_key = ?"
+            " ORDER BY updated_at DESC LIMIT 1",
             (*args, key)).fetchone()
     if row is not None:
         return row
@@ -233,8 +239,10 @@ def save_memory(
             (content, norm, key, scope, kind, room, owner, author, source_post_id, permalink,
              window_key, now_ms, now_ms))
         memory_id = cur.lastrowid
-    index_memory(conn, memory_id, content)
     row = get_memory(conn, memory_id)
+    assert row is not None  # written just above, in the same transaction
+    index_memory(conn, memory_id, content, scope=row["scope"], room=row["room_id"],
+                 owner=row["owner_id"])
     return memory_from_row(row), existing is not None
 
 
@@ -244,7 +252,10 @@ def update_memory_content(conn: sqlite3.Connection, memory_id: int, content: str
     norm = normalize(content)
     conn.execute("UPDATE memories SET content = ?, norm = ?, fact_key = ?, updated_at = ?"
                  " WHERE id = ?", (content, norm, fact_key(norm), now_ms, memory_id))
-    index_memory(conn, memory_id, content)
+    row = get_memory(conn, memory_id)
+    if row is not None:
+        index_memory(conn, memory_id, content, scope=row["scope"], room=row["room_id"],
+                     owner=row["owner_id"])
 
 
 def delete_memory(conn: sqlite3.Connection, memory_id: int, now_ms: int) -> None:

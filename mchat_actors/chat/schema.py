@@ -9,8 +9,10 @@ Ids: users and rooms are opaque hex strings; messages and memories have an integ
 milliseconds since the epoch.
 
 ``memories_fts`` is the search index (see ``chat.search``): one row per live memory, ``rowid`` =
-``memories.id``, columns ``words`` (words, particle-stripped stems, script-split parts) and
-``grams`` (Hangul character bigrams), both under the unicode61 tokenizer.
+``memories.id``, columns ``words`` (words, particle-stripped stems, script-split parts),
+``grams`` (Hangul character bigrams) and ``vis`` (one token naming the room, or the owner of a
+personal memory, so a search only scores what the asker may see), all under the unicode61
+tokenizer. ``memories_vocab`` (fts5vocab) gives document frequencies for ranking.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ CREATE INDEX IF NOT EXISTS memories_fact_key ON memories (fact_key);
 CREATE UNIQUE INDEX IF NOT EXISTS memories_window ON memories (room_id, window_key)
     WHERE window_key IS NOT NULL AND deleted_at IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    words, grams, tokenize = 'unicode61 remove_diacritics 2'
+    words, grams, vis, tokenize = 'unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_vocab USING fts5vocab(memories_fts, 'row');
 CREATE TABLE IF NOT EXISTS chat_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

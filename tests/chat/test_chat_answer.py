@@ -18,8 +18,8 @@ def memory(content: str, scope: str = "room", i: int = 1) -> MemoryRecord:
 
 async def test_builtin_answer_quotes_the_figure() -> None:
     """Without an LLM, 'X부품 불량률 몇 %야?' is answered with the stored 12%."""
-    answer = await compose_answer("오늘 X부품 불량률 몇 %야?",
-                                  [memory("Y부품 불량률 3%", i=2), memory("X부품 불량률 12%")], llm=None)
+    memories = [memory("Y부품 불량률 3%", i=2), memory("X부품 불량률 12%")]
+    answer = await compose_answer("오늘 X부품 불량률 몇 %야?", memories, llm=None)
     first_line = answer.splitlines()[1]
     assert "12%" in first_line and answer.startswith("저장된 기억에 따르면")
 

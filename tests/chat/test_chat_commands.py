@@ -43,11 +43,12 @@ def test_recognises_slash_commands(prompt: str, expected: Command) -> None:
     [
         ("요약", DEFAULT_SUMMARY_HOURS), ("요약 3시간", 3), ("요약 3h", 3), ("요약 12 hours", 12),
         ("요약해줘", DEFAULT_SUMMARY_HOURS), ("요약 2일", 48), ("3시간 요약", 3),
-        ("최근 6시간 요약해줘", 6), ("/summary 5", 5), ("@ai 요약 1시간", 1), ("요약 9999시간", 168),
+        ("최근 6시간 요약해줘", 6), ("/summary 5", 5), ("@ai 요약 1시간", 1),
+        ("요약 9999시간", 168),
     ],
 )
 def test_recognises_summaries_with_hours(prompt: str, hours: int) -> None:
-    """요약 [N시간] (also Nh, N일, 'N시간 요약', /summary N) parses with the span, clamped to a week."""
+    """요약 [N시간] (also Nh, N일, 'N시간 요약', /summary N) parses, clamped to a week."""
     assert parse_command(prompt) == Summarize(hours)
 
 

@@ -7,14 +7,9 @@ import sqlite3
 import pytest
 
 from mchat_actors.chat import repo
+from mchat_actors.chat.analysis import analyze_query, index_columns, relevance, strip_particle
 from mchat_actors.chat.schema import connect
-from mchat_actors.chat.search import (
-    analyze_query,
-    index_columns,
-    relevance,
-    search_memories,
-    strip_particle,
-)
+from mchat_actors.chat.search import search_memories
 
 CORPUS = [
     "X부품 불량률은 12%입니다",
@@ -77,7 +72,9 @@ def test_unrelated_query_finds_nothing(conn: sqlite3.Connection) -> None:
     assert top(conn, "주차장 위치") == []
 
 
-def test_only_visible_rooms_and_own_personal_memories_are_searched(conn: sqlite3.Connection) -> None:
+def test_only_visible_rooms_and_own_personal_memories_are_searched(
+    conn: sqlite3.Connection,
+) -> None:
     """Room memories outside ``rooms`` and other people's personal memories are never returned."""
     repo.save_memory(conn, "비밀 배포 계획", scope="room", kind="remember", room="r2", owner=None,
                      author="u2", source_post_id=None, permalink=None, now_ms=0)
@@ -108,8 +105,10 @@ def test_index_columns_hold_stems_runs_and_bigrams() -> None:
     assert {"불량", "량률", "부품"} <= set(grams.split())
 
 
-@pytest.mark.parametrize(("word", "stem"), [("불량률은", "불량률"), ("배포는", "배포"), ("회의", "회의"),
-                                            ("회의가", "회의"), ("공급사에서", "공급사"), ("가", "가")])
+@pytest.mark.parametrize(("word", "stem"), [
+    ("불량률은", "불량률"), ("배포는", "배포"), ("회의", "회의"), ("회의가", "회의"),
+    ("공급사에서", "공급사"), ("가", "가"),
+])
 def test_strip_particle_keeps_two_syllable_stems(word: str, stem: str) -> None:
     """Particles are stripped only when at least two syllables remain."""
     assert strip_particle(word)[0] == stem
@@ -117,8 +116,10 @@ def test_strip_particle_keeps_two_syllable_stems(word: str, stem: str) -> None:
 
 def test_question_words_are_not_concepts() -> None:
     """몇, 야, 오늘 and English stopwords are dropped from a query."""
-    assert [c.stem for c in analyze_query("오늘 X부품 불량률 몇 %야?").concepts] == ["x부품", "불량률"]
-    assert [c.stem for c in analyze_query("What is the deploy date?").concepts] == ["deploy", "date"]
+    korean = analyze_query("오늘 X부품 불량률 몇 %야?")
+    english = analyze_query("What is the deploy date?")
+    assert [c.stem for c in korean.concepts] == ["x부품", "불량률"]
+    assert [c.stem for c in english.concepts] == ["deploy", "date"]
 
 
 def test_relevance_is_the_share_of_concepts_covered() -> None:

@@ -144,5 +144,6 @@ def test_parse_extraction_accepts_json_fences_and_bullets() -> None:
     """The model's answer may be fenced JSON, bare strings or bullet lines; junk gives []."""
     fenced = '```json\n[{"memory": "A", "message": 2}, {"memory": "B", "message": 9}, "C"]\n```'
     assert parse_extraction(fenced, 2) == [("A", 1), ("B", 1), ("C", 1)]
-    assert parse_extraction("- 첫째\n* 둘째\n1. 셋째\n잡담", 3) == [("첫째", 2), ("둘째", 2), ("셋째", 2)]
+    bullets = parse_extraction("- 첫째\n* 둘째\n1. 셋째\n잡담", 3)
+    assert bullets == [("첫째", 2), ("둘째", 2), ("셋째", 2)]
     assert parse_extraction("[]", 1) == [] and parse_extraction("no facts", 1) == []

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from mchat_actors.chat import repo
+from mchat_actors.chat import repo, search
 
 from .conftest import World
 
@@ -128,9 +128,16 @@ async def loaded(world: World) -> World:
     return world
 
 
-async def test_built_in_search_puts_the_right_memory_in_the_top_3(loaded: World,
-                                                                 capsys) -> None:  # noqa: ANN001
-    """For >= 90% of the questions the memory that answers it is among the first three results."""
+@pytest.mark.parametrize("pruned", [False, True], ids=["all-words", "common-words-pruned"])
+async def test_built_in_search_puts_the_right_memory_in_the_top_3(
+    loaded: World, pruned: bool, capsys, monkeypatch  # noqa: ANN001
+) -> None:
+    """For >= 90% of the questions the memory that answers it is among the first three results.
+
+    Run twice: as is, and with the large-index pruning of common words forced on.
+    """
+    if pruned:
+        monkeypatch.setattr(search, "PRUNE_FROM_MEMORIES", 0)
     assert len(CASES) >= 40
     top1 = top3 = 0
     misses = []
@@ -145,7 +152,8 @@ async def test_built_in_search_puts_the_right_memory_in_the_top_3(loaded: World,
             misses.append((question, contents))
     rate = top3 / len(CASES)
     with capsys.disabled():
-        print(f"\nretrieval eval: {len(CASES)} questions, top-1 {top1 / len(CASES):.1%}, "
+        print(f"\nretrieval eval ({'pruned' if pruned else 'all words'}): {len(CASES)} questions,"
+              f" top-1 {top1 / len(CASES):.1%}, "
               f"top-{TOP_K} {rate:.1%} ({top3}/{len(CASES)})")
         for question, contents in misses:
             print(f"  miss: {question!r} -> {contents}")
