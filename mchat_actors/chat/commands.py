@@ -105,13 +105,18 @@ def _hours(number: str | None, unit: str | None) -> int:
     return max(1, min(MAX_SUMMARY_HOURS, hours))
 
 
+def strip_mentions(text: str) -> str:
+    """``text`` without its leading ``@mentions`` (``@ai 요약`` -> ``요약``)."""
+    return _MENTIONS.sub("", text).strip()
+
+
 def parse_command(prompt: str) -> Command | None:
     """The command in ``prompt``, or None when it is a question or ordinary text.
 
     Args:
         prompt: the text addressed to the bot, with or without the leading mention.
     """
-    text = _MENTIONS.sub("", prompt).strip()
+    text = strip_mentions(prompt)
     if not text:
         return None
     slash = _SLASH.match(text)
@@ -154,4 +159,5 @@ __all__ = [
     "Search",
     "Summarize",
     "parse_command",
+    "strip_mentions",
 ]

@@ -27,7 +27,7 @@ from ..errors import ChatServiceError, ChatServiceRejected
 from ..messages import AgentUserId, RoomId
 from . import repo, summary
 from .answer import compose_answer
-from .commands import Remember, parse_command
+from .commands import Remember, parse_command, strip_mentions
 from .extraction import Debouncer, ExtractionStatistics, build_extraction_messages, parse_extraction
 from .handlers import Request, handle_command
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
@@ -132,7 +132,7 @@ class EmbeddedChatService:
         stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created)
         if not stored.is_new:
             return SendResult(user_message=stored)
-        text = prompt if prompt is not None else content
+        text = prompt if prompt is not None else strip_mentions(content)
         command = parse_command(text) if respond else parse_command(content)
         if command is None and self.llm is not None:
             self._extractor.push(room, int(stored.id))

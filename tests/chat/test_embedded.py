@@ -312,3 +312,13 @@ async def test_reopening_keeps_data_and_other_tables(db_path: str, clock: FakeCl
     async with open_embedded_chat_service(db_path, clock=clock) as svc:
         assert await svc.search(world.quality.id, world.kim.id, "배포")
         assert svc._conn.execute("SELECT message FROM outbox").fetchall()[0][0] == "pending"  # noqa: SLF001
+
+
+async def test_without_a_prompt_the_content_minus_mentions_is_the_question(world: World) -> None:
+    """respond=True without a prompt answers the content, leading mentions removed."""
+    await world.say(world.quality, world.kim, "/remember AI 모델 배포는 6월")
+    await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
+    result = await world.svc.send_message(world.quality.id, world.lee.id,
+                                          "@ai X부품 불량률 몇 %야?", respond=True)
+    lines = (result.assistant_message or "").splitlines()
+    assert "12%" in lines[1] and len(lines) == 2
