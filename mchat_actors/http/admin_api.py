@@ -11,7 +11,6 @@ import logging
 from typing import Annotated, Any
 
 import trio
-
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field

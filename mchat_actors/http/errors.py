@@ -52,7 +52,7 @@ class ApiError(HTTPException):
 async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     error = exc.error if isinstance(exc, ApiError) else None
-    detail = exc.detail
+    detail: Any = exc.detail
     if not isinstance(exc, ApiError) and detail == HTTPStatus(exc.status_code).phrase:
         detail = None  # Starlette repeats the phrase; the error field already says it
     return JSONResponse(error_body(exc.status_code, detail, error), status_code=exc.status_code,

@@ -9,7 +9,7 @@ the outbox numbers come from the database, so the route reads them first and han
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import trio
@@ -35,7 +35,7 @@ CONNECTION_STATES = ("websocket", "polling", "connecting", "stopped")
 
 
 def _counter(name: str, doc: str, value: float | None = None,
-             labels: tuple[str, ...] = (), samples: dict[tuple[str, ...], float] | None = None,
+             labels: tuple[str, ...] = (), samples: Mapping[Any, float] | None = None,
              ) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, value=value, labels=labels if value is None else None)
     for key, n in (samples or {}).items():
@@ -44,7 +44,7 @@ def _counter(name: str, doc: str, value: float | None = None,
 
 
 def _gauge(name: str, doc: str, value: float | None = None, labels: tuple[str, ...] = (),
-           samples: dict[tuple[str, ...], float] | None = None) -> GaugeMetricFamily:
+           samples: Mapping[Any, float] | None = None) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, value=value, labels=labels if value is None else None)
     for key, n in (samples or {}).items():
         family.add_metric(list(key), n)
@@ -75,11 +75,11 @@ class RuntimeCollector(Collector):
     def _webhooks(self) -> Iterator[Metric]:
         hs = self._s.stats
         yield _counter("mchat_webhook_requests", "Webhook and slash requests by status",
-                       labels=("endpoint", "status"), samples=dict(hs.webhook_requests))
+                       labels=("endpoint", "status"), samples=hs.webhook_requests)
         yield _counter("mchat_webhook_errors", "Webhook and slash requests refused or failed",
-                       labels=("endpoint", "reason"), samples=dict(hs.webhook_errors))
+                       labels=("endpoint", "reason"), samples=hs.webhook_errors)
         yield _counter("mchat_webhook_outcomes", "Webhook and slash answers by outcome",
-                       labels=("endpoint", "outcome"), samples=dict(hs.webhook_outcomes))
+                       labels=("endpoint", "outcome"), samples=hs.webhook_outcomes)
         latency = HistogramMetricFamily("mchat_webhook_latency_seconds",
                                         "Time to answer a webhook or slash request",
                                         labels=["endpoint"])
@@ -87,7 +87,7 @@ class RuntimeCollector(Collector):
             latency.add_metric([endpoint], hist.cumulative(), hist.sum_s)
         yield latency
         yield _counter("mchat_http_responses", "HTTP responses by route group and status class",
-                       labels=("group", "status"), samples=dict(hs.responses))
+                       labels=("group", "status"), samples=hs.responses)
         yield _counter("mchat_http_unexpected_errors", "Unexpected errors answered with 500",
                        hs.unexpected_errors)
         yield _counter("mchat_slash_response_url_posts", "Delayed slash answers posted",

@@ -48,10 +48,16 @@ UNAVAILABLE = "The memory agent cannot be reached right now. Please try again in
 
 _FORM_FIELDS = ("token", "team_id", "team_domain", "channel_id", "channel_name", "user_id",
                 "user_name", "command", "text", "trigger_id", "response_url")
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "token": {"type": "string"}, "channel_id": _ID, "user_id": _ID, "command": _ID,
+    "text": {"type": "string", "maxLength": 100_000},
+    "response_url": {"type": "string", "maxLength": 2048}}
 OPENAPI_BODY = {"requestBody": {"required": True, "content": {
     "application/x-www-form-urlencoded": {"schema": {
         "type": "object", "required": ["token", "channel_id", "user_id", "command"],
-        "properties": {name: {"type": "string"} for name in _FORM_FIELDS}}}}}}
+        "properties": {name: _FIELD_SCHEMAS.get(name, {"type": "string"})
+                       for name in _FORM_FIELDS}}}}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "A CommandResponse (``response_type``, ``text``)"},
     400: {"description": "Malformed form or a required field is missing"},

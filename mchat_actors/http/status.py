@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import trio
@@ -129,7 +129,8 @@ def _sender(stats: object) -> dict[str, Any]:
     """The sender's live counters (``SenderCounters``), when a sender runs."""
     if stats is None or not attrs.has(type(stats)):
         return {}
-    return {k: v for k, v in attrs.asdict(stats).items() if isinstance(v, int | float)}
+    fields = attrs.asdict(cast("attrs.AttrsInstance", stats))
+    return {k: v for k, v in fields.items() if isinstance(v, int | float)}
 
 
 def _keyed(counter: Any) -> dict[str, int]:

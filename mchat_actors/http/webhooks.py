@@ -35,21 +35,24 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["integrations"])
 
-_FIELDS = {
-    "token": {"type": "string"}, "team_id": {"type": "string"},
-    "team_domain": {"type": "string"}, "channel_id": {"type": "string"},
-    "channel_name": {"type": "string"}, "user_id": {"type": "string"},
-    "user_name": {"type": "string"}, "post_id": {"type": "string"},
-    "text": {"type": "string"}, "trigger_word": {"type": "string"},
-    "file_ids": {"type": "string"},
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_NAME = {"type": "string", "maxLength": 256}
+_TEXT = {"type": "string", "maxLength": 100_000}
+_FIELDS = {  # the constraints the handler enforces (unlisted fields are not read)
+    "token": {"type": "string"}, "team_id": {"type": "string", "maxLength": 64},
+    "team_domain": {"type": "string"}, "channel_id": _ID, "channel_name": _NAME,
+    "user_id": _ID, "user_name": _NAME, "post_id": _ID, "text": _TEXT,
+    "trigger_word": {"type": "string"}, "file_ids": _TEXT,
 }
 _REQUIRED = ["token", "channel_id", "user_id", "post_id"]
 OPENAPI_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "required": _REQUIRED, "properties": {
-        **_FIELDS, "timestamp": {"type": "integer", "description": "create_at in ms"}}}},
+        **_FIELDS, "timestamp": {"type": "integer", "minimum": 0, "maximum": 10**15,
+                                 "description": "create_at in ms"}}}},
     "application/x-www-form-urlencoded": {"schema": {
         "type": "object", "required": _REQUIRED, "properties": {
-            **_FIELDS, "timestamp": {"type": "string", "description": "create_at in s"}}}},
+            **_FIELDS, "timestamp": {"type": "string", "pattern": r"^[0-9]{1,12}$",
+                                     "description": "create_at in s"}}}},
 }}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The answer (``text``, ``response_type: comment``), or an empty body "

@@ -7,6 +7,7 @@ of the sender. ``Harness.client`` talks to the app in-process through ``httpx.AS
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import MappingProxyType
@@ -89,10 +90,24 @@ class Harness:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
     async def wait_replies(self, n: int, timeout_s: float = 5.0) -> list[SendReply]:
-        with trio.fail_after(timeout_s):
-            while len(self.replies) < n:
-                await trio.sleep(0.01)
+        await poll_until(lambda: len(self.replies) >= n, timeout_s)
         return [r for r in self.replies if isinstance(r, SendReply)]
+
+
+async def poll_until(predicate: Any, timeout_s: float = 5.0) -> None:
+    """Wait until ``predicate()`` (sync or async) is true.
+
+    For state that changes in another thread, socket or the store, where there is no event
+    to wait on; fails the test after ``timeout_s``.
+    """
+    with trio.fail_after(timeout_s):
+        while True:
+            result = predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await trio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -183,3 +198,53 @@ async def open_receiver() -> AsyncIterator[Receiver]:
         receiver.url = binds[0]
         yield receiver
         nursery.cancel_scope.cancel()
+
+
+@attrs.define
+class ServerThread:
+    """The HTTP surface of a harness served on 127.0.0.1:0 from its own thread and trio run,
+    for synchronous clients (schemathesis uses ``requests``)."""
+
+    config: Config
+    url: str = ""
+    _ready: Any = None
+    _token: Any = None
+    _stop: Any = None
+    _thread: Any = None
+    _error: list[BaseException] = attrs.Factory(list)
+
+    def __enter__(self) -> ServerThread:
+        import threading
+
+        from mchat_actors.http.server import serve_http
+
+        self._ready = threading.Event()
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            self._stop = trio.Event()
+            async with open_harness(self.config) as h:
+                self.url = await h.nursery.start(serve_http, h.rt)
+                self._ready.set()
+                await self._stop.wait()
+
+        def target() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+
+                self._error.append(exc)
+                self._ready.set()
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error:
+            raise self._error[0]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        self._thread.join(10)
+        if self._error:
+            raise self._error[0]

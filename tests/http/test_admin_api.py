@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import trio
-
 from mchat_actors import outbox
 from mchat_actors.messages import ChannelId, SendReply
-from tests.http.conftest import ADMIN_TOKEN, SECRETS, make_config, open_harness
+from tests.http.conftest import ADMIN_TOKEN, SECRETS, make_config, open_harness, poll_until
 
 API = "/api/v1/mchat"
 # every admin route, with a body that would be valid
@@ -139,9 +137,7 @@ async def test_outbox_lists_and_retries_failed_replies(harness):
     r = await harness.client.post(f"{API}/outbox/{row_id}/retry", headers=h)
     assert r.json() == {"id": row_id, "status": "pending"}
     assert (await harness.rt.store.run(outbox.get_row, row_id)).status == "pending"
-    with trio.fail_after(2):
-        while not harness.replies:
-            await trio.sleep(0.01)
+    await poll_until(lambda: harness.replies)
     assert harness.replies[0].reply_key == "p9:reply"
     r = await harness.client.post(f"{API}/outbox/{row_id}/retry", headers=h)
     assert r.status_code == 409

@@ -12,7 +12,14 @@ from mchat_actors.config import Config
 from mchat_actors.http.server import serve_http
 from mchat_actors.testing import FakeMattermost
 from tests.fakes import FakeChat
-from tests.http.conftest import ADMIN_TOKEN, SECRETS, WEBHOOK_TOKEN, make_config, open_harness
+from tests.http.conftest import (
+    ADMIN_TOKEN,
+    SECRETS,
+    WEBHOOK_TOKEN,
+    make_config,
+    open_harness,
+    poll_until,
+)
 
 
 def free_port() -> int:
@@ -44,12 +51,6 @@ async def test_serve_http_listens_reports_its_url_and_stops_when_cancelled(tmp_p
                 await client.get("/mchat/health")
 
 
-async def wait_until(predicate, timeout_s: float = 10.0) -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(0.02)
-
-
 def _tolerant_supervise(name, fn, policy, stats=None, **kwargs):
     """app.py passes the stats positionally to ``supervise`` (keyword-only): a TypeError at
     start. Until app.py is fixed, accept both forms (harmless once it is)."""
@@ -77,7 +78,7 @@ async def test_the_whole_service_serves_health_metrics_and_webhooks(tmp_path, mo
         })
         async with trio.open_nursery() as nursery:
             rt = await nursery.start(partial(run, config, chat=FakeChat()))
-            await wait_until(lambda: rt.reconnect_stats.state.mode == "polling")
+            await poll_until(lambda: rt.reconnect_stats.state.mode == "polling")
             town = mm.channel("town-square")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 health = await client.get("/mchat/health")
@@ -96,7 +97,7 @@ async def test_the_whole_service_serves_health_metrics_and_webhooks(tmp_path, mo
 
                 # the next post comes in by polling and is answered through the sender ...
                 second = await mm.post_as("lee", "town-square", "@ai what is the plan?")
-                await wait_until(lambda: any(p.get("root_id") == second["id"]
+                await poll_until(lambda: any(p.get("root_id") == second["id"]
                                              for p in mm.posts("town-square")))
                 # ... so its webhook copy is a duplicate: empty answer, no second reply
                 hook.update(post_id=second["id"], user_id=mm.user("lee").id,

@@ -8,7 +8,13 @@ import trio
 
 from mchat_actors.http.slash import HELP, STILL_WORKING, SYNC_OFF, UNAVAILABLE, WORKING
 from tests.fakes import FakeChat
-from tests.http.conftest import WEBHOOK_TOKEN, make_config, open_harness, open_receiver
+from tests.http.conftest import (
+    WEBHOOK_TOKEN,
+    make_config,
+    open_harness,
+    open_receiver,
+    poll_until,
+)
 
 URL = "/mchat/slash"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -110,8 +116,7 @@ async def test_slow_command_answers_later_through_response_url(tmp_path):
         assert r.json() == {"response_type": "ephemeral", "text": WORKING}
         with trio.fail_after(5):
             await receiver.arrived.wait()
-            while not h.app.state.surface.stats.response_url_posts:
-                await trio.sleep(0.01)
+        await poll_until(lambda: h.app.state.surface.stats.response_url_posts)
         assert receiver.bodies == [{"response_type": "in_channel", "text":
                                     "🤖 answer to: /remember the wifi password is on the "
                                     "fridge"}]
@@ -152,8 +157,6 @@ async def test_an_unreachable_response_url_is_counted_not_raised(tmp_path):
                                                   response_url="http://127.0.0.1:9/x"),
                                 headers=FORM)
         assert r.json()["text"] == WORKING
-        with trio.fail_after(5):
-            while not s.stats.response_url_posts:
-                await trio.sleep(0.02)
+        await poll_until(lambda: s.stats.response_url_posts)
         assert s.stats.response_url_posts == {"failed": 1}
         assert (await h.client.get("/mchat/health")).status_code == 200
