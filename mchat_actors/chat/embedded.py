@@ -30,7 +30,7 @@ from .answer import compose_answer
 from .commands import Remember, parse_command, strip_mentions
 from .extraction import Debouncer, ExtractionStatistics, build_extraction_messages, parse_extraction
 from .handlers import Request, handle_command
-from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
+from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult, StoredMessage
 from .schema import connect, transaction
 from .search import search_memories
 
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 QUESTION_MEMORIES = 8
+EMPTY_PROMPT_REPLY = ("무엇을 도와드릴까요? `/help`로 명령 목록을 볼 수 있습니다. / "
+                      "How can I help? `/help` lists the commands.")
 EXTRACTION_CONTEXT_MESSAGES = 30
 
 
@@ -142,7 +144,9 @@ class EmbeddedChatService:
                           permalink=permalink, react=react)
         memories: Sequence[MemoryRecord] = ()
         ephemeral = False
-        if command is None:
+        if command is None and not text:
+            answer = EMPTY_PROMPT_REPLY
+        elif command is None:
             answer = await self.answer_question(room, user, text)
         else:
             answer, memories, ephemeral = await handle_command(self, request, command)
@@ -259,7 +263,8 @@ async def open_embedded_chat_service(
 
 
 def _store_user_message(conn: sqlite3.Connection, room: str, user: str, content: str,
-                        post_id: str | None, root_id: str | None, created_ms: int) -> Any:
+                        post_id: str | None, root_id: str | None,
+                        created_ms: int) -> StoredMessage:
     if not repo.room_exists(conn, room):
         raise ChatServiceRejected(f"unknown room {room}")
     if not repo.user_exists(conn, user):

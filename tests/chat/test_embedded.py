@@ -322,3 +322,11 @@ async def test_without_a_prompt_the_content_minus_mentions_is_the_question(world
                                           "@ai X부품 불량률 몇 %야?", respond=True)
     lines = (result.assistant_message or "").splitlines()
     assert "12%" in lines[1] and len(lines) == 2
+
+
+async def test_a_bare_mention_gets_a_pointer_to_help(world: World) -> None:
+    """'@ai' alone is answered with a short pointer to /help, in both languages."""
+    result = await world.svc.send_message(world.quality.id, world.kim.id, "@ai", respond=True,
+                                          prompt="")
+    assert "/help" in (result.assistant_message or "") and "How can I help" in (
+        result.assistant_message or "")
