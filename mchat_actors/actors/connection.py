@@ -6,9 +6,11 @@ sockets), asking to resume when ``resume`` holds a connection id. It returns onl
 intervals), or skips a sequence number (the next connect resumes and the server replays);
 ``NotAuthenticated`` when the server never accepted the token (the supervisor checks users/me).
 
-A ``hello`` carrying a connection id different from the one we held means events were lost; the
-connection then awaits ``on_new_connection`` *before reading on*, so the supervisor's backfill
-reaches the dispatcher ahead of every newer live event and per-channel order holds.
+Once the socket is proven (a ``hello``, or the answer to our first ``ping`` on a resumed socket)
+the connection awaits ``on_ready(is_new)`` *before reading on*: ``is_new`` is true when a hello
+carried a connection id different from the one we held (events were lost), and the supervisor's
+backfill then reaches the dispatcher ahead of every newer live event, so per-channel order
+holds. Liveness checks are suspended meanwhile.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class ConnectionStats:
     ready_at: float | None = None  # when the current socket was proven authenticated
 
 
-OnNewConnection = Callable[[str, bool], Awaitable[None]]  # (connection_id, had_previous_id)
+OnReady = Callable[[bool], Awaitable[None]]  # (is_new: the server could not resume)
 
 
 def websocket_url(cfg: MattermostConfig, resume: ResumeState) -> str:
@@ -87,7 +89,7 @@ async def run_connection(
     *,
     resume: ResumeState,
     events: trio.MemorySendChannel[InboundEvent],
-    on_new_connection: OnNewConnection,
+    on_ready: OnReady,
     stats: ConnectionStats,
     bot_user_id: str = "",
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -97,7 +99,7 @@ async def run_connection(
     Cancellation: closes the socket (best effort, 1 s) and returns; ``resume`` then points at
     the first event not yet forwarded.
     """
-    conn = _Connection(cfg, resume, events, on_new_connection, stats, bot_user_id)
+    conn = _Connection(cfg, resume, events, on_ready, stats, bot_user_id)
     await conn.run(task_status)
 
 
@@ -106,9 +108,10 @@ class _Connection:
     cfg: MattermostConfig
     resume: ResumeState
     events: trio.MemorySendChannel[InboundEvent]
-    on_new_connection: OnNewConnection
+    on_ready: OnReady
     stats: ConnectionStats
     bot_user_id: str
+    is_new: bool = False
     action_seq: int = 0
     ping_sent_at: float | None = None  # outstanding ping action
     ping_seq: int = 0
@@ -128,6 +131,8 @@ class _Connection:
             raise MattermostUnavailable(f"websocket closed ({exc.reason})") from None
         except trio.BrokenResourceError:
             raise MattermostUnavailable("websocket connection broken") from None
+        except trio_websocket.HandshakeError as exc:  # raised by trio-websocket's reader task
+            raise MattermostUnavailable(_describe_handshake(exc)) from None
 
     async def _run(self, url: str, headers: list[tuple[bytes, bytes]],
                    task_status: trio.TaskStatus[None]) -> None:
@@ -151,6 +156,13 @@ class _Connection:
                                            f"{self.cfg.hello_timeout_s:g} s")
                 self.stats.ready_at = trio.current_time()
                 task_status.started()
+                self.paused = True
+                try:
+                    await self.on_ready(self.is_new)
+                finally:
+                    self.paused = False
+                    if self.ping_sent_at is not None:
+                        self.ping_sent_at = trio.current_time()
                 await self._read(ws)
             finally:
                 nursery.cancel_scope.cancel()
@@ -230,18 +242,12 @@ class _Connection:
         previous = self.resume.connection_id
         self.resume.connection_id = hello.connection_id
         self.resume.next_seq = hello.seq + 1
-        self.ready.set()
         if previous != hello.connection_id:
+            self.is_new = True
             self.stats.new_connections += 1
-            logger.info("connection: new connection %s (previous %s): backfilling",
-                        hello.connection_id, previous or "none")
-            self.paused = True
-            try:
-                await self.on_new_connection(hello.connection_id, previous is not None)
-            finally:
-                self.paused = False
-                if self.ping_sent_at is not None:
-                    self.ping_sent_at = trio.current_time()
+            logger.info("connection: new connection %s (previous %s)", hello.connection_id,
+                        previous or "none")
+        self.ready.set()
 
     def _accept_seq(self, seq: int | None) -> bool:
         if seq is None:

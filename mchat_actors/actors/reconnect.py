@@ -39,7 +39,12 @@ class _Rest(Protocol):
 
 @attrs.define
 class ReconnectStats:
+    """Counters and state of the supervisor; kept across restarts of the actor (so is the
+    resume handle: a restarted supervisor still resumes the old connection)."""
+
     state: ConnectionState = ConnectionState(mode="connecting")
+    resume: ResumeState = attrs.Factory(ResumeState)
+    backfill_owed: bool = False  # a needed backfill has not completed yet
     attempts: int = 0
     failures_in_row: int = 0
     reconnects: int = 0
@@ -64,11 +69,15 @@ async def run(
         _set_state(stats, "polling")
         await sweeper.poll_forever(cfg.poll_interval_s)
         return
-    resume = ResumeState()
+    resume = stats.resume
 
-    async def on_new_connection(connection_id: str, had_previous: bool) -> None:
-        _set_state(stats, "websocket", connection_id)
-        await sweeper.sweep(source="backfill")
+    async def on_ready(is_new: bool) -> None:
+        """Backfill when the server could not resume, or when an earlier backfill failed."""
+        if is_new:
+            stats.backfill_owed = True
+        if stats.backfill_owed:
+            await sweeper.sweep(source="backfill")
+            stats.backfill_owed = False
 
     while True:
         polling = cfg.mode == "auto" and stats.failures_in_row >= cfg.ws_failures_before_polling
@@ -84,7 +93,7 @@ async def run(
         stats.connection.ready_at = None
         try:
             await run_connection(cfg, resume=resume, events=events,
-                                 on_new_connection=on_new_connection, stats=stats.connection,
+                                 on_ready=on_ready, stats=stats.connection,
                                  bot_user_id=bot_user_id, task_status=_Ready(stats, resume))
         except NotAuthenticated as exc:
             await _check_token(rest)

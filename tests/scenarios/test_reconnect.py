@@ -1,0 +1,126 @@
+"""Drops, resumes, impossible resumes, refused sockets, 5xx windows and polling, end to end."""
+
+from __future__ import annotations
+
+import trio
+
+from mchat_actors.testing import FakeMattermost
+from tests.fakes import FakeChat
+from tests.scenarios.harness import replies_to, running_bot, wait_until
+
+
+def connected(rt) -> bool:
+    return rt.reconnect_stats.state.mode == "websocket"
+
+
+async def post_while_down(mm, n: int, channel: str = "town-square") -> list[str]:
+    return [(await mm.post_as("kim", channel, f"@ai 질문 {i}"))["id"] for i in range(n)]
+
+
+def assert_each_answered_once(mm, chat, ids):
+    for pid in ids:
+        assert len(replies_to(mm, pid)) == 1, pid
+        assert pid in chat.messages
+
+
+async def test_clean_drop_resumes_and_replays_missed_events(tmp_path):
+    """After a clean close the bot resumes its connection id; missed posts are replayed."""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        await wait_until(lambda: connected(rt))
+        first_id = rt.reconnect_stats.state.connection_id
+        mm.refuse_websockets(0.5)
+        await mm.drop_websockets(abrupt=False)
+        ids = await post_while_down(mm, 5)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids))
+        await wait_until(lambda: connected(rt) and rt.reconnect_stats.connection.resumes >= 1)
+        await trio.sleep(0.3)
+        assert_each_answered_once(mm, chat, ids)
+        assert rt.reconnect_stats.state.connection_id == first_id
+
+
+async def test_abrupt_drop_is_detected_and_recovered(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        await wait_until(lambda: connected(rt))
+        await mm.drop_websockets(abrupt=True)
+        ids = await post_while_down(mm, 3)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids))
+        await trio.sleep(0.3)
+        assert_each_answered_once(mm, chat, ids)
+        assert rt.reconnect_stats.reconnects >= 1
+
+
+async def test_impossible_resume_backfills_by_cursor(tmp_path):
+    """A server that forgot the connection sends a new hello; the bot backfills every channel."""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        await wait_until(lambda: connected(rt))
+        warm = await mm.post_as("lee", "quality", "@ai 준비")
+        await wait_until(lambda: replies_to(mm, warm["id"]))
+        first_id = rt.reconnect_stats.state.connection_id
+        mm.refuse_websockets(0.5)
+        await mm.drop_websockets()
+        mm.forget_resume_state()
+        ids = await post_while_down(mm, 4, "quality") + await post_while_down(mm, 2)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids))
+        await wait_until(lambda: connected(rt)
+                         and rt.reconnect_stats.state.connection_id != first_id)
+        await trio.sleep(0.3)
+        assert_each_answered_once(mm, chat, ids)
+        assert rt.sweeper.stats.backfills >= 2  # the start, and this one
+
+
+async def test_auto_mode_polls_while_websocket_is_refused_then_returns(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        await wait_until(lambda: connected(rt))
+        mm.refuse_websockets(3)
+        await mm.drop_websockets()
+        await wait_until(lambda: rt.reconnect_stats.state.mode == "polling")
+        ids = await post_while_down(mm, 3)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids))
+        assert rt.sweeper.stats.polls >= 1
+        await wait_until(lambda: connected(rt), timeout=15)
+        later = await post_while_down(mm, 2)
+        await wait_until(lambda: all(replies_to(mm, p) for p in later))
+        await trio.sleep(0.3)
+        assert_each_answered_once(mm, chat, ids + later)
+
+
+async def test_polling_mode_alone(tmp_path):
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat,
+                                                   MCHAT_MODE="polling") as rt:
+        ids = await post_while_down(mm, 3)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids))
+        await trio.sleep(0.5)
+        assert_each_answered_once(mm, chat, ids)
+        assert rt.reconnect_stats.attempts == 0
+        assert not [r for r in mm.request_log if "websocket" in r.path]
+
+
+async def test_rest_5xx_window_delays_but_loses_nothing(tmp_path):
+    """REST answers 503 for a while: replies wait in the outbox and go out afterwards."""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        warm = await mm.post_as("kim", "town-square", "@ai 준비")
+        await wait_until(lambda: replies_to(mm, warm["id"]))
+        mm.fail_requests(1.5, status=503)
+        ids = await post_while_down(mm, 3)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=20)
+        await trio.sleep(0.3)
+        assert_each_answered_once(mm, chat, ids)
+        assert any(r.status == 503 for r in mm.request_log)
+
+
+async def test_stalled_server_is_detected_by_ping(tmp_path):
+    """A socket that stops answering ping actions is dropped after two intervals."""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        await wait_until(lambda: connected(rt))
+        mm.stall(3.5)
+        await wait_until(lambda: rt.reconnect_stats.reconnects >= 1, timeout=10)
+        ids = await post_while_down(mm, 2)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=15)
+        assert "ping" in rt.reconnect_stats.last_error or rt.reconnect_stats.last_error
