@@ -37,6 +37,10 @@ class _Rest(Protocol):
     async def get_me(self) -> Mapping[str, Any]: ...
 
 
+class _Bucket(Protocol):
+    async def acquire(self) -> None: ...
+
+
 @attrs.define
 class ReconnectStats:
     """Counters and state of the supervisor; kept across restarts of the actor (so is the
@@ -60,6 +64,7 @@ async def run(
     events: trio.MemorySendChannel[InboundEvent],
     bot_user_id: str,
     stats: ReconnectStats,
+    bucket: _Bucket | None = None,
     rng: random.Random | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -89,6 +94,8 @@ async def run(
                 await _poll_resiliently(cfg, sweeper)
         else:
             await trio.sleep(delay)
+        if bucket is not None:
+            await bucket.acquire()  # the server's limiter counts upgrade requests too
         stats.attempts += 1
         stats.connection.ready_at = None
         try:
