@@ -20,6 +20,8 @@ window applies to them.
 =====================================  ==========================================================
 
 Knob answers are ``{"status": "OK"}``; a bad body is 400 ``api.fake.control.invalid``.
+Integration routes (``incoming_webhooks``, ``outgoing_webhooks``, ``commands``, ``deliveries``)
+are registered by ``hooks_control``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from .app import FakeApp, PostListener
 from .channels import ChannelOps
 from .control import ControlHandlers
 from .faults import Faults
+from .hooks import INTEGRATION_TIMEOUT_S, Hooks
+from .hooks_models import FORM
 from .hub import Hub
 from .ratelimit import RateLimiter
 from .rest_channels import ChannelHandlers
@@ -55,6 +57,8 @@ class FakeMattermost:
         seed: str | Path | Mapping[str, Any] | None = None,
         bot_token: str | None = None,
         resume_buffer: int = 128,
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
+        enable_post_overrides: bool = False,
     ) -> None:
         self.state = FakeState()
         self.hub = Hub(self.state, resume_buffer)
@@ -69,6 +73,9 @@ class FakeMattermost:
         PostHandlers(self.app).register(self.router)
         self.control_router = Router()
         ControlHandlers(self).register(self.control_router)
+        self.hooks = Hooks(self.app, self.channel_ops, lambda: self.url,
+                           integration_timeout_s, enable_post_overrides)
+        self.hooks.register(self.router, self.control_router)
         self.server = HttpServer(self.state, self.hub, self.faults, self.limiter, self.router,
                                  self.control_router)
         self.bot: FakeUser = apply_seed(self.state, load_seed(seed), bot_token)
@@ -86,6 +93,7 @@ class FakeMattermost:
         self._nursery = nursery
         try:
             listeners = await nursery.start(self.server.serve, self._host, self._port)
+            await nursery.start(self.hooks.serve)
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
@@ -218,6 +226,38 @@ class FakeMattermost:
     def add_post_listener(self, listener: PostListener) -> None:
         """Run ``await listener(PostCreated)`` after every created post (see ``app.py``)."""
         self.app.post_listeners.append(listener)
+
+    # -- integrations (hooks.py): webhooks and slash commands ---------------------------------
+
+    def create_incoming_webhook(self, channel: str, **options: Any) -> dict[str, object]:
+        """An incoming webhook (``POST {url}/hooks/{id}``); options: ``creator`` (default the
+        admin), ``display_name``, ``username``, ``icon_url``, ``channel_locked``."""
+        return self.hooks.create_incoming_webhook(channel, **options)
+
+    def create_outgoing_webhook(
+        self, channel: str | None = None, trigger_words: Sequence[str] = (),
+        trigger_when: int = 0, callback_urls: Sequence[str] = (), content_type: str = FORM,
+        token: str | None = None, **options: Any,
+    ) -> dict[str, object]:
+        """An outgoing webhook, incl. its token; options: ``creator``, ``display_name``,
+        ``username``, ``icon_url``. Calls are recorded in ``self.hooks.deliveries``."""
+        return self.hooks.create_outgoing_webhook(channel, trigger_words, trigger_when,
+                                                  callback_urls, content_type, token, **options)
+
+    def create_slash_command(self, trigger: str, url: str, method: str = "P",
+                             token: str | None = None, **options: Any) -> dict[str, object]:
+        """A custom ``/trigger`` command (``method`` ``P`` POST or ``G`` GET), incl. its token."""
+        return self.hooks.create_slash_command(trigger, url, method, token, **options)
+
+    async def run_slash_command(self, user: str, channel: str, command: str,
+                                root_id: str = "") -> dict[str, object]:
+        """``POST /api/v4/commands/execute`` as ``user``; the CommandResponse it answers.
+
+        Raises:
+            AppError: what the REST call would have answered.
+        """
+        return await self.hooks.slash.execute(self.user(user), self.channel(channel).id,
+                                              command, team_id=self.team.id, root_id=root_id)
 
     # -- fault knobs ---------------------------------------------------------------------------
 

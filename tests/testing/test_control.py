@@ -127,10 +127,10 @@ async def test_routes_can_be_registered_from_outside(mm, client):
     async def hook(request: Request) -> Response:
         return json_response({"hook": request.params["hook_id"], "body": request.json("b")})
 
-    mm.router.add("POST", "/hooks/{hook_id}", hook, auth=False)
-    response = await client.post("/hooks/abc", json={"text": "hi"})
+    mm.router.add("POST", "/plugins/{hook_id}", hook, auth=False)
+    response = await client.post("/plugins/abc", json={"text": "hi"})
     assert response.json() == {"hook": "abc", "body": {"text": "hi"}}
-    assert mm.request_log[-1].path == "/hooks/abc"
+    assert mm.request_log[-1].path == "/plugins/abc"
 
 
 async def test_seed_from_a_json_file(tmp_path):
