@@ -121,8 +121,11 @@ class EmbeddedChatService:
     ) -> SendResult:
         """Store ``content`` (idempotent on ``post_id``) and, when ``respond``, answer it.
 
-        A duplicate ``post_id`` returns the stored message with ``is_new=False`` and nothing
-        else: no answer, no memories.
+        A duplicate ``post_id`` returns the stored message with ``is_new=False``, no new
+        memories, and, when ``respond``, the answer stored for it earlier (kept under
+        ``<post id>:answer``); when a crash came between storing the message and answering it,
+        the answer is produced now. So a runtime that re-delivers an unanswered post after a
+        restart still gets exactly one answer, and a command is never applied twice.
 
         Raises:
             ChatServiceRejected: unknown room or user.
@@ -132,8 +135,12 @@ class EmbeddedChatService:
         """
         created = created_at_ms if created_at_ms is not None else self.now_ms()
         stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created)
+        answer_key = f"{post_id}:answer" if post_id else None
         if not stored.is_new:
-            return SendResult(user_message=stored)
+            earlier = await self.db(repo.message_by_post, answer_key) if answer_key else None
+            if not respond or earlier is not None:
+                return SendResult(user_message=stored,
+                                  assistant_message=earlier["content"] if earlier else None)
         text = prompt if prompt is not None else strip_mentions(content)
         command = parse_command(text) if respond else parse_command(content)
         if command is None and self.llm is not None:
@@ -151,7 +158,7 @@ class EmbeddedChatService:
         else:
             answer, memories, ephemeral = await handle_command(self, request, command)
         await self.db(repo.insert_message, room=room, user=None, content=answer,
-                      role="assistant", post_id=None, root_id=root_id or post_id,
+                      role="assistant", post_id=answer_key, root_id=root_id or post_id,
                       created_at_ms=self.now_ms())
         return SendResult(user_message=stored, assistant_message=answer,
                           extracted_memories=tuple(memories), ephemeral=ephemeral)

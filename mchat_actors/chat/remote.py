@@ -236,7 +236,9 @@ class RemoteChatService:
     ) -> SendResult:
         """Store locally, send the (masked) message to the agent, and answer when ``respond``.
 
-        A duplicate ``post_id`` (``is_new=False`` from the local store) stops here.
+        A duplicate ``post_id`` (``is_new=False`` from the local store) is not sent again; when
+        it asks for an answer (the runtime re-delivers a post it never answered, after a crash)
+        the answer is produced again (retrieval is read-only).
 
         Raises:
             ChatServiceRejected: the local store or the agent refused (unknown room, bad key).
@@ -246,12 +248,13 @@ class RemoteChatService:
             room, user, content, post_id=post_id, root_id=root_id,
             created_at_ms=created_at_ms, respond=False, permalink=permalink)
         stored = result.user_message
-        if not stored.is_new:
+        if not stored.is_new and not respond:
             return result
-        await self._api.post_data("message", mask_sensitive(content), external_user_id=user,
-                                  metadata={"room_id": room, "post_id": post_id,
-                                            "root_id": root_id, "permalink": permalink,
-                                            "created_at_ms": stored.created_at_ms})
+        if stored.is_new:
+            await self._api.post_data(
+                "message", mask_sensitive(content), external_user_id=user,
+                metadata={"room_id": room, "post_id": post_id, "root_id": root_id,
+                          "permalink": permalink, "created_at_ms": stored.created_at_ms})
         if not respond:
             return result
         text = prompt if prompt is not None else content
@@ -259,7 +262,8 @@ class RemoteChatService:
         if command is None:
             answer: Outcome = (await self.answer_question(room, user, text), (), False)
         else:
-            answer = await self._command(command, room, user, post_id, permalink, react)
+            answer = await self._command(command, room, user, post_id, permalink, react,
+                                         replay=not stored.is_new)
         reply, memories, ephemeral = answer
         return attrs.evolve(result, assistant_message=reply, extracted_memories=memories,
                             ephemeral=ephemeral)
@@ -278,10 +282,10 @@ class RemoteChatService:
 
     async def _command(self, command: Command, room: RoomId, user: AgentUserId,
                        post_id: str | None, permalink: str | None,
-                       react: ReactFn | None) -> Outcome:
+                       react: ReactFn | None, *, replay: bool = False) -> Outcome:
         match command:
             case Remember(text=text):
-                return await self._remember(room, user, text, post_id, permalink)
+                return await self._remember(room, user, text, post_id, permalink, replay)
             case Search(query=query):
                 return await self._search(room, user, query)
             case Forget(target=target):
@@ -300,17 +304,21 @@ class RemoteChatService:
                 assert_never(command)
 
     async def _remember(self, room: RoomId, user: AgentUserId, text: str,
-                        post_id: str | None, permalink: str | None) -> Outcome:
+                        post_id: str | None, permalink: str | None,
+                        replay: bool = False) -> Outcome:
+        """``replay``: a re-delivered post; its memory was posted before and is not resent."""
         if not text:
             return "사용법: `/remember <기억할 내용>`", (), False
         masked = mask_sensitive(text)
+        reply = f"기억했습니다: {masked}" if is_korean(text) else f"Remembered: {masked}"
+        if replay:
+            return reply, (), False
         memory_id = await self._api.post_data(
             "memory", masked, external_user_id=user,
             metadata={"scope": "room", "room_id": room, "post_id": post_id,
                       "permalink": permalink})
         memory = MemoryRecord(id=memory_id, content=masked, scope="room", room_id=room,
                               owner_id=user, source_post_id=post_id, permalink=permalink)
-        reply = f"기억했습니다: {masked}" if is_korean(text) else f"Remembered: {masked}"
         return reply, (memory,), False
 
     async def _search(self, room: RoomId, user: AgentUserId, query: str) -> Outcome:

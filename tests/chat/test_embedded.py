@@ -51,14 +51,30 @@ async def test_stores_a_message_without_answering_unless_asked(world: World) -> 
 
 
 async def test_duplicate_post_id_returns_the_stored_message_and_does_nothing(world: World) -> None:
-    """A post id seen before gives is_new=False, no answer and no new memory."""
+    """A post id seen before gives is_new=False, the earlier answer and no new memory."""
     first = await world.say(world.quality, world.kim, "/remember X부품 불량률 12%", post_id="p1")
     again = await world.say(world.quality, world.kim, "/remember X부품 불량률 12%", post_id="p1")
     assert first.assistant_message and len(first.extracted_memories) == 2
     assert not again.user_message.is_new and again.user_message.id == first.user_message.id
-    assert again.assistant_message is None and again.extracted_memories == ()
+    assert again.assistant_message == first.assistant_message
+    assert again.extracted_memories == ()
     assert len(rows(world, "SELECT * FROM chat_messages WHERE role = 'user'")) == 1
     assert len(rows(world, "SELECT * FROM memories")) == 2
+
+
+async def test_redelivered_post_that_was_never_answered_is_answered_once(world: World) -> None:
+    """Stored without an answer (a crash before answering): the re-delivery answers it."""
+    await world.svc.send_message(world.quality.id, world.kim.id, "/remember 배포는 금요일",
+                                 post_id="p7", respond=False)
+    again = await world.svc.send_message(world.quality.id, world.kim.id,
+                                         "/remember 배포는 금요일", post_id="p7", respond=True,
+                                         prompt="/remember 배포는 금요일")
+    assert not again.user_message.is_new and again.assistant_message
+    third = await world.svc.send_message(world.quality.id, world.kim.id,
+                                         "/remember 배포는 금요일", post_id="p7", respond=True,
+                                         prompt="/remember 배포는 금요일")
+    assert third.assistant_message == again.assistant_message and third.extracted_memories == ()
+    assert len(rows(world, "SELECT * FROM chat_messages WHERE role = 'assistant'")) == 1
 
 
 async def test_unknown_room_or_user_is_rejected(world: World) -> None:
@@ -73,7 +89,7 @@ async def test_answers_are_stored_as_assistant_messages_in_the_thread(world: Wor
     """The answer is stored with role assistant and the triggering post as its root."""
     await world.say(world.quality, world.kim, "/help", post_id="p9")
     (answer,) = rows(world, "SELECT * FROM chat_messages WHERE role = 'assistant'")
-    assert answer["root_id"] == "p9" and answer["mchat_post_id"] is None
+    assert answer["root_id"] == "p9" and answer["mchat_post_id"] == "p9:answer"
     assert "/remember" in answer["content"]
 
 
