@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import trio
 
 from . import app
+from ._groups import collapse_groups
 from .config import Config, describe
 from .errors import MattermostAuthError, MchatActorsError, SupervisionError
 
@@ -33,7 +34,8 @@ def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
     config = Config.from_env(environ, toml_path=config_path)
     logger.info("serve: configuration %s", describe(config))
     try:
-        trio.run(serve, config)
+        with collapse_groups():
+            trio.run(serve, config)
     except MattermostAuthError as exc:
         print(f"mchat-actors: Mattermost rejected the bot token: {exc}", file=sys.stderr)
         return 3

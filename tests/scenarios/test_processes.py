@@ -1,0 +1,105 @@
+"""Real processes: `mchat-actors serve` killed with SIGKILL mid-burst, restarted; CLI exits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from mchat_actors.testing import FakeMattermost
+from tests.scenarios.harness import FAST, replies_to, wait_until
+
+SERVE = [sys.executable, "-m", "mchat_actors", "serve"]
+
+
+def serve_env(mm: FakeMattermost, db: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCHAT_", "LLM_", "CHAT_"))}
+    env.update(FAST)
+    env.update({"MCHAT_URL": mm.url, "MCHAT_TOKEN": mm.bot_token, "MCHAT_DB": str(db),
+                "MCHAT_RATE_LIMIT": "20"})
+    env.update(extra)
+    return env
+
+
+def bot_connected(mm: FakeMattermost, after: int = 0) -> bool:
+    return any(r.path == "/api/v4/websocket" and r.user_id == mm.bot.id and r.status == 101
+               for r in mm.request_log[after:])
+
+
+async def start_serve(mm: FakeMattermost, db: Path, log: Path) -> trio.Process:
+    out = open(log, "ab")  # noqa: SIM115 - the process owns it until it exits
+    return await trio.lowlevel.open_process(SERVE, env=serve_env(mm, db), stdout=out,
+                                            stderr=subprocess.STDOUT)
+
+
+async def stop(proc: trio.Process, sig: int = signal.SIGTERM) -> int:
+    if proc.returncode is None:
+        proc.send_signal(sig)
+    with trio.fail_after(10):
+        return await proc.wait()
+
+
+@pytest.mark.slow
+async def test_kill_9_during_a_burst_loses_no_reply_and_posts_none_twice(tmp_path):
+    """SIGKILL while replies are going out; after a restart every trigger has exactly one."""
+    db, log = tmp_path / "bot.db", tmp_path / "serve.log"
+    async with FakeMattermost() as mm:
+        proc = await start_serve(mm, db, log)
+        try:
+            await wait_until(lambda: bot_connected(mm), timeout=20)
+            ids = []
+            for i in range(20):
+                for channel in ("town-square", "quality"):
+                    ids.append((await mm.post_as("kim", channel, f"@ai 질문 {i}"))["id"])
+            await wait_until(lambda: sum(bool(replies_to(mm, p)) for p in ids) >= 5, timeout=20)
+            proc.kill()  # SIGKILL: no cleanup at all
+            await proc.wait()
+            answered_before = sum(bool(replies_to(mm, p)) for p in ids)
+            assert answered_before < len(ids), "the burst finished before the kill"
+            mark = len(mm.request_log)
+            proc = await start_serve(mm, db, log)
+            await wait_until(lambda: bot_connected(mm, mark), timeout=20)
+            await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=40)
+            await trio.sleep(1.0)  # a duplicate would show up now
+            counts = [len(replies_to(mm, p)) for p in ids]
+            assert counts == [1] * len(ids), log.read_text()[-3000:]
+        finally:
+            status = await stop(proc)
+    assert status == 0, log.read_text()[-3000:]
+
+
+async def test_sigterm_stops_cleanly_within_the_grace_period(tmp_path):
+    db, log = tmp_path / "bot.db", tmp_path / "serve.log"
+    async with FakeMattermost() as mm:
+        proc = await start_serve(mm, db, log)
+        await wait_until(lambda: bot_connected(mm), timeout=20)
+        p = await mm.post_as("kim", "town-square", "@ai 안녕")
+        await wait_until(lambda: replies_to(mm, p["id"]), timeout=20)
+        start = trio.current_time()
+        status = await stop(proc)
+        assert status == 0 and trio.current_time() - start < 5.5, log.read_text()[-2000:]
+
+
+def test_missing_token_is_one_clear_line_and_exit_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCHAT_")}
+    env["MCHAT_URL"] = "http://127.0.0.1:9"
+    done = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "MCHAT_TOKEN is required" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_rejected_token_exits_3_without_traceback(tmp_path):
+    async with FakeMattermost() as mm:
+        env = serve_env(mm, tmp_path / "bot.db", MCHAT_TOKEN="not-the-token")
+        done = await trio.run_process(SERVE, env=env, capture_stdout=True, capture_stderr=True,
+                                      check=False)
+    err = done.stderr.decode()
+    assert done.returncode == 3, err[-2000:]
+    assert "rejected the bot token" in err and "Traceback" not in err
+    assert "not-the-token" not in err + done.stdout.decode()
