@@ -57,11 +57,8 @@ async def test_a_post_without_a_mention_is_stored_and_not_answered(harness):
 
 
 async def test_slow_answer_defers_to_the_outbox(tmp_path, autojump_clock):
-    """Past the 4.5 s window the body is empty and the reply goes to the sender later.
-
-    Virtual time: the clock also jumps while the store's thread works, so only the order of
-    events is asserted, not exact durations.
-    """
+    """Past the 4.5 s window the body is empty and the reply goes to the sender later."""
+    # virtual time also jumps while the store's thread works: assert order, not durations
     async with open_harness(make_config(tmp_path)) as h:
         h.chat.hang_rooms["slow"] = 10.0
         start = trio.current_time()
