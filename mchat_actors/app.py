@@ -64,6 +64,7 @@ class Runtime:
     supervisor_stats: SupervisorStats = attrs.Factory(SupervisorStats)
     sender_stats: object = None
     started_at: float = 0.0
+    http_url: str = ""  # where the HTTP surface listens (its real port when configured as 0)
     _intake: trio.CancelScope = attrs.Factory(trio.CancelScope)
     _stopping: trio.Event = attrs.Factory(trio.Event)
 
@@ -206,7 +207,7 @@ async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
         from .http.server import serve_http
     except ImportError:  # the HTTP surface is optional until it lands
         return
-    await root.start(serve_http, rt)
+    rt.http_url = await root.start(serve_http, rt) or ""
 
 
 async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
