@@ -1,0 +1,156 @@
+"""The fake server driven by real clients that other people wrote, unpatched.
+
+* ``mattermostdriver`` (``requests`` + an asyncio ``websockets`` client): token login,
+  ``users/me``, a post, and its WebSocket receiving that post's ``posted`` event. It is
+  blocking code with its own event loop, so it runs in a worker thread; the thread always
+  ends with the test (the server drops the socket, or the asyncio tasks are cancelled).
+* The official JS client ``@mattermost/client`` (Client4 + WebSocketClient) run by ``node``
+  on ``tests/js/drive_mattermost.js`` (``make install`` runs ``npm install`` there). Without
+  node or the npm packages the test fails with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from mattermostdriver import Driver
+
+JS_DIR = Path(__file__).parents[1] / "js"
+NODE_TIMEOUT_S = 30.0
+THREAD_STOP_S = 10.0
+
+
+@attrs.define(eq=False)
+class DriverRun:
+    """One ``mattermostdriver`` session in a worker thread (see :meth:`run`)."""
+
+    options: dict[str, Any]
+    channel_id: str
+    message: str
+    me: dict[str, Any] | None = None
+    created: dict[str, Any] | None = None
+    frames: list[dict[str, Any]] = attrs.Factory(list)
+    posted: threading.Event = attrs.Factory(threading.Event)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self) -> None:
+        """Log in, read ``me``, open the WebSocket; after ``hello`` create a post. Returns
+        when the socket is dropped (or the loop's tasks are cancelled by :meth:`stop`)."""
+        loop = asyncio.new_event_loop()  # the driver asks for the thread's current loop
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        try:
+            driver = Driver(self.options)
+            driver.login()
+            self.me = driver.users.get_user("me")
+
+            async def handler(raw: str) -> None:
+                frame = json.loads(raw)
+                self.frames.append(frame)
+                if frame.get("event") == "hello":
+                    self.created = driver.posts.create_post(
+                        {"channel_id": self.channel_id, "message": self.message})
+                elif frame.get("event") == "posted" and self.created is not None:
+                    if json.loads(frame["data"]["post"])["id"] == self.created["id"]:
+                        self.posted.set()
+
+            driver.init_websocket(handler)
+        except asyncio.CancelledError:
+            pass  # stopped by stop(): the loop's tasks were cancelled
+        finally:
+            _close_loop(loop)
+
+    def stop(self) -> None:
+        """Cancel every task of the driver's loop (thread-safe; a no-op once it is closed)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(_cancel_all, loop)
+            except RuntimeError:  # closed in between
+                return
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+async def test_mattermostdriver_logs_in_posts_and_receives_posted(mm):
+    """mattermostdriver: token login, users/me, create_post, and its websocket (auth by
+    challenge) gets ``hello`` then the ``posted`` event of that post."""
+    host, port = mm.url.removeprefix("http://").rsplit(":", 1)
+    kim = mm.user("kim")
+    run = DriverRun(
+        options={"url": host, "port": int(port), "scheme": "http", "token": kim.token,
+                 "timeout": 5, "request_timeout": 5, "keepalive": False},
+        channel_id=mm.channel("town-square").id, message="hello from mattermostdriver 안녕")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, run.run)
+        try:
+            with trio.fail_after(10):
+                while not run.posted.is_set():  # noqa: ASYNC110 - a flag set by another thread
+                    await trio.sleep(0.02)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(THREAD_STOP_S):
+                # The driver reconnects only after a *clean* close; an abrupt drop ends its
+                # loop. stop() covers the case where it never got that far.
+                await mm.drop_websockets(abrupt=True)
+                run.stop()
+    assert run.me is not None and run.me["username"] == "kim" and run.me["id"] == kim.id
+    assert run.created is not None and run.created["user_id"] == kim.id
+    events = [f.get("event") for f in run.frames if "event" in f]
+    assert events[:2] == ["hello", "posted"]
+    assert [f["seq"] for f in run.frames if "event" in f] == list(range(len(events)))
+    assert mm.posts("town-square")[-1]["message"] == "hello from mattermostdriver 안녕"
+    assert run.loop is not None and run.loop.is_closed()  # the thread ended cleanly
+
+
+@pytest.mark.node
+async def test_official_js_client_against_the_fake(mm):
+    """@mattermost/client under node: Client4.getMe/createPost and WebSocketClient (with
+    its strict seq check) receiving the ``posted`` event of the created post."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: apt-get install nodejs npm (see .ci/run)")
+    if not (JS_DIR / "node_modules" / "@mattermost" / "client").is_dir():
+        pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm install (or make install)")
+    kim = mm.user("kim")
+    channel = mm.channel("town-square")
+    command = [node, str(JS_DIR / "drive_mattermost.js"), mm.url, kim.token, channel.id]
+    with trio.fail_after(NODE_TIMEOUT_S):
+        result = await trio.run_process(command, cwd=JS_DIR, capture_stdout=True,
+                                        capture_stderr=True, check=False)
+    output = result.stdout.decode()
+    steps = {r["step"]: r for r in map(json.loads, (line for line in output.splitlines()
+                                                     if line.startswith("{")))}
+    assert result.returncode == 0, output + result.stderr.decode()
+    assert steps["me"]["id"] == kim.id and steps["me"]["username"] == "kim"
+    assert steps["me"]["server_version"].startswith("10.5.0")
+    assert steps["hello"]["connection_id"]
+    created, posted = steps["created"], steps["posted"]
+    assert created["user_id"] == kim.id and created["channel_id"] == channel.id
+    assert posted["id"] == created["id"] and posted["message"] == "hello from Client4 안녕"
+    assert (posted["channel_type"], posted["sender_name"]) == ("O", "@kim")
+    assert posted["events"][:2] == [{"event": "hello", "seq": 0}, {"event": "posted", "seq": 1}]
+    assert "done" in steps
+    assert [p["id"] for p in mm.posts("town-square")] == [created["id"]]
+
