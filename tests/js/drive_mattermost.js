@@ -1,10 +1,11 @@
 // Drives a Mattermost server (the fake one in our tests) with the official JS client,
 // unpatched: Client4 (REST) and WebSocketClient.
 //
-//   node drive_mattermost.js <server url> <token> <channel id>
+//   node drive_mattermost.js <server url> <token> <channel id> [slash command]
 //
 // Steps: Client4.getMe, WebSocketClient.initialize (authentication_challenge), wait for
-// `hello`, Client4.createPost, wait for the `posted` event of that post. Prints one JSON
+// `hello`, Client4.createPost, wait for the `posted` event of that post, and, when given,
+// Client4.executeCommand of the slash command in that channel. Prints one JSON
 // object per line on stdout (the client's own console.log lines do not start with "{"), and
 // exits 0, or 1 with {"step":"error",...} after a failure or a 20 s deadline.
 'use strict';
@@ -28,7 +29,7 @@ function fail(error) {
 }
 
 async function main() {
-    const [url, token, channelId] = process.argv.slice(2);
+    const [url, token, channelId, command] = process.argv.slice(2);
     if (!url || !token || !channelId) {
         throw new Error('usage: node drive_mattermost.js <url> <token> <channel id>');
     }
@@ -73,6 +74,10 @@ async function main() {
     report({step: 'posted', id: post.id, message: post.message, seq: msg.seq,
             channel_type: msg.data.channel_type, sender_name: msg.data.sender_name,
             events});
+    if (command) {
+        const answer = await client.executeCommand(command, {channel_id: channelId});
+        report({step: 'command', response_type: answer.response_type, text: answer.text});
+    }
     ws.close();
 }
 

@@ -23,6 +23,8 @@ import pytest
 import trio
 from mattermostdriver import Driver
 
+from .test_hooks import json_reply, open_receiver
+
 JS_DIR = Path(__file__).parents[1] / "js"
 NODE_TIMEOUT_S = 30.0
 THREAD_STOP_S = 10.0
@@ -124,10 +126,39 @@ async def test_mattermostdriver_logs_in_posts_and_receives_posted(mm):
     assert run.loop is not None and run.loop.is_closed()  # the thread ended cleanly
 
 
+async def test_mattermostdriver_calls_a_webhook_and_runs_a_slash_command(mm):
+    """mattermostdriver's ``webhooks.call_webhook`` and ``commands.execute_command`` work
+    against the fake's ``/hooks/{id}`` and ``commands/execute``."""
+    host, port = mm.url.removeprefix("http://").rsplit(":", 1)
+    options = {"url": host, "port": int(port), "scheme": "http",
+               "token": mm.user("lee").token, "request_timeout": 5}
+    quality = mm.channel("quality").id
+    async with open_receiver() as receiver:
+        receiver.respond = lambda r: json_reply({"response_type": "in_channel",
+                                                 "text": f"remembered: {r.field('text')}"})
+        mm.create_slash_command("remember", receiver.url)
+        hook = mm.create_incoming_webhook("quality", display_name="CI")
+
+        def drive() -> tuple[int, str, dict[str, Any]]:
+            driver = Driver(options)
+            driver.login()
+            hooked = driver.webhooks.call_webhook(hook["id"], options={"text": "from a hook"})
+            answer = driver.commands.execute_command(
+                {"channel_id": quality, "command": "/remember X부품 불량률 12%"})
+            return hooked.status_code, hooked.text, answer
+
+        status, text, answer = await trio.to_thread.run_sync(drive)
+    assert (status, text) == (200, "ok")
+    assert answer["response_type"] == "in_channel"
+    assert answer["text"] == "remembered: X부품 불량률 12%"
+    assert [(p["message"], p["user_id"]) for p in mm.posts("quality")] == [
+        ("from a hook", mm.admin.id), ("remembered: X부품 불량률 12%", mm.user("lee").id)]
+
+
 @pytest.mark.node
 async def test_official_js_client_against_the_fake(mm):
-    """@mattermost/client under node: Client4.getMe/createPost and WebSocketClient (with
-    its strict seq check) receiving the ``posted`` event of the created post."""
+    """@mattermost/client under node: Client4.getMe/createPost/executeCommand and
+    WebSocketClient (with its strict seq check) receiving the ``posted`` event of the post."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not installed: apt-get install nodejs npm (see .ci/run)")
@@ -135,10 +166,14 @@ async def test_official_js_client_against_the_fake(mm):
         pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm install (or make install)")
     kim = mm.user("kim")
     channel = mm.channel("town-square")
-    command = [node, str(JS_DIR / "drive_mattermost.js"), mm.url, kim.token, channel.id]
-    with trio.fail_after(NODE_TIMEOUT_S):
-        result = await trio.run_process(command, cwd=JS_DIR, capture_stdout=True,
-                                        capture_stderr=True, check=False)
+    command = [node, str(JS_DIR / "drive_mattermost.js"), mm.url, kim.token, channel.id,
+               "/remember 안녕"]
+    async with open_receiver() as receiver:
+        receiver.respond = lambda r: json_reply({"text": f"noted {r.field('text')}"})
+        mm.create_slash_command("remember", receiver.url)
+        with trio.fail_after(NODE_TIMEOUT_S):
+            result = await trio.run_process(command, cwd=JS_DIR, capture_stdout=True,
+                                            capture_stderr=True, check=False)
     output = result.stdout.decode()
     steps = {r["step"]: r for r in map(json.loads, (line for line in output.splitlines()
                                                      if line.startswith("{")))}
@@ -151,6 +186,7 @@ async def test_official_js_client_against_the_fake(mm):
     assert posted["id"] == created["id"] and posted["message"] == "hello from Client4 안녕"
     assert (posted["channel_type"], posted["sender_name"]) == ("O", "@kim")
     assert posted["events"][:2] == [{"event": "hello", "seq": 0}, {"event": "posted", "seq": 1}]
+    assert steps["command"] == {"step": "command", "response_type": "", "text": "noted 안녕"}
     assert "done" in steps
     assert [p["id"] for p in mm.posts("town-square")] == [created["id"]]
 
