@@ -425,7 +425,7 @@ class Sender:
             await fn(*args)
         except MattermostAuthError:
             raise
-        except Exception:
+        except Exception:  # the sender's error boundary: log, count, keep the row for later
             self.stats.errors += 1
             logger.exception("sender: unexpected error handling %s", what)
             return False

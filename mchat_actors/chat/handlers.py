@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, assert_never
 import attrs
 import trio
 
+from ..errors import MchatActorsError
+
 from ..messages import AgentUserId, RoomId
 from . import repo
 from .analysis import analyze_query, relevance
@@ -221,5 +223,6 @@ async def _react(react: ReactFn | None, emoji: str) -> None:
     with trio.move_on_after(REACT_TIMEOUT_S):
         try:
             await react(emoji)
-        except Exception:  # a reaction is decoration; never let it fail the summary
-            logger.warning("chat: reaction %s failed", emoji, exc_info=True)
+        except (trio.ClosedResourceError, trio.BrokenResourceError, MchatActorsError) as exc:
+            # a reaction is decoration; never let it fail the summary
+            logger.warning("chat: reaction %s failed: %s", emoji, type(exc).__name__)
