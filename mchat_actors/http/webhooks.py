@@ -10,8 +10,9 @@ response body is empty (Mattermost then posts nothing) and the runtime sends the
 through the outbox and the sender.
 
 A post the trigger rules will not answer (no mention, not a command) is only queued: the
-response is empty at once. Outgoing webhooks only fire in public channels, hence
-``channel_type="O"``.
+response is empty at once. A post that will be answered is first read back through REST for
+its ``root_id`` (the payload has none, and a threaded reply must go under the thread's root).
+Outgoing webhooks only fire in public channels, hence ``channel_type="O"``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import attrs
 import trio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from .. import mapping
+from ..errors import MattermostError
 from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from ..trigger import decide
 from .auth import check_source, check_webhook_token
@@ -34,6 +37,8 @@ from .payloads import read_fields, text_field, timestamp_ms
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["integrations"])
+
+LOOKUP_TIMEOUT_S = 1.0
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 64}
 _NAME = {"type": "string", "maxLength": 256}
@@ -86,6 +91,7 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
         await _inject_and_wait(s, event, wait=False)  # stored, never answered: no waiting
         s.stats.webhook_outcomes[("outgoing", "stored")] += 1
         return Response(status_code=200)
+    event = attrs.evolve(event, post=await _with_thread(s, post))
     answer = await _inject_and_wait(s, event)
     if answer is None:
         s.stats.webhook_outcomes[("outgoing", "deferred")] += 1
@@ -126,6 +132,26 @@ async def _inject_and_wait(s: Surface, event: PostCreated, *, wait: bool = True)
     finally:
         with trio.CancelScope(shield=True):
             await replies.wait(post_id, 0)  # drop the registration if still there (no-op else)
+
+
+async def _with_thread(s: Surface, post: Post) -> Post:
+    """The post as Mattermost stores it, for its ``root_id`` (the payload has none).
+
+    A reply in a thread must be answered under the thread's root: Mattermost refuses a
+    ``root_id`` that is itself a reply. One REST read, only for posts that get an answer;
+    when it fails or takes more than a second, the payload's post is used.
+    """
+    with trio.move_on_after(LOOKUP_TIMEOUT_S):
+        try:
+            found = Post.from_api(await s.rt.client.get_post(post.id))
+        except (MattermostError, KeyError, TypeError, ValueError) as exc:
+            logger.info("http: webhook post %s: lookup failed (%s); using the payload",
+                        post.id, type(exc).__name__)
+            return post
+        if found.id == post.id and found.channel_id == post.channel_id:
+            return attrs.evolve(post, root_id=found.root_id, type=found.type,
+                                from_bot=found.from_bot, from_webhook=found.from_webhook)
+    return post
 
 
 def _post_from(fields: dict[str, Any], encoding: str) -> Post:

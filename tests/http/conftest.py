@@ -61,6 +61,14 @@ class FakeRest:
     async def get_user(self, user_id: str) -> dict[str, Any]:
         return {"id": user_id, "username": f"name-{user_id}", "email": f"{user_id}@example.com"}
 
+    posts: dict[str, dict[str, Any]] = attrs.Factory(dict)  # what get_post knows
+
+    async def get_post(self, post_id: str) -> dict[str, Any]:
+        self.requests += 1
+        if post_id not in self.posts:
+            raise MattermostApiError(404, "app.post.get.app_error")
+        return self.posts[post_id]
+
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(requests=self.requests, errors=MappingProxyType({}),
                                 rate_limited=0)

@@ -76,6 +76,19 @@ async def test_slow_answer_defers_to_the_outbox(tmp_path, autojump_clock):
         assert h.app.state.surface.stats.webhook_outcomes[("outgoing", "deferred")] == 1
 
 
+async def test_a_threaded_reply_is_answered_under_its_root(tmp_path, autojump_clock):
+    """The payload has no root_id: REST says the post is a reply, so the answer goes to the root."""
+    async with open_harness(make_config(tmp_path)) as h:
+        h.rest.posts["p1"] = {"id": "p1", "channel_id": "slow", "user_id": "u1",
+                              "message": "@ai what is new?", "root_id": "root1"}
+        h.chat.hang_rooms["slow"] = 10.0
+        r = await h.client.post(URL, json=payload(channel="slow"))
+        assert r.content == b""
+        (reply,) = await h.wait_replies(1, timeout_s=60)
+        assert reply.root_id == "root1"
+        assert h.chat.messages["p1"].created_at_ms == 1_700_000_000_123
+
+
 async def test_the_websocket_copy_first_makes_the_webhook_a_no_op(harness):
     """A post already handled (its WebSocket copy came first) is not handled twice."""
     assert (await harness.client.post(URL, json=payload())).status_code == 200
