@@ -65,17 +65,22 @@ class WebhookReplies:
         self._inboxes[post_id] = recv
 
     async def wait(self, post_id: str, timeout_s: float) -> str | None:
-        """The reply text if it is ready within ``timeout_s``; None otherwise (then deferred)."""
+        """The reply text if it is ready within ``timeout_s``; None when the post was handled
+        without a reply, or on timeout (the reply, if any, is then deferred to the outbox)."""
         recv = self._inboxes.get(post_id)
         if recv is None:
             return None
         try:
             with trio.move_on_after(timeout_s):
-                return await recv.receive()
+                return await recv.receive() or None
             return None
         finally:
             self._waiting.pop(post_id, None)
             self._inboxes.pop(post_id, None)
+
+    def no_reply(self, post_id: str) -> None:
+        """The post was handled and gets no reply: wake the waiter at once."""
+        self.deliver(post_id, "")
 
     def deliver(self, post_id: str, text: str) -> bool:
         """Hand ``text`` to a waiter; False when nobody waits (the caller then uses the outbox)."""
@@ -164,6 +169,8 @@ class Handler:
         post = event.post
         if await self.store.run(mapping.is_post_seen, post.id):
             self.stats.duplicates += 1
+            if event.source == "webhook":
+                self.webhook_replies.no_reply(post.id)
             return
         early = decide(post, channel_type=event.channel_type, bot=self.bot,
                        pattern=self._pattern)
@@ -204,6 +211,8 @@ class Handler:
                              max_chars=self.cfg.max_post_chars,
                              delivered_in_response=in_response)
         self.stats.posts[status] += 1
+        if source == "webhook" and not replies:
+            self.webhook_replies.no_reply(post.id)
         if in_response:
             self.stats.replies_in_webhook_response += len(replies)
             return
