@@ -136,3 +136,15 @@ async def test_auto_join_joins_every_public_channel_of_a_team(tmp_path):
                                MCHAT_AUTO_JOIN="qa/*"):
             p = await mm.post_as("kim", "new-public", "@ai 여기도 답해?")
             await wait_until(lambda: replies_to(mm, p["id"]))
+
+
+async def test_a_hung_chat_call_in_one_channel_does_not_delay_others(tmp_path):
+    """Town Square's ChatService call hangs 30 s; questions in other channels are answered."""
+    chat = FakeChat(hang_rooms={"Town Square": 30.0})
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat):
+        stuck = await mm.post_as("kim", "town-square", "@ai 느린 질문")
+        start = trio.current_time()
+        others = [await mm.post_as("kim", ch, f"@ai 질문 {ch}") for ch in ("quality", "defects")]
+        await wait_until(lambda: all(replies_to(mm, p["id"]) for p in others), timeout=10)
+        assert trio.current_time() - start < 10
+        assert replies_to(mm, stuck["id"]) == []
