@@ -76,20 +76,22 @@ class Hooks:
     command_webhooks: dict[str, CommandWebhook] = attrs.field(factory=dict)
     deliveries: list[Delivery] = attrs.field(factory=list)
     slash: SlashCommands = attrs.field(init=False)
+    _dispatcher: OutgoingWebhooks = attrs.field(init=False)
     _client: httpx.AsyncClient | None = None
 
     def __attrs_post_init__(self) -> None:
         self.slash = SlashCommands(self)
+        self._dispatcher = OutgoingWebhooks(self)
 
     @property
     def state(self) -> FakeState:
         return self.app.state
 
     def register(self, router: Router, control: Router) -> None:
-        """Add the REST and control routes and the outgoing-webhook post listener."""
+        """Add the REST and control routes (the outgoing-webhook post listener is added with
+        the first outgoing webhook, so posts cost nothing extra without one)."""
         IncomingWebhooks(self).register(router)
         self.slash.register(router)
-        self.app.post_listeners.append(OutgoingWebhooks(self).on_post_created)
         HookControl(self).register(control)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -160,6 +162,8 @@ class Hooks:
             description=description, username=username, icon_url=icon_url,
             create_at=self.state.now_ms(),
         )
+        if not self.outgoing:
+            self.app.post_listeners.append(self._dispatcher.on_post_created)
         self.outgoing[hook.id] = hook
         return hook.to_json()
 
