@@ -272,6 +272,10 @@ class FakeMattermost:
                 await socket.closed.wait()
         return len(sockets)
 
+    def revoke_token(self, token: str) -> bool:
+        """Revoke a token: REST answers 401, a WebSocket upgrade opens but never says hello."""
+        return self.state.revoke_token(token)
+
     def forget_resume_state(self) -> int:
         return self.hub.forget_resume_state()
 

@@ -88,6 +88,10 @@ class FakeState:
 
     # -- lookups -------------------------------------------------------------------------------
 
+    def revoke_token(self, token: str) -> bool:
+        """Forget ``token`` (an admin revoked it): later requests with it get 401."""
+        return self._tokens.pop(token, None) is not None
+
     def user_by_token(self, token: str | None) -> FakeUser | None:
         if not token:
             return None

@@ -124,3 +124,25 @@ async def test_stalled_server_is_detected_by_ping(tmp_path):
         ids = await post_while_down(mm, 2)
         await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=15)
         assert "ping" in rt.reconnect_stats.last_error or rt.reconnect_stats.last_error
+
+
+async def test_token_revoked_while_running_stops_the_service(tmp_path):
+    """After a revocation the socket never says hello; users/me answers 401; that is fatal."""
+    from functools import partial
+
+    import pytest
+
+    from mchat_actors import app
+    from mchat_actors.errors import MattermostAuthError
+    from tests.scenarios.harness import bot_config
+
+    async with FakeMattermost() as mm:
+        config = bot_config(mm, str(tmp_path / "b.db"))
+        with pytest.RaisesGroup(MattermostAuthError, flatten_subgroups=True):
+            async with trio.open_nursery() as nursery:
+                rt = await nursery.start(partial(app.run, config, chat=FakeChat()))
+                await wait_until(lambda: connected(rt))
+                mm.revoke_token(mm.bot_token)
+                await mm.drop_websockets()
+                with trio.fail_after(20):
+                    await trio.sleep_forever()
