@@ -75,7 +75,10 @@ class SlashCommands:
         router.add("POST", "/hooks/commands/{hook_id}", self.response_url_endpoint, auth=False)
 
     async def execute_endpoint(self, request: Request) -> Response:
-        body = request.json("command_args")
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise invalid_param("command_args") from None
         if not isinstance(body, dict) or not all(
             isinstance(body.get(k, ""), str) for k in ("command", "channel_id", "team_id",
                                                        "root_id")
@@ -213,7 +216,7 @@ class SlashCommands:
         for name in dict.fromkeys(m.lower() for m in _AT_MENTION.findall(message)):
             while name:
                 user = state.find_user(name)
-                if user is not None:
+                if user is not None and user.username.lower() == name:
                     if state.is_team_member(team_id, user.id):
                         out += [("user_mentions", name), ("user_mentions_ids", user.id)]
                     break

@@ -99,7 +99,7 @@ class IncomingWebhooks:
         state = self.hooks.state
         if name.startswith("@"):
             other = state.find_user(name[1:])
-            if other is None or name[1:2] == "@":
+            if other is None or other.username.lower() != name[1:].lower():  # usernames only
                 raise AppError(400, "web.incoming_webhook.user.app_error",
                                "Couldn't find the user.")
             return self.hooks.direct_channel(creator_id, other.id)
