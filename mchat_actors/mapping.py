@@ -16,10 +16,16 @@ import sqlite_utils
 from .messages import Post
 
 
+def _channel_row(row: dict[str, Any]) -> dict[str, Any]:
+    row["sync_enabled"] = bool(row["sync_enabled"])  # SQLite stores 0/1
+    return row
+
+
 def get_channel(db: sqlite_utils.Database, channel_id: str) -> dict[str, Any] | None:
     rows = db.query("SELECT * FROM mchat_channel_mapping WHERE mchat_channel_id = ?",
                     [channel_id])
-    return next(iter(rows), None)
+    row = next(iter(rows), None)
+    return None if row is None else _channel_row(row)
 
 
 def insert_channel(db: sqlite_utils.Database, *, channel_id: str, team_id: str, name: str,
@@ -46,7 +52,7 @@ def set_channel_sync(db: sqlite_utils.Database, channel_id: str, enabled: bool) 
 
 
 def list_channels(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM mchat_channel_mapping ORDER BY id"))
+    return [_channel_row(r) for r in db.query("SELECT * FROM mchat_channel_mapping ORDER BY id")]
 
 
 def get_user(db: sqlite_utils.Database, user_id: str) -> dict[str, Any] | None:

@@ -62,7 +62,7 @@ async def test_map_a_channel_and_list_mappings(harness):
     channel = r.json()["channel"]
     assert channel["mchat_channel_id"] == "c1"
     assert channel["agent_room_id"] in harness.chat.rooms
-    assert channel["sync_enabled"] == 1
+    assert channel["sync_enabled"] is True
     r = await harness.client.get(API + "/mappings/channels", headers=harness.admin())
     assert [c["mchat_channel_id"] for c in r.json()["channels"]] == ["c1"]
     r = await harness.client.get(API + "/mappings/users", headers=harness.admin())
