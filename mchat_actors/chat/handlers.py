@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, assert_never
 
 import attrs
@@ -208,9 +208,20 @@ async def _list_memories(svc: EmbeddedChatService, req: Request) -> Outcome:
 
 
 async def _summarize(svc: EmbeddedChatService, req: Request, hours: int) -> Outcome:
-    await _react(req.react, "hourglass_flowing_sand")
-    memory = await svc.summarize_room(req.room, hours=hours)
-    await _react(req.react, "white_check_mark")
+    return await summarize_with_reactions(svc.summarize_room, req.room, hours, req.react)
+
+
+async def summarize_with_reactions(
+    summarize_room: Callable[..., Awaitable[MemoryRecord | None]], room: RoomId, hours: int,
+    react: ReactFn | None,
+) -> tuple[str, tuple[MemoryRecord, ...], bool]:
+    """Run a summary between an hourglass and a check mark reaction (the original's way).
+
+    Shared by the embedded service and the remote adapter (which summarises its local store).
+    """
+    await _react(react, "hourglass_flowing_sand")
+    memory = await summarize_room(room, hours=hours)
+    await _react(react, "white_check_mark")
     if memory is None:
         return f"최근 {hours}시간 동안 이 방에 요약할 대화가 없습니다.", (), False
     return memory.content, (memory,), False

@@ -45,6 +45,7 @@ from ..errors import (
 from ..messages import AgentUserId, RoomId
 from ..ratelimit import TokenBucket
 from .answer import compose_answer, format_memory, is_korean
+from .handlers import summarize_with_reactions
 from .commands import (
     Command,
     Forget,
@@ -64,7 +65,6 @@ logger = logging.getLogger(__name__)
 QUESTION_MEMORIES = 8
 SEARCH_RESULTS = 10
 MAX_RATE_LIMIT_RETRIES = 5
-REACT_TIMEOUT_S = 5.0
 DEFAULT_RETRY = RetryPolicy()  # 3 retries, 0.5 s backoff, factor 2
 
 HELP_TEXT = """\
@@ -345,23 +345,8 @@ class RemoteChatService:
         if not isinstance(self._local, _Summarizer):
             return "요약은 embedded 백엔드에서만 지원됩니다. / Summaries need the embedded " \
                    "backend.", (), False
-        await _react(react, "hourglass_flowing_sand")
-        memory = await self._local.summarize_room(room, hours=hours)
-        await _react(react, "white_check_mark")
-        if memory is None:
-            return f"최근 {hours}시간 동안 이 방에 요약할 대화가 없습니다.", (), False
-        return memory.content, (memory,), False
+        return await summarize_with_reactions(self._local.summarize_room, room, hours, react)
 
-
-async def _react(react: ReactFn | None, emoji: str) -> None:
-    """Best effort: a failing or slow reaction is logged and otherwise ignored."""
-    if react is None:
-        return
-    with trio.move_on_after(REACT_TIMEOUT_S):
-        try:
-            await react(emoji)
-        except MchatActorsError:
-            logger.warning("remote: reaction %s failed", emoji, exc_info=True)
 
 
 @asynccontextmanager
