@@ -12,9 +12,11 @@ first post until every client has received all N ``posted`` events. Each client 
 frame and decodes the ``posted`` ones (the event, then the post JSON inside it), as a bot
 would.
 
-Clients run in the SAME process and trio loop as the server (``--clients-in same``, the
-default: the figure includes the clients' own CPU on one core) or in a SEPARATE process
-(``--clients-in process``: server on one core, clients on the other).
+Clients run in the SAME process and trio loop as the server (``--clients-in same``: the
+figure includes the clients' own CPU, all on one core) or in a SEPARATE process
+(``--clients-in process``: the server on one core, the clients on the other); the default
+runs both. "server CPU µs/post" is the CPU time of the server's process per post (with the
+clients' share in ``same`` mode): unlike events/s it barely depends on other load.
 
 Flow control: the real server (and the fake) drops a socket whose send queue holds 256
 events, so the producer keeps every client within ``--window`` (128) posts of the newest:
@@ -26,13 +28,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import attrs
 import orjson
 import trio
 from trio_websocket import open_websocket_url
@@ -47,6 +49,21 @@ if TYPE_CHECKING:
 
 READ_BYTES = 64 * 1024
 POSTED = '"event":"posted"'
+
+
+@attrs.frozen
+class Timing:
+    """Wall-clock seconds and this process's CPU seconds over one run."""
+
+    wall_s: float
+    cpu_s: float
+
+    @classmethod
+    def start(cls) -> Timing:
+        return cls(time.perf_counter(), time.process_time())
+
+    def stop(self) -> Timing:
+        return Timing(time.perf_counter() - self.wall_s, time.process_time() - self.cpu_s)
 
 
 class Progress:
@@ -110,20 +127,20 @@ async def _wait_queues(mm: FakeMattermost, window: int) -> None:
         await trio.sleep(0.0005)
 
 
-async def run_same_process(clients: int, posts: int, window: int) -> float:
+async def run_same_process(clients: int, posts: int, window: int) -> Timing:
     async with FakeMattermost() as mm:
         url = mm.url.replace("http://", "ws://") + "/api/v4/websocket"
         progress = Progress(clients)
         async with trio.open_nursery() as nursery:
             for client in range(clients):
                 await nursery.start(consume, url, mm.bot_token, client, posts, progress)
-            started = time.perf_counter()
+            timing = Timing.start()
             await produce(mm, posts, window, progress)
             await progress.wait_all(posts)
-            return time.perf_counter() - started
+            return timing.stop()
 
 
-async def run_client_process(clients: int, posts: int, window: int) -> float:
+async def run_client_process(clients: int, posts: int, window: int) -> Timing:
     async with FakeMattermost() as mm, trio.open_nursery() as nursery:
         command = [sys.executable, "-m", "bench.bench_fake", "--client-process", mm.url,
                    mm.bot_token, str(clients), str(posts)]
@@ -132,10 +149,10 @@ async def run_client_process(clients: int, posts: int, window: int) -> float:
             cwd=ROOT))
         lines = _lines(child.stdout)
         assert await anext(lines) == "ready"
-        started = time.perf_counter()
+        timing = Timing.start()
         await produce(mm, posts, window, None)
         assert await anext(lines) == "done"
-        return time.perf_counter() - started
+        return timing.stop()
 
 
 async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
@@ -159,8 +176,8 @@ async def client_process_main(url: str, token: str, clients: int, posts: int) ->
     print("done", flush=True)
 
 
-async def _deadline(runner: Callable[[int, int, int], Awaitable[float]], clients: int,
-                    posts: int, window: int) -> float:
+async def _deadline(runner: Callable[[int, int, int], Awaitable[Timing]], clients: int,
+                    posts: int, window: int) -> Timing:
     """A run that hangs (a client dropped for a full send queue) fails instead."""
     with trio.fail_after(60 + posts * clients / 1000):
         return await runner(clients, posts, window)
@@ -187,20 +204,24 @@ def main() -> None:
     rows = []
     print(f"fake Mattermost, {posts} posts via mm.post_as per run, window {args.window}, "
           f"median of {args.repeat} run(s)")
-    print(f"{'clients':>7} {'clients in':>12} {'seconds':>8} {'events/s/client':>16} "
-          f"{'events/s total':>15} {'posts/s':>8}")
+    print(f"{'clients':>7} {'clients in':>10} {'seconds':>8} {'events/s/client':>15} "
+          f"{'events/s total':>14} {'server CPU µs/post':>18}")
     for mode in modes:
         for clients in args.clients:
             runner = run_same_process if mode == "same" else run_client_process
-            elapsed = statistics.median(trio.run(_deadline, runner, clients, posts, args.window)
-                                        for _ in range(args.repeat))
+            runs = sorted((trio.run(_deadline, runner, clients, posts, args.window)
+                           for _ in range(args.repeat)), key=lambda t: t.wall_s)
+            timing = runs[len(runs) // 2]
+            elapsed = timing.wall_s
             row = {"clients": clients, "clients_in": mode, "posts": posts,
                    "seconds": round(elapsed, 3),
                    "events_per_s_per_client": round(posts / elapsed),
-                   "events_per_s_total": round(posts * clients / elapsed)}
+                   "events_per_s_total": round(posts * clients / elapsed),
+                   "server_cpu_us_per_post": round(timing.cpu_s / posts * 1e6)}
             rows.append(row)
-            print(f"{clients:>7} {mode:>12} {elapsed:>8.2f} {posts / elapsed:>16,.0f} "
-                  f"{posts * clients / elapsed:>15,.0f} {posts / elapsed:>8,.0f}", flush=True)
+            print(f"{clients:>7} {mode:>10} {elapsed:>8.2f} {posts / elapsed:>15,.0f} "
+                  f"{posts * clients / elapsed:>14,.0f} {timing.cpu_s / posts * 1e6:>18,.0f}",
+                  flush=True)
     if args.json:
         print(json.dumps(rows))
 
