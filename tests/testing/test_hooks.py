@@ -258,3 +258,17 @@ async def test_incoming_posts_never_trigger_outgoing_webhooks(mm, client):
         await mm.wait_for(lambda: mm.hooks.deliveries)
         await trio.testing.wait_all_tasks_blocked()
     assert [r.field("text") for r in receiver.requests] == ["deploy from kim"]
+
+
+async def test_incoming_goes_through_the_server_pipeline(mm, client):
+    """``/hooks`` is rate limited like every route (429 plain text) and a body over
+    300 000 bytes is 413."""
+    hook = mm.create_incoming_webhook("town-square")
+    url = f"/hooks/{hook['id']}"
+    too_big = await client.post(url, json={"text": "x" * 301_000})
+    assert (too_big.status_code, too_big.json()["id"]) == (
+        413, "api.context.request_body_too_large.app_error")
+    mm.set_rate_limit(1, burst=1)
+    answers = [await client.post(url, json={"text": "again"}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[-1].text == "limit exceeded\n"
