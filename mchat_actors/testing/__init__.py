@@ -3,7 +3,10 @@
 Modules: ``fake`` (the :class:`FakeMattermost` Python API), ``server`` (sockets, h11,
 pipeline), ``routing``, ``rest_*`` (handlers), ``app``/``channels`` (the app layer),
 ``state`` (data), ``postlist`` (paging), ``hub``/``ws``/``events`` (WebSocket), ``ratelimit``,
-``faults``, ``control`` (``/_fake/`` API), ``seed``, ``cli``.
+``faults``, ``control`` (``/_fake/`` API), ``seed``, ``cli``; ``hooks*`` (incoming and
+outgoing webhooks, slash commands and their ``response_url``), ``webchat`` (the demo's chat
+page); ``fake_openai`` and ``fake_agent_api`` (small fakes of an OpenAI-compatible API and of an
+AI Memory Agent's Agent API, for the ChatService's tests).
 """
 
 from __future__ import annotations
