@@ -8,6 +8,7 @@ of the sender. ``Harness.client`` talks to the app in-process through ``httpx.AS
 from __future__ import annotations
 
 import inspect
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import MappingProxyType
@@ -16,7 +17,9 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+
 import trio
+import trio.testing
 
 from mchat_actors.actors import dispatcher
 from mchat_actors.actors.handler import Handler
@@ -25,12 +28,12 @@ from mchat_actors.actors.mapper import Mapper
 from mchat_actors.actors.sweeper import Sweeper
 from mchat_actors.app import Runtime
 from mchat_actors.config import ChatConfig, Config, HttpConfig, MattermostConfig
-from mchat_actors.errors import MattermostApiError
+from mchat_actors.errors import MattermostApiError, StoreError
 from mchat_actors.http.app import create_app
 from mchat_actors.mattermost.rest import ClientStatistics
 from mchat_actors.messages import InboundEvent, OutboundRequest, SendReply
 from mchat_actors.ratelimit import TokenBucket
-from mchat_actors.store import open_store
+from mchat_actors.store import Store, open_store
 from mchat_actors.trigger import BotIdentity
 from tests.fakes import FakeChat
 
@@ -256,3 +259,23 @@ class ServerThread:
         self._thread.join(10)
         if self._error:
             raise self._error[0]
+
+
+
+@pytest.fixture
+def autojump_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
+    """A virtual clock, with the store's SQLite work run inline on the trio thread.
+
+    The real store runs SQLite in a worker thread; an autojump clock cannot see threads and
+    would jump to the next deadline while a write is still in progress (every task looks
+    idle), expiring windows in a few real milliseconds. Inline, SQLite takes no virtual time.
+    """
+    async def run_inline(self: Store, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        try:
+            return fn(self.db, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{getattr(fn, '__name__', 'query')}: {exc}") from exc
+
+    monkeypatch.setattr(Store, "run", run_inline)
+    return trio.testing.MockClock(autojump_threshold=0)
