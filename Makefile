@@ -26,5 +26,10 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench
 
+lint: install
+	$(BIN)/pip install -q -e '.[lint]'
+	$(BIN)/ruff check mchat_actors
+	$(BIN)/mypy --strict mchat_actors
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -3,9 +3,17 @@
 from .config import Config as Config
 from .errors import (
     ChatServiceError as ChatServiceError,
+)
+from .errors import (
     ConfigError as ConfigError,
+)
+from .errors import (
     MattermostError as MattermostError,
+)
+from .errors import (
     MchatActorsError as MchatActorsError,
+)
+from .errors import (
     RateLimited as RateLimited,
 )
 

@@ -16,9 +16,9 @@ replies stay in the outbox.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
 import attrs
 import trio
@@ -31,7 +31,7 @@ from .actors.handler import Handler
 from .actors.invoker import Invoker
 from .actors.mapper import Mapper
 from .actors.sweeper import Sweeper
-from .chat.protocol import ChatService
+from .chat.protocol import LLM, ChatService
 from .config import Config
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import InboundEvent, OutboundRequest
@@ -84,7 +84,7 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
     """The configured ChatService: embedded, or the remote adapter over the embedded store."""
     from .chat.embedded import open_embedded_chat_service
 
-    llm_cm = None
+    llm_cm: AbstractAsyncContextManager[LLM] | None = None
     if config.chat.llm_base_url:
         from .chat.llm import open_llm
 
@@ -105,11 +105,11 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
 
 
 @asynccontextmanager
-async def _maybe(cm: object) -> AsyncIterator[object]:
+async def _maybe(cm: AbstractAsyncContextManager[LLM] | None) -> AsyncIterator[LLM | None]:
     if cm is None:
         yield None
     else:
-        async with cm as value:  # type: ignore[attr-defined]
+        async with cm as value:
             yield value
 
 

@@ -121,6 +121,7 @@ class Config:
 
 
 _PREFIXES = ("MCHAT_", "LLM_", "CHAT_")
+_NONE: tuple[str, ...] = ()
 
 
 def _read_toml(path: str) -> dict[str, str]:
@@ -179,7 +180,7 @@ class _Builder:
             reply_mode=g("MCHAT_REPLY_MODE", _choice(REPLY_MODES), "thread"),
             bot_name=g("MCHAT_BOT_NAME", lambda s: s.lstrip("@"), None),
             respond_to_all_dm=g("MCHAT_RESPOND_TO_ALL_DM", _bool, True),
-            auto_join=g("MCHAT_AUTO_JOIN", _auto_join, ()),
+            auto_join=g("MCHAT_AUTO_JOIN", _auto_join, _NONE),
             incoming_webhook_url=g("MCHAT_INCOMING_WEBHOOK_URL", _url, None),
             rest_timeout_s=g("MCHAT_REST_TIMEOUT", _positive, 10.0),
             ws_ping_interval_s=g("MCHAT_WS_PING_INTERVAL", _positive, 30.0),
@@ -191,9 +192,9 @@ class _Builder:
         )
         http = HttpConfig(
             listen=g("MCHAT_HTTP_LISTEN", _listen, "127.0.0.1:8800"),
-            webhook_tokens=g("MCHAT_WEBHOOK_TOKENS", _csv, ()),
+            webhook_tokens=g("MCHAT_WEBHOOK_TOKENS", _csv, _NONE),
             admin_token=g("MCHAT_ADMIN_TOKEN", str, None),
-            webhook_allow=g("MCHAT_WEBHOOK_ALLOW", _cidrs, ()),
+            webhook_allow=g("MCHAT_WEBHOOK_ALLOW", _cidrs, _NONE),
             max_body_bytes=g("MCHAT_MAX_BODY_BYTES", _positive_int, 1_048_576),
         )
         chat = ChatConfig(

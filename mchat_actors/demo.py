@@ -83,8 +83,8 @@ async def run_demo(args: argparse.Namespace, *, task_status: trio.TaskStatus[dic
                 }
                 lines: list[str] = []
                 with trio.move_on_after(30):
-                    while rt.reconnect_stats.state.mode != "websocket":
-                        await trio.sleep(0.05)
+                    while rt.reconnect_stats.state.mode != "websocket":  # noqa: ASYNC110
+                        await trio.sleep(0.05)  # a plain state field, no event to wait on
                 await play_script(mm, lines)
                 print("\nmchat-actors demo is running (Ctrl-C to stop)\n", flush=True)
                 print(f"  web chat      {urls['chat']}")

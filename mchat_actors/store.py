@@ -130,14 +130,14 @@ class Store:
         self._limiter = trio.CapacityLimiter(1)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(db, *args, **kwargs)`` in the store's thread; sqlite errors become ``StoreError``.
+        """Run ``fn(db, *args, **kwargs)`` in the store's thread; sqlite errors -> ``StoreError``.
 
         Cancellation: the thread call is not abandoned (``abandon_on_cancel=False``), so a
         started write always completes before cancellation is delivered.
         """
         try:
-            return await trio.to_thread.run_sync(partial(fn, self.db, *args, **kwargs),
-                                                 limiter=self._limiter)
+            return await trio.to_thread.run_sync(
+                partial(fn, self.db, *args, **kwargs), limiter=self._limiter)
         except sqlite3.Error as exc:
             raise StoreError(f"{getattr(fn, '__name__', 'query')}: {exc}") from exc
 

@@ -20,7 +20,7 @@ from .messages import Post
 
 MARKER = "🤖"  # every reply starts with it; posts starting with it are never answered
 COMMANDS = ("remember", "search", "forget", "memory", "help")
-_COMMAND_RE = re.compile(r"^/(%s)(?:\s|$)" % "|".join(COMMANDS), re.IGNORECASE)
+_COMMAND_RE = re.compile(r"^/(" + "|".join(COMMANDS) + r")(?:\s|$)", re.IGNORECASE)
 
 
 @attrs.frozen(kw_only=True)
@@ -50,7 +50,7 @@ class BotIdentity:
 def mention_pattern(names: Iterable[str]) -> re.Pattern[str]:
     """``@name`` not followed by another name character, case-insensitive."""
     alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(r"(?<![\w@])@(?:%s)(?![A-Za-z0-9_.\-])" % alts, re.IGNORECASE)
+    return re.compile(r"(?<![\w@])@(?:" + alts + r")(?![A-Za-z0-9_.\-])", re.IGNORECASE)
 
 
 def decide(post: Post, *, channel_type: str, bot: BotIdentity,

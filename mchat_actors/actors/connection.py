@@ -26,8 +26,8 @@ import orjson
 import trio
 import trio_websocket
 
-from ..config import MattermostConfig
 from .._groups import collapse_groups
+from ..config import MattermostConfig
 from ..errors import MalformedEvent, MattermostError, MattermostUnavailable
 from ..mattermost.events import ActionReply, Event, Hello, Ignored, parse_frame
 from ..messages import InboundEvent

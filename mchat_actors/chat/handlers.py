@@ -16,7 +16,6 @@ import attrs
 import trio
 
 from ..errors import MchatActorsError
-
 from ..messages import AgentUserId, RoomId
 from . import repo
 from .analysis import analyze_query, relevance

@@ -40,12 +40,10 @@ from ..errors import (
     ChatServiceRejected,
     ChatServiceTimeout,
     ConfigError,
-    MchatActorsError,
 )
 from ..messages import AgentUserId, RoomId
 from ..ratelimit import TokenBucket
 from .answer import compose_answer, format_memory, is_korean
-from .handlers import summarize_with_reactions
 from .commands import (
     Command,
     Forget,
@@ -56,6 +54,7 @@ from .commands import (
     Summarize,
     parse_command,
 )
+from .handlers import summarize_with_reactions
 from .llm import RetryPolicy, retry_after_s
 from .masking import mask_sensitive
 from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
