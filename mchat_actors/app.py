@@ -25,7 +25,7 @@ import trio
 
 from . import outbox
 from ._groups import collapse_groups
-from .actors import dispatcher, reconnect, sender
+from .actors import dispatcher, reconnect, sender, summaries
 from .actors.autojoin import AutoJoiner
 from .actors.handler import Handler
 from .actors.invoker import Invoker
@@ -62,6 +62,7 @@ class Runtime:
     reconnect_stats: reconnect.ReconnectStats = attrs.Factory(reconnect.ReconnectStats)
     dispatcher_stats: dispatcher.DispatcherStats = attrs.Factory(dispatcher.DispatcherStats)
     supervisor_stats: SupervisorStats = attrs.Factory(SupervisorStats)
+    summary_stats: summaries.SummaryStats = attrs.Factory(summaries.SummaryStats)
     sender_stats: object = None
     started_at: float = 0.0
     http_url: str = ""  # where the HTTP surface listens (its real port when configured as 0)
@@ -216,6 +217,10 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
             await joiner.join_configured()
             n.start_soon(joiner.watch)
+            every = rt.config.chat.summary_every_hours
+            if every:
+                n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
+                                     every_hours=every, stats=rt.summary_stats))
 
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,

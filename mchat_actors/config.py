@@ -81,6 +81,7 @@ class ChatConfig:
     llm_model: str | None = None
     timeout_s: float = 60.0
     llm_timeout_s: float = 30.0
+    summary_every_hours: float | None = None  # scheduled summaries per channel; None: off
 
 
 @attrs.frozen(kw_only=True)
@@ -208,6 +209,7 @@ class _Builder:
             timeout_s=g("CHAT_TIMEOUT", _positive, 60.0),
             llm_timeout_s=g("LLM_TIMEOUT", _positive, 30.0),
             backend_rate_per_min=g("CHAT_BACKEND_RATE_PER_MIN", _positive, 60.0),
+            summary_every_hours=g("MCHAT_SUMMARY_EVERY_HOURS", _positive, None),
         )
         if chat.backend == "remote":
             for name, value in (

@@ -148,3 +148,20 @@ async def test_a_hung_chat_call_in_one_channel_does_not_delay_others(tmp_path):
         await wait_until(lambda: all(replies_to(mm, p["id"]) for p in others), timeout=10)
         assert trio.current_time() - start < 10
         assert replies_to(mm, stuck["id"]) == []
+
+
+async def test_scheduled_summary_is_posted_once_per_period(tmp_path):
+    """MCHAT_SUMMARY_EVERY_HOURS posts each talking channel's summary (embedded ChatService)."""
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"),
+                                                   MCHAT_SUMMARY_EVERY_HOURS="0.0006"):
+        for text in ("X부품 불량률 12%로 올랐습니다", "공급사 A에 재검사 요청했어요"):
+            await mm.post_as("kim", "quality", text)
+
+        def summaries():
+            return [p for p in mm.posts("quality") if p["user_id"] == mm.bot.id
+                    and str((p.get("props") or {}).get("mchat_reply_key", "")).startswith(
+                        "summary:")]
+
+        await wait_until(lambda: summaries(), timeout=15)
+        assert "불량률" in summaries()[0]["message"] or "공급사" in summaries()[0]["message"]
+        assert [p for p in mm.posts("town-square") if p["user_id"] == mm.bot.id] == []
