@@ -91,7 +91,7 @@ async def run(
         if polling:
             _set_state(stats, "polling")
             with trio.move_on_after(max(delay, cfg.poll_interval_s)):
-                await _poll_resiliently(cfg, sweeper)
+                await sweeper.poll_forever(cfg.poll_interval_s)
         else:
             await trio.sleep(delay)
         if bucket is not None:
@@ -125,16 +125,6 @@ class _Ready:
         if self.stats.state.mode != "websocket" or (
                 self.stats.state.connection_id != self.resume.connection_id):
             _set_state(self.stats, "websocket", self.resume.connection_id)
-
-
-async def _poll_resiliently(cfg: MattermostConfig, sweeper: Sweeper) -> None:
-    """Poll; a failed sweep waits one interval and tries again (the loop's deadline ends it)."""
-    while True:
-        try:
-            await sweeper.poll_forever(cfg.poll_interval_s)
-        except (MattermostUnavailable, RateLimited) as exc:
-            logger.warning("reconnect: poll failed (%s); retrying", exc)
-            await trio.sleep(cfg.poll_interval_s)
 
 
 async def _check_token(rest: _Rest) -> None:

@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from .. import mapping
+from ..errors import MattermostUnavailable, RateLimited
 from ..mattermost.events import posts_from_list
 from ..messages import ChannelId, InboundEvent, Post, PostCreated
 from ..store import Store
@@ -42,6 +43,7 @@ class SweepStats:
     backfills: int = 0
     polls: int = 0
     posts_emitted: int = 0
+    failures: int = 0  # polling sweeps that failed (retried at the next interval)
     last_sweep_at: float | None = None
 
 
@@ -89,10 +91,19 @@ class Sweeper:
         return emitted
 
     async def poll_forever(self, interval_s: float) -> None:
-        """Sweep at absolute deadlines every ``interval_s`` (no drift)."""
+        """Sweep at absolute deadlines every ``interval_s`` (no drift).
+
+        A sweep that fails because Mattermost is unavailable or rate limits us is logged,
+        counted and tried again at the next deadline: a 5xx window is not a crash. The cursors
+        keep what the failed sweep had already read, so nothing is read twice or skipped.
+        """
         deadline = trio.current_time()
         while True:
-            await self.sweep(source="poll")
+            try:
+                await self.sweep(source="poll")
+            except (MattermostUnavailable, RateLimited) as exc:
+                self.stats.failures += 1
+                logger.warning("sweeper: poll failed (%s); next try in %g s", exc, interval_s)
             deadline = max(deadline + interval_s, trio.current_time())
             await trio.sleep_until(deadline)
 

@@ -146,3 +146,17 @@ async def test_token_revoked_while_running_stops_the_service(tmp_path):
                 await mm.drop_websockets()
                 with trio.fail_after(20):
                     await trio.sleep_forever()
+
+
+async def test_polling_mode_rides_out_a_5xx_window(tmp_path):
+    """Failed sweeps in polling mode are retried at the next interval, not counted as crashes."""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat,
+                                                   MCHAT_MODE="polling") as rt:
+        warm = await mm.post_as("kim", "town-square", "@ai 준비")
+        await wait_until(lambda: replies_to(mm, warm["id"]))
+        mm.fail_requests(3, status=503)
+        ids = await post_while_down(mm, 2)
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=20)
+        assert rt.supervisor_stats.restarts.get("reconnect", 0) == 0
+        assert rt.sweeper.stats.failures >= 1
