@@ -23,7 +23,6 @@ from functools import partial
 import attrs
 import trio
 
-from . import outbox
 from ._groups import collapse_groups
 from .actors import dispatcher, reconnect, sender, summaries
 from .actors.autojoin import AutoJoiner
@@ -57,7 +56,7 @@ class Runtime:
     invoker: Invoker
     handler: Handler
     sweeper: Sweeper
-    events: trio.MemorySendChannel[InboundEvent]  # clone per producer (http uses one)
+    events: trio.MemorySendChannel[InboundEvent]  # HTTP sends here; closed on shutdown
     replies: trio.MemorySendChannel[OutboundRequest]
     reconnect_stats: reconnect.ReconnectStats = attrs.Factory(reconnect.ReconnectStats)
     dispatcher_stats: dispatcher.DispatcherStats = attrs.Factory(dispatcher.DispatcherStats)
@@ -75,9 +74,6 @@ class Runtime:
             logger.info("app: shutdown requested")
             self._stopping.set()
             self._intake.cancel()
-
-    async def outbox_summary(self) -> dict[str, object]:
-        return await self.store.run(outbox.summary)
 
 
 @asynccontextmanager
@@ -204,10 +200,8 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
 
 
 async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
-    try:
-        from .http.server import serve_http
-    except ImportError:  # the HTTP surface is optional until it lands
-        return
+    from .http.server import serve_http  # imported here: FastAPI loads only when serving
+
     rt.http_url = await root.start(serve_http, rt) or ""
 
 

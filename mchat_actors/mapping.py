@@ -8,7 +8,6 @@ restart never creates a second row.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
@@ -104,10 +103,3 @@ def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
         "SELECT mchat_channel_id, last_post_id, created_at FROM mchat_channel_mapping"
         " ORDER BY id")]
 
-
-def count_posts(db: sqlite_utils.Database, statuses: Iterable[str] | None = None) -> int:
-    if statuses is None:
-        return int(db.conn.execute("SELECT COUNT(*) FROM mchat_posts").fetchone()[0])
-    marks = ",".join("?" for _ in statuses)
-    return int(db.conn.execute(f"SELECT COUNT(*) FROM mchat_posts WHERE status IN ({marks})",
-                               tuple(statuses)).fetchone()[0])

@@ -21,8 +21,6 @@ PostId = NewType("PostId", str)
 RoomId = NewType("RoomId", str)  # agent (ChatService) room id
 AgentUserId = NewType("AgentUserId", str)  # agent (ChatService) user id
 
-# How an event reached us; stored for diagnostics, never used for behaviour.
-SOURCES = ("websocket", "poll", "backfill", "webhook", "slash")
 
 
 @attrs.frozen(kw_only=True)
@@ -98,7 +96,7 @@ class PostCreated:
     channel_name: str = ""
     team_id: str = ""
     sender_name: str = ""
-    source: str = "websocket"
+    source: str = "websocket"  # websocket | poll | backfill | webhook (recorded in mchat_posts)
 
 
 @attrs.frozen(kw_only=True)

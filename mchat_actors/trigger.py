@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from .messages import Post
+from .messages import Post, PostId
 
 MARKER = "🤖"  # every reply starts with it; posts starting with it are never answered
 COMMANDS = ("remember", "search", "forget", "memory", "help")
@@ -72,6 +72,6 @@ def decide(post: Post, *, channel_type: str, bot: BotIdentity,
     return Decision(store=True, respond=False, reason="none")
 
 
-def reply_root(post: Post, reply_mode: str) -> str | None:
+def reply_root(post: Post, reply_mode: str) -> PostId | None:
     """``root_id`` for the answer: the post's thread root in thread mode, else none."""
     return post.thread_root if reply_mode == "thread" else None

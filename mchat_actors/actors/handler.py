@@ -151,11 +151,11 @@ class Handler:
             case PostEdited(post=post):
                 if await self.store.run(mapping.is_post_seen, post.id):
                     self.stats.edits += 1
-                    await self.invoker.chat.edit_message(post_id=post.id, content=post.message)
+                    await self.invoker.edit(post)
             case PostDeleted(post=post):
                 if await self.store.run(mapping.is_post_seen, post.id):
                     self.stats.deletes += 1
-                    await self.invoker.chat.delete_message(post_id=post.id)
+                    await self.invoker.delete(post)
             case MemberJoined(channel_id=cid, user_id=uid):
                 await self.mapper.member_joined(cid, uid)
             case MemberLeft(channel_id=cid, user_id=uid):
@@ -181,8 +181,8 @@ class Handler:
         if not info.sync_enabled:
             await self._finish(post, "sync_off", event.source, ())
             return
-        decision = decide(post, channel_type=event.channel_type or info.type, bot=self.bot,
-                          pattern=self._pattern)
+        decision = early if event.channel_type else decide(
+            post, channel_type=info.type, bot=self.bot, pattern=self._pattern)
         user = await self.mapper.user(post.user_id)
         outcome = await self.invoker.send(
             post, room=info.room_id, user=user, respond=decision.respond,
@@ -194,13 +194,12 @@ class Handler:
         if decision.respond and outcome.answer:
             replies = (SendReply(
                 channel_id=post.channel_id, message=f"{MARKER} {outcome.answer}",
-                reply_key=f"{post.id}:reply", root_id=_root(post, self.cfg.reply_mode),
+                reply_key=f"{post.id}:reply", root_id=reply_root(post, self.cfg.reply_mode),
                 trigger_post_id=post.id),)
         status = "answered" if replies else ("chat_failed" if outcome.failed else "stored")
         if outcome.result is not None:
             self.stats.memories_saved += len(outcome.result.extracted_memories)
-            if decision.respond and outcome.answer:
-                self.stats.ai_responses += 1
+            self.stats.ai_responses += len(replies)
         in_response = bool(replies) and event.source == "webhook" and (
             self.webhook_replies.deliver(post.id, replies[0].message))
         await self._finish(post, status, event.source, replies, in_response)
@@ -228,9 +227,4 @@ class Handler:
             await self.replies.send(AddReaction(post_id=post_id, emoji_name=emoji))
 
         return react
-
-
-def _root(post: Post, reply_mode: str) -> PostId | None:
-    root = reply_root(post, reply_mode)
-    return PostId(root) if root else None
 

@@ -9,6 +9,8 @@ exception's text, never silence and never a crash.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import attrs
 import trio
@@ -85,12 +87,29 @@ class Invoker:
 
     async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool:
         """Best-effort second try to store a post whose answered call failed."""
+        return await self._best_effort("store", post, partial(
+            self.chat.send_message, room, user, post.message, post_id=post.id,
+            root_id=post.root_id, created_at_ms=post.create_at or None))
+
+    async def edit(self, post: Post) -> bool:
+        """Apply an edit to the stored message (and memories from it), under the same limits."""
+        return await self._best_effort("edit", post, partial(
+            self.chat.edit_message, post_id=post.id, content=post.message))
+
+    async def delete(self, post: Post) -> bool:
+        return await self._best_effort("delete", post, partial(
+            self.chat.delete_message, post_id=post.id))
+
+    async def _best_effort(self, what: str, post: Post,
+                           call: Callable[[], Awaitable[object]]) -> bool:
+        """``call`` under the limiter and the timeout; a failure is logged and counted."""
         try:
             async with self.limiter:
                 with trio.fail_after(self.timeout_s):
-                    await self.chat.send_message(room, user, post.message, post_id=post.id,
-                                                 root_id=post.root_id,
-                                                 created_at_ms=post.create_at or None)
-        except (trio.TooSlowError, ChatServiceError, StoreError):
+                    await call()
+        except (trio.TooSlowError, ChatServiceError, StoreError) as exc:
+            self.stats.failures += 1
+            logger.warning("invoker: %s of post %s failed: %s", what, post.id,
+                           type(exc).__name__)
             return False
         return True

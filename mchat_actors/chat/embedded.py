@@ -137,13 +137,14 @@ class EmbeddedChatService:
         stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created)
         answer_key = f"{post_id}:answer" if post_id else None
         if not stored.is_new:
-            earlier = await self.db(repo.message_by_post, answer_key) if answer_key else None
-            if not respond or earlier is not None:
-                return SendResult(user_message=stored,
-                                  assistant_message=earlier["content"] if earlier else None)
+            if not respond or answer_key is None:
+                return SendResult(user_message=stored)
+            earlier = await self.db(repo.message_by_post, answer_key)
+            if earlier is not None:
+                return SendResult(user_message=stored, assistant_message=earlier["content"])
         text = prompt if prompt is not None else strip_mentions(content)
         command = parse_command(text) if respond else parse_command(content)
-        if command is None and self.llm is not None:
+        if command is None and self.llm is not None and stored.is_new:
             self._extractor.push(room, int(stored.id))
         if not respond:
             return SendResult(user_message=stored)

@@ -165,3 +165,20 @@ async def test_scheduled_summary_is_posted_once_per_period(tmp_path):
         await wait_until(lambda: summaries(), timeout=15)
         assert "불량률" in summaries()[0]["message"] or "공급사" in summaries()[0]["message"]
         assert [p for p in mm.posts("town-square") if p["user_id"] == mm.bot.id] == []
+
+
+async def test_a_hung_edit_times_out_and_the_channel_goes_on(tmp_path):
+    """Edits go through the invoker's timeout: a hanging edit does not hold the channel."""
+    class HangingEdits(FakeChat):
+        async def edit_message(self, *, post_id, content):
+            await trio.sleep_forever()
+
+    chat = HangingEdits()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat,
+                                                   CHAT_TIMEOUT="1") as rt:
+        p = await mm.post_as("kim", "town-square", "원래 문장")
+        await wait_until(lambda: p["id"] in chat.messages)
+        await mm.edit_post(p["id"], "고친 문장")
+        after = await mm.post_as("kim", "town-square", "@ai 다음 질문")
+        await wait_until(lambda: replies_to(mm, after["id"]), timeout=10)
+        assert rt.invoker.stats.failures == 1
