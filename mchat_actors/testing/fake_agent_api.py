@@ -165,14 +165,22 @@ class FakeAgentAPI:
                 chunks.append(message.get("body", b""))
             return message
 
-        status_box = [0]
+        path: str = scope["path"]
+        safe = {k: v for k, v in headers.items() if k in ("x-api-key", "authorization",
+                                                          "x-user-id")}
 
         async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
+            if message["type"] == "http.response.start":  # logged before the client sees it
+                raw = b"".join(chunks)
+                try:
+                    body = orjson.loads(raw) if raw else None
+                except orjson.JSONDecodeError:
+                    body = None
+                self.requests.append(AgentRequest(method=scope["method"], path=path,
+                                                  headers=safe, json=body, at=at,
+                                                  status=message["status"]))
             await send(message)
 
-        path: str = scope["path"]
         limited = self._rate_limited(path, headers, at)
         fault = None if limited else self._take_fault(path)
         if limited is not None:
@@ -188,14 +196,6 @@ class FakeAgentAPI:
             await _fault(recording_send, fault)
         else:
             await self._app(scope, recording_receive, recording_send)
-        try:
-            body = orjson.loads(b"".join(chunks)) if chunks and b"".join(chunks) else None
-        except orjson.JSONDecodeError:
-            body = None
-        safe = {k: v for k, v in headers.items() if k in ("x-api-key", "authorization",
-                                                          "x-user-id")}
-        self.requests.append(AgentRequest(method=scope["method"], path=path, headers=safe,
-                                          json=body, at=at, status=status_box[0]))
 
     def _rate_limited(self, path: str, headers: Mapping[str, str], at: float) -> int | None:
         """Retry-After seconds when this request is over the limit (src/shared/rate_limiter.py)."""
