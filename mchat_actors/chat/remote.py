@@ -368,6 +368,12 @@ class RemoteChatService:
         lines = [format_memory(m, korean=True) for m in found]
         return "\n".join([f"이 방의 기억 {len(found)}개:", *lines]), (), False
 
+    async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None:
+        """Scheduled summaries (``actors.summaries``): from the local store, if it can."""
+        if not isinstance(self._local, _Summarizer):
+            return None
+        return await self._local.summarize_room(room, hours=hours)
+
     async def _summarize(self, room: RoomId, hours: int, react: ReactFn | None) -> Outcome:
         if not isinstance(self._local, _Summarizer):
             return "요약은 embedded 백엔드에서만 지원됩니다. / Summaries need the embedded " \
