@@ -87,6 +87,7 @@ class ChatConfig:
     agent_service_email: str | None = None
     agent_service_password: str | None = attrs.field(default=None, repr=False)
     agent_user_auth: str = "sso"  # sso | x-user-id (see chat.agent_chat_client)
+    agent_rate_per_min: float = 600.0  # every post is a request; the server limits no chat API
 
 
 @attrs.frozen(kw_only=True)
@@ -218,6 +219,7 @@ class _Builder:
             agent_service_email=g("CHAT_AGENT_SERVICE_EMAIL", str, None),
             agent_service_password=g("CHAT_AGENT_SERVICE_PASSWORD", str, None),
             agent_user_auth=g("CHAT_AGENT_USER_AUTH", _choice(AGENT_USER_AUTH), "sso"),
+            agent_rate_per_min=g("CHAT_AGENT_RATE_PER_MIN", _positive, 600.0),
         )
         if chat.backend == "agent-chat":
             for name, value in (

@@ -274,7 +274,7 @@ async def open_agent_chat_service(
 
     Args:
         cfg: ``backend_url``, ``agent_service_email``/``agent_service_password`` (the service
-            account), ``agent_user_auth``, ``backend_rate_per_min``, ``timeout_s``.
+            account), ``agent_user_auth``, ``agent_rate_per_min``, ``timeout_s``.
         local: the embedded service (our users, rooms, messages; the mapping tables).
 
     Raises:
@@ -287,7 +287,7 @@ async def open_agent_chat_service(
     base = f"{cfg.backend_url.rstrip('/')}/api/v1/"
     async with agent_client(base, timeout_s=cfg.timeout_s, headers={},
                             transport=transport) as client:
-        http = AgentHttp(client, agent_bucket(cfg.backend_rate_per_min))
+        http = AgentHttp(client, agent_bucket(cfg.agent_rate_per_min))
         yield AgentChatService(local=local, client=AgentChatClient(
             http, service_email=cfg.agent_service_email,
             service_password=cfg.agent_service_password or "", user_auth=cfg.agent_user_auth))

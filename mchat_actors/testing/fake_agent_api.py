@@ -71,12 +71,14 @@ bigram_score = similarity  # the old name
 @attrs.frozen(kw_only=True)
 class Fault:
     """Answer ``status`` (with ``Retry-After`` when set) to the next request whose path contains
-    ``path``; ``after``: run the real handler first (its effects stay), then answer ``status``."""
+    ``path``; ``after``: run the real handler first (its effects stay), then answer ``status``;
+    ``delay_s``: hold the answer that long first (a client may give up or die meanwhile)."""
 
     status: int
     retry_after_s: float | None = None
     after: bool = False
     path: str = ""
+    delay_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -228,6 +230,7 @@ async def _json(send: Send, status: int, body: Any, headers: Mapping[str, str] |
 
 
 async def _fault(send: Send, fault: Fault) -> None:
+    await trio.sleep(fault.delay_s)
     headers = {} if fault.retry_after_s is None else {"Retry-After": f"{fault.retry_after_s:g}"}
     await _json(send, fault.status, {"detail": "scripted failure"}, headers)
 
