@@ -197,6 +197,8 @@ class AgentChatService:
         answer = await self._deliver(room, user, text, post_id)
         if not respond:
             return result
+        if answer is None:  # stored, but its LLM gave nothing: one apology, never a resend
+            raise ChatServiceError("the memory agent stored the message without an answer")
         return attrs.evolve(result, assistant_message=answer, ephemeral=ephemeral)
 
     async def _summary(self, result: SendResult, room: RoomId, command: Any,

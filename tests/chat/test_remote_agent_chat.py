@@ -21,7 +21,7 @@ from mchat_actors.chat.agent_chat import (
 from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
 from mchat_actors.chat.protocol import ChatRoom, ChatUser, SendResult
 from mchat_actors.config import ChatConfig, Config
-from mchat_actors.errors import ConfigError
+from mchat_actors.errors import ChatServiceError, ConfigError
 from mchat_actors.testing.fake_agent_api import FakeAgentAPI, Fault
 from mchat_actors.testing.fake_agent_state import AI_USER_ID, AgentWorld
 
@@ -159,6 +159,19 @@ async def test_lost_response_is_reconciled_not_resent(env: Env) -> None:
     third = await env.say("/remember 회의는 3시", post_id="p1")  # now "sent": no read at all
     assert third.assistant_message == again.assistant_message
     assert len(env.fake.calls("GET", "/messages")) == 1
+
+
+async def test_stored_without_an_answer_is_an_error_not_a_resend(env: Env) -> None:
+    """The agent kept the question but its answer is missing (its LLM failed after storing):
+    the retry raises (one apology) and sends nothing more."""
+    env.fake.script(Fault(status=500, after=True, path="/messages"))
+    with pytest.raises(AmbiguousRequest):
+        await env.say("X부품 불량률 몇 %야?", post_id="p1")
+    env.fake.world.messages = [m for m in env.fake.world.messages if m.user_id != AI_USER_ID]
+    for _ in range(2):
+        with pytest.raises(ChatServiceError, match="without an answer"):
+            await env.say("X부품 불량률 몇 %야?", post_id="p1")
+    assert env.messages() == [("kim@example.com", "@ai X부품 불량률 몇 %야?")]
 
 
 async def test_a_failure_before_the_agent_is_sent_again_once(env: Env) -> None:
