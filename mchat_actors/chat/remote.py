@@ -39,7 +39,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, Protocol, assert_never, final, runtime_checkable
 from urllib.parse import quote
 
@@ -65,6 +64,9 @@ from .commands import (
 from .handlers import FORGET_MIN_RELEVANCE, summarize_with_reactions
 from .masking import mask_sensitive
 from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
+from .remote_records import meta as _meta
+from .remote_records import meta_str as _str
+from .remote_records import parse_server_time, record_from_result
 
 logger = logging.getLogger(__name__)
 
@@ -103,51 +105,6 @@ def audience_filter(memories: Sequence[MemoryRecord], *, room: RoomId,
         elif m.room_id is None or m.room_id == room:
             visible.append(m)
     return visible
-
-
-def parse_server_time(value: Any) -> int:
-    """Milliseconds since the epoch of the server's ISO time (naive means UTC); 0 if unusable."""
-    if not isinstance(value, str):
-        return 0
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return 0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
-
-
-def _meta(item: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = item.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _str(meta: Mapping[str, Any], *keys: str) -> str | None:
-    """The first string among ``keys`` (``mchat_*``, then the old adapter's plain names)."""
-    for key in keys:
-        if isinstance(meta.get(key), str):
-            return str(meta[key])
-    return None
-
-
-def record_from_result(result: Mapping[str, Any], *, id_key: str = "memory_id") -> MemoryRecord:
-    """A search result (``AgentMemorySearchResult``) or data row (``AgentDataResponse``, with
-    ``id_key="id"``) as a ``MemoryRecord`` carrying the fields an audience filter needs."""
-    meta = _meta(result)
-    owner = _str(meta, "mchat_owner_id")
-    room = _str(meta, "mchat_room_id", "room_id")
-    score = result.get("score")
-    return MemoryRecord(
-        id=str(result.get(id_key) or ""), content=str(result.get("content") or ""),
-        scope="personal" if _str(meta, "mchat_scope", "scope") == "personal" else "room",
-        room_id=RoomId(room) if room else None,
-        owner_id=AgentUserId(owner) if owner else None,
-        source_post_id=_str(meta, "mchat_post_id", "post_id"),
-        permalink=_str(meta, "mchat_permalink", "permalink"),
-        created_at_ms=parse_server_time(result.get("created_at")),
-        score=float(score) if isinstance(score, int | float) else 0.0,
-    )
 
 
 @final
