@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 QUESTION_MEMORIES = 8
 SEARCH_RESULTS = 10
 LIST_PAGE = 100
+LIST_PAGES = 5  # /memory reads at most this many pages looking for this room's memories
 CONTEXT_SOURCES = {"include_agent": True}
 
 HELP_TEXT = """\
@@ -135,14 +136,19 @@ class AgentApi:
         return [r for r in results if isinstance(r, dict) and isinstance(r.get("content"), str)
                 and r.get("memory_id")]
 
-    async def memory_items(self, *, limit: int = LIST_PAGE) -> list[Mapping[str, Any]]:
-        """``GET data?data_type=memory``: the newest memory items (agent_data rows)."""
-        answer = await self._http.request("GET", "data", params={"data_type": "memory",
-                                                                 "limit": limit, "offset": 0})
+    async def memory_items(self, *, offset: int = 0,
+                           limit: int = LIST_PAGE) -> tuple[list[Mapping[str, Any]], int]:
+        """``GET data?data_type=memory``: a page of memory items (agent_data rows), newest
+        first, and how many there are in all."""
+        answer = await self._http.request("GET", "data", params={
+            "data_type": "memory", "limit": limit, "offset": offset})
         rows = answer.get("data") if isinstance(answer, dict) else None
+        total = answer.get("total") if isinstance(answer, dict) else None
         if not isinstance(rows, list):
             raise ChatServiceError("the memory agent answered a listing without data")
-        return [r for r in rows if isinstance(r, dict) and isinstance(r.get("content"), str)]
+        items: list[Mapping[str, Any]] = [
+            r for r in rows if isinstance(r, dict) and isinstance(r.get("content"), str)]
+        return items, total if isinstance(total, int) else len(rows)
 
     async def delete(self, some_id: str) -> bool:
         """``DELETE memories/{id}`` (a memory id or an agent_data id); False if already gone."""
@@ -265,7 +271,7 @@ class RemoteChatService:
         reply = f"기억했습니다: {masked}" if is_korean(text) else f"Remembered: {masked}"
         if replay and post_id is not None and any(
                 _str(_meta(item), "mchat_post_id") == post_id
-                for item in await self._api.memory_items()):
+                for item in (await self._api.memory_items())[0]):
             return reply, (), False
         data_id = await self._api.store_memory(masked, {
             "mchat_scope": "room", "mchat_room_id": room, "mchat_owner_id": user,
@@ -307,7 +313,7 @@ class RemoteChatService:
         await self._api.delete(best.id)
         # the agent_data row the memory came from is listed by /memory until deleted too
         ref = refs.get(best.id)
-        for item in await self._api.memory_items():
+        for item in (await self._api.memory_items())[0]:
             meta = _meta(item)
             if (_str(meta, "mchat_ref") == ref if ref else
                     item.get("content") == best.content
@@ -318,8 +324,17 @@ class RemoteChatService:
             False
 
     async def _list(self, room: RoomId, user: AgentUserId) -> Outcome:
-        items = [record_from_result(r, id_key="id") for r in await self._api.memory_items()]
-        found = audience_filter(items, room=room, user=user)[:SEARCH_RESULTS]
+        """The newest memories this reply may show, paging past other rooms' (a few pages)."""
+        found: list[MemoryRecord] = []
+        offset = 0
+        for _page in range(LIST_PAGES):
+            items, total = await self._api.memory_items(offset=offset)
+            found += audience_filter([record_from_result(r, id_key="id") for r in items],
+                                     room=room, user=user)
+            offset += len(items)
+            if len(found) >= SEARCH_RESULTS or not items or offset >= total:
+                break
+        found = found[:SEARCH_RESULTS]
         if not found:
             return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
         lines = [format_memory(m, korean=True) for m in found]

@@ -142,6 +142,13 @@ class FakeAgentAPI:
         return self.world.add_memory(content, owner_id=self.owner.id, scope="agent",
                                      metadata=meta, category=category)
 
+    def seed_memory_item(self, content: str, *,
+                         metadata: Mapping[str, Any] | None = None) -> AgentData:
+        """A memory item as ``POST data`` stores it (a data row and its memory)."""
+        body = AgentDataCreate(data_type="memory", content=content,
+                               metadata=dict(metadata) if metadata else None)
+        return receive_data(self.world, self.instance, self.owner.id, body)
+
     def accepted_times(self) -> list[float]:
         """Arrival times of the Agent API requests that passed the rate limit."""
         return [r.at for r in self.requests
@@ -238,6 +245,24 @@ async def _fault(send: Send, fault: Fault) -> None:
 # -- the Agent API routes (src/agent/router.py) ----------------------------------------------------
 
 
+def receive_data(world: AgentWorld, instance: Instance, user: str,
+                 body: AgentDataCreate) -> AgentData:
+    """src/agent/service.py receive_agent_data and _convert_to_memory."""
+    item = AgentData(id=world.new_id("data"), agent_instance_id=instance.id,
+                     data_type=body.data_type, content=body.content,
+                     external_user_id=body.external_user_id, internal_user_id=user,
+                     metadata=body.metadata or None,
+                     created_at=world.clock().replace(microsecond=0))
+    world.data.append(item)
+    if body.data_type == "memory":
+        meta = body.metadata or {}
+        world.add_memory(body.content, owner_id=user, scope="agent",
+                         category=meta.get("category"),
+                         importance=meta.get("importance", "medium"),
+                         metadata={**meta, "source": "agent", "agent_instance_id": instance.id})
+    return item
+
+
 def agent_router(world: AgentWorld) -> APIRouter:
     router = APIRouter()
 
@@ -254,21 +279,7 @@ def agent_router(world: AgentWorld) -> APIRouter:
         return instance, instance.owner_id
 
     def store(instance: Instance, user: str, body: AgentDataCreate) -> AgentDataResponse:
-        """src/agent/service.py receive_agent_data and _convert_to_memory."""
-        item = AgentData(id=world.new_id("data"), agent_instance_id=instance.id,
-                         data_type=body.data_type, content=body.content,
-                         external_user_id=body.external_user_id, internal_user_id=user,
-                         metadata=body.metadata or None, created_at=world.clock().replace(
-                             microsecond=0))
-        world.data.append(item)
-        if body.data_type == "memory":
-            meta = body.metadata or {}
-            world.add_memory(body.content, owner_id=user, scope="agent",
-                             category=meta.get("category"),
-                             importance=meta.get("importance", "medium"),
-                             metadata={**meta, "source": "agent",
-                                       "agent_instance_id": instance.id})
-        return AgentDataResponse.model_validate(item)
+        return AgentDataResponse.model_validate(receive_data(world, instance, user, body))
 
     @router.post("/agents/{agent_id}/data", response_model=AgentDataResponse)
     async def receive_agent_data(agent_id: str, data: AgentDataCreate,
@@ -346,4 +357,4 @@ def agent_router(world: AgentWorld) -> APIRouter:
     return router
 
 
-__all__ = ["AgentRequest", "Fault", "FakeAgentAPI", "agent_router", "bigram_score"]
+__all__ = ["AgentRequest", "Fault", "FakeAgentAPI", "agent_router", "bigram_score", "receive_data"]

@@ -275,3 +275,14 @@ def test_record_mapping_tolerates_odd_results_and_the_filter_is_one_place() -> N
     theirs = attrs.evolve(odd, room_id=other)
     assert audience_filter([odd, mine, theirs], room=room, user=kim) == [odd, mine]
     assert audience_filter([odd, mine, theirs], room=room, user=lee) == [odd]
+
+
+async def test_memory_pages_past_other_rooms(env: Env) -> None:
+    """/memory finds this room's memories behind a page of another room's newer ones."""
+    env.fake.seed_memory_item("우리 방 기억: 회의실은 3층", metadata=_room_meta(env))
+    for i in range(130):
+        env.fake.seed_memory_item(f"다른 방 기억 {i}", metadata={
+            "mchat_scope": "room", "mchat_room_id": env.other_room.id})
+    listed = (await env.say("/memory")).assistant_message or ""
+    assert "회의실은 3층" in listed and "다른 방" not in listed
+    assert [r.json for r in env.fake.calls("GET", "/data")] == [None, None]

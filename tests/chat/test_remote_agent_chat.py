@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mchat_actors.chat import agent_chat_store as store
 from mchat_actors.chat.agent_chat import (
@@ -23,6 +25,7 @@ from mchat_actors.chat.protocol import ChatRoom, ChatUser, SendResult
 from mchat_actors.config import ChatConfig, Config
 from mchat_actors.errors import ChatServiceError, ConfigError
 from mchat_actors.testing.fake_agent_api import FakeAgentAPI, Fault
+from mchat_actors.testing.fake_agent_chat import COMMAND, MENTION
 from mchat_actors.testing.fake_agent_state import AI_USER_ID, AgentWorld
 
 BOT_EMAIL, BOT_PASSWORD = "mchat-bot@example.com", "bot-PASSWORD-77"
@@ -300,3 +303,13 @@ async def test_open_refuses_a_missing_service_account(env: Env) -> None:
     with pytest.raises(ConfigError):
         async with open_agent_chat_service(ChatConfig(backend="agent-chat"), local=env.local):
             pass
+
+
+@given(st.text(alphabet=st.sampled_from(list("@/ aiAIx가\n\t_0")), max_size=30) | st.text())
+def test_defused_text_never_triggers_the_servers_parser(text: str) -> None:
+    """Whatever people write, the real server's own patterns (src/chat/service.py) find no
+    command and no ``@ai`` in what we send for a post not addressed to the bot."""
+    sent = defuse(text)
+    assert COMMAND.match(sent.strip()) is None
+    assert "ai" not in MENTION.findall(sent.lower())
+    assert sent.replace(ZWSP, "") == text.replace(ZWSP, "")
