@@ -23,7 +23,8 @@ the stored answer and sends nothing. A ``sending`` post (our process died, or th
 answered 5xx or timed out: ``AmbiguousRequest``) is reconciled before it is sent again: the
 room's messages are read and the copies of this exact text from this user are counted against
 the copies we recorded ``sent``; one more means it landed (its answer is the next assistant
-message). Remaining window: a request still in flight on the server (not yet stored) when the
+message). The same check runs once inline, a second after the failure, before one more send.
+Remaining window: a request still in flight on the server (not yet stored) when the
 reconciliation reads, or the same user sending the same text through the agent's own web UI
 meanwhile, can still give a duplicate or hide one.
 
@@ -33,6 +34,7 @@ the server (its limiter covers ``/api/v1/agents/`` only), so 429s come only from
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -41,6 +43,7 @@ from typing import Any, Protocol, TypeVar, final, runtime_checkable
 
 import attrs
 import httpx
+import trio
 
 from ..config import ChatConfig
 from ..errors import ChatServiceError, ConfigError
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ZWSP = "\u200b"
+RECONCILE_AFTER_S = 1.0  # pause before reading the room after an ambiguous failure
 _AI_MENTION = re.compile(r"@(?=ai(?!\w))", re.IGNORECASE)
 
 
@@ -214,6 +218,7 @@ class AgentChatService:
         if state is not None and state[0] == "sent":
             return state[1]
         remote_room, remote_user, email, name = await self._ensure_member(room, user)
+        prior = 0
         if post_id is not None:
             prior = await self._local.db(store.begin_post, post_id, remote_room, remote_user,
                                          text)
@@ -221,19 +226,28 @@ class AgentChatService:
                 landed = await self._landed(remote_room, remote_user, email, name, text, prior)
                 if landed is not None:
                     return await self._finish(post_id, *landed)
+        post = functools.partial(self._client.as_user, remote_user, email, name, "POST",
+                                 f"chat-rooms/{remote_room}/messages", json={"content": text},
+                                 idempotent=False)
         try:
-            answer = await self._client.as_user(
-                remote_user, email, name, "POST", f"chat-rooms/{remote_room}/messages",
-                json={"content": text}, idempotent=False)
+            answer = await post()
         except HttpStatusError as exc:
             if exc.status != 403:
                 raise
             # not a member after all (removed on the agent's side): join again, send once more
             await self._local.db(store.drop_member, room, user)
             await self._ensure_member(room, user)
-            answer = await self._client.as_user(
-                remote_user, email, name, "POST", f"chat-rooms/{remote_room}/messages",
-                json={"content": text}, idempotent=False)
+            answer = await post()
+        except AmbiguousRequest:
+            if post_id is None:
+                raise
+            # the agent stores a message first thing, so after a short pause a read shows
+            # whether it has it; if not, one more send (a second failure is raised)
+            await trio.sleep(RECONCILE_AFTER_S)
+            landed = await self._landed(remote_room, remote_user, email, name, text, prior)
+            if landed is not None:
+                return await self._finish(post_id, *landed)
+            answer = await post()
         message = _field(answer, "user_message")
         reply = _field(answer, "assistant_message")
         content = reply.get("content") if reply else None

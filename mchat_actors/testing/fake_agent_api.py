@@ -79,6 +79,7 @@ class Fault:
     after: bool = False
     path: str = ""
     delay_s: float = 0.0
+    method: str = ""  # only requests of this method ("" any)
 
 
 @attrs.frozen(kw_only=True)
@@ -191,7 +192,7 @@ class FakeAgentAPI:
             await send(message)
 
         limited = self._rate_limited(path, headers, at)
-        fault = None if limited else self._take_fault(path)
+        fault = None if limited else self._take_fault(scope["method"], path)
         if limited is not None:
             await _json(recording_send, 429, {"detail": "Rate limit exceeded. Too many requests."},
                         {"Retry-After": str(limited)})
@@ -219,9 +220,9 @@ class FakeAgentAPI:
         window.append(at)
         return None
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:
-            if fault.path in path:
+            if fault.path in path and fault.method in ("", method):
                 self._faults.remove(fault)
                 return fault
         return None

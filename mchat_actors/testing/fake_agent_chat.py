@@ -251,6 +251,8 @@ def chat_router(world: AgentWorld) -> APIRouter:
         result: dict[str, Any] = {"user_message": _message(world, msg),
                                   "assistant_message": None, "extracted_memories": []}
         if "ai" in mentions:
+            if world.llm_fails:  # src/chat/router.py: any exception -> 500, message kept
+                raise HTTPException(500, "LLM Provider 오류: unavailable")
             question = re.sub(r"@ai\s*", "", data.content, flags=re.IGNORECASE).strip()
             answer = world.add_message(room.id, AI_USER_ID, _answer(world, room, question),
                                        role="assistant")

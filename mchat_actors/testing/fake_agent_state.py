@@ -132,6 +132,7 @@ class AgentWorld:
     rooms: dict[str, Room] = attrs.Factory(dict)
     members: list[Member] = attrs.Factory(list)
     messages: list[Message] = attrs.Factory(list)
+    llm_fails: bool = False  # answers fail after the question is stored (the real 500 path)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
     def new_id(self, prefix: str) -> str:

@@ -152,25 +152,21 @@ async def test_a_replayed_post_sends_nothing_and_gets_the_same_answer(env: Env) 
 
 
 async def test_lost_response_is_reconciled_not_resent(env: Env) -> None:
-    """The agent stored the message and answered, but we got a 500: the retry finds it."""
+    """The agent stored the message and answered, but we got a 500: a read finds it."""
     env.fake.script(Fault(status=500, after=True, path="/messages"))
-    with pytest.raises(AmbiguousRequest):
-        await env.say("/remember 회의는 3시", post_id="p1")
-    again = await env.say("/remember 회의는 3시", post_id="p1")
-    assert (again.assistant_message or "").startswith("✅")
+    first = await env.say("/remember 회의는 3시", post_id="p1")
+    assert (first.assistant_message or "").startswith("✅")
     assert len(env.messages()) == 2 and len(env.fake.world.memories) == 1
-    third = await env.say("/remember 회의는 3시", post_id="p1")  # now "sent": no read at all
-    assert third.assistant_message == again.assistant_message
+    again = await env.say("/remember 회의는 3시", post_id="p1")  # "sent": no read, no send
+    assert again.assistant_message == first.assistant_message
     assert len(env.fake.calls("GET", "/messages")) == 1
+    assert [r.status for r in env.fake.calls("POST", "/messages")] == [500]
 
 
 async def test_stored_without_an_answer_is_an_error_not_a_resend(env: Env) -> None:
-    """The agent kept the question but its answer is missing (its LLM failed after storing):
-    the retry raises (one apology) and sends nothing more."""
-    env.fake.script(Fault(status=500, after=True, path="/messages"))
-    with pytest.raises(AmbiguousRequest):
-        await env.say("X부품 불량률 몇 %야?", post_id="p1")
-    env.fake.world.messages = [m for m in env.fake.world.messages if m.user_id != AI_USER_ID]
+    """The agent keeps the question but its LLM fails (its router answers 500): one error
+    (one apology), and neither this call nor a replay sends it again."""
+    env.fake.world.llm_fails = True
     for _ in range(2):
         with pytest.raises(ChatServiceError, match="without an answer"):
             await env.say("X부품 불량률 몇 %야?", post_id="p1")
@@ -178,14 +174,22 @@ async def test_stored_without_an_answer_is_an_error_not_a_resend(env: Env) -> No
 
 
 async def test_a_failure_before_the_agent_is_sent_again_once(env: Env) -> None:
-    """A 502 from a proxy (nothing stored): the retry reads, finds no copy, sends once; an
-    identical earlier text from the same person is not mistaken for it."""
+    """A 502 from a proxy (nothing stored): a read finds no copy, one more send; an identical
+    earlier text from the same person is not mistaken for it."""
     await env.say("네 알겠습니다", post_id="p0", respond=False)
     env.fake.script(Fault(status=502, path="/messages"))
-    with pytest.raises(AmbiguousRequest):
-        await env.say("네 알겠습니다", post_id="p1", respond=False)
     await env.say("네 알겠습니다", post_id="p1", respond=False)
     assert [c for _, c in env.messages()] == ["네 알겠습니다", "네 알겠습니다"]
+
+
+async def test_two_ambiguous_failures_raise_and_a_replay_reconciles(env: Env) -> None:
+    env.fake.script(Fault(status=502, path="/messages", method="POST"),
+                    Fault(status=500, after=True, path="/messages", method="POST"))
+    with pytest.raises(AmbiguousRequest):
+        await env.say("/remember 회의는 3시", post_id="p1")
+    replay = await env.say("/remember 회의는 3시", post_id="p1")
+    assert (replay.assistant_message or "").startswith("✅")
+    assert len(env.messages()) == 2 and len(env.fake.world.memories) == 1
 
 
 async def test_restart_keeps_the_mapping_and_the_sent_posts(db_path: str) -> None:
