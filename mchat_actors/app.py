@@ -86,14 +86,21 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
         from .chat.llm import open_llm
 
         llm_cm = open_llm(config.chat)
-    remote = config.chat.backend == "remote"
+    remote = config.chat.backend in ("remote", "agent-chat")
     async with _maybe(llm_cm) as llm:
-        # remote: the local store keeps users/rooms/messages only; memories live remotely,
-        # so the local service must not extract memories of its own (no LLM for it)
+        # remote, agent-chat: the local store keeps users/rooms/messages only; memories live
+        # remotely, so the local service must not extract memories of its own (no LLM for it;
+        # agent-chat's summaries are then the built-in ones)
         async with open_embedded_chat_service(config.db_path,
                                               llm=None if remote else llm) as local:
             if not remote:
                 yield local
+                return
+            if config.chat.backend == "agent-chat":
+                from .chat.agent_chat import open_agent_chat_service
+
+                async with open_agent_chat_service(config.chat, local=local) as agent_chat:
+                    yield agent_chat
                 return
             from .chat.remote import open_remote_chat_service
 

@@ -22,7 +22,8 @@ T = TypeVar("T")
 
 MODES = ("auto", "websocket", "polling")
 REPLY_MODES = ("thread", "channel")
-CHAT_BACKENDS = ("embedded", "remote")
+CHAT_BACKENDS = ("embedded", "remote", "agent-chat")
+AGENT_USER_AUTH = ("sso", "x-user-id")
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +83,11 @@ class ChatConfig:
     timeout_s: float = 60.0
     llm_timeout_s: float = 30.0
     summary_every_hours: float | None = None  # scheduled summaries per channel; None: off
+    # CHAT_BACKEND=agent-chat: the AI Memory Agent's service account and how people post
+    agent_service_email: str | None = None
+    agent_service_password: str | None = attrs.field(default=None, repr=False)
+    agent_user_auth: str = "sso"  # sso | x-user-id (see chat.agent_chat_client)
+    agent_rate_per_min: float = 600.0  # every post is a request; the server limits no chat API
 
 
 @attrs.frozen(kw_only=True)
@@ -210,7 +216,18 @@ class _Builder:
             llm_timeout_s=g("LLM_TIMEOUT", _positive, 30.0),
             backend_rate_per_min=g("CHAT_BACKEND_RATE_PER_MIN", _positive, 60.0),
             summary_every_hours=g("MCHAT_SUMMARY_EVERY_HOURS", _positive, None),
+            agent_service_email=g("CHAT_AGENT_SERVICE_EMAIL", str, None),
+            agent_service_password=g("CHAT_AGENT_SERVICE_PASSWORD", str, None),
+            agent_user_auth=g("CHAT_AGENT_USER_AUTH", _choice(AGENT_USER_AUTH), "sso"),
+            agent_rate_per_min=g("CHAT_AGENT_RATE_PER_MIN", _positive, 600.0),
         )
+        if chat.backend == "agent-chat":
+            for name, value in (
+                ("CHAT_BACKEND_URL", chat.backend_url),
+                ("CHAT_AGENT_SERVICE_EMAIL", chat.agent_service_email),
+            ):
+                if not value:
+                    self.problems.append(f"{name} is required when CHAT_BACKEND=agent-chat")
         if chat.backend == "remote":
             for name, value in (
                 ("CHAT_BACKEND_URL", chat.backend_url),

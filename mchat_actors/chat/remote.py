@@ -1,48 +1,55 @@
-"""The remote ChatService (``CHAT_BACKEND=remote``): memories live in an existing AI Memory Agent.
+"""The remote ChatService (``CHAT_BACKEND=remote``): memories live in an AI Memory Agent's Agent
+API (illing1230/ai-memory-agent, src/agent/router.py and src/agent/service.py at ``0d62821``).
 
     async with open_embedded_chat_service(db_path) as local, \\
             open_remote_chat_service(cfg.chat, local=local, llm=llm) as svc:
         await svc.send_message(room, user, text, post_id=..., respond=True, prompt=...)
 
 Our SQLite stays the single source of truth: users, rooms, members and messages are kept by the
-inner ``local`` ChatService (the embedded one, opened without an LLM so it does not extract
-memories of its own). Memories and retrieval go to the agent's Agent API:
+inner ``local`` ChatService (the embedded one, opened without an LLM so it extracts nothing).
+What goes to the agent, and how (``{a}`` = ``/api/v1/agents/{CHAT_BACKEND_AGENT_ID}``):
 
-- every new message (by post id; duplicates stop at the local store) -> ``POST data`` with
-  ``data_type "message"``; ``/remember`` -> ``data_type "memory"``; both masked first;
-- questions, ``/search`` and ``/memory`` -> ``POST memories/search``; results are kept when they
-  belong to this room, to no room (agent-wide knowledge) or, for ``"scope": "personal"``, to
-  the asker. The ``external_user_id`` we send is the agent user id (``ChatUser.id``);
-- the Agent API cannot delete: ``/forget`` says so, and edits and deletes change only the
-  local copy. Summaries come from the local service's ``summarize_room`` when it has one.
+- ``/remember`` -> ``POST {a}/data`` ``data_type "memory"`` (masked). The server turns it into a
+  memory with ``scope "agent"``; our audience fields ride in its metadata (``mchat_scope``,
+  ``mchat_room_id``, ``mchat_owner_id``, ``mchat_post_id``, ``mchat_permalink``) and come back
+  in every search result. A re-delivered post is looked up by ``mchat_post_id`` first.
+- questions, ``/search`` -> ``POST {a}/memories/search`` with ``context_sources
+  {"include_agent": true}`` (without it the server searches nothing). Results are mapped from
+  the real fields (``memory_id``, ``scope``, ``category``, ``importance``, ``score``, ISO
+  ``created_at``, ``metadata``). The server returns at most 5 per source.
+- ``/memory`` -> ``GET {a}/data?data_type=memory`` (an empty query lists nothing: the server
+  embeds ``""``).
+- ``/forget <query>`` -> search, the best visible match covering the query's words, then
+  ``DELETE {a}/memories/{memory_id}`` and the same for its agent_data row (the server's
+  delete of a memory leaves the data row that ``/memory`` lists).
+- Plain messages are not uploaded: the server never turns ``data_type "message"`` into
+  memories, each upload would spend one of the key's 60 requests a minute that questions need,
+  and it would copy private channels' text to a second place for nothing.
+- ``external_user_id`` is not sent: the server resolves it to a mapped internal user, whose
+  agent memories a later search (resolved the same way) may not see. All memories stay in the
+  instance owner's pool; who may read them is decided here, by ``audience_filter``.
 
-Every request takes a token from one ``TokenBucket`` of ``backend_rate_per_min`` per 60 s
-(waiting, never failing); 429 blocks the bucket for ``Retry-After`` and retries (5 times); 5xx
-and network errors retry 3 times with backoff 0.5, 1, 2 s. The key is sent in ``X-API-Key``
-and appears in no log, error or repr.
+Edits and deletes change only the local copy; summaries come from the local store. HTTP (rate
+limit, 429/5xx retries, key never logged) is ``chat.agent_http``; the key goes in ``X-API-Key``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, assert_never, final, runtime_checkable
 from urllib.parse import quote
 
 import attrs
 import httpx
-import trio
 
 from ..config import ChatConfig
-from ..errors import (
-    ChatServiceError,
-    ChatServiceRejected,
-    ChatServiceTimeout,
-    ConfigError,
-)
+from ..errors import ChatServiceError, ConfigError
 from ..messages import AgentUserId, RoomId
-from ..ratelimit import TokenBucket
+from .agent_http import AgentHttp, HttpStatusError, agent_bucket, agent_client
+from .analysis import analyze_query, relevance
 from .answer import compose_answer, format_memory, is_korean
 from .commands import (
     Command,
@@ -54,24 +61,27 @@ from .commands import (
     Summarize,
     parse_command,
 )
-from .handlers import summarize_with_reactions
-from .llm import RetryPolicy, retry_after_s
+from .handlers import FORGET_MIN_RELEVANCE, summarize_with_reactions
 from .masking import mask_sensitive
 from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
+from .remote_records import meta as _meta
+from .remote_records import meta_str as _str
+from .remote_records import parse_server_time, record_from_result
 
 logger = logging.getLogger(__name__)
 
 QUESTION_MEMORIES = 8
 SEARCH_RESULTS = 10
-MAX_RATE_LIMIT_RETRIES = 5
-DEFAULT_RETRY = RetryPolicy()  # 3 retries, 0.5 s backoff, factor 2
+LIST_PAGE = 100
+LIST_PAGES = 5  # /memory reads at most this many pages looking for this room's memories
+CONTEXT_SOURCES = {"include_agent": True}
 
 HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
 - `/remember <내용>`: AI Memory Agent에 기억으로 저장 / store a memory in the AI Memory Agent
 - `/search <검색어>`: 기억 검색 (나에게만 표시) / search memories (shown only to you)
 - `/memory`: 이 방의 기억 목록 / list this room's memories
-- `/forget`: 원격 백엔드에서는 지원되지 않음 / not supported by the remote backend
+- `/forget <검색어>`: 가장 잘 맞는 기억 하나 삭제 / delete the best matching memory
 - `/help`: 이 도움말 / this help
 - `@ai 요약 [N시간]`: 최근 N시간 대화 요약 / summary of the last N hours
 그 밖의 말은 질문으로 보고 저장된 기억으로 답합니다. Anything else is a question."""
@@ -79,109 +89,81 @@ HELP_TEXT = """\
 Outcome = tuple[str, tuple[MemoryRecord, ...], bool]
 
 
-@runtime_checkable
-class _Summarizer(Protocol):
-    async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None: ...
+def audience_filter(memories: Sequence[MemoryRecord], *, room: RoomId,
+                    user: AgentUserId) -> list[MemoryRecord]:
+    """THE place where the remote backend decides which memories a reply in ``room`` to
+    ``user`` may show. Every search, list and forget goes through it.
+
+    Today's rule (the adapter's old one, kept until the audience rules of issue #8 are wired
+    in here): a personal memory only to its owner; a room memory only in its room; a memory
+    without a room (stored by someone else through the Agent API) everywhere.
+    """
+    visible = []
+    for m in memories:
+        if m.scope == "personal":
+            if m.owner_id == user:
+                visible.append(m)
+        elif m.room_id is None or m.room_id == room:
+            visible.append(m)
+    return visible
 
 
 @final
 class AgentApi:
-    """The Agent API of one agent: rate limit, retries and error translation."""
+    """The Agent API of one agent instance (the key selects it; the path id is cosmetic)."""
 
-    def __init__(self, client: httpx.AsyncClient, bucket: TokenBucket, *,
-                 retry: RetryPolicy = DEFAULT_RETRY) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._retry = retry
+    def __init__(self, http: AgentHttp) -> None:
+        self._http = http
 
     def __repr__(self) -> str:
-        return f"AgentApi(base_url={str(self._client.base_url)!r}, bucket={self._bucket!r})"
+        return f"AgentApi({self._http!r})"
 
-    async def post_data(self, data_type: str, content: str, *, external_user_id: str,
-                        metadata: Mapping[str, Any]) -> str:
-        """Store one item; the id the agent gave it."""
-        body = {"data_type": data_type, "content": content,
-                "external_user_id": external_user_id,
+    async def store_memory(self, content: str, metadata: Mapping[str, Any]) -> str:
+        """``POST data`` with ``data_type "memory"``; the agent_data id."""
+        body = {"data_type": "memory", "content": content,
                 "metadata": {k: v for k, v in metadata.items() if v is not None}}
-        answer = await self._post("data", body)
+        answer = await self._http.request("POST", "data", json=body)
         return str(answer.get("id", "")) if isinstance(answer, dict) else ""
 
-    async def search(self, query: str, *, limit: int,
-                     external_user_id: str) -> list[Mapping[str, Any]]:
-        """The agent's search results, best first."""
-        body = {"query": query, "limit": limit, "external_user_id": external_user_id}
-        answer = await self._post("memories/search", body)
+    async def search(self, query: str, *, limit: int) -> list[Mapping[str, Any]]:
+        """``POST memories/search`` over the agent's memories; results best first."""
+        body = {"query": query, "limit": max(1, min(50, limit)),
+                "context_sources": CONTEXT_SOURCES}
+        answer = await self._http.request("POST", "memories/search", json=body)
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
             raise ChatServiceError("the memory agent answered a search without results")
-        return [r for r in results if isinstance(r, dict) and isinstance(r.get("content"), str)]
+        return [r for r in results if isinstance(r, dict) and isinstance(r.get("content"), str)
+                and r.get("memory_id")]
 
-    async def _post(self, path: str, body: Mapping[str, Any]) -> Any:
-        """POST under the rate limit with retries; the decoded JSON answer.
+    async def memory_items(self, *, offset: int = 0,
+                           limit: int = LIST_PAGE) -> tuple[list[Mapping[str, Any]], int]:
+        """``GET data?data_type=memory``: a page of memory items (agent_data rows), newest
+        first, and how many there are in all."""
+        answer = await self._http.request("GET", "data", params={
+            "data_type": "memory", "limit": limit, "offset": offset})
+        rows = answer.get("data") if isinstance(answer, dict) else None
+        total = answer.get("total") if isinstance(answer, dict) else None
+        if not isinstance(rows, list):
+            raise ChatServiceError("the memory agent answered a listing without data")
+        items: list[Mapping[str, Any]] = [
+            r for r in rows if isinstance(r, dict) and isinstance(r.get("content"), str)]
+        return items, total if isinstance(total, int) else len(rows)
 
-        Raises:
-            ChatServiceRejected: 4xx other than 429 (bad key, unknown agent, bad body).
-            ChatServiceTimeout: the last of the retried failures was an HTTP timeout.
-            ChatServiceError: 5xx/network errors after 3 retries, 429 after 5, bad JSON.
-        """
-        failures = rate_limited = 0
-        while True:
-            await self._bucket.acquire()
-            cause: httpx.TransportError | None = None
-            try:
-                response = await self._client.post(path, json=body)
-            except httpx.TransportError as exc:
-                cause, problem = exc, type(exc).__name__
-            else:
-                status = response.status_code
-                if response.is_success:
-                    try:
-                        return response.json()
-                    except ValueError as exc:
-                        raise ChatServiceError(f"the memory agent answered {path} with bad "
-                                               "JSON") from exc
-                if status == 429:
-                    wait = retry_after_s(response)
-                    logger.warning("remote: %s rate limited, retry after %s s", path, wait)
-                    if rate_limited >= MAX_RATE_LIMIT_RETRIES:
-                        raise ChatServiceError(f"the memory agent kept rate limiting {path}")
-                    if wait is None:
-                        wait = self._retry.delay_s(rate_limited)
-                    self._bucket.penalize(min(self._retry.max_retry_after_s, wait))
-                    rate_limited += 1
-                    continue
-                if status < 500:
-                    raise ChatServiceRejected(f"the memory agent refused {path}: HTTP {status}")
-                problem = f"HTTP {status}"
-            logger.warning("remote: %s %s (failure %d)", path, problem, failures + 1)
-            if failures >= self._retry.retries:
-                timed_out = isinstance(cause, httpx.TimeoutException)
-                error = ChatServiceTimeout if timed_out else ChatServiceError
-                raise error(f"the memory agent failed {path}: {problem}") from cause
-            await trio.sleep(self._retry.delay_s(failures))
-            failures += 1
+    async def delete(self, some_id: str) -> bool:
+        """``DELETE memories/{id}`` (a memory id or an agent_data id); False if already gone."""
+        try:
+            await self._http.request("DELETE", f"memories/{quote(some_id, safe='')}")
+        except HttpStatusError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
 
-def _record(result: Mapping[str, Any]) -> MemoryRecord:
-    meta = result.get("metadata")
-    meta = meta if isinstance(meta, dict) else {}
-    owner, score, created = (result.get("external_user_id"), result.get("score"),
-                             meta.get("created_at_ms"))
-    return MemoryRecord(
-        id=str(result.get("id", "")), content=str(result["content"]),
-        scope="personal" if meta.get("scope") == "personal" else "room",
-        room_id=meta.get("room_id"),
-        owner_id=AgentUserId(owner) if isinstance(owner, str) else None,
-        source_post_id=meta.get("post_id"), permalink=meta.get("permalink"),
-        created_at_ms=created if isinstance(created, int) else 0,
-        score=float(score) if isinstance(score, int | float) else 0.0,
-    )
-
-
-def _visible(memory: MemoryRecord, room: RoomId, user: AgentUserId) -> bool:
-    if memory.scope == "personal":
-        return memory.owner_id == user
-    return memory.room_id is None or memory.room_id == room
+@runtime_checkable
+class _Summarizer(Protocol):
+    async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None: ...
 
 
 @final
@@ -212,32 +194,22 @@ class RemoteChatService:
         await self._local.remove_room_member(room, user)
 
     async def edit_message(self, *, post_id: str, content: str) -> None:
-        """Edit the local copy only: the Agent API cannot change stored data."""
+        """Edit the local copy only (the Agent API has no update)."""
         await self._local.edit_message(post_id=post_id, content=content)
 
     async def delete_message(self, *, post_id: str) -> None:
-        """Delete the local copy only: the Agent API cannot delete stored data."""
+        """Delete the local copy only (memories stay until ``/forget``)."""
         await self._local.delete_message(post_id=post_id)
 
     async def send_message(
-        self,
-        room: RoomId,
-        user: AgentUserId,
-        content: str,
-        *,
-        post_id: str | None = None,
-        root_id: str | None = None,
-        created_at_ms: int | None = None,
-        respond: bool = False,
-        prompt: str | None = None,
-        permalink: str | None = None,
-        react: ReactFn | None = None,
+        self, room: RoomId, user: AgentUserId, content: str, *, post_id: str | None = None,
+        root_id: str | None = None, created_at_ms: int | None = None, respond: bool = False,
+        prompt: str | None = None, permalink: str | None = None, react: ReactFn | None = None,
     ) -> SendResult:
-        """Store locally, send the (masked) message to the agent, and answer when ``respond``.
+        """Store locally and, when ``respond``, answer from the agent's memories.
 
-        A duplicate ``post_id`` (``is_new=False`` from the local store) is not sent again; when
-        it asks for an answer (the runtime re-delivers a post it never answered, after a crash)
-        the answer is produced again (retrieval is read-only).
+        A re-delivered post (``is_new=False``) asking for an answer is answered again
+        (retrieval is read-only); its ``/remember`` is stored only if the agent lacks it.
 
         Raises:
             ChatServiceRejected: the local store or the agent refused (unknown room, bad key).
@@ -246,14 +218,6 @@ class RemoteChatService:
         result = await self._local.send_message(
             room, user, content, post_id=post_id, root_id=root_id,
             created_at_ms=created_at_ms, respond=False, permalink=permalink)
-        stored = result.user_message
-        if not stored.is_new and not respond:
-            return result
-        if stored.is_new:
-            await self._api.post_data(
-                "message", mask_sensitive(content), external_user_id=user,
-                metadata={"room_id": room, "post_id": post_id, "root_id": root_id,
-                          "permalink": permalink, "created_at_ms": stored.created_at_ms})
         if not respond:
             return result
         text = prompt if prompt is not None else content
@@ -262,7 +226,7 @@ class RemoteChatService:
             answer: Outcome = (await self.answer_question(room, user, text), (), False)
         else:
             answer = await self._command(command, room, user, post_id, permalink, react,
-                                         replay=not stored.is_new)
+                                         replay=not result.user_message.is_new)
         reply, memories, ephemeral = answer
         return attrs.evolve(result, assistant_message=reply, extracted_memories=memories,
                             ephemeral=ephemeral)
@@ -270,9 +234,8 @@ class RemoteChatService:
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = SEARCH_RESULTS) -> list[MemoryRecord]:
         """The agent's memories ``user`` may see from ``room`` that match ``query``."""
-        results = await self._api.search(mask_sensitive(query), limit=min(50, limit * 3),
-                                         external_user_id=user)
-        found = [m for m in map(_record, results) if _visible(m, room, user)]
+        results = await self._api.search(mask_sensitive(query), limit=50)
+        found = audience_filter([record_from_result(r) for r in results], room=room, user=user)
         return found[:limit]
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
@@ -288,11 +251,7 @@ class RemoteChatService:
             case Search(query=query):
                 return await self._search(room, user, query)
             case Forget(target=target):
-                if is_korean(target) or not target:
-                    return "원격 백엔드(AI Memory Agent)에서는 기억 삭제(/forget)를 지원하지 " \
-                           "않습니다.", (), False
-                return "Forgetting is not supported with the remote backend " \
-                       "(the AI Memory Agent's API cannot delete memories).", (), False
+                return await self._forget(room, user, target)
             case ListMemories():
                 return await self._list(room, user)
             case Help():
@@ -305,18 +264,20 @@ class RemoteChatService:
     async def _remember(self, room: RoomId, user: AgentUserId, text: str,
                         post_id: str | None, permalink: str | None,
                         replay: bool = False) -> Outcome:
-        """``replay``: a re-delivered post; its memory was posted before and is not resent."""
+        """``replay``: a re-delivered post; stored again only if the agent does not have it."""
         if not text:
             return "사용법: `/remember <기억할 내용>`", (), False
         masked = mask_sensitive(text)
         reply = f"기억했습니다: {masked}" if is_korean(text) else f"Remembered: {masked}"
-        if replay:
+        if replay and post_id is not None and any(
+                _str(_meta(item), "mchat_post_id") == post_id
+                for item in (await self._api.memory_items())[0]):
             return reply, (), False
-        memory_id = await self._api.post_data(
-            "memory", masked, external_user_id=user,
-            metadata={"scope": "room", "room_id": room, "post_id": post_id,
-                      "permalink": permalink})
-        memory = MemoryRecord(id=memory_id, content=masked, scope="room", room_id=room,
+        data_id = await self._api.store_memory(masked, {
+            "mchat_scope": "room", "mchat_room_id": room, "mchat_owner_id": user,
+            "mchat_post_id": post_id, "mchat_permalink": permalink,
+            "mchat_ref": uuid.uuid4().hex})
+        memory = MemoryRecord(id=data_id, content=masked, scope="room", room_id=room,
                               owner_id=user, source_post_id=post_id, permalink=permalink)
         return reply, (memory,), False
 
@@ -333,12 +294,57 @@ class RemoteChatService:
         lines = [format_memory(m, korean=korean) for m in found]
         return "\n".join([head, *lines]), (), True
 
+    async def _forget(self, room: RoomId, user: AgentUserId, target: str) -> Outcome:
+        """Delete the best visible match, only when it covers the query's words (the vector
+        search always returns its nearest items, related or not)."""
+        korean = is_korean(target) or not target
+        if not target:
+            return "사용법: `/forget <검색어>`", (), False
+        results = await self._api.search(mask_sensitive(target), limit=50)
+        refs = {str(r["memory_id"]): _str(_meta(r), "mchat_ref") for r in results}
+        visible = audience_filter([record_from_result(r) for r in results], room=room,
+                                  user=user)
+        query = analyze_query(target)
+        best = next((m for m in visible if relevance(query, m.content) >= FORGET_MIN_RELEVANCE),
+                    None)
+        if best is None:
+            return (f"'{target}'에 해당하는 기억을 찾지 못했습니다. `/search`로 먼저 확인해 보세요."
+                    if korean else f"No memory you can see matches '{target}'."), (), False
+        await self._api.delete(best.id)
+        # the agent_data row the memory came from is listed by /memory until deleted too
+        ref = refs.get(best.id)
+        for item in (await self._api.memory_items())[0]:
+            meta = _meta(item)
+            if (_str(meta, "mchat_ref") == ref if ref else
+                    item.get("content") == best.content
+                    and _str(meta, "mchat_room_id", "room_id") == best.room_id):
+                await self._api.delete(str(item.get("id")))
+                break
+        return (f"삭제했습니다: {best.content}" if korean else f"Deleted: {best.content}"), (), \
+            False
+
     async def _list(self, room: RoomId, user: AgentUserId) -> Outcome:
-        found = await self.search(room, user, "")
+        """The newest memories this reply may show, paging past other rooms' (a few pages)."""
+        found: list[MemoryRecord] = []
+        offset = 0
+        for _page in range(LIST_PAGES):
+            items, total = await self._api.memory_items(offset=offset)
+            found += audience_filter([record_from_result(r, id_key="id") for r in items],
+                                     room=room, user=user)
+            offset += len(items)
+            if len(found) >= SEARCH_RESULTS or not items or offset >= total:
+                break
+        found = found[:SEARCH_RESULTS]
         if not found:
             return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
         lines = [format_memory(m, korean=True) for m in found]
         return "\n".join([f"이 방의 기억 {len(found)}개:", *lines]), (), False
+
+    async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None:
+        """Scheduled summaries (``actors.summaries``): from the local store, if it can."""
+        if not isinstance(self._local, _Summarizer):
+            return None
+        return await self._local.summarize_room(room, hours=hours)
 
     async def _summarize(self, room: RoomId, hours: int, react: ReactFn | None) -> Outcome:
         if not isinstance(self._local, _Summarizer):
@@ -347,13 +353,9 @@ class RemoteChatService:
         return await summarize_with_reactions(self._local.summarize_room, room, hours, react)
 
 
-
 @asynccontextmanager
 async def open_remote_chat_service(
-    cfg: ChatConfig,
-    *,
-    local: ChatService,
-    llm: LLM | None,
+    cfg: ChatConfig, *, local: ChatService, llm: LLM | None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[RemoteChatService]:
     """A ``RemoteChatService`` for ``cfg.backend_url`` with one pooled HTTP client.
@@ -371,19 +373,13 @@ async def open_remote_chat_service(
     if not (cfg.backend_url and cfg.backend_api_key and cfg.backend_agent_id):
         raise ConfigError(["CHAT_BACKEND_URL, CHAT_BACKEND_API_KEY and CHAT_BACKEND_AGENT_ID "
                            "are required when CHAT_BACKEND=remote"])
-    per_window = max(1, int(cfg.backend_rate_per_min))
-    bucket = TokenBucket(cfg.backend_rate_per_min / 60.0, burst=min(10, per_window),
-                         window_s=60.0)
     base = f"{cfg.backend_url.rstrip('/')}/api/v1/agents/{quote(cfg.backend_agent_id, safe='')}/"
-    client = httpx.AsyncClient(
-        base_url=base,
-        headers={"X-API-Key": cfg.backend_api_key, "Accept": "application/json"},
-        timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
-        transport=transport,
-    )
+    client = agent_client(base, timeout_s=cfg.timeout_s, transport=transport,
+                          headers={"X-API-Key": cfg.backend_api_key})
     async with client:
-        yield RemoteChatService(local=local, llm=llm, api=AgentApi(client, bucket))
+        http = AgentHttp(client, agent_bucket(cfg.backend_rate_per_min))
+        yield RemoteChatService(local=local, llm=llm, api=AgentApi(http))
 
 
-__all__ = ["AgentApi", "RemoteChatService", "open_remote_chat_service"]
+__all__ = ["AgentApi", "RemoteChatService", "audience_filter", "open_remote_chat_service",
+           "parse_server_time", "record_from_result"]

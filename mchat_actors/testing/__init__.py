@@ -5,8 +5,8 @@ pipeline), ``routing``, ``rest_*`` (handlers), ``app``/``channels`` (the app lay
 ``state`` (data), ``postlist`` (paging), ``hub``/``ws``/``events`` (WebSocket), ``ratelimit``,
 ``faults``, ``control`` (``/_fake/`` API), ``seed``, ``cli``; ``hooks*`` (incoming and
 outgoing webhooks, slash commands and their ``response_url``), ``webchat`` (the demo's chat
-page); ``fake_openai`` and ``fake_agent_api`` (small fakes of an OpenAI-compatible API and of an
-AI Memory Agent's Agent API, for the ChatService's tests).
+page); ``fake_openai`` (a small fake of an OpenAI-compatible API) and ``fake_agent_*`` (a twin
+of the real AI Memory Agent's HTTP API, Agent API and chat API, for the remote backends' tests).
 """
 
 from __future__ import annotations
