@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--rate-limit", type=float, default=0.0,
                       help="requests per second per token (0: off, like the real default)")
     fake.add_argument("--rate-burst", type=int, default=100)
+    fake.add_argument("--tls-cert", help="PEM certificate (chain): serve https/wss")
+    fake.add_argument("--tls-key", help="PEM private key of --tls-cert (if not in that file)")
 
     demo = sub.add_parser("demo", help="fake server + bot + a web chat page, all on 127.0.0.1")
     demo.add_argument("--port", type=int, default=8065, help="fake Mattermost port")

@@ -12,7 +12,12 @@ import trio
 from . import app
 from ._groups import collapse_groups
 from .config import Config, describe
-from .errors import MattermostAuthError, MchatActorsError, SupervisionError
+from .errors import (
+    MattermostAuthError,
+    MattermostCertificateError,
+    MchatActorsError,
+    SupervisionError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,10 @@ def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
     except MattermostAuthError as exc:
         print(f"mchat-actors: Mattermost rejected the bot token: {exc}", file=sys.stderr)
         return 3
+    except MattermostCertificateError as exc:
+        print(f"mchat-actors: cannot trust the Mattermost server's certificate: {exc}",
+              file=sys.stderr)
+        return 5
     except SupervisionError as exc:
         print(f"mchat-actors: stopped: {exc}", file=sys.stderr)
         return 4

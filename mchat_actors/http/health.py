@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from . import outbox_admin
+from ..tls import insecure_warning
 from .context import HealthRules, Surface, surface
 
 router = APIRouter(tags=["operations"])
@@ -63,6 +64,8 @@ async def gather(s: Surface) -> dict[str, Any]:
             "since_sweep_s": round(now - max(since, last_sweep or since), 3),
         },
         "database": {"writable": await rt.store.is_writable()},
+        "tls": {"verify": rt.config.mattermost.verify_ssl,
+                "warning": insecure_warning(rt.config.mattermost)},
         "outbox": {"pending": box["counts"].get("pending", 0),
                    "failed": box["counts"].get("failed", 0),
                    "oldest_pending_age_s": box["oldest_pending_age_s"]},

@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from ..config import describe
+from ..tls import insecure_warning
 from . import outbox_admin
 from .context import Surface
 
@@ -46,7 +47,14 @@ async def collect(s: Surface) -> dict[str, Any]:
             "unexpected_errors": s.stats.unexpected_errors,
         },
         "config": describe(rt.config),
+        "warnings": warnings(s),
     }
+
+
+def warnings(s: Surface) -> list[str]:
+    """Settings an operator must know are unsafe (shown at the top of the admin page)."""
+    found = [insecure_warning(s.rt.config.mattermost)]
+    return [w for w in found if w]
 
 
 def connection(s: Surface) -> dict[str, Any]:

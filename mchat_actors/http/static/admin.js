@@ -81,6 +81,9 @@
     let st;
     try { st = await api("GET", "/status"); } catch (e) { banner(e.message); return; }
     banner("");
+    const warnings = $("warnings");
+    warnings.replaceChildren(...(st.warnings || []).map((w) => el("li", w)));
+    warnings.hidden = !(st.warnings || []).length;
     const c = st.connection, n = st.counters;
     const badge = $("conn");
     badge.textContent = c.state;
