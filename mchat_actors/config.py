@@ -47,6 +47,8 @@ class MattermostConfig:
     stable_after_s: float = 60.0
     ws_failures_before_polling: int = 3
     max_post_chars: int = 16383
+    answer_bots: tuple[str, ...] = ()  # bot usernames whose posts may be answered
+    max_answers_per_min: int = 30  # per channel: the loop guard's cap
 
     @property
     def api_url(self) -> str:
@@ -190,6 +192,8 @@ class _Builder:
             backoff_max_s=g("MCHAT_BACKOFF_MAX", _positive, 60.0),
             ws_failures_before_polling=g("MCHAT_WS_FAILURES_BEFORE_POLLING", _positive_int, 3),
             max_post_chars=g("MCHAT_MAX_POST_CHARS", _positive_int, 16383),
+            answer_bots=g("MCHAT_ANSWER_BOTS", _usernames, _NONE),
+            max_answers_per_min=g("MCHAT_MAX_ANSWERS_PER_MIN", _positive_int, 30),
         )
         http = HttpConfig(
             listen=g("MCHAT_HTTP_LISTEN", _listen, "127.0.0.1:8800"),
@@ -272,6 +276,10 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _usernames(raw: str) -> tuple[str, ...]:
+    return tuple(name.lstrip("@").lower() for name in _csv(raw) if name.lstrip("@"))
 
 
 def _url(raw: str) -> str:

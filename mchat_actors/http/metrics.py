@@ -26,7 +26,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ..actors.sender import SenderCounters
-from . import outbox_admin
+from . import outbox_admin, safety
 from .context import Surface, surface
 
 router = APIRouter(tags=["operations"])
@@ -71,6 +71,7 @@ class RuntimeCollector(Collector):
         yield from self._connection()
         yield from self._chat()
         yield from self._sending()
+        yield from safety.metrics(self._s)
 
     def _webhooks(self) -> Iterator[Metric]:
         hs = self._s.stats

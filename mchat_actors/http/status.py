@@ -15,7 +15,7 @@ import trio
 
 from ..config import describe
 from ..tls import insecure_warning
-from . import outbox_admin
+from . import outbox_admin, safety
 from .context import Surface
 
 
@@ -48,6 +48,7 @@ async def collect(s: Surface) -> dict[str, Any]:
         },
         "config": describe(rt.config),
         "warnings": warnings(s),
+        "safety": safety.status(s),
     }
 
 

@@ -1,0 +1,51 @@
+"""The safety numbers of the running service, for the status API, the admin page and /metrics.
+
+Loop guard (answers refused to other bots and webhooks, answers capped per channel) and TLS
+verification. Read from the live stats objects at call time; nothing here holds a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from ..loopguard import LoopGuard
+from .context import Surface
+
+
+def _guard(s: Surface) -> LoopGuard | None:
+    guard = getattr(s.rt.handler, "guard", None)
+    return guard if isinstance(guard, LoopGuard) else None
+
+
+def status(s: Surface) -> dict[str, Any]:
+    guard = _guard(s)
+    out: dict[str, Any] = {"tls_verify": s.rt.config.mattermost.verify_ssl}
+    if guard is not None:
+        out["loop_guard"] = {
+            "bot_posts_unanswered": guard.stats.bot_posts_unanswered,
+            "answers_capped": guard.stats.total_capped(),
+            "answers_capped_by_channel": dict(guard.stats.capped),
+            "max_answers_per_min": guard.max_per_min,
+            "answer_bots": sorted(guard.answer_bots),
+        }
+    return out
+
+
+def metrics(s: Surface) -> Iterator[Metric]:
+    yield GaugeMetricFamily("mchat_tls_verify", "1 when TLS certificates are verified",
+                            value=1.0 if s.rt.config.mattermost.verify_ssl else 0.0)
+    guard = _guard(s)
+    if guard is None:
+        return
+    yield CounterMetricFamily("mchat_loop_guard_bot_posts_unanswered",
+                              "Posts by other bots or webhooks not answered",
+                              value=guard.stats.bot_posts_unanswered)
+    capped = CounterMetricFamily("mchat_loop_guard_answers_capped",
+                                 "Answers refused by the per-channel cap",
+                                 labels=["channel_id"])
+    for channel_id, n in sorted(guard.stats.capped.items()):
+        capped.add_metric([channel_id], n)
+    yield capped
