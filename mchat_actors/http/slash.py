@@ -31,6 +31,7 @@ from ..errors import ChatServiceError, MattermostError, StoreError
 from ..messages import ChannelId, MattermostUserId, Post, PostId
 from ..trigger import COMMANDS, MARKER
 from .auth import check_source, check_webhook_token
+from ..mattermost.hygiene import clean_answer
 from .context import Surface, surface
 from .payloads import read_fields, text_field
 
@@ -142,6 +143,7 @@ async def _work(s: Surface, cmd: SlashCommand, pending: _Pending) -> None:
         logger.exception("http: slash /%s in %s failed", cmd.command, cmd.channel_id)
         s.stats.unexpected_errors += 1
         answer = {"response_type": "ephemeral", "text": APOLOGY}
+    answer["text"] = clean_answer(answer["text"])  # output hygiene, as for posted replies
     if not pending.deferred:
         pending.answer = answer
         pending.done.set()

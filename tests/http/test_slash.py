@@ -160,3 +160,10 @@ async def test_an_unreachable_response_url_is_counted_not_raised(tmp_path):
         await poll_until(lambda: s.stats.response_url_posts)
         assert s.stats.response_url_posts == {"failed": 1}
         assert (await h.client.get("/mchat/health")).status_code == 200
+
+
+async def test_slash_answers_get_the_same_output_hygiene(harness):
+    """``/remember @channel ...`` echoed back must not notify the whole channel."""
+    r = await harness.client.post(URL, content=form(text="@channel 회의 3시"), headers=FORM)
+    assert r.json() == {"response_type": "in_channel",
+                        "text": "🤖 answer to: /remember @\u200bchannel 회의 3시"}
