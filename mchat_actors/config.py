@@ -3,7 +3,8 @@
 Every setting has a name in the environment (the contract in docs/configuration.md), a default,
 a unit in its attribute name and a validator. ``Config.from_env`` collects *every* problem and
 raises one ``ConfigError`` with one line per problem, so an operator fixes them all at once.
-Secrets are ``repr=False`` and never appear in logs or errors.
+Secrets are ``secrecy.Secret`` (printed as ``[redacted]``) and ``repr=False``; each may come from
+a file named by ``<NAME>_FILE``. They never appear in logs or errors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import ConfigError
+from .secrecy import Secret, resolve_secret_files, secret, secrets_tuple
 
 T = TypeVar("T")
 
@@ -28,7 +30,7 @@ CHAT_BACKENDS = ("embedded", "remote")
 @attrs.frozen(kw_only=True)
 class MattermostConfig:
     url: str
-    token: str = attrs.field(repr=False)
+    token: Secret = attrs.field(repr=False, converter=Secret)
     verify_ssl: bool = True
     ca_bundle: str | None = None
     mode: str = "auto"
@@ -64,8 +66,9 @@ class MattermostConfig:
 @attrs.frozen(kw_only=True)
 class HttpConfig:
     listen: str = "127.0.0.1:8800"
-    webhook_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
-    admin_token: str | None = attrs.field(default=None, repr=False)
+    webhook_tokens: tuple[Secret, ...] = attrs.field(default=(), repr=False,
+                                                     converter=secrets_tuple)
+    admin_token: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     webhook_allow: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     webhook_answer_within_s: float = 4.5
@@ -75,11 +78,11 @@ class HttpConfig:
 class ChatConfig:
     backend: str = "embedded"
     backend_url: str | None = None
-    backend_api_key: str | None = attrs.field(default=None, repr=False)
+    backend_api_key: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     backend_agent_id: str | None = None
     backend_rate_per_min: float = 60.0
     llm_base_url: str | None = None
-    llm_api_key: str | None = attrs.field(default=None, repr=False)
+    llm_api_key: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     llm_model: str | None = None
     timeout_s: float = 60.0
     llm_timeout_s: float = 30.0
@@ -108,6 +111,7 @@ class Config:
     shutdown_grace_s: float = 5.0
     max_restarts: int = 5
     restart_window_s: float = 60.0
+    log_format: str = "text"  # MCHAT_LOG_FORMAT (applied by the CLI; validated here)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, toml_path: str | None = None) -> Config:
@@ -147,8 +151,7 @@ def _read_toml(path: str) -> dict[str, str]:
 
 class _Builder:
     def __init__(self, values: Mapping[str, str]) -> None:
-        self.values = values
-        self.problems: list[str] = []
+        self.values, self.problems = resolve_secret_files(values)
 
     def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
         raw = self.values.get(name)
@@ -226,6 +229,7 @@ class _Builder:
         if chat.llm_base_url and not chat.llm_model:
             self.problems.append("LLM_MODEL is required when LLM_BASE_URL is set")
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
+        log_format = g("MCHAT_LOG_FORMAT", _choice(("text", "json")), "text")
         if self.problems:
             raise ConfigError(self.problems)
         return Config(
@@ -233,6 +237,7 @@ class _Builder:
             http=http,
             chat=chat,
             db_path=db_path,
+            log_format=log_format,
         )
 
 
@@ -323,9 +328,21 @@ def _cidrs(raw: str) -> tuple[str, ...]:
 
 
 def describe(config: Config) -> dict[str, Any]:
-    """A secret-free view of the config, for the admin page and the start-up log."""
+    """A secret-free view of the config, for the admin page and the start-up log (secret
+    fields left out; ``user:password@`` in URLs masked)."""
     return attrs.asdict(
         config,
         filter=lambda a, v: a.repr is not False,
-        value_serializer=lambda inst, a, v: list(v) if isinstance(v, tuple) else v,
+        value_serializer=_describe_value,
     )
+
+
+def _describe_value(inst: Any, a: Any, v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, str) and "@" in v and "://" in v:
+        parts = urlsplit(v)
+        if parts.password is not None or parts.username:
+            host = parts.netloc.rpartition("@")[2]
+            return parts._replace(netloc=f"[redacted]@{host}").geturl()
+    return v

@@ -130,7 +130,7 @@ class _Connection:
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         url = websocket_url(self.cfg, self.resume)
-        headers = [(b"authorization", f"Bearer {self.cfg.token}".encode())]
+        headers = [(b"authorization", f"Bearer {self.cfg.token.reveal()}".encode())]
         try:
             with collapse_groups():
                 await self._run(url, headers, task_status)

@@ -21,6 +21,7 @@ import trio
 from .. import mapping, outbox
 from ..chat.protocol import ReactFn
 from ..config import MattermostConfig
+from ..logsetup import fields as log_fields
 from ..loopguard import LoopGuard
 from ..messages import (
     AddReaction,
@@ -171,6 +172,7 @@ class Handler:
 
     async def _post_created(self, event: PostCreated) -> None:
         post = event.post
+        started = trio.current_time()
         if await self.store.run(mapping.is_post_seen, post.id):
             self.stats.duplicates += 1
             if event.source == "webhook":
@@ -211,6 +213,10 @@ class Handler:
         in_response = bool(replies) and event.source == "webhook" and (
             self.webhook_replies.deliver(post.id, replies[0].message))
         await self._finish(post, status, event.source, replies, in_response)
+        logger.info("handler: post %s %s", post.id, status, extra=log_fields(
+            channel_id=post.channel_id, user_id=post.user_id, post_id=post.id, action=status,
+            latency_s=trio.current_time() - started, source=event.source,
+            memory_count=len(outcome.result.extracted_memories) if outcome.result else None))
 
     async def _guard(self, post: Post, respond: bool) -> str:
         """Why the loop guard refuses an answer ("" when it does not): see ``loopguard``."""

@@ -377,7 +377,7 @@ async def open_remote_chat_service(
     base = f"{cfg.backend_url.rstrip('/')}/api/v1/agents/{quote(cfg.backend_agent_id, safe='')}/"
     client = httpx.AsyncClient(
         base_url=base,
-        headers={"X-API-Key": cfg.backend_api_key, "Accept": "application/json"},
+        headers={"X-API-Key": cfg.backend_api_key.reveal(), "Accept": "application/json"},
         timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
         transport=transport,

@@ -53,7 +53,7 @@ async def require_admin(
     if given is None or credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "a bearer token is required",
                        {"WWW-Authenticate": "Bearer"})
-    if not _same(given, expected):
+    if not _same(given, expected.reveal()):
         raise ApiError(401, "unauthorized", "the bearer token is not valid",
                        {"WWW-Authenticate": "Bearer"})
     return client_address(request)
@@ -82,7 +82,7 @@ def check_source(request: Request, s: Surface) -> None:
 
 def check_webhook_token(request: Request, s: Surface, payload_token: str | None) -> None:
     """401 unless the payload (or ``Authorization: Token``) carries an accepted token."""
-    accepted = s.rt.config.http.webhook_tokens
+    accepted = [t.reveal() for t in s.rt.config.http.webhook_tokens]
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     header_token = value.strip() if scheme.lower() == "token" else None

@@ -22,8 +22,8 @@ import trio
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from . import outbox_admin
 from ..tls import insecure_warning
+from . import outbox_admin
 from .context import HealthRules, Surface, surface
 
 router = APIRouter(tags=["operations"])

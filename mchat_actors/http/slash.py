@@ -28,10 +28,10 @@ from fastapi.responses import JSONResponse
 
 from ..actors.invoker import APOLOGY
 from ..errors import ChatServiceError, MattermostError, StoreError
+from ..mattermost.hygiene import clean_answer
 from ..messages import ChannelId, MattermostUserId, Post, PostId
 from ..trigger import COMMANDS, MARKER
 from .auth import check_source, check_webhook_token
-from ..mattermost.hygiene import clean_answer
 from .context import Surface, surface
 from .payloads import read_fields, text_field
 

@@ -76,14 +76,14 @@ async def open_mattermost_client(
     verify: ssl.SSLContext | bool = ssl_context or client_ssl_context(cfg) or True
     async with httpx.AsyncClient(
         base_url=cfg.api_url + "/",
-        headers={"Authorization": f"Bearer {cfg.token}", "Accept": "application/json"},
+        headers={"Authorization": f"Bearer {cfg.token.reveal()}", "Accept": "application/json"},
         timeout=httpx.Timeout(cfg.rest_timeout_s),
         limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
         verify=verify,
         transport=transport,
         follow_redirects=False,
     ) as http:
-        yield MattermostClient(http, bucket=bucket, token=cfg.token)
+        yield MattermostClient(http, bucket=bucket, token=cfg.token.reveal())
 
 
 @final

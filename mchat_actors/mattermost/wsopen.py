@@ -62,8 +62,8 @@ def proxy_for(target: Target, environ: Mapping[str, str] | None = None) -> str |
     proxy = proxies.get("https" if target.scheme == "wss" else "http") or proxies.get("all")
     if not proxy:
         return None
-    if "no" in proxies and urllib.request.proxy_bypass_environment(
-            f"{target.host}:{target.port}", proxies):
+    bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - untyped
+    if "no" in proxies and bypass(f"{target.host}:{target.port}", proxies):
         return None
     return proxy
 
@@ -144,6 +144,7 @@ async def open_websocket(
     stream = await open_stream(target, ssl_context=ssl_context if target.scheme == "wss"
                                else None, proxy=proxy_for(target, environ))
     return await trio_websocket.wrap_client_stream(
-        nursery, stream, target.host_header, target.resource, extra_headers=extra_headers,
+        nursery, stream,  # type: ignore[arg-type]  # any trio Stream works
+        target.host_header, target.resource, extra_headers=extra_headers,
         message_queue_size=message_queue_size, max_message_size=max_message_size,
         receive_buffer_size=receive_buffer_size)

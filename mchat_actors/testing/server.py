@@ -270,7 +270,7 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
             return None
         if event is not h11.NEED_DATA:
             return event
-        conn.receive_data(await stream.receive_some(READ_BYTES))
+        conn.receive_data(bytes(await stream.receive_some(READ_BYTES)))
 
 
 async def _bad_request(conn: h11.Connection, stream: trio.abc.Stream) -> None:
