@@ -72,6 +72,18 @@ class HttpConfig:
     webhook_allow: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     webhook_answer_within_s: float = 4.5
+    slash_tokens: tuple[Secret, ...] = attrs.field(default=(), repr=False,
+                                                   converter=secrets_tuple)
+    outgoing_webhook_tokens: tuple[Secret, ...] = attrs.field(default=(), repr=False,
+                                                              converter=secrets_tuple)
+    metrics_auth: str = "none"  # none | admin: /metrics needs the admin bearer token
+    metrics_listen: str | None = None  # host:port: /metrics only there
+
+    def tokens_for(self, kind: str) -> tuple[Secret, ...]:
+        """Accepted tokens of ``outgoing`` webhooks or ``slash`` commands; the deprecated
+        shared MCHAT_WEBHOOK_TOKENS when the specific setting is unset."""
+        specific = self.slash_tokens if kind == "slash" else self.outgoing_webhook_tokens
+        return specific or self.webhook_tokens
 
 
 @attrs.frozen(kw_only=True)
@@ -204,7 +216,13 @@ class _Builder:
             admin_token=g("MCHAT_ADMIN_TOKEN", str, None),
             webhook_allow=g("MCHAT_WEBHOOK_ALLOW", _cidrs, _NONE),
             max_body_bytes=g("MCHAT_MAX_BODY_BYTES", _positive_int, 1_048_576),
+            slash_tokens=g("MCHAT_SLASH_TOKENS", _csv, _NONE),
+            outgoing_webhook_tokens=g("MCHAT_OUTGOING_WEBHOOK_TOKENS", _csv, _NONE),
+            metrics_auth=g("MCHAT_METRICS_AUTH", _choice(("none", "admin")), "none"),
+            metrics_listen=g("MCHAT_METRICS_LISTEN", _listen, None),
         )
+        if http.metrics_auth == "admin" and not http.admin_token:
+            self.problems.append("MCHAT_METRICS_AUTH=admin needs MCHAT_ADMIN_TOKEN")
         chat = ChatConfig(
             backend=g("CHAT_BACKEND", _choice(CHAT_BACKENDS), "embedded"),
             backend_url=g("CHAT_BACKEND_URL", _url, None),

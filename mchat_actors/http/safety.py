@@ -1,7 +1,8 @@
 """The safety numbers of the running service, for the status API, the admin page and /metrics.
 
-Loop guard (answers refused to other bots and webhooks, answers capped per channel) and TLS
-verification. Read from the live stats objects at call time; nothing here holds a secret.
+Loop guard (answers refused to other bots and webhooks, answers capped per channel), TLS
+verification, failed and throttled authentications. Read from the live stats objects at call
+time; nothing here holds a secret.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ def _guard(s: Surface) -> LoopGuard | None:
 
 def status(s: Surface) -> dict[str, Any]:
     guard = _guard(s)
-    out: dict[str, Any] = {"tls_verify": s.rt.config.mattermost.verify_ssl}
+    throttle = s.auth_throttle
+    out: dict[str, Any] = {
+        "tls_verify": s.rt.config.mattermost.verify_ssl,
+        "auth": {"failures": dict(throttle.failures), "throttled": dict(throttle.throttled),
+                 "blocked_addresses": throttle.blocked_addresses()},
+    }
     if guard is not None:
         out["loop_guard"] = {
             "bot_posts_unanswered": guard.stats.bot_posts_unanswered,
@@ -37,6 +43,17 @@ def status(s: Surface) -> dict[str, Any]:
 def metrics(s: Surface) -> Iterator[Metric]:
     yield GaugeMetricFamily("mchat_tls_verify", "1 when TLS certificates are verified",
                             value=1.0 if s.rt.config.mattermost.verify_ssl else 0.0)
+    failures = CounterMetricFamily("mchat_auth_failures", "Failed authentications by kind",
+                                   labels=["kind"])
+    for kind, n in sorted(s.auth_throttle.failures.items()):
+        failures.add_metric([kind], n)
+    yield failures
+    throttled = CounterMetricFamily("mchat_auth_throttled",
+                                    "Requests refused 429 after repeated failed auths",
+                                    labels=["kind"])
+    for kind, n in sorted(s.auth_throttle.throttled.items()):
+        throttled.add_metric([kind], n)
+    yield throttled
     guard = _guard(s)
     if guard is None:
         return
