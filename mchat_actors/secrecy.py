@@ -114,6 +114,9 @@ def resolve_secret_files(values: Mapping[str, str]) -> tuple[dict[str, str], lis
         except OSError as exc:
             problems.append(f"{name}_FILE: cannot read {path!r} ({exc.strerror})")
             continue
+        except ValueError:  # a NUL byte in the path
+            problems.append(f"{name}_FILE: not a usable path: {path!r}")
+            continue
         if len(raw) > MAX_SECRET_FILE_BYTES:
             problems.append(f"{name}_FILE: {path!r} is larger than 64 KiB")
             continue

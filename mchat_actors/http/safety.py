@@ -26,6 +26,7 @@ def status(s: Surface) -> dict[str, Any]:
     throttle = s.auth_throttle
     out: dict[str, Any] = {
         "tls_verify": s.rt.config.mattermost.verify_ssl,
+        "bad_inputs": bad_inputs(s),
         "auth": {"failures": dict(throttle.failures), "throttled": dict(throttle.throttled),
                  "blocked_addresses": throttle.blocked_addresses()},
     }
@@ -40,7 +41,28 @@ def status(s: Surface) -> dict[str, Any]:
     return out
 
 
+def bad_inputs(s: Surface) -> dict[str, int]:
+    """Bad input seen at each boundary, skipped and counted (nothing else was lost)."""
+    rt = s.rt
+    webhook = s.stats.webhook_errors
+    bad_http = ("bad_request", "invalid", "unsupported_media_type", "too_large")
+    sweeper_stats = getattr(rt.sweeper, "stats", None)
+    return {
+        "websocket_frame": rt.reconnect_stats.connection.malformed,
+        "rest_answer": int(rt.client.statistics().errors.get("malformed", 0)),
+        "rest_entry": int(getattr(sweeper_stats, "malformed", 0)),
+        "outgoing_webhook": sum(n for (ep, why), n in webhook.items()
+                                if ep == "outgoing" and why in bad_http),
+        "slash": sum(n for (ep, why), n in webhook.items() if ep == "slash" and why in bad_http),
+    }
+
+
 def metrics(s: Surface) -> Iterator[Metric]:
+    bad = CounterMetricFamily("mchat_bad_inputs", "Bad input skipped and counted, by boundary",
+                              labels=["boundary"])
+    for boundary, n in bad_inputs(s).items():
+        bad.add_metric([boundary], n)
+    yield bad
     yield GaugeMetricFamily("mchat_tls_verify", "1 when TLS certificates are verified",
                             value=1.0 if s.rt.config.mattermost.verify_ssl else 0.0)
     failures = CounterMetricFamily("mchat_auth_failures", "Failed authentications by kind",
