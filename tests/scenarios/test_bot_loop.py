@@ -105,3 +105,23 @@ async def test_an_allowed_bot_loop_is_cut_by_the_per_channel_cap(tmp_path):
             post = await mm.post_as("kim", "quality", "@ai 여기도 답해 주세요")
             await wait_until(lambda: any(p.get("root_id") == post["id"]
                                          for p in bot_posts(mm, "quality")))
+
+
+async def test_two_of_our_bots_in_one_channel_answer_a_person_once_each(tmp_path):
+    """Two mchat-actors services on two bot accounts, both answering @ai in town-square: each
+    answers the person once; neither answers the other (marker + from_bot), however long."""
+    seed = default_seed()
+    seed["users"].append({"username": "bot-two", "is_bot": True, "token": "tok-bot-two-1"})
+    async with FakeMattermost(seed=seed) as mm:
+        two = mm.user("bot-two")
+        async with running_bot(mm, str(tmp_path / "one.db")) as one_rt, running_bot(
+                mm, str(tmp_path / "two.db"), MCHAT_TOKEN="tok-bot-two-1") as two_rt:
+            for rt in (one_rt, two_rt):
+                await wait_until(lambda rt=rt: rt.reconnect_stats.state.mode == "websocket")
+            await mm.post_as("kim", "town-square", "@ai 둘 다 대답해 줄 수 있어?")
+            total = await settle(lambda: len(mm.posts("town-square")), quiet_s=1.5)
+        by_one = [p for p in mm.posts("town-square") if p["user_id"] == mm.bot.id]
+        by_two = [p for p in mm.posts("town-square") if p["user_id"] == two.id]
+    assert len(by_one) == 1 and len(by_two) == 1
+    assert total == 2 + sum(1 for p in mm.posts("town-square")
+                            if p["user_id"] not in (mm.bot.id, two.id))

@@ -188,3 +188,32 @@ def test_fake_cli_serves_tls_from_cert_and_key_files(ca, ca_file, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_the_ssl_context_is_built_once_for_every_connect(ca, ca_file, tmp_path,
+                                                               monkeypatch):
+    import mchat_actors.actors.connection as connection_mod
+    import mchat_actors.actors.reconnect as reconnect_mod
+    import mchat_actors.app as app_mod
+
+    built = []
+
+    def counting(cfg):
+        built.append(cfg.url)
+        return client_ssl_context(cfg)
+
+    for module in (app_mod, connection_mod, reconnect_mod):
+        monkeypatch.setattr(module, "client_ssl_context", counting)
+    async with FakeMattermost(ssl_context=server_context(ca)) as mm:
+        async with running_bot(mm, str(tmp_path / "bot.db"),
+                               MCHAT_CA_BUNDLE=str(ca_file)) as rt:
+            for _ in range(3):  # three reconnects over wss
+                await wait_until(lambda: rt.reconnect_stats.state.mode == "websocket")
+                before = rt.reconnect_stats.attempts
+                await mm.drop_websockets()
+                await wait_until(lambda b=before: rt.reconnect_stats.attempts > b)
+            await wait_until(lambda: rt.reconnect_stats.state.mode == "websocket")
+            post = await mm.post_as("kim", "town-square", "@ai 연결 괜찮아?")
+            await wait_until(lambda: replies_to(mm, post["id"]))
+    assert rt.reconnect_stats.attempts >= 4
+    assert built == [mm.url]
