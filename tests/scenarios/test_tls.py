@@ -22,6 +22,8 @@ import trustme
 from mchat_actors.actors.connection import ConnectionStats, ResumeState, run_connection
 from mchat_actors.config import Config
 from mchat_actors.errors import MattermostCertificateError, MattermostUnavailable
+from mchat_actors.http.context import HealthRules
+from mchat_actors.http.health import assess
 from mchat_actors.mattermost.rest import open_mattermost_client
 from mchat_actors.ratelimit import TokenBucket
 from mchat_actors.testing import FakeMattermost
@@ -217,3 +219,23 @@ async def test_the_ssl_context_is_built_once_for_every_connect(ca, ca_file, tmp_
             await wait_until(lambda: replies_to(mm, post["id"]))
     assert rt.reconnect_stats.attempts >= 4
     assert built == [mm.url]
+
+
+async def test_a_certificate_that_stops_being_trusted_is_named_by_health(ca, ca_file, tmp_path):
+    """The server's certificate is replaced by one from another CA while running: reconnects
+    fail as certificate problems, and /mchat/health says so (not just "connecting")."""
+    async with FakeMattermost(ssl_context=server_context(ca)) as mm:
+        async with running_bot(mm, str(tmp_path / "bot.db"), MCHAT_CA_BUNDLE=str(ca_file),
+                               MCHAT_MODE="websocket") as rt:
+            await wait_until(lambda: rt.reconnect_stats.state.mode == "websocket")
+            mm.server.ssl_context = server_context(trustme.CA())  # an untrusted issuer
+            await mm.drop_websockets()
+            await wait_until(lambda: "TLS certificate not trusted"
+                             in rt.reconnect_stats.last_error)
+            await wait_until(lambda: rt.reconnect_stats.state.mode != "websocket")
+            async with httpx.AsyncClient() as http:
+                health = (await http.get(rt.http_url + "/mchat/health")).json()
+    assert health["connection"]["certificate_problem"] is True
+    # past the 60 s grace the same facts give this reason (assessed here without waiting)
+    reasons = assess(health, HealthRules(connection_grace_s=0.0), 0.2)
+    assert "the Mattermost server's TLS certificate is not trusted (MCHAT_CA_BUNDLE?)" in reasons
