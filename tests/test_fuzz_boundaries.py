@@ -230,14 +230,19 @@ def test_config_values_give_a_config_or_a_clear_error(values):
     st.just(("text/plain", b"hello"))), min_size=1, max_size=6))
 async def test_bad_webhook_bodies_are_counted(tmp_path_factory, bodies):
     async with open_harness(make_config(tmp_path_factory.mktemp("wh"))) as h:
-        refused = 0
+        refused = {"outgoing_webhook": 0, "slash": 0}
         for ctype, body in bodies:
-            r = await h.client.post("/mchat/webhook/outgoing", content=body,
-                                    headers={"Content-Type": ctype})
-            assert r.status_code < 500
-            refused += r.status_code in (400, 413, 415, 422)
+            for path, boundary in (("/mchat/webhook/outgoing", "outgoing_webhook"),
+                                   ("/mchat/slash", "slash")):
+                r = await h.client.post(path, content=body, headers={"Content-Type": ctype})
+                assert r.status_code < 500
+                refused[boundary] += r.status_code in (400, 413, 415, 422)
         status = (await h.client.get("/api/v1/mchat/status", headers=h.admin())).json()
-        assert status["safety"]["bad_inputs"]["outgoing_webhook"] == refused
+        bad = status["safety"]["bad_inputs"]
+        assert (bad["outgoing_webhook"], bad["slash"]) == (refused["outgoing_webhook"],
+                                                           refused["slash"])
+        metrics = (await h.client.get("/metrics")).text
+        assert f'mchat_bad_inputs_total{{boundary="slash"}} {refused["slash"]}.0' in metrics
         good = {"token": WEBHOOK_TOKEN, "post_id": "p1", "channel_id": "c1", "user_id": "u1",
                 "text": "@ai 아직 살아있나요?", "timestamp": 1_700_000_000_000}
         r = await h.client.post("/mchat/webhook/outgoing", json=good)
