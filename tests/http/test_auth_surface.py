@@ -49,13 +49,14 @@ async def test_failed_admin_auths_are_counted_then_throttled_even_for_the_right_
     assert 'mchat_auth_throttled_total{kind="admin"} 1.0' in metrics
 
 
-async def test_the_throttle_window_expires_and_a_success_clears_it(harness, autojump_clock):
+async def test_the_throttle_window_expires_and_a_success_clears_it(harness, mock_clock):
+    """Virtual time stands still until jumped: the 20 failures are inside one window."""
     s = harness.app.state.surface
     for _ in range(s.auth_throttle.max_failures):
         await harness.client.post("/mchat/webhook/outgoing", json=hook("guess"))
     assert (await harness.client.post("/mchat/webhook/outgoing",
                                       json=hook(WEBHOOK_TOKEN))).status_code == 429
-    await trio.sleep(61)
+    mock_clock.jump(61)
     r = await harness.client.get(API + "/status", headers=harness.admin())
     assert r.status_code == 200
     assert s.auth_throttle.blocked_addresses() == 0
