@@ -292,3 +292,32 @@ async def test_the_sweeper_keeps_good_posts_counts_bad_ones_and_survives(tmp_pat
     assert emitted == [good_post(1)["id"], good_post(2)["id"]]
     assert sweeper.stats.malformed == 3  # junk teams, junk channels, the broken post
     assert sweeper.stats.failures >= 3  # every later sweep failed cleanly, retried
+
+
+async def test_a_frame_over_the_size_limit_drops_the_socket_but_loses_nothing():
+    """A frame larger than MAX_FRAME (4 MiB) closes the socket (1009); the posts before it were
+    forwarded and ``resume`` asks the server to replay from the first one after them."""
+    from mchat_actors.actors.connection import MAX_FRAME
+
+    frames: list[str | bytes] = [posted(0, 1), "{" + "x" * (MAX_FRAME + 10), posted(1, 2)]
+    finish = trio.Event()
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trio_websocket.serve_websocket,
+                                             partial(serve_frames, frames, finish),
+                                             "127.0.0.1", 0, ssl_context=None,
+                                             max_message_size=1 << 20))
+        cfg = Config.from_env({"MCHAT_URL": f"http://127.0.0.1:{server.port}",
+                               "MCHAT_TOKEN": "t"}).mattermost
+        send, recv = trio.open_memory_channel(10)
+        resume = ResumeState()
+
+        async def on_ready(is_new: bool) -> None:
+            pass
+
+        with trio.fail_after(10), pytest.raises(MattermostUnavailable, match="websocket closed"):
+            await run_connection(cfg, resume=resume, events=send, on_ready=on_ready,
+                                 stats=ConnectionStats())
+        finish.set()
+        nursery.cancel_scope.cancel()
+    assert recv.receive_nowait().post.id == good_post(0)["id"]
+    assert resume.next_seq == 2  # the reconnect resumes at post 1: nothing is skipped
