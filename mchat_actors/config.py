@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import ConfigError
-from .secrecy import Secret, resolve_secret_files, secret, secrets_tuple
+from .secrecy import SECRET_SETTINGS, Secret, resolve_secret_files, secret, secrets_tuple
 
 T = TypeVar("T")
 
@@ -172,7 +172,10 @@ class _Builder:
         try:
             return parse(raw.strip())
         except ValueError as exc:
-            self.problems.append(f"{name}: {exc}")
+            if name in SECRET_SETTINGS:  # the parser's message would quote the secret
+                self.problems.append(f"{name}: not a valid value (not shown: it is a secret)")
+            else:
+                self.problems.append(f"{name}: {exc}")
             return default
 
     def required(self, name: str, what: str) -> str:

@@ -82,3 +82,11 @@ def test_urls_with_credentials_are_masked_in_the_described_config():
     shown = describe(cfg)["chat"]["llm_base_url"]
     assert shown == "https://[redacted]@llm.corp/v1"
     assert cfg.chat.llm_base_url == "https://svc:pw-9981@llm.corp/v1"  # still usable
+
+
+def test_an_invalid_secret_setting_is_reported_without_its_value():
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({**BASE, "MCHAT_TOKEN": "t",
+                         "MCHAT_INCOMING_WEBHOOK_URL": "mchat.corp/hooks/abc123secret"})
+    text = "\n".join(info.value.problems)
+    assert "MCHAT_INCOMING_WEBHOOK_URL" in text and "abc123secret" not in text
