@@ -16,6 +16,7 @@ replies stay in the outbox.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -37,6 +38,7 @@ from .messages import InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
 from .store import Store, open_store
 from .supervision import RestartPolicy, SupervisorStats, supervise
+from .tls import client_ssl_context, log_tls_settings
 from .trigger import BotIdentity
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Runtime:
     sender_stats: object = None
     started_at: float = 0.0
     http_url: str = ""  # where the HTTP surface listens (its real port when configured as 0)
+    ssl_context: ssl.SSLContext | None = None  # towards Mattermost, built once at start
     _intake: trio.CancelScope = attrs.Factory(trio.CancelScope)
     _stopping: trio.Event = attrs.Factory(trio.Event)
 
@@ -142,7 +145,9 @@ async def _run(config: Config, store: Store, chat: ChatService,
                task_status: trio.TaskStatus[Runtime]) -> None:
     mm = config.mattermost
     bucket = TokenBucket(mm.rate_limit_per_s)
-    async with open_mattermost_client(mm, bucket=bucket) as client:
+    log_tls_settings(mm)
+    tls_context = client_ssl_context(mm)  # built once: REST and every WebSocket connect
+    async with open_mattermost_client(mm, bucket=bucket, ssl_context=tls_context) as client:
         me = await client.get_me()
         bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
                           extra_names=(mm.bot_name,) if mm.bot_name else (),
@@ -159,7 +164,8 @@ async def _run(config: Config, store: Store, chat: ChatService,
         sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
         rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                      bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
-                     events=events_send, replies=replies_send, started_at=trio.current_time())
+                     events=events_send, replies=replies_send, started_at=trio.current_time(),
+                     ssl_context=tls_context)
         policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
         sender_obj = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id)
         rt.sender_stats = sender_obj.stats
@@ -226,7 +232,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,
                                     events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
-                                    stats=rt.reconnect_stats, bucket=rt.bucket)
+                                    stats=rt.reconnect_stats, bucket=rt.bucket,
+                                    ssl_context=rt.ssl_context)
 
             n.start_soon(partial(supervise, "reconnect", connection, policy,
                                  stats=rt.supervisor_stats))

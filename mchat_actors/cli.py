@@ -7,7 +7,6 @@ part cannot stop the others.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--rate-limit", type=float, default=0.0,
                       help="requests per second per token (0: off, like the real default)")
     fake.add_argument("--rate-burst", type=int, default=100)
+    fake.add_argument("--tls-cert", help="PEM certificate (chain): serve https/wss")
+    fake.add_argument("--tls-key", help="PEM private key of --tls-cert (if not in that file)")
 
     demo = sub.add_parser("demo", help="fake server + bot + a web chat page, all on 127.0.0.1")
     demo.add_argument("--port", type=int, default=8065, help="fake Mattermost port")
@@ -41,10 +42,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from .logsetup import FORMATS, configure
+
+    log_format = os.environ.get("MCHAT_LOG_FORMAT", "text").strip().lower()
+    configure(args.log_level, log_format if log_format in FORMATS else "text")
     try:
         if args.command == "serve":
             from .serve import serve_main
@@ -59,8 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(args)
     except ConfigError as exc:
+        from .logsetup import redact
+
         for problem in exc.problems:
-            print(f"mchat-actors: configuration error: {problem}", file=sys.stderr)
+            print(redact(f"mchat-actors: configuration error: {problem}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

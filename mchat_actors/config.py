@@ -3,7 +3,8 @@
 Every setting has a name in the environment (the contract in docs/configuration.md), a default,
 a unit in its attribute name and a validator. ``Config.from_env`` collects *every* problem and
 raises one ``ConfigError`` with one line per problem, so an operator fixes them all at once.
-Secrets are ``repr=False`` and never appear in logs or errors.
+Secrets are ``secrecy.Secret`` (printed as ``[redacted]``) and ``repr=False``; each may come from
+a file named by ``<NAME>_FILE``. They never appear in logs or errors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import ConfigError
+from .secrecy import SECRET_SETTINGS, Secret, resolve_secret_files, secret, secrets_tuple
 
 T = TypeVar("T")
 
@@ -29,7 +31,7 @@ AGENT_USER_AUTH = ("sso", "x-user-id")
 @attrs.frozen(kw_only=True)
 class MattermostConfig:
     url: str
-    token: str = attrs.field(repr=False)
+    token: Secret = attrs.field(repr=False, converter=Secret)
     verify_ssl: bool = True
     ca_bundle: str | None = None
     mode: str = "auto"
@@ -48,6 +50,8 @@ class MattermostConfig:
     stable_after_s: float = 60.0
     ws_failures_before_polling: int = 3
     max_post_chars: int = 16383
+    answer_bots: tuple[str, ...] = ()  # bot usernames whose posts may be answered
+    max_answers_per_min: int = 30  # per channel: the loop guard's cap
 
     @property
     def api_url(self) -> str:
@@ -63,29 +67,42 @@ class MattermostConfig:
 @attrs.frozen(kw_only=True)
 class HttpConfig:
     listen: str = "127.0.0.1:8800"
-    webhook_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
-    admin_token: str | None = attrs.field(default=None, repr=False)
+    webhook_tokens: tuple[Secret, ...] = attrs.field(default=(), repr=False,
+                                                     converter=secrets_tuple)
+    admin_token: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     webhook_allow: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     webhook_answer_within_s: float = 4.5
+    slash_tokens: tuple[Secret, ...] = attrs.field(default=(), repr=False,
+                                                   converter=secrets_tuple)
+    outgoing_webhook_tokens: tuple[Secret, ...] = attrs.field(default=(), repr=False,
+                                                              converter=secrets_tuple)
+    metrics_auth: str = "none"  # none | admin: /metrics needs the admin bearer token
+    metrics_listen: str | None = None  # host:port: /metrics only there
+
+    def tokens_for(self, kind: str) -> tuple[Secret, ...]:
+        """Accepted tokens of ``outgoing`` webhooks or ``slash`` commands; the deprecated
+        shared MCHAT_WEBHOOK_TOKENS when the specific setting is unset."""
+        specific = self.slash_tokens if kind == "slash" else self.outgoing_webhook_tokens
+        return specific or self.webhook_tokens
 
 
 @attrs.frozen(kw_only=True)
 class ChatConfig:
     backend: str = "embedded"
     backend_url: str | None = None
-    backend_api_key: str | None = attrs.field(default=None, repr=False)
+    backend_api_key: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     backend_agent_id: str | None = None
     backend_rate_per_min: float = 60.0
     llm_base_url: str | None = None
-    llm_api_key: str | None = attrs.field(default=None, repr=False)
+    llm_api_key: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     llm_model: str | None = None
     timeout_s: float = 60.0
     llm_timeout_s: float = 30.0
     summary_every_hours: float | None = None  # scheduled summaries per channel; None: off
     # CHAT_BACKEND=agent-chat: the AI Memory Agent's service account and how people post
     agent_service_email: str | None = None
-    agent_service_password: str | None = attrs.field(default=None, repr=False)
+    agent_service_password: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     agent_user_auth: str = "sso"  # sso | x-user-id (see chat.agent_chat_client)
     agent_rate_per_min: float = 600.0  # every post is a request; the server limits no chat API
 
@@ -112,6 +129,7 @@ class Config:
     shutdown_grace_s: float = 5.0
     max_restarts: int = 5
     restart_window_s: float = 60.0
+    log_format: str = "text"  # MCHAT_LOG_FORMAT (applied by the CLI; validated here)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, toml_path: str | None = None) -> Config:
@@ -151,8 +169,7 @@ def _read_toml(path: str) -> dict[str, str]:
 
 class _Builder:
     def __init__(self, values: Mapping[str, str]) -> None:
-        self.values = values
-        self.problems: list[str] = []
+        self.values, self.problems = resolve_secret_files(values)
 
     def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
         raw = self.values.get(name)
@@ -161,7 +178,10 @@ class _Builder:
         try:
             return parse(raw.strip())
         except ValueError as exc:
-            self.problems.append(f"{name}: {exc}")
+            if name in SECRET_SETTINGS:  # the parser's message would quote the secret
+                self.problems.append(f"{name}: not a valid value (not shown: it is a secret)")
+            else:
+                self.problems.append(f"{name}: {exc}")
             return default
 
     def required(self, name: str, what: str) -> str:
@@ -196,6 +216,8 @@ class _Builder:
             backoff_max_s=g("MCHAT_BACKOFF_MAX", _positive, 60.0),
             ws_failures_before_polling=g("MCHAT_WS_FAILURES_BEFORE_POLLING", _positive_int, 3),
             max_post_chars=g("MCHAT_MAX_POST_CHARS", _positive_int, 16383),
+            answer_bots=g("MCHAT_ANSWER_BOTS", _usernames, _NONE),
+            max_answers_per_min=g("MCHAT_MAX_ANSWERS_PER_MIN", _positive_int, 30),
         )
         http = HttpConfig(
             listen=g("MCHAT_HTTP_LISTEN", _listen, "127.0.0.1:8800"),
@@ -203,7 +225,13 @@ class _Builder:
             admin_token=g("MCHAT_ADMIN_TOKEN", str, None),
             webhook_allow=g("MCHAT_WEBHOOK_ALLOW", _cidrs, _NONE),
             max_body_bytes=g("MCHAT_MAX_BODY_BYTES", _positive_int, 1_048_576),
+            slash_tokens=g("MCHAT_SLASH_TOKENS", _csv, _NONE),
+            outgoing_webhook_tokens=g("MCHAT_OUTGOING_WEBHOOK_TOKENS", _csv, _NONE),
+            metrics_auth=g("MCHAT_METRICS_AUTH", _choice(("none", "admin")), "none"),
+            metrics_listen=g("MCHAT_METRICS_LISTEN", _listen, None),
         )
+        if http.metrics_auth == "admin" and not http.admin_token:
+            self.problems.append("MCHAT_METRICS_AUTH=admin needs MCHAT_ADMIN_TOKEN")
         chat = ChatConfig(
             backend=g("CHAT_BACKEND", _choice(CHAT_BACKENDS), "embedded"),
             backend_url=g("CHAT_BACKEND_URL", _url, None),
@@ -239,6 +267,7 @@ class _Builder:
         if chat.llm_base_url and not chat.llm_model:
             self.problems.append("LLM_MODEL is required when LLM_BASE_URL is set")
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
+        log_format = g("MCHAT_LOG_FORMAT", _choice(("text", "json")), "text")
         if self.problems:
             raise ConfigError(self.problems)
         return Config(
@@ -246,6 +275,7 @@ class _Builder:
             http=http,
             chat=chat,
             db_path=db_path,
+            log_format=log_format,
         )
 
 
@@ -291,6 +321,10 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _usernames(raw: str) -> tuple[str, ...]:
+    return tuple(name.lstrip("@").lower() for name in _csv(raw) if name.lstrip("@"))
+
+
 def _url(raw: str) -> str:
     if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
         raise ValueError(f"expected an http(s) URL, got {raw!r}")
@@ -332,9 +366,21 @@ def _cidrs(raw: str) -> tuple[str, ...]:
 
 
 def describe(config: Config) -> dict[str, Any]:
-    """A secret-free view of the config, for the admin page and the start-up log."""
+    """A secret-free view of the config, for the admin page and the start-up log (secret
+    fields left out; ``user:password@`` in URLs masked)."""
     return attrs.asdict(
         config,
         filter=lambda a, v: a.repr is not False,
-        value_serializer=lambda inst, a, v: list(v) if isinstance(v, tuple) else v,
+        value_serializer=_describe_value,
     )
+
+
+def _describe_value(inst: Any, a: Any, v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, str) and "@" in v and "://" in v:
+        parts = urlsplit(v)
+        if parts.password is not None or parts.username:
+            host = parts.netloc.rpartition("@")[2]
+            return parts._replace(netloc=f"[redacted]@{host}").geturl()
+    return v

@@ -5,6 +5,7 @@
     +-- MattermostError                    anything the Mattermost side did
     |   +-- MattermostAuthError            token rejected (401/403 on users/me, no hello)
     |   +-- MattermostUnavailable          network error, 5xx, refused or stalled socket
+    |   |   +-- MattermostCertificateError the server's TLS certificate is not trusted
     |   +-- RateLimited                    429 with the server's retry-after
     |   +-- MattermostApiError             any other non-2xx answer (status, error id)
     |   +-- MalformedEvent                 a WebSocket frame we cannot understand
@@ -43,6 +44,13 @@ class MattermostAuthError(MattermostError):
 
 class MattermostUnavailable(MattermostError):
     """The server cannot be reached, answered 5xx, or stopped answering."""
+
+
+class MattermostCertificateError(MattermostUnavailable):
+    """The server's TLS certificate failed verification (wrong CA, name, expiry).
+
+    Fatal at start (exit status 5); later a reconnect retries it like an outage, and the
+    reconnect state shows this message."""
 
 
 class RateLimited(MattermostError):

@@ -15,6 +15,8 @@ from typing import Any, NewType
 
 import attrs
 
+from .mattermost.hygiene import clean_answer
+
 ChannelId = NewType("ChannelId", str)  # Mattermost channel id
 MattermostUserId = NewType("MattermostUserId", str)
 PostId = NewType("PostId", str)
@@ -177,7 +179,7 @@ class SendReply:
     """
 
     channel_id: ChannelId
-    message: str
+    message: str = attrs.field(converter=clean_answer)  # output hygiene, see mattermost.hygiene
     reply_key: str
     root_id: PostId | None = None
     trigger_post_id: PostId | None = None

@@ -12,7 +12,14 @@ import trio
 from . import app
 from ._groups import collapse_groups
 from .config import Config, describe
-from .errors import MattermostAuthError, MchatActorsError, SupervisionError
+from .errors import (
+    MattermostAuthError,
+    MattermostCertificateError,
+    MchatActorsError,
+    SupervisionError,
+)
+from .logsetup import add_secrets, redact
+from .secrecy import secret_values
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ async def serve(config: Config) -> None:
 def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
     """Entry point of ``mchat-actors serve``; ConfigError is reported by the CLI (exit 2)."""
     config = Config.from_env(environ, toml_path=config_path)
+    add_secrets(secret_values(config))  # from here on no log line can carry them
     logger.info("serve: configuration %s", describe(config))
     if config.mattermost.incoming_webhook_url:
         logger.warning("serve: MCHAT_INCOMING_WEBHOOK_URL is set but not used yet: replies go "
@@ -40,12 +48,16 @@ def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
         with collapse_groups():
             trio.run(serve, config)
     except MattermostAuthError as exc:
-        print(f"mchat-actors: Mattermost rejected the bot token: {exc}", file=sys.stderr)
+        print(redact(f"mchat-actors: Mattermost rejected the bot token: {exc}"), file=sys.stderr)
         return 3
+    except MattermostCertificateError as exc:
+        print(redact(f"mchat-actors: cannot trust the Mattermost server's certificate: {exc}"),
+              file=sys.stderr)
+        return 5
     except SupervisionError as exc:
-        print(f"mchat-actors: stopped: {exc}", file=sys.stderr)
+        print(redact(f"mchat-actors: stopped: {exc}"), file=sys.stderr)
         return 4
     except MchatActorsError as exc:
-        print(f"mchat-actors: stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact(f"mchat-actors: stopped: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
     return 0

@@ -28,9 +28,16 @@ import trio_websocket
 
 from .._groups import collapse_groups
 from ..config import MattermostConfig
-from ..errors import MalformedEvent, MattermostError, MattermostUnavailable
+from ..errors import (
+    MalformedEvent,
+    MattermostCertificateError,
+    MattermostError,
+    MattermostUnavailable,
+)
 from ..mattermost.events import ActionReply, Event, Hello, Ignored, parse_frame
+from ..mattermost.wsopen import open_websocket
 from ..messages import InboundEvent
+from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +82,8 @@ def websocket_url(cfg: MattermostConfig, resume: ResumeState) -> str:
 
 
 def ssl_context_for(cfg: MattermostConfig) -> ssl.SSLContext | None:
-    if not cfg.url.startswith("https"):
-        return None
-    ctx = ssl.create_default_context(cafile=cfg.ca_bundle)
-    if not cfg.verify_ssl:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    """A fresh client context (callers that have the one built at start pass it instead)."""
+    return client_ssl_context(cfg)
 
 
 async def run_connection(
@@ -92,14 +94,20 @@ async def run_connection(
     on_ready: OnReady,
     stats: ConnectionStats,
     bot_user_id: str = "",
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one socket until it fails. See the module docstring.
 
+    ``ssl_context``: the client context built once at start (``tls.client_ssl_context``);
+    built per connect when not given. A certificate that fails verification raises
+    ``MattermostCertificateError`` (a ``MattermostUnavailable``).
+
     Cancellation: closes the socket (best effort, 1 s) and returns; ``resume`` then points at
     the first event not yet forwarded.
     """
-    conn = _Connection(cfg, resume, events, on_ready, stats, bot_user_id)
+    conn = _Connection(cfg, resume, events, on_ready, stats, bot_user_id,
+                       ssl_context if ssl_context is not None else ssl_context_for(cfg))
     await conn.run(task_status)
 
 
@@ -111,6 +119,7 @@ class _Connection:
     on_ready: OnReady
     stats: ConnectionStats
     bot_user_id: str
+    ssl_context: ssl.SSLContext | None
     is_new: bool = False
     action_seq: int = 0
     ping_sent_at: float | None = None  # outstanding ping action
@@ -121,7 +130,7 @@ class _Connection:
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         url = websocket_url(self.cfg, self.resume)
-        headers = [(b"authorization", f"Bearer {self.cfg.token}".encode())]
+        headers = [(b"authorization", f"Bearer {self.cfg.token.reveal()}".encode())]
         try:
             with collapse_groups():
                 await self._run(url, headers, task_status)
@@ -129,9 +138,11 @@ class _Connection:
             if not self.ready.is_set():
                 raise NotAuthenticated(f"websocket closed before hello ({exc.reason})") from None
             raise MattermostUnavailable(f"websocket closed ({exc.reason})") from None
-        except trio.BrokenResourceError:
+        except trio.BrokenResourceError as exc:
+            _raise_if_certificate(exc)
             raise MattermostUnavailable("websocket connection broken") from None
         except trio_websocket.HandshakeError as exc:  # raised by trio-websocket's reader task
+            _raise_if_certificate(exc)
             raise MattermostUnavailable(_describe_handshake(exc)) from None
 
     async def _run(self, url: str, headers: list[tuple[bytes, bytes]],
@@ -139,13 +150,14 @@ class _Connection:
         async with trio.open_nursery() as nursery:
             try:
                 with trio.fail_after(self.cfg.rest_timeout_s):
-                    ws = await trio_websocket.connect_websocket_url(
-                        nursery, url, ssl_context_for(self.cfg), extra_headers=headers,
+                    ws = await open_websocket(
+                        nursery, url, ssl_context=self.ssl_context, extra_headers=headers,
                         message_queue_size=64, max_message_size=MAX_FRAME,
                         receive_buffer_size=RECEIVE_BUFFER)
             except trio.TooSlowError:
                 raise MattermostUnavailable("websocket connect timed out") from None
-            except (trio_websocket.HandshakeError, OSError) as exc:
+            except (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError) as exc:
+                _raise_if_certificate(exc)
                 raise MattermostUnavailable(_describe_handshake(exc)) from None
             try:
                 nursery.start_soon(self._keepalive, ws)
@@ -263,6 +275,12 @@ class _Connection:
     def _advance(self, seq: int | None) -> None:
         if seq is not None:
             self.resume.next_seq = seq + 1
+
+
+def _raise_if_certificate(exc: BaseException) -> None:
+    problem = certificate_problem(exc)
+    if problem is not None:
+        raise MattermostCertificateError(f"websocket connect: {problem}") from None
 
 
 def _describe_handshake(exc: BaseException) -> str:

@@ -21,6 +21,8 @@ import trio
 from .. import mapping, outbox
 from ..chat.protocol import ReactFn
 from ..config import MattermostConfig
+from ..logsetup import fields as log_fields
+from ..loopguard import LoopGuard
 from ..messages import (
     AddReaction,
     ChannelCreated,
@@ -139,10 +141,13 @@ class Handler:
     bot: BotIdentity
     stats: HandlerStats = attrs.Factory(HandlerStats)
     webhook_replies: WebhookReplies = attrs.Factory(WebhookReplies)
+    guard: LoopGuard | None = None  # built from cfg when not given
     _pattern: re.Pattern[str] | None = None
 
     def __attrs_post_init__(self) -> None:
         self._pattern = mention_pattern(self.bot.names)
+        if self.guard is None:
+            self.guard = LoopGuard.create(self.cfg.answer_bots, self.cfg.max_answers_per_min)
 
     async def __call__(self, event: InboundEvent) -> None:
         match event:
@@ -167,6 +172,7 @@ class Handler:
 
     async def _post_created(self, event: PostCreated) -> None:
         post = event.post
+        started = trio.current_time()
         if await self.store.run(mapping.is_post_seen, post.id):
             self.stats.duplicates += 1
             if event.source == "webhook":
@@ -184,6 +190,9 @@ class Handler:
         decision = early if event.channel_type else decide(
             post, channel_type=info.type, bot=self.bot, pattern=self._pattern)
         user = await self.mapper.user(post.user_id)
+        guarded = await self._guard(post, decision.respond)
+        if guarded:
+            decision = attrs.evolve(decision, respond=False, reason=guarded)
         outcome = await self.invoker.send(
             post, room=info.room_id, user=user, respond=decision.respond,
             prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}",
@@ -196,13 +205,32 @@ class Handler:
                 channel_id=post.channel_id, message=f"{MARKER} {outcome.answer}",
                 reply_key=f"{post.id}:reply", root_id=reply_root(post, self.cfg.reply_mode),
                 trigger_post_id=post.id),)
-        status = "answered" if replies else ("chat_failed" if outcome.failed else "stored")
+        status = "answered" if replies else ("chat_failed" if outcome.failed else
+                                             guarded or "stored")
         if outcome.result is not None:
             self.stats.memories_saved += len(outcome.result.extracted_memories)
             self.stats.ai_responses += len(replies)
         in_response = bool(replies) and event.source == "webhook" and (
             self.webhook_replies.deliver(post.id, replies[0].message))
         await self._finish(post, status, event.source, replies, in_response)
+        logger.info("handler: post %s %s", post.id, status, extra=log_fields(
+            channel_id=post.channel_id, user_id=post.user_id, post_id=post.id, action=status,
+            latency_s=trio.current_time() - started, source=event.source,
+            memory_count=len(outcome.result.extracted_memories) if outcome.result else None))
+
+    async def _guard(self, post: Post, respond: bool) -> str:
+        """Why the loop guard refuses an answer ("" when it does not): see ``loopguard``."""
+        guard = self.guard
+        if not respond or guard is None:
+            return ""
+        if guard.is_automated(post):
+            row = await self.store.run(mapping.get_user, post.user_id) if guard.answer_bots \
+                else None
+            if not guard.bot_allowed(str(row["mchat_username"]) if row else None):
+                return "bot_not_answered"
+        if not guard.take(post.channel_id):
+            return "answer_capped"
+        return ""
 
     async def _finish(self, post: Post, status: str, source: str,
                       replies: tuple[SendReply, ...], in_response: bool = False) -> None:

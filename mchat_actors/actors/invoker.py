@@ -17,6 +17,7 @@ import trio
 
 from ..chat.protocol import ChatService, ReactFn, SendResult
 from ..errors import ChatServiceError, StoreError
+from ..logsetup import fields as log_fields
 from ..messages import AgentUserId, Post, RoomId
 
 logger = logging.getLogger(__name__)
@@ -64,10 +65,17 @@ class Invoker:
                         prompt=prompt if respond else None, permalink=permalink, react=react)
         except trio.TooSlowError:
             self.stats.timeouts += 1
+            logger.warning("invoker: ChatService timed out for post %s", post.id,
+                           extra=log_fields(channel_id=post.channel_id, user_id=post.user_id,
+                                            post_id=post.id, action="chat_timeout",
+                                            latency_s=trio.current_time() - start))
             return self._failed(post, "ChatServiceTimeout", respond)
         except (ChatServiceError, StoreError) as exc:
             logger.warning("invoker: ChatService failed for post %s in %s: %s", post.id,
-                           post.channel_id, type(exc).__name__)
+                           post.channel_id, type(exc).__name__, extra=log_fields(
+                               channel_id=post.channel_id, user_id=post.user_id,
+                               post_id=post.id, action="chat_failed",
+                               latency_s=trio.current_time() - start))
             return self._failed(post, type(exc).__name__, respond)
         except Exception as exc:  # the invoker's error boundary: one post, apology, count
             logger.exception("invoker: unexpected ChatService error for post %s", post.id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from ..config import MattermostConfig
 from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
 from ..messages import ConnectionState, InboundEvent
 from ..supervision import backoff_delay
+from ..tls import client_ssl_context
 from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_connection
 from .sweeper import Sweeper
 
@@ -66,9 +68,15 @@ async def run(
     stats: ReconnectStats,
     bucket: _Bucket | None = None,
     rng: random.Random | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Keep events flowing until cancelled. Raises only ``MattermostAuthError``."""
+    """Keep events flowing until cancelled. Raises only ``MattermostAuthError``.
+
+    ``ssl_context``: the client context built once at start, used by every connect.
+    """
+    if ssl_context is None:
+        ssl_context = client_ssl_context(cfg)
     task_status.started()
     if cfg.mode == "polling":
         _set_state(stats, "polling")
@@ -101,7 +109,8 @@ async def run(
         try:
             await run_connection(cfg, resume=resume, events=events,
                                  on_ready=on_ready, stats=stats.connection,
-                                 bot_user_id=bot_user_id, task_status=_Ready(stats, resume))
+                                 bot_user_id=bot_user_id, ssl_context=ssl_context,
+                                 task_status=_Ready(stats, resume))
         except NotAuthenticated as exc:
             await _check_token(rest)
             _failed(stats, exc, sweeper)

@@ -45,6 +45,7 @@ from ..errors import (
     MattermostUnavailable,
     RateLimited,
 )
+from ..mattermost.hygiene import POST_PROPS
 from ..mattermost.rest import MattermostClient
 from ..messages import AddReaction, OutboundRequest, Post, SendReply
 from ..outbox import OutboxRow
@@ -323,7 +324,7 @@ class Sender:
             post = await self._client.create_post(
                 channel_id=row.channel_id, message=row.message, root_id=row.root_id,
                 pending_post_id=row.pending_post_id,
-                props={"mchat_reply_key": row.reply_key, "from_bot": "true"},
+                props={"mchat_reply_key": row.reply_key, "from_bot": "true", **POST_PROPS},
             )
             if not isinstance(post, Mapping) or not post.get("id"):
                 raise MalformedEvent("create_post answered without a post id")

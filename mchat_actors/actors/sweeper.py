@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from .. import mapping
-from ..errors import MattermostUnavailable, RateLimited
+from ..errors import MalformedEvent, MattermostUnavailable, RateLimited
 from ..mattermost.events import posts_from_list
 from ..messages import ChannelId, InboundEvent, Post, PostCreated
 from ..store import Store
@@ -44,6 +44,7 @@ class SweepStats:
     polls: int = 0
     posts_emitted: int = 0
     failures: int = 0  # polling sweeps that failed (retried at the next interval)
+    malformed: int = 0  # REST entries (posts, channels, teams) skipped as unreadable
     last_sweep_at: float | None = None
 
 
@@ -101,7 +102,7 @@ class Sweeper:
         while True:
             try:
                 await self.sweep(source="poll")
-            except (MattermostUnavailable, RateLimited) as exc:
+            except (MattermostUnavailable, RateLimited, MalformedEvent) as exc:
                 self.stats.failures += 1
                 logger.warning("sweeper: poll failed (%s); next try in %g s", exc, interval_s)
             deadline = max(deadline + interval_s, trio.current_time())
@@ -111,18 +112,37 @@ class Sweeper:
         if trio.current_time() - self._channels_at < CHANNEL_LIST_TTL_S:
             return
         channels: dict[str, str] = {}
-        for team in await self.rest.get_my_teams():
-            for ch in await self.rest.get_my_channels(str(team["id"])):
+        for team in self._entries(await self.rest.get_my_teams(), "teams"):
+            for ch in self._entries(await self.rest.get_my_channels(str(team["id"])),
+                                    "channels"):
                 if not ch.get("delete_at"):
                     channels[str(ch["id"])] = str(ch.get("type") or "")
         self._channels = channels
         self._channels_at = trio.current_time()
 
+    def _entries(self, answer: Any, what: str) -> list[Mapping[str, Any]]:
+        """The objects with an ``id`` in a REST list answer; the rest skipped and counted.
+
+        Raises:
+            MalformedEvent: the answer is not a list at all.
+        """
+        if not isinstance(answer, list):
+            raise MalformedEvent(f"{what}: expected a JSON list, got {type(answer).__name__}")
+        good = [e for e in answer if isinstance(e, Mapping) and isinstance(e.get("id"), str)
+                and e["id"]]
+        if len(good) < len(answer):
+            self._bad(f"{len(answer) - len(good)} unreadable {what} entries")
+        return good
+
+    def _bad(self, what: str) -> None:
+        self.stats.malformed += 1
+        logger.warning("sweeper: skipped %s", what)
+
     async def _read_after(self, cid: ChannelId, cursor: str, source: str) -> int:
         emitted = 0
         while True:
             posts = posts_from_list(await self.rest.get_posts(cid, after=cursor, page=0,
-                                                              per_page=PAGE))
+                                                              per_page=PAGE), self._bad)
             if not posts:
                 return emitted
             emitted += await self._emit(cid, posts, source)
@@ -131,7 +151,7 @@ class Sweeper:
                 return emitted
 
     async def _read_since(self, cid: ChannelId, since_ms: int, source: str) -> int:
-        posts = posts_from_list(await self.rest.get_posts(cid, since=since_ms))
+        posts = posts_from_list(await self.rest.get_posts(cid, since=since_ms), self._bad)
         posts = [p for p in posts if p.create_at > since_ms and not p.delete_at]
         return await self._emit(cid, posts, source)
 

@@ -304,9 +304,10 @@ async def open_agent_chat_service(
     async with agent_client(base, timeout_s=cfg.timeout_s, headers={},
                             transport=transport) as client:
         http = AgentHttp(client, agent_bucket(cfg.agent_rate_per_min))
+        password = cfg.agent_service_password.reveal() if cfg.agent_service_password else ""
         yield AgentChatService(local=local, client=AgentChatClient(
-            http, service_email=cfg.agent_service_email,
-            service_password=cfg.agent_service_password or "", user_auth=cfg.agent_user_auth))
+            http, service_email=cfg.agent_service_email, service_password=password,
+            user_auth=cfg.agent_user_auth))
 
 
 __all__ = ["AgentChatService", "AmbiguousRequest", "addressed", "defuse",

@@ -173,7 +173,7 @@ async def open_llm(
         raise ConfigError(["LLM_BASE_URL and LLM_MODEL are required to open the LLM client"])
     headers = {"Accept": "application/json"}
     if cfg.llm_api_key:
-        headers["Authorization"] = f"Bearer {cfg.llm_api_key}"
+        headers["Authorization"] = f"Bearer {cfg.llm_api_key.reveal()}"
     client = httpx.AsyncClient(
         base_url=cfg.llm_base_url.rstrip("/") + "/",
         headers=headers,

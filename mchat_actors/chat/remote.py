@@ -375,7 +375,7 @@ async def open_remote_chat_service(
                            "are required when CHAT_BACKEND=remote"])
     base = f"{cfg.backend_url.rstrip('/')}/api/v1/agents/{quote(cfg.backend_agent_id, safe='')}/"
     client = agent_client(base, timeout_s=cfg.timeout_s, transport=transport,
-                          headers={"X-API-Key": cfg.backend_api_key})
+                          headers={"X-API-Key": cfg.backend_api_key.reveal()})
     async with client:
         http = AgentHttp(client, agent_bucket(cfg.backend_rate_per_min))
         yield RemoteChatService(local=local, llm=llm, api=AgentApi(http))

@@ -57,6 +57,19 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     app.add_middleware(BodyLimit, max_bytes=rt.config.http.max_body_bytes)
     app.add_middleware(ErrorBoundary, stats=s.stats)  # added last: outermost
+    metrics_elsewhere = rt.config.http.metrics_listen is not None  # MCHAT_METRICS_LISTEN
     for module in (health, metrics, webhooks, slash, admin_api, admin_page):
+        if module is metrics and metrics_elsewhere:
+            continue
         app.include_router(module.router)
+    return app
+
+
+def create_metrics_app(main: FastAPI) -> FastAPI:
+    """``GET /metrics`` alone, sharing ``main``'s surface (for MCHAT_METRICS_LISTEN)."""
+    app = FastAPI(title="mchat-actors metrics", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.surface = main.state.surface
+    app.add_exception_handler(HTTPException, http_exception_handler)
+    app.include_router(metrics.router)
     return app

@@ -14,6 +14,7 @@ import trio
 from fastapi import Request
 
 from .stats import HttpStats
+from .throttle import AuthThrottle
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -48,6 +49,7 @@ class Surface:
     health_rules: HealthRules = HealthRules()
     metrics: Any = None  # (CollectorRegistry, RuntimeCollector), set by create_app
     static: dict[str, bytes] = attrs.Factory(dict)  # admin page files, read once
+    auth_throttle: AuthThrottle = attrs.Factory(AuthThrottle)  # failed auths per address
 
 
 def surface(request: Request) -> Surface:

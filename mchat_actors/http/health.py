@@ -22,6 +22,7 @@ import trio
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from ..tls import insecure_warning
 from . import outbox_admin
 from .context import HealthRules, Surface, surface
 
@@ -37,6 +38,9 @@ def assess(facts: dict[str, Any], rules: HealthRules, poll_interval_s: float) ->
     if conn["state"] not in ("websocket", "polling") and (
             conn["state_age_s"] > rules.connection_grace_s):
         reasons.append(f"Mattermost connection {conn['state']} for {conn['state_age_s']:.0f} s")
+        if conn.get("certificate_problem"):
+            reasons.append("the Mattermost server's TLS certificate is not trusted "
+                           "(MCHAT_CA_BUNDLE?)")
     stall_s = max(rules.poll_stall_intervals * poll_interval_s, rules.min_poll_stall_s)
     if conn["state"] == "polling" and conn["since_sweep_s"] > stall_s:
         reasons.append(f"polling: no sweep for {conn['since_sweep_s']:.0f} s")
@@ -61,8 +65,11 @@ async def gather(s: Surface) -> dict[str, Any]:
             "state_age_s": round(now - since, 3),
             "last_event_age_s": None if last_event is None else round(now - last_event, 3),
             "since_sweep_s": round(now - max(since, last_sweep or since), 3),
+            "certificate_problem": "TLS certificate" in rt.reconnect_stats.last_error,
         },
         "database": {"writable": await rt.store.is_writable()},
+        "tls": {"verify": rt.config.mattermost.verify_ssl,
+                "warning": insecure_warning(rt.config.mattermost)},
         "outbox": {"pending": box["counts"].get("pending", 0),
                    "failed": box["counts"].get("failed", 0),
                    "oldest_pending_age_s": box["oldest_pending_age_s"]},

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import trio
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -26,7 +26,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ..actors.sender import SenderCounters
-from . import outbox_admin
+from . import outbox_admin, safety
+from .auth import bearer_credentials, check_admin
 from .context import Surface, surface
 
 router = APIRouter(tags=["operations"])
@@ -71,6 +72,7 @@ class RuntimeCollector(Collector):
         yield from self._connection()
         yield from self._chat()
         yield from self._sending()
+        yield from safety.metrics(self._s)
 
     def _webhooks(self) -> Iterator[Metric]:
         hs = self._s.stats
@@ -217,7 +219,9 @@ def new_registry(s: Surface) -> tuple[CollectorRegistry, RuntimeCollector]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-async def metrics(s: Surface = Depends(surface)) -> Response:  # noqa: B008
+async def metrics(request: Request, s: Surface = Depends(surface)) -> Response:  # noqa: B008
+    if s.rt.config.http.metrics_auth == "admin":  # MCHAT_METRICS_AUTH
+        check_admin(request, s, await bearer_credentials(request), kind="metrics")
     outbox = await s.rt.store.run(outbox_admin.overview)
     registry, collector = s.metrics
     return Response(collector.scrape(registry, outbox), media_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse
 
 from ..actors.invoker import APOLOGY
 from ..errors import ChatServiceError, MattermostError, StoreError
+from ..mattermost.hygiene import clean_answer
 from ..messages import ChannelId, MattermostUserId, Post, PostId
 from ..trigger import COMMANDS, MARKER
 from .auth import check_source, check_webhook_token
@@ -95,8 +97,10 @@ class _Pending:
 async def slash_command(request: Request, s: Surface = Depends(surface)) -> JSONResponse:  # noqa: B008
     check_source(request, s)
     fields, _ = await read_fields(request, allow_json=False)
-    check_webhook_token(request, s, fields.get("token"))
+    check_webhook_token(request, s, fields.get("token"), kind="slash")
     cmd = _parse(fields)
+    if cmd is not None:
+        cmd = attrs.evolve(cmd, response_url=_trusted_response_url(s, cmd.response_url))
     if cmd is None:
         s.stats.webhook_outcomes[("slash", "help")] += 1
         return JSONResponse({"response_type": "ephemeral", "text": HELP})
@@ -130,8 +134,35 @@ def _parse(fields: dict[str, Any]) -> SlashCommand | None:
         trigger, text = first.lstrip("/").lower(), rest.strip()
     url = text_field(fields, "response_url", max_chars=2048)
     return SlashCommand(command=trigger, text=text, channel_id=ChannelId(channel_id),
-                        user_id=MattermostUserId(user_id),
-                        response_url=url if url.startswith(("http://", "https://")) else None)
+                        user_id=MattermostUserId(user_id), response_url=url or None)
+
+
+def _trusted_response_url(s: Surface, url: str | None) -> str | None:
+    """``url`` when it points at the Mattermost server's own origin (MCHAT_URL's scheme, host
+    and port); anything else is dropped, logged and counted: following it would let a caller
+    make this service POST wherever it likes (request forgery)."""
+    if not url:
+        return None
+    if same_origin(url, s.rt.config.mattermost.url):
+        return url
+    s.stats.response_url_posts["rejected"] += 1
+    logger.warning("http: slash response_url ignored: not on the Mattermost server's origin")
+    return None
+
+
+def same_origin(url: str, base: str) -> bool:
+    try:
+        a, b = urlsplit(url), urlsplit(base)
+        ports = (a.port, b.port)
+    except ValueError:
+        return False
+    default = {"http": 80, "https": 443}
+    if a.scheme.lower() not in default or a.username or a.password:
+        return False
+    return (a.scheme.lower() == b.scheme.lower()
+            and (a.hostname or "") == (b.hostname or "")
+            and (ports[0] or default[a.scheme.lower()])
+            == (ports[1] or default.get(b.scheme.lower(), 0)))
 
 
 async def _work(s: Surface, cmd: SlashCommand, pending: _Pending) -> None:
@@ -142,6 +173,7 @@ async def _work(s: Surface, cmd: SlashCommand, pending: _Pending) -> None:
         logger.exception("http: slash /%s in %s failed", cmd.command, cmd.channel_id)
         s.stats.unexpected_errors += 1
         answer = {"response_type": "ephemeral", "text": APOLOGY}
+    answer["text"] = clean_answer(answer["text"])  # output hygiene, as for posted replies
     if not pending.deferred:
         pending.answer = answer
         pending.done.set()

@@ -14,7 +14,8 @@ import attrs
 import trio
 
 from ..config import describe
-from . import outbox_admin
+from ..tls import insecure_warning
+from . import outbox_admin, safety
 from .context import Surface
 
 
@@ -46,7 +47,15 @@ async def collect(s: Surface) -> dict[str, Any]:
             "unexpected_errors": s.stats.unexpected_errors,
         },
         "config": describe(rt.config),
+        "warnings": warnings(s),
+        "safety": safety.status(s),
     }
+
+
+def warnings(s: Surface) -> list[str]:
+    """Settings an operator must know are unsafe (shown at the top of the admin page)."""
+    found = [insecure_warning(s.rt.config.mattermost)]
+    return [w for w in found if w]
 
 
 def connection(s: Surface) -> dict[str, Any]:

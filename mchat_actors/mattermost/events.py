@@ -8,7 +8,7 @@ and skips it. ``data.post`` and friends are JSON *strings* on the wire and are d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -100,7 +100,7 @@ def parse_frame(text: str | bytes, *, my_user_id: str = "") -> Frame:
             return Hello(seq=seq or 0, connection_id=str(data.get("connection_id") or ""),
                          server_version=str(data.get("server_version") or ""))
         value = _event(name, data, broadcast, my_user_id)
-    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, orjson.JSONDecodeError) as exc:
         raise MalformedEvent(f"{name}: bad payload ({type(exc).__name__}: {exc})") from exc
     if value is None:
         return Ignored(seq=seq, event=name)
@@ -170,17 +170,35 @@ def _opt_int(value: Any) -> int | None:
     return value
 
 
-def posts_from_list(post_list: Mapping[str, Any]) -> list[Post]:
+def posts_from_list(post_list: Any,
+                    on_bad: Callable[[str], None] | None = None) -> list[Post]:
     """The posts named in a PostList's ``order``, oldest first.
 
     ``posts`` may hold extra entries (thread roots fetched for context) that are not in
-    ``order``; those are not new and are skipped.
+    ``order``; those are not new and are skipped. A single broken entry is skipped and reported
+    to ``on_bad`` (the others on the page are kept: one bad post must not hide its neighbours).
+
+    Raises:
+        MalformedEvent: the answer is not a PostList at all (not an object, or ``order`` /
+            ``posts`` of the wrong type).
     """
-    try:
-        order = post_list.get("order") or []
-        posts = post_list.get("posts") or {}
-        items = [Post.from_api(posts[pid]) for pid in order if pid in posts]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedEvent(f"bad PostList: {exc}") from exc
+    if not isinstance(post_list, Mapping):
+        raise MalformedEvent(f"bad PostList: a JSON {type(post_list).__name__}")
+    order = post_list.get("order") or []
+    posts = post_list.get("posts") or {}
+    if not isinstance(order, list) or not isinstance(posts, Mapping):
+        raise MalformedEvent("bad PostList: order is not a list or posts not an object")
+    items: list[Post] = []
+    for pid in order:
+        if not isinstance(pid, str) or pid not in posts:
+            continue
+        raw = posts[pid]
+        try:
+            if not isinstance(raw, Mapping):
+                raise TypeError("post is not an object")
+            items.append(Post.from_api(raw))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            if on_bad is not None:
+                on_bad(f"post {pid[:32]!r}: {type(exc).__name__}")
     items.sort(key=lambda p: (p.create_at, p.id))
     return items

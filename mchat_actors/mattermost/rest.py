@@ -8,6 +8,7 @@ of ``mchat_actors.errors``::
     429 (plain-text body)                 -> RateLimited(Retry-After or X-Ratelimit-Reset),
                                              after bucket.penalize(...)
     5xx, transport errors, timeouts       -> MattermostUnavailable
+    TLS certificate not trusted           -> MattermostCertificateError (a MattermostUnavailable)
     any other non-2xx                     -> MattermostApiError(status, AppError id, message)
     2xx whose body is not JSON            -> MalformedEvent
 
@@ -35,10 +36,12 @@ from ..errors import (
     MalformedEvent,
     MattermostApiError,
     MattermostAuthError,
+    MattermostCertificateError,
     MattermostUnavailable,
     RateLimited,
 )
 from ..ratelimit import TokenBucket
+from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ async def open_mattermost_client(
     *,
     bucket: TokenBucket,
     transport: httpx.AsyncBaseTransport | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[MattermostClient]:
     """Open the one pooled HTTP client of the bot token; close it on exit.
 
@@ -66,20 +70,20 @@ async def open_mattermost_client(
         cfg: the Mattermost section (url, token, TLS, timeout).
         bucket: the token bucket shared by every REST call of this token.
         transport: replaces the network (``httpx.MockTransport`` in tests).
+        ssl_context: the client context built once at start (``tls.client_ssl_context``);
+            built here when not given.
     """
-    verify: ssl.SSLContext | bool = cfg.verify_ssl
-    if cfg.verify_ssl and cfg.ca_bundle:
-        verify = ssl.create_default_context(cafile=cfg.ca_bundle)
+    verify: ssl.SSLContext | bool = ssl_context or client_ssl_context(cfg) or True
     async with httpx.AsyncClient(
         base_url=cfg.api_url + "/",
-        headers={"Authorization": f"Bearer {cfg.token}", "Accept": "application/json"},
+        headers={"Authorization": f"Bearer {cfg.token.reveal()}", "Accept": "application/json"},
         timeout=httpx.Timeout(cfg.rest_timeout_s),
         limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
         verify=verify,
         transport=transport,
         follow_redirects=False,
     ) as http:
-        yield MattermostClient(http, bucket=bucket, token=cfg.token)
+        yield MattermostClient(http, bucket=bucket, token=cfg.token.reveal())
 
 
 @final
@@ -228,6 +232,10 @@ class MattermostClient:
             raise MattermostUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             self._errors["unavailable"] += 1
+            problem = certificate_problem(exc)
+            if problem is not None:
+                self._errors["certificate"] += 1
+                raise MattermostCertificateError(f"{what}: {problem}") from exc
             raise MattermostUnavailable(f"{what}: {type(exc).__name__}") from exc
         status = response.status_code
         logger.debug("mattermost: %s -> %d", what, status)

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 def fake_main(args: argparse.Namespace) -> int:
     """Serve on ``--host``/``--port``; print the URL and every seeded user's token.
 
-    Returns 0 after SIGINT/SIGTERM, 1 when the port cannot be bound or the seed is unusable.
+    With ``--tls-cert`` (and ``--tls-key`` unless the key is in the same PEM file) it serves
+    https and wss. Returns 0 after SIGINT/SIGTERM, 1 when the port cannot be bound, the seed is
+    unusable or the certificate/key cannot be loaded.
     """
     try:
         trio.run(_run, args)
@@ -29,9 +31,13 @@ def fake_main(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        tls = None
+        if getattr(args, "tls_cert", None):
+            tls = FakeMattermost.server_ssl_context(args.tls_cert, args.tls_key)
         async with FakeMattermost(
             host=args.host, port=args.port, rate_limit_per_s=args.rate_limit,
             rate_burst=args.rate_burst, seed=args.seed, bot_token=args.bot_token,
+            ssl_context=tls,
         ) as mm:
             print(f"fake Mattermost listening on {mm.url}", flush=True)
             print(f"  bot      {mm.bot.username:<10} token {mm.bot_token}", flush=True)

@@ -13,6 +13,7 @@ Everything the Python API does goes through the same app-layer code as the REST 
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -59,7 +60,9 @@ class FakeMattermost:
         resume_buffer: int = 128,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         enable_post_overrides: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context``: a server context (``server_ssl_context``) to serve https/wss."""
         self.state = FakeState()
         self.hub = Hub(self.state, resume_buffer)
         self.app = FakeApp(self.state, self.hub)
@@ -77,7 +80,7 @@ class FakeMattermost:
                            integration_timeout_s, enable_post_overrides)
         self.hooks.register(self.router, self.control_router)
         self.server = HttpServer(self.state, self.hub, self.faults, self.limiter, self.router,
-                                 self.control_router)
+                                 self.control_router, ssl_context=ssl_context)
         self.bot: FakeUser = apply_seed(self.state, load_seed(seed), bot_token)
         self.url = ""
         self._host = host
@@ -100,7 +103,9 @@ class FakeMattermost:
         self.app.background = nursery
         port = listeners[0].socket.getsockname()[1]
         host = self._host if self._host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-        self.url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        scheme = "https" if self.server.ssl_context is not None else "http"
+        self.url = (f"{scheme}://{host}:{port}" if ":" not in host
+                    else f"{scheme}://[{host}]:{port}")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -114,6 +119,15 @@ class FakeMattermost:
             return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
         await self._nursery_manager.__aexit__(None, None, None)
         return None
+
+    @staticmethod
+    def server_ssl_context(cert_file: str | Path, key_file: str | Path | None = None
+                           ) -> ssl.SSLContext:
+        """A TLS server context from PEM files (``--tls-cert``/``--tls-key``); the key may be
+        in the certificate file."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        return ctx
 
     async def serve_forever(self) -> None:
         """Sleep until cancelled (the CLI's main loop)."""

@@ -23,7 +23,8 @@ A seed is a JSON object (the default is :func:`default_seed`; an excerpt)::
 Rules: every user (and the bot) joins the team; the bot joins every seeded channel; ``"*"``
 means every user; ``D``/``G`` channels need no name (it is derived as on the real server).
 Optional per user (and bot): ``id``, ``token`` (else a fresh one; the bot's token can also
-come from ``bot_token=``/``--bot-token``), ``roles`` (default ``system_user``), ``nickname``.
+come from ``bot_token=``/``--bot-token``), ``roles`` (default ``system_user``), ``nickname``,
+``is_bot`` (a user that is another bot account: its posts get ``props.from_bot``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def apply_seed(state: FakeState, seed: Mapping[str, Any], bot_token: str | None)
     if bot_token:
         bot_spec["token"] = bot_token
     bot = _user(state, bot_spec, is_bot=True)
-    users = [bot] + [_user(state, spec, is_bot=False) for spec in seed.get("users", [])]
+    users = [bot] + [_user(state, spec, is_bot=bool(spec.get("is_bot", False)))
+                     for spec in seed.get("users", [])]
     for user in users:
         state.add_user(user)
         state.team_members[team.id].add(user.id)

@@ -13,6 +13,7 @@ raw TCP stream is handed to :mod:`.ws` (wsproto) with the bytes h11 had not cons
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections import deque
 from email.utils import formatdate
@@ -55,20 +56,31 @@ class HttpServer:
     router: Router
     control: Router
     request_log: deque[RequestRecord] = attrs.field(factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
+    ssl_context: ssl.SSLContext | None = None  # set: https and wss on the same port
 
     async def serve(
         self, host: str, port: int, *,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on ``host:port`` and serve until cancelled; ``started`` gets the listeners."""
+        """Listen on ``host:port`` and serve until cancelled; ``started`` gets the TCP listeners.
+
+        With ``ssl_context`` every connection is TLS (``https``/``wss``); a client that refuses
+        the certificate only ends its own connection.
+        """
         listeners = await trio.open_tcp_listeners(port, host=host)
         task_status.started(listeners)
         await trio.serve_listeners(self._handle_connection, listeners)
 
-    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+    async def _handle_connection(self, raw: trio.SocketStream) -> None:
+        stream: trio.abc.Stream = raw
+        if self.ssl_context is not None:
+            stream = trio.SSLStream(raw, self.ssl_context, server_side=True,
+                                    https_compatible=True)
         try:
             if not self.faults.refusing_connections:
-                await self._serve_http(stream, _peer_ip(stream))
+                if isinstance(stream, trio.SSLStream):
+                    await stream.do_handshake()
+                await self._serve_http(stream, _peer_ip(raw))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             logger.debug("fake server: the client went away")
         except Exception:  # error boundary: one TCP connection
@@ -76,7 +88,7 @@ class HttpServer:
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _serve_http(self, stream: trio.SocketStream, client_ip: str) -> None:
+    async def _serve_http(self, stream: trio.abc.Stream, client_ip: str) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=READ_BYTES)
         while True:
             event = await _next_event(conn, stream)
@@ -100,7 +112,7 @@ class HttpServer:
             conn.start_next_cycle()
 
     async def _read_request(
-        self, conn: h11.Connection, stream: trio.SocketStream, event: h11.Request, client_ip: str
+        self, conn: h11.Connection, stream: trio.abc.Stream, event: h11.Request, client_ip: str
     ) -> tuple[Request | None, bool]:
         target = event.target.decode("latin-1")
         raw_path, _, query = target.partition("?")
@@ -157,7 +169,7 @@ class HttpServer:
             self._log(request, response.status)
         return response
 
-    async def _upgrade(self, conn: h11.Connection, stream: trio.SocketStream,
+    async def _upgrade(self, conn: h11.Connection, stream: trio.abc.Stream,
                        event: h11.Request, request: Request) -> None:
         ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         try:
@@ -248,7 +260,7 @@ def _error(err: AppError, request: Request) -> Response:
     return json_response(err.body(request.request_id), err.status)
 
 
-async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
+async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
     """The next h11 event, reading as needed; ``None`` on a malformed request (answered 400)."""
     while True:
         try:
@@ -258,10 +270,10 @@ async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object
             return None
         if event is not h11.NEED_DATA:
             return event
-        conn.receive_data(await stream.receive_some(READ_BYTES))
+        conn.receive_data(bytes(await stream.receive_some(READ_BYTES)))
 
 
-async def _bad_request(conn: h11.Connection, stream: trio.SocketStream) -> None:
+async def _bad_request(conn: h11.Connection, stream: trio.abc.Stream) -> None:
     if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     try:
@@ -273,7 +285,7 @@ async def _bad_request(conn: h11.Connection, stream: trio.SocketStream) -> None:
     await stream.send_all(data or b"")
 
 
-async def _send_response(conn: h11.Connection, stream: trio.SocketStream, request: Request,
+async def _send_response(conn: h11.Connection, stream: trio.abc.Stream, request: Request,
                          response: Response, *, close: bool) -> None:
     headers = [
         ("Content-Type", response.content_type),

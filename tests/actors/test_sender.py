@@ -188,7 +188,8 @@ async def test_posts_a_reply_with_its_pending_post_id_and_props(autojump_clock, 
     (post,) = fake.posts
     (row,) = list(store.db.query("SELECT * FROM outbox"))
     assert post["pending_post_id"] == row["pending_post_id"]
-    assert post["props"] == {"mchat_reply_key": "c1-trigger1:0", "from_bot": "true"}
+    assert post["props"] == {"mchat_reply_key": "c1-trigger1:0", "from_bot": "true",
+                             "unsafe_links": "true"}  # hygiene: no link previews
     assert (post["root_id"], post["message"]) == ("root-c1", "answer 1 in c1")
     assert (row["status"], row["mm_post_id"], row["attempts"]) == ("sent", post["id"], 1)
     snapshot = run.sender.statistics()

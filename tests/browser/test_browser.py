@@ -227,6 +227,9 @@ async def test_admin_page_login_shows_mappings_and_toggles_sync(driver, demo):
                    "the toggle in the audit log")
     await wait_for(driver, lambda d: d.find_element(By.ID, "c-messages").text not in ("", "–"),
                    "the counters")
+    await wait_for(driver, lambda d: d.find_element(By.ID, "c-capped").text == "0 capped",
+                   "the loop guard card")
+    assert not driver.find_element(By.ID, "warnings").is_displayed()  # TLS verified: no warning
 
     source = await step(lambda: driver.page_source)
     assert demo["admin_token"] not in source

@@ -104,10 +104,15 @@ async def test_sync_off_unknown_channel_and_failures_answer_ephemerally(harness)
     assert "Sorry" in r.json()["text"]
 
 
+def on_server(config, url: str):
+    """``config`` with MCHAT_URL = ``url`` (response_url must be on the server's origin)."""
+    return attrs.evolve(config, mattermost=attrs.evolve(config.mattermost, url=url))
+
+
 async def test_slow_command_answers_later_through_response_url(tmp_path):
     """Past 2.5 s the user sees "working on it"; the answer is POSTed to response_url."""
     async with open_receiver() as receiver, httpx.AsyncClient() as pool, open_harness(
-            make_config(tmp_path), http_client=pool) as h:
+            on_server(make_config(tmp_path), receiver.url), http_client=pool) as h:
         h.app.state.surface.slash_answer_within_s = 0.2
         h.chat.hang_rooms["slow"] = 0.6
         r = await h.client.post(URL, content=form(channel="slow",
@@ -148,8 +153,8 @@ async def test_without_a_background_nursery_commands_are_answered_inline(tmp_pat
 
 async def test_an_unreachable_response_url_is_counted_not_raised(tmp_path):
     """A failing response_url is logged and counted; the service keeps going."""
-    async with httpx.AsyncClient() as pool, open_harness(make_config(tmp_path),
-                                                         http_client=pool) as h:
+    config = on_server(make_config(tmp_path), "http://127.0.0.1:9")
+    async with httpx.AsyncClient() as pool, open_harness(config, http_client=pool) as h:
         s = h.app.state.surface
         s.slash_answer_within_s = 0.05
         h.chat.hang_rooms["slow"] = 0.2
@@ -160,3 +165,37 @@ async def test_an_unreachable_response_url_is_counted_not_raised(tmp_path):
         await poll_until(lambda: s.stats.response_url_posts)
         assert s.stats.response_url_posts == {"failed": 1}
         assert (await h.client.get("/mchat/health")).status_code == 200
+
+
+async def test_slash_answers_get_the_same_output_hygiene(harness):
+    """``/remember @channel ...`` echoed back must not notify the whole channel."""
+    r = await harness.client.post(URL, content=form(text="@channel 회의 3시"), headers=FORM)
+    assert r.json() == {"response_type": "in_channel",
+                        "text": "🤖 answer to: /remember @\u200bchannel 회의 3시"}
+
+
+async def test_a_response_url_off_the_mattermost_origin_is_never_followed(tmp_path):
+    """Request forgery: a slash call may not make us POST to any URL it names."""
+    async with open_receiver() as receiver, httpx.AsyncClient() as pool, open_harness(
+            on_server(make_config(tmp_path), "http://mm.corp:8065"), http_client=pool) as h:
+        s = h.app.state.surface
+        s.slash_answer_within_s, s.slash_max_wait_s = 0.05, 0.2
+        h.chat.hang_rooms["slow"] = 0.5
+        for url in (receiver.url + "/hooks/x", "http://mm.corp:8066/hooks/x",
+                    "https://mm.corp:8065/hooks/x", "http://evil@mm.corp:8065/x",
+                    "http://mm.corp.evil.example:8065/x", "file:///etc/passwd"):
+            r = await h.client.post(URL, content=form(channel="slow", response_url=url),
+                                    headers=FORM)
+            assert r.json()["text"] == STILL_WORKING, url  # treated as absent
+        await trio.sleep(0.8)
+        assert receiver.bodies == []
+        assert s.stats.response_url_posts == {"rejected": 6}
+
+
+def test_same_origin_rules():
+    from mchat_actors.http.slash import same_origin
+
+    assert same_origin("http://mm.corp:8065/hooks/commands/x", "http://mm.corp:8065")
+    assert same_origin("https://mm.corp/hooks/x", "https://mm.corp:443/")
+    assert not same_origin("http://mm.corp/hooks/x", "https://mm.corp")
+    assert not same_origin("http://mm.corp:99999/x", "http://mm.corp")

@@ -81,6 +81,9 @@
     let st;
     try { st = await api("GET", "/status"); } catch (e) { banner(e.message); return; }
     banner("");
+    const warnings = $("warnings");
+    warnings.replaceChildren(...(st.warnings || []).map((w) => el("li", w)));
+    warnings.hidden = !(st.warnings || []).length;
     const c = st.connection, n = st.counters;
     const badge = $("conn");
     badge.textContent = c.state;
@@ -103,6 +106,12 @@
       (st.chat.latency_p50_s === null ? "" : " · p50 " + (st.chat.latency_p50_s * 1000).toFixed(0) + " ms");
     $("c-429").textContent = st.rate_limit.rest_429s;
     $("c-waits").textContent = st.rate_limit.waits + " bucket waits";
+    const lg = (st.safety || {}).loop_guard;
+    if (lg) {
+      $("c-capped").textContent = lg.answers_capped + " capped";
+      $("c-bots").textContent = lg.bot_posts_unanswered + " bot posts not answered · max " +
+        lg.max_answers_per_min + "/min/channel";
+    }
 
     const sample = { t: st.time, messages: n.messages_processed, replies: n.replies };
     if (previous && sample.t > previous.t) {
