@@ -7,9 +7,11 @@ The service owns one sqlite connection used only from worker threads under a
 ``CapacityLimiter(1)``, and a nursery for debounced background memory extraction (LLM only).
 Leaving the block cancels pending extractions.
 
-Retrieval priority for questions: memories of the room asked in, then the asker's personal
-memories, then rooms the asker is a member of; never a room the asker is not in. The commands
-(``chat.commands``) are handled in ``chat.handlers``.
+Retrieval: the memories the asker may see (the room asked in, the rooms they are in, public
+rooms, their personal memories) are searched; only those every reader of the reply may see
+(``chat.audience``) are used, the others are counted ("N more private results, ask in a DM").
+Memories are versioned (``chat.memory_store``): answers use the current version and say what it
+replaced. The commands (``chat.commands``) are handled in ``chat.handlers``.
 """
 
 from __future__ import annotations
@@ -21,18 +23,26 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
 
+import attrs
 import trio
 
 from ..errors import ChatServiceError, ChatServiceRejected
 from ..messages import AgentUserId, RoomId
-from . import repo, summary
-from .answer import compose_answer
+from . import memory_store, repo, summary
+from .answer import (
+    DEFAULT_TIMEZONE,
+    compose_answer,
+    format_version,
+    history_question,
+    matching,
+)
+from .audience import Audience, may_use
 from .commands import Remember, parse_command, strip_mentions
 from .extraction import Debouncer, ExtractionStatistics, build_extraction_messages, parse_extraction
 from .handlers import Request, handle_command
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult, StoredMessage
 from .schema import connect, transaction
-from .search import search_memories
+from .search import memory_from_row, search_scoped
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +59,12 @@ class EmbeddedChatService:
     """The ``ChatService`` on SQLite. Create it with ``open_embedded_chat_service``."""
 
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
-                 extraction_debounce_s: float, clock: Callable[[], float]) -> None:
+                 extraction_debounce_s: float, clock: Callable[[], float],
+                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True) -> None:
         self._conn = conn
         self.llm = llm
+        self.timezone = timezone
+        self.mask_llm = mask_llm
         self._clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self._extractor = Debouncer(nursery, extraction_debounce_s, self._extract_pending)
@@ -165,26 +178,69 @@ class EmbeddedChatService:
                           extracted_memories=tuple(memories), ephemeral=ephemeral)
 
     async def edit_message(self, *, post_id: str, content: str) -> None:
-        """Update the message and the memories sourced from it (re-masked; re-extracted)."""
+        """Update the message; a /remember post's memories get a new version (the old one is
+        kept in their history), other memories from it are retracted and re-extracted."""
         requeue = await self.db(_apply_edit, post_id, content, self.now_ms(),
                                 extract=self.llm is not None)
         if requeue is not None:
             self._extractor.push(*requeue)
 
     async def delete_message(self, *, post_id: str) -> None:
-        """Mark the message deleted and delete the memories sourced from it."""
+        """Mark the message deleted and its memories retracted (kept, never answered)."""
         await self.db(_apply_delete, post_id, self.now_ms())
 
     # -- retrieval -------------------------------------------------------------------------------
 
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = 10) -> list[MemoryRecord]:
-        """The memories ``user`` may see from ``room`` that match ``query``, best first."""
-        return await self.db(_search_visible, room, user, query, self.now_ms(), limit)
+        """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
+        return (await self.search_scoped(room, user, query, limit=limit))[0]
+
+    async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
+                            limit: int = 10) -> tuple[list[MemoryRecord], int]:
+        """``(matches the reply's audience may see, how many more matches it may not)``.
+
+        The audience is everyone who reads a reply in ``room`` (``chat.audience``); matches
+        outside it are counted, never returned.
+        """
+        found, hidden = await self.db(_search_for_audience, room, user, query, self.now_ms(),
+                                      limit)
+        return found, len(matching(query, hidden))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
-        memories = await self.search(room, user, question, limit=QUESTION_MEMORIES)
-        return await compose_answer(question, memories, llm=self.llm)
+        now = self.now_ms()
+        past = history_question(question)
+        text = past[0] if past else question
+        found, hidden = await self.db(_search_for_audience, room, user, text, now,
+                                      QUESTION_MEMORIES)
+        found, history = await self.db(_with_versions, found, past is not None)
+        return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
+                                    hidden=len(matching(text, hidden)), history=history,
+                                    now_ms=now, mask=self.mask_llm)
+
+    async def set_room_members(self, room: RoomId, users: Sequence[AgentUserId]) -> tuple[int, int]:
+        """Make ``users`` the room's members (a re-check after a reconnect); (added, removed)."""
+        return await self.db(repo.set_room_members, room, users, self.now_ms())
+
+    # -- administration (admin API and page) ----------------------------------------------------
+
+    async def forget_memory(self, memory_id: int, *, actor: str) -> bool:
+        """Mark a memory forgotten (audited); False when it already was or does not exist."""
+        return await self.db(memory_store.forget_memory, memory_id, actor=actor,
+                             now_ms=self.now_ms())
+
+    async def restore_memory(self, memory_id: int, *, actor: str) -> bool:
+        """Undo a forget (audited); False when the memory is not forgotten."""
+        return await self.db(memory_store.restore_memory, memory_id, actor=actor,
+                             now_ms=self.now_ms())
+
+    async def memory_versions(self, memory_id: int) -> list[MemoryRecord]:
+        """Every version of the memory's subject, oldest first, with author and room names."""
+        rows = await self.db(memory_store.versions, memory_id)
+        return [memory_from_row(r) for r in rows]
+
+    def format_version(self, memory: MemoryRecord, *, korean: bool) -> str:
+        return format_version(memory, korean=korean, tz=self.timezone)
 
     # -- summaries and extraction ----------------------------------------------------------------
 
@@ -243,6 +299,8 @@ async def open_embedded_chat_service(
     llm: LLM | None = None,
     extraction_debounce_s: float = 5.0,
     clock: Callable[[], float] = time.time,
+    timezone: str = DEFAULT_TIMEZONE,
+    mask_llm: bool = True,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -252,6 +310,8 @@ async def open_embedded_chat_service(
             automatic extraction.
         extraction_debounce_s: quiet time after a room's last message before extraction runs.
         clock: wall clock in seconds, for timestamps and summary windows (tests pass a fake).
+        timezone: IANA name of the time zone dates are shown in (MCHAT_TIMEZONE).
+        mask_llm: mask phone numbers and e-mails in text sent to the LLM (MCHAT_MASK_LLM).
 
     Raises:
         ChatServiceError: the database cannot be opened.
@@ -260,7 +320,8 @@ async def open_embedded_chat_service(
     try:
         async with trio.open_nursery() as nursery:
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
-                                      extraction_debounce_s=extraction_debounce_s, clock=clock)
+                                      extraction_debounce_s=extraction_debounce_s, clock=clock,
+                                      timezone=timezone, mask_llm=mask_llm)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -281,11 +342,31 @@ def _store_user_message(conn: sqlite3.Connection, room: str, user: str, content:
                                post_id=post_id, root_id=root_id, created_at_ms=created_ms)
 
 
-def _search_visible(conn: sqlite3.Connection, room: str, user: str, query: str, now_ms: int,
-                    limit: int) -> list[MemoryRecord]:
+def _search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
+                         now_ms: int, limit: int) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+    """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
+    audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
+                           members=repo.room_members(conn, room), asker=user)
     rooms = repo.visible_rooms(conn, user, room)
-    return search_memories(conn, query, rooms=rooms, owner=user, current_room=room,
-                           now_ms=now_ms, limit=limit)
+    infos = repo.room_infos(conn, rooms)
+    return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
+                         now_ms=now_ms, limit=limit,
+                         keep=lambda m: may_use(audience, m, infos))
+
+
+def _with_versions(conn: sqlite3.Connection, found: list[MemoryRecord], history: bool
+                   ) -> tuple[list[MemoryRecord], dict[str, list[MemoryRecord]]]:
+    """Each memory with the version it replaced; with ``history`` every version, by id."""
+    out, chains = [], {}
+    for memory in found:
+        previous = memory_store.previous_version(conn, int(memory.id[1:]))
+        if previous is not None:
+            memory = attrs.evolve(memory, previous_content=previous["content"])
+        out.append(memory)
+        if history:
+            chains[memory.id] = [memory_from_row(r) for r in memory_store.versions(
+                conn, int(memory.id[1:]))]
+    return out, chains
 
 
 def _apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: int, *,
@@ -295,12 +376,20 @@ def _apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: in
     if row is None or row["deleted_at"] is not None:
         return None
     repo.edit_message(conn, post_id, content, now_ms)
-    command = parse_command(content)
+    command = parse_command(strip_mentions(content))
     for memory in repo.memories_from_post(conn, post_id):
         if memory["kind"] == "remember" and isinstance(command, Remember) and command.text:
-            repo.update_memory_content(conn, memory["id"], command.text, now_ms)
+            # a new version of what the post says; the old one stays in the history
+            saved, _ = repo.save_memory(
+                conn, command.text, scope=memory["scope"], kind="remember",
+                room=memory["room_id"], owner=memory["owner_id"], author=memory["author_id"],
+                source_post_id=post_id, permalink=memory["permalink"], now_ms=now_ms,
+                supersedes=memory["id"])
+            if saved.id != f"m{memory['id']}" and repo.get_memory(conn, memory["id"]):
+                # the edit repeats another current memory: this post's version goes
+                repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
         elif memory["kind"] != "summary":
-            repo.delete_memory(conn, memory["id"], now_ms)
+            repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
     if extract and command is None and row["role"] == "user":
         return row["room_id"], row["id"]
     return None
@@ -309,7 +398,7 @@ def _apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: in
 def _apply_delete(conn: sqlite3.Connection, post_id: str, now_ms: int) -> None:
     repo.delete_message(conn, post_id, now_ms)
     for memory in repo.memories_from_post(conn, post_id):
-        repo.delete_memory(conn, memory["id"], now_ms)
+        repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} deleted")
 
 
 def _save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row],

@@ -17,10 +17,11 @@ import trio
 
 from ..errors import MchatActorsError
 from ..messages import AgentUserId, RoomId
-from . import repo
+from . import memory_store, repo
 from .analysis import analyze_query, relevance
-from .answer import format_memory, is_korean
+from .answer import format_memory, hidden_note, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
+from .memory_store import SUPERSEDED, UNCHANGED
 from .protocol import MemoryRecord, ReactFn, StoredMessage
 from .search import memory_from_row, search_memories
 
@@ -77,8 +78,8 @@ async def handle_command(svc: EmbeddedChatService, req: Request, command: Comman
             return await _search(svc, req, query)
         case Forget(target=target):
             return await _forget(svc, req, target)
-        case ListMemories():
-            return await _list_memories(svc, req)
+        case ListMemories(history=history):
+            return await _list_memories(svc, req, history)
         case Help():
             return HELP_TEXT, (), False
         case Summarize(hours=hours):
@@ -91,27 +92,44 @@ async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcom
     korean = is_korean(text) or not text
     if not text:
         return "사용법: `/remember <기억할 내용>`", (), False
-    (room_memory, replaced), (personal, _) = await svc.db(
+    (room_memory, outcome, previous), (personal, _, _) = await svc.db(
         _remember_both, text, req, svc.now_ms())
+    if outcome == UNCHANGED:
+        reply = (f"이미 같은 내용을 기억하고 있습니다: {room_memory.content} (`{room_memory.id}`)"
+                 if korean else
+                 f"I already remember exactly that: {room_memory.content} (`{room_memory.id}`)")
+        return reply, (), False
     if korean:
-        verb = "기존 기억을 업데이트했습니다" if replaced else "기억했습니다"
-        reply = f"{verb}: {room_memory.content}\n(이 방과 개인 기억에 저장, `{room_memory.id}`)"
+        reply = (f"기억했습니다: {room_memory.content}\n"
+                 f"(이 방과 개인 기억에 저장, `{room_memory.id}`)")
+        if previous is not None:
+            reply += (f"\n이전 기억 `{previous.id}`({previous.content})은 새 버전으로 대체되었고 "
+                      "이력에 남아 있습니다.")
     else:
-        verb = "Updated the existing memory" if replaced else "Remembered"
-        reply = (f"{verb}: {room_memory.content}\n(stored for this room and for you, "
+        reply = (f"Remembered: {room_memory.content}\n(stored for this room and for you, "
                  f"`{room_memory.id}`)")
+        if previous is not None:
+            reply += (f"\nIt replaces `{previous.id}` ({previous.content}), which stays in the "
+                      "history.")
     return reply, (room_memory, personal), False
 
 
+_Saved = tuple[MemoryRecord, str, MemoryRecord | None]
+
+
 def _remember_both(conn: sqlite3.Connection, text: str, req: Request,
-                   now_ms: int) -> tuple[tuple[MemoryRecord, bool], tuple[MemoryRecord, bool]]:
-    in_room, personal = (
-        repo.save_memory(conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
-                         author=req.user, source_post_id=req.post_id, permalink=req.permalink,
-                         now_ms=now_ms)
-        for scope, owner in (("room", None), ("personal", req.user))
-    )
-    return in_room, personal
+                   now_ms: int) -> tuple[_Saved, _Saved]:
+    """The room copy and the personal copy, each with its outcome and the version it replaced."""
+    saved = []
+    for scope, owner in (("room", None), ("personal", req.user)):
+        memory, outcome = repo.save_memory(
+            conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
+            author=req.user, source_post_id=req.post_id, permalink=req.permalink,
+            now_ms=now_ms)
+        old = memory_store.previous_version(conn, int(memory.id[1:]))
+        previous = memory_from_row(old) if outcome == SUPERSEDED and old is not None else None
+        saved.append((memory, outcome, previous))
+    return saved[0], saved[1]
 
 
 def _room_names(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, str]:
@@ -134,7 +152,8 @@ async def _labelled(svc: EmbeddedChatService, req: Request, memories: Sequence[M
             label = "이 방" if korean else "this room"
         else:
             label = f"#{names.get(m.room_id or '', '?')}"
-        lines.append(format_memory(m, korean=korean, label=label, with_id=True))
+        lines.append(format_memory(m, korean=korean, label=label, with_id=True,
+                                   tz=svc.timezone))
     return lines
 
 
@@ -142,14 +161,15 @@ async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome
     korean = is_korean(query) or not query
     if not query:
         return "사용법: `/search <검색어>`", (), True
-    found = await svc.search(req.room, req.user, query, limit=SEARCH_RESULTS)
+    found, hidden = await svc.search_scoped(req.room, req.user, query, limit=SEARCH_RESULTS)
+    note = hidden_note(hidden, korean=korean)
     if not found:
         return (f"'{query}'에 맞는 기억이 없습니다." if korean
-                else f"No memory matches '{query}'."), (), True
+                else f"No memory matches '{query}'.") + note, (), True
     head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
             else f"{len(found)} memories match '{query}':")
     lines = await _labelled(svc, req, found, korean=korean)
-    return "\n".join([head, *lines]), (), True
+    return "\n".join([head, *lines]) + note, (), True
 
 
 async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcome:
@@ -162,8 +182,10 @@ async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcom
                 if korean else f"No memory you can see matches '{target}'. Try `/search` first."
                 ), (), False
     if korean:
-        return f"삭제했습니다: {deleted.content} (`{deleted.id}`)", (), False
-    return f"Deleted: {deleted.content} (`{deleted.id}`)", (), False
+        return (f"잊었습니다: {deleted.content} (`{deleted.id}`). 답변에 더 이상 쓰지 않으며, "
+                "관리자가 되살릴 수 있습니다."), (), False
+    return (f"Forgotten: {deleted.content} (`{deleted.id}`). Answers no longer use it; an admin "
+            "can restore it."), (), False
 
 
 def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
@@ -186,12 +208,14 @@ def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
     if row is None:
         return None
     for twin in repo.twins(conn, row, req.user):
-        repo.delete_memory(conn, twin["id"], now_ms)
-    repo.delete_memory(conn, row["id"], now_ms)
+        repo.forget_memory(conn, twin["id"], actor=req.user, now_ms=now_ms)
+    repo.forget_memory(conn, row["id"], actor=req.user, now_ms=now_ms)
     return memory_from_row(row)
 
 
-async def _list_memories(svc: EmbeddedChatService, req: Request) -> Outcome:
+async def _list_memories(svc: EmbeddedChatService, req: Request, history: str) -> Outcome:
+    if history:
+        return await _history(svc, req, history.strip())
     if svc.llm is not None:
         extracted = await svc.extract_memories(req.room)
         if not extracted:
@@ -204,6 +228,36 @@ async def _list_memories(svc: EmbeddedChatService, req: Request) -> Outcome:
         return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
     lines = await _labelled(svc, req, recent, korean=True)
     return "\n".join([f"이 방의 최근 기억 {len(recent)}개:", *lines]), (), False
+
+
+async def _history(svc: EmbeddedChatService, req: Request, query: str) -> Outcome:
+    """Every version of the best matching memories: value, since when, who, where."""
+    korean = is_korean(query) or not query
+    if not query:
+        return "사용법: `/memory history <검색어>`", (), True
+    found = await svc.search(req.room, req.user, query, limit=3)
+    if not found:
+        return (f"'{query}'에 맞는 기억이 없습니다." if korean
+                else f"No memory matches '{query}'."), (), True
+    chains = await svc.db(_chains, [int(m.id[1:]) for m in found])
+    head = f"'{query}' 기억 이력:" if korean else f"History of '{query}':"
+    lines = [head]
+    for chain in chains:
+        for version in chain:
+            lines.append(svc.format_version(version, korean=korean))
+    return "\n".join(lines), (), True
+
+
+def _chains(conn: sqlite3.Connection, ids: list[int]) -> list[list[MemoryRecord]]:
+    seen: set[int] = set()
+    out = []
+    for memory_id in ids:
+        rows = memory_store.versions(conn, memory_id)
+        if memory_id in seen or not rows:
+            continue
+        seen.update(r["id"] for r in rows)
+        out.append([memory_from_row(r) for r in rows])
+    return out
 
 
 async def _summarize(svc: EmbeddedChatService, req: Request, hours: int) -> Outcome:

@@ -98,4 +98,7 @@ def mask_sensitive(text: str) -> str:
     return _PHONE.sub("[PHONE]", text)
 
 
-__all__ = ["luhn_ok", "mask_sensitive"]
+mask_for_storage = mask_sensitive
+mask_for_llm = mask_sensitive
+
+__all__ = ["luhn_ok", "mask_for_llm", "mask_for_storage", "mask_sensitive"]
