@@ -91,7 +91,9 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
         # remote: the local store keeps users/rooms/messages only; memories live remotely,
         # so the local service must not extract memories of its own (no LLM for it)
         async with open_embedded_chat_service(config.db_path,
-                                              llm=None if remote else llm) as local:
+                                              llm=None if remote else llm,
+                                              timezone=config.chat.timezone,
+                                              mask_llm=config.chat.mask_llm) as local:
             if not remote:
                 yield local
                 return

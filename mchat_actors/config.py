@@ -82,6 +82,8 @@ class ChatConfig:
     timeout_s: float = 60.0
     llm_timeout_s: float = 30.0
     summary_every_hours: float | None = None  # scheduled summaries per channel; None: off
+    timezone: str = "Asia/Seoul"  # MCHAT_TIMEZONE: dates in answers and summaries
+    mask_llm: bool = True  # MCHAT_MASK_LLM: phones and e-mails masked in text sent to the LLM
 
 
 @attrs.frozen(kw_only=True)
@@ -210,6 +212,8 @@ class _Builder:
             llm_timeout_s=g("LLM_TIMEOUT", _positive, 30.0),
             backend_rate_per_min=g("CHAT_BACKEND_RATE_PER_MIN", _positive, 60.0),
             summary_every_hours=g("MCHAT_SUMMARY_EVERY_HOURS", _positive, None),
+            timezone=g("MCHAT_TIMEZONE", _timezone, "Asia/Seoul"),
+            mask_llm=g("MCHAT_MASK_LLM", _bool, True),
         )
         if chat.backend == "remote":
             for name, value in (
@@ -230,6 +234,16 @@ class _Builder:
             chat=chat,
             db_path=db_path,
         )
+
+
+def _timezone(raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {raw!r} (an IANA name such as Asia/Seoul)") from None
+    return raw
 
 
 def _bool(raw: str) -> bool:

@@ -38,7 +38,13 @@ from .answer import (
 )
 from .audience import Audience, may_use
 from .commands import Remember, parse_command, strip_mentions
-from .extraction import Debouncer, ExtractionStatistics, build_extraction_messages, parse_extraction
+from .extraction import (
+    EXTRACTION_MAX_TOKENS,
+    Debouncer,
+    ExtractionStatistics,
+    build_extraction_messages,
+    parse_extraction,
+)
 from .handlers import Request, handle_command
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult, StoredMessage
 from .schema import connect, transaction
@@ -261,7 +267,8 @@ class EmbeddedChatService:
         if not rows:
             return None
         if self.llm is not None:
-            text = await summary.llm_summary(self.llm, rows, hours=hours, now_ms=now)
+            text = await summary.llm_summary(self.llm, rows, hours=hours, now_ms=now,
+                                             mask=self.mask_llm)
         else:
             text = summary.builtin_summary(rows, hours=hours, now_ms=now)
         memory, _ = await self.db(
@@ -284,8 +291,9 @@ class EmbeddedChatService:
         rows = [r for r in rows if not summary.is_chatter(r["content"])]
         if not rows:
             return []
-        answer = await self.llm.complete(build_extraction_messages(rows))
-        found = parse_extraction(answer, len(rows))
+        answer = await self.llm.complete(build_extraction_messages(rows, mask=self.mask_llm),
+                                         max_tokens=EXTRACTION_MAX_TOKENS)
+        found = parse_extraction(answer, [row["content"] for row in rows])
         return await self.db(_save_extracted, room, rows, found, self.now_ms())
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from .commands import parse_command
-from .masking import mask_sensitive
+from .masking import mask_for_storage, mask_sensitive
 from .protocol import LLM
 
 MAX_KEY_LINES = 5
@@ -90,16 +90,21 @@ def builtin_summary(rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int) -> 
     return mask_sensitive("\n".join(lines))
 
 
-async def llm_summary(llm: LLM, rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int) -> str:
+SUMMARY_MAX_TOKENS = 800
+
+
+async def llm_summary(llm: LLM, rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int,
+                      mask: bool = True) -> str:
     """The model's summary of ``rows`` (masked before sending), under the same heading."""
+    hide = mask_sensitive if mask else mask_for_storage
     convo = "\n".join(
-        f"[{_clock(r['created_at'])}] {r['user_name'] or 'user'}: {mask_sensitive(r['content'])}"
+        f"[{_clock(r['created_at'])}] {r['user_name'] or 'user'}: {hide(r['content'])}"
         for r in rows[-MAX_LLM_LINES:]
     )
     text = await llm.complete([
         {"role": "system", "content": _SUMMARY_PROMPT.format(hours=hours)},
         {"role": "user", "content": convo},
-    ])
+    ], max_tokens=SUMMARY_MAX_TOKENS)
     start = now_ms - hours * _HOUR_MS
     head = f"📋 최근 {hours}시간 요약 ({_clock(start)} ~ {_clock(now_ms)}, 메시지 {len(rows)}개)"
     body = mask_sensitive(text.strip())

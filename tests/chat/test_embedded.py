@@ -94,17 +94,20 @@ async def test_answers_are_stored_as_assistant_messages_in_the_thread(world: Wor
 
 
 async def test_remember_stores_room_and_personal_memories_masked(world: World) -> None:
-    """/remember stores a room and a personal memory, masked, and confirms what it stored."""
+    """/remember stores a room and a personal memory, RRN and card masked, phone and e-mail kept,
+    and confirms what it stored."""
     result = await world.say(world.quality, world.kim,
-                             "/remember 출하 담당 kim@example.com 010-1234-5678", post_id="p1",
+                             "/remember 출하 담당 kim@example.com 010-1234-5678 "
+                             "900101-1234568 4111111111111111", post_id="p1",
                              permalink="http://mm/p1")
     room_memory, personal = result.extracted_memories
     assert (room_memory.scope, room_memory.room_id) == ("room", world.quality.id)
     assert (personal.scope, personal.owner_id) == ("personal", world.kim.id)
     for memory in result.extracted_memories:
-        assert memory.content == "출하 담당 [EMAIL] [PHONE]"
+        assert memory.content == "출하 담당 kim@example.com 010-1234-5678 [RRN] [CARD]"
         assert memory.source_post_id == "p1" and memory.permalink == "http://mm/p1"
-    assert "출하 담당 [EMAIL] [PHONE]" in (result.assistant_message or "")
+    assert "출하 담당 kim@example.com 010-1234-5678 [RRN] [CARD]" in (
+        result.assistant_message or "")
     (stored,) = rows(world, "SELECT content FROM chat_messages WHERE role = 'user'")
     assert "kim@example.com" in stored["content"]  # the message itself is kept as written
 
@@ -290,9 +293,9 @@ async def test_edit_updates_the_message_and_its_memories_masked(world: World) ->
     assert message["content"] == "@ai /remember 담당자 lee@example.com"
     assert message["edited_at"] is not None
     live = rows(world, "SELECT content FROM memories WHERE valid_to IS NULL")
-    assert [r["content"] for r in live] == ["담당자 [EMAIL]"] * 2
+    assert [r["content"] for r in live] == ["담당자 lee@example.com"] * 2
     old = rows(world, "SELECT content FROM memories WHERE valid_to IS NOT NULL")
-    assert [r["content"] for r in old] == ["담당 [PHONE]"] * 2  # the version before the edit
+    assert [r["content"] for r in old] == ["담당 010-1111-2222"] * 2  # before the edit
     assert await world.svc.search(world.quality.id, world.kim.id, "담당자")
     await world.svc.edit_message(post_id="unknown", content="x")
 
