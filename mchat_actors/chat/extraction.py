@@ -6,7 +6,8 @@ for a JSON array ``[{"memory": "...", "message": 3}]`` described by a JSON schem
 the message they cite, whose author becomes the memory's author. ``Debouncer`` runs one
 extraction per burst of messages of a room: every push moves the room's deadline ``delay_s``
 into the future, and a single task per room waits for the deadline, takes the pending items and
-calls the handler, then repeats while new items arrived meanwhile. The quiet period is a cancel scope whose deadline each push moves.
+calls the handler, then repeats while new items arrived meanwhile. The quiet period is a cancel
+scope whose deadline each push moves.
 """
 
 from __future__ import annotations
