@@ -203,14 +203,16 @@ class EmbeddedChatService:
         return (await self.search_scoped(room, user, query, limit=limit))[0]
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
-                            limit: int = 10) -> tuple[list[MemoryRecord], int]:
+                            limit: int = 10, only_asker: bool = False
+                            ) -> tuple[list[MemoryRecord], int]:
         """``(matches the reply's audience may see, how many more matches it may not)``.
 
-        The audience is everyone who reads a reply in ``room`` (``chat.audience``); matches
-        outside it are counted, never returned.
+        The audience is everyone who reads a reply in ``room`` (``chat.audience``), or, with
+        ``only_asker``, the asker alone (a reply the runtime shows to the asker only: an
+        ephemeral post or a DM). Matches outside it are counted, never returned.
         """
         found, hidden = await self.db(_search_for_audience, room, user, query, self.now_ms(),
-                                      limit)
+                                      limit, only_asker)
         return found, len(matching(query, hidden))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
@@ -351,10 +353,14 @@ def _store_user_message(conn: sqlite3.Connection, room: str, user: str, content:
 
 
 def _search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
-                         now_ms: int, limit: int) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+                         now_ms: int, limit: int, only_asker: bool = False,
+                         ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
-    audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
-                           members=repo.room_members(conn, room), asker=user)
+    if only_asker:
+        audience = Audience.only(user, room)
+    else:
+        audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
+                               members=repo.room_members(conn, room), asker=user)
     rooms = repo.visible_rooms(conn, user, room)
     infos = repo.room_infos(conn, rooms)
     return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,

@@ -161,7 +161,9 @@ async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome
     korean = is_korean(query) or not query
     if not query:
         return "사용법: `/search <검색어>`", (), True
-    found, hidden = await svc.search_scoped(req.room, req.user, query, limit=SEARCH_RESULTS)
+    # ephemeral: the runtime shows it to the asker only (or sends it by DM)
+    found, hidden = await svc.search_scoped(req.room, req.user, query, limit=SEARCH_RESULTS,
+                                            only_asker=True)
     note = hidden_note(hidden, korean=korean)
     if not found:
         return (f"'{query}'에 맞는 기억이 없습니다." if korean
@@ -219,15 +221,15 @@ async def _list_memories(svc: EmbeddedChatService, req: Request, history: str) -
     if svc.llm is not None:
         extracted = await svc.extract_memories(req.room)
         if not extracted:
-            return "최근 대화에서 새로 기억할 내용을 찾지 못했습니다.", (), False
+            return "최근 대화에서 새로 기억할 내용을 찾지 못했습니다.", (), True
         lines = await _labelled(svc, req, extracted, korean=True)
         return "\n".join([f"최근 대화에서 기억 {len(extracted)}개를 저장했습니다:", *lines]), \
-            extracted, False
+            extracted, True
     recent = await svc.db(repo.recent_room_memories, req.room, LIST_MEMORIES)
     if not recent:
-        return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
+        return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), True
     lines = await _labelled(svc, req, recent, korean=True)
-    return "\n".join([f"이 방의 최근 기억 {len(recent)}개:", *lines]), (), False
+    return "\n".join([f"이 방의 최근 기억 {len(recent)}개:", *lines]), (), True
 
 
 async def _history(svc: EmbeddedChatService, req: Request, query: str) -> Outcome:
@@ -235,7 +237,7 @@ async def _history(svc: EmbeddedChatService, req: Request, query: str) -> Outcom
     korean = is_korean(query) or not query
     if not query:
         return "사용법: `/memory history <검색어>`", (), True
-    found = await svc.search(req.room, req.user, query, limit=3)
+    found, _ = await svc.search_scoped(req.room, req.user, query, limit=3, only_asker=True)
     if not found:
         return (f"'{query}'에 맞는 기억이 없습니다." if korean
                 else f"No memory matches '{query}'."), (), True

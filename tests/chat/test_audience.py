@@ -63,9 +63,14 @@ async def test_a_private_channels_secret_never_reaches_a_public_channel(world: W
     await world.svc.add_room_member(world.secret.id, world.kim.id)
     await world.say(world.secret, world.kim,
                     "/remember 신제품 코드명은 블루버드, 출시일 3월 2일 (대외비)")
-    for prompt in ("신제품 코드명 뭐였지?", "/search 코드명"):
-        text = (await world.say(world.quality, world.kim, prompt)).assistant_message or ""
-        assert "블루버드" not in text and "DM" in text
+    answer = await world.say(world.quality, world.kim, "신제품 코드명 뭐였지?")
+    text = answer.assistant_message or ""
+    assert "블루버드" not in text and "DM" in text and not answer.ephemeral
+    # /search is ephemeral (the runtime shows it to kim only): kim's own memories may appear
+    found = await world.say(world.quality, world.kim, "/search 코드명")
+    assert found.ephemeral and "블루버드" in (found.assistant_message or "")
+    found = await world.say(world.quality, world.lee, "/search 코드명")
+    assert "블루버드" not in (found.assistant_message or "")
     dm = await world.dm(world.kim)
     text = (await world.say(dm, world.kim, "신제품 코드명 뭐였지?")).assistant_message or ""
     assert "블루버드" in text

@@ -165,8 +165,8 @@ async def test_search_is_ephemeral_and_labels_scopes(world: World) -> None:
     text = result.assistant_message or ""
     assert result.ephemeral
     assert "배포는 금요일" in text and "이 방" in text and "`m" in text
-    # the private room's memory is not for the quality channel's readers: only counted
-    assert "비밀" not in text and "1건 더" in text
+    # shown to kim only (ephemeral): the private room kim is in is searched too
+    assert "#secret" in text
     dm = await world.dm(world.kim)
     text = (await world.say(dm, world.kim, "/search 배포")).assistant_message or ""
     assert "#secret" in text and "개인" in text  # in kim's DM: kim's personal copy too
