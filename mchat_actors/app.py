@@ -28,7 +28,7 @@ from .actors import dispatcher, reconnect, sender, summaries
 from .actors.autojoin import AutoJoiner
 from .actors.handler import Handler
 from .actors.invoker import Invoker
-from .actors.mapper import Mapper
+from .actors.mapper import Mapper, MembershipCheck
 from .actors.sweeper import Sweeper
 from .chat.protocol import LLM, ChatService
 from .config import Config
@@ -151,7 +151,8 @@ async def _run(config: Config, store: Store, chat: ChatService,
                           limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
         handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
                           replies=replies_send, bot=bot)
-        sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
+        sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
+                          after_sweep=MembershipCheck(mapper))
         rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                      bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                      events=events_send, replies=replies_send, started_at=trio.current_time())

@@ -95,3 +95,29 @@ async def test_a_question_about_one_part_is_answered_with_that_part(tmp_path) ->
         answer = await ask(mm, "lee", "quality", "@ai X부품 불량률 몇 %야?")
         assert "12%" in answer and "3.5%" not in answer and "7%" not in answer
         assert "민수" in answer and "KST" in answer and "/_redirect/pl/" in answer
+
+
+async def test_leaving_a_private_channel_ends_access_even_without_member_events(
+        tmp_path) -> None:  # noqa: ANN001
+    """Polling sees no member events: the member re-check after sweeps still removes kim from
+    `defects` once she left it, so her DM no longer answers from its memories."""
+    async with FakeMattermost() as mm:
+        dm = await mm.dm_channel("kim", "mchat-bot")
+        # a post before the start gives the DM a cursor: the poller reads channels it has a
+        # cursor for (a channel's first post after the first sweep is not polled today)
+        await mm.post_as("kim", dm.id, "안녕하세요")
+        async with running_bot(mm, str(tmp_path / "b.db"), MCHAT_MODE="polling") as rt:
+            await _leave_and_lose_access(mm, rt, dm.id)
+
+
+async def _leave_and_lose_access(mm: FakeMattermost, rt: Any, dm: str) -> None:
+    """lee remembers in `defects`; kim, a member, sees it in her DM until she leaves."""
+    if True:
+        assert rt.sweeper.after_sweep is not None
+        rt.sweeper.after_sweep.poll_every_s = 0.0
+        await ask(mm, "lee", "defects", "@ai /remember 신제품 출시일은 3월 2일")
+        assert "3월 2일" in await ask(mm, "kim", dm, "신제품 출시일 언제야?")
+        await mm.remove_member("defects", "kim")
+        checks = rt.sweeper.after_sweep.checks
+        await wait_until(lambda: rt.sweeper.after_sweep.checks >= checks + 2)
+        assert "3월 2일" not in await ask(mm, "kim", dm, "신제품 출시일 언제야?")
