@@ -12,8 +12,9 @@ Built-in answerer (no LLM):
 
 1. A question naming identifiers (``라인 2``, ``LOT 4471``, ``X부품``: ``chat.subject``) is answered
    only by memories that name one of them.
-2. A memory answers when it covers at least ``RELATED_THRESHOLD`` of the question's concepts;
-   otherwise the answer says it does not know.
+2. A memory answers when it covers at least ``RELATED_THRESHOLD`` of the question's concepts
+   (``ID_THRESHOLD`` when it names the question's identifier: the identifier is the key, and
+   its words count as covered); otherwise the answer says it does not know.
 3. The best memory is quoted; another one only when it scores within ``CLOSE_MARGIN`` of the best
    and is about the same subject.
 4. Each quoted memory says who said it, when (``tz``, KST by default), in which room, and links
@@ -37,9 +38,11 @@ from zoneinfo import ZoneInfo
 from .analysis import analyze_query, relevance
 from .masking import mask_for_llm
 from .protocol import LLM, MemoryRecord
-from .subject import identifiers, identifiers_match, subject_of, value_of
+from .subject import identifier_words, identifiers, identifiers_match, subject_of, value_of
 
 RELATED_THRESHOLD = 2 / 3  # a memory must cover most of the question's concepts
+ID_THRESHOLD = 0.5  # ... or half of them when it names the identifier the question names
+OOV_GUARD = 0.5  # share of the question that must be in the memories' vocabulary
 EXACT_THRESHOLD = 0.99
 CLOSE_MARGIN = 0.1
 MAX_QUOTED = 3
@@ -161,12 +164,28 @@ def _scored(question: str, memories: Sequence[MemoryRecord]
     text = past[0] if past else question
     asked = identifiers(text)
     query = analyze_query(text)
+    id_words = identifier_words(text)
+    keyed = query.only({c.stem for c in query.concepts if c.stem not in id_words})
+    id_weight = sum(c.weight for c in query.concepts if c.stem in id_words)
+    total = sum(c.weight for c in query.concepts)
+    rest = total - id_weight
+    # Words no candidate memory holds (out of the vocabulary) cannot be matched by any memory:
+    # coverage is measured over the others, when they are at least half of the question.
+    known = {c.stem for c in query.concepts
+             if any(relevance(query.only({c.stem}), m.content) > 0 for m in memories)}
+    known_weight = sum(c.weight for c in query.concepts if c.stem in known)
+    if not asked and total and known_weight / total >= OOV_GUARD:
+        query = query.only(known)
     scored = []
     for i, m in enumerate(memories):
         if asked and not identifiers_match(asked, identifiers(m.content)):
             continue
-        score = relevance(query, m.content)
-        if score >= RELATED_THRESHOLD:
+        if asked and total:  # the identifier matched: its words are covered
+            score = (id_weight + (relevance(keyed, m.content) * rest if rest else 0)) / total
+            threshold = ID_THRESHOLD
+        else:
+            score, threshold = relevance(query, m.content), RELATED_THRESHOLD
+        if score >= threshold:
             scored.append((score, -i, m))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
     return scored

@@ -107,16 +107,38 @@ def is_identifier(token: str, previous: str | None = None) -> bool:
     return bool(_LONG_CODE.match(token)) and len(_DIGIT.findall(token)) >= 5
 
 
-def identifiers(text: str) -> frozenset[str]:
-    """The identifiers written in ``text``, each as written after normalising (``라인 2``)."""
+def _identifier_spans(text: str) -> list[tuple[str, list[str]]]:
+    """``(identifier, the tokens that wrote it)`` for each identifier of ``text``.
+
+    Korean also writes the number first: ``4472 로트``, ``2호기 금형`` name the same things as
+    ``로트 4472`` and ``금형 2호기``.
+    """
     tokens = _TOKEN.findall(normalize(text))
-    found = set()
+    found = []
     for i, token in enumerate(tokens):
         previous = tokens[i - 1] if i else None
-        if not is_identifier(token, previous):
-            continue
-        found.add(_identifier_form(token, previous))
-    return frozenset(found)
+        following = _strip_id_particle(tokens[i + 1]) if i + 1 < len(tokens) else None
+        if is_identifier(token, previous):
+            noun = [previous] if previous is not None and _identifier_form(
+                token, previous) != _identifier_form(token, None) else []
+            found.append((_identifier_form(token, previous), [*noun, token]))
+        elif following in IDENTIFIER_NOUNS and is_identifier(token, following):
+            found.append((_identifier_form(token, following), [token, tokens[i + 1]]))
+    return found
+
+
+def identifiers(text: str) -> frozenset[str]:
+    """The identifiers written in ``text``, in one spelling each (``라인 2`` -> ``line 2``)."""
+    return frozenset(form for form, _ in _identifier_spans(text))
+
+
+def identifier_words(text: str) -> frozenset[str]:
+    """The words (as ``chat.analysis`` splits them) that write ``text``'s identifiers."""
+    words: set[str] = set()
+    for _, tokens in _identifier_spans(text):
+        for token in tokens:
+            words.update(re.findall(r"[^\W_]+", _strip_id_particle(token)))
+    return frozenset(words)
 
 
 def _identifier_form(token: str, previous: str | None) -> str:
@@ -229,5 +251,6 @@ def value_of(text: str) -> str:
     return original[at:] if at >= 0 else value
 
 
-__all__ = ["IDENTIFIER_NOUNS", "identifiers", "identifiers_match", "is_identifier",
+__all__ = ["IDENTIFIER_NOUNS", "identifier_words", "identifiers", "identifiers_match",
+           "is_identifier",
            "split_subject", "subject_of", "value_of"]
