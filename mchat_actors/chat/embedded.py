@@ -242,6 +242,17 @@ class EmbeddedChatService:
         return await self.db(memory_store.restore_memory, memory_id, actor=actor,
                              now_ms=self.now_ms())
 
+    async def admin_memories(self, *, query: str = "", state: str = "current",
+                             limit: int = 100) -> list[MemoryRecord]:
+        """Memories for the admin view (see ``memory_store.admin_list``)."""
+        rows = await self.db(memory_store.admin_list, query=query, state=state, limit=limit)
+        return [memory_from_row(r) for r in rows]
+
+    async def memory_audit(self, memory_id: int) -> list[dict[str, object]]:
+        """The memory's audit trail, oldest first: action, actor, time, detail."""
+        rows = await self.db(memory_store.audit_trail, memory_id)
+        return [{k: r[k] for k in ("action", "actor", "at", "detail")} for r in rows]
+
     async def memory_versions(self, memory_id: int) -> list[MemoryRecord]:
         """Every version of the memory's subject, oldest first, with author and room names."""
         rows = await self.db(memory_store.versions, memory_id)

@@ -200,13 +200,36 @@ def recent_room_memories(conn: sqlite3.Connection, room: str, limit: int) -> lis
     return [memory_from_row(r) for r in rows]
 
 
+_ADMIN_STATES = {
+    "current": CURRENT,
+    "forgotten": "forgotten_at IS NOT NULL",
+    "superseded": "valid_to IS NOT NULL",
+    "retracted": "deleted_at IS NOT NULL",
+    "all": "1 = 1",
+}
+
+
+def admin_list(conn: sqlite3.Connection, *, query: str, state: str,
+               limit: int) -> list[sqlite3.Row]:
+    """Memories for the admin view, newest first: ``state`` is current, forgotten, superseded,
+    retracted or all; ``query`` a case-insensitive substring of the text ('' for any)."""
+    where = _ADMIN_STATES[state]
+    return conn.execute(
+        "SELECT m.*, COALESCE(u.name, '') AS author_name, COALESCE(r.name, '') AS room_name"
+        " FROM memories AS m LEFT JOIN users AS u ON u.id = m.author_id"
+        " LEFT JOIN chat_rooms AS r ON r.id = m.room_id"
+        f" WHERE {where} AND instr(m.norm, ?) > 0 ORDER BY m.id DESC LIMIT ?",
+        (normalize(query), limit)).fetchall()
+
+
 def find_memories(conn: sqlite3.Connection, ids: Sequence[int]) -> list[sqlite3.Row]:
     marks = ",".join("?" * len(ids))
     return conn.execute(f"SELECT * FROM memories WHERE id IN ({marks})", list(ids)).fetchall()
 
 
 __all__ = [
-    "ADDED", "CURRENT", "SUPERSEDED", "UNCHANGED", "audit", "audit_trail", "find_memories",
+    "ADDED", "CURRENT", "SUPERSEDED", "UNCHANGED", "admin_list", "audit", "audit_trail",
+    "find_memories",
     "forget_memory", "get_memory", "memories_from_post", "previous_version",
     "recent_room_memories", "restore_memory", "retract_memory", "save_memory", "tidy", "twins",
     "versions",
