@@ -281,9 +281,9 @@ class EmbeddedChatService:
             return None
         if self.llm is not None:
             text = await summary.llm_summary(self.llm, rows, hours=hours, now_ms=now,
-                                             mask=self.mask_llm)
+                                             mask=self.mask_llm, tz=self.timezone)
         else:
-            text = summary.builtin_summary(rows, hours=hours, now_ms=now)
+            text = summary.builtin_summary(rows, hours=hours, now_ms=now, tz=self.timezone)
         memory, _ = await self.db(
             repo.save_memory, text, scope="room", kind="summary", room=room, owner=None,
             author=None, source_post_id=None, permalink=None, now_ms=now,
