@@ -16,7 +16,7 @@ dispatch with ``match``. Recognised forms (case-insensitive, leading ``@mentions
 ``/search <query>``         also ``/검색``                              ``Search(query)``
 ``/forget <query or id>``   also ``/잊어``, ``/삭제``; ids look like m42   ``Forget(target)``
 ``/memory``                 also ``/memories``, ``/기억목록``             ``ListMemories()``
-``/memory history <query>`` also ``/기억이력 <query>``       ``ListMemories(history)``
+``/memory history <q>``     also ``/기억이력 <q>``, ``/memory 이력 <q>`` ``ListMemories(history)``
 ``/help``                   also ``/도움말``                            ``Help()``
 ``요약 [N시간]``              ``요약 3h``, ``요약 2일``, ``요약해줘``,        ``Summarize(hours)``
                             ``3시간 요약``, ``/summary [N]``, ``/요약 [N]``

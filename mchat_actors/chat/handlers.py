@@ -42,9 +42,12 @@ HELP_TEXT = """\
 - `/remember <내용>`: 이 방과 내 개인 기억에 저장 / store a memory for this room and for you
 - `/search <검색어>`: 내가 볼 수 있는 기억 검색 (나에게만 표시) / search the memories you can see \
 (shown only to you)
-- `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나 삭제 / delete the best matching memory
-- `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 / extract memories from \
-the recent conversation (LLM), or list this room's recent memories
+- `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나를 잊음 (관리자가 되살릴 수 있음) / forget \
+the best matching memory (an admin can restore it)
+- `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 (나에게만 표시) / extract \
+memories from the recent conversation (LLM), or list this room's recent memories (shown only to you)
+- `/memory history <검색어>`: 기억이 바뀐 이력 (나에게만 표시) / every version of a memory (shown \
+only to you)
 - `/help`: 이 도움말 / this help
 - `@ai 요약 [N시간]`: 최근 N시간 대화 요약, 기본 24시간 / summary of the last N hours (default 24)
 그 밖의 말은 질문으로 보고 저장된 기억으로 답합니다. Anything else is a question, answered from \
