@@ -195,7 +195,9 @@ async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcom
 
 def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
                  now_ms: int) -> MemoryRecord | None:
-    rooms = repo.visible_rooms(conn, req.user, req.room)
+    # the room asked in and the rooms the asker belongs to (not every public room: reading a
+    # team-wide memory does not make it yours to forget)
+    rooms = repo.member_rooms(conn, req.user, req.room)
     by_id = _MEMORY_ID.match(target.strip())
     row = None
     if by_id:

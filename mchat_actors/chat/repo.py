@@ -90,6 +90,12 @@ def visible_rooms(conn: sqlite3.Connection, user: str, current_room: str) -> lis
     return [current_room, *sorted(r[0] for r in rows if r[0] != current_room)]
 
 
+def member_rooms(conn: sqlite3.Connection, user: str, current_room: str) -> list[str]:
+    """The room asked in and the rooms ``user`` is a member of."""
+    rows = conn.execute("SELECT room_id FROM room_members WHERE user_id = ?", (user,))
+    return [current_room, *sorted(r[0] for r in rows if r[0] != current_room)]
+
+
 def room_members(conn: sqlite3.Connection, room: str) -> frozenset[str]:
     rows = conn.execute("SELECT user_id FROM room_members WHERE room_id = ?", (room,))
     return frozenset(r[0] for r in rows)
@@ -194,7 +200,7 @@ __all__ = [
     "add_member", "create_room", "create_user", "delete_message", "edit_message",
     "find_user_by_email", "forget_memory", "get_memory", "insert_message", "memories_from_post",
     "message_by_post", "message_from_row", "new_id", "recent_room_memories", "remove_member",
-    "retract_memory", "room_exists", "room_infos", "room_kind", "room_members",
+    "member_rooms", "retract_memory", "room_exists", "room_infos", "room_kind", "room_members",
     "set_room_members", "room_messages", "save_memory", "twins", "user_exists",
     "versions", "visible_rooms",
 ]

@@ -375,3 +375,17 @@ async def test_a_bare_mention_gets_a_pointer_to_help(world: World) -> None:
                                           prompt="")
     assert "/help" in (result.assistant_message or "") and "How can I help" in (
         result.assistant_message or "")
+
+
+async def test_forget_cannot_reach_a_public_room_the_user_is_not_in(world: World) -> None:
+    """A public room's memories are readable by all, but only its members may forget them."""
+    ops = await world.svc.create_room(name="ops", kind="channel")
+    await world.svc.add_room_member(ops.id, world.park.id)
+    stored = await world.say(ops, world.park, "/remember 창고 이전 일정 6월 1일")
+    dm = await world.dm(world.kim)
+    assert "6월 1일" in ((await world.say(dm, world.kim, "창고 이전 일정 언제야?"))
+                        .assistant_message or "")
+    for target in (stored.extracted_memories[0].id, "창고 이전 일정"):
+        result = await world.say(world.quality, world.kim, f"/forget {target}")
+        assert "찾지 못했습니다" in (result.assistant_message or "")
+    assert rows(world, "SELECT * FROM memories WHERE forgotten_at IS NOT NULL") == []
