@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
 
@@ -36,7 +36,7 @@ from .answer import (
     history_question,
     matching,
 )
-from .audience import Audience, may_use
+from .audience import Audience, RoomInfo, may_use
 from .commands import Remember, parse_command, strip_mentions
 from .extraction import (
     EXTRACTION_MAX_TOKENS,
@@ -373,10 +373,32 @@ def _search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: 
         audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
                                members=repo.room_members(conn, room), asker=user)
     rooms = repo.visible_rooms(conn, user, room)
-    infos = repo.room_infos(conn, rooms)
+    infos = _RoomInfos(conn)  # only the rooms of memories found are looked up
     return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
                          now_ms=now_ms, limit=limit,
                          keep=lambda m: may_use(audience, m, infos))
+
+
+class _RoomInfos(Mapping[str, RoomInfo]):
+    """Kind and members of a room, read when first asked for (in the database thread)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cache: dict[str, RoomInfo | None] = {}
+
+    def __getitem__(self, room: str) -> RoomInfo:
+        if room not in self._cache:
+            self._cache[room] = repo.room_infos(self._conn, [room]).get(room)
+        info = self._cache[room]
+        if info is None:
+            raise KeyError(room)
+        return info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([r for r, i in self._cache.items() if i is not None])
+
+    def __len__(self) -> int:
+        return sum(i is not None for i in self._cache.values())
 
 
 def _with_versions(conn: sqlite3.Connection, found: list[MemoryRecord], history: bool
