@@ -200,7 +200,8 @@ class EmbeddedChatService:
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
-        return (await self.search_scoped(room, user, query, limit=limit))[0]
+        found, _ = await self.db(_search_for_audience, room, user, query, self.now_ms(), limit)
+        return found
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
                             limit: int = 10, only_asker: bool = False
