@@ -121,3 +121,23 @@ async def _leave_and_lose_access(mm: FakeMattermost, rt: Any, dm: str) -> None:
         checks = rt.sweeper.after_sweep.checks
         await wait_until(lambda: rt.sweeper.after_sweep.checks >= checks + 2)
         assert "3월 2일" not in await ask(mm, "kim", dm, "신제품 출시일 언제야?")
+
+
+async def test_an_update_is_a_new_version_and_the_history_is_listable(tmp_path) -> None:  # noqa: ANN001
+    """리드타임 2주 then 3주: the answer is 3주 and says it changed; '예전에는?' and
+    /memory history show both, with who said each."""
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db")):
+        await ask(mm, "kim", "quality", "@ai /remember Sunrise 리드타임 2주")
+        reply = await ask(mm, "lee", "quality", "@ai /remember Sunrise 리드타임 3주")
+        assert "대체" in reply and "이력" in reply
+        answer = await ask(mm, "park", "quality", "@ai sunrise 리드타임 얼마나 걸려?")
+        assert "3주 (" in answer and "변경, 이전: 2주)" in answer
+        answer = await ask(mm, "park", "quality", "@ai sunrise 리드타임 예전에는 몇 주였어?")
+        assert "[이전]" in answer and "2주" in answer and "[현재]" in answer
+        post = await mm.post_as("park", "quality", "@ai /memory history sunrise 리드타임")
+        dm = await mm.dm_channel("park", "mchat-bot")
+        await wait_until(lambda: any("이력" in p["message"] for p in visible_in(mm, dm.id)))
+        [history] = [p for p in visible_in(mm, dm.id) if "이력" in p["message"]]
+        assert history["message"].index("2주") < history["message"].index("3주")
+        assert not any(p["root_id"] == post["id"] and "2주" in p["message"]
+                       for p in visible_in(mm, "quality"))
