@@ -20,8 +20,10 @@ empty; the newer supersedes the older (``chat.repo.save_memory``). The rules, in
   ``LOT 4471``, ``도면 02-1234-5678``), and long codes (five or more digits, ``20240517-0012345``).
 - Particles, English function words and time words (``오늘``, ``지난주``, ``현재``, ``now``) are
   left out of the subject, so ``라인 2 가동률은 지금 90%`` and ``라인 2 가동률 87%`` agree.
-- A text with no recognisable value or marker has no subject (``''``): it is never taken for a
-  new version of anything; only an exact repeat of it changes nothing.
+- A text with no value or marker but with an identifier says its last word about the rest
+  (``LOT 4471 출하 보류``: subject ``lot 4471 출하``). Any other text with no recognisable value or
+  marker has no subject (``''``): it is never taken for a new version of anything; only an exact
+  repeat of it changes nothing.
 
 Pure functions; ``chat.repo`` stores the subject in ``memories.subject``.
 """
@@ -227,7 +229,13 @@ def split_subject(text: str) -> tuple[str, str]:
     tokens = _TOKEN.findall(norm)
     words, end = _subject_words(tokens)
     if end >= len(tokens):
-        return "", norm
+        # No value found. With an identifier, the last word is what is said about it
+        # ("LOT 4471 출하 보류", "라인 1 담당자 김민수"); without one, there is no subject.
+        if len(tokens) < 3 or not any(" " in w or is_identifier(w) for w in words):
+            return "", norm
+        words, end = _subject_words(tokens[:-1])[0], len(tokens) - 1
+        if not any(" " in w or is_identifier(w) for w in words) or len(words) < 2:
+            return "", norm
     subject = _clean(words)
     if not subject or not re.search(r"[^\W\d_]", subject):
         return "", norm

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mchat_actors.chat.subject import identifiers, identifiers_match, subject_of, value_of
 
@@ -67,3 +69,31 @@ def test_identifiers_match_on_the_number_and_the_noun_when_both_name_it() -> Non
     assert not identifiers_match(identifiers("금형 2호기"), identifiers("프레스 2호기 점검"))
     assert not identifiers_match(identifiers("X부품"), identifiers("Y부품 불량률"))
     assert identifiers_match(frozenset(), identifiers("Y부품 불량률"))
+
+
+NOUNS = ("라인", "LOT", "로트", "금형", "설비", "도면", "품번", "Line", "셀")
+ATTRS = ("가동률", "불량률", "세척 주기", "담당자", "재고", "yield", "상태")
+VALUES = ("87%", "12.5%", "3주", "5000샷", "김민수", "12월 3일", "보류", "96.1%")
+
+
+@given(noun=st.sampled_from(NOUNS), attr=st.sampled_from(ATTRS),
+       a=st.integers(1, 99_999), b=st.integers(1, 99_999),
+       va=st.sampled_from(VALUES), vb=st.sampled_from(VALUES),
+       particle=st.sampled_from(("", "은", "는", "의")))
+def test_identifiers_decide_whether_two_memories_are_one_subject(
+        noun: str, attr: str, a: int, b: int, va: str, vb: str, particle: str) -> None:
+    """`<noun> <n> <attr> <value>`: equal numbers are one subject whatever the values; different
+    numbers never are (siblings are never superseded)."""
+    first = f"{noun} {a} {attr}{particle} {va}"
+    second = f"{noun} {b} {attr} {vb}"
+    assert subject_of(first)
+    assert (subject_of(first) == subject_of(second)) == (a == b)
+    assert identifiers_match(identifiers(first), identifiers(second)) == (a == b)
+
+
+@given(letter_a=st.sampled_from("ABCDGKMXYZ"), letter_b=st.sampled_from("ABCDGKMXYZ"),
+       kind=st.sampled_from(("부품", "모듈", "동")), value=st.sampled_from(VALUES))
+def test_lettered_names_are_identifiers(letter_a: str, letter_b: str, kind: str,
+                                        value: str) -> None:
+    first, second = f"{letter_a}{kind} 불량률 {value}", f"{letter_b}{kind} 불량률 {value}"
+    assert (subject_of(first) == subject_of(second)) == (letter_a == letter_b)
