@@ -411,9 +411,10 @@ def _with_versions(conn: sqlite3.Connection, found: list[MemoryRecord], history:
         if previous is not None:
             memory = attrs.evolve(memory, previous_content=previous["content"])
         out.append(memory)
-        if history:
+        if history:  # forgotten and retracted versions never reach an answer
             chains[memory.id] = [memory_from_row(r) for r in memory_store.versions(
-                conn, int(memory.id[1:]))]
+                conn, int(memory.id[1:])) if r["forgotten_at"] is None
+                and r["deleted_at"] is None]
     return out, chains
 
 

@@ -263,7 +263,9 @@ def _chains(conn: sqlite3.Connection, ids: list[int]) -> list[list[MemoryRecord]
         if memory_id in seen or not rows:
             continue
         seen.update(r["id"] for r in rows)
-        out.append([memory_from_row(r) for r in rows])
+        # forgotten and retracted versions are for admins only: never shown in a chat
+        out.append([memory_from_row(r) for r in rows
+                    if r["forgotten_at"] is None and r["deleted_at"] is None])
     return out
 
 

@@ -226,3 +226,17 @@ async def test_a_version_1_database_is_upgraded_in_place(tmp_path) -> None:  # n
     async with open_embedded_chat_service(path, clock=clock) as svc:  # a second open is a no-op
         count = svc._conn.execute("SELECT COUNT(*) FROM memories").fetchone()[0]  # noqa: SLF001
         assert count == 4
+
+
+async def test_a_forgotten_version_never_shows_in_a_history(world: World) -> None:
+    """Forgetting the old version by id hides it from '예전에는?' and /memory history."""
+    first = await world.say(world.quality, world.kim, "/remember Sunrise 리드타임 2주")
+    world.clock.now += DAY
+    await world.say(world.quality, world.kim, "/remember Sunrise 리드타임 3주")
+    old_id = int(first.extracted_memories[0].id[1:])
+    assert await world.svc.forget_memory(old_id, actor="admin")
+    assert await world.svc.forget_memory(old_id + 1, actor="admin")  # the personal copy
+    for prompt in ("sunrise 리드타임 예전에는 얼마였어?", "/memory history sunrise 리드타임",
+                   "sunrise 리드타임 얼마나 걸려?"):
+        text = (await world.say(world.quality, world.kim, prompt)).assistant_message or ""
+        assert "3주" in text and "2주" not in text, (prompt, text)
