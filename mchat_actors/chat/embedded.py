@@ -153,7 +153,8 @@ class EmbeddedChatService:
         Cancellation: a started database write completes; the answer may be lost.
         """
         created = created_at_ms if created_at_ms is not None else self.now_ms()
-        stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created)
+        stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created,
+                               permalink)
         answer_key = f"{post_id}:answer" if post_id else None
         if not stored.is_new:
             if not respond or answer_key is None:
@@ -355,13 +356,14 @@ async def open_embedded_chat_service(
 
 def _store_user_message(conn: sqlite3.Connection, room: str, user: str, content: str,
                         post_id: str | None, root_id: str | None,
-                        created_ms: int) -> StoredMessage:
+                        created_ms: int, permalink: str | None = None) -> StoredMessage:
     if not repo.room_exists(conn, room):
         raise ChatServiceRejected(f"unknown room {room}")
     if not repo.user_exists(conn, user):
         raise ChatServiceRejected(f"unknown user {user}")
     return repo.insert_message(conn, room=room, user=user, content=content, role="user",
-                               post_id=post_id, root_id=root_id, created_at_ms=created_ms)
+                               post_id=post_id, root_id=root_id, created_at_ms=created_ms,
+                               permalink=permalink)
 
 
 def _search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
@@ -457,7 +459,8 @@ def _save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row]
         source = rows[index]
         memory, _ = repo.save_memory(
             conn, content, scope="room", kind="extracted", room=room, owner=None,
-            author=source["user_id"], source_post_id=source["mchat_post_id"], permalink=None,
+            author=source["user_id"], source_post_id=source["mchat_post_id"],
+            permalink=source["permalink"],
             now_ms=now_ms)
         saved.append(memory)
     return saved

@@ -141,7 +141,7 @@ def message_from_row(row: sqlite3.Row, *, is_new: bool = True) -> StoredMessage:
 
 def insert_message(
     conn: sqlite3.Connection, *, room: str, user: str | None, content: str, role: str,
-    post_id: str | None, root_id: str | None, created_at_ms: int,
+    post_id: str | None, root_id: str | None, created_at_ms: int, permalink: str | None = None,
 ) -> StoredMessage:
     """Store a message; with a known ``post_id`` the stored one, ``is_new=False``."""
     if post_id is not None:
@@ -151,8 +151,8 @@ def insert_message(
             return message_from_row(row, is_new=False)
     cur = conn.execute(
         "INSERT INTO chat_messages (room_id, user_id, role, content, mchat_post_id, root_id,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (room, user, role, content, post_id, root_id, created_at_ms),
+        " created_at, permalink) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (room, user, role, content, post_id, root_id, created_at_ms, permalink),
     )
     row = conn.execute("SELECT * FROM chat_messages WHERE id = ?", (cur.lastrowid,)).fetchone()
     return message_from_row(row)

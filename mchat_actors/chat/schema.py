@@ -142,7 +142,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS memories_window_current ON memories (room_id, 
 def migrate(conn: sqlite3.Connection) -> None:
     """Create the ChatService's tables if missing and upgrade older ones. Never drops anything.
 
-    Version 1 -> 2: the version columns are added to ``memories``; every existing memory becomes
+    Version 1 -> 2: ``chat_messages.permalink`` and the version columns of ``memories`` are
+    added, and ``memory_audit`` created; every existing memory becomes
     the current version of its subject (``valid_from`` = ``created_at``), its subject computed
     from its text. Idempotent.
     """
@@ -150,6 +151,9 @@ def migrate(conn: sqlite3.Connection) -> None:
 
     conn.executescript(_SCHEMA)
     with transaction(conn):
+        messages = {row[1] for row in conn.execute("PRAGMA table_info(chat_messages)")}
+        if "permalink" not in messages:  # the source post's link, for extracted memories
+            conn.execute("ALTER TABLE chat_messages ADD COLUMN permalink TEXT")
         have = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
         for name, decl in _MEMORY_COLUMNS_V2:
             if name not in have:

@@ -48,7 +48,8 @@ async def test_one_extraction_per_burst(db_path: str, clock: FakeClock,
     async with open_embedded_chat_service(db_path, llm=llm, clock=clock,
                                           extraction_debounce_s=DEBOUNCE_S) as svc:
         world = await make_world(svc, clock)
-        await world.say(world.quality, world.kim, "X부품 불량률 12%", post_id="p1", respond=False)
+        await world.say(world.quality, world.kim, "X부품 불량률 12%", post_id="p1", respond=False,
+                        permalink="http://mm/_redirect/pl/p1")
         mock_clock.jump(3)
         await world.say(world.quality, world.lee, "배포는 금요일", post_id="p2", respond=False)
         mock_clock.jump(3)
@@ -60,6 +61,9 @@ async def test_one_extraction_per_burst(db_path: str, clock: FakeClock,
         memories = live_memories(world)
         assert [(m["content"], m["source_post_id"], m["kind"]) for m in memories] == [
             ("X부품 불량률 12%", "p1", "extracted"), ("배포는 금요일", "p2", "extracted")]
+        # each fact's author and source link are its message's
+        assert [(m["author_id"], m["permalink"]) for m in memories] == [
+            (world.kim.id, "http://mm/_redirect/pl/p1"), (world.lee.id, None)]
         assert svc.statistics().memories == 2
 
 
