@@ -19,16 +19,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
 
-import attrs
 import trio
 
 from ..errors import ChatServiceError, ChatServiceRejected
 from ..messages import AgentUserId, RoomId
-from . import memory_store, repo, summary
+from . import memory_store, repo, summary, units
 from .answer import (
     DEFAULT_TIMEZONE,
     compose_answer,
@@ -36,8 +35,7 @@ from .answer import (
     history_question,
     matching,
 )
-from .audience import Audience, RoomInfo, may_use
-from .commands import Remember, parse_command, strip_mentions
+from .commands import parse_command, strip_mentions
 from .extraction import (
     EXTRACTION_MAX_TOKENS,
     Debouncer,
@@ -46,9 +44,9 @@ from .extraction import (
     parse_extraction,
 )
 from .handlers import Request, handle_command
-from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult, StoredMessage
+from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
 from .schema import connect, transaction
-from .search import memory_from_row, search_scoped
+from .search import memory_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +151,8 @@ class EmbeddedChatService:
         Cancellation: a started database write completes; the answer may be lost.
         """
         created = created_at_ms if created_at_ms is not None else self.now_ms()
-        stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created,
-                               permalink)
+        stored = await self.db(units.store_user_message, room, user, content, post_id,
+                               root_id, created, permalink)
         answer_key = f"{post_id}:answer" if post_id else None
         if not stored.is_new:
             if not respond or answer_key is None:
@@ -187,21 +185,22 @@ class EmbeddedChatService:
     async def edit_message(self, *, post_id: str, content: str) -> None:
         """Update the message; a /remember post's memories get a new version (the old one is
         kept in their history), other memories from it are retracted and re-extracted."""
-        requeue = await self.db(_apply_edit, post_id, content, self.now_ms(),
+        requeue = await self.db(units.apply_edit, post_id, content, self.now_ms(),
                                 extract=self.llm is not None)
         if requeue is not None:
             self._extractor.push(*requeue)
 
     async def delete_message(self, *, post_id: str) -> None:
         """Mark the message deleted and its memories retracted (kept, never answered)."""
-        await self.db(_apply_delete, post_id, self.now_ms())
+        await self.db(units.apply_delete, post_id, self.now_ms())
 
     # -- retrieval -------------------------------------------------------------------------------
 
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
-        found, _ = await self.db(_search_for_audience, room, user, query, self.now_ms(), limit)
+        found, _ = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
+                                 limit)
         return found
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
@@ -213,7 +212,7 @@ class EmbeddedChatService:
         ``only_asker``, the asker alone (a reply the runtime shows to the asker only: an
         ephemeral post or a DM). Matches outside it are counted, never returned.
         """
-        found, hidden = await self.db(_search_for_audience, room, user, query, self.now_ms(),
+        found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
                                       limit, only_asker)
         return found, len(matching(query, hidden))
 
@@ -221,9 +220,9 @@ class EmbeddedChatService:
         now = self.now_ms()
         past = history_question(question)
         text = past[0] if past else question
-        found, hidden = await self.db(_search_for_audience, room, user, text, now,
+        found, hidden = await self.db(units.search_for_audience, room, user, text, now,
                                       QUESTION_MEMORIES)
-        found, history = await self.db(_with_versions, found, past is not None)
+        found, history = await self.db(units.with_versions, found, past is not None)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
                                     hidden=len(matching(text, hidden)), history=history,
                                     now_ms=now, mask=self.mask_llm)
@@ -309,7 +308,7 @@ class EmbeddedChatService:
         answer = await self.llm.complete(build_extraction_messages(rows, mask=self.mask_llm),
                                          max_tokens=EXTRACTION_MAX_TOKENS)
         found = parse_extraction(answer, [row["content"] for row in rows])
-        return await self.db(_save_extracted, room, rows, found, self.now_ms())
+        return await self.db(units.save_extracted, room, rows, found, self.now_ms())
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
         return len(await self.extract_memories(RoomId(room), ids=ids))
@@ -349,121 +348,6 @@ async def open_embedded_chat_service(
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(conn.close)
-
-
-# -- units of work (run in the database thread) ----------------------------------------------------
-
-
-def _store_user_message(conn: sqlite3.Connection, room: str, user: str, content: str,
-                        post_id: str | None, root_id: str | None,
-                        created_ms: int, permalink: str | None = None) -> StoredMessage:
-    if not repo.room_exists(conn, room):
-        raise ChatServiceRejected(f"unknown room {room}")
-    if not repo.user_exists(conn, user):
-        raise ChatServiceRejected(f"unknown user {user}")
-    return repo.insert_message(conn, room=room, user=user, content=content, role="user",
-                               post_id=post_id, root_id=root_id, created_at_ms=created_ms,
-                               permalink=permalink)
-
-
-def _search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
-                         now_ms: int, limit: int, only_asker: bool = False,
-                         ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
-    """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
-    if only_asker:
-        audience = Audience.only(user, room)
-    else:
-        audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
-                               members=repo.room_members(conn, room), asker=user)
-    rooms = repo.visible_rooms(conn, user, room)
-    infos = _RoomInfos(conn)  # only the rooms of memories found are looked up
-    return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
-                         now_ms=now_ms, limit=limit,
-                         keep=lambda m: may_use(audience, m, infos))
-
-
-class _RoomInfos(Mapping[str, RoomInfo]):
-    """Kind and members of a room, read when first asked for (in the database thread)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._cache: dict[str, RoomInfo | None] = {}
-
-    def __getitem__(self, room: str) -> RoomInfo:
-        if room not in self._cache:
-            self._cache[room] = repo.room_infos(self._conn, [room]).get(room)
-        info = self._cache[room]
-        if info is None:
-            raise KeyError(room)
-        return info
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([r for r, i in self._cache.items() if i is not None])
-
-    def __len__(self) -> int:
-        return sum(i is not None for i in self._cache.values())
-
-
-def _with_versions(conn: sqlite3.Connection, found: list[MemoryRecord], history: bool
-                   ) -> tuple[list[MemoryRecord], dict[str, list[MemoryRecord]]]:
-    """Each memory with the version it replaced; with ``history`` every version, by id."""
-    out, chains = [], {}
-    for memory in found:
-        previous = memory_store.previous_version(conn, int(memory.id[1:]))
-        if previous is not None:
-            memory = attrs.evolve(memory, previous_content=previous["content"])
-        out.append(memory)
-        if history:  # forgotten and retracted versions never reach an answer
-            chains[memory.id] = [memory_from_row(r) for r in memory_store.versions(
-                conn, int(memory.id[1:])) if r["forgotten_at"] is None
-                and r["deleted_at"] is None]
-    return out, chains
-
-
-def _apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: int, *,
-                extract: bool) -> tuple[str, int] | None:
-    """Edit the message and its memories; the (room, message id) to re-extract, if any."""
-    row = repo.message_by_post(conn, post_id)
-    if row is None or row["deleted_at"] is not None:
-        return None
-    repo.edit_message(conn, post_id, content, now_ms)
-    command = parse_command(strip_mentions(content))
-    for memory in repo.memories_from_post(conn, post_id):
-        if memory["kind"] == "remember" and isinstance(command, Remember) and command.text:
-            # a new version of what the post says; the old one stays in the history
-            saved, _ = repo.save_memory(
-                conn, command.text, scope=memory["scope"], kind="remember",
-                room=memory["room_id"], owner=memory["owner_id"], author=memory["author_id"],
-                source_post_id=post_id, permalink=memory["permalink"], now_ms=now_ms,
-                supersedes=memory["id"])
-            if saved.id != f"m{memory['id']}" and repo.get_memory(conn, memory["id"]):
-                # the edit repeats another current memory: this post's version goes
-                repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
-        elif memory["kind"] != "summary":
-            repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
-    if extract and command is None and row["role"] == "user":
-        return row["room_id"], row["id"]
-    return None
-
-
-def _apply_delete(conn: sqlite3.Connection, post_id: str, now_ms: int) -> None:
-    repo.delete_message(conn, post_id, now_ms)
-    for memory in repo.memories_from_post(conn, post_id):
-        repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} deleted")
-
-
-def _save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row],
-                    found: list[tuple[str, int]], now_ms: int) -> list[MemoryRecord]:
-    saved = []
-    for content, index in found:
-        source = rows[index]
-        memory, _ = repo.save_memory(
-            conn, content, scope="room", kind="extracted", room=room, owner=None,
-            author=source["user_id"], source_post_id=source["mchat_post_id"],
-            permalink=source["permalink"],
-            now_ms=now_ms)
-        saved.append(memory)
-    return saved
 
 
 __all__ = ["EmbeddedChatService", "open_embedded_chat_service"]

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from mchat_actors.chat import repo
 from mchat_actors.chat.answer import builtin_answer
-from mchat_actors.chat.embedded import _search_for_audience
 from mchat_actors.chat.schema import connect
+from mchat_actors.chat.units import search_for_audience as _search_for_audience
 
 KINDS = {"r0": "channel", "r1": "private", "r2": "private", "r3": "direct", "r4": "group",
          "r5": "channel"}
