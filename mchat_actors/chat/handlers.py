@@ -18,12 +18,15 @@ import trio
 from ..errors import MchatActorsError
 from ..messages import AgentUserId, RoomId
 from . import memory_store, repo
-from .analysis import analyze_query, relevance
+from .analysis import analyze_query, normalize, relevance
 from .answer import format_memory, hidden_note, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
+from .decide import llm_update_target
+from .masking import mask_for_storage
 from .memory_store import SUPERSEDED, UNCHANGED
 from .protocol import MemoryRecord, ReactFn, StoredMessage
 from .search import memory_from_row, search_memories
+from .subject import subject_of
 
 if TYPE_CHECKING:
     from .embedded import EmbeddedChatService
@@ -95,8 +98,12 @@ async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcom
     korean = is_korean(text) or not text
     if not text:
         return "사용법: `/remember <기억할 내용>`", (), False
+    target = None
+    if svc.llm is not None:  # a second opinion where the rules would add beside similar ones
+        candidates = await svc.db(_update_candidates, text, req)
+        target = await llm_update_target(svc.llm, text, candidates, mask=svc.mask_llm)
     (room_memory, outcome, previous), (personal, _, _) = await svc.db(
-        _remember_both, text, req, svc.now_ms())
+        _remember_both, text, req, svc.now_ms(), target)
     if outcome == UNCHANGED:
         reply = (f"이미 같은 내용을 기억하고 있습니다: {room_memory.content} (`{room_memory.id}`)"
                  if korean else
@@ -120,15 +127,36 @@ async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcom
 _Saved = tuple[MemoryRecord, str, MemoryRecord | None]
 
 
-def _remember_both(conn: sqlite3.Connection, text: str, req: Request,
-                   now_ms: int) -> tuple[_Saved, _Saved]:
-    """The room copy and the personal copy, each with its outcome and the version it replaced."""
+def _update_candidates(conn: sqlite3.Connection, text: str, req: Request) -> list[MemoryRecord]:
+    """Current memories of the room like ``text`` that the rules would keep beside it (no exact
+    repeat, no same subject): what an LLM may judge ``text`` to update."""
+    norm, subject = normalize(mask_for_storage(text)), subject_of(text)
+    room_current = "scope = 'room' AND room_id = ? AND " + memory_store.CURRENT
+    if conn.execute(f"SELECT 1 FROM memories WHERE {room_current} AND (norm = ? OR"
+                    " (subject != '' AND subject = ?))", (req.room, norm, subject)).fetchone():
+        return []
+    query = analyze_query(text)
+    found = search_memories(conn, text, rooms=[req.room], owner=None, current_room=req.room,
+                            now_ms=0, limit=5)
+    return [m for m in found if m.scope == "room" and relevance(query, m.content) >= 0.5]
+
+
+def _remember_both(conn: sqlite3.Connection, text: str, req: Request, now_ms: int,
+                   target: int | None = None) -> tuple[_Saved, _Saved]:
+    """The room copy and the personal copy, each with its outcome and the version it replaced;
+    ``target``: the room memory the LLM judged this one to update (and its personal twin)."""
     saved = []
+    updates: dict[str, int | None] = {"room": None, "personal": None}
+    target_row = memory_store.get_memory(conn, target) if target is not None else None
+    if target_row is not None:
+        updates["room"] = target
+        twin = repo.twins(conn, target_row, req.user)
+        updates["personal"] = twin[0]["id"] if twin else None
     for scope, owner in (("room", None), ("personal", req.user)):
         memory, outcome = repo.save_memory(
             conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
             author=req.user, source_post_id=req.post_id, permalink=req.permalink,
-            now_ms=now_ms)
+            now_ms=now_ms, supersedes=updates[scope])
         old = memory_store.previous_version(conn, int(memory.id[1:]))
         previous = memory_from_row(old) if outcome == SUPERSEDED and old is not None else None
         saved.append((memory, outcome, previous))
