@@ -147,7 +147,7 @@ async def main(kind: str, memories: int, searches: int, messages: int) -> None:
     print(f"corpus {kind!r}: {memories} memories over 20 rooms (the asker is in 5)")
     with tempfile.TemporaryDirectory() as tmp:
         async with open_embedded_chat_service(str(Path(tmp) / "bench.db")) as svc:
-            rooms = [(await svc.create_room(name=f"room{i}", kind="channel")).id for i in range(20)]
+            rooms = [(await svc.create_room(name=f"room{i}", kind="private")).id for i in range(20)]
             users = [(await svc.create_user(name=f"user{i}", email=f"u{i}@example.com")).id
                      for i in range(50)]
             asker = users[0]

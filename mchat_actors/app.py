@@ -29,7 +29,7 @@ from .actors import dispatcher, reconnect, sender, summaries
 from .actors.autojoin import AutoJoiner
 from .actors.handler import Handler
 from .actors.invoker import Invoker
-from .actors.mapper import Mapper
+from .actors.mapper import Mapper, MembershipCheck
 from .actors.sweeper import Sweeper
 from .chat.protocol import LLM, ChatService
 from .config import Config
@@ -95,7 +95,9 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
         # remotely, so the local service must not extract memories of its own (no LLM for it;
         # agent-chat's summaries are then the built-in ones)
         async with open_embedded_chat_service(config.db_path,
-                                              llm=None if remote else llm) as local:
+                                              llm=None if remote else llm,
+                                              timezone=config.chat.timezone,
+                                              mask_llm=config.chat.mask_llm) as local:
             if not remote:
                 yield local
                 return
@@ -161,7 +163,8 @@ async def _run(config: Config, store: Store, chat: ChatService,
                           limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
         handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
                           replies=replies_send, bot=bot)
-        sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
+        sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
+                          after_sweep=MembershipCheck(mapper))
         rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                      bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                      events=events_send, replies=replies_send, started_at=trio.current_time(),

@@ -105,6 +105,8 @@ class ChatConfig:
     agent_service_password: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     agent_user_auth: str = "sso"  # sso | x-user-id (see chat.agent_chat_client)
     agent_rate_per_min: float = 600.0  # every post is a request; the server limits no chat API
+    timezone: str = "Asia/Seoul"  # MCHAT_TIMEZONE: dates in answers and summaries
+    mask_llm: bool = True  # MCHAT_MASK_LLM: phones and e-mails masked in text sent to the LLM
 
 
 @attrs.frozen(kw_only=True)
@@ -248,6 +250,8 @@ class _Builder:
             agent_service_password=g("CHAT_AGENT_SERVICE_PASSWORD", str, None),
             agent_user_auth=g("CHAT_AGENT_USER_AUTH", _choice(AGENT_USER_AUTH), "sso"),
             agent_rate_per_min=g("CHAT_AGENT_RATE_PER_MIN", _positive, 600.0),
+            timezone=g("MCHAT_TIMEZONE", _timezone, "Asia/Seoul"),
+            mask_llm=g("MCHAT_MASK_LLM", _bool, True),
         )
         if chat.backend == "agent-chat":
             for name, value in (
@@ -277,6 +281,16 @@ class _Builder:
             db_path=db_path,
             log_format=log_format,
         )
+
+
+def _timezone(raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {raw!r} (an IANA name such as Asia/Seoul)") from None
+    return raw
 
 
 def _bool(raw: str) -> bool:

@@ -186,6 +186,25 @@ class SendReply:
 
 
 @attrs.frozen(kw_only=True)
+class SendEphemeral:
+    """Show ``message`` to ``user_id`` only, in ``channel_id`` (``POST /posts/ephemeral``).
+
+    For answers only their asker may read (``/search`` results in a channel). When the bot may
+    not post ephemerally (403) or the post fails, the message goes to the asker's DM with the
+    bot through the outbox (``<reply_key>:dm``) and a one-line ``note`` is posted in the thread
+    (``<reply_key>:note``).
+    """
+
+    channel_id: ChannelId
+    user_id: MattermostUserId
+    message: str = attrs.field(converter=clean_answer)  # output hygiene, as SendReply
+    reply_key: str
+    note: str
+    root_id: PostId | None = None
+    trigger_post_id: PostId | None = None
+
+
+@attrs.frozen(kw_only=True)
 class AddReaction:
     """Best-effort reaction on a post (the summary's hourglass and check mark)."""
 
@@ -194,4 +213,4 @@ class AddReaction:
     remove: bool = False
 
 
-OutboundRequest = SendReply | AddReaction
+OutboundRequest = SendReply | SendEphemeral | AddReaction

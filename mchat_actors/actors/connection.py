@@ -27,6 +27,7 @@ import trio
 import trio_websocket
 
 from .._groups import collapse_groups
+from ..chat.masking import mask_for_log
 from ..config import MattermostConfig
 from ..errors import (
     MalformedEvent,
@@ -225,7 +226,8 @@ class _Connection:
         except MalformedEvent as exc:
             self.stats.malformed += 1
             logger.warning("connection: skipped a malformed frame: %s", exc)
-            logger.debug("connection: malformed frame payload %r", message[:2000])
+            raw = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            logger.debug("connection: malformed frame payload %r", mask_for_log(raw[:2000]))
             return
         match frame:
             case ActionReply(seq_reply=seq, status=status, error_id=error_id):

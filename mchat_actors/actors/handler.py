@@ -36,6 +36,7 @@ from ..messages import (
     PostDeleted,
     PostEdited,
     PostId,
+    SendEphemeral,
     SendReply,
 )
 from ..store import Store
@@ -46,6 +47,8 @@ from .mapper import Mapper
 logger = logging.getLogger(__name__)
 
 HOURGLASS = "hourglass_flowing_sand"
+PRIVATE_NOTE = ("결과는 요청하신 분께만 보이도록 DM으로 보냈습니다. / "
+                "Sent to you by DM: only you may see these results.")
 
 
 @attrs.define
@@ -200,6 +203,19 @@ class Handler:
         if outcome.failed and outcome.result is None:
             await self.invoker.store_only(post, room=info.room_id, user=user)
         replies: tuple[SendReply, ...] = ()
+        channel_type = event.channel_type or info.type
+        private = (outcome.result is not None and outcome.result.ephemeral
+                   and channel_type != "D")
+        if decision.respond and outcome.answer and private:
+            # only the asker may read it: an ephemeral post (or a DM), never the thread
+            await self._finish(post, "answered", event.source, ())
+            await self.replies.send(SendEphemeral(
+                channel_id=post.channel_id, user_id=post.user_id,
+                message=f"{MARKER} {outcome.answer}", reply_key=f"{post.id}:reply",
+                note=f"{MARKER} {PRIVATE_NOTE}", root_id=reply_root(post, self.cfg.reply_mode),
+                trigger_post_id=post.id))
+            self.stats.ai_responses += 1
+            return
         if decision.respond and outcome.answer:
             replies = (SendReply(
                 channel_id=post.channel_id, message=f"{MARKER} {outcome.answer}",

@@ -20,6 +20,7 @@ import trio
 
 from .. import mapping
 from ..chat.protocol import ChatService
+from ..errors import MattermostAuthError, MchatActorsError
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
 from ..store import Store
 
@@ -107,6 +108,12 @@ class Mapper:
         return row
 
     async def _add_all_members(self, channel_id: ChannelId, room: RoomId) -> None:
+        for uid in await self._member_ids(channel_id):
+            await self.chat.add_room_member(room, await self.user(uid))
+
+    async def _member_ids(self, channel_id: ChannelId) -> list[MattermostUserId]:
+        """The channel's members now, without the bot (paged through REST)."""
+        found: list[MattermostUserId] = []
         page = 0
         while True:
             members = await self.rest.get_channel_members(channel_id, page=page,
@@ -114,10 +121,33 @@ class Mapper:
             for member in members:
                 uid = str(member.get("user_id") or "")
                 if uid and uid != self.bot_user_id:
-                    await self.chat.add_room_member(room, await self.user(MattermostUserId(uid)))
+                    found.append(MattermostUserId(uid))
             if len(members) < MEMBERS_PAGE:
-                return
+                return found
             page += 1
+
+    async def resync_members(self, channel_id: ChannelId) -> tuple[int, int]:
+        """Make the room's members the channel's current members; ``(added, removed)``.
+
+        Member events may have been missed while disconnected or polling: someone who left a
+        private channel must lose access to its memories. Only for a ChatService that can
+        replace a room's members (the embedded one); others keep what events told them.
+        """
+        set_members = getattr(self.chat, "set_room_members", None)
+        row = await self.store.run(mapping.get_channel, channel_id)
+        if set_members is None or row is None:
+            return 0, 0
+        users = [await self.user(uid) for uid in await self._member_ids(channel_id)]
+        added, removed = await set_members(RoomId(row["agent_room_id"]), users)
+        if added or removed:
+            logger.info("mapper: channel %s members re-checked: %d joined, %d left", channel_id,
+                        added, removed)
+        return int(added), int(removed)
+
+    async def resync_all_members(self) -> None:
+        """``resync_members`` for every mapped channel (after a reconnect, or while polling)."""
+        for row in await self.store.run(mapping.list_channels):
+            await self.resync_members(ChannelId(row["mchat_channel_id"]))
 
     async def user(self, user_id: MattermostUserId) -> AgentUserId:
         """The agent user for a Mattermost user: DB, then e-mail match, then create."""
@@ -182,3 +212,31 @@ class Mapper:
         if info is not None:
             self._channels[channel_id] = attrs.evolve(info, sync_enabled=enabled)
         return changed
+
+
+@attrs.define
+class MembershipCheck:
+    """The sweeper's after-sweep hook: re-check every channel's members after a backfill (a
+    reconnect) and at most every ``poll_every_s`` while polling. Errors are logged and counted:
+    a failed check is tried again at the next sweep, never a crash."""
+
+    mapper: Mapper
+    poll_every_s: float = 60.0
+    checks: int = 0
+    failures: int = 0
+    _last: float = -1e18
+
+    async def __call__(self, source: str) -> None:
+        now = trio.current_time()
+        if source != "backfill" and now - self._last < self.poll_every_s:
+            return
+        self._last = now
+        try:
+            await self.mapper.resync_all_members()
+            self.checks += 1
+        except MattermostAuthError:
+            raise
+        except MchatActorsError as exc:  # Mattermost or ChatService errors: next sweep
+            self.failures += 1
+            logger.warning("mapper: member re-check failed (%s); next sweep tries again",
+                           type(exc).__name__)

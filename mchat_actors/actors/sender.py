@@ -47,9 +47,10 @@ from ..errors import (
 )
 from ..mattermost.hygiene import POST_PROPS
 from ..mattermost.rest import MattermostClient
-from ..messages import AddReaction, OutboundRequest, Post, SendReply
+from ..messages import AddReaction, OutboundRequest, Post, SendEphemeral, SendReply
 from ..outbox import OutboxRow
 from ..store import Store
+from . import ephemeral
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class SenderCounters:
     errors: int = 0  # unexpected exceptions at the error boundary
     pending: int = 0  # rows queued in memory
     channels: int = 0  # channels with queued rows
+    ephemeral_sent: int = 0  # answers shown to their asker only
+    ephemeral_by_dm: int = 0  # ... sent by DM instead (no permission, or it failed)
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +110,8 @@ class SenderStats:
     errors: int
     pending: int
     channels: int
+    ephemeral_sent: int = 0
+    ephemeral_by_dm: int = 0
 
 
 @attrs.define
@@ -221,6 +226,16 @@ class Sender:
                 # just marked sent can never be queued again by a stale read.
                 state.incoming.extend(ids)
                 state.wake()
+            case SendEphemeral():
+                fallback = await ephemeral.deliver(
+                    self._client, self._bot_user_id, request,
+                    timeout_s=self._settings.reaction_timeout_s)
+                if fallback:
+                    self.stats.ephemeral_by_dm += 1
+                else:
+                    self.stats.ephemeral_sent += 1
+                for reply in fallback:
+                    await self._accept(state, reply, reactions)
             case AddReaction():
                 try:
                     reactions.send_nowait(request)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -60,6 +60,8 @@ class Sweeper:
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
     _channels_at: float = -1e18
+    # called after every sweep with its source ("backfill" or "poll"): the member re-check
+    after_sweep: Callable[[str], Awaitable[None]] | None = None
 
     def connection_lost(self) -> None:
         if self.lost_since_ms is None:
@@ -89,6 +91,8 @@ class Sweeper:
         else:
             self.stats.polls += 1
         self.stats.last_sweep_at = trio.current_time()
+        if self.after_sweep is not None:
+            await self.after_sweep(source)
         return emitted
 
     async def poll_forever(self, interval_s: float) -> None:

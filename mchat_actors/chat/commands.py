@@ -16,6 +16,7 @@ dispatch with ``match``. Recognised forms (case-insensitive, leading ``@mentions
 ``/search <query>``         also ``/검색``                              ``Search(query)``
 ``/forget <query or id>``   also ``/잊어``, ``/삭제``; ids look like m42   ``Forget(target)``
 ``/memory``                 also ``/memories``, ``/기억목록``             ``ListMemories()``
+``/memory history <q>``     also ``/기억이력 <q>``, ``/memory 이력 <q>`` ``ListMemories(history)``
 ``/help``                   also ``/도움말``                            ``Help()``
 ``요약 [N시간]``              ``요약 3h``, ``요약 2일``, ``요약해줘``,        ``Summarize(hours)``
                             ``3시간 요약``, ``/summary [N]``, ``/요약 [N]``
@@ -58,7 +59,13 @@ class Forget:
 
 @attrs.frozen
 class ListMemories:
-    """``/memory``: extract memories from the recent conversation, or list the room's memories."""
+    """``/memory``: extract memories from the recent conversation, or list the room's memories.
+
+    ``/memory history <query>`` (``/memory 이력 <query>``, ``/기억이력 <query>``) sets
+    ``history``: list every version of the memories matching the query.
+    """
+
+    history: str = ""
 
 
 @attrs.frozen
@@ -82,6 +89,7 @@ _NAMES: dict[str, str] = {
     "search": "search", "검색": "search",
     "forget": "forget", "잊어": "forget", "삭제": "forget",
     "memory": "memory", "memories": "memory", "기억목록": "memory",
+    "기억이력": "history",
     "help": "help", "도움말": "help",
     "summary": "summary", "summarize": "summary", "요약": "summary",
 }
@@ -130,7 +138,9 @@ def parse_command(prompt: str) -> Command | None:
         if name == "forget":
             return Forget(arg)
         if name == "memory":
-            return ListMemories()
+            return _parse_memory_arg(arg)
+        if name == "history":  # /기억이력 <query>
+            return ListMemories(history=arg or " ")
         if name == "help":
             return Help()
         if name == "summary":
@@ -140,6 +150,13 @@ def parse_command(prompt: str) -> Command | None:
     if summary:
         return Summarize(_hours(summary.group("n"), summary.group("unit")))
     return None
+
+
+def _parse_memory_arg(arg: str) -> ListMemories:
+    word, _, rest = arg.partition(" ")
+    if word.lower() in ("history", "이력", "기록", "versions"):
+        return ListMemories(history=rest.strip() or " ")
+    return ListMemories()
 
 
 def _parse_summary_arg(arg: str) -> Summarize | None:

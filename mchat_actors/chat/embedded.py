@@ -7,9 +7,11 @@ The service owns one sqlite connection used only from worker threads under a
 ``CapacityLimiter(1)``, and a nursery for debounced background memory extraction (LLM only).
 Leaving the block cancels pending extractions.
 
-Retrieval priority for questions: memories of the room asked in, then the asker's personal
-memories, then rooms the asker is a member of; never a room the asker is not in. The commands
-(``chat.commands``) are handled in ``chat.handlers``.
+Retrieval: the memories the asker may see (the room asked in, the rooms they are in, public
+rooms, their personal memories) are searched; only those every reader of the reply may see
+(``chat.audience``) are used, the others are counted ("N more private results, ask in a DM").
+Memories are versioned (``chat.memory_store``): answers use the current version and say what it
+replaced. The commands (``chat.commands``) are handled in ``chat.handlers``.
 """
 
 from __future__ import annotations
@@ -25,14 +27,26 @@ import trio
 
 from ..errors import ChatServiceError, ChatServiceRejected
 from ..messages import AgentUserId, RoomId
-from . import repo, summary
-from .answer import compose_answer
-from .commands import Remember, parse_command, strip_mentions
-from .extraction import Debouncer, ExtractionStatistics, build_extraction_messages, parse_extraction
+from . import memory_store, repo, summary, units
+from .answer import (
+    DEFAULT_TIMEZONE,
+    compose_answer,
+    format_version,
+    history_question,
+    matching,
+)
+from .commands import parse_command, strip_mentions
+from .extraction import (
+    EXTRACTION_MAX_TOKENS,
+    Debouncer,
+    ExtractionStatistics,
+    build_extraction_messages,
+    parse_extraction,
+)
 from .handlers import Request, handle_command
-from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult, StoredMessage
+from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
 from .schema import connect, transaction
-from .search import search_memories
+from .search import memory_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +63,12 @@ class EmbeddedChatService:
     """The ``ChatService`` on SQLite. Create it with ``open_embedded_chat_service``."""
 
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
-                 extraction_debounce_s: float, clock: Callable[[], float]) -> None:
+                 extraction_debounce_s: float, clock: Callable[[], float],
+                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True) -> None:
         self._conn = conn
         self.llm = llm
+        self.timezone = timezone
+        self.mask_llm = mask_llm
         self._clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self._extractor = Debouncer(nursery, extraction_debounce_s, self._extract_pending)
@@ -134,7 +151,8 @@ class EmbeddedChatService:
         Cancellation: a started database write completes; the answer may be lost.
         """
         created = created_at_ms if created_at_ms is not None else self.now_ms()
-        stored = await self.db(_store_user_message, room, user, content, post_id, root_id, created)
+        stored = await self.db(units.store_user_message, room, user, content, post_id,
+                               root_id, created, permalink)
         answer_key = f"{post_id}:answer" if post_id else None
         if not stored.is_new:
             if not respond or answer_key is None:
@@ -165,26 +183,84 @@ class EmbeddedChatService:
                           extracted_memories=tuple(memories), ephemeral=ephemeral)
 
     async def edit_message(self, *, post_id: str, content: str) -> None:
-        """Update the message and the memories sourced from it (re-masked; re-extracted)."""
-        requeue = await self.db(_apply_edit, post_id, content, self.now_ms(),
+        """Update the message; a /remember post's memories get a new version (the old one is
+        kept in their history), other memories from it are retracted and re-extracted."""
+        requeue = await self.db(units.apply_edit, post_id, content, self.now_ms(),
                                 extract=self.llm is not None)
         if requeue is not None:
             self._extractor.push(*requeue)
 
     async def delete_message(self, *, post_id: str) -> None:
-        """Mark the message deleted and delete the memories sourced from it."""
-        await self.db(_apply_delete, post_id, self.now_ms())
+        """Mark the message deleted and its memories retracted (kept, never answered)."""
+        await self.db(units.apply_delete, post_id, self.now_ms())
 
     # -- retrieval -------------------------------------------------------------------------------
 
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = 10) -> list[MemoryRecord]:
-        """The memories ``user`` may see from ``room`` that match ``query``, best first."""
-        return await self.db(_search_visible, room, user, query, self.now_ms(), limit)
+        """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
+        found, _ = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
+                                 limit)
+        return found
+
+    async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
+                            limit: int = 10, only_asker: bool = False
+                            ) -> tuple[list[MemoryRecord], int]:
+        """``(matches the reply's audience may see, how many more matches it may not)``.
+
+        The audience is everyone who reads a reply in ``room`` (``chat.audience``), or, with
+        ``only_asker``, the asker alone (a reply the runtime shows to the asker only: an
+        ephemeral post or a DM). Matches outside it are counted, never returned.
+        """
+        found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
+                                      limit, only_asker)
+        return found, len(matching(query, hidden))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
-        memories = await self.search(room, user, question, limit=QUESTION_MEMORIES)
-        return await compose_answer(question, memories, llm=self.llm)
+        now = self.now_ms()
+        past = history_question(question)
+        text = past[0] if past else question
+        found, hidden = await self.db(units.search_for_audience, room, user, text, now,
+                                      QUESTION_MEMORIES)
+        found, history = await self.db(units.with_versions, found, past is not None)
+        return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
+                                    hidden=len(matching(text, hidden)), history=history,
+                                    now_ms=now, mask=self.mask_llm)
+
+    async def set_room_members(self, room: RoomId, users: Sequence[AgentUserId]) -> tuple[int, int]:
+        """Make ``users`` the room's members (a re-check after a reconnect); (added, removed)."""
+        return await self.db(repo.set_room_members, room, users, self.now_ms())
+
+    # -- administration (admin API and page) ----------------------------------------------------
+
+    async def forget_memory(self, memory_id: int, *, actor: str) -> bool:
+        """Mark a memory forgotten (audited); False when it already was or does not exist."""
+        return await self.db(memory_store.forget_memory, memory_id, actor=actor,
+                             now_ms=self.now_ms())
+
+    async def restore_memory(self, memory_id: int, *, actor: str) -> bool:
+        """Undo a forget (audited); False when the memory is not forgotten."""
+        return await self.db(memory_store.restore_memory, memory_id, actor=actor,
+                             now_ms=self.now_ms())
+
+    async def admin_memories(self, *, query: str = "", state: str = "current",
+                             limit: int = 100) -> list[MemoryRecord]:
+        """Memories for the admin view (see ``memory_store.admin_list``)."""
+        rows = await self.db(memory_store.admin_list, query=query, state=state, limit=limit)
+        return [memory_from_row(r) for r in rows]
+
+    async def memory_audit(self, memory_id: int) -> list[dict[str, object]]:
+        """The memory's audit trail, oldest first: action, actor, time, detail."""
+        rows = await self.db(memory_store.audit_trail, memory_id)
+        return [{k: r[k] for k in ("action", "actor", "at", "detail")} for r in rows]
+
+    async def memory_versions(self, memory_id: int) -> list[MemoryRecord]:
+        """Every version of the memory's subject, oldest first, with author and room names."""
+        rows = await self.db(memory_store.versions, memory_id)
+        return [memory_from_row(r) for r in rows]
+
+    def format_version(self, memory: MemoryRecord, *, korean: bool) -> str:
+        return format_version(memory, korean=korean, tz=self.timezone)
 
     # -- summaries and extraction ----------------------------------------------------------------
 
@@ -205,9 +281,10 @@ class EmbeddedChatService:
         if not rows:
             return None
         if self.llm is not None:
-            text = await summary.llm_summary(self.llm, rows, hours=hours, now_ms=now)
+            text = await summary.llm_summary(self.llm, rows, hours=hours, now_ms=now,
+                                             mask=self.mask_llm, tz=self.timezone)
         else:
-            text = summary.builtin_summary(rows, hours=hours, now_ms=now)
+            text = summary.builtin_summary(rows, hours=hours, now_ms=now, tz=self.timezone)
         memory, _ = await self.db(
             repo.save_memory, text, scope="room", kind="summary", room=room, owner=None,
             author=None, source_post_id=None, permalink=None, now_ms=now,
@@ -228,9 +305,10 @@ class EmbeddedChatService:
         rows = [r for r in rows if not summary.is_chatter(r["content"])]
         if not rows:
             return []
-        answer = await self.llm.complete(build_extraction_messages(rows))
-        found = parse_extraction(answer, len(rows))
-        return await self.db(_save_extracted, room, rows, found, self.now_ms())
+        answer = await self.llm.complete(build_extraction_messages(rows, mask=self.mask_llm),
+                                         max_tokens=EXTRACTION_MAX_TOKENS)
+        found = parse_extraction(answer, [row["content"] for row in rows])
+        return await self.db(units.save_extracted, room, rows, found, self.now_ms())
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
         return len(await self.extract_memories(RoomId(room), ids=ids))
@@ -243,6 +321,8 @@ async def open_embedded_chat_service(
     llm: LLM | None = None,
     extraction_debounce_s: float = 5.0,
     clock: Callable[[], float] = time.time,
+    timezone: str = DEFAULT_TIMEZONE,
+    mask_llm: bool = True,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -252,6 +332,8 @@ async def open_embedded_chat_service(
             automatic extraction.
         extraction_debounce_s: quiet time after a room's last message before extraction runs.
         clock: wall clock in seconds, for timestamps and summary windows (tests pass a fake).
+        timezone: IANA name of the time zone dates are shown in (MCHAT_TIMEZONE).
+        mask_llm: mask phone numbers and e-mails in text sent to the LLM (MCHAT_MASK_LLM).
 
     Raises:
         ChatServiceError: the database cannot be opened.
@@ -260,69 +342,12 @@ async def open_embedded_chat_service(
     try:
         async with trio.open_nursery() as nursery:
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
-                                      extraction_debounce_s=extraction_debounce_s, clock=clock)
+                                      extraction_debounce_s=extraction_debounce_s, clock=clock,
+                                      timezone=timezone, mask_llm=mask_llm)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(conn.close)
-
-
-# -- units of work (run in the database thread) ----------------------------------------------------
-
-
-def _store_user_message(conn: sqlite3.Connection, room: str, user: str, content: str,
-                        post_id: str | None, root_id: str | None,
-                        created_ms: int) -> StoredMessage:
-    if not repo.room_exists(conn, room):
-        raise ChatServiceRejected(f"unknown room {room}")
-    if not repo.user_exists(conn, user):
-        raise ChatServiceRejected(f"unknown user {user}")
-    return repo.insert_message(conn, room=room, user=user, content=content, role="user",
-                               post_id=post_id, root_id=root_id, created_at_ms=created_ms)
-
-
-def _search_visible(conn: sqlite3.Connection, room: str, user: str, query: str, now_ms: int,
-                    limit: int) -> list[MemoryRecord]:
-    rooms = repo.visible_rooms(conn, user, room)
-    return search_memories(conn, query, rooms=rooms, owner=user, current_room=room,
-                           now_ms=now_ms, limit=limit)
-
-
-def _apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: int, *,
-                extract: bool) -> tuple[str, int] | None:
-    """Edit the message and its memories; the (room, message id) to re-extract, if any."""
-    row = repo.message_by_post(conn, post_id)
-    if row is None or row["deleted_at"] is not None:
-        return None
-    repo.edit_message(conn, post_id, content, now_ms)
-    command = parse_command(content)
-    for memory in repo.memories_from_post(conn, post_id):
-        if memory["kind"] == "remember" and isinstance(command, Remember) and command.text:
-            repo.update_memory_content(conn, memory["id"], command.text, now_ms)
-        elif memory["kind"] != "summary":
-            repo.delete_memory(conn, memory["id"], now_ms)
-    if extract and command is None and row["role"] == "user":
-        return row["room_id"], row["id"]
-    return None
-
-
-def _apply_delete(conn: sqlite3.Connection, post_id: str, now_ms: int) -> None:
-    repo.delete_message(conn, post_id, now_ms)
-    for memory in repo.memories_from_post(conn, post_id):
-        repo.delete_memory(conn, memory["id"], now_ms)
-
-
-def _save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row],
-                    found: list[tuple[str, int]], now_ms: int) -> list[MemoryRecord]:
-    saved = []
-    for content, index in found:
-        source = rows[index]
-        memory, _ = repo.save_memory(
-            conn, content, scope="room", kind="extracted", room=room, owner=None,
-            author=source["user_id"], source_post_id=source["mchat_post_id"], permalink=None,
-            now_ms=now_ms)
-        saved.append(memory)
-    return saved
 
 
 __all__ = ["EmbeddedChatService", "open_embedded_chat_service"]

@@ -17,12 +17,16 @@ import trio
 
 from ..errors import MchatActorsError
 from ..messages import AgentUserId, RoomId
-from . import repo
-from .analysis import analyze_query, relevance
-from .answer import format_memory, is_korean
+from . import memory_store, repo
+from .analysis import analyze_query, normalize, relevance
+from .answer import format_memory, hidden_note, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
+from .decide import llm_update_target
+from .masking import mask_for_storage
+from .memory_store import SUPERSEDED, UNCHANGED
 from .protocol import MemoryRecord, ReactFn, StoredMessage
 from .search import memory_from_row, search_memories
+from .subject import subject_of
 
 if TYPE_CHECKING:
     from .embedded import EmbeddedChatService
@@ -41,9 +45,12 @@ HELP_TEXT = """\
 - `/remember <내용>`: 이 방과 내 개인 기억에 저장 / store a memory for this room and for you
 - `/search <검색어>`: 내가 볼 수 있는 기억 검색 (나에게만 표시) / search the memories you can see \
 (shown only to you)
-- `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나 삭제 / delete the best matching memory
-- `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 / extract memories from \
-the recent conversation (LLM), or list this room's recent memories
+- `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나를 잊음 (관리자가 되살릴 수 있음) / forget \
+the best matching memory (an admin can restore it)
+- `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 (나에게만 표시) / extract \
+memories from the recent conversation (LLM), or list this room's recent memories (shown only to you)
+- `/memory history <검색어>`: 기억이 바뀐 이력 (나에게만 표시) / every version of a memory (shown \
+only to you)
 - `/help`: 이 도움말 / this help
 - `@ai 요약 [N시간]`: 최근 N시간 대화 요약, 기본 24시간 / summary of the last N hours (default 24)
 그 밖의 말은 질문으로 보고 저장된 기억으로 답합니다. Anything else is a question, answered from \
@@ -77,8 +84,8 @@ async def handle_command(svc: EmbeddedChatService, req: Request, command: Comman
             return await _search(svc, req, query)
         case Forget(target=target):
             return await _forget(svc, req, target)
-        case ListMemories():
-            return await _list_memories(svc, req)
+        case ListMemories(history=history):
+            return await _list_memories(svc, req, history)
         case Help():
             return HELP_TEXT, (), False
         case Summarize(hours=hours):
@@ -91,27 +98,69 @@ async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcom
     korean = is_korean(text) or not text
     if not text:
         return "사용법: `/remember <기억할 내용>`", (), False
-    (room_memory, replaced), (personal, _) = await svc.db(
-        _remember_both, text, req, svc.now_ms())
+    target = None
+    if svc.llm is not None:  # a second opinion where the rules would add beside similar ones
+        candidates = await svc.db(_update_candidates, text, req)
+        target = await llm_update_target(svc.llm, text, candidates, mask=svc.mask_llm)
+    (room_memory, outcome, previous), (personal, _, _) = await svc.db(
+        _remember_both, text, req, svc.now_ms(), target)
+    if outcome == UNCHANGED:
+        reply = (f"이미 같은 내용을 기억하고 있습니다: {room_memory.content} (`{room_memory.id}`)"
+                 if korean else
+                 f"I already remember exactly that: {room_memory.content} (`{room_memory.id}`)")
+        return reply, (), False
     if korean:
-        verb = "기존 기억을 업데이트했습니다" if replaced else "기억했습니다"
-        reply = f"{verb}: {room_memory.content}\n(이 방과 개인 기억에 저장, `{room_memory.id}`)"
+        reply = (f"기억했습니다: {room_memory.content}\n"
+                 f"(이 방과 개인 기억에 저장, `{room_memory.id}`)")
+        if previous is not None:
+            reply += (f"\n이전 기억 `{previous.id}`({previous.content})은 새 버전으로 대체되었고 "
+                      "이력에 남아 있습니다.")
     else:
-        verb = "Updated the existing memory" if replaced else "Remembered"
-        reply = (f"{verb}: {room_memory.content}\n(stored for this room and for you, "
+        reply = (f"Remembered: {room_memory.content}\n(stored for this room and for you, "
                  f"`{room_memory.id}`)")
+        if previous is not None:
+            reply += (f"\nIt replaces `{previous.id}` ({previous.content}), which stays in the "
+                      "history.")
     return reply, (room_memory, personal), False
 
 
-def _remember_both(conn: sqlite3.Connection, text: str, req: Request,
-                   now_ms: int) -> tuple[tuple[MemoryRecord, bool], tuple[MemoryRecord, bool]]:
-    in_room, personal = (
-        repo.save_memory(conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
-                         author=req.user, source_post_id=req.post_id, permalink=req.permalink,
-                         now_ms=now_ms)
-        for scope, owner in (("room", None), ("personal", req.user))
-    )
-    return in_room, personal
+_Saved = tuple[MemoryRecord, str, MemoryRecord | None]
+
+
+def _update_candidates(conn: sqlite3.Connection, text: str, req: Request) -> list[MemoryRecord]:
+    """Current memories of the room like ``text`` that the rules would keep beside it (no exact
+    repeat, no same subject): what an LLM may judge ``text`` to update."""
+    norm, subject = normalize(mask_for_storage(text)), subject_of(text)
+    room_current = "scope = 'room' AND room_id = ? AND " + memory_store.CURRENT
+    if conn.execute(f"SELECT 1 FROM memories WHERE {room_current} AND (norm = ? OR"
+                    " (subject != '' AND subject = ?))", (req.room, norm, subject)).fetchone():
+        return []
+    query = analyze_query(text)
+    found = search_memories(conn, text, rooms=[req.room], owner=None, current_room=req.room,
+                            now_ms=0, limit=5)
+    return [m for m in found if m.scope == "room" and relevance(query, m.content) >= 0.5]
+
+
+def _remember_both(conn: sqlite3.Connection, text: str, req: Request, now_ms: int,
+                   target: int | None = None) -> tuple[_Saved, _Saved]:
+    """The room copy and the personal copy, each with its outcome and the version it replaced;
+    ``target``: the room memory the LLM judged this one to update (and its personal twin)."""
+    saved = []
+    updates: dict[str, int | None] = {"room": None, "personal": None}
+    target_row = memory_store.get_memory(conn, target) if target is not None else None
+    if target_row is not None:
+        updates["room"] = target
+        twin = repo.twins(conn, target_row, req.user)
+        updates["personal"] = twin[0]["id"] if twin else None
+    for scope, owner in (("room", None), ("personal", req.user)):
+        memory, outcome = repo.save_memory(
+            conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
+            author=req.user, source_post_id=req.post_id, permalink=req.permalink,
+            now_ms=now_ms, supersedes=updates[scope])
+        old = memory_store.previous_version(conn, int(memory.id[1:]))
+        previous = memory_from_row(old) if outcome == SUPERSEDED and old is not None else None
+        saved.append((memory, outcome, previous))
+    return saved[0], saved[1]
 
 
 def _room_names(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, str]:
@@ -134,7 +183,8 @@ async def _labelled(svc: EmbeddedChatService, req: Request, memories: Sequence[M
             label = "이 방" if korean else "this room"
         else:
             label = f"#{names.get(m.room_id or '', '?')}"
-        lines.append(format_memory(m, korean=korean, label=label, with_id=True))
+        lines.append(format_memory(m, korean=korean, label=label, with_id=True,
+                                   tz=svc.timezone))
     return lines
 
 
@@ -142,14 +192,17 @@ async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome
     korean = is_korean(query) or not query
     if not query:
         return "사용법: `/search <검색어>`", (), True
-    found = await svc.search(req.room, req.user, query, limit=SEARCH_RESULTS)
+    # ephemeral: the runtime shows it to the asker only (or sends it by DM)
+    found, hidden = await svc.search_scoped(req.room, req.user, query, limit=SEARCH_RESULTS,
+                                            only_asker=True)
+    note = hidden_note(hidden, korean=korean)
     if not found:
         return (f"'{query}'에 맞는 기억이 없습니다." if korean
-                else f"No memory matches '{query}'."), (), True
+                else f"No memory matches '{query}'.") + note, (), True
     head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
             else f"{len(found)} memories match '{query}':")
     lines = await _labelled(svc, req, found, korean=korean)
-    return "\n".join([head, *lines]), (), True
+    return "\n".join([head, *lines]) + note, (), True
 
 
 async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcome:
@@ -162,13 +215,17 @@ async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcom
                 if korean else f"No memory you can see matches '{target}'. Try `/search` first."
                 ), (), False
     if korean:
-        return f"삭제했습니다: {deleted.content} (`{deleted.id}`)", (), False
-    return f"Deleted: {deleted.content} (`{deleted.id}`)", (), False
+        return (f"잊었습니다: {deleted.content} (`{deleted.id}`). 답변에 더 이상 쓰지 않으며, "
+                "관리자가 되살릴 수 있습니다."), (), False
+    return (f"Forgotten: {deleted.content} (`{deleted.id}`). Answers no longer use it; an admin "
+            "can restore it."), (), False
 
 
 def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
                  now_ms: int) -> MemoryRecord | None:
-    rooms = repo.visible_rooms(conn, req.user, req.room)
+    # the room asked in and the rooms the asker belongs to (not every public room: reading a
+    # team-wide memory does not make it yours to forget)
+    rooms = repo.member_rooms(conn, req.user, req.room)
     by_id = _MEMORY_ID.match(target.strip())
     row = None
     if by_id:
@@ -186,24 +243,58 @@ def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
     if row is None:
         return None
     for twin in repo.twins(conn, row, req.user):
-        repo.delete_memory(conn, twin["id"], now_ms)
-    repo.delete_memory(conn, row["id"], now_ms)
+        repo.forget_memory(conn, twin["id"], actor=req.user, now_ms=now_ms)
+    repo.forget_memory(conn, row["id"], actor=req.user, now_ms=now_ms)
     return memory_from_row(row)
 
 
-async def _list_memories(svc: EmbeddedChatService, req: Request) -> Outcome:
+async def _list_memories(svc: EmbeddedChatService, req: Request, history: str) -> Outcome:
+    if history:
+        return await _history(svc, req, history.strip())
     if svc.llm is not None:
         extracted = await svc.extract_memories(req.room)
         if not extracted:
-            return "최근 대화에서 새로 기억할 내용을 찾지 못했습니다.", (), False
+            return "최근 대화에서 새로 기억할 내용을 찾지 못했습니다.", (), True
         lines = await _labelled(svc, req, extracted, korean=True)
         return "\n".join([f"최근 대화에서 기억 {len(extracted)}개를 저장했습니다:", *lines]), \
-            extracted, False
+            extracted, True
     recent = await svc.db(repo.recent_room_memories, req.room, LIST_MEMORIES)
     if not recent:
-        return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
+        return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), True
     lines = await _labelled(svc, req, recent, korean=True)
-    return "\n".join([f"이 방의 최근 기억 {len(recent)}개:", *lines]), (), False
+    return "\n".join([f"이 방의 최근 기억 {len(recent)}개:", *lines]), (), True
+
+
+async def _history(svc: EmbeddedChatService, req: Request, query: str) -> Outcome:
+    """Every version of the best matching memories: value, since when, who, where."""
+    korean = is_korean(query) or not query
+    if not query:
+        return "사용법: `/memory history <검색어>`", (), True
+    found, _ = await svc.search_scoped(req.room, req.user, query, limit=3, only_asker=True)
+    if not found:
+        return (f"'{query}'에 맞는 기억이 없습니다." if korean
+                else f"No memory matches '{query}'."), (), True
+    chains = await svc.db(_chains, [int(m.id[1:]) for m in found])
+    head = f"'{query}' 기억 이력:" if korean else f"History of '{query}':"
+    lines = [head]
+    for chain in chains:
+        for version in chain:
+            lines.append(svc.format_version(version, korean=korean))
+    return "\n".join(lines), (), True
+
+
+def _chains(conn: sqlite3.Connection, ids: list[int]) -> list[list[MemoryRecord]]:
+    seen: set[int] = set()
+    out = []
+    for memory_id in ids:
+        rows = memory_store.versions(conn, memory_id)
+        if memory_id in seen or not rows:
+            continue
+        seen.update(r["id"] for r in rows)
+        # forgotten and retracted versions are for admins only: never shown in a chat
+        out.append([memory_from_row(r) for r in rows
+                    if r["forgotten_at"] is None and r["deleted_at"] is None])
+    return out
 
 
 async def _summarize(svc: EmbeddedChatService, req: Request, hours: int) -> Outcome:

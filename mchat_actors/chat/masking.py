@@ -1,31 +1,47 @@
-"""Mask sensitive information before a text becomes a memory or is sent to an LLM.
+"""Sensitive data, recognised by real validators, masked where it must not go.
 
+    >>> mask_for_storage("주민번호 900101-1234568, 연락처 010-1234-5678")
+    '주민번호 [RRN], 연락처 010-1234-5678'
     >>> mask_sensitive("연락처 010-1234-5678, kim@example.com")
     '연락처 [PHONE], [EMAIL]'
 
-What is masked, in this order (earlier kinds win where patterns overlap):
+Two levels:
 
-- secrets: the value after ``password`` / ``passwd`` / ``pw`` / ``비밀번호`` / ``비번`` /
-  ``패스워드`` / ``암호`` / ``token`` / ``토큰`` / ``api_key`` / ``api key`` / ``secret`` /
-  ``access_key`` / ``client_secret`` followed by ``:`` or ``=`` (any value), or by
-  ``은/는/이/가``, ``is`` or a space (then the value must look like a secret: four or more
-  characters with a digit or a symbol), ``Bearer
-  <token>``, and well-known key shapes (``sk-...``, ``ghp_...``, ``xoxb-...``, ``AKIA...``)
-  -> ``[SECRET]``
-- e-mail addresses -> ``[EMAIL]``
-- Korean resident registration numbers ``######-#######`` -> ``[RRN]``
-- card numbers: 13-19 digits, optionally grouped by spaces or dashes, that pass the Luhn check
-  or are written in the usual 4-4-4-4 groups -> ``[CARD]``
-- phone numbers: Korean mobile (``010-1234-5678``, ``01012345678``), landline (``02-123-4567``,
-  ``031-123-4567``, ``(02) 123-4567``), representative numbers (``1588-1234``) and
-  international (``+82 10-1234-5678``, ``+1 415 555 2671``) -> ``[PHONE]``
+- ``mask_for_storage`` (every memory, before it is stored): secrets, resident registration
+  numbers and card numbers. People's memories otherwise stay as written: phone numbers and
+  e-mail addresses are kept.
+- ``mask_sensitive`` / ``mask_for_llm`` / ``mask_for_log`` (text sent to an external LLM, with
+  ``MCHAT_MASK_LLM`` on, the default; and log lines): the above plus phone numbers and e-mails.
 
-The original message text is never changed: ``chat_messages`` keeps it as written.
+How each kind is recognised (never a loose digit pattern):
+
+- resident registration numbers: ``YYMMDD-GNNNNNN`` or 13 digits that python-stdnum's
+  ``stdnum.kr.rrn`` accepts (birth date, place code, check digit) -> ``[RRN]``;
+- card numbers: 13-19 digits written as one run, in groups of four, or as 4-6-5, whose issuer
+  prefix is a card network's (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Korean
+  domestic 9xxx) and that pass ``stdnum.luhn`` -> ``[CARD]``;
+- phone numbers: what Google's ``phonenumbers`` (region KR) finds and judges a *valid* number
+  -> ``[PHONE]``;
+- e-mail addresses -> ``[EMAIL]``; secrets: the value after ``password``/``비밀번호``/``token``/
+  ``api_key``/... and well-known key shapes (``sk-``, ``ghp_``, ``xoxb-``, ``AKIA``, Bearer)
+  -> ``[SECRET]``.
+
+A number written right after an identifier noun (``LOT``, ``도면``, ``품번``, ``P/N``, ``S/N``...,
+see ``chat.subject.IDENTIFIER_NOUNS``) is an identifier and is never masked, whatever it
+looks like: ``도면 02-1234-5678`` stays. docs/masking.md lists tricky strings and their fate; a
+test reads that table.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+import phonenumbers
+from stdnum import luhn
+from stdnum.kr import rrn
+
+from .subject import IDENTIFIER_NOUNS
 
 _SECRET_KEYS = (
     r"password|passwd|passphrase|pwd|pw|비밀\s?번호|비번|패스워드|암호|"
@@ -51,51 +67,96 @@ _KNOWN_TOKENS = re.compile(
     r"|\bAKIA[0-9A-Z]{16}\b"
 )
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
-_RRN = re.compile(r"(?<![\d\-])\d{6}\s?-\s?[1-8]\d{6}(?![\d\-])")
-_CARD = re.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-])")
-_CARD_GROUPED = re.compile(r"^\d{4}([ \-])\d{4}\1\d{4}\1\d{4}$")
-_PHONE = re.compile(
-    r"(?<![0-9A-Za-z+\-])(?:"
-    r"\+\d{1,3}[ \-.]?(?:\(0\)[ \-.]?)?\d{1,4}(?:[ \-.]?\d{2,4}){2,3}"  # international
-    r"|01[016789][ \-.]?\d{3,4}[ \-.]?\d{4}"  # Korean mobile
-    r"|\(?0\d{1,2}\)?[ \-.]?\d{3,4}[ \-.]\d{4}"  # Korean landline
-    r"|1[5-9]\d{2}-\d{4}"  # representative numbers (1588-xxxx)
-    r")(?![0-9A-Za-z\-])"
+# Candidates only; each is then checked by its validator.
+_RRN_SHAPE = re.compile(r"(?<![\w\-])\d{6}\s?-\s?\d{7}(?![\w\-])|(?<![\w\-])\d{13}(?![\w\-])")
+_CARD_SHAPE = re.compile(
+    r"(?<![\w\-])(?:\d{13,19}|\d{4}(?:[ \-]\d{4}){2}[ \-]\d{1,7}|\d{4}[ \-]\d{6}[ \-]\d{4,5})"
+    r"(?![\w\-])"
+)
+_CARD_ISSUERS = re.compile(
+    r"^(?:4\d{12}(?:\d{3}){0,2}"  # Visa 13/16/19
+    r"|(?:5[1-5]\d{2}|222[1-9]|22[3-9]\d|2[3-6]\d{2}|27[01]\d|2720)\d{12}"  # Mastercard
+    r"|3[47]\d{13}"  # American Express
+    r"|3(?:0[0-5]|[68]\d)\d{11}"  # Diners Club
+    r"|(?:6011|65\d{2}|64[4-9]\d)\d{12,15}"  # Discover
+    r"|35(?:2[89]|[3-8]\d)\d{12,15}"  # JCB
+    r"|62\d{14,17}"  # UnionPay
+    r"|9\d{15})$"  # Korean domestic cards (BC, local issuers)
+)
+_IDENTIFIER_BEFORE = re.compile(
+    r"(?i)(?:^|[\s(\[])(?:" + "|".join(sorted((re.escape(n) for n in IDENTIFIER_NOUNS),
+                                              key=len, reverse=True))
+    + r"|no\.?|#)\s*[:#]?\s*$"
 )
 
 
 def luhn_ok(digits: str) -> bool:
-    """True when the digit string passes the Luhn checksum."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """True when the digit string passes the Luhn checksum (python-stdnum)."""
+    return luhn.is_valid(digits)
 
 
-def _card(match: re.Match[str]) -> str:
-    raw = match.group(0)
-    digits = re.sub(r"\D", "", raw)
-    if 13 <= len(digits) <= 19 and (luhn_ok(digits) or _CARD_GROUPED.match(raw)):
-        return "[CARD]"
-    return raw
+def is_rrn(candidate: str) -> bool:
+    """A Korean resident registration number by its birth date, place code and check digit."""
+    return rrn.is_valid(re.sub(r"\s", "", candidate))
+
+
+def is_card_number(candidate: str) -> bool:
+    """A payment card number: a card network's prefix, 13-19 digits, Luhn-valid."""
+    digits = re.sub(r"\D", "", candidate)
+    return 13 <= len(digits) <= 19 and bool(_CARD_ISSUERS.match(digits)) and luhn_ok(digits)
+
+
+def _after_identifier_noun(text: str, start: int) -> bool:
+    return bool(_IDENTIFIER_BEFORE.search(text[max(0, start - 24):start]))
+
+
+def _replace_checked(text: str, shape: re.Pattern[str], check: Callable[[str], bool],
+                     label: str) -> str:
+    out, last = [], 0
+    for m in shape.finditer(text):
+        if _after_identifier_noun(text, m.start()) or not check(m.group(0)):
+            continue
+        out.append(text[last:m.start()])
+        out.append(label)
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _secret(match: re.Match[str]) -> str:
     return f"{match.group('key')}{match.group('sep')}[SECRET]"
 
 
-def mask_sensitive(text: str) -> str:
-    """``text`` with secrets, e-mails, resident numbers, card and phone numbers masked."""
+def _mask_phones(text: str) -> str:
+    out, last = [], 0
+    for m in phonenumbers.PhoneNumberMatcher(text, "KR", leniency=phonenumbers.Leniency.VALID):
+        if _after_identifier_noun(text, m.start):
+            continue
+        out.append(text[last:m.start])
+        out.append("[PHONE]")
+        last = m.end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def mask_for_storage(text: str) -> str:
+    """``text`` with secrets, resident registration numbers and card numbers masked."""
     text = _KNOWN_TOKENS.sub("[SECRET]", text)
     text = _SECRET_EXPLICIT.sub(_secret, text)
     text = _SECRET_SPACED.sub(_secret, text)
+    text = _replace_checked(text, _RRN_SHAPE, is_rrn, "[RRN]")
+    return _replace_checked(text, _CARD_SHAPE, is_card_number, "[CARD]")
+
+
+def mask_sensitive(text: str) -> str:
+    """``text`` as it may leave the service: ``mask_for_storage`` plus e-mails and phones."""
+    text = mask_for_storage(text)
     text = _EMAIL.sub("[EMAIL]", text)
-    text = _RRN.sub("[RRN]", text)
-    text = _CARD.sub(_card, text)
-    return _PHONE.sub("[PHONE]", text)
+    return _mask_phones(text)
 
 
-__all__ = ["luhn_ok", "mask_sensitive"]
+mask_for_llm = mask_sensitive
+mask_for_log = mask_sensitive
+
+__all__ = ["is_card_number", "is_rrn", "luhn_ok", "mask_for_llm", "mask_for_log",
+           "mask_for_storage", "mask_sensitive"]

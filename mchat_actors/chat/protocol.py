@@ -57,6 +57,19 @@ class MemoryRecord:
     created_at_ms: int = 0
     updated_at_ms: int = 0
     score: float = 0.0  # set by searches
+    # Versions (embedded service): who wrote it, since when it holds, and until when (None:
+    # current); ``superseded_by`` names the newer version.
+    author_id: AgentUserId | None = None
+    kind: str = "remember"
+    subject: str = ""
+    valid_from_ms: int = 0
+    valid_to_ms: int | None = None
+    superseded_by: str | None = None
+    forgotten_at_ms: int | None = None
+    # Filled in for answers: the author's and the room's names, the version this one replaced.
+    author_name: str = ""
+    room_name: str = ""
+    previous_content: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from ..errors import ChatServiceError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -83,12 +83,19 @@ CREATE INDEX IF NOT EXISTS memories_owner ON memories (owner_id, scope);
 CREATE INDEX IF NOT EXISTS memories_source ON memories (source_post_id);
 CREATE INDEX IF NOT EXISTS memories_norm ON memories (norm);
 CREATE INDEX IF NOT EXISTS memories_fact_key ON memories (fact_key);
-CREATE UNIQUE INDEX IF NOT EXISTS memories_window ON memories (room_id, window_key)
-    WHERE window_key IS NOT NULL AND deleted_at IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
     words, grams, vis, tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_vocab USING fts5vocab(memories_fts, 'row');
+CREATE TABLE IF NOT EXISTS memory_audit (
+    id INTEGER PRIMARY KEY,
+    memory_id INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL DEFAULT '',
+    at INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS memory_audit_memory ON memory_audit (memory_id, id);
 CREATE TABLE IF NOT EXISTS chat_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -113,14 +120,58 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+# Version 2: memories are versioned (never overwritten) and forgotten softly.
+_MEMORY_COLUMNS_V2 = (
+    ("subject", "TEXT NOT NULL DEFAULT ''"),
+    ("valid_from", "INTEGER"),
+    ("valid_to", "INTEGER"),  # NULL: the current version
+    ("superseded_by", "INTEGER"),
+    ("forgotten_at", "INTEGER"),
+    ("forgotten_by", "TEXT"),
+)
+_INDEXES_V2 = """
+CREATE INDEX IF NOT EXISTS memories_subject ON memories (subject, scope, room_id, owner_id)
+    WHERE valid_to IS NULL;
+CREATE INDEX IF NOT EXISTS memories_superseded_by ON memories (superseded_by);
+DROP INDEX IF EXISTS memories_window;
+CREATE UNIQUE INDEX IF NOT EXISTS memories_window_current ON memories (room_id, window_key)
+    WHERE window_key IS NOT NULL AND deleted_at IS NULL AND valid_to IS NULL;
+"""
+
+
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create the ChatService's tables if missing. Idempotent; never drops anything."""
+    """Create the ChatService's tables if missing and upgrade older ones. Never drops anything.
+
+    Version 1 -> 2: ``chat_messages.permalink`` and the version columns of ``memories`` are
+    added, and ``memory_audit`` created; every existing memory becomes
+    the current version of its subject (``valid_from`` = ``created_at``), its subject computed
+    from its text. Idempotent.
+    """
+    from .subject import subject_of  # the subject rules live with the text analysis
+
     conn.executescript(_SCHEMA)
-    conn.execute(
-        "INSERT INTO chat_state (key, value) VALUES ('schema_version', ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (str(SCHEMA_VERSION),),
-    )
+    with transaction(conn):
+        messages = {row[1] for row in conn.execute("PRAGMA table_info(chat_messages)")}
+        if "permalink" not in messages:  # the source post's link, for extracted memories
+            conn.execute("ALTER TABLE chat_messages ADD COLUMN permalink TEXT")
+        have = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
+        for name, decl in _MEMORY_COLUMNS_V2:
+            if name not in have:
+                conn.execute(f"ALTER TABLE memories ADD COLUMN {name} {decl}")
+        for statement in _INDEXES_V2.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        rows = conn.execute("SELECT id, content, kind FROM memories WHERE valid_from IS NULL"
+                            ).fetchall()
+        for row in rows:
+            subject = subject_of(row[1]) if row[2] != "summary" else ""
+            conn.execute("UPDATE memories SET subject = ?, valid_from = created_at WHERE id = ?",
+                         (subject, row[0]))
+        conn.execute(
+            "INSERT INTO chat_state (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -113,7 +113,8 @@ def unindex_memory(conn: sqlite3.Connection, memory_id: int) -> None:
 
 
 _VISIBLE = (
-    "m.deleted_at IS NULL AND ((m.scope = 'room' AND m.room_id IN (SELECT value FROM json_each(?)))"
+    "m.deleted_at IS NULL AND m.valid_to IS NULL AND m.forgotten_at IS NULL"
+    " AND ((m.scope = 'room' AND m.room_id IN (SELECT value FROM json_each(?)))"
     " OR (m.scope = 'personal' AND m.owner_id = ?))"
 )
 
@@ -132,11 +133,18 @@ def _ranked_ids(conn: sqlite3.Connection, match: str, vis: str, rooms: str,
 
 
 def memory_from_row(row: sqlite3.Row, score: float = 0.0) -> MemoryRecord:
+    keys = row.keys()
     return MemoryRecord(
         id=f"m{row['id']}", content=row["content"], scope=row["scope"], room_id=row["room_id"],
         owner_id=row["owner_id"], source_post_id=row["source_post_id"],
         permalink=row["permalink"], created_at_ms=row["created_at"],
-        updated_at_ms=row["updated_at"], score=score,
+        updated_at_ms=row["updated_at"], score=score, author_id=row["author_id"],
+        kind=row["kind"], subject=row["subject"],
+        valid_from_ms=row["valid_from"] or row["created_at"], valid_to_ms=row["valid_to"],
+        superseded_by=f"m{row['superseded_by']}" if row["superseded_by"] else None,
+        forgotten_at_ms=row["forgotten_at"],
+        author_name=row["author_name"] if "author_name" in keys else "",
+        room_name=row["room_name"] if "room_name" in keys else "",
     )
 
 
@@ -157,10 +165,30 @@ def search_memories(
         owner: the asker, whose personal memories are visible too.
         current_room: the room asked in; its memories get the largest boost.
     """
+    return search_scoped(conn, text, rooms=rooms, owner=owner, current_room=current_room,
+                         now_ms=now_ms, limit=limit)[0]
+
+
+def search_scoped(
+    conn: sqlite3.Connection,
+    text: str,
+    *,
+    rooms: Sequence[str],
+    owner: str | None,
+    current_room: str | None,
+    now_ms: int,
+    limit: int = 10,
+    keep: Callable[[MemoryRecord], bool] | None = None,
+) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+    """``(kept, left out)``: the matches ``keep`` accepts, best first, and the others.
+
+    ``keep`` is applied before copies of one text are merged, so the room copy of a memory
+    the audience may see is not hidden behind a personal copy it may not.
+    """
     query = analyze_query(text)
     tokens = _visible_tokens(rooms, owner)
     if not query.concepts or not tokens:
-        return []
+        return [], []
     rooms_json = json.dumps(list(rooms))
     vis = "{vis} : (" + " OR ".join(tokens) + ")"
     docs, total = _document_counts(conn, query)
@@ -175,15 +203,28 @@ def search_memories(
         for rank, memory_id in enumerate(ids):
             fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     if not fused:
-        return []
+        return [], []
     rows = conn.execute(
-        "SELECT * FROM memories WHERE id IN (SELECT value FROM json_each(?))",
+        "SELECT m.*, COALESCE(u.name, '') AS author_name, COALESCE(r.name, '') AS room_name"
+        " FROM memories AS m LEFT JOIN users AS u ON u.id = m.author_id"
+        " LEFT JOIN chat_rooms AS r ON r.id = m.room_id"
+        " WHERE m.id IN (SELECT value FROM json_each(?)) AND m.valid_to IS NULL"
+        " AND m.forgotten_at IS NULL AND m.deleted_at IS NULL",
         (json.dumps(list(fused)),),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
     scored = [(_score(query, weights, row, fused[row["id"]], current_room, now_ms), row)
               for row in rows]
-    return [memory_from_row(row, score) for score, row in _dedupe(scored)[:limit]]
+    kept: list[tuple[float, sqlite3.Row]] = []
+    left: list[tuple[float, sqlite3.Row]] = []
+    for score, row in scored:
+        record = memory_from_row(row, score)
+        (kept if keep is None or keep(record) else left).append((score, row))
+    best = _dedupe(kept)[:limit]
+    shown = {row["norm"] for _, row in best}
+    hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
+    return ([memory_from_row(row, score) for score, row in best],
+            [memory_from_row(row, score) for score, row in hidden[:limit]])
 
 
 def _score(query: Query, weights: Mapping[str, float], row: sqlite3.Row, rrf: float,
@@ -216,6 +257,7 @@ __all__ = [
     "index_memory",
     "memory_from_row",
     "search_memories",
+    "search_scoped",
     "unindex_memory",
     "visibility_token",
 ]

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from .commands import parse_command
-from .masking import mask_sensitive
+from .masking import mask_for_storage, mask_sensitive
 from .protocol import LLM
+
+DEFAULT_TIMEZONE = "Asia/Seoul"
 
 MAX_KEY_LINES = 5
 MIN_KEY_LINE_SCORE = 0.3  # "좋아요" and the like are not key lines
@@ -53,8 +56,10 @@ def is_chatter(content: str) -> bool:
             or (content.lstrip().startswith("@") and text.endswith("?")))
 
 
-def _clock(ms: int) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(ms / 1000))
+def _clock(ms: int, tz: str = DEFAULT_TIMEZONE) -> str:
+    """``11-28 14:05`` in ``tz`` (MCHAT_TIMEZONE, KST by default)."""
+    t = datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz))
+    return f"{t:%m-%d %H:%M}"
 
 
 def _shorten(text: str) -> str:
@@ -71,10 +76,11 @@ def _line_score(content: str) -> float:
     return score
 
 
-def builtin_summary(rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int) -> str:
+def builtin_summary(rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int,
+                    tz: str = DEFAULT_TIMEZONE) -> str:
     """An extractive summary of ``rows`` (messages with ``user_name``, oldest first), masked."""
     start = now_ms - hours * _HOUR_MS
-    head = f"📋 최근 {hours}시간 요약 ({_clock(start)} ~ {_clock(now_ms)})"
+    head = f"📋 최근 {hours}시간 요약 ({_clock(start, tz)} ~ {_clock(now_ms, tz)})"
     if not rows:
         return f"{head}\n이 기간에는 대화가 없습니다."
     participants = list(dict.fromkeys(r["user_name"] or "?" for r in rows))
@@ -90,17 +96,24 @@ def builtin_summary(rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int) -> 
     return mask_sensitive("\n".join(lines))
 
 
-async def llm_summary(llm: LLM, rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int) -> str:
+SUMMARY_MAX_TOKENS = 800
+
+
+async def llm_summary(llm: LLM, rows: Sequence[sqlite3.Row], *, hours: int, now_ms: int,
+                      mask: bool = True, tz: str = DEFAULT_TIMEZONE) -> str:
     """The model's summary of ``rows`` (masked before sending), under the same heading."""
+    hide = mask_sensitive if mask else mask_for_storage
     convo = "\n".join(
-        f"[{_clock(r['created_at'])}] {r['user_name'] or 'user'}: {mask_sensitive(r['content'])}"
+        f"[{_clock(r['created_at'], tz)}] {r['user_name'] or 'user'}: {hide(r['content'])}"
         for r in rows[-MAX_LLM_LINES:]
     )
     text = await llm.complete([
         {"role": "system", "content": _SUMMARY_PROMPT.format(hours=hours)},
         {"role": "user", "content": convo},
-    ])
+    ], max_tokens=SUMMARY_MAX_TOKENS)
     start = now_ms - hours * _HOUR_MS
-    head = f"📋 최근 {hours}시간 요약 ({_clock(start)} ~ {_clock(now_ms)}, 메시지 {len(rows)}개)"
+    head = (f"📋 최근 {hours}시간 요약 ({_clock(start, tz)} ~ {_clock(now_ms, tz)}, "
+            f"메시지 {len(rows)}개)")
     body = mask_sensitive(text.strip())
-    return f"{head}\n{body}" if body else builtin_summary(rows, hours=hours, now_ms=now_ms)
+    return f"{head}\n{body}" if body else builtin_summary(rows, hours=hours, now_ms=now_ms,
+                                                          tz=tz)

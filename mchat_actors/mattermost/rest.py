@@ -198,6 +198,22 @@ class MattermostClient:
             body["props"] = dict(props)
         return await self._request("POST", "posts", json=body)
 
+    async def create_ephemeral_post(self, *, user_id: str, channel_id: str, message: str,
+                                    root_id: str | None = None) -> Any:
+        """``POST /posts/ephemeral``: shown to ``user_id`` only, never stored by the server.
+
+        Needs the ``create_post_ephemeral`` permission (403 ``MattermostApiError`` without it).
+        """
+        post: dict[str, Any] = {"channel_id": channel_id, "message": message}
+        if root_id:
+            post["root_id"] = root_id
+        return await self._request("POST", "posts/ephemeral",
+                                   json={"user_id": user_id, "post": post})
+
+    async def create_direct_channel(self, user_a: str, user_b: str) -> Any:
+        """``POST /channels/direct``: the DM of two users (created if missing)."""
+        return await self._request("POST", "channels/direct", json=[user_a, user_b])
+
     async def add_reaction(self, *, user_id: str, post_id: str, emoji_name: str) -> Any:
         body = {"user_id": user_id, "post_id": post_id, "emoji_name": emoji_name}
         return await self._request("POST", "reactions", json=body)

@@ -58,6 +58,37 @@ class FakeApp:
     post_listeners: list[PostListener] = attrs.field(factory=list)
     background: trio.Nursery | None = None
     _pending: dict[str, tuple[str, float]] = attrs.field(factory=dict)
+    # Ephemeral posts sent (never stored as posts): for tests and the control API.
+    ephemeral_posts: list[dict[str, object]] = attrs.field(factory=list)
+
+    # -- ephemeral posts -----------------------------------------------------------------------
+
+    def create_ephemeral_post(self, actor: FakeUser, user_id: str, channel_id: str,
+                              message: str, root_id: str = "") -> dict[str, object]:
+        """``POST /posts/ephemeral``: an ``ephemeral_message`` event to ``user_id`` only.
+
+        Like the real server it needs ``create_post_ephemeral``, which only the system admin
+        role has by default: a bot account without admin roles gets 403.
+        """
+        if not actor.is_admin:
+            raise permission_denied()
+        channel = self.state.channels.get(channel_id)
+        if channel is None or self.state.users.get(user_id) is None:
+            raise AppError(400, "api.context.invalid_param.app_error",
+                           "Invalid post.channel_id or user_id parameter.")
+        post: dict[str, object] = {
+            "id": new_id(), "create_at": self.state.now_ms(), "update_at": 0, "edit_at": 0,
+            "delete_at": 0, "is_pinned": False, "user_id": actor.id, "channel_id": channel_id,
+            "root_id": root_id, "original_id": "", "message": message,
+            "type": "system_ephemeral", "props": {}, "hashtags": "", "pending_post_id": "",
+            "reply_count": 0, "last_reply_at": 0, "participants": None, "metadata": {},
+        }
+        self.ephemeral_posts.append({**post, "to_user_id": user_id})
+        self.hub.publish(WsEvent(
+            event="ephemeral_message", data={"post": orjson.dumps(post).decode()},
+            broadcast=Broadcast(user_id=user_id, channel_id=channel_id),
+        ))
+        return post
 
     # -- posts ---------------------------------------------------------------------------------
 

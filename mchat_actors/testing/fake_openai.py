@@ -94,11 +94,10 @@ class RecordedRequest:
 
 
 def quote_context(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The default answerer: deterministic, quoting the last message and the system context."""
+    """The default answerer: deterministic, quoting the last message and the context before it
+    (the system prompt and any context messages)."""
     last = messages[-1].get("content", "") if messages else ""
-    context = " | ".join(
-        str(m.get("content", "")) for m in messages[:-1] if m.get("role") == "system"
-    )
+    context = " | ".join(str(m.get("content", "")) for m in messages[:-1])
     return f"(fake answer to: {last}) context: {context}" if context else f"(fake answer) {last}"
 
 

@@ -32,6 +32,7 @@ class PostHandlers:
         api = "/api/v4"
         router.add("POST", f"{api}/posts", self.create_post)
         router.add("POST", f"{api}/posts/ids", self.posts_by_ids)
+        router.add("POST", f"{api}/posts/ephemeral", self.create_ephemeral)
         router.add("GET", f"{api}/posts/{{post_id}}", self.get_post)
         router.add("DELETE", f"{api}/posts/{{post_id}}", self.delete_post)
         router.add("PUT", f"{api}/posts/{{post_id}}/patch", self.patch_post)
@@ -62,6 +63,23 @@ class PostHandlers:
             set_online=request.arg("set_online") != "false",
         )
         return json_response(post, 201)
+
+    async def create_ephemeral(self, request: Request) -> Response:
+        """``{"user_id", "post": {"channel_id", "message", "root_id"?}}`` -> 201 the post."""
+        body = request.json_object("post")
+        user_id, post = body.get("user_id"), body.get("post")
+        if not isinstance(user_id, str) or not is_valid_id(user_id):
+            raise invalid_body_param("user_id")
+        if not isinstance(post, dict):
+            raise invalid_body_param("post")
+        channel_id, message = post.get("channel_id"), post.get("message", "")
+        root_id = post.get("root_id", "") or ""
+        if not (isinstance(channel_id, str) and isinstance(message, str)
+                and isinstance(root_id, str)):
+            raise invalid_body_param("post")
+        created = self.app.create_ephemeral_post(request.caller, user_id, channel_id, message,
+                                                 root_id)
+        return json_response(created, 201)
 
     async def get_post(self, request: Request) -> Response:
         post = self._readable(request, request.params["post_id"])

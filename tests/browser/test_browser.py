@@ -240,3 +240,64 @@ async def test_admin_page_login_shows_mappings_and_toggles_sync(driver, demo):
 
     path = await step(_screenshot, driver, "admin.png")
     assert path.stat().st_size > 10_000
+
+
+def _memory_rows(drv: WebDriver) -> list[tuple[str, str, str]]:
+    """(id, state, memory) of the Memories table's rows."""
+    rows = []
+    for tr in drv.find_elements(By.CSS_SELECTOR, "#memories tbody tr"):
+        cells = tr.find_elements(By.TAG_NAME, "td")
+        if len(cells) >= 3:
+            rows.append((cells[0].text, cells[1].text, cells[2].text))
+    return rows
+
+
+def _click_in_memory_row(drv: WebDriver, memory_id: str, label: str) -> None:
+    def click(d: WebDriver) -> bool:
+        for tr in d.find_elements(By.CSS_SELECTOR, "#memories tbody tr"):
+            if tr.find_element(By.TAG_NAME, "td").text == memory_id:
+                for button in tr.find_elements(By.TAG_NAME, "button"):
+                    if button.text == label:
+                        button.click()
+                        return True
+        return False
+    WebDriverWait(drv, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(click)
+
+
+async def test_admin_page_memories_history_forget_and_restore(driver, demo):
+    """The demo's /remember shows in Memories; its history names kim; Forget hides it from the
+    current list (the API agrees), Restore brings it back."""
+    await step(driver.get, demo["admin"])
+    if await step(lambda: driver.find_element(By.ID, "token").is_displayed()):
+        await step(driver.find_element(By.ID, "token").send_keys, demo["admin_token"])
+        await step(driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click)
+    rows = await wait_for(driver, lambda d: [r for r in _memory_rows(d)
+                                             if r[2] == "X부품 불량률 12%"] or False,
+                          "the demo's memory in the Memories table")
+    memory_id = rows[0][0]
+    await step(_click_in_memory_row, driver, memory_id, "History")
+    await wait_for(driver, lambda d: "X부품 불량률 12%" in d.find_element(By.ID, "memory-history")
+                   .text and "created" in d.find_element(By.ID, "memory-history").text,
+                   "the memory's history")
+    await step(_click_in_memory_row, driver, memory_id, "Forget")
+    await wait_for(driver, lambda d: all(r[0] != memory_id for r in _memory_rows(d)),
+                   "the forgotten memory to leave the current list")
+    api = demo["admin"].removesuffix("/admin") + "/api/v1/mchat/memories"
+    headers = {"Authorization": f"Bearer {demo['admin_token']}"}
+    async with httpx.AsyncClient() as client:
+        res = await client.get(api, params={"state": "forgotten"}, headers=headers)
+        assert memory_id in [m["id"] for m in res.json()["memories"]]
+    await step(lambda: Select(driver.find_element(By.ID, "memory-state"))
+               .select_by_value("forgotten"))
+    await step(driver.find_element(By.CSS_SELECTOR, "#memory-form button[type=submit]").click)
+    await wait_for(driver, lambda d: any(r[0] == memory_id for r in _memory_rows(d)),
+                   "the memory in the forgotten list")
+    await step(_click_in_memory_row, driver, memory_id, "Restore")
+    async with httpx.AsyncClient() as client:
+        for _ in range(50):
+            res = await client.get(api, params={"state": "current"}, headers=headers)
+            if memory_id in [m["id"] for m in res.json()["memories"]]:
+                break
+            await trio.sleep(0.1)
+        else:
+            raise AssertionError("the memory was not restored")

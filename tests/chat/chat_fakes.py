@@ -17,10 +17,12 @@ class FakeLLM:
         self.reply = reply
         self.error = error
         self.calls: list[list[dict[str, str]]] = []
+        self.max_tokens: list[int | None] = []
 
     async def complete(self, messages: Sequence[Mapping[str, str]], *, temperature: float = 0.2,
                        max_tokens: int | None = None) -> str:
         self.calls.append([dict(m) for m in messages])
+        self.max_tokens.append(max_tokens)
         if self.error is not None:
             raise self.error
         return self.reply(messages) if callable(self.reply) else self.reply

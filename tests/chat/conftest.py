@@ -33,6 +33,12 @@ class World:
                                            respond=respond, prompt=text if respond else None,
                                            **kwargs)
 
+    async def dm(self, user: ChatUser) -> ChatRoom:
+        """``user``'s direct-message room with the bot (the bot is no room member)."""
+        room = await self.svc.create_room(name=f"dm-{user.name}", kind="direct")
+        await self.svc.add_room_member(room.id, user.id)
+        return room
+
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -36,10 +36,10 @@ async def test_builtin_answer_says_nothing_is_stored_in_english() -> None:
     assert answer.startswith("I have no stored memory")
 
 
-async def test_builtin_answer_marks_partial_matches() -> None:
-    """A memory covering part of the question is offered as related, not as the answer."""
+async def test_builtin_answer_does_not_offer_another_parts_figure() -> None:
+    """A memory about another identifier is not an answer: the answerer says it does not know."""
     answer = await compose_answer("Z부품 불량률 몇 %야?", [memory("Y부품 불량률 3%")], llm=None)
-    assert answer.startswith("정확히 일치하는 기억은 없지만") and "3%" in answer
+    assert answer.startswith("관련된 기억을 찾지 못했습니다") and "3%" not in answer
 
 
 async def test_llm_answer_uses_masked_memories_and_question() -> None:
@@ -48,9 +48,10 @@ async def test_llm_answer_uses_masked_memories_and_question() -> None:
     answer = await compose_answer("담당자 010-1234-5678에게 X부품 불량률 물어봐",
                                   [memory("X부품 불량률 12%, 담당 kim@example.com")], llm=llm)
     assert answer == "X부품 불량률은 12%입니다."
-    system, user = llm.calls[0]
-    assert "X부품 불량률 12%" in system["content"] and "[EMAIL]" in system["content"]
-    assert "kim@example.com" not in system["content"]
+    system, context, user = llm.calls[0]
+    assert "X부품 불량률 12%" not in system["content"]  # data never in the instructions
+    assert "X부품 불량률 12%" in context["content"] and "[EMAIL]" in context["content"]
+    assert "kim@example.com" not in context["content"]
     assert "[PHONE]" in user["content"] and "010-1234-5678" not in user["content"]
 
 

@@ -94,33 +94,45 @@ async def test_answers_are_stored_as_assistant_messages_in_the_thread(world: Wor
 
 
 async def test_remember_stores_room_and_personal_memories_masked(world: World) -> None:
-    """/remember stores a room and a personal memory, masked, and confirms what it stored."""
+    """/remember stores a room and a personal memory, RRN and card masked, phone and e-mail kept,
+    and confirms what it stored."""
     result = await world.say(world.quality, world.kim,
-                             "/remember 출하 담당 kim@example.com 010-1234-5678", post_id="p1",
+                             "/remember 출하 담당 kim@example.com 010-1234-5678 "
+                             "900101-1234568 4111111111111111", post_id="p1",
                              permalink="http://mm/p1")
     room_memory, personal = result.extracted_memories
     assert (room_memory.scope, room_memory.room_id) == ("room", world.quality.id)
     assert (personal.scope, personal.owner_id) == ("personal", world.kim.id)
     for memory in result.extracted_memories:
-        assert memory.content == "출하 담당 [EMAIL] [PHONE]"
+        assert memory.content == "출하 담당 kim@example.com 010-1234-5678 [RRN] [CARD]"
         assert memory.source_post_id == "p1" and memory.permalink == "http://mm/p1"
-    assert "출하 담당 [EMAIL] [PHONE]" in (result.assistant_message or "")
+    assert "출하 담당 kim@example.com 010-1234-5678 [RRN] [CARD]" in (
+        result.assistant_message or "")
     (stored,) = rows(world, "SELECT content FROM chat_messages WHERE role = 'user'")
     assert "kim@example.com" in stored["content"]  # the message itself is kept as written
 
 
-async def test_remember_replaces_a_near_identical_memory(world: World) -> None:
-    """Remembering the same fact with a new figure updates the memory instead of adding one."""
+async def test_remember_supersedes_the_same_subject_and_keeps_the_old_version(
+        world: World) -> None:
+    """A new figure for the same subject is a new version; the old one is kept, superseded;
+    an exact repeat changes nothing; another part's figure is another memory."""
     first = await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
     second = await world.say(world.quality, world.kim, "/remember X부품 불량률 15%")
     third = await world.say(world.quality, world.kim, "/remember x부품   불량률 15%")
-    assert [m.id for m in second.extracted_memories] == [m.id for m in first.extracted_memories]
-    assert [m.id for m in third.extracted_memories] == [m.id for m in first.extracted_memories]
-    assert "업데이트" in (second.assistant_message or "")
-    live = rows(world, "SELECT content FROM memories WHERE deleted_at IS NULL")
-    assert [r["content"] for r in live] == ["x부품 불량률 15%"] * 2
-    other = await world.say(world.quality, world.kim, "/remember Y부품 불량률 3%")
-    assert other.extracted_memories[0].id != first.extracted_memories[0].id
+    old_ids = [int(m.id[1:]) for m in first.extracted_memories]
+    new_ids = [int(m.id[1:]) for m in second.extracted_memories]
+    assert old_ids != new_ids and third.extracted_memories == ()
+    assert "대체" in (second.assistant_message or "")
+    assert "이미 같은 내용" in (third.assistant_message or "")
+    for old, new in zip(old_ids, new_ids, strict=True):
+        (row,) = rows(world, "SELECT * FROM memories WHERE id = ?", old)
+        assert row["content"] == "X부품 불량률 12%" and row["superseded_by"] == new
+        assert row["valid_to"] is not None
+    current = rows(world, "SELECT content FROM memories WHERE valid_to IS NULL")
+    assert [r["content"] for r in current] == ["X부품 불량률 15%"] * 2
+    other = await world.say(world.quality, world.kim, "/remember Y부품 불량률 15%")
+    assert "대체" not in (other.assistant_message or "")
+    assert len(rows(world, "SELECT * FROM memories WHERE valid_to IS NULL")) == 4
 
 
 async def test_remember_without_text_shows_usage(world: World) -> None:
@@ -152,9 +164,12 @@ async def test_search_is_ephemeral_and_labels_scopes(world: World) -> None:
     result = await world.say(world.quality, world.kim, "/search 배포")
     text = result.assistant_message or ""
     assert result.ephemeral
-    assert "배포는 금요일" in text and "이 방" in text and "#secret" in text and "`m" in text
-    result = await world.say(world.secret, world.kim, "/search 배포")
-    assert "개인" in (result.assistant_message or "")  # kim's personal copy, seen from elsewhere
+    assert "배포는 금요일" in text and "이 방" in text and "`m" in text
+    # shown to kim only (ephemeral): the private room kim is in is searched too
+    assert "#secret" in text
+    dm = await world.dm(world.kim)
+    text = (await world.say(dm, world.kim, "/search 배포")).assistant_message or ""
+    assert "#secret" in text and "개인" in text  # in kim's DM: kim's personal copy too
 
 
 async def test_search_without_matches_says_so(world: World) -> None:
@@ -168,9 +183,11 @@ async def test_forget_by_query_deletes_the_match_and_its_personal_copy(world: Wo
     await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
     await world.say(world.quality, world.kim, "/remember 배포는 금요일")
     result = await world.say(world.quality, world.kim, "/forget X부품 불량률")
-    assert "삭제했습니다: X부품 불량률 12%" in (result.assistant_message or "")
-    live = rows(world, "SELECT content FROM memories WHERE deleted_at IS NULL")
+    assert "잊었습니다: X부품 불량률 12%" in (result.assistant_message or "")
+    live = rows(world, "SELECT content FROM memories WHERE forgotten_at IS NULL")
     assert [r["content"] for r in live] == ["배포는 금요일"] * 2
+    audit = rows(world, "SELECT action, actor FROM memory_audit WHERE action = 'forgotten'")
+    assert [(r["action"], r["actor"]) for r in audit] == [("forgotten", world.kim.id)] * 2
     answer = await world.say(world.quality, world.kim, "X부품 불량률 몇 %야?")
     assert "12%" not in (answer.assistant_message or "")
 
@@ -182,9 +199,10 @@ async def test_forget_by_id_and_weak_matches(world: World) -> None:
     assert "찾지 못했습니다" in (result.assistant_message or "")
     memory_id = stored.extracted_memories[0].id
     result = await world.say(world.quality, world.lee, f"/forget {memory_id}")
-    assert "삭제했습니다" in (result.assistant_message or "")
-    assert rows(world, "SELECT deleted_at FROM memories WHERE id = ?",
-                int(memory_id[1:]))[0]["deleted_at"] is not None
+    assert "잊었습니다" in (result.assistant_message or "")
+    (row,) = rows(world, "SELECT * FROM memories WHERE id = ?", int(memory_id[1:]))
+    assert row["forgotten_at"] is not None and row["forgotten_by"] == world.lee.id
+    assert row["content"] == "회의는 월요일 10시"  # kept: an admin may restore it
 
 
 async def test_forget_cannot_reach_a_room_the_user_is_not_in(world: World) -> None:
@@ -194,7 +212,7 @@ async def test_forget_cannot_reach_a_room_the_user_is_not_in(world: World) -> No
     for target in (room_memory_id, "비밀 배포 계획"):
         result = await world.say(world.quality, world.kim, f"/forget {target}")
         assert "찾지 못했습니다" in (result.assistant_message or "")
-    assert len(rows(world, "SELECT * FROM memories WHERE deleted_at IS NULL")) == 2
+    assert len(rows(world, "SELECT * FROM memories WHERE forgotten_at IS NULL")) == 2
 
 
 async def test_memory_lists_room_memories_without_an_llm(world: World) -> None:
@@ -227,35 +245,41 @@ async def test_other_peoples_personal_memories_stay_private(world: World) -> Non
     """A personal memory is visible only to its owner, even in a shared room."""
     await world.say(world.quality, world.lee, "/remember 내 연차는 5월 2일")
     await world.svc.db(lambda c: c.execute("DELETE FROM memories WHERE scope = 'room'"))
-    assert await world.svc.search(world.quality.id, world.kim.id, "연차") == []
-    assert [m.scope for m in await world.svc.search(world.quality.id, world.lee.id, "연차")] == [
+    kim_dm, lee_dm = await world.dm(world.kim), await world.dm(world.lee)
+    assert await world.svc.search(kim_dm.id, world.kim.id, "연차") == []
+    assert [m.scope for m in await world.svc.search(lee_dm.id, world.lee.id, "연차")] == [
         "personal"]
+    # not even its owner sees it in a shared room: others read the answer
+    assert await world.svc.search(world.quality.id, world.lee.id, "연차") == []
 
 
 async def test_membership_decides_what_other_rooms_contribute(world: World) -> None:
     """Another room's memories count while the asker is a member, and stop when they leave."""
     await world.say(world.secret, world.park, "/remember 금형 교체 일정은 6월 10일")
     await world.svc.add_room_member(world.secret.id, world.kim.id)
-    found = await world.svc.search(world.quality.id, world.kim.id, "금형 교체 일정")
+    dm = await world.dm(world.kim)
+    found = await world.svc.search(dm.id, world.kim.id, "금형 교체 일정")
     assert [m.room_id for m in found] == [world.secret.id]
-    await world.svc.remove_room_member(world.secret.id, world.kim.id)
     assert await world.svc.search(world.quality.id, world.kim.id, "금형 교체 일정") == []
+    await world.svc.remove_room_member(world.secret.id, world.kim.id)
+    assert await world.svc.search(dm.id, world.kim.id, "금형 교체 일정") == []
 
 
 async def test_context_priority_room_then_personal_then_other_rooms(world: World) -> None:
     """Equally relevant memories rank this room first, then personal, then other rooms."""
     await world.svc.add_room_member(world.secret.id, world.kim.id)
-    await world.svc.db(_insert_three_scopes, world)
-    found = await world.svc.search(world.quality.id, world.kim.id, "검사 기준")
+    dm = await world.dm(world.kim)
+    await world.svc.db(_insert_three_scopes, world, dm.id)
+    found = await world.svc.search(dm.id, world.kim.id, "검사 기준")
     assert [m.content for m in found] == ["검사 기준 A", "검사 기준 B", "검사 기준 C"]
 
 
-def _insert_three_scopes(conn: sqlite3.Connection, world: World) -> None:
+def _insert_three_scopes(conn: sqlite3.Connection, world: World, here: str) -> None:
     from mchat_actors.chat import repo
 
     for text, scope, room, owner in (("검사 기준 C", "room", world.secret.id, None),
                                      ("검사 기준 B", "personal", world.secret.id, world.kim.id),
-                                     ("검사 기준 A", "room", world.quality.id, None)):
+                                     ("검사 기준 A", "room", here, None)):
         repo.save_memory(conn, text, scope=scope, kind="remember", room=room, owner=owner,
                          author=world.kim.id, source_post_id=None, permalink=None,
                          now_ms=int(world.clock.now * 1000))
@@ -268,8 +292,10 @@ async def test_edit_updates_the_message_and_its_memories_masked(world: World) ->
     (message,) = rows(world, "SELECT * FROM chat_messages WHERE mchat_post_id = 'p1'")
     assert message["content"] == "@ai /remember 담당자 lee@example.com"
     assert message["edited_at"] is not None
-    live = rows(world, "SELECT content FROM memories WHERE deleted_at IS NULL")
-    assert [r["content"] for r in live] == ["담당자 [EMAIL]"] * 2
+    live = rows(world, "SELECT content FROM memories WHERE valid_to IS NULL")
+    assert [r["content"] for r in live] == ["담당자 lee@example.com"] * 2
+    old = rows(world, "SELECT content FROM memories WHERE valid_to IS NOT NULL")
+    assert [r["content"] for r in old] == ["담당 010-1111-2222"] * 2  # before the edit
     assert await world.svc.search(world.quality.id, world.kim.id, "담당자")
     await world.svc.edit_message(post_id="unknown", content="x")
 
@@ -279,6 +305,7 @@ async def test_edit_that_drops_the_command_deletes_its_memories(world: World) ->
     await world.say(world.quality, world.kim, "/remember 회의 10시", post_id="p1")
     await world.svc.edit_message(post_id="p1", content="오타였어요")
     assert rows(world, "SELECT * FROM memories WHERE deleted_at IS NULL") == []
+    assert len(rows(world, "SELECT * FROM memories")) == 2  # retracted, not erased
 
 
 async def test_delete_marks_the_message_and_drops_its_memories(world: World) -> None:
@@ -289,6 +316,8 @@ async def test_delete_marks_the_message_and_drops_its_memories(world: World) -> 
     assert message["deleted_at"] is not None
     assert rows(world, "SELECT * FROM memories WHERE deleted_at IS NULL") == []
     assert rows(world, "SELECT * FROM memories_fts") == []
+    assert {r["action"] for r in rows(world, "SELECT action FROM memory_audit")} == {
+        "created", "retracted"}
     await world.svc.delete_message(post_id="p1")  # twice is harmless
 
 
@@ -312,7 +341,7 @@ async def test_llm_answers_questions_with_retrieved_memories(db_path: str,
         await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
         result = await world.say(world.quality, world.lee, "X부품 불량률 몇 %야?")
         assert result.assistant_message == "X부품 불량률은 12%입니다."
-        assert "X부품 불량률 12%" in llm.calls[-1][0]["content"]
+        assert "X부품 불량률 12%" in llm.calls[-1][1]["content"]  # the context message
 
 
 async def test_reopening_keeps_data_and_other_tables(db_path: str, clock: FakeClock) -> None:
@@ -346,3 +375,17 @@ async def test_a_bare_mention_gets_a_pointer_to_help(world: World) -> None:
                                           prompt="")
     assert "/help" in (result.assistant_message or "") and "How can I help" in (
         result.assistant_message or "")
+
+
+async def test_forget_cannot_reach_a_public_room_the_user_is_not_in(world: World) -> None:
+    """A public room's memories are readable by all, but only its members may forget them."""
+    ops = await world.svc.create_room(name="ops", kind="channel")
+    await world.svc.add_room_member(ops.id, world.park.id)
+    stored = await world.say(ops, world.park, "/remember 창고 이전 일정 6월 1일")
+    dm = await world.dm(world.kim)
+    assert "6월 1일" in ((await world.say(dm, world.kim, "창고 이전 일정 언제야?"))
+                        .assistant_message or "")
+    for target in (stored.extracted_memories[0].id, "창고 이전 일정"):
+        result = await world.say(world.quality, world.kim, f"/forget {target}")
+        assert "찾지 못했습니다" in (result.assistant_message or "")
+    assert rows(world, "SELECT * FROM memories WHERE forgotten_at IS NOT NULL") == []

@@ -48,7 +48,8 @@ async def test_one_extraction_per_burst(db_path: str, clock: FakeClock,
     async with open_embedded_chat_service(db_path, llm=llm, clock=clock,
                                           extraction_debounce_s=DEBOUNCE_S) as svc:
         world = await make_world(svc, clock)
-        await world.say(world.quality, world.kim, "X부품 불량률 12%", post_id="p1", respond=False)
+        await world.say(world.quality, world.kim, "X부품 불량률 12%", post_id="p1", respond=False,
+                        permalink="http://mm/_redirect/pl/p1")
         mock_clock.jump(3)
         await world.say(world.quality, world.lee, "배포는 금요일", post_id="p2", respond=False)
         mock_clock.jump(3)
@@ -60,6 +61,9 @@ async def test_one_extraction_per_burst(db_path: str, clock: FakeClock,
         memories = live_memories(world)
         assert [(m["content"], m["source_post_id"], m["kind"]) for m in memories] == [
             ("X부품 불량률 12%", "p1", "extracted"), ("배포는 금요일", "p2", "extracted")]
+        # each fact's author and source link are its message's
+        assert [(m["author_id"], m["permalink"]) for m in memories] == [
+            (world.kim.id, "http://mm/_redirect/pl/p1"), (world.lee.id, None)]
         assert svc.statistics().memories == 2
 
 
@@ -140,10 +144,17 @@ async def test_edit_replaces_extracted_memories(db_path: str, clock: FakeClock,
         assert [m["content"] for m in live_memories(world)] == ["검사 결과 불합격 [EMAIL]"]
 
 
-def test_parse_extraction_accepts_json_fences_and_bullets() -> None:
-    """The model's answer may be fenced JSON, bare strings or bullet lines; junk gives []."""
-    fenced = '```json\n[{"memory": "A", "message": 2}, {"memory": "B", "message": 9}, "C"]\n```'
-    assert parse_extraction(fenced, 2) == [("A", 1), ("B", 1), ("C", 1)]
-    bullets = parse_extraction("- 첫째\n* 둘째\n1. 셋째\n잡담", 3)
-    assert bullets == [("첫째", 2), ("둘째", 2), ("셋째", 2)]
-    assert parse_extraction("[]", 1) == [] and parse_extraction("no facts", 1) == []
+def test_parse_extraction_validates_the_schema_and_the_attribution() -> None:
+    """A fenced JSON answer valid against the schema is used; a fact citing no message, a
+    message out of range or a message it is not written in is dropped (it would be attributed
+    to someone who did not say it); anything not matching the schema gives []."""
+    messages = ["X부품 불량률 12%", "lee: 배포는 금요일"]
+    fenced = ('```json\n[{"memory": "X부품 불량률 12%", "message": 1},'
+              ' {"memory": "배포는 금요일", "message": 2},'
+              ' {"memory": "배포는 금요일", "message": 1},'
+              ' {"memory": "배포는 금요일", "message": 9}]\n```')
+    assert parse_extraction(fenced, messages) == [("X부품 불량률 12%", 0), ("배포는 금요일", 1)]
+    for junk in ('["bare string"]', '[{"memory": "A"}]', "- 첫째\n* 둘째", "no facts",
+                 '{"memory": "A", "message": 1}'):
+        assert parse_extraction(junk, messages) == []
+    assert parse_extraction("[]", messages) == []

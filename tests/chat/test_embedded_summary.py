@@ -33,7 +33,8 @@ async def conversation(world: World) -> None:
 
 def summaries(world: World) -> list[sqlite3.Row]:
     return world.svc._conn.execute(  # noqa: SLF001 - white-box check
-        "SELECT * FROM memories WHERE kind = 'summary' AND deleted_at IS NULL").fetchall()
+        "SELECT * FROM memories WHERE kind = 'summary' AND deleted_at IS NULL"
+        " AND valid_to IS NULL").fetchall()
 
 
 async def test_builtin_summary_lists_participants_count_and_key_lines(world: World) -> None:
@@ -50,17 +51,24 @@ async def test_builtin_summary_lists_participants_count_and_key_lines(world: Wor
 
 
 async def test_summary_is_idempotent_per_window(world: World) -> None:
-    """Asking twice in the same hour for the same span keeps one summary memory."""
+    """Asking twice in the same hour for the same span keeps one current summary memory: the
+    second is a new version of the first, which stays in the history."""
     await conversation(world)
     first = await world.say(world.quality, world.kim, "요약 3시간")
     world.clock.now += 60
     second = await world.say(world.quality, world.lee, "@ai 요약 3h")
-    assert first.extracted_memories[0].id == second.extracted_memories[0].id
+    first_id, second_id = (int(r.extracted_memories[0].id[1:]) for r in (first, second))
     assert len(summaries(world)) == 1
+    (old,) = world_rows(world, "SELECT superseded_by FROM memories WHERE id = ?", first_id)
+    assert old[0] == second_id
     await world.say(world.quality, world.lee, "요약 2시간")
     world.clock.now += HOUR
     await world.say(world.quality, world.lee, "요약 3시간")
     assert len(summaries(world)) == 3
+
+
+def world_rows(world: World, sql: str, *args: object) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in world.svc._conn.execute(sql, args).fetchall()]  # noqa: SLF001
 
 
 async def test_summary_reacts_before_and_after(world: World) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mchat_actors.chat.masking import luhn_ok, mask_sensitive
+from mchat_actors.chat.masking import luhn_ok, mask_for_storage, mask_sensitive
 
 
 @pytest.mark.parametrize(
@@ -32,9 +32,18 @@ def test_masks_korean_and_international_phone_numbers(phone: str) -> None:
     assert mask_sensitive(f"담당자 {phone}으로 연락") == "담당자 [PHONE]으로 연락"
 
 
-def test_masks_resident_registration_numbers() -> None:
-    """Korean resident registration numbers (######-#######) become [RRN]."""
-    assert mask_sensitive("주민번호 900101-1234567 확인") == "주민번호 [RRN] 확인"
+def test_masks_resident_registration_numbers_by_their_check_digit() -> None:
+    """Korean resident registration numbers that stdnum.kr.rrn accepts become [RRN], in storage
+    too; a wrong check digit is no RRN."""
+    assert mask_sensitive("주민번호 900101-1234568 확인") == "주민번호 [RRN] 확인"
+    assert mask_for_storage("주민번호 900101-1234568 확인") == "주민번호 [RRN] 확인"
+    assert mask_sensitive("주민번호 900101-1234567 확인") == "주민번호 900101-1234567 확인"
+
+
+def test_storage_keeps_phones_and_emails_the_llm_does_not_get_them() -> None:
+    text = "Acme 담당 kim@example.com 010-1234-5678, 카드 4111 1111 1111 1111"
+    assert mask_for_storage(text) == "Acme 담당 kim@example.com 010-1234-5678, 카드 [CARD]"
+    assert mask_sensitive(text) == "Acme 담당 [EMAIL] [PHONE], 카드 [CARD]"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +51,7 @@ def test_masks_resident_registration_numbers() -> None:
              "5555-5555-5555-4444"],
 )
 def test_masks_card_numbers(card: str) -> None:
-    """Card numbers (Luhn-valid or in 4-4-4-4 groups) become [CARD]."""
+    """Card numbers (a network's prefix and a valid Luhn digit) become [CARD]."""
     assert mask_sensitive(f"카드 {card} 결제") == "카드 [CARD] 결제"
 
 
@@ -88,5 +97,5 @@ def test_leaves_ordinary_text_alone(text: str) -> None:
 
 def test_masks_every_kind_in_one_text() -> None:
     """Several kinds in one text are all masked."""
-    text = "kim@example.com 010-1234-5678 900101-1234567 4111 1111 1111 1111 password: x1"
+    text = "kim@example.com 010-1234-5678 900101-1234568 4111 1111 1111 1111 password: x1"
     assert mask_sensitive(text) == "[EMAIL] [PHONE] [RRN] [CARD] password: [SECRET]"

@@ -59,8 +59,18 @@ async def test_remember_then_ask_search_and_forget(tmp_path: Any, mode: str) -> 
         assert "X부품 불량률 12%" in saved
         answer = await ask(mm, "lee", "@ai 요즘 X부품 불량 얼마나 나와?")
         assert "12%" in answer
-        found = await ask(mm, "lee", "@ai /search 불량률")
-        assert "X부품 불량률 12%" in found
+        # /search in a channel is for the asker only: by DM here (the fake's bot may not
+        # post ephemerally), with a one-line note in the thread
+        dm = await mm.dm_channel("lee", "mchat-bot")
+        search = await mm.post_as("lee", "quality", "@ai /search 불량률")
+        await wait_until(lambda: any("X부품 불량률 12%" in p["message"]
+                                     for p in mm.posts(dm.id) if p["user_id"] == mm.bot.id),
+                         timeout=15)
+        def in_thread() -> list[str]:
+            return [p["message"] for p in mm.posts("quality") if p["user_id"] == mm.bot.id
+                    and p.get("root_id") == search["id"]]
+        await wait_until(in_thread, timeout=15)
+        assert not any("12%" in m for m in in_thread())
         gone = await ask(mm, "kim", "@ai /forget X부품 불량률")
         assert "삭제" in gone
         assert fake.world.memories == {}

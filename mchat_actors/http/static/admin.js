@@ -72,6 +72,7 @@
     $("logout").hidden = false;
     refreshStatus();
     refreshLists();
+    refreshMemories();
     timers.push(setInterval(refreshStatus, STATUS_EVERY_MS));
     timers.push(setInterval(refreshLists, LISTS_EVERY_MS));
   }
@@ -203,6 +204,52 @@
     } catch (e) { banner(e.message); }
   }
 
+  // ------------------------------------------------------------------ memories
+  function fmtMs(ms) { return ms ? new Date(ms).toLocaleString() : "–"; }
+
+  async function refreshMemories() {
+    const q = encodeURIComponent($("memory-q").value.trim());
+    const state = encodeURIComponent($("memory-state").value);
+    try {
+      const found = await api("GET", "/memories?limit=100&state=" + state + "&q=" + q);
+      fill("memories", found.memories, (m) => {
+        const buttons = el("span");
+        const history = el("button", "History");
+        history.type = "button";
+        history.addEventListener("click", () => showHistory(m.id.slice(1)));
+        buttons.appendChild(history);
+        if (m.state === "current" || m.state === "forgotten") {
+          const verb = m.state === "forgotten" ? "restore" : "forget";
+          const mark = el("button", verb === "forget" ? "Forget" : "Restore");
+          mark.type = "button";
+          mark.addEventListener("click", () => act(async () => {
+            await api("POST", "/memories/" + m.id.slice(1) + "/" + verb);
+            await refreshMemories();
+          }));
+          buttons.appendChild(mark);
+        }
+        return [m.id, m.state, m.content, m.room, m.author, fmtMs(m.valid_from_ms), buttons];
+      });
+    } catch (e) { banner(e.message); }
+  }
+
+  async function showHistory(id) {
+    try {
+      const h = await api("GET", "/memories/" + id);
+      fill("memory-history", h.versions, (v) => {
+        let source = "–";
+        if (v.permalink && /^https?:\/\//.test(v.permalink)) {
+          source = el("a", "post");
+          source.href = v.permalink;
+          source.rel = "noreferrer";
+        }
+        const trail = v.audit.map((a) => a.action + (a.actor ? " by " + a.actor : "")).join(", ");
+        return [v.id, v.state, v.content, v.author, v.room, fmtMs(v.valid_from_ms),
+          fmtMs(v.valid_to_ms), source, trail];
+      });
+    } catch (e) { banner(e.message); }
+  }
+
   async function act(fn) {
     try { await fn(); banner(""); } catch (e) { banner(e.message); }
     refreshLists();
@@ -220,6 +267,10 @@
     $("logout").addEventListener("click", () => {
       sessionStorage.removeItem(KEY);
       showLogin("");
+    });
+    $("memory-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      refreshMemories();
     });
     $("map-form").addEventListener("submit", (ev) => {
       ev.preventDefault();

@@ -1,0 +1,134 @@
+"""The embedded ChatService's units of work: each runs in its database thread, in one
+transaction (``EmbeddedChatService.db``). SQL stays in ``repo``/``memory_store``/``search``; these
+compose them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+
+import attrs
+
+from ..errors import ChatServiceRejected
+from . import memory_store, repo
+from .audience import Audience, RoomInfo, may_use
+from .commands import Remember, parse_command, strip_mentions
+from .protocol import MemoryRecord, StoredMessage
+from .search import memory_from_row, search_scoped
+
+
+def store_user_message(conn: sqlite3.Connection, room: str, user: str, content: str,
+                        post_id: str | None, root_id: str | None,
+                        created_ms: int, permalink: str | None = None) -> StoredMessage:
+    if not repo.room_exists(conn, room):
+        raise ChatServiceRejected(f"unknown room {room}")
+    if not repo.user_exists(conn, user):
+        raise ChatServiceRejected(f"unknown user {user}")
+    return repo.insert_message(conn, room=room, user=user, content=content, role="user",
+                               post_id=post_id, root_id=root_id, created_at_ms=created_ms,
+                               permalink=permalink)
+
+
+def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
+                         now_ms: int, limit: int, only_asker: bool = False,
+                         ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+    """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
+    if only_asker:
+        audience = Audience.only(user, room)
+    else:
+        audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
+                               members=repo.room_members(conn, room), asker=user)
+    rooms = repo.visible_rooms(conn, user, room)
+    infos = _RoomInfos(conn)  # only the rooms of memories found are looked up
+    return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
+                         now_ms=now_ms, limit=limit,
+                         keep=lambda m: may_use(audience, m, infos))
+
+
+class _RoomInfos(Mapping[str, RoomInfo]):
+    """Kind and members of a room, read when first asked for (in the database thread)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cache: dict[str, RoomInfo | None] = {}
+
+    def __getitem__(self, room: str) -> RoomInfo:
+        if room not in self._cache:
+            self._cache[room] = repo.room_infos(self._conn, [room]).get(room)
+        info = self._cache[room]
+        if info is None:
+            raise KeyError(room)
+        return info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([r for r, i in self._cache.items() if i is not None])
+
+    def __len__(self) -> int:
+        return sum(i is not None for i in self._cache.values())
+
+
+def with_versions(conn: sqlite3.Connection, found: list[MemoryRecord], history: bool
+                   ) -> tuple[list[MemoryRecord], dict[str, list[MemoryRecord]]]:
+    """Each memory with the version it replaced; with ``history`` every version, by id."""
+    out, chains = [], {}
+    for memory in found:
+        previous = memory_store.previous_version(conn, int(memory.id[1:]))
+        if previous is not None:
+            memory = attrs.evolve(memory, previous_content=previous["content"])
+        out.append(memory)
+        if history:  # forgotten and retracted versions never reach an answer
+            chains[memory.id] = [memory_from_row(r) for r in memory_store.versions(
+                conn, int(memory.id[1:])) if r["forgotten_at"] is None
+                and r["deleted_at"] is None]
+    return out, chains
+
+
+def apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: int, *,
+                extract: bool) -> tuple[str, int] | None:
+    """Edit the message and its memories; the (room, message id) to re-extract, if any."""
+    row = repo.message_by_post(conn, post_id)
+    if row is None or row["deleted_at"] is not None:
+        return None
+    repo.edit_message(conn, post_id, content, now_ms)
+    command = parse_command(strip_mentions(content))
+    for memory in repo.memories_from_post(conn, post_id):
+        if memory["kind"] == "remember" and isinstance(command, Remember) and command.text:
+            # a new version of what the post says; the old one stays in the history
+            saved, _ = repo.save_memory(
+                conn, command.text, scope=memory["scope"], kind="remember",
+                room=memory["room_id"], owner=memory["owner_id"], author=memory["author_id"],
+                source_post_id=post_id, permalink=memory["permalink"], now_ms=now_ms,
+                supersedes=memory["id"])
+            if saved.id != f"m{memory['id']}" and repo.get_memory(conn, memory["id"]):
+                # the edit repeats another current memory: this post's version goes
+                repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
+        elif memory["kind"] != "summary":
+            repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
+    if extract and command is None and row["role"] == "user":
+        return row["room_id"], row["id"]
+    return None
+
+
+def apply_delete(conn: sqlite3.Connection, post_id: str, now_ms: int) -> None:
+    repo.delete_message(conn, post_id, now_ms)
+    for memory in repo.memories_from_post(conn, post_id):
+        repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} deleted")
+
+
+def save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row],
+                    found: list[tuple[str, int]], now_ms: int) -> list[MemoryRecord]:
+    saved = []
+    for content, index in found:
+        source = rows[index]
+        memory, _ = repo.save_memory(
+            conn, content, scope="room", kind="extracted", room=room, owner=None,
+            author=source["user_id"], source_post_id=source["mchat_post_id"],
+            permalink=source["permalink"],
+            now_ms=now_ms)
+        saved.append(memory)
+    return saved
+
+
+__all__ = ["apply_delete", "apply_edit", "save_extracted", "search_for_audience",
+           "store_user_message", "with_versions"]
