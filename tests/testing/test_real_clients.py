@@ -161,7 +161,7 @@ async def test_official_js_client_against_the_fake(mm):
     WebSocketClient (with its strict seq check) receiving the ``posted`` event of the post."""
     node = shutil.which("node")
     if node is None:
-        pytest.fail("node is not installed: apt-get install nodejs npm (see .ci/run)")
+        pytest.fail("node is not installed: make test installs it (apt-get install nodejs npm)")
     if not (JS_DIR / "node_modules" / "@mattermost" / "client").is_dir():
         pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm install (or make install)")
     kim = mm.user("kim")
