@@ -39,6 +39,8 @@ class MattermostConfig:
     respond_to_all_dm: bool = True
     auto_join: tuple[str, ...] = ()
     incoming_webhook_url: str | None = attrs.field(default=None, repr=False)
+    webhook_username: str | None = None  # incoming-webhook username override
+    webhook_icon_url: str | None = None  # incoming-webhook icon override
     rest_timeout_s: float = 10.0
     ws_ping_interval_s: float = 30.0
     hello_timeout_s: float = 5.0
@@ -47,6 +49,12 @@ class MattermostConfig:
     stable_after_s: float = 60.0
     ws_failures_before_polling: int = 3
     max_post_chars: int = 16383
+
+    @property
+    def webhook_only(self) -> bool:
+        """No bot account: intake from outgoing webhooks/slash commands, replies through the
+        incoming webhook (docs/configuration.md, "Webhook-only mode")."""
+        return not self.token and bool(self.incoming_webhook_url)
 
     @property
     def api_url(self) -> str:
@@ -165,11 +173,21 @@ class _Builder:
         return raw
 
     def build(self) -> Config:
-        url = self.required("MCHAT_URL", "the Mattermost base URL, e.g. http://127.0.0.1:8065")
+        g = self.get
+        hook_url = g("MCHAT_INCOMING_WEBHOOK_URL", _secret_url, None)
+        has_token = bool((self.values.get("MCHAT_TOKEN") or "").strip())
+        webhook_only = hook_url is not None and not has_token
+        if hook_url is not None and not has_token and not self.values.get("MCHAT_URL", "").strip():
+            parts = urlsplit(hook_url)  # webhook-only: the server is where the webhook is
+            url = f"{parts.scheme}://{parts.netloc}"
+        else:
+            url = self.required("MCHAT_URL",
+                                "the Mattermost base URL, e.g. http://127.0.0.1:8065")
         if url and urlsplit(url).scheme not in ("http", "https"):
             self.problems.append(f"MCHAT_URL must start with http:// or https:// (got {url!r})")
-        token = self.required("MCHAT_TOKEN", "the bot's access token")
-        g = self.get
+        token = "" if webhook_only else self.required(
+            "MCHAT_TOKEN", "the bot's access token (or MCHAT_INCOMING_WEBHOOK_URL for "
+            "webhook-only mode)")
         mm = dict(
             url=url,
             token=token,
@@ -182,7 +200,9 @@ class _Builder:
             bot_name=g("MCHAT_BOT_NAME", lambda s: s.lstrip("@"), None),
             respond_to_all_dm=g("MCHAT_RESPOND_TO_ALL_DM", _bool, True),
             auto_join=g("MCHAT_AUTO_JOIN", _auto_join, _NONE),
-            incoming_webhook_url=g("MCHAT_INCOMING_WEBHOOK_URL", _url, None),
+            incoming_webhook_url=hook_url,
+            webhook_username=g("MCHAT_WEBHOOK_USERNAME", str, None),
+            webhook_icon_url=g("MCHAT_WEBHOOK_ICON_URL", _url, None),
             rest_timeout_s=g("MCHAT_REST_TIMEOUT", _positive, 10.0),
             ws_ping_interval_s=g("MCHAT_WS_PING_INTERVAL", _positive, 30.0),
             hello_timeout_s=g("MCHAT_HELLO_TIMEOUT", _positive, 5.0),
@@ -221,6 +241,11 @@ class _Builder:
                     self.problems.append(f"{name} is required when CHAT_BACKEND=remote")
         if chat.llm_base_url and not chat.llm_model:
             self.problems.append("LLM_MODEL is required when LLM_BASE_URL is set")
+        if webhook_only and not http.webhook_tokens:
+            self.problems.append("MCHAT_WEBHOOK_TOKENS is required in webhook-only mode "
+                                 "(MCHAT_INCOMING_WEBHOOK_URL without MCHAT_TOKEN): the tokens "
+                                 "of the outgoing webhooks and slash commands that bring the "
+                                 "questions")
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
         if self.problems:
             raise ConfigError(self.problems)
@@ -277,6 +302,13 @@ def _csv(raw: str) -> tuple[str, ...]:
 def _url(raw: str) -> str:
     if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
         raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return raw
+
+
+def _secret_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http(s) URL (the value is a secret: not shown)")
     return raw
 
 

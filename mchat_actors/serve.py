@@ -33,9 +33,9 @@ def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
     """Entry point of ``mchat-actors serve``; ConfigError is reported by the CLI (exit 2)."""
     config = Config.from_env(environ, toml_path=config_path)
     logger.info("serve: configuration %s", describe(config))
-    if config.mattermost.incoming_webhook_url:
-        logger.warning("serve: MCHAT_INCOMING_WEBHOOK_URL is set but not used yet: replies go "
-                       "through the bot account's REST API (MCHAT_TOKEN)")
+    if config.mattermost.incoming_webhook_url and not config.mattermost.webhook_only:
+        logger.warning("serve: MCHAT_INCOMING_WEBHOOK_URL is ignored because MCHAT_TOKEN is set: "
+                       "replies go through the bot account's REST API")
     try:
         with collapse_groups():
             trio.run(serve, config)

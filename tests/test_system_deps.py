@@ -42,7 +42,8 @@ class Box:
     def run(self, what: str = "test", **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["/bin/sh", str(SCRIPT), what], capture_output=True, text=True, timeout=20,
-            env={"PATH": str(self.bin), "TMPDIR": str(self.log_dir), **env}, stdin=subprocess.DEVNULL,
+            env={"PATH": str(self.bin), "TMPDIR": str(self.log_dir), **env},
+            stdin=subprocess.DEVNULL,
         )
 
     def called(self) -> list[str]:

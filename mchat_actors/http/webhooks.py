@@ -13,6 +13,10 @@ A post the trigger rules will not answer (no mention, not a command) is only que
 response is empty at once. A post that will be answered is first read back through REST for
 its ``root_id`` (the payload has none, and a threaded reply must go under the thread's root).
 Outgoing webhooks only fire in public channels, hence ``channel_type="O"``.
+
+Webhook-only mode (no bot token, ``rt.directory`` set): the payload's channel and user are
+recorded for the mapper, nothing is read back through REST, and the response is always empty:
+every answer goes through the durable outbox and the incoming webhook.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from .. import mapping
-from ..errors import MattermostError
+from ..errors import ChatServiceError, MattermostError, StoreError
 from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from ..trigger import decide
 from .auth import check_source, check_webhook_token
@@ -87,6 +91,11 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
     if await s.rt.store.run(mapping.is_post_seen, post.id):
         s.stats.webhook_outcomes[("outgoing", "duplicate")] += 1
         return Response(status_code=200)  # the WebSocket copy was handled (and answered) first
+    if s.rt.directory is not None:  # webhook-only: the payload is all we know
+        await _record_payload(s, event)
+        await _inject_and_wait(s, event, wait=False)  # answered through the outbox
+        s.stats.webhook_outcomes[("outgoing", "queued")] += 1
+        return Response(status_code=200)
     if not decide(post, channel_type="O", bot=s.rt.bot).respond:
         await _inject_and_wait(s, event, wait=False)  # stored, never answered: no waiting
         s.stats.webhook_outcomes[("outgoing", "stored")] += 1
@@ -98,6 +107,22 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
         return Response(status_code=200)
     s.stats.webhook_outcomes[("outgoing", "answered")] += 1
     return JSONResponse({"text": answer, "response_type": "comment"})
+
+
+async def _record_payload(s: Surface, event: PostCreated) -> None:
+    """Webhook-only mode: name the channel and user for the mapper, and make the asker a
+    member of the channel's room (nothing else tells us who is in it)."""
+    assert s.rt.directory is not None
+    post = event.post
+    new_member = s.rt.directory.record(
+        channel_id=post.channel_id, channel_name=event.channel_name, team_id=event.team_id,
+        user_id=post.user_id, user_name=event.sender_name, public=True)
+    if new_member:
+        try:
+            await s.rt.mapper.member_joined(post.channel_id, post.user_id)
+        except (MattermostError, ChatServiceError, StoreError) as exc:
+            logger.warning("http: webhook post %s: mapping its channel failed (%s); the "
+                           "serializer tries again", post.id, type(exc).__name__)
 
 
 async def _inject_and_wait(s: Surface, event: PostCreated, *, wait: bool = True) -> str | None:
