@@ -143,7 +143,8 @@ WEBHOOK_ONLY_LIMITS = (
 
 
 @asynccontextmanager
-async def _open_webhook_poster(config: Config, store: Store, bucket: TokenBucket
+async def _open_webhook_poster(config: Config, store: Store, bucket: TokenBucket,
+                               directory: PayloadDirectory,
                                ) -> AsyncIterator[IncomingWebhookPoster | None]:
     """The incoming-webhook transport in webhook-only mode, else None."""
     if not config.mattermost.webhook_only:
@@ -152,7 +153,11 @@ async def _open_webhook_poster(config: Config, store: Store, bucket: TokenBucket
     from . import mapping
 
     async def lookup(channel_id: str) -> dict[str, object] | None:
-        return await store.run(mapping.get_channel, channel_id)
+        row = await store.run(mapping.get_channel, channel_id)
+        latest = directory.channel_name(channel_id)  # the latest payload's name wins
+        if row is not None and latest:
+            row = {**row, "mchat_channel_name": latest}
+        return row
 
     async with open_incoming_webhook(config.mattermost, bucket=bucket,
                                      channel_lookup=lookup) as poster:
@@ -163,9 +168,10 @@ async def _run(config: Config, store: Store, chat: ChatService,
                task_status: trio.TaskStatus[Runtime]) -> None:
     mm = config.mattermost
     bucket = TokenBucket(mm.rate_limit_per_s)
+    payloads = PayloadDirectory()
     async with open_mattermost_client(mm, bucket=bucket) as client, \
-            _open_webhook_poster(config, store, bucket) as poster:
-        directory = PayloadDirectory() if poster is not None else None
+            _open_webhook_poster(config, store, bucket, payloads) as poster:
+        directory = payloads if poster is not None else None
         if poster is not None:
             bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
                               respond_to_all_dm=mm.respond_to_all_dm)

@@ -56,6 +56,11 @@ class PayloadDirectory:
         members[user_id] = None
         return True
 
+    def channel_name(self, channel_id: str) -> str | None:
+        """The channel's name in the latest payload (a renamed channel keeps its id)."""
+        channel = self._channels.get(channel_id)
+        return channel["name"] if channel is not None and channel["name"] else None
+
     async def get_channel(self, channel_id: str) -> Mapping[str, Any]:
         channel = self._channels.get(channel_id)
         if channel is None:

@@ -36,7 +36,8 @@ def _config(mm: FakeMattermost, hook: dict[str, Any], db: Path, port: int) -> Co
     env = {**FAST, "MCHAT_INCOMING_WEBHOOK_URL": f"{mm.url}/hooks/{hook['id']}",
            "MCHAT_WEBHOOK_TOKENS": HOOK_TOKEN, "MCHAT_WEBHOOK_USERNAME": "ai-memory",
            "MCHAT_WEBHOOK_ICON_URL": "https://example.com/ai.png",
-           "MCHAT_DB": str(db), "MCHAT_HTTP_LISTEN": f"127.0.0.1:{port}"}
+           "MCHAT_DB": str(db), "MCHAT_HTTP_LISTEN": f"127.0.0.1:{port}",
+           "MCHAT_ADMIN_TOKEN": "admin-token-for-the-test"}
     # no MCHAT_TOKEN, no MCHAT_URL: webhook-only, the server is where the webhook is
     return attrs.evolve(Config.from_env(env), shutdown_grace_s=1.0)
 
@@ -64,6 +65,10 @@ async def test_webhook_only_answers_through_the_incoming_webhook_exactly_once(
             rt: Runtime = await nursery.start(partial(app.run, config))
             async with httpx.AsyncClient() as http:
                 health = (await http.get(f"http://127.0.0.1:{port}/mchat/health")).json()
+                status = (await http.get(
+                    f"http://127.0.0.1:{port}/api/v1/mchat/status",
+                    headers={"Authorization": "Bearer admin-token-for-the-test"})).json()
+            assert status["connection"]["configured_mode"] == "webhook-only"  # the admin page
             assert health["status"] == "ok"
             assert (health["connection"]["mode"], health["connection"]["state"]) == (
                 "webhook-only", "webhook")
