@@ -16,6 +16,7 @@ replies stay in the outbox.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -250,6 +251,21 @@ async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
     rt.http_url = await root.start(serve_http, rt) or ""
 
 
+WEBHOOK_REPLAY_EVERY_S = 30.0
+
+
+async def _replay_webhooks(rt: Runtime) -> None:
+    """Webhook-only mode: queue the kept webhook posts not handled yet: all of them at start
+    (a crash between the 200 and the handling), then those older than a period."""
+    from .http.webhooks import replay_kept
+
+    received_before = time.time()
+    while True:
+        await replay_kept(rt, received_before=received_before)
+        await trio.sleep(WEBHOOK_REPLAY_EVERY_S)
+        received_before = time.time() - WEBHOOK_REPLAY_EVERY_S
+
+
 async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
     with rt._intake:
         async with trio.open_nursery() as n:
@@ -260,6 +276,7 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                 if every:
                     n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
                                          every_hours=every, stats=rt.summary_stats))
+                n.start_soon(_replay_webhooks, rt)
                 return
             joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
             await joiner.join_configured()

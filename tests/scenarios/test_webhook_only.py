@@ -145,3 +145,52 @@ def _channel_type(db: Any, channel_id: str) -> str | None:
     row = db.conn.execute("SELECT channel_type FROM mchat_channel_mapping "
                           "WHERE mchat_channel_id = ?", (channel_id,)).fetchone()
     return None if row is None else str(row[0])
+
+
+class _StuckChat:
+    """The real ChatService, except that answering a question never finishes (the process is
+    killed while it works on it)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.entered = trio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("respond"):
+            self.entered.set()
+            await trio.sleep_forever()
+        return await self._inner.send_message(*args, **kwargs)
+
+
+async def test_webhook_only_a_kill_between_the_200_and_the_answer_loses_nothing(
+        tmp_path: Path) -> None:
+    """Mattermost sends an outgoing webhook once; the service answered 200, then was killed
+    before handling it. The kept payload is handled at the next start: one answer."""
+    port = _free_port()
+    async with FakeMattermost() as mm:
+        hook = mm.create_incoming_webhook("town-square")
+        mm.create_outgoing_webhook(
+            channel="quality", trigger_words=["@ai"], token=HOOK_TOKEN,
+            callback_urls=[f"http://127.0.0.1:{port}/mchat/webhook/outgoing"])
+        config = _config(mm, hook, tmp_path / "bot.db", port)
+        async with app.open_chat_service(config) as inner:
+            stuck = _StuckChat(inner)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(partial(app.run, config, chat=stuck))
+                question = await mm.post_as("lee", "quality", "@ai 오늘 X부품 불량률 몇 %야?")
+                await stuck.entered.wait()  # the 200 went out; the answer is being worked on
+                nursery.cancel_scope.cancel()  # killed: no drain, no goodbye
+        qid = str(question["id"])
+        assert _answers(mm, qid) == []
+        assert [d for d in mm.hooks.deliveries if qid in str(d)], "the webhook fired once"
+
+        async with trio.open_nursery() as nursery:
+            rt: Runtime = await nursery.start(partial(app.run, config))
+            await wait_until(lambda: _answers(mm, qid), timeout=15)
+            await trio.sleep(0.5)
+            rt.request_shutdown()
+    answers = _answers(mm, qid)
+    assert len(answers) == 1 and answers[0]["channel_id"] == mm.channel("quality").id
