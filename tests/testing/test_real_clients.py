@@ -5,8 +5,10 @@
   blocking code with its own event loop, so it runs in a worker thread; the thread always
   ends with the test (the server drops the socket, or the asyncio tasks are cancelled).
 * The official JS client ``@mattermost/client`` (Client4 + WebSocketClient) run by ``node``
-  on ``tests/js/drive_mattermost.js`` (``make install`` runs ``npm install`` there). Without
-  node or the npm packages the test fails with the command that fixes it.
+  on ``tests/js/drive_mattermost.js`` and ``tests/js/bot_calls.js`` (``make test`` runs
+  ``npm ci`` there). Without node or the npm packages the test fails with the command that
+  fixes it. A bot author's wider set of calls: ``test_real_client_calls.py`` (mattermostdriver)
+  and ``test_official_js_client_makes_a_bot_authors_calls`` below.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ async def test_official_js_client_against_the_fake(mm):
     if node is None:
         pytest.fail("node is not installed: make test installs it (apt-get install nodejs npm)")
     if not (JS_DIR / "node_modules" / "@mattermost" / "client").is_dir():
-        pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm install (or make install)")
+        pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm ci (or make test)")
     kim = mm.user("kim")
     channel = mm.channel("town-square")
     command = [node, str(JS_DIR / "drive_mattermost.js"), mm.url, kim.token, channel.id,
