@@ -123,8 +123,10 @@ async def replay_kept(rt: Runtime, *, received_before: float) -> int:
     for fields, encoding in kept:
         try:
             event = _event_from(fields, encoding)
-        except ApiError:
-            continue  # it was valid when kept; a payload that no longer parses is skipped
+        except ApiError as exc:  # it parsed when it was kept: only a changed parser gets here
+            logger.warning("http: a kept webhook payload no longer parses (%s: %s); skipped",
+                           exc.error, exc.detail)
+            continue
         await _record_payload(rt, event)
         await rt.events.send(event)
     if kept:
