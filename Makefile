@@ -2,22 +2,36 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench lint clean
+JS := tests/js
+
+.PHONY: install demo test test-fast test-deps bench lint clean
 
 $(BIN)/mchat-actors: pyproject.toml
+	@PY=$(PY) sh scripts/system-deps.sh venv
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
+# Python packages only (enough for make demo and make test-fast).
 install: $(BIN)/mchat-actors
-	@if command -v npm >/dev/null 2>&1 && [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then \
-		cd tests/js && npm install --no-audit --no-fund --silent; fi
+
+# What the browser and node tests need: chromium + chromedriver and node + npm from the system
+# package manager when missing (scripts/system-deps.sh: root or sudo, else one line saying what
+# to install), then the JS client's npm packages, pinned by package-lock.json.
+test-deps:
+	@sh scripts/system-deps.sh test
+	@$(MAKE) --no-print-directory $(JS)/node_modules/.mchat-installed
+
+$(JS)/node_modules/.mchat-installed: $(JS)/package.json $(JS)/package-lock.json
+	@cd $(JS) && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || { \
+		echo "make: npm could not install the JS client packages (network?): run cd $(JS) && npm ci" >&2; exit 1; }
+	@touch $@
 
 demo: install
 	$(BIN)/mchat-actors demo
 
-test: install
+test: install test-deps
 	$(BIN)/pytest -q
 
 test-fast: install

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -33,8 +34,10 @@ from .actors.mapper import Mapper, MembershipCheck
 from .actors.sweeper import Sweeper
 from .chat.protocol import LLM, ChatService
 from .config import Config
+from .mattermost.incoming_webhook import IncomingWebhookPoster, open_incoming_webhook
+from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
-from .messages import InboundEvent, OutboundRequest
+from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
 from .store import Store, open_store
 from .supervision import RestartPolicy, SupervisorStats, supervise
@@ -65,6 +68,7 @@ class Runtime:
     supervisor_stats: SupervisorStats = attrs.Factory(SupervisorStats)
     summary_stats: summaries.SummaryStats = attrs.Factory(summaries.SummaryStats)
     sender_stats: object = None
+    directory: PayloadDirectory | None = None  # webhook-only mode: users/channels of payloads
     started_at: float = 0.0
     http_url: str = ""  # where the HTTP surface listens (its real port when configured as 0)
     ssl_context: ssl.SSLContext | None = None  # towards Mattermost, built once at start
@@ -143,22 +147,62 @@ async def run(
                 await _run(config, store, chat, task_status)
 
 
+WEBHOOK_ONLY_LIMITS = (
+    "app: webhook-only mode (MCHAT_INCOMING_WEBHOOK_URL without MCHAT_TOKEN): questions come "
+    "only from outgoing webhooks (public channels) and slash commands; answers go through the "
+    "incoming webhook as top-level posts. It cannot backfill history, see or answer DMs, "
+    "edit or delete its answers, react, or read a channel back (an answer in flight during a "
+    "crash may be posted twice). A bot account (MCHAT_TOKEN) lifts these limits.")
+
+
+@asynccontextmanager
+async def _open_webhook_poster(config: Config, store: Store, bucket: TokenBucket,
+                               directory: PayloadDirectory, ssl_context: ssl.SSLContext | None,
+                               ) -> AsyncIterator[IncomingWebhookPoster | None]:
+    """The incoming-webhook transport in webhook-only mode, else None."""
+    if not config.mattermost.webhook_only:
+        yield None
+        return
+    from . import mapping
+
+    async def lookup(channel_id: str) -> dict[str, object] | None:
+        row = await store.run(mapping.get_channel, channel_id)
+        latest = directory.channel_name(channel_id)  # the latest payload's name wins
+        if row is not None and latest:
+            row = {**row, "mchat_channel_name": latest}
+        return row
+
+    async with open_incoming_webhook(config.mattermost, bucket=bucket, channel_lookup=lookup,
+                                     ssl_context=ssl_context) as poster:
+        yield poster
+
+
 async def _run(config: Config, store: Store, chat: ChatService,
                task_status: trio.TaskStatus[Runtime]) -> None:
     mm = config.mattermost
     bucket = TokenBucket(mm.rate_limit_per_s)
+    payloads = PayloadDirectory()
     log_tls_settings(mm)
     tls_context = client_ssl_context(mm)  # built once: REST and every WebSocket connect
-    async with open_mattermost_client(mm, bucket=bucket, ssl_context=tls_context) as client:
-        me = await client.get_me()
-        bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
-                          extra_names=(mm.bot_name,) if mm.bot_name else (),
-                          respond_to_all_dm=mm.respond_to_all_dm)
-        logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id, mm.mode)
+    async with open_mattermost_client(mm, bucket=bucket, ssl_context=tls_context) as client, \
+            _open_webhook_poster(config, store, bucket, payloads, tls_context) as poster:
+        directory = payloads if poster is not None else None
+        if poster is not None:
+            bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
+                              respond_to_all_dm=mm.respond_to_all_dm)
+            logger.warning(WEBHOOK_ONLY_LIMITS)
+        else:
+            me = await client.get_me()
+            bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
+                              extra_names=(mm.bot_name,) if mm.bot_name else (),
+                              respond_to_all_dm=mm.respond_to_all_dm)
+            logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id,
+                        mm.mode)
         events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
         replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](
             config.queues.replies)
-        mapper = Mapper(store=store, rest=client, chat=chat, bot_user_id=bot.user_id)
+        mapper = Mapper(store=store, rest=directory or client, chat=chat,
+                        bot_user_id=bot.user_id)
         invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                           limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
         handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
@@ -168,9 +212,10 @@ async def _run(config: Config, store: Store, chat: ChatService,
         rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                      bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                      events=events_send, replies=replies_send, started_at=trio.current_time(),
-                     ssl_context=tls_context)
+                     ssl_context=tls_context, directory=directory)
         policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
-        sender_obj = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id)
+        sender_obj = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id,
+                                   transport=poster)
         rt.sender_stats = sender_obj.stats
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as root:
@@ -221,13 +266,36 @@ async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
     rt.http_url = await root.start(serve_http, rt) or ""
 
 
+WEBHOOK_REPLAY_EVERY_S = 30.0
+
+
+async def _replay_webhooks(rt: Runtime) -> None:
+    """Webhook-only mode: queue the kept webhook posts not handled yet: all of them at start
+    (a crash between the 200 and the handling), then those older than a period."""
+    from .http.webhooks import replay_kept
+
+    received_before = time.time()
+    while True:
+        await replay_kept(rt, received_before=received_before)
+        await trio.sleep(WEBHOOK_REPLAY_EVERY_S)
+        received_before = time.time() - WEBHOOK_REPLAY_EVERY_S
+
+
 async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
     with rt._intake:
         async with trio.open_nursery() as n:
+            every = rt.config.chat.summary_every_hours
+            if rt.directory is not None:  # webhook-only: the HTTP surface is the only intake
+                rt.reconnect_stats.state = ConnectionState(mode="webhook",
+                                                           since=trio.current_time())
+                if every:
+                    n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
+                                         every_hours=every, stats=rt.summary_stats))
+                n.start_soon(_replay_webhooks, rt)
+                return
             joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
             await joiner.join_configured()
             n.start_soon(joiner.watch)
-            every = rt.config.chat.summary_every_hours
             if every:
                 n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
                                      every_hours=every, stats=rt.summary_stats))

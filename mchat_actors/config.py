@@ -42,6 +42,8 @@ class MattermostConfig:
     respond_to_all_dm: bool = True
     auto_join: tuple[str, ...] = ()
     incoming_webhook_url: str | None = attrs.field(default=None, repr=False)
+    webhook_username: str | None = None  # incoming-webhook username override
+    webhook_icon_url: str | None = None  # incoming-webhook icon override
     rest_timeout_s: float = 10.0
     ws_ping_interval_s: float = 30.0
     hello_timeout_s: float = 5.0
@@ -52,6 +54,12 @@ class MattermostConfig:
     max_post_chars: int = 16383
     answer_bots: tuple[str, ...] = ()  # bot usernames whose posts may be answered
     max_answers_per_min: int = 30  # per channel: the loop guard's cap
+
+    @property
+    def webhook_only(self) -> bool:
+        """No bot account: intake from outgoing webhooks/slash commands, replies through the
+        incoming webhook (docs/configuration.md, "Webhook-only mode")."""
+        return not self.token and bool(self.incoming_webhook_url)
 
     @property
     def api_url(self) -> str:
@@ -193,11 +201,21 @@ class _Builder:
         return raw
 
     def build(self) -> Config:
-        url = self.required("MCHAT_URL", "the Mattermost base URL, e.g. http://127.0.0.1:8065")
+        g = self.get
+        hook_url = g("MCHAT_INCOMING_WEBHOOK_URL", _secret_url, None)
+        has_token = bool((self.values.get("MCHAT_TOKEN") or "").strip())
+        webhook_only = hook_url is not None and not has_token
+        if hook_url is not None and not has_token and not self.values.get("MCHAT_URL", "").strip():
+            parts = urlsplit(hook_url)  # webhook-only: the server is where the webhook is
+            url = f"{parts.scheme}://{parts.netloc}"
+        else:
+            url = self.required("MCHAT_URL",
+                                "the Mattermost base URL, e.g. http://127.0.0.1:8065")
         if url and urlsplit(url).scheme not in ("http", "https"):
             self.problems.append(f"MCHAT_URL must start with http:// or https:// (got {url!r})")
-        token = self.required("MCHAT_TOKEN", "the bot's access token")
-        g = self.get
+        token = "" if webhook_only else self.required(
+            "MCHAT_TOKEN", "the bot's access token (or MCHAT_INCOMING_WEBHOOK_URL for "
+            "webhook-only mode)")
         mm = dict(
             url=url,
             token=token,
@@ -210,7 +228,9 @@ class _Builder:
             bot_name=g("MCHAT_BOT_NAME", lambda s: s.lstrip("@"), None),
             respond_to_all_dm=g("MCHAT_RESPOND_TO_ALL_DM", _bool, True),
             auto_join=g("MCHAT_AUTO_JOIN", _auto_join, _NONE),
-            incoming_webhook_url=g("MCHAT_INCOMING_WEBHOOK_URL", _url, None),
+            incoming_webhook_url=hook_url,
+            webhook_username=g("MCHAT_WEBHOOK_USERNAME", str, None),
+            webhook_icon_url=g("MCHAT_WEBHOOK_ICON_URL", _url, None),
             rest_timeout_s=g("MCHAT_REST_TIMEOUT", _positive, 10.0),
             ws_ping_interval_s=g("MCHAT_WS_PING_INTERVAL", _positive, 30.0),
             hello_timeout_s=g("MCHAT_HELLO_TIMEOUT", _positive, 5.0),
@@ -270,6 +290,12 @@ class _Builder:
                     self.problems.append(f"{name} is required when CHAT_BACKEND=remote")
         if chat.llm_base_url and not chat.llm_model:
             self.problems.append("LLM_MODEL is required when LLM_BASE_URL is set")
+        if webhook_only and not (http.tokens_for("outgoing") or http.tokens_for("slash")):
+            self.problems.append("MCHAT_OUTGOING_WEBHOOK_TOKENS or MCHAT_SLASH_TOKENS (or the "
+                                 "older MCHAT_WEBHOOK_TOKENS) is required in webhook-only mode "
+                                 "(MCHAT_INCOMING_WEBHOOK_URL without MCHAT_TOKEN): the tokens "
+                                 "of the outgoing webhooks and slash commands that bring the "
+                                 "questions")
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
         log_format = g("MCHAT_LOG_FORMAT", _choice(("text", "json")), "text")
         if self.problems:
@@ -342,6 +368,13 @@ def _usernames(raw: str) -> tuple[str, ...]:
 def _url(raw: str) -> str:
     if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
         raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return raw
+
+
+def _secret_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http(s) URL (the value is a secret: not shown)")
     return raw
 
 

@@ -41,9 +41,9 @@ def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
     config = Config.from_env(environ, toml_path=config_path)
     add_secrets(secret_values(config))  # from here on no log line can carry them
     logger.info("serve: configuration %s", describe(config))
-    if config.mattermost.incoming_webhook_url:
-        logger.warning("serve: MCHAT_INCOMING_WEBHOOK_URL is set but not used yet: replies go "
-                       "through the bot account's REST API (MCHAT_TOKEN)")
+    if config.mattermost.incoming_webhook_url and not config.mattermost.webhook_only:
+        logger.warning("serve: MCHAT_INCOMING_WEBHOOK_URL is ignored because MCHAT_TOKEN is set: "
+                       "replies go through the bot account's REST API")
     try:
         with collapse_groups():
             trio.run(serve, config)

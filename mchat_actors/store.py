@@ -82,6 +82,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, channel_id, id);
+CREATE TABLE IF NOT EXISTS webhook_inbox (
+    post_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,

@@ -59,3 +59,44 @@ def test_remote_backend_requires_its_settings():
     with pytest.raises(ConfigError) as info:
         Config.from_env(dict(BASE, CHAT_BACKEND="remote"))
     assert len(info.value.problems) == 3
+
+
+HOOK_URL = "https://mchat.example.com/hooks/abcdefghijklmnopqrstuvwxyz"
+
+
+def test_webhook_only_mode_needs_no_token_and_no_url():
+    """MCHAT_INCOMING_WEBHOOK_URL without MCHAT_TOKEN: webhook-only; MCHAT_URL defaults to the
+    webhook's server; the overrides are read."""
+    cfg = Config.from_env({"MCHAT_INCOMING_WEBHOOK_URL": HOOK_URL,
+                           "MCHAT_WEBHOOK_TOKENS": "tok", "MCHAT_WEBHOOK_USERNAME": "ai-memory",
+                           "MCHAT_WEBHOOK_ICON_URL": "https://example.com/ai.png"})
+    mm = cfg.mattermost
+    assert mm.webhook_only and mm.token == "" and mm.url == "https://mchat.example.com"
+    assert (mm.webhook_username, mm.webhook_icon_url) == ("ai-memory", "https://example.com/ai.png")
+    assert "abcdefghijklmnop" not in repr(cfg) and "abcdefghijklmnop" not in str(describe(cfg))
+
+
+def test_webhook_only_mode_requires_the_webhook_tokens():
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({"MCHAT_INCOMING_WEBHOOK_URL": HOOK_URL})
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith("MCHAT_OUTGOING_WEBHOOK_TOKENS or MCHAT_SLASH_TOKENS")
+
+
+def test_with_a_token_the_webhook_url_does_not_switch_modes():
+    cfg = Config.from_env(dict(BASE, MCHAT_INCOMING_WEBHOOK_URL=HOOK_URL))
+    assert not cfg.mattermost.webhook_only
+
+
+def test_a_bad_webhook_url_is_reported_without_its_value():
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(dict(BASE, MCHAT_INCOMING_WEBHOOK_URL="ftp://host/hooks/secretid123"))
+    assert "secretid123" not in str(info.value)
+    assert "MCHAT_INCOMING_WEBHOOK_URL" in str(info.value)
+
+
+def test_without_token_or_webhook_both_are_named():
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({"MCHAT_URL": "http://127.0.0.1:8065"})
+    assert any("MCHAT_TOKEN is required" in p and "MCHAT_INCOMING_WEBHOOK_URL" in p
+               for p in info.value.problems)

@@ -44,11 +44,16 @@ async def deliver(client: MattermostClient, bot_user_id: str, request: SendEphem
     return await _fallback(client, bot_user_id, request, timeout_s=timeout_s)
 
 
-async def _fallback(client: MattermostClient, bot_user_id: str, request: SendEphemeral, *,
-                    timeout_s: float) -> tuple[SendReply, ...]:
-    note = SendReply(channel_id=request.channel_id, message=request.note,
+def note_only(request: SendEphemeral) -> SendReply:
+    """The one-line note alone, in the thread: where no private route to the asker exists."""
+    return SendReply(channel_id=request.channel_id, message=request.note,
                      reply_key=f"{request.reply_key}:note", root_id=request.root_id,
                      trigger_post_id=request.trigger_post_id)
+
+
+async def _fallback(client: MattermostClient, bot_user_id: str, request: SendEphemeral, *,
+                    timeout_s: float) -> tuple[SendReply, ...]:
+    note = note_only(request)
     dm_id = ""
     with trio.move_on_after(timeout_s):
         try:
@@ -61,9 +66,7 @@ async def _fallback(client: MattermostClient, bot_user_id: str, request: SendEph
                            request.reply_key, type(exc).__name__)
     if not dm_id:
         # Never post a private answer in the channel: only the note says to ask in a DM.
-        return (SendReply(channel_id=request.channel_id, message=request.note,
-                          reply_key=f"{request.reply_key}:note", root_id=request.root_id,
-                          trigger_post_id=request.trigger_post_id),)
+        return (note_only(request),)
     private = SendReply(channel_id=ChannelId(dm_id), message=request.message,
                         reply_key=f"{request.reply_key}:dm")
     return (private, note)

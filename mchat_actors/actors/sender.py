@@ -30,7 +30,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVarTuple, assert_never, final
+from typing import Any, Protocol, TypeVarTuple, assert_never, final
 
 import attrs
 import trio
@@ -56,6 +56,16 @@ logger = logging.getLogger(__name__)
 
 _Ts = TypeVarTuple("_Ts")
 _TRANSIENT = (RateLimited, MattermostUnavailable, MalformedEvent)
+
+
+class PostTransport(Protocol):
+    """Where rows are posted when it is not the REST client (webhook-only mode:
+    ``mattermost.incoming_webhook.IncomingWebhookPoster``). Such a transport cannot read
+    posts back (no in-doubt lookup: a row is posted again) nor react (reactions are dropped)."""
+
+    async def create_post(self, *, channel_id: str, message: str, root_id: str | None = None,
+                          pending_post_id: str | None = None,
+                          props: Mapping[str, Any] | None = None) -> Any: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -165,8 +175,10 @@ class Sender:
         bot_user_id: str,
         settings: SenderSettings | None = None,
         wall_clock: Callable[[], float] = time.time,
+        transport: PostTransport | None = None,
     ) -> None:
         self._cfg = cfg
+        self._transport = transport  # None: post through ``client`` (REST)
         self._store = store
         self._client = client
         self._bot_user_id = bot_user_id
@@ -226,6 +238,11 @@ class Sender:
                 # just marked sent can never be queued again by a stale read.
                 state.incoming.extend(ids)
                 state.wake()
+            case SendEphemeral() if self._transport is not None:
+                # an incoming webhook can reach no single person: never post the private
+                # answer in the channel, only the note (the slash command answers privately)
+                self.stats.ephemeral_by_dm += 1
+                await self._accept(state, ephemeral.note_only(request), reactions)
             case SendEphemeral():
                 fallback = await ephemeral.deliver(
                     self._client, self._bot_user_id, request,
@@ -236,6 +253,8 @@ class Sender:
                     self.stats.ephemeral_sent += 1
                 for reply in fallback:
                     await self._accept(state, reply, reactions)
+            case AddReaction() if self._transport is not None:
+                self.stats.reactions_dropped += 1  # an incoming webhook cannot react
             case AddReaction():
                 try:
                     reactions.send_nowait(request)
@@ -325,7 +344,7 @@ class Sender:
     async def _send_head(self, state: _State, channel: str, entry: _Entry) -> None:
         row = entry.row
         try:
-            if self._is_in_doubt(row):
+            if self._transport is None and self._is_in_doubt(row):
                 post_id = await self._find_earlier_post(row)
                 if post_id is not None:
                     await self._finish(state, channel, entry, post_id)
@@ -336,7 +355,7 @@ class Sender:
                 row, attempts=row.attempts + 1, last_attempt_at=wall,
                 first_attempt_at=wall if row.first_attempt_at is None else row.first_attempt_at,
             )
-            post = await self._client.create_post(
+            post = await (self._transport or self._client).create_post(
                 channel_id=row.channel_id, message=row.message, root_id=row.root_id,
                 pending_post_id=row.pending_post_id,
                 props={"mchat_reply_key": row.reply_key, "from_bot": "true", **POST_PROPS},

@@ -3,8 +3,9 @@
 Not ready (503, ``{"status": "unavailable", "reasons": [...]}``) when any rule below holds:
 
 1. the database does not accept a write (``Store.is_writable``);
-2. the connection is neither a WebSocket nor polling (connecting, reconnecting, stopped) for
-   more than ``connection_grace_s`` (60 s) — counted from start-up at the earliest, so a
+2. the connection is connecting, reconnecting or stopped (not a WebSocket, not polling, not
+   ``webhook``: webhook-only mode has no connection, the HTTP surface is its intake) for more
+   than ``connection_grace_s`` (60 s) — counted from start-up at the earliest, so a
    fresh start is not reported as down;
 3. in polling mode, no sweep finished for ``max(5 x MCHAT_POLL_INTERVAL, 30 s)``;
 4. the oldest pending outbox reply is older than ``outbox_stale_s`` (10 minutes): replies are
@@ -35,7 +36,7 @@ def assess(facts: dict[str, Any], rules: HealthRules, poll_interval_s: float) ->
     if not facts["database"]["writable"]:
         reasons.append("database is not writable")
     conn = facts["connection"]
-    if conn["state"] not in ("websocket", "polling") and (
+    if conn["state"] not in ("websocket", "polling", "webhook") and (
             conn["state_age_s"] > rules.connection_grace_s):
         reasons.append(f"Mattermost connection {conn['state']} for {conn['state_age_s']:.0f} s")
         if conn.get("certificate_problem"):
@@ -61,7 +62,7 @@ async def gather(s: Surface) -> dict[str, Any]:
     return {
         "connection": {
             "state": state.mode,
-            "mode": rt.config.mattermost.mode,
+            "mode": "webhook-only" if rt.directory is not None else rt.config.mattermost.mode,
             "state_age_s": round(now - since, 3),
             "last_event_age_s": None if last_event is None else round(now - last_event, 3),
             "since_sweep_s": round(now - max(since, last_sweep or since), 3),

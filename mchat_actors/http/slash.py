@@ -99,6 +99,8 @@ async def slash_command(request: Request, s: Surface = Depends(surface)) -> JSON
     fields, _ = await read_fields(request, allow_json=False)
     check_webhook_token(request, s, fields.get("token"), kind="slash")
     cmd = _parse(fields)
+    if s.rt.directory is not None:
+        await _record_payload(s, fields)
     if cmd is not None:
         cmd = attrs.evolve(cmd, response_url=_trusted_response_url(s, cmd.response_url))
     if cmd is None:
@@ -120,6 +122,25 @@ async def slash_command(request: Request, s: Surface = Depends(surface)) -> JSON
     s.stats.webhook_outcomes[("slash", "deferred")] += 1
     return JSONResponse({"response_type": "ephemeral",
                          "text": WORKING if cmd.response_url else STILL_WORKING})
+
+
+async def _record_payload(s: Surface, fields: dict[str, Any]) -> None:
+    """Webhook-only mode: the payload names the channel and user for the mapper (the channel's
+    type is unknown: a DM by its name, else private until an outgoing webhook shows it public)
+    and makes the user a member of the channel's room."""
+    assert s.rt.directory is not None
+    channel_id = text_field(fields, "channel_id", required=True, max_chars=64)
+    user_id = text_field(fields, "user_id", required=True, max_chars=64)
+    new_member = s.rt.directory.record(
+        channel_id=channel_id, channel_name=text_field(fields, "channel_name", max_chars=256),
+        team_id=text_field(fields, "team_id", max_chars=64), user_id=user_id,
+        user_name=text_field(fields, "user_name", max_chars=256), public=False)
+    if new_member:
+        try:
+            await s.rt.mapper.member_joined(ChannelId(channel_id), MattermostUserId(user_id))
+        except (MattermostError, ChatServiceError, StoreError) as exc:
+            logger.warning("http: slash in %s: mapping failed (%s)", channel_id,
+                           type(exc).__name__)
 
 
 def _parse(fields: dict[str, Any]) -> SlashCommand | None:

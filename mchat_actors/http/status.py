@@ -65,7 +65,8 @@ def connection(s: Surface) -> dict[str, Any]:
     sweeps = s.rt.sweeper.stats
     return {
         "state": rs.state.mode,
-        "configured_mode": s.rt.config.mattermost.mode,
+        "configured_mode": ("webhook-only" if s.rt.directory is not None
+                            else s.rt.config.mattermost.mode),
         "connection_id": rs.state.connection_id,
         "state_age_s": round(now - max(rs.state.since, s.rt.started_at), 3),
         "attempts": rs.attempts,

@@ -13,26 +13,36 @@ A post the trigger rules will not answer (no mention, not a command) is only que
 response is empty at once. A post that will be answered is first read back through REST for
 its ``root_id`` (the payload has none, and a threaded reply must go under the thread's root).
 Outgoing webhooks only fire in public channels, hence ``channel_type="O"``.
+
+Webhook-only mode (no bot token, ``rt.directory`` set): the payload is kept in the durable
+``webhook_inbox`` before the 200 (nothing can backfill it: Mattermost never sends it twice),
+its channel and user are recorded for the mapper, nothing is read back through REST, and the
+response is always empty: every answer goes through the durable outbox and the incoming
+webhook. ``replay_kept`` queues the kept payloads not handled yet (at start, then every 30 s).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from .. import mapping
-from ..errors import MattermostError
+from .. import mapping, webhook_inbox
+from ..errors import ChatServiceError, MattermostError, StoreError
 from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from ..trigger import decide
 from .auth import check_source, check_webhook_token
 from .context import Surface, surface
 from .errors import ApiError
 from .payloads import read_fields, text_field, timestamp_ms
+
+if TYPE_CHECKING:
+    from ..app import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -78,15 +88,21 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
     fields, encoding = await read_fields(request)
     token = fields.get("token")
     check_webhook_token(request, s, token if isinstance(token, str) else None)
-    post = _post_from(fields, encoding)
-    event = PostCreated(post=post, channel_type="O",
-                        channel_name=text_field(fields, "channel_name", max_chars=256),
-                        team_id=text_field(fields, "team_id", max_chars=64),
-                        sender_name=text_field(fields, "user_name", max_chars=256),
-                        source="webhook")
+    event = _event_from(fields, encoding)
+    post = event.post
     if await s.rt.store.run(mapping.is_post_seen, post.id):
         s.stats.webhook_outcomes[("outgoing", "duplicate")] += 1
         return Response(status_code=200)  # the WebSocket copy was handled (and answered) first
+    if s.rt.directory is not None:  # webhook-only: kept durably, answered through the outbox
+        await s.rt.store.run(webhook_inbox.keep, post.id, fields, encoding, now=time.time())
+        await _record_payload(s.rt, event)
+        try:
+            await _inject_and_wait(s, event, wait=False)
+        except ApiError:
+            logger.warning("http: webhook post %s kept; it is handled by the next replay",
+                           post.id)
+        s.stats.webhook_outcomes[("outgoing", "queued")] += 1
+        return Response(status_code=200)
     if not decide(post, channel_type="O", bot=s.rt.bot).respond:
         await _inject_and_wait(s, event, wait=False)  # stored, never answered: no waiting
         s.stats.webhook_outcomes[("outgoing", "stored")] += 1
@@ -98,6 +114,48 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
         return Response(status_code=200)
     s.stats.webhook_outcomes[("outgoing", "answered")] += 1
     return JSONResponse({"text": answer, "response_type": "comment"})
+
+
+async def replay_kept(rt: Runtime, *, received_before: float) -> int:
+    """Webhook-only mode: queue again every kept payload not handled yet (after a crash, or
+    one that found the queue full). Returns how many were queued."""
+    kept = await rt.store.run(webhook_inbox.pending, received_before=received_before)
+    for fields, encoding in kept:
+        try:
+            event = _event_from(fields, encoding)
+        except ApiError as exc:  # it parsed when it was kept: only a changed parser gets here
+            logger.warning("http: a kept webhook payload no longer parses (%s: %s); skipped",
+                           exc.error, exc.detail)
+            continue
+        await _record_payload(rt, event)
+        await rt.events.send(event)
+    if kept:
+        logger.info("http: %d kept webhook post(s) queued again", len(kept))
+    return len(kept)
+
+
+def _event_from(fields: dict[str, Any], encoding: str) -> PostCreated:
+    return PostCreated(post=_post_from(fields, encoding), channel_type="O",
+                       channel_name=text_field(fields, "channel_name", max_chars=256),
+                       team_id=text_field(fields, "team_id", max_chars=64),
+                       sender_name=text_field(fields, "user_name", max_chars=256),
+                       source="webhook")
+
+
+async def _record_payload(rt: Runtime, event: PostCreated) -> None:
+    """Webhook-only mode: name the channel and user for the mapper, and make the asker a
+    member of the channel's room (nothing else tells us who is in it)."""
+    assert rt.directory is not None
+    post = event.post
+    new_member = rt.directory.record(
+        channel_id=post.channel_id, channel_name=event.channel_name, team_id=event.team_id,
+        user_id=post.user_id, user_name=event.sender_name, public=True)
+    if new_member:
+        try:
+            await rt.mapper.member_joined(post.channel_id, post.user_id)
+        except (MattermostError, ChatServiceError, StoreError) as exc:
+            logger.warning("http: webhook post %s: mapping its channel failed (%s); the "
+                           "serializer tries again", post.id, type(exc).__name__)
 
 
 async def _inject_and_wait(s: Surface, event: PostCreated, *, wait: bool = True) -> str | None:

@@ -35,6 +35,8 @@ class ChannelHandlers:
         router.add("GET", f"{api}/users/{{user_id}}/teams/{{team_id}}/channels", self.my_channels)
         router.add("GET", f"{api}/teams/{{team_id}}/channels", self.public_channels)
         router.add("GET", f"{api}/teams/{{team_id}}/channels/name/{{name}}", self.channel_by_name)
+        router.add("GET", f"{api}/teams/name/{{team_name}}/channels/name/{{name}}",
+                   self.channel_by_team_and_name)
         router.add("POST", f"{api}/channels", self.create_channel)
         router.add("POST", f"{api}/channels/direct", self.create_direct)
         router.add("POST", f"{api}/channels/group", self.create_group)
@@ -73,6 +75,15 @@ class ChannelHandlers:
                         key=lambda c: c.display_name.lower())
         chunk = public[page * per_page:page * per_page + per_page]
         return json_response([self.state.render_channel(c) for c in chunk])
+
+    async def channel_by_team_and_name(self, request: Request) -> Response:
+        team = next((t for t in self.state.teams.values()
+                     if t.name == request.params["team_name"]), None)
+        if team is None:
+            raise AppError(404, "app.team.get_by_name.missing.app_error",
+                           "Unable to find the existing team.")
+        request.params["team_id"] = team.id
+        return await self.channel_by_name(request)
 
     async def channel_by_name(self, request: Request) -> Response:
         team_id = request.params["team_id"]

@@ -13,6 +13,7 @@ raw TCP stream is handed to :mod:`.ws` (wsproto) with the bytes h11 had not cons
 from __future__ import annotations
 
 import logging
+import posixpath
 import ssl
 import time
 from collections import deque
@@ -215,6 +216,11 @@ class HttpServer:
             status = self.faults.failing(request.path)
             if status is not None:
                 raise _injected(status)
+            clean = clean_path(request.path)
+            if clean != request.path:  # gorilla/mux: 301 to the cleaned path, any method
+                query = f"?{request.query_string}" if request.query_string else ""
+                return Response(301, b"", "text/plain; charset=utf-8",
+                                (("Location", clean + query),))
             route, params = self.router.match(request.method, request.path)
             if route.auth and request.user is None:
                 raise session_expired()
@@ -247,6 +253,16 @@ class HttpServer:
             user_id=request.user.id if request.user else "", token_hint=token_hint(request.token),
             method=request.method, path=request.path, query=request.query_string, status=status,
         ))
+
+
+def clean_path(path: str) -> str:
+    """The path as Go's ``path.Clean`` leaves it, trailing slash kept (gorilla/mux cleanPath)."""
+    if not path.startswith("/"):
+        path = "/" + path
+    cleaned = "/" + posixpath.normpath(path).lstrip("/")
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
 
 
 def _injected(status: int) -> AppError:

@@ -5,8 +5,10 @@
   blocking code with its own event loop, so it runs in a worker thread; the thread always
   ends with the test (the server drops the socket, or the asyncio tasks are cancelled).
 * The official JS client ``@mattermost/client`` (Client4 + WebSocketClient) run by ``node``
-  on ``tests/js/drive_mattermost.js`` (``make install`` runs ``npm install`` there). Without
-  node or the npm packages the test fails with the command that fixes it.
+  on ``tests/js/drive_mattermost.js`` and ``tests/js/bot_calls.js`` (``make test`` runs
+  ``npm ci`` there). Without node or the npm packages the test fails with the command that
+  fixes it. A bot author's wider set of calls: ``test_real_client_calls.py`` (mattermostdriver)
+  and ``test_official_js_client_makes_a_bot_authors_calls`` below.
 """
 
 from __future__ import annotations
@@ -161,9 +163,9 @@ async def test_official_js_client_against_the_fake(mm):
     WebSocketClient (with its strict seq check) receiving the ``posted`` event of the post."""
     node = shutil.which("node")
     if node is None:
-        pytest.fail("node is not installed: apt-get install nodejs npm (see .ci/run)")
+        pytest.fail("node is not installed: make test installs it (apt-get install nodejs npm)")
     if not (JS_DIR / "node_modules" / "@mattermost" / "client").is_dir():
-        pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm install (or make install)")
+        pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm ci (or make test)")
     kim = mm.user("kim")
     channel = mm.channel("town-square")
     command = [node, str(JS_DIR / "drive_mattermost.js"), mm.url, kim.token, channel.id,
@@ -190,3 +192,93 @@ async def test_official_js_client_against_the_fake(mm):
     assert "done" in steps
     assert [p["id"] for p in mm.posts("town-square")] == [created["id"]]
 
+
+
+USER_KEYS = {"id", "username", "email", "roles", "is_bot", "create_at", "delete_at"}
+TEAM_KEYS = {"id", "name", "display_name", "type", "create_at", "delete_at"}
+CHANNEL_KEYS = {"id", "team_id", "type", "name", "display_name", "creator_id", "delete_at"}
+POST_KEYS = {"id", "create_at", "update_at", "edit_at", "delete_at", "user_id", "channel_id",
+             "root_id", "message", "type", "props", "reply_count"}
+POST_LIST_KEYS = {"order", "posts", "next_post_id", "prev_post_id"}
+
+
+async def _run_node_script(script: str, *args: str) -> dict[str, dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: make test installs it (apt-get install nodejs npm)")
+    if not (JS_DIR / "node_modules" / "@mattermost" / "client").is_dir():
+        pytest.fail(f"the npm packages are missing: cd {JS_DIR} && npm ci (or make test)")
+    with trio.fail_after(NODE_TIMEOUT_S):
+        result = await trio.run_process([node, str(JS_DIR / script), *args], cwd=JS_DIR,
+                                        capture_stdout=True, capture_stderr=True, check=False)
+    output = result.stdout.decode()
+    assert result.returncode == 0, output + result.stderr.decode()
+    return {r["step"]: r for r in map(json.loads, (line for line in output.splitlines()
+                                                    if line.startswith("{")))}
+
+
+@pytest.mark.node
+async def test_official_js_client_makes_a_bot_authors_calls(mm):
+    """@mattermost/client: users (me, id, username, e-mail, ids, usernames), teams of a user by
+    real id (another user's: 403), team members, channels of a user in a team, channel by name
+    (team id and team name), members, posts (create, thread, plain/since/before/after pages,
+    patch, delete), reactions (another user's: 403), and the events on its WebSocket."""
+    kim, lee = mm.user("kim"), mm.user("lee")
+    steps = await _run_node_script("bot_calls.js", mm.url, kim.token, lee.id, "qa", "quality")
+    users = steps["users"]
+    for key in ("me", "by_id", "by_username", "by_email"):
+        assert USER_KEYS <= users[key].keys(), key
+    assert users["me"]["id"] == users["by_id"]["id"] == kim.id
+    assert users["by_username"]["id"] == users["by_email"]["id"] == lee.id
+    assert sorted(u["id"] for u in users["by_ids"]) == sorted([kim.id, lee.id])
+    assert sorted(u["username"] for u in users["by_usernames"]) == ["kim", "lee"]
+
+    teams = steps["teams"]
+    team_id = mm.channel("quality").team_id
+    assert [t["id"] for t in teams["teams"]] == [t["id"] for t in teams["my_teams"]] == [team_id]
+    assert all(TEAM_KEYS <= t.keys() for t in teams["teams"])
+    assert teams["others_teams"] == {"status_code": 403,
+                                     "server_error_id": "api.context.permissions.app_error"}
+    assert [(m["team_id"], m["user_id"]) for m in teams["team_members"]] == [(team_id, kim.id)]
+    assert (teams["team_member"]["team_id"], teams["team_member"]["user_id"]) == (team_id, lee.id)
+
+    ch = steps["channels"]
+    quality = mm.channel("quality")
+    assert {"town-square", "quality", "defects"} <= {c["name"] for c in ch["mine"]}
+    assert all(CHANNEL_KEYS <= c.keys() for c in ch["mine"])
+    assert ch["by_name"]["id"] == ch["by_team_name"]["id"] == quality.id
+    assert CHANNEL_KEYS <= ch["by_name"].keys()
+    assert kim.id in {m["user_id"] for m in ch["members"]}
+    assert (ch["member"]["channel_id"], ch["member"]["user_id"]) == (quality.id, kim.id)
+    assert ch["others_channels"]["status_code"] == 403
+
+    posts = steps["posts"]
+    root, reply, last = posts["root"], posts["reply"], posts["last"]
+    assert all(POST_KEYS <= p.keys() for p in (root, reply, last))
+    assert reply["root_id"] == root["id"] and root["channel_id"] == quality.id
+    assert POST_LIST_KEYS <= posts["thread"].keys()
+    assert set(posts["thread"]["posts"]) == {root["id"], reply["id"]}
+    assert posts["page"]["order"] == [last["id"], reply["id"]]
+    assert posts["since"]["order"] == [last["id"], reply["id"], root["id"]]
+    assert posts["before"]["order"] == [reply["id"], root["id"]]
+    assert posts["after"]["order"] == [last["id"], reply["id"]]
+    assert posts["after"]["prev_post_id"] == root["id"] and posts["after"]["next_post_id"] == ""
+
+    changes = steps["changes"]
+    assert changes["patched"]["message"] == "JS root 질문 (edited)"
+    assert changes["patched"]["edit_at"] > 0
+    assert (changes["reaction"]["user_id"], changes["reaction"]["emoji_name"]) == (
+        kim.id, "white_check_mark")
+    assert [r["emoji_name"] for r in changes["reactions"]] == ["white_check_mark"]
+    assert changes["others_reaction"]["status_code"] == 403
+    assert changes["removed"] == changes["deleted"] == {"status": "OK"}
+    assert changes["gone"]["status_code"] == 404
+
+    events = steps["events"]["events"]
+    assert [(e["event"], e["post_id"]) for e in events] == [
+        ("posted", root["id"]), ("posted", reply["id"]), ("posted", last["id"]),
+        ("post_edited", root["id"]), ("reaction_added", root["id"]),
+        ("reaction_removed", root["id"]), ("post_deleted", reply["id"])]
+    assert events[3]["message"] == "JS root 질문 (edited)"
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert "done" in steps
