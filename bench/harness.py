@@ -148,12 +148,16 @@ async def open_run(system: str, workdir: Path, *, label: str, delay_s: float, n_
     """Start the processes of one run (the bot too unless ``start=False``); stop them after."""
     run_dir = workdir / f"{label.replace(' ', '_')}-{system}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    fake = await start_fake(run_dir, n_channels=n_channels, n_users=n_users)
-    agent: Proc | None = None
+    agent_proc, agent_url = await start_agent(run_dir, delay_s)
+    agent: Proc | None = agent_proc
     users: Users | None = None
     run: Run | None = None
     try:
-        agent, agent_url = await start_agent(run_dir, delay_s)
+        fake = await start_fake(run_dir, n_channels=n_channels, n_users=n_users)
+    except BaseException:
+        agent_proc.kill()
+        raise
+    try:
         env = bot_env(fake, agent_url, run_dir / "bot.db", bot_extra_env)
         users = Users.open(fake)
         watcher = Watcher(fake)
@@ -168,11 +172,12 @@ async def open_run(system: str, workdir: Path, *, label: str, delay_s: float, n_
             yield run
             nursery.cancel_scope.cancel()
     finally:
+        # the figures are taken: no need for graceful exits (SIGKILL, also on errors)
         with trio.CancelScope(shield=True):
             if run is not None and run.bot is not None:
-                await run.bot.stop()
+                run.bot.kill()
             if users is not None:
                 await users.aclose()
             if agent is not None:
-                await agent.stop()
+                agent.kill()
             await stop_fake(fake)

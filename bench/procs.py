@@ -179,7 +179,7 @@ async def start_fake(workdir: Path, *, n_channels: int, n_users: int, rate_per_s
 
 async def stop_fake(fake: Fake) -> None:
     await fake.client.aclose()
-    await fake.proc.stop()
+    fake.proc.kill()
 
 
 # -- the fixed-delay ChatService -----------------------------------------------------------------

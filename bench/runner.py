@@ -45,18 +45,18 @@ def machine() -> dict[str, object]:
                                                                        load_avg]}
 
 
-def systems_for(module: object, requested: list[str], quick: bool) -> list[str]:
-    """The module's systems (``SYSTEMS``; ``SYSTEMS_QUICK`` with --quick) that were asked for.
+def systems_for(module: object, requested: list[str] | None, quick: bool) -> list[str]:
+    """The scenario's systems that were asked for (by default: all; ``SYSTEMS_QUICK`` in quick).
 
     Systems that are not bots (the ingest scenario's ``raw`` decoder) always run.
     """
     own = list(getattr(module, "SYSTEMS", SYSTEMS))
-    if quick:
-        own = list(getattr(module, "SYSTEMS_QUICK", ("mchat-actors",)))
+    if requested is None:
+        requested = list(getattr(module, "SYSTEMS_QUICK", ("mchat-actors",))) if quick else own
     return [s for s in own if s in requested or s not in SYSTEMS]
 
 
-async def run_scenario(name: str, *, quick: bool, systems: list[str], workdir: Path,
+async def run_scenario(name: str, *, quick: bool, systems: list[str] | None, workdir: Path,
                        out_dir: Path) -> dict[str, object]:
     module = load(name)
     print(f"\n== {name}{' (quick)' if quick else ''}: "
@@ -94,7 +94,7 @@ async def run_scenario(name: str, *, quick: bool, systems: list[str], workdir: P
     return doc
 
 
-async def run(names: list[str], *, quick: bool, systems: list[str], out_dir: Path,
+async def run(names: list[str], *, quick: bool, systems: list[str] | None, out_dir: Path,
               workdir: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mchat-bench-") as tmp:
         failed = 0
@@ -114,8 +114,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help=f"any of {', '.join(ORDER)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="short form of every scenario")
-    parser.add_argument("--systems", default=",".join(SYSTEMS),
-                        help="comma-separated, from " + ", ".join(SYSTEMS))
+    parser.add_argument("--systems", default=None,
+                        help="comma-separated, from " + ", ".join(SYSTEMS) + " (default: all; "
+                             "with --quick mchat-actors, and serial in the answer scenario)")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the processes' logs and databases here (default: a temporary "
@@ -124,8 +125,9 @@ def main(argv: list[str]) -> int:
     unknown = [s for s in args.scenarios if s not in ORDER]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    bad = [s for s in systems if s not in SYSTEMS]
+    systems = None if args.systems is None else [
+        s.strip() for s in args.systems.split(",") if s.strip()]
+    bad = [s for s in systems or () if s not in SYSTEMS]
     if bad:
         parser.error(f"unknown system(s) {', '.join(bad)}; choose from {', '.join(SYSTEMS)}")
     out_dir = args.out or (RESULTS / "quick" if args.quick else RESULTS)

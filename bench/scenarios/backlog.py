@@ -44,7 +44,7 @@ def variants(quick: bool) -> list[tuple[str, float]]:
 async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     channels_n = 4 if quick else 10
-    duration = 3.0 if quick else 20.0
+    duration = 2.0 if quick else 20.0
     for variant, delay in variants(quick):
         async with open_run(system, workdir, label=f"backlog {variant}", delay_s=delay,
                             n_channels=channels_n) as run:
@@ -56,7 +56,7 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
                 await run.users.post(ch[i % len(ch)], question_text(i), question=True)
 
             asked = await pace(ask, 2 * LIMIT, duration)
-            drain = asked / LIMIT + (5.0 if quick else 20.0)
+            drain = asked / LIMIT + (3.0 if quick else 20.0)
             await run.wait_replies(run.expected(), timeout_s=drain,
                                    quiet_s=max(6.0, 4 * delay))
             result = await outcome(run.fake, since_ms=run.load_from_ms)

@@ -35,7 +35,7 @@ KEPT_UP_S = 1.0
 
 def steps(quick: bool) -> tuple[list[float], float]:
     if quick:
-        return [50.0, 200.0], 2.0
+        return [50.0, 200.0], 1.5
     return [25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0], 6.0
 
 

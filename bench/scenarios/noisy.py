@@ -32,8 +32,8 @@ DELAY_S = 0.2
 
 
 async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[str, object]]:
-    slow_s = 5.0 if quick else 30.0
-    phase_s = 3.0 if quick else 15.0
+    slow_s = 3.0 if quick else 30.0
+    phase_s = 2.0 if quick else 15.0
     async with open_run(system, workdir, label="noisy", delay_s=DELAY_S,
                         n_channels=4 if quick else 10) as run:
         await run.warm_up()

@@ -34,7 +34,7 @@ SYSTEMS_QUICK = ("mchat-actors",)
 
 
 def variants(quick: bool) -> list[int]:
-    return [40] if quick else [1000, 10000]
+    return [20] if quick else [1000, 10000]
 
 
 async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[str, object]]:

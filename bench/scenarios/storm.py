@@ -35,8 +35,8 @@ DELAY_S = 0.05
 
 FULL = [(4.0, "drop"), (10.0, "drop-abrupt"), (16.0, "wipe-resume"),
         (22.0, "refuse-5s"), (32.0, "sigkill"), (44.0, "end")]
-QUICK = [(1.0, "drop-abrupt"), (2.5, "wipe-resume"), (4.0, "refuse-2s"), (6.0, "sigkill"),
-         (8.0, "end")]
+QUICK = [(0.8, "drop-abrupt"), (2.0, "wipe-resume"), (3.2, "refuse-1.5s"), (5.0, "sigkill"),
+         (6.5, "end")]
 
 
 async def inject(run: Run, kind: str) -> float:
@@ -83,8 +83,8 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
         async with trio.open_nursery() as nursery:
             nursery.start_soon(storm)
             await pace(ask, RATE_PER_S, end_s)
-        await run.wait_replies(run.expected(), timeout_s=30.0 if quick else 60.0,
-                               quiet_s=10.0 if quick else 20.0)
+        await run.wait_replies(run.expected(), timeout_s=20.0 if quick else 60.0,
+                               quiet_s=8.0 if quick else 20.0)
         result = await outcome(run.fake, since_ms=run.load_from_ms)
     recover: dict[str, float | None] = {}
     for f in faults:
