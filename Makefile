@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast bench bench-quick bench-install bench-components lint clean
 
 $(BIN)/mchat-actors: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,22 @@ test: install
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not browser and not node"
 
-bench: install
-	$(BIN)/python -m bench
+# the load simulation (every scenario, every peer; see docs/benchmarks.md), then its plots
+bench: bench-install
+	$(BIN)/python -m bench run
+	$(BIN)/python -m bench plot
+
+bench-quick: bench-install
+	$(BIN)/python -m bench run --quick
+
+bench-install: install
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@if [ ! -x .venv-mmpy/bin/python ]; then \
+		$(PY) -m venv .venv-mmpy && .venv-mmpy/bin/pip install -q 'mmpy_bot==2.2.1'; fi
+
+# the older component benchmarks (runtime, sender, ChatService, fake)
+bench-components: install
+	$(BIN)/python -m bench components
 
 lint: install
 	$(BIN)/pip install -q -e '.[lint]'
@@ -32,4 +46,4 @@ lint: install
 	$(BIN)/mypy --strict mchat_actors
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-mmpy .pytest_cache .hypothesis

@@ -1,4 +1,5 @@
-"""``python -m bench run [--quick] [SCENARIO ...]`` (the load simulation), ``python -m bench plot``.
+"""``python -m bench run [--quick] [SCENARIO ...]`` (the load simulation), ``python -m bench plot``
+(its PNGs), ``python -m bench markdown`` (its tables for docs/benchmarks.md).
 
 Without a sub-command, the older component benchmarks run in turn (``--small`` for short):
 bench_runtime, bench_sender, bench_chat, bench_fake; each prints its own numbers.
@@ -32,6 +33,10 @@ def main() -> int:
         from .plots import main as plot_main
 
         return plot_main(argv[1:])
+    if argv[:1] == ["markdown"]:
+        from .report import markdown_main
+
+        return markdown_main(argv[1:])
     if argv[:1] == ["components"]:
         return components(argv[1:])
     if argv and not argv[0].startswith("-"):

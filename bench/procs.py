@@ -7,6 +7,7 @@ so a failed run can be read afterwards.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MMPY_PYTHON = ROOT / ".venv-mmpy" / "bin" / "python"
 AGENT_KEY = "bench-agent-key"
 AGENT_ID = "bench-agent"
+PR_SET_PDEATHSIG = 1
 
 
 class BenchError(RuntimeError):
@@ -68,7 +70,7 @@ class Proc:
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
             with trio.move_on_after(grace_s):
-                while self.alive():
+                while self.alive():  # noqa: ASYNC110 - a child process has no event
                     await trio.sleep(0.05)
             if self.alive():
                 self.popen.send_signal(signal.SIGKILL)
@@ -79,6 +81,15 @@ class Proc:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the bench process dies (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None,
@@ -92,7 +103,7 @@ def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None
     log = log_path.open("ab")
     cmd = [python or sys.executable, *argv]
     popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                             cwd=workdir, start_new_session=True)
+                             cwd=workdir, start_new_session=True, preexec_fn=_die_with_parent)
     log.close()
     return Proc(name=name, popen=popen, log_path=log_path, argv=cmd, env=dict(env or {}))
 

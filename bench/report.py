@@ -100,3 +100,26 @@ def markdown(doc: dict[str, Any]) -> str:
     if targets:
         out.append("\nTargets: " + "; ".join(targets) + ".")
     return "\n".join(out)
+
+
+def markdown_main(argv: list[str]) -> int:
+    """``python -m bench markdown [DIR]``: every scenario's table in Markdown, with its run."""
+    import json
+    from pathlib import Path
+
+    from .runner import RESULTS
+    from .scenarios import ORDER
+
+    folder = Path(argv[0]) if argv else RESULTS
+    found = 0
+    for name in ORDER:
+        path = folder / f"{name}.json"
+        if not path.exists():
+            continue
+        found += 1
+        doc = json.loads(path.read_text())
+        m = doc["machine"]
+        print(f"### {name}\n\n`{doc['command']}`, {doc['started']}, {doc['seconds']} s "
+              f"(load average at start {m.get('load_avg_at_start')})\n")
+        print(markdown(doc) + "\n")
+    return 0 if found else 1

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -88,8 +89,9 @@ async def run_scenario(name: str, *, quick: bool, systems: list[str] | None, wor
         "systems": results,
     }
     doc["ratios"] = report.ratios(doc)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    await trio.Path(out_dir).mkdir(parents=True, exist_ok=True)
+    await trio.Path(out_dir / f"{name}.json").write_text(
+        json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     print(report.table(doc), flush=True)
     return doc
 
@@ -132,5 +134,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"unknown system(s) {', '.join(bad)}; choose from {', '.join(SYSTEMS)}")
     out_dir = args.out or (RESULTS / "quick" if args.quick else RESULTS)
     logging.basicConfig(level=logging.WARNING)
+    # SIGTERM stops a run like Ctrl-C: every started process is stopped on the way out
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     return trio.run(lambda: run(args.scenarios or list(ORDER), quick=args.quick,
                                 systems=systems, out_dir=out_dir, workdir=args.workdir))

@@ -27,7 +27,8 @@ class Answer(Plugin):
             found = (await client.post(SEARCH_URL, json={
                 "query": message.text, "limit": 8, "external_user_id": message.user_id},
                 headers={"X-API-Key": os.environ["CHAT_BACKEND_API_KEY"]})).json()
-        text = "\n".join(r["content"] for r in found.get("results", [])) or "관련된 기억이 없습니다."
+        text = "\n".join(r["content"] for r in found.get("results", []))
+        text = text or "관련된 기억이 없습니다."
         self.driver.reply_to(message, text)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-
 from ..harness import open_run
 from ..load import outcome
 from ..metrics import ms, pct
