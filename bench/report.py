@@ -19,7 +19,8 @@ def ratios(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]
     """variant -> peer -> figure -> mchat-actors' figure / the peer's, for ratio columns."""
     ours = doc["systems"].get(OURS)
     out: dict[str, dict[str, dict[str, float | None]]] = {}
-    if not isinstance(ours, dict) or "error" in ours:
+    if not isinstance(ours, dict) or "error" in ours or not any(
+            c["ratio"] for c in doc["columns"]):
         return out
     for variant in _variants(doc):
         for peer, result in doc["systems"].items():

@@ -26,8 +26,10 @@ async def main() -> None:
 
         async def replier() -> None:
             async for post in receive:
-                await rest.post("/posts", json={"channel_id": post["channel_id"],
-                                                "root_id": post["id"], "message": "pong"})
+                body = {"channel_id": post["channel_id"], "root_id": post["id"],
+                        "message": "pong"}
+                while (await rest.post("/posts", json=body)).status_code == 429:
+                    await trio.sleep(0.1)  # the server's limiter: wait and send it again
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(replier)
