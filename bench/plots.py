@@ -35,7 +35,7 @@ def backlog_requests(doc: dict[str, Any], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     systems = _ok(doc)
-    variants = sorted({v for r in systems.values() for v in r})
+    variants = sorted({v for r in systems.values() for v in r}, key=lambda v: v != "200ms")
     fig, axes = plt.subplots(len(systems), len(variants), squeeze=False, sharey=True,
                              figsize=(5.5 * len(variants), 2.2 * len(systems)))
     for row, (system, result) in enumerate(systems.items()):

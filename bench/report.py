@@ -33,7 +33,8 @@ def ratios(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]
                     a, b = mine.get(col["key"]), theirs.get(col["key"])
                     ok = isinstance(a, int | float) and isinstance(b, int | float) and b
                     row[col["key"]] = round(a / b, 2) if ok else None  # type: ignore[operator]
-            out.setdefault(variant, {})[peer] = row
+            if any(v is not None for v in row.values()):
+                out.setdefault(variant, {})[peer] = row
     return out
 
 
@@ -119,6 +120,7 @@ def markdown_main(argv: list[str]) -> int:
             continue
         found += 1
         doc = json.loads(path.read_text())
+        doc["ratios"] = ratios(doc)
         m = doc["machine"]
         print(f"### {name}\n\n`{doc['command']}`, {doc['started']}, {doc['seconds']} s "
               f"(load average at start {m.get('load_avg_at_start')})\n")
