@@ -12,7 +12,7 @@ def _variants(doc: dict[str, Any]) -> list[str]:
     for result in doc["systems"].values():
         if isinstance(result, dict) and "error" not in result:
             seen.extend(v for v in result if v not in seen)
-    return seen
+    return sorted(seen, key=lambda v: v == "max")  # a summary row goes last
 
 
 def ratios(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
