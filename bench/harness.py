@@ -149,15 +149,29 @@ async def open_run(system: str, workdir: Path, *, label: str, delay_s: float, n_
     """Start the processes of one run (the bot too unless ``start=False``); stop them after."""
     run_dir = workdir / f"{label.replace(' ', '_')}-{system}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    agent_proc, agent_url = await start_agent(run_dir, delay_s)
+    started: dict[str, object] = {}
+
+    async def agent_up() -> None:
+        started["agent"] = await start_agent(run_dir, delay_s)
+
+    async def fake_up() -> None:
+        started["fake"] = await start_fake(run_dir, n_channels=n_channels, n_users=n_users)
+
+    try:
+        async with trio.open_nursery() as nursery:  # both start at once
+            nursery.start_soon(agent_up)
+            nursery.start_soon(fake_up)
+    except BaseException:
+        for key in ("agent", "fake"):
+            if key in started:
+                obj = started[key]
+                (obj[0] if isinstance(obj, tuple) else obj.proc).kill()  # type: ignore[union-attr]
+        raise
+    agent_proc, agent_url = started["agent"]  # type: ignore[misc]
+    fake: Fake = started["fake"]  # type: ignore[assignment]
     agent: Proc | None = agent_proc
     users: Users | None = None
     run: Run | None = None
-    try:
-        fake = await start_fake(run_dir, n_channels=n_channels, n_users=n_users)
-    except BaseException:
-        agent_proc.kill()
-        raise
     try:
         env = bot_env(fake, agent_url, run_dir / "bot.db", bot_extra_env)
         users = Users.open(fake)

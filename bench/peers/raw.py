@@ -29,7 +29,7 @@ async def main() -> None:
                 body = {"channel_id": post["channel_id"], "root_id": post["id"],
                         "message": "pong"}
                 while (await rest.post("/posts", json=body)).status_code == 429:
-                    await trio.sleep(0.1)  # the server's limiter: wait and send it again
+                    await trio.sleep(0.1)  # noqa: ASYNC110 - the server's limiter: wait, resend
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(replier)

@@ -43,7 +43,7 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
     duration = 2.0 if quick else 30.0
     for variant, delay in variants(quick):
         async with open_run(system, workdir, label=f"answer {variant}", delay_s=delay,
-                            n_channels=CHANNELS) as run:
+                            n_channels=5 if quick else CHANNELS) as run:
             await run.warm_up()
             channels = run.channels()
             started = time.time()

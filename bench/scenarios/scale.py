@@ -58,7 +58,7 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
                 print(f"    {system}: {str(exc).splitlines()[0]}", flush=True)
                 startup = None
             ready_at = time.time()
-            await trio.sleep(1.0)
+            await trio.sleep(0.5 if quick else 2.0)
             rss_idle = run.bot.rss_kib()
             names = run.channels()
 
@@ -71,7 +71,7 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
             await run.users.post(names[-1], "@ai 마지막 채널 질문 last", question=True)
             answered = await run.wait_replies(before + 1, timeout_s=wait_s, quiet_s=wait_s)
             last_answer = round(time.time() - asked_at, 2) if answered else None
-            await trio.sleep(1.0)
+            await trio.sleep(0.5 if quick else 2.0)
             rss_after = run.bot.rss_kib()
             result = await outcome(run.fake)
         reqs = result.bot_requests
