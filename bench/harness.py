@@ -178,10 +178,10 @@ async def open_run(system: str, workdir: Path, *, label: str, delay_s: float, n_
         watcher = Watcher(fake)
         run = Run(system=system, label=label, workdir=run_dir, fake=fake, agent=agent,
                   agent_url=agent_url, users=users, watcher=watcher, env=env)
-        started = time.time()
+        t0 = time.time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watcher.run)
-            nursery.start_soon(partial(progress, f"{label} / {system}", started, users, watcher))
+            nursery.start_soon(partial(progress, f"{label} / {system}", t0, users, watcher))
             if start:
                 run.start_bot()
             yield run

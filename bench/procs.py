@@ -118,6 +118,7 @@ async def _wait_for_line(proc: Proc, pattern: str, timeout_s: float = 20.0) -> r
             if not proc.alive():
                 break
             await trio.sleep(0.05)
+    proc.kill()
     raise BenchError(f"{proc.name} did not print {pattern!r}:\n{proc.tail()}")
 
 

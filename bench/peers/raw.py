@@ -28,8 +28,9 @@ async def main() -> None:
             async for post in receive:
                 body = {"channel_id": post["channel_id"], "root_id": post["id"],
                         "message": "pong"}
-                while (await rest.post("/posts", json=body)).status_code == 429:
-                    await trio.sleep(0.1)  # noqa: ASYNC110 - the server's limiter: wait, resend
+                # the server's limiter said 429: wait a little and send it again
+                while (await rest.post("/posts", json=body)).status_code == 429:  # noqa: ASYNC110
+                    await trio.sleep(0.1)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(replier)
