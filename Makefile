@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 
 JS := tests/js
 
-.PHONY: install demo test test-fast test-deps bench lint clean
+.PHONY: install demo test test-fast test-deps bench bench-quick bench-install bench-components lint clean
 
 $(BIN)/mchat-actors: pyproject.toml
 	@PY=$(PY) sh scripts/system-deps.sh venv
@@ -37,8 +37,22 @@ test: install test-deps
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not browser and not node"
 
-bench: install
-	$(BIN)/python -m bench
+# the load simulation (every scenario, every peer; see docs/benchmarks.md), then its plots
+bench: bench-install
+	$(BIN)/python -m bench run
+	$(BIN)/python -m bench plot
+
+bench-quick: bench-install
+	$(BIN)/python -m bench run --quick
+
+bench-install: install
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@if [ ! -x .venv-mmpy/bin/python ]; then \
+		$(PY) -m venv .venv-mmpy && .venv-mmpy/bin/pip install -q 'mmpy_bot==2.2.1'; fi
+
+# the older component benchmarks (runtime, sender, ChatService, fake)
+bench-components: install
+	$(BIN)/python -m bench components
 
 lint: install
 	$(BIN)/pip install -q -e '.[lint]'
@@ -46,4 +60,4 @@ lint: install
 	$(BIN)/mypy --strict mchat_actors
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-mmpy .pytest_cache .hypothesis

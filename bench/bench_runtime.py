@@ -21,7 +21,6 @@ import tempfile
 import time
 from functools import partial
 
-
 import attrs
 import trio
 
