@@ -35,6 +35,7 @@ from .config import Config
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
+from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
 from .supervision import RestartPolicy, SupervisorStats, supervise
 from .trigger import BotIdentity
@@ -195,7 +196,7 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            handler: Handler, rt: Runtime,
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
-                         task_status=task_status)
+                         retry_queue=SqliteRetryQueue(rt.store), task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
 
 

@@ -82,7 +82,8 @@ def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
     return row is not None
 
 
-def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str) -> None:
+def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
+                move_cursor: bool = True) -> None:
     """Mark ``post`` handled and move its channel's backfill cursor forward (never back)."""
     db.conn.execute(
         "INSERT INTO mchat_posts (post_id, channel_id, create_at, update_at, status, source,"
@@ -90,6 +91,8 @@ def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
         " update_at = MAX(update_at, excluded.update_at)",
         (post.id, post.channel_id, post.create_at, post.update_at, status, source, time.time()),
     )
+    if not move_cursor:
+        return
     db.conn.execute(
         "UPDATE mchat_channel_mapping SET last_post_id = ?, last_post_at = ?, updated_at = ?"
         " WHERE mchat_channel_id = ? AND last_post_at <= ?",

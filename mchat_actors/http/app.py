@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from . import admin_api, admin_page, health, metrics, slash, webhooks
+from . import admin_api, admin_page, health, metrics, retry_queue_api, slash, webhooks
 from .context import Surface
 from .errors import (
     BodyLimit,
@@ -57,6 +57,6 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     app.add_middleware(BodyLimit, max_bytes=rt.config.http.max_body_bytes)
     app.add_middleware(ErrorBoundary, stats=s.stats)  # added last: outermost
-    for module in (health, metrics, webhooks, slash, admin_api, admin_page):
+    for module in (health, metrics, webhooks, slash, admin_api, retry_queue_api, admin_page):
         app.include_router(module.router)
     return app
