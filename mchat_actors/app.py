@@ -37,7 +37,7 @@ from .messages import InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
 from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
-from .supervision import RestartPolicy, SupervisorStats, supervise
+from .supervision import FATAL, RestartPolicy, SupervisorStats, supervise
 from .trigger import BotIdentity
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ async def run(
         MattermostAuthError: the token is rejected (at start, or later by users/me).
         SupervisionError: an actor crashed more often than its restart policy allows.
     """
-    with collapse_groups():
+    with collapse_groups(fatal=FATAL):
         async with open_store(config.db_path) as store:
             if chat is None:
                 async with open_chat_service(config) as chat_service:

@@ -13,6 +13,7 @@ from . import app
 from ._groups import collapse_groups
 from .config import Config, describe
 from .errors import MattermostAuthError, MchatActorsError, SupervisionError
+from .supervision import FATAL
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
         logger.warning("serve: MCHAT_INCOMING_WEBHOOK_URL is set but not used yet: replies go "
                        "through the bot account's REST API (MCHAT_TOKEN)")
     try:
-        with collapse_groups():
+        with collapse_groups(fatal=FATAL):
             trio.run(serve, config)
     except MattermostAuthError as exc:
         print(f"mchat-actors: Mattermost rejected the bot token: {exc}", file=sys.stderr)

@@ -160,3 +160,37 @@ async def test_polling_mode_rides_out_a_5xx_window(tmp_path):
         await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=20)
         assert rt.supervisor_stats.restarts.get("reconnect", 0) == 0
         assert rt.sweeper.stats.failures >= 1
+
+
+async def test_a_token_rejected_first_by_the_sender_is_fatal_and_keeps_the_reply(tmp_path):
+    """The socket stays up after the revocation; the sender's post is the first call to get
+    401. It arrives inside the sender's nursery (an exception group): old code restarted the
+    sender 5 times and stopped with SupervisionError (exit 4). Now the service stops with
+    MattermostAuthError at once and the reply stays pending in the outbox for the next start."""
+    import sqlite3
+    from functools import partial
+
+    import pytest
+
+    from mchat_actors import app
+    from mchat_actors.errors import MattermostAuthError
+    from tests.scenarios.harness import bot_config
+
+    async with FakeMattermost() as mm:
+        db = tmp_path / "b.db"
+        config = bot_config(mm, str(db))
+        rt = None
+        with pytest.RaisesGroup(MattermostAuthError, flatten_subgroups=True):
+            async with trio.open_nursery() as nursery:
+                rt = await nursery.start(partial(app.run, config, chat=FakeChat()))
+                await wait_until(lambda: connected(rt))
+                warm = await mm.post_as("kim", "town-square", "@ai 준비")
+                await wait_until(lambda: replies_to(mm, warm["id"]))
+                mm.revoke_token(mm.bot_token)
+                q = await mm.post_as("kim", "town-square", "@ai 질문")
+                with trio.fail_after(10):
+                    await trio.sleep_forever()
+        assert rt is not None and rt.supervisor_stats.restarts.get("sender", 0) == 0
+        rows = sqlite3.connect(db).execute(
+            "SELECT status FROM outbox WHERE reply_key = ?", (f"{q['id']}:reply",)).fetchall()
+        assert rows == [("pending",)]
