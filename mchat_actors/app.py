@@ -1,9 +1,10 @@
 """Builds every channel, opens the root nursery and starts the actors downstream-first.
 
-Start order: store -> ChatService -> REST client (users/me: the bot's identity; a rejected token
-is fatal here) -> sender -> dispatcher (serializers, mapper, invoker) -> HTTP surface ->
-reconnect supervisor (connection, backfill, polling) -> auto-join. No producer runs before its
-consumer is ready.
+Start order: store -> ChatService -> REST client -> HTTP listener (answering 503 "starting")
+-> users/me (the bot's identity; a rejected token is fatal here, an unreachable server is
+retried with backoff while /mchat/health says why) -> sender -> dispatcher (serializers, mapper,
+invoker) -> HTTP app opened -> reconnect supervisor (connection, backfill, polling) -> auto-join.
+No producer runs before its consumer is ready.
 
 Shutdown (``Runtime.request_shutdown()``, called on SIGINT/SIGTERM): intake stops first (the
 connection and the poller are cancelled), the events channel closes, the serializers finish the
@@ -16,9 +17,10 @@ replies stay in the outbox.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -31,14 +33,18 @@ from .actors.invoker import Invoker
 from .actors.mapper import Mapper
 from .actors.sweeper import Sweeper
 from .chat.protocol import LLM, ChatService
-from .config import Config
+from .config import Config, MattermostConfig
+from .errors import MattermostUnavailable, RateLimited
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
 from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
-from .supervision import FATAL, RestartPolicy, SupervisorStats, supervise
+from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
 from .trigger import BotIdentity
+
+if TYPE_CHECKING:
+    from .http.server import Gate
 
 logger = logging.getLogger(__name__)
 
@@ -134,46 +140,92 @@ async def run(
 
 async def _run(config: Config, store: Store, chat: ChatService,
                task_status: trio.TaskStatus[Runtime]) -> None:
+    from .http.server import Gate, serve_gate  # imported here: FastAPI loads only when serving
+
     mm = config.mattermost
     bucket = TokenBucket(mm.rate_limit_per_s)
     async with open_mattermost_client(mm, bucket=bucket) as client:
-        me = await client.get_me()
-        bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
-                          extra_names=(mm.bot_name,) if mm.bot_name else (),
-                          respond_to_all_dm=mm.respond_to_all_dm)
-        logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id, mm.mode)
-        events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
-        replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](
-            config.queues.replies)
-        mapper = Mapper(store=store, rest=client, chat=chat, bot_user_id=bot.user_id)
-        invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
-                          limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
-        handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
-                          replies=replies_send, bot=bot)
-        sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
-        rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
-                     bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
-                     events=events_send, replies=replies_send, started_at=trio.current_time())
-        policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
-        sender_obj = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id)
-        rt.sender_stats = sender_obj.stats
+        gate = Gate()
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as root:
-                async with trio.open_nursery() as pipeline:
-                    await pipeline.start(_sender_task, sender_obj, replies_recv, policy, rt)
-                    await pipeline.start(_dispatcher_task, config, events_recv, handler, rt)
-                    await _start_http(root, rt)
-                    root.start_soon(_intake_task, rt, policy)
-                    task_status.started(rt)
-                    await rt._stopping.wait()
-                    # intake is cancelled: drain the pipeline under the grace deadline
-                    hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
-                    await events_send.aclose()
-                    await sweeper.events.aclose()
+                http_url = await root.start(serve_gate, config.http.listen, gate)
+                me = await _identify(client, mm, gate)
+                bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
+                                  extra_names=(mm.bot_name,) if mm.bot_name else (),
+                                  respond_to_all_dm=mm.respond_to_all_dm)
+                logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id,
+                            mm.mode)
+                rt, events_recv, replies_recv = _build(config, store, chat, client, bucket, bot)
+                rt.http_url = http_url or ""
+                await _run_pipeline(rt, events_recv, replies_recv, root, gate, hard_stop,
+                                    task_status)
                 root.cancel_scope.cancel()  # pipeline drained: stop the HTTP surface
         if hard_stop.cancelled_caught:
             logger.warning("app: shutdown grace of %g s ran out; unsent replies stay in the "
                            "outbox", config.shutdown_grace_s)
+
+
+async def _identify(client: MattermostClient, mm: MattermostConfig,
+                    gate: Gate) -> Mapping[str, Any]:
+    """``users/me``, tried until the server answers: an unreachable server at start-up (a
+    data-centre restart) is waited for with backoff, ``/mchat/health`` saying why meanwhile.
+
+    Raises:
+        MattermostAuthError: the token is rejected (fatal).
+    """
+    attempt = 0
+    while True:
+        try:
+            me: Mapping[str, Any] = await client.get_me()
+            return me
+        except (MattermostUnavailable, RateLimited) as exc:
+            attempt += 1
+            delay = backoff_delay(attempt, initial_s=mm.backoff_initial_s,
+                                  max_s=mm.backoff_max_s)
+            gate.reason = f"Mattermost unreachable at start-up ({attempt} tries): {exc}"
+            logger.warning("app: %s; next try in %.1f s", gate.reason, delay)
+            await trio.sleep(max(delay, 0.05))
+
+
+def _build(config: Config, store: Store, chat: ChatService, client: MattermostClient,
+           bucket: TokenBucket, bot: BotIdentity) -> tuple[
+               Runtime, trio.MemoryReceiveChannel[InboundEvent],
+               trio.MemoryReceiveChannel[OutboundRequest]]:
+    mm = config.mattermost
+    events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
+    replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
+    mapper = Mapper(store=store, rest=client, chat=chat, bot_user_id=bot.user_id)
+    invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
+                      limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
+    handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
+                      replies=replies_send, bot=bot)
+    sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
+    rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
+                 bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
+                 events=events_send, replies=replies_send, started_at=trio.current_time())
+    return rt, events_recv, replies_recv
+
+
+async def _run_pipeline(rt: Runtime, events_recv: trio.MemoryReceiveChannel[InboundEvent],
+                        replies_recv: trio.MemoryReceiveChannel[OutboundRequest],
+                        root: trio.Nursery, gate: Gate, hard_stop: trio.CancelScope,
+                        task_status: trio.TaskStatus[Runtime]) -> None:
+    config = rt.config
+    policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
+    sender_obj = sender.Sender(config.mattermost, store=rt.store, client=rt.client,
+                               bot_user_id=rt.bot.user_id)
+    rt.sender_stats = sender_obj.stats
+    async with trio.open_nursery() as pipeline:
+        await pipeline.start(_sender_task, sender_obj, replies_recv, policy, rt)
+        await pipeline.start(_dispatcher_task, config, events_recv, rt.handler, rt)
+        gate.open(rt)
+        root.start_soon(_intake_task, rt, policy)
+        task_status.started(rt)
+        await rt._stopping.wait()
+        # intake is cancelled: drain the pipeline under the grace deadline
+        hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
+        await rt.events.aclose()
+        await rt.sweeper.events.aclose()
 
 
 async def _sender_task(snd: sender.Sender, inbox: trio.MemoryReceiveChannel[OutboundRequest],
@@ -198,12 +250,6 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
                          retry_queue=SqliteRetryQueue(rt.store), task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
-
-
-async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
-    from .http.server import serve_http  # imported here: FastAPI loads only when serving
-
-    rt.http_url = await root.start(serve_http, rt) or ""
 
 
 async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:

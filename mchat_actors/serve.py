@@ -19,15 +19,32 @@ logger = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> None:
-    """Run the service; the first SIGINT/SIGTERM starts a clean shutdown."""
-    async with trio.open_nursery() as nursery:
-        runtime = await nursery.start(app.run, config)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                logger.info("serve: %s received, shutting down",
-                            signal.Signals(signum).name)
-                runtime.request_shutdown()
-                break
+    """Run the service; the first SIGINT/SIGTERM starts a clean shutdown (while the service is
+    still starting, e.g. waiting for an unreachable server, it simply stops)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            runtime: list[app.Runtime] = []
+            booting = trio.CancelScope()
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    logger.info("serve: %s received, shutting down",
+                                signal.Signals(signum).name)
+                    if runtime:
+                        runtime[0].request_shutdown()
+                    else:
+                        booting.cancel()
+                    return
+
+            async def run_app(task_status: trio.TaskStatus[app.Runtime]) -> None:
+                await app.run(config, task_status=task_status)
+                nursery.cancel_scope.cancel()  # stopped: the signal watcher goes too
+
+            nursery.start_soon(on_signal)
+            with booting:
+                runtime.append(await nursery.start(run_app))
+            if not runtime:
+                nursery.cancel_scope.cancel()
 
 
 def serve_main(*, config_path: str | None, environ: Mapping[str, str]) -> int:
