@@ -194,9 +194,11 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     mm = config.mattermost
     events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
-    mapper = Mapper(store=store, rest=client, chat=chat, bot_user_id=bot.user_id)
+    mapper = Mapper(store=store, rest=client, chat=chat, bot_user_id=bot.user_id,
+                    timeout_s=config.chat.timeout_s)
     invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
-                      limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
+                      limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
+                      store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores))
     handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
                       replies=replies_send, bot=bot)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone())
@@ -248,7 +250,8 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            handler: Handler, rt: Runtime,
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
-                         retry_queue=SqliteRetryQueue(rt.store), task_status=task_status)
+                         retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
+                         task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
 
 

@@ -93,7 +93,8 @@ class QueueConfig:
     invocations: int = 64
     replies: int = 256
     channel_idle_s: float = 300.0
-    max_concurrent_chats: int = 8
+    max_concurrent_chats: int = 8  # ChatService calls that answer
+    max_concurrent_stores: int = 16  # ChatService calls that only store (separate limit)
 
 
 @attrs.frozen(kw_only=True)

@@ -100,6 +100,13 @@ def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
     )
 
 
+def channel_cursor(db: sqlite_utils.Database, channel_id: str) -> str | None:
+    """The id of the channel's last handled post (None: unmapped, or nothing handled yet)."""
+    row = db.conn.execute("SELECT last_post_id FROM mchat_channel_mapping"
+                          " WHERE mchat_channel_id = ?", (channel_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
     """(channel id, last handled post id or None, mapping created_at) for every mapped channel."""
     return [(r[0], r[1], r[2]) for r in db.conn.execute(

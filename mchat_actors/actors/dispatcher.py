@@ -1,8 +1,12 @@
 """Routes events to one serializer per channel: strict order inside a channel, parallel across.
 
 Each active channel has a lane: a bounded mailbox and one serializer task that handles its
-events one at a time. A slow channel only fills its own mailbox; when a mailbox is full the
-dispatcher waits (explicit back-pressure up to the connection, never an unbounded queue).
+events one at a time. A slow channel only fills its own mailbox, and the dispatcher never waits
+for it: at a full mailbox the lane is marked *behind* and the post is dropped here (it is not
+recorded, so the channel's cursor stays before it); when the lane's mailbox is empty again it
+catches up by reading its channel from the server (``catch_up``: from the cursor, page by
+page), while every other channel flows. Other events (edits, member changes) wait in a small
+per-lane overflow instead.
 Lanes idle for ``channel_idle_s`` with an empty mailbox are reaped; the next event for that
 channel starts a fresh lane.
 
@@ -21,7 +25,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import attrs
 import trio
@@ -34,12 +39,17 @@ from ..errors import (
     RateLimited,
     StoreUnavailable,
 )
-from ..messages import InboundEvent, channel_of
+from ..messages import InboundEvent, PostCreated, channel_of
 from ..retry_queue import ParkedEvent, RetryQueue, backoff_s
 
 logger = logging.getLogger(__name__)
 
 Handle = Callable[[InboundEvent], Awaitable[None]]
+# (channel id, create_at of the oldest dropped post) -> the channel's posts from its cursor (or
+# from that time when it has none), a page at a time: ``Sweeper.catch_up``
+CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
+OVERFLOW_CAP = 4096
+CATCH_UP_RETRY_S = 2.0
 TRANSIENT = (MattermostUnavailable, RateLimited, StoreUnavailable, ChatServiceError)
 RETRY_DELAYS_S = (0.5, 1.0, 2.0)  # quick tries in place before the event is parked
 RECHECK_S = 5.0  # a parked lane re-reads its head at least this often (admin retry/discard)
@@ -52,6 +62,10 @@ class _Lane:
     busy: bool = False
     last_active: float = 0.0
     parked: bool = False  # the channel has events in the retry queue: new ones go behind
+    behind: bool = False  # posts were dropped at a full mailbox: catch up from REST
+    behind_since_ms: int | None = None  # create_at of the oldest dropped post
+    overflow: deque[InboundEvent] = attrs.Factory(deque)  # non-post events at a full mailbox
+    closing: bool = False
 
 
 @attrs.define
@@ -64,6 +78,10 @@ class DispatcherStats:
     parked: int = 0  # events put in the retry queue
     parked_done: int = 0  # parked events handled on a later try
     parked_failures: int = 0  # failed tries of a parked head
+    dropped_behind: int = 0  # posts not queued at a full mailbox (read again by a catch-up)
+    catch_ups: int = 0
+    catch_up_failures: int = 0
+    overflow_lost: int = 0  # non-post events beyond OVERFLOW_CAP (logged as errors)
     lanes: dict[str, _Lane] = attrs.Factory(dict)
 
     def mailbox_depths(self) -> dict[str, int]:
@@ -73,6 +91,9 @@ class DispatcherStats:
     def parked_channels(self) -> list[str]:
         return sorted(cid for cid, lane in self.lanes.items() if lane.parked)
 
+    def behind_channels(self) -> list[str]:
+        return sorted(cid for cid, lane in self.lanes.items() if lane.behind)
+
 
 async def run(
     queues: QueueConfig,
@@ -81,16 +102,19 @@ async def run(
     handle: Handle,
     stats: DispatcherStats,
     retry_queue: RetryQueue,
+    catch_up: CatchUp,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Dispatch until ``inbox`` ends, then let every lane drain and return.
+    """Dispatch until ``inbox`` ends, then let every lane drain and return. Never waits for a
+    lane: a full mailbox marks the lane behind (see the module docstring).
 
     Cancellation: lanes are cancelled mid-event; an unfinished event was not recorded as
     handled, so the next start's backfill (or the retry queue) brings it back.
     """
     lanes = stats.lanes
-    ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock)
+    ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
+                   catch_up=catch_up)
     async with trio.open_nursery() as work_nursery:
 
         def lane_for(cid: str) -> _Lane:
@@ -111,10 +135,38 @@ async def run(
             stats.events += 1
             lane = lane_for(channel_of(event))
             lane.last_active = trio.current_time()  # an event in flight is never reaped
-            await lane.send.send(event)
+            if lane.behind or lane.overflow:  # nothing may overtake what was left out
+                _fell_behind(channel_of(event), lane, event, stats)
+                continue
+            try:
+                lane.send.send_nowait(event)
+            except trio.WouldBlock:
+                _fell_behind(channel_of(event), lane, event, stats)
         reaper.cancel()
         for lane in lanes.values():
+            lane.closing = True
             await lane.send.aclose()
+
+
+def _fell_behind(cid: str, lane: _Lane, event: InboundEvent, stats: DispatcherStats) -> None:
+    """The lane's mailbox is full. A post is dropped here and read again from the server when
+    the lane has room (it is not recorded, so the cursor stays before it); other events wait
+    in the lane's overflow, bounded by ``OVERFLOW_CAP``."""
+    if isinstance(event, PostCreated):
+        if not lane.behind:
+            logger.warning("dispatcher: channel %s fell behind (mailbox full); it catches up "
+                           "from the server", cid)
+        lane.behind = True
+        at = event.post.create_at
+        lane.behind_since_ms = at if lane.behind_since_ms is None else min(
+            lane.behind_since_ms, at)
+        stats.dropped_behind += 1
+    elif len(lane.overflow) < OVERFLOW_CAP:
+        lane.overflow.append(event)
+    else:
+        stats.overflow_lost += 1
+        logger.error("dispatcher: channel %s: overflow full, %s lost", cid,
+                     type(event).__name__)
 
 
 @attrs.frozen
@@ -123,11 +175,16 @@ class _Context:
     stats: DispatcherStats
     queue: RetryQueue
     wall: Callable[[], float]
+    catch_up: CatchUp
 
 
 async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
     async with lane.receive:
         while True:
+            if (lane.overflow or lane.behind) and not lane.closing and (
+                    lane.receive.statistics().current_buffer_used == 0):
+                await _catch_up(cid, lane, ctx)
+                continue
             if lane.parked:
                 due = await _retry_parked(cid, lane, ctx)
                 if not lane.parked:
@@ -147,11 +204,46 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                 return
             lane.busy = True
             try:
-                if not await _handle_in_place(cid, event, ctx):
-                    lane.parked = True
+                await _take(cid, lane, event, ctx)
             finally:
                 lane.busy = False
                 lane.last_active = trio.current_time()
+
+
+async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
+    """Handle ``event`` in order: behind the parked ones when the lane is parked."""
+    if lane.parked:
+        await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+    elif not await _handle_in_place(cid, event, ctx):
+        lane.parked = True
+
+
+async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
+    """The mailbox is empty again: handle the overflow, then read the posts dropped while the
+    lane was behind (and everything after them) from the server, page by page."""
+    lane.busy = True
+    try:
+        while lane.overflow:
+            await _take(cid, lane, lane.overflow.popleft(), ctx)
+        if not lane.behind:
+            return
+        since, lane.behind, lane.behind_since_ms = lane.behind_since_ms, False, None
+        ctx.stats.catch_ups += 1
+        try:
+            async for events in ctx.catch_up(cid, since or 0):
+                for event in events:
+                    await _take(cid, lane, event, ctx)
+        except TRANSIENT as exc:
+            ctx.stats.catch_up_failures += 1
+            lane.behind = True
+            lane.behind_since_ms = since if lane.behind_since_ms is None or since is None else (
+                min(since, lane.behind_since_ms))
+            logger.warning("dispatcher: channel %s: catch-up failed (%s); again in %g s", cid,
+                           exc, CATCH_UP_RETRY_S)
+            await trio.sleep(CATCH_UP_RETRY_S)
+    finally:
+        lane.busy = False
+        lane.last_active = trio.current_time()
 
 
 async def _handle_in_place(cid: str, event: InboundEvent, ctx: _Context) -> bool:
@@ -266,7 +358,8 @@ async def _reap_idle(queues: QueueConfig, lanes: dict[str, _Lane], stats: Dispat
                 lane = lanes[cid]
                 idle = now - lane.last_active >= queues.channel_idle_s
                 empty = lane.receive.statistics().current_buffer_used == 0
-                if idle and empty and not lane.busy and not lane.parked:
+                if idle and empty and not (lane.busy or lane.parked or lane.behind
+                                               or lane.overflow):
                     del lanes[cid]
                     lane.send.close()  # the serializer sees end-of-channel and exits
                     stats.lanes_reaped += 1

@@ -12,19 +12,22 @@ per-key lock makes concurrent first sightings of one user or channel create it o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 from .. import mapping
 from ..chat.protocol import ChatService
+from ..errors import ChatServiceTimeout
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
 from ..store import Store
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _ROOM_KINDS = {"O": "channel", "P": "private", "D": "direct", "G": "group"}
 MEMBERS_PAGE = 200
 
@@ -67,6 +70,7 @@ class Mapper:
     rest: _Rest
     chat: ChatService
     bot_user_id: str
+    timeout_s: float = 60.0  # every ChatService call (CHAT_TIMEOUT)
     stats: MapperStats = attrs.Factory(MapperStats)
     _channels: dict[str, ChannelInfo] = attrs.Factory(dict)
     _users: dict[str, AgentUserId] = attrs.Factory(dict)
@@ -74,6 +78,15 @@ class Mapper:
 
     def _lock(self, key: str) -> trio.Lock:
         return self._locks.setdefault(key, trio.Lock())
+
+    async def _chat(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A ChatService call under ``timeout_s``; a timeout is ``ChatServiceTimeout`` (the
+        dispatcher retries the event, then parks it)."""
+        try:
+            with trio.fail_after(self.timeout_s):
+                return await call()
+        except trio.TooSlowError:
+            raise ChatServiceTimeout(f"mapper: {what} took over {self.timeout_s:g} s") from None
 
     async def channel(self, channel_id: ChannelId) -> ChannelInfo:
         """The channel's room, creating it (and its members) on first sight."""
@@ -95,7 +108,8 @@ class Mapper:
         ch = await self.rest.get_channel(channel_id)
         ctype = str(ch.get("type") or "O")
         name = str(ch.get("display_name") or ch.get("name") or channel_id)
-        room = await self.chat.create_room(name=name, kind=_ROOM_KINDS.get(ctype, "channel"))
+        room = await self._chat("create_room", partial(
+            self.chat.create_room, name=name, kind=_ROOM_KINDS.get(ctype, "channel")))
         row = await self.store.run(
             mapping.insert_channel, channel_id=channel_id, team_id=str(ch.get("team_id") or ""),
             name=str(ch.get("name") or ""), display_name=name, channel_type=ctype,
@@ -114,7 +128,9 @@ class Mapper:
             for member in members:
                 uid = str(member.get("user_id") or "")
                 if uid and uid != self.bot_user_id:
-                    await self.chat.add_room_member(room, await self.user(MattermostUserId(uid)))
+                    agent = await self.user(MattermostUserId(uid))
+                    await self._chat("add_room_member",
+                                     partial(self.chat.add_room_member, room, agent))
             if len(members) < MEMBERS_PAGE:
                 return
             page += 1
@@ -139,13 +155,14 @@ class Mapper:
         u = await self.rest.get_user(user_id)
         email = str(u.get("email") or "") or None
         username = str(u.get("username") or user_id)
-        existing = await self.chat.find_user_by_email(email) if email else None
+        existing = await self._chat("find_user_by_email", partial(
+            self.chat.find_user_by_email, email)) if email else None
         if existing is not None:
             agent, matched_by = existing, "email"
         else:
             full = " ".join(p for p in (u.get("last_name"), u.get("first_name")) if p)
-            agent = await self.chat.create_user(name=full or u.get("nickname") or username,
-                                                email=email)
+            agent = await self._chat("create_user", partial(
+                self.chat.create_user, name=full or u.get("nickname") or username, email=email))
             matched_by = "created"
         row = await self.store.run(mapping.insert_user, user_id=user_id, username=username,
                                    email=email, agent_user_id=agent.id, matched_by=matched_by)
@@ -162,7 +179,9 @@ class Mapper:
             await self.channel(channel_id)
             return
         info = await self.channel(channel_id)
-        await self.chat.add_room_member(info.room_id, await self.user(user_id))
+        agent = await self.user(user_id)
+        await self._chat("add_room_member", partial(self.chat.add_room_member, info.room_id,
+                                                     agent))
 
     async def member_left(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
         if user_id == self.bot_user_id:
@@ -173,7 +192,8 @@ class Mapper:
             urow = await self.store.run(mapping.get_user, user_id)
             agent = AgentUserId(urow["agent_user_id"]) if urow else None
         if row is not None and agent is not None:
-            await self.chat.remove_room_member(RoomId(row["agent_room_id"]), agent)
+            await self._chat("remove_room_member", partial(
+                self.chat.remove_room_member, RoomId(row["agent_room_id"]), agent))
 
     async def set_sync(self, channel_id: ChannelId, enabled: bool) -> bool:
         """Turn intake on/off (admin API); updates the DB and the cache together."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -106,6 +106,34 @@ class Sweeper:
                 logger.warning("sweeper: poll failed (%s); next try in %g s", exc, interval_s)
             deadline = max(deadline + interval_s, trio.current_time())
             await trio.sleep_until(deadline)
+
+    async def catch_up(self, cid: str, since_ms: int) -> AsyncIterator[list[InboundEvent]]:
+        """A lane that fell behind reads its channel again: every post after the channel's
+        cursor (the last post recorded), a page at a time; a channel without a cursor is read
+        from ``since_ms`` (the oldest post it dropped) on. For ``dispatcher.run``."""
+        cursor = await self.store.run(mapping.channel_cursor, cid)
+        ctype = self._channels.get(cid, "")
+
+        def events(posts: list[Post]) -> list[InboundEvent]:
+            return [PostCreated(post=p, channel_type=ctype, source="catch_up") for p in posts
+                    if not p.delete_at]
+
+        if cursor is None:
+            posts = posts_from_list(await self.rest.get_posts(cid, since=since_ms - 1))
+            posts = [p for p in posts if p.create_at >= since_ms]
+            if not posts:
+                return
+            yield events(posts)
+            cursor = posts[-1].id  # since is capped by the server: go on with after=
+        while True:
+            page = posts_from_list(await self.rest.get_posts(cid, after=cursor, page=0,
+                                                             per_page=PAGE))
+            if not page:
+                return
+            yield events(page)
+            cursor = page[-1].id
+            if len(page) < PAGE:
+                return
 
     async def _refresh_channels(self) -> None:
         if trio.current_time() - self._channels_at < CHANNEL_LIST_TTL_S:

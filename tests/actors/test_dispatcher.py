@@ -28,20 +28,26 @@ def new_store(path=None) -> InlineStore:
     return InlineStore.open(path)
 
 
-def start(queues, recv, handle, stats, store=None):
+async def no_catch_up(cid, since_ms):
+    raise AssertionError(f"unexpected catch-up of {cid}")
+    yield []  # pragma: no cover
+
+
+def start(queues, recv, handle, stats, store=None, catch_up=no_catch_up):
     """A ``dispatcher.run`` for ``nursery.start``, with a durable retry queue on ``store`` and
     a wall clock tied to trio's (virtual) time."""
     queue = SqliteRetryQueue(store or new_store())
     return lambda task_status: dispatcher.run(
-        queues, inbox=recv, handle=handle, stats=stats, retry_queue=queue,
+        queues, inbox=recv, handle=handle, stats=stats, retry_queue=queue, catch_up=catch_up,
         wall_clock=trio.current_time, task_status=task_status)
 
 
-async def run_dispatch(events, handle, queues=QueueConfig(channel_mailbox=4), store=None):
+async def run_dispatch(events, handle, queues=QueueConfig(channel_mailbox=4), store=None,
+                       catch_up=no_catch_up):
     stats = dispatcher.DispatcherStats()
     send, recv = trio.open_memory_channel(8)
     async with trio.open_nursery() as n:
-        await n.start(start(queues, recv, handle, stats, store))
+        await n.start(start(queues, recv, handle, stats, store, catch_up))
         async with send:
             for e in events:
                 await send.send(e)
@@ -64,10 +70,26 @@ def test_each_channel_is_handled_strictly_in_order(schedule):
 
     async def handle(e):
         await trio.sleep(delays[e.post.id])
-        seen.setdefault(e.post.channel_id, []).append(int(e.post.message))
+        done = seen.setdefault(e.post.channel_id, [])
+        if int(e.post.message) not in done:  # the handler drops duplicates by post id
+            done.append(int(e.post.message))
+
+    async def catch_up(cid, since_ms):
+        """The server: every event of the channel after the last one handled (the cursor)."""
+        yield [e for e in events if e.post.channel_id == cid][len(seen.get(cid, [])):]
 
     async def main():
-        await run_dispatch(events, handle)
+        stats = dispatcher.DispatcherStats()
+        send, recv = trio.open_memory_channel(8)
+        async with trio.open_nursery() as n:
+            await n.start(start(QueueConfig(channel_mailbox=4), recv, handle, stats,
+                                catch_up=catch_up))
+            for e in events:
+                await send.send(e)
+            with trio.fail_after(3600):
+                while sum(len(v) for v in seen.values()) < len(events):
+                    await trio.sleep(1)
+            await send.aclose()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     for channel, numbers in seen.items():
@@ -224,24 +246,74 @@ async def test_idle_lanes_are_reaped_and_restarted(autojump_clock):
     assert handled == ["a-0", "a-1"]
 
 
-async def test_full_mailbox_applies_back_pressure(autojump_clock):
-    """With a blocked channel and a full mailbox, the dispatcher stops taking events."""
+async def test_a_full_mailbox_never_blocks_the_dispatcher(autojump_clock):
+    """Channel a hangs with a full mailbox. Old code: the dispatcher waited on a's mailbox and
+    no channel got anything. Now a is marked behind (its dropped posts are not queued), b
+    flows, and when a has room again it catches up from the server: every post once, in
+    order."""
     gate = trio.Event()
+    handled: list[str] = []
+    server = {"a": [ev("a", i) for i in range(10)]}  # what the server would return
 
     async def handle(e):
-        await gate.wait()
+        if e.post.channel_id == "a":
+            await gate.wait()
+        if e.post.id in handled:  # the handler drops duplicates by post id
+            return
+        handled.append(e.post.id)
+
+    async def catch_up(cid, since_ms):
+        done = [p for p in handled if p.startswith(cid)]
+        cursor = len(done)  # the cursor: the last handled post
+        posts = server[cid][cursor:]
+        for start_at in range(0, len(posts), 3):  # pages of 3
+            yield posts[start_at:start_at + 3]
 
     stats = dispatcher.DispatcherStats()
     send, recv = trio.open_memory_channel(0)
     async with trio.open_nursery() as n:
-        await n.start(start(QueueConfig(channel_mailbox=2), recv, handle, stats))
-        sent = 0
-        with trio.move_on_after(5):
-            for i in range(10):
-                await send.send(ev("a", i))
-                sent += 1
-        # 1 in the handler + 2 in the mailbox + 1 held by the dispatcher's pending send
-        assert sent == 4
-        assert stats.mailbox_depths() == {"a": 2}
+        await n.start(start(QueueConfig(channel_mailbox=2), recv, handle, stats,
+                            catch_up=catch_up))
+        with trio.fail_after(1):
+            for e in server["a"]:
+                await send.send(e)
+            for i in range(5):
+                await send.send(ev("b", i))
+        await trio.sleep(0.1)
+        assert [p for p in handled if p.startswith("b")] == [f"b-{i}" for i in range(5)]
+        assert stats.behind_channels() == ["a"] and stats.dropped_behind == 7
         gate.set()
+        await trio.sleep(0.1)
         await send.aclose()
+    assert [p for p in handled if p.startswith("a")] == [f"a-{i}" for i in range(10)]
+    assert stats.catch_ups == 1 and stats.behind_channels() == []
+
+
+async def test_a_failed_catch_up_is_tried_again(autojump_clock):
+    gate = trio.Event()
+    handled: list[str] = []
+    tries = []
+
+    async def handle(e):
+        await gate.wait()
+        if e.post.id not in handled:
+            handled.append(e.post.id)
+
+    async def catch_up(cid, since_ms):
+        tries.append(since_ms)
+        if len(tries) == 1:
+            raise MattermostUnavailable("503")
+        yield [ev("a", i) for i in range(len(handled), 6)]
+
+    stats = dispatcher.DispatcherStats()
+    send, recv = trio.open_memory_channel(0)
+    async with trio.open_nursery() as n:
+        await n.start(start(QueueConfig(channel_mailbox=1), recv, handle, stats,
+                            catch_up=catch_up))
+        for i in range(6):
+            await send.send(ev("a", i))
+        gate.set()
+        await trio.sleep(dispatcher.CATCH_UP_RETRY_S + 1)
+        await send.aclose()
+    assert handled == [f"a-{i}" for i in range(6)]
+    assert stats.catch_up_failures == 1 and len(tries) == 2 and tries[0] == tries[1]

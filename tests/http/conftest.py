@@ -150,7 +150,8 @@ async def open_harness(config: Config, *, background: bool = True,
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: dispatcher.run(
                 config.queues, inbox=events_recv, handle=handler, stats=rt.dispatcher_stats,
-                retry_queue=SqliteRetryQueue(store), task_status=task_status))
+                retry_queue=SqliteRetryQueue(store), catch_up=sweeper.catch_up,
+                task_status=task_status))
             nursery.start_soon(drain)
             app = create_app(rt, background=nursery if background else None,
                              http_client=http_client)
