@@ -107,6 +107,14 @@ def channel_cursor(db: sqlite_utils.Database, channel_id: str) -> str | None:
     return None if row is None or row[0] is None else str(row[0])
 
 
+def cursors_with_times(db: sqlite_utils.Database) -> list[tuple[str, str | None, float, int]]:
+    """(channel id, last handled post id or None, mapping created_at, last handled post's
+    create_at in ms) for every mapped channel."""
+    return [(r[0], r[1], r[2], int(r[3] or 0)) for r in db.conn.execute(
+        "SELECT mchat_channel_id, last_post_id, created_at, last_post_at"
+        " FROM mchat_channel_mapping ORDER BY id")]
+
+
 def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
     """(channel id, last handled post id or None, mapping created_at) for every mapped channel."""
     return [(r[0], r[1], r[2]) for r in db.conn.execute(

@@ -1,10 +1,12 @@
 """REST sweeps over the bot's channels: backfill after a lost connection, and polling mode.
 
-One sweep visits every channel: a mapped channel is read forward from its cursor (the last
-post handled) with ``after=`` cursors, page by page, never ``since`` with paging (``since``
-ignores paging on the real server). A channel without a cursor is read with ``since`` from the
-moment the previous connection was lost (capped at 1000 posts by the server), or skipped on a
-first start. Posts are emitted oldest first; duplicates are dropped downstream by post id.
+One sweep reads the bot's channel list once per team (``GET /users/me/teams/{id}/channels``):
+its ``last_post_at`` says which channels moved since this process last read them (or since the
+last post handled, for a channel not read yet). Only those are read: a mapped channel forward
+from its cursor (the last post handled) with ``after=`` cursors, page by page, never ``since``
+with paging (``since`` ignores paging on the real server); a channel without a cursor with
+``since`` from the moment the previous connection was lost (capped at 1000 posts by the
+server). Posts are emitted oldest first; duplicates are dropped downstream by post id.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..store import Store
 logger = logging.getLogger(__name__)
 
 PAGE = 200
-CHANNEL_LIST_TTL_S = 30.0
+TEAM_LIST_TTL_S = 300.0
 
 
 class _Rest(Protocol):
@@ -58,20 +60,31 @@ class Sweeper:
     lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
-    _channels_at: float = -1e18
+    _teams: list[str] = attrs.Factory(list)
+    _teams_at: float = -1e18
+    # channel id -> the channel's last_post_at when it was last read to the end
+    _read_up_to: dict[str, int] = attrs.Factory(dict)
 
     def connection_lost(self) -> None:
         if self.lost_since_ms is None:
             self.lost_since_ms = int(time.time() * 1000) - 5_000
 
     async def sweep(self, *, source: str) -> int:
-        """Read every channel forward and emit its new posts. Returns how many were emitted."""
-        await self._refresh_channels()
-        db_cursors = {cid: (last, created) for cid, last, created
-                      in await self.store.run(mapping.cursors)}
+        """Read every channel that moved and emit its new posts. Returns how many were emitted.
+
+        Costs one request per team (the bot's channel list, whose ``last_post_at`` says which
+        channels moved since they were last read) plus one per moved channel (more for a
+        channel with more than a page of new posts), not one per channel.
+        """
+        listed = await self._list_channels()
+        db_cursors = {cid: (last, created, last_at) for cid, last, created, last_at
+                      in await self.store.run(mapping.cursors_with_times)}
         emitted = 0
-        for cid in sorted(set(self._channels) | set(db_cursors)):
-            last, created_at = db_cursors.get(cid, (None, None))
+        for cid in sorted(listed):
+            last, created_at, db_last_at = db_cursors.get(cid, (None, None, 0))
+            moved_at = listed[cid]
+            if moved_at <= self._read_up_to.get(cid, db_last_at):
+                continue  # nothing new since it was last read
             cursor = self._cursors.get(cid) or last
             if cursor:
                 emitted += await self._read_after(ChannelId(cid), cursor, source)
@@ -79,8 +92,10 @@ class Sweeper:
                 since = self.lost_since_ms
                 if created_at is not None:
                     since = int(created_at * 1000) - 1_000
-                if since is not None:
-                    emitted += await self._read_since(ChannelId(cid), since, source)
+                if since is None or moved_at < since:
+                    continue
+                emitted += await self._read_since(ChannelId(cid), since, source)
+            self._read_up_to[cid] = moved_at
         self.lost_since_ms = None
         self.stats.sweeps += 1
         if source == "backfill":
@@ -135,16 +150,20 @@ class Sweeper:
             if len(page) < PAGE:
                 return
 
-    async def _refresh_channels(self) -> None:
-        if trio.current_time() - self._channels_at < CHANNEL_LIST_TTL_S:
-            return
-        channels: dict[str, str] = {}
-        for team in await self.rest.get_my_teams():
-            for ch in await self.rest.get_my_channels(str(team["id"])):
+    async def _list_channels(self) -> dict[str, int]:
+        """The bot's channels (not deleted) -> their ``last_post_at``: one request per team
+        (the team list itself is re-read every ``TEAM_LIST_TTL_S``)."""
+        if trio.current_time() - self._teams_at >= TEAM_LIST_TTL_S:
+            self._teams = [str(t["id"]) for t in await self.rest.get_my_teams()]
+            self._teams_at = trio.current_time()
+        moved: dict[str, int] = {}
+        for team in self._teams:
+            for ch in await self.rest.get_my_channels(team):
                 if not ch.get("delete_at"):
-                    channels[str(ch["id"])] = str(ch.get("type") or "")
-        self._channels = channels
-        self._channels_at = trio.current_time()
+                    cid = str(ch["id"])
+                    self._channels[cid] = str(ch.get("type") or "")
+                    moved[cid] = max(moved.get(cid, 0), int(ch.get("last_post_at") or 0))
+        return moved
 
     async def _read_after(self, cid: ChannelId, cursor: str, source: str) -> int:
         emitted = 0
