@@ -264,7 +264,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             every = rt.config.chat.summary_every_hours
             if every:
                 n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
-                                     every_hours=every, stats=rt.summary_stats))
+                                     every_hours=every, stats=rt.summary_stats,
+                                     max_chars=rt.config.mattermost.max_post_chars))
 
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,

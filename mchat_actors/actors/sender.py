@@ -49,10 +49,11 @@ from ..errors import (
     RateLimited,
 )
 from ..mattermost.rest import MattermostClient
-from ..messages import AddReaction, OutboundRequest, Post, SendReply
+from ..messages import AddReaction, OutboundRequest, SendReply
 from ..outbox import OutboxRow
 from ..store import Store
 from .circuit import Circuit
+from .in_doubt import find_earlier_post
 
 logger = logging.getLogger(__name__)
 
@@ -381,20 +382,15 @@ class Sender:
         """The id of a post an earlier attempt already made for ``row``, if any."""
         assert row.first_attempt_at is not None
         self.stats.in_doubt_lookups += 1
-        since_ms = int((row.first_attempt_at - self._settings.lookup_margin_s) * 1000)
-        post_list = await self._client.get_posts(row.channel_id, since=since_ms)
-        posts = post_list.get("posts") if isinstance(post_list, Mapping) else None
-        for data in (posts or {}).values():
-            try:
-                post = Post.from_api(data)
-            except (KeyError, TypeError, ValueError):
-                continue
-            if post.user_id == self._bot_user_id and post.reply_key == row.reply_key:
-                self.stats.in_doubt_found += 1
-                logger.info("sender: row %s (%s) was already posted as %s", row.id,
-                            row.reply_key, post.id)
-                return str(post.id)
-        return None
+        found = await find_earlier_post(
+            self._client, channel_id=row.channel_id, reply_key=row.reply_key,
+            bot_user_id=self._bot_user_id,
+            since_ms=int((row.first_attempt_at - self._settings.lookup_margin_s) * 1000))
+        if found is not None:
+            self.stats.in_doubt_found += 1
+            logger.info("sender: row %s (%s) was already posted as %s", row.id, row.reply_key,
+                        found)
+        return found
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
         await self._store.run(outbox.mark_sent, entry.row.id, mm_post_id=post_id,

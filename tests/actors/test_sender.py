@@ -87,8 +87,15 @@ class FakeMattermost:
         if method == "GET" and path.startswith("/api/v4/channels/") and path.endswith("/posts"):
             self.get_posts_calls += 1
             channel = path.split("/")[4]
-            since = int(request.url.params["since"])
-            found = [p for p in self.posts if p["channel_id"] == channel and p["update_at"] > since]
+            in_channel = [p for p in self.posts if p["channel_id"] == channel]
+            if "since" in request.url.params:  # like the server: capped at 1000
+                since = int(request.url.params["since"])
+                found = [p for p in in_channel if p["update_at"] > since][-1000:]
+            else:  # newest first, page by page
+                page = int(request.url.params.get("page", 0))
+                per_page = int(request.url.params.get("per_page", 60))
+                newest_first = in_channel[::-1]
+                found = newest_first[page * per_page:(page + 1) * per_page][::-1]
             return httpx.Response(200, json={
                 "order": [p["id"] for p in reversed(found)], "posts": {p["id"]: p for p in found},
                 "next_post_id": "", "prev_post_id": ""})
@@ -360,6 +367,26 @@ async def test_crash_mid_send_then_late_restart_does_not_duplicate(autojump_cloc
     async with sender_running(InlineStore(path), fake):
         pass
     assert len(fake.posts) == 1 and fake.get_posts_calls == 1
+    assert pending_count(store) == 0
+
+
+async def test_in_doubt_lookup_finds_the_post_in_a_busy_channel(autojump_clock, tmp_path):
+    """1 500 posts followed the lost one: the lookup pages back to it (old code asked with
+    since=, which the server caps at 1 000 newest posts, missed it and posted again)."""
+    path = tmp_path / "s.db"
+    store, fake = InlineStore(path), FakeMattermost()
+    fake.always = "lost"
+    async with sender_running(store, fake) as run:
+        await run.send.send(reply("a", 0))
+        await fake.created.wait()
+        run.crash()
+    fake.always = None
+    for n in range(1500):  # other people talk in the channel
+        fake._store_post({"channel_id": "a", "message": f"chat {n}", "props": {}})
+    await trio.sleep(40)
+    async with sender_running(InlineStore(path), fake):
+        pass
+    assert [p for p in fake.posts if p["props"].get("mchat_reply_key")] == fake.posts[:1]
     assert pending_count(store) == 0
 
 
