@@ -141,7 +141,8 @@ async def _check_token(rest: _Rest) -> None:
 def _failed(stats: ReconnectStats, exc: Exception, sweeper: Sweeper) -> None:
     stats.failures_in_row += 1
     stats.last_error = str(exc)
-    sweeper.connection_lost()
+    # everything up to the last frame read was delivered: posts after it may be missing
+    sweeper.connection_lost(since_ms=stats.connection.last_frame_wall_ms)
     if stats.state.mode == "websocket":
         _set_state(stats, "connecting")
     logger.warning("reconnect: %s (failure %d in a row)", exc, stats.failures_in_row)

@@ -65,9 +65,13 @@ class Sweeper:
     # channel id -> the channel's last_post_at when it was last read to the end
     _read_up_to: dict[str, int] = attrs.Factory(dict)
 
-    def connection_lost(self) -> None:
-        if self.lost_since_ms is None:
-            self.lost_since_ms = int(time.time() * 1000) - 5_000
+    def connection_lost(self, *, since_ms: int | None = None) -> None:
+        """Posts may be missing from ``since_ms`` (the last frame read; default: now) on:
+        channels without a cursor are read from 5 s before that (the earliest such time
+        is kept until a sweep completes)."""
+        at = (int(time.time() * 1000) if since_ms is None else since_ms) - 5_000
+        if self.lost_since_ms is None or at < self.lost_since_ms:
+            self.lost_since_ms = at
 
     async def sweep(self, *, source: str) -> int:
         """Read every channel that moved and emit its new posts. Returns how many were emitted.
