@@ -147,3 +147,75 @@ async def test_e_server_restart_with_1200_posts_while_refused_converges(tmp_path
                 assert sorted(in_channel, key=position.__getitem__) == in_channel
         finally:
             assert await stop(proc) == 0
+
+
+async def _serve_with_llm(mm, fake_llm, db, log, **extra):
+    import subprocess
+
+    from tests.scenarios.test_processes import SERVE, serve_env
+
+    env = serve_env(mm, db, LLM_BASE_URL=fake_llm.url, LLM_API_KEY=fake_llm.api_key,
+                    LLM_MODEL="fake", **extra)
+    out = open(log, "ab")  # noqa: SIM115 - the process owns it until it exits
+    return await trio.lowlevel.open_process(SERVE, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+async def test_a_hung_channels_and_a_flood_do_not_delay_the_others(tmp_path):
+    """(a) The ChatService's answers hang in 3 channels, one of them flooded with 200 posts,
+    while 3 other channels get a question every 0.5 s: the others' p99 reply latency is at
+    most 3 s, and every post of the flooded channel is stored."""
+    from mchat_actors.testing.fake_openai import FakeOpenAI
+
+    db, log = tmp_path / "bot.db", tmp_path / "serve.log"
+    async with FakeMattermost() as mm, FakeOpenAI() as llm:
+        llm.delay_for = lambda messages: 3600.0 if any(
+            "느린" in str(m.get("content", "")) for m in messages) else 0.0
+        slow = [f"slow-{i}" for i in range(3)]
+        fast = [f"fast-{i}" for i in range(3)]
+        for name in slow + fast:
+            await mm.create_channel(name, members=["kim", "lee", mm.bot.id])
+        proc = await _serve_with_llm(mm, llm, db, log, CHAT_TIMEOUT="30")
+        try:
+            await wait_until(lambda: bot_connected(mm), timeout=20)
+            for name in slow:
+                await mm.post_as("kim", name, "@ai 느린 질문")
+            flood = [(await mm.post_as("lee", slow[0], f"기록 {i}"))["id"] for i in range(200)]
+            asked: dict[str, float] = {}
+            for i in range(30):
+                p = await mm.post_as("kim", fast[i % 3], f"@ai 빠른 질문 {i}")
+                asked[p["id"]] = p["create_at"] / 1000
+                await trio.sleep(0.5)
+            await wait_until(lambda: all(replies_to(mm, p) for p in asked), timeout=20)
+            latencies = sorted(reply_time(mm, p) - at for p, at in asked.items())
+            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+            assert p99 <= 3.0, latencies
+            await wait_until(lambda: set(flood) <= set(stored_ids(db)), timeout=60)
+        finally:
+            assert await stop(proc) == 0
+
+
+async def test_c_a_chat_service_outage_stores_everything_and_answers_once(tmp_path):
+    """(c) The ChatService's model is down for 15 s: every post is stored, every question
+    gets exactly one answer (late, or the apology)."""
+    from mchat_actors.testing.fake_openai import FakeOpenAI
+
+    db, log = tmp_path / "bot.db", tmp_path / "serve.log"
+    async with FakeMattermost() as mm, FakeOpenAI() as llm:
+        proc = await _serve_with_llm(mm, llm, db, log, CHAT_TIMEOUT="10")
+        try:
+            await wait_until(lambda: bot_connected(mm), timeout=20)
+            llm.down_until = trio.current_time() + 15
+            ids, questions = [], []
+            for i in range(15):
+                channel = ("town-square", "quality")[i % 2]
+                q = await mm.post_as("kim", channel, f"@ai 질문 {i}")
+                p = await mm.post_as("lee", channel, f"기록 {i}")
+                questions.append(q["id"])
+                ids += [q["id"], p["id"]]
+                await trio.sleep(1.0)
+            await wait_until(lambda: set(ids) <= set(stored_ids(db)), timeout=60)
+            await wait_until(lambda: all(replies_to(mm, q) for q in questions), timeout=60)
+            await trio.sleep(1.0)
+            assert all(len(replies_to(mm, q)) == 1 for q in questions)
+        finally:
+            assert await stop(proc) == 0
