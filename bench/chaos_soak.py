@@ -13,8 +13,10 @@ outside: the fake's posts and request log, and the service's database read-only.
 
 Printed and written as JSON: posts sent, stored, triggers, replies, lost (posts not stored +
 triggers without a reply), duplicated (replies posted more than once), out of order (posts
-stored in another order than their channel's), the most bot requests in any 1 s window, 429s
-seen, faults and kills, the service's exit status. Target: 0 lost, 0 duplicated, 0 out of
+stored in another order than their channel's), the most bot requests that reached the server
+in any 1 s window (by arrival; a stall answers held requests together, which
+``max_answered_in_1s`` shows), the windows over the limit with the faults just before them,
+429s seen, faults and kills, the service's exit status. Target: 0 lost, 0 duplicated, 0 out of
 order, never over the rate limit. Bounded: it stops by itself after ``--seconds`` plus at
 most ``--converge-timeout``.
 """
@@ -68,6 +70,7 @@ class _Run:
     sent: list[tuple[str, str, bool]] = attrs.Factory(list)  # (post id, channel name, asks)
     faults: Counter[str] = attrs.Factory(Counter)
     kills: int = 0
+    events: list[tuple[float, str]] = attrs.Factory(list)  # (trio time, fault or "kill")
 
     async def start_service(self) -> None:
         env = {k: v for k, v in os.environ.items()
@@ -78,7 +81,7 @@ class _Run:
                     "MCHAT_BACKOFF_MAX": "2", "MCHAT_POLL_INTERVAL": "1",
                     "MCHAT_WS_PING_INTERVAL": "2", "MCHAT_HELLO_TIMEOUT": "3",
                     "MCHAT_REST_TIMEOUT": "5"})
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it until it exits
+        out = open(self.log, "ab")  # noqa: SIM115, ASYNC230 - the child owns it until it exits
         self.proc = await trio.lowlevel.open_process(SERVE, env=env, stdout=out,
                                                      stderr=subprocess.STDOUT)
         out.close()
@@ -99,6 +102,7 @@ class _Run:
             await trio.sleep(self.cfg.fault_every_s * self.rng.uniform(0.5, 1.5))
             fault = self.rng.choice(FAULTS)
             self.faults[fault] += 1
+            self.events.append((trio.current_time(), fault))
             mm = self.mm
             if fault == "drop":
                 await mm.drop_websockets()
@@ -127,6 +131,7 @@ class _Run:
             self.proc.kill()
             await self.proc.wait()
             self.kills += 1
+            self.events.append((trio.current_time(), "kill"))
             await trio.sleep(self.rng.uniform(0.2, 2.0))
             await self.start_service()
 
@@ -161,13 +166,28 @@ def _replies(mm: FakeMattermost) -> Counter[str]:
 
 
 def max_in_any_window(times: list[float], window: float = 1.0) -> int:
+    return max((n for _, n in windows(times, window)), default=0)
+
+
+def windows(times: list[float], window: float = 1.0) -> list[tuple[float, int]]:
+    """(end time, requests in the ``window`` s before it, end included) at each request."""
     times = sorted(times)
-    best, j = 0, 0
+    out, j = [], 0
     for i, t in enumerate(times):
         while times[j] <= t - window:
             j += 1
-        best = max(best, i - j + 1)
-    return best
+        out.append((t, i - j + 1))
+    return out
+
+
+def _over_limit(run: _Run, times: list[float]) -> list[dict[str, Any]]:
+    """The windows over the limit, with the faults or kills of the 5 s before them."""
+    over = []
+    for end, n in windows(times):
+        if n > run.cfg.rate_limit:
+            near = sorted({what for at, what in run.events if end - 5 <= at <= end})
+            over.append({"at": round(end, 2), "requests": n, "after": near})
+    return over[:20]
 
 
 def _measure(run: _Run, names: dict[str, str]) -> dict[str, Any]:
@@ -186,6 +206,7 @@ def _measure(run: _Run, names: dict[str, str]) -> dict[str, Any]:
         expected = [pid for pid in sent_ids if pid in set(order)]
         out_of_order += sum(a != b for a, b in zip(order, expected, strict=True))
     bot = [r for r in run.mm.request_log if r.user_id == run.mm.bot.id]
+    arrivals = [r.received or r.time for r in bot]
     return {
         "posts_sent": len(run.sent), "stored": len(stored_ids & {p for p, _, _ in run.sent}),
         "triggers": len(triggers), "replies": sum(replies[f"{p}:reply"] > 0 for p in triggers),
@@ -193,7 +214,9 @@ def _measure(run: _Run, names: dict[str, str]) -> dict[str, Any]:
         "unanswered": len(unanswered),
         "duplicated": sum(n - 1 for n in replies.values() if n > 1),
         "out_of_order": out_of_order,
-        "max_requests_in_1s": max_in_any_window([r.time for r in bot]),
+        "max_requests_in_1s": max_in_any_window(arrivals),  # as they reached the server
+        "max_answered_in_1s": max_in_any_window([r.time for r in bot]),  # stalls bunch these
+        "over_limit": _over_limit(run, arrivals),
         "rate_limit": run.cfg.rate_limit,
         "bot_requests": len(bot), "http_429": sum(r.status == 429 for r in bot),
         "faults": dict(run.faults), "kills": run.kills,

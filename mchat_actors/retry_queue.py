@@ -160,6 +160,16 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
     return out
 
 
+def health(db: sqlite_utils.Database, *, now: float | None = None) -> dict[str, Any]:
+    """Pending rows, channels waiting, and the oldest pending row's age (None when empty)."""
+    now = time.time() if now is None else now
+    n, channels, oldest = db.conn.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT channel_id), MIN(created_at) FROM mchat_retry"
+        " WHERE status = ?", (PENDING,)).fetchone()
+    return {"pending": int(n), "channels": int(channels),
+            "oldest_pending_age_s": None if oldest is None else round(max(0.0, now - oldest), 3)}
+
+
 def retry_now(db: sqlite_utils.Database, row_id: int, *, remote_addr: str,
               now: float | None = None) -> str:
     """Admin action: try this pending row at once. ``"requeued"``, ``"not_found"`` or
