@@ -244,11 +244,15 @@ async def soak(cfg: SoakConfig, workdir: Path) -> dict[str, Any]:
                 nursery.cancel_scope.cancel()
             mm.set_rate_limit(1000, burst=1000)  # faults end (timed ones expire by themselves)
             converge_at = time.monotonic()
+            dumped = False
             with trio.move_on_after(cfg.converge_timeout_s):
                 while True:
                     m = _measure(run, names)
                     if m["lost"] == 0:
                         break
+                    if not dumped and time.monotonic() - converge_at > 30 and run.proc:
+                        run.proc.send_signal(signal.SIGUSR1)  # the service logs its tasks
+                        dumped = True
                     await trio.sleep(1.0)
             converged_s = time.monotonic() - converge_at
             await trio.sleep(2.0)  # a late duplicate would show up now

@@ -200,6 +200,11 @@ class TokenBucket:
         self._penalties += 1
         self._block_for(max(0.0, retry_after_s))
 
+    def hold_off(self, seconds: float) -> None:
+        """Nobody goes before ``seconds`` from now (e.g. a restarted process waits one window,
+        so its requests never share a window with those of the process it replaces)."""
+        self._block_for(max(0.0, seconds))
+
     def _block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
 
