@@ -277,7 +277,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,
                                     events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
-                                    stats=rt.reconnect_stats, bucket=rt.bucket)
+                                    stats=rt.reconnect_stats, bucket=rt.bucket,
+                                    verify_every_s=reconnect.VERIFY_EVERY_S)
 
             n.start_soon(partial(supervise, "reconnect", connection, policy,
                                  stats=rt.supervisor_stats))

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from .._groups import collapse_groups
 from ..config import MattermostConfig
 from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
 from ..messages import ConnectionState, InboundEvent
@@ -31,6 +32,8 @@ from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_conn
 from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
+
+VERIFY_EVERY_S = 60.0
 
 
 class _Rest(Protocol):
@@ -66,6 +69,7 @@ async def run(
     stats: ReconnectStats,
     bucket: _Bucket | None = None,
     rng: random.Random | None = None,
+    verify_every_s: float = VERIFY_EVERY_S,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Keep events flowing until cancelled. Raises only ``MattermostAuthError``."""
@@ -74,6 +78,37 @@ async def run(
         _set_state(stats, "polling")
         await sweeper.poll_forever(cfg.poll_interval_s)
         return
+    with collapse_groups():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_verify_forever, sweeper, stats, verify_every_s)
+            await _connect_forever(cfg, rest=rest, sweeper=sweeper, events=events,
+                                   bot_user_id=bot_user_id, stats=stats, bucket=bucket,
+                                   rng=rng)
+
+
+async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, every_s: float) -> None:
+    """While the WebSocket is up, sweep every ``every_s``: one channel-list request per team
+    (plus one per channel with a post not handled yet). A socket that stays open but stops
+    delivering events (seen with a server that forgot the connection) then delays posts by at
+    most ``every_s``; it never loses them."""
+    while True:
+        await trio.sleep(every_s)
+        if stats.state.mode != "websocket" or stats.backfill_owed:
+            continue
+        try:
+            found = await sweeper.sweep(source="verify")
+        except (MattermostUnavailable, RateLimited) as exc:
+            logger.warning("reconnect: verification sweep failed (%s)", exc)
+            continue
+        if found:
+            logger.warning("reconnect: the verification sweep found %d posts the WebSocket "
+                           "did not deliver (yet)", found)
+
+
+async def _connect_forever(cfg: MattermostConfig, *, rest: _Rest, sweeper: Sweeper,
+                           events: trio.MemorySendChannel[InboundEvent], bot_user_id: str,
+                           stats: ReconnectStats, bucket: _Bucket | None,
+                           rng: random.Random | None) -> None:
     resume = stats.resume
 
     async def on_ready(is_new: bool) -> None:

@@ -44,6 +44,7 @@ class SweepStats:
     sweeps: int = 0
     backfills: int = 0
     polls: int = 0
+    verifies: int = 0  # sweeps while the WebSocket is up (a silent socket loses nothing)
     posts_emitted: int = 0
     failures: int = 0  # polling sweeps that failed (retried at the next interval)
     last_sweep_at: float | None = None
@@ -64,6 +65,9 @@ class Sweeper:
     _teams_at: float = -1e18
     # channel id -> the channel's last_post_at when it was last read to the end
     _read_up_to: dict[str, int] = attrs.Factory(dict)
+    _lock: trio.Lock = attrs.Factory(trio.Lock)
+    # wall ms since when a verification sweep reads channels without a cursor
+    _verified_since_ms: int = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
 
     def connection_lost(self, *, since_ms: int | None = None) -> None:
         """Posts may be missing from ``since_ms`` (the last frame read; default: now) on:
@@ -80,6 +84,14 @@ class Sweeper:
         channels moved since they were last read) plus one per moved channel (more for a
         channel with more than a page of new posts), not one per channel.
         """
+        async with self._lock:  # the verification sweep and a backfill never interleave
+            return await self._sweep(source)
+
+    async def _sweep(self, source: str) -> int:
+        started_ms = int(time.time() * 1000)
+        lost_since = self.lost_since_ms
+        if source == "verify" and lost_since is None:  # a silent socket: since the last one
+            lost_since = self._verified_since_ms
         listed = await self._list_channels()
         db_cursors = {cid: (last, created, last_at) for cid, last, created, last_at
                       in await self.store.run(mapping.cursors_with_times)}
@@ -93,7 +105,7 @@ class Sweeper:
             if cursor:
                 emitted += await self._read_after(ChannelId(cid), cursor, source)
             else:
-                since = self.lost_since_ms
+                since = lost_since
                 if created_at is not None:
                     since = int(created_at * 1000) - 1_000
                 if since is None or moved_at < since:
@@ -101,9 +113,12 @@ class Sweeper:
                 emitted += await self._read_since(ChannelId(cid), since, source)
             self._read_up_to[cid] = moved_at
         self.lost_since_ms = None
+        self._verified_since_ms = started_ms - 5_000
         self.stats.sweeps += 1
         if source == "backfill":
             self.stats.backfills += 1
+        elif source == "verify":
+            self.stats.verifies += 1
         else:
             self.stats.polls += 1
         self.stats.last_sweep_at = trio.current_time()

@@ -248,3 +248,20 @@ async def test_a_restart_during_the_start_up_sweep_loses_no_post(tmp_path):
             mm.forget_resume_state()
             ids = [(await mm.post_as("kim", name, f"재시작 중 {name}"))["id"] for name in names]
             await wait_until(lambda: all(i in chat.messages for i in ids), timeout=60)
+
+
+async def test_a_socket_that_stops_delivering_loses_nothing(tmp_path, monkeypatch):
+    """The server forgets the bot's connection but leaves its socket open (pings are still
+    answered, no event comes: seen in the chaos soak). Old code waited forever for events;
+    the verification sweep while the WebSocket is up finds the posts."""
+    from mchat_actors.actors import reconnect
+
+    monkeypatch.setattr(reconnect, "VERIFY_EVERY_S", 1.0)
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        await wait_until(lambda: connected(rt))
+        for conn in [c for c in mm.hub.conns.values() if c.user and c.user.id == mm.bot.id]:
+            mm.hub.forget(conn)  # no event is routed to it any more; the socket stays open
+        p = await mm.post_as("kim", "town-square", "@ai 들리나요?")
+        await wait_until(lambda: replies_to(mm, p["id"]), timeout=10)
+        assert connected(rt) and rt.sweeper.stats.verifies >= 1
