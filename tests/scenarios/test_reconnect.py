@@ -229,18 +229,18 @@ async def test_a_slow_backfill_keeps_reading_the_socket_and_converges(tmp_path):
 
 @pytest.mark.slow
 async def test_a_restart_during_the_start_up_sweep_loses_no_post(tmp_path):
-    """60 quiet channels the bot has never read. 1.5 s after the service connects, the server
+    """30 quiet channels the bot has never read. 1.5 s after the service connects, the server
     restarts (socket dropped, resume state forgotten, upgrades refused 2.5 s) and every
     channel gets a post meanwhile: every one is stored. (The issue's failure needed the old
     start-up sweep to outlast the outage window; this timing does not reproduce it on the old
     code, so this test guards the property, it does not prove the old hole.)"""
     chat = FakeChat()
     async with FakeMattermost() as mm:
-        names = [f"cell-{i:02d}" for i in range(60)]
+        names = [f"cell-{i:02d}" for i in range(30)]
         for name in names:
             await mm.create_channel(name, members=["kim", mm.bot.id])
         async with running_bot(mm, str(tmp_path / "b.db"), chat=chat,
-                               MCHAT_RATE_LIMIT="5") as rt:
+                               MCHAT_RATE_LIMIT="20") as rt:
             await wait_until(lambda: rt.reconnect_stats.connection.new_connections >= 1)
             await trio.sleep(1.5)
             mm.refuse_websockets(2.5)
