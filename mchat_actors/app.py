@@ -1,9 +1,10 @@
 """Builds every channel, opens the root nursery and starts the actors downstream-first.
 
-Start order: store -> ChatService -> REST client (users/me: the bot's identity; a rejected token
-is fatal here) -> sender -> dispatcher (serializers, mapper, invoker) -> HTTP surface ->
-reconnect supervisor (connection, backfill, polling) -> auto-join. No producer runs before its
-consumer is ready.
+Start order: store -> ChatService -> REST client -> HTTP listener (answering 503 "starting")
+-> users/me (the bot's identity; a rejected token is fatal here, an unreachable server is
+retried with backoff while /mchat/health says why) -> sender -> dispatcher (serializers, mapper,
+invoker) -> HTTP app opened -> reconnect supervisor (connection, backfill, polling) -> auto-join.
+No producer runs before its consumer is ready.
 
 Shutdown (``Runtime.request_shutdown()``, called on SIGINT/SIGTERM): intake stops first (the
 connection and the poller are cancelled), the events channel closes, the serializers finish the
@@ -18,9 +19,10 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -33,16 +35,21 @@ from .actors.invoker import Invoker
 from .actors.mapper import Mapper, MembershipCheck
 from .actors.sweeper import Sweeper
 from .chat.protocol import LLM, ChatService
-from .config import Config
+from .config import Config, MattermostConfig
+from .errors import MattermostCertificateError, MattermostUnavailable, RateLimited
 from .mattermost.incoming_webhook import IncomingWebhookPoster, open_incoming_webhook
 from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
+from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
-from .supervision import RestartPolicy, SupervisorStats, supervise
+from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
 from .tls import client_ssl_context, log_tls_settings
 from .trigger import BotIdentity
+
+if TYPE_CHECKING:
+    from .http.server import Gate
 
 logger = logging.getLogger(__name__)
 
@@ -130,21 +137,25 @@ async def run(
     config: Config,
     *,
     chat: ChatService | None = None,
+    startup_quiet_s: float = 0.0,
     task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the service until ``request_shutdown()`` (or cancellation).
+
+    ``startup_quiet_s``: no REST request before this many seconds (``serve`` passes one rate
+    window, so a restarted process never shares a window with the one it replaces).
 
     Raises:
         MattermostAuthError: the token is rejected (at start, or later by users/me).
         SupervisionError: an actor crashed more often than its restart policy allows.
     """
-    with collapse_groups():
+    with collapse_groups(fatal=FATAL):
         async with open_store(config.db_path) as store:
             if chat is None:
                 async with open_chat_service(config) as chat_service:
-                    await _run(config, store, chat_service, task_status)
+                    await _run(config, store, chat_service, startup_quiet_s, task_status)
             else:
-                await _run(config, store, chat, task_status)
+                await _run(config, store, chat, startup_quiet_s, task_status)
 
 
 WEBHOOK_ONLY_LIMITS = (
@@ -177,63 +188,120 @@ async def _open_webhook_poster(config: Config, store: Store, bucket: TokenBucket
         yield poster
 
 
-async def _run(config: Config, store: Store, chat: ChatService,
+async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s: float,
                task_status: trio.TaskStatus[Runtime]) -> None:
+    from .http.server import Gate, serve_gate  # imported here: FastAPI loads only when serving
+
     mm = config.mattermost
-    bucket = TokenBucket(mm.rate_limit_per_s)
+    # 50 ms of margin: a request's token is taken before its connection is made, so arrivals
+    # at the server jitter; the server counts arrivals (measured by bench/chaos_soak.py)
+    bucket = TokenBucket(mm.rate_limit_per_s, margin_s=0.05)
+    bucket.hold_off(startup_quiet_s)
     payloads = PayloadDirectory()
     log_tls_settings(mm)
     tls_context = client_ssl_context(mm)  # built once: REST and every WebSocket connect
     async with open_mattermost_client(mm, bucket=bucket, ssl_context=tls_context) as client, \
             _open_webhook_poster(config, store, bucket, payloads, tls_context) as poster:
-        directory = payloads if poster is not None else None
-        if poster is not None:
-            bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
-                              respond_to_all_dm=mm.respond_to_all_dm)
-            logger.warning(WEBHOOK_ONLY_LIMITS)
-        else:
-            me = await client.get_me()
-            bot = BotIdentity(user_id=str(me["id"]), username=str(me.get("username") or ""),
-                              extra_names=(mm.bot_name,) if mm.bot_name else (),
-                              respond_to_all_dm=mm.respond_to_all_dm)
-            logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id,
-                        mm.mode)
-        events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
-        replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](
-            config.queues.replies)
-        mapper = Mapper(store=store, rest=directory or client, chat=chat,
-                        bot_user_id=bot.user_id)
-        invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
-                          limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats))
-        handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
-                          replies=replies_send, bot=bot)
-        sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
-                          after_sweep=MembershipCheck(mapper))
-        rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
-                     bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
-                     events=events_send, replies=replies_send, started_at=trio.current_time(),
-                     ssl_context=tls_context, directory=directory)
-        policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
-        sender_obj = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id,
-                                   transport=poster)
-        rt.sender_stats = sender_obj.stats
+        gate = Gate()
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as root:
-                async with trio.open_nursery() as pipeline:
-                    await pipeline.start(_sender_task, sender_obj, replies_recv, policy, rt)
-                    await pipeline.start(_dispatcher_task, config, events_recv, handler, rt)
-                    await _start_http(root, rt)
-                    root.start_soon(_intake_task, rt, policy)
-                    task_status.started(rt)
-                    await rt._stopping.wait()
-                    # intake is cancelled: drain the pipeline under the grace deadline
-                    hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
-                    await events_send.aclose()
-                    await sweeper.events.aclose()
+                http_url = await root.start(partial(serve_gate, config.http, gate,
+                                                     ssl_context=tls_context))
+                if poster is not None:
+                    bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
+                                      respond_to_all_dm=mm.respond_to_all_dm)
+                    logger.warning(WEBHOOK_ONLY_LIMITS)
+                else:
+                    me = await _identify(client, mm, gate)
+                    bot = BotIdentity(user_id=str(me["id"]),
+                                      username=str(me.get("username") or ""),
+                                      extra_names=(mm.bot_name,) if mm.bot_name else (),
+                                      respond_to_all_dm=mm.respond_to_all_dm)
+                    logger.info("app: running as @%s (%s), mode %s", bot.username, bot.user_id,
+                                mm.mode)
+                directory = payloads if poster is not None else None
+                rt, events_recv, replies_recv = _build(config, store, chat, client, bucket, bot,
+                                                       directory=directory,
+                                                       ssl_context=tls_context)
+                rt.http_url = http_url or ""
+                await _run_pipeline(rt, events_recv, replies_recv, root, gate, hard_stop,
+                                    task_status, transport=poster)
                 root.cancel_scope.cancel()  # pipeline drained: stop the HTTP surface
         if hard_stop.cancelled_caught:
             logger.warning("app: shutdown grace of %g s ran out; unsent replies stay in the "
                            "outbox", config.shutdown_grace_s)
+
+
+async def _identify(client: MattermostClient, mm: MattermostConfig,
+                    gate: Gate) -> Mapping[str, Any]:
+    """``users/me``, tried until the server answers: an unreachable server at start-up (a
+    data-centre restart) is waited for with backoff, ``/mchat/health`` saying why meanwhile.
+
+    Raises:
+        MattermostAuthError: the token is rejected (fatal).
+        MattermostCertificateError: the server's certificate is not trusted (fatal at start).
+    """
+    attempt = 0
+    while True:
+        try:
+            me: Mapping[str, Any] = await client.get_me()
+            return me
+        except MattermostCertificateError:
+            raise  # not an outage: nobody trusts the server until MCHAT_CA_BUNDLE is fixed
+        except (MattermostUnavailable, RateLimited) as exc:
+            attempt += 1
+            delay = backoff_delay(attempt, initial_s=mm.backoff_initial_s,
+                                  max_s=mm.backoff_max_s)
+            gate.reason = f"Mattermost unreachable at start-up ({attempt} tries): {exc}"
+            logger.warning("app: %s; next try in %.1f s", gate.reason, delay)
+            await trio.sleep(max(delay, 0.05))
+
+
+def _build(config: Config, store: Store, chat: ChatService, client: MattermostClient,
+           bucket: TokenBucket, bot: BotIdentity, *, directory: PayloadDirectory | None,
+           ssl_context: ssl.SSLContext | None) -> tuple[
+               Runtime, trio.MemoryReceiveChannel[InboundEvent],
+               trio.MemoryReceiveChannel[OutboundRequest]]:
+    mm = config.mattermost
+    events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
+    replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
+    mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
+                    timeout_s=config.chat.timeout_s)
+    invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
+                      limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
+                      store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores))
+    handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
+                      replies=replies_send, bot=bot)
+    sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
+                      after_sweep=MembershipCheck(mapper))
+    rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
+                 bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
+                 events=events_send, replies=replies_send, started_at=trio.current_time(),
+                 ssl_context=ssl_context, directory=directory)
+    return rt, events_recv, replies_recv
+
+
+async def _run_pipeline(rt: Runtime, events_recv: trio.MemoryReceiveChannel[InboundEvent],
+                        replies_recv: trio.MemoryReceiveChannel[OutboundRequest],
+                        root: trio.Nursery, gate: Gate, hard_stop: trio.CancelScope,
+                        task_status: trio.TaskStatus[Runtime], *,
+                        transport: IncomingWebhookPoster | None) -> None:
+    config = rt.config
+    policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
+    sender_obj = sender.Sender(config.mattermost, store=rt.store, client=rt.client,
+                               bot_user_id=rt.bot.user_id, transport=transport)
+    rt.sender_stats = sender_obj.stats
+    async with trio.open_nursery() as pipeline:
+        await pipeline.start(_sender_task, sender_obj, replies_recv, policy, rt)
+        await pipeline.start(_dispatcher_task, config, events_recv, rt.handler, rt)
+        gate.open(rt)
+        root.start_soon(_intake_task, rt, policy)
+        task_status.started(rt)
+        await rt._stopping.wait()
+        # intake is cancelled: drain the pipeline under the grace deadline
+        hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
+        await rt.events.aclose()
+        await rt.sweeper.events.aclose()
 
 
 async def _sender_task(snd: sender.Sender, inbox: trio.MemoryReceiveChannel[OutboundRequest],
@@ -256,14 +324,9 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            handler: Handler, rt: Runtime,
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
+                         retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
                          task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
-
-
-async def _start_http(root: trio.Nursery, rt: Runtime) -> None:
-    from .http.server import serve_http  # imported here: FastAPI loads only when serving
-
-    rt.http_url = await root.start(serve_http, rt) or ""
 
 
 WEBHOOK_REPLAY_EVERY_S = 30.0
@@ -290,7 +353,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                                                            since=trio.current_time())
                 if every:
                     n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
-                                         every_hours=every, stats=rt.summary_stats))
+                                         every_hours=every, stats=rt.summary_stats,
+                                         max_chars=rt.config.mattermost.max_post_chars))
                 n.start_soon(_replay_webhooks, rt)
                 return
             joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
@@ -298,13 +362,15 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             n.start_soon(joiner.watch)
             if every:
                 n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
-                                     every_hours=every, stats=rt.summary_stats))
+                                     every_hours=every, stats=rt.summary_stats,
+                                     max_chars=rt.config.mattermost.max_post_chars))
 
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,
                                     events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
                                     stats=rt.reconnect_stats, bucket=rt.bucket,
-                                    ssl_context=rt.ssl_context)
+                                    ssl_context=rt.ssl_context,
+                                    verify_every_s=reconnect.VERIFY_EVERY_S)
 
             n.start_soon(partial(supervise, "reconnect", connection, policy,
                                  stats=rt.supervisor_stats))

@@ -126,7 +126,8 @@ class QueueConfig:
     invocations: int = 64
     replies: int = 256
     channel_idle_s: float = 300.0
-    max_concurrent_chats: int = 8
+    max_concurrent_chats: int = 8  # ChatService calls that answer
+    max_concurrent_stores: int = 16  # ChatService calls that only store (separate limit)
 
 
 @attrs.frozen(kw_only=True)
@@ -281,12 +282,13 @@ class _Builder:
                 if not value:
                     self.problems.append(f"{name} is required when CHAT_BACKEND=agent-chat")
         if chat.backend == "remote":
-            for name, value in (
+            required: tuple[tuple[str, str | Secret | None], ...] = (
                 ("CHAT_BACKEND_URL", chat.backend_url),
                 ("CHAT_BACKEND_API_KEY", chat.backend_api_key),
                 ("CHAT_BACKEND_AGENT_ID", chat.backend_agent_id),
-            ):
-                if not value:
+            )
+            for name, need in required:
+                if not need:
                     self.problems.append(f"{name} is required when CHAT_BACKEND=remote")
         if chat.llm_base_url and not chat.llm_model:
             self.problems.append("LLM_MODEL is required when LLM_BASE_URL is set")

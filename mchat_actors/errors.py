@@ -12,7 +12,8 @@
     +-- ChatServiceError                   the ChatService (embedded or remote) failed
     |   +-- ChatServiceTimeout
     |   +-- ChatServiceRejected
-    +-- StoreError                         SQLite failed
+    +-- StoreError                         SQLite failed (a bug: bad SQL, constraint)
+    |   +-- StoreUnavailable               busy, locked, full or unreadable: worth retrying
     +-- SupervisionError                   an actor exceeded its restart intensity
 
 Third-party exceptions (httpx, trio-websocket, sqlite3) are converted only in the adapter that
@@ -87,7 +88,11 @@ class ChatServiceRejected(ChatServiceError):
 
 
 class StoreError(MchatActorsError):
-    """The SQLite database failed."""
+    """The SQLite database failed. Not transient unless it is a ``StoreUnavailable``."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is busy, locked, full or cannot be read: trying again later can help."""
 
 
 class SupervisionError(MchatActorsError):

@@ -82,7 +82,8 @@ def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
     return row is not None
 
 
-def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str) -> None:
+def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
+                move_cursor: bool = True) -> None:
     """Mark ``post`` handled and move its channel's backfill cursor forward (never back)."""
     db.conn.execute(
         "INSERT INTO mchat_posts (post_id, channel_id, create_at, update_at, status, source,"
@@ -90,11 +91,28 @@ def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
         " update_at = MAX(update_at, excluded.update_at)",
         (post.id, post.channel_id, post.create_at, post.update_at, status, source, time.time()),
     )
+    if not move_cursor:
+        return
     db.conn.execute(
         "UPDATE mchat_channel_mapping SET last_post_id = ?, last_post_at = ?, updated_at = ?"
         " WHERE mchat_channel_id = ? AND last_post_at <= ?",
         (post.id, post.create_at, time.time(), post.channel_id, post.create_at),
     )
+
+
+def channel_cursor(db: sqlite_utils.Database, channel_id: str) -> str | None:
+    """The id of the channel's last handled post (None: unmapped, or nothing handled yet)."""
+    row = db.conn.execute("SELECT last_post_id FROM mchat_channel_mapping"
+                          " WHERE mchat_channel_id = ?", (channel_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def cursors_with_times(db: sqlite_utils.Database) -> list[tuple[str, str | None, float, int]]:
+    """(channel id, last handled post id or None, mapping created_at, last handled post's
+    create_at in ms) for every mapped channel."""
+    return [(r[0], r[1], r[2], int(r[3] or 0)) for r in db.conn.execute(
+        "SELECT mchat_channel_id, last_post_id, created_at, last_post_at"
+        " FROM mchat_channel_mapping ORDER BY id")]
 
 
 def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:

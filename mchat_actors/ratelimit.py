@@ -15,8 +15,9 @@ request waits for the latest of them:
   until ``X-Ratelimit-Reset``) and ``penalize`` (after a 429, everyone waits ``Retry-After``).
 
 Waiting uses ``trio.sleep_until`` on absolute deadlines (no drift). Waiters are served FIFO
-(``trio.Lock`` is fair). The bucket is generic: a per-minute budget is ``rate_per_s=1.0`` or
-``rate_per_s=n / 60`` with ``window_s=60.0``.
+(``trio.Lock`` is fair), except that ``acquire(urgent=True)`` (replies) goes before every
+non-urgent waiter (polls, backfill reads). The bucket is generic: a per-minute budget is
+``rate_per_s=1.0`` or ``rate_per_s=n / 60`` with ``window_s=60.0``.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ class TokenBucket:
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._blocked_until = -math.inf
         self._lock = trio.Lock()
+        self._plain_lock = trio.Lock()  # non-urgent waiters queue here first
+        self._urgent = 0  # urgent waiters
+        self._no_urgent = trio.Event()  # set (and replaced) when the last urgent one is served
+        self._urgent_arrived = trio.Event()  # set (and replaced) when an urgent one arrives
         self._acquired = 0
         self._waits = 0
         self._total_wait_s = 0.0
@@ -108,32 +113,74 @@ class TokenBucket:
             at = max(at, self._sent[0] + self._window_s + self._margin_s)
         return at
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, urgent: bool = False) -> None:
         """Wait until one request may go, and count it as sent.
 
-        Waiters are served first come, first served.
+        ``urgent`` requests (replies) go before the others (polls, backfill reads): urgent
+        waiters queue for the slot directly, the others queue first among themselves and
+        only the first of them contends, stepping back while any urgent one waits. Within
+        each class, first come, first served.
 
         Cancellation: a cancelled waiter consumes nothing; it is always a checkpoint.
         """
         start = self._clock()
         self._waiting += 1
         try:
-            async with self._lock:
-                while True:
-                    now = self._clock()
-                    deadline = self.next_allowed_at()
-                    if now >= deadline:
-                        break
-                    # Re-check after waking: a penalty may have arrived meanwhile.
-                    await trio.sleep_until(deadline)
-                self._tat = max(self._tat, now) + self._interval
-                self._sent.append(now)
+            if urgent:
+                now = await self._acquire_urgent()
+            else:
+                now = await self._acquire_plain()
         finally:
             self._waiting -= 1
         self._acquired += 1
         if now > start:
             self._waits += 1
             self._total_wait_s += now - start
+
+    async def _acquire_urgent(self) -> float:
+        self._urgent += 1
+        self._urgent_arrived.set()  # the plain request holding the slot steps back
+        self._urgent_arrived = trio.Event()
+        try:
+            async with self._lock:
+                now = await self._take_slot(urgent=True)
+                assert now is not None
+                return now
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._no_urgent.set()
+                self._no_urgent = trio.Event()
+
+    async def _acquire_plain(self) -> float:
+        async with self._plain_lock:
+            while True:
+                while self._urgent:
+                    await self._no_urgent.wait()
+                async with self._lock:
+                    now = await self._take_slot(urgent=False)
+                if now is not None:
+                    return now
+
+    async def _take_slot(self, *, urgent: bool) -> float | None:
+        """With the lock held: wait for the next allowed time and take it. None (nothing
+        taken) when a plain request must step back for an urgent one."""
+        while True:
+            if not urgent and self._urgent:
+                return None
+            now = self._clock()
+            deadline = self.next_allowed_at()
+            if now >= deadline:
+                break
+            # Re-check after waking: a penalty (or an urgent request) may have arrived.
+            with trio.move_on_at(deadline):
+                if urgent:
+                    await trio.sleep_forever()
+                else:
+                    await self._urgent_arrived.wait()
+        self._tat = max(self._tat, now) + self._interval
+        self._sent.append(now)
+        return now
 
     def update_from_headers(
         self, limit: int | None, remaining: int | None, reset_s: float | None
@@ -152,6 +199,11 @@ class TokenBucket:
         """After a 429: nobody goes before ``retry_after_s`` seconds from now."""
         self._penalties += 1
         self._block_for(max(0.0, retry_after_s))
+
+    def hold_off(self, seconds: float) -> None:
+        """Nobody goes before ``seconds`` from now (e.g. a restarted process waits one window,
+        so its requests never share a window with those of the process it replaces)."""
+        self._block_for(max(0.0, seconds))
 
     def _block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)

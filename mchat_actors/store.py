@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 import sqlite_utils
 import trio
 
-from .errors import StoreError
+from .errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mchat_channel_mapping (
@@ -96,6 +96,21 @@ CREATE TABLE IF NOT EXISTS audit_log (
     detail TEXT NOT NULL DEFAULT '',
     remote_addr TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS mchat_retry (
+    id INTEGER PRIMARY KEY,
+    channel_id TEXT NOT NULL,
+    event_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    post_id TEXT,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mchat_retry_pending ON mchat_retry (status, channel_id, id);
 CREATE TABLE IF NOT EXISTS mchat_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -116,6 +131,24 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: the one way the runtime writes several rows at once.
+
+    ``COMMIT`` sits inside the error handling: when it fails (SQLITE_BUSY, a deferred
+    constraint), the transaction is rolled back and the error re-raised, so the connection is
+    never left inside an open transaction for the next caller to commit by accident.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Create or upgrade the runtime's tables. Idempotent."""
     db.conn.executescript(_SCHEMA)
@@ -124,6 +157,22 @@ def migrate(db: sqlite_utils.Database) -> None:
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
     )
+
+
+# SQLite's own words for conditions that pass (SQLITE_BUSY, LOCKED, FULL, IOERR, CANTOPEN)
+_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "disk i/o error",
+                       "database or disk is full", "unable to open database file",
+                       "database schema has changed")
+
+
+def store_error(fn: Callable[..., object], exc: sqlite3.Error) -> StoreError:
+    """The typed error for ``exc``: ``StoreUnavailable`` when retrying can help (busy, locked,
+    full disk, I/O), else ``StoreError`` (bad SQL, a constraint: a bug, not a condition)."""
+    where = f"{getattr(fn, '__name__', 'query')}: {exc}"
+    if isinstance(exc, sqlite3.OperationalError) and any(
+            m in str(exc).lower() for m in _TRANSIENT_MESSAGES):
+        return StoreUnavailable(where)
+    return StoreError(where)
 
 
 class Store:
@@ -144,7 +193,7 @@ class Store:
             return await trio.to_thread.run_sync(
                 partial(fn, self.db, *args, **kwargs), limiter=self._limiter)
         except sqlite3.Error as exc:
-            raise StoreError(f"{getattr(fn, '__name__', 'query')}: {exc}") from exc
+            raise store_error(fn, exc) from exc
 
     async def is_writable(self) -> bool:
         def probe(db: sqlite_utils.Database) -> bool:

@@ -3,7 +3,8 @@
 ``supervise(name, fn, policy)`` runs ``fn()`` and restarts it when it raises, waiting a jittered,
 capped backoff between attempts. More than ``policy.max_restarts`` crashes within
 ``policy.within_s`` seconds raises ``SupervisionError`` (the service then stops with a clear
-error instead of spinning). Fatal errors (a rejected token, bad configuration) are never retried.
+error instead of spinning). Fatal errors (a rejected token, bad configuration) are never retried,
+also when they arrive inside an exception group (raised in a nursery of the actor).
 ``fn`` returning normally ends supervision (a transient child that finished its work).
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+from ._groups import first_leaf
 from .errors import ConfigError, MattermostAuthError, SupervisionError
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ async def supervise(
         except FATAL:
             raise
         except Exception as exc:  # the supervisor's error boundary: log, count, restart
+            fatal = first_leaf(exc, FATAL)  # raised inside the actor's nursery: a group
+            if fatal is not None:
+                raise fatal from exc
             now = trio.current_time()
             crashes.append(now)
             while crashes and now - crashes[0] > policy.within_s:

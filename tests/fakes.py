@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 
 import attrs
 import trio
 
 from mchat_actors.chat.protocol import ChatRoom, ChatUser, SendResult, StoredMessage
 from mchat_actors.errors import ChatServiceError
+from mchat_actors.store import Store, connect, migrate, store_error
 
 
 def answer_for(prompt: str) -> str:
@@ -27,7 +29,8 @@ class FakeChat:
     answers: dict[str, str] = attrs.Factory(dict)  # by post id
     calls: list[tuple[str, str]] = attrs.Factory(list)  # (room, post id) in call order
     hang_rooms: dict[str, float] = attrs.Factory(dict)  # room name -> seconds
-    fail_rooms: set[str] = attrs.Factory(set)
+    fail_rooms: set[str] = attrs.Factory(set)  # every call fails: nothing can be stored
+    fail_answer_rooms: set[str] = attrs.Factory(set)  # answers fail; plain storage works
     edits: list[tuple[str, str]] = attrs.Factory(list)
     deletes: list[str] = attrs.Factory(list)
     _ids: itertools.count = attrs.Factory(lambda: itertools.count(1))
@@ -61,7 +64,7 @@ class FakeChat:
         name = self.rooms[room].name if room in self.rooms else room
         if name in self.hang_rooms:
             await trio.sleep(self.hang_rooms[name])
-        if name in self.fail_rooms:
+        if name in self.fail_rooms or (respond and name in self.fail_answer_rooms):
             raise ChatServiceError("scripted failure")
         existing = self.messages.get(post_id)
         if existing is not None:
@@ -82,3 +85,23 @@ class FakeChat:
 
     async def delete_message(self, *, post_id):
         self.deletes.append(post_id)
+
+
+class InlineStore(Store):
+    """The real store on a real SQLite file, with its work run inline on the trio thread.
+
+    For tests on trio's autojump clock, which cannot see the store's worker thread.
+    """
+
+    @classmethod
+    def open(cls, path) -> InlineStore:
+        db = connect(path)
+        migrate(db)
+        return cls(db, str(path))
+
+    async def run(self, fn, *args, **kwargs):
+        await trio.lowlevel.checkpoint()
+        try:
+            return fn(self.db, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(fn, exc) from exc

@@ -261,12 +261,14 @@ class OddRest:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.listed = 0
 
     async def get_my_teams(self):
         return [{"id": "t1"}, None, {"name": "no id"}, "junk"]
 
     async def get_my_channels(self, team_id):
-        return [{"id": "c" * 26, "type": "O"}, {"id": 5}, []]
+        self.listed += 1  # the channel moves before every sweep, so every sweep reads it
+        return [{"id": "c" * 26, "type": "O", "last_post_at": self.listed}, {"id": 5}, []]
 
     async def get_posts(self, channel_id, **kw):
         self.calls += 1
@@ -290,7 +292,8 @@ async def test_the_sweeper_keeps_good_posts_counts_bad_ones_and_survives(tmp_pat
             await sweeper.poll_forever(1.0)  # the second sweep's junk answer must not crash it
     emitted = [recv.receive_nowait().post.id for _ in range(2)]
     assert emitted == [good_post(1)["id"], good_post(2)["id"]]
-    assert sweeper.stats.malformed == 3  # junk teams, junk channels, the broken post
+    # junk teams (the list is kept 5 min), junk channels at every sweep, the broken post
+    assert sweeper.stats.malformed == 1 + sweeper.rest.listed + 1
     assert sweeper.stats.failures >= 3  # every later sweep failed cleanly, retried
 
 

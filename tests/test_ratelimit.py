@@ -165,3 +165,45 @@ def test_rejects_invalid_arguments():
         TokenBucket(0)
     with pytest.raises(ValueError, match="burst"):
         TokenBucket(1.0, burst=0)
+
+
+async def test_urgent_requests_go_before_waiting_polls(autojump_clock):
+    """Replies before polls: with 5 polls queued on a 1/s bucket, a reply that arrives later
+    goes next (old code: first come, first served, the reply waited ~5 s behind polls)."""
+    import trio
+
+    bucket = TokenBucket(1.0)
+    order: list[str] = []
+
+    async def take(name, urgent):
+        await bucket.acquire(urgent=urgent)
+        order.append(name)
+
+    async with trio.open_nursery() as n:
+        for i in range(5):
+            n.start_soon(take, f"poll{i}", False)
+            await trio.sleep(0)
+        await trio.sleep(0.5)
+        n.start_soon(take, "reply", True)
+    assert order[:2] == ["poll0", "reply"]
+    assert order[2:] == ["poll1", "poll2", "poll3", "poll4"]
+    assert len(bucket._sent) == 1  # still never more than 1 in any 1 s window
+
+
+async def test_urgent_requests_keep_the_window_limit(autojump_clock):
+    """Priority never bends the budget: a mix of urgent and plain requests on a 10/s bucket
+    never puts more than 10 in any 1 s window."""
+    import trio
+
+    bucket = TokenBucket(10.0)
+    times: list[float] = []
+
+    async def take(urgent):
+        await bucket.acquire(urgent=urgent)
+        times.append(trio.current_time())
+
+    async with trio.open_nursery() as n:
+        for i in range(60):
+            n.start_soon(take, i % 3 == 0)
+    times.sort()
+    assert all(times[i + 10] - times[i] >= 1.0 for i in range(len(times) - 10))

@@ -42,3 +42,36 @@ async def test_sqlite_errors_become_store_error(tmp_path):
         with pytest.raises(StoreError) as info:
             await store.run(bad)
         assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_a_failed_commit_leaves_no_open_transaction(tmp_path):
+    """COMMIT inside the error handling: a COMMIT that fails (here a deferred foreign key;
+    SQLITE_BUSY behaves the same) is rolled back, so the connection is not left inside a
+    transaction that the next caller would commit by accident (the old hand-written blocks
+    ran COMMIT after their try)."""
+    from mchat_actors.store import connect, transaction
+
+    db = connect(tmp_path / "t.db")
+    db.conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    db.conn.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES "
+                    "parent(id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError):
+        with transaction(db.conn):
+            db.conn.execute("INSERT INTO child (parent) VALUES (42)")
+    assert not db.conn.in_transaction
+    assert db.conn.execute("SELECT COUNT(*) FROM child").fetchone() == (0,)
+
+
+async def test_busy_and_locked_are_transient_bad_sql_is_not(tmp_path):
+    """Only conditions that pass become StoreUnavailable (retried); a bug stays StoreError."""
+    from mchat_actors.errors import StoreUnavailable
+    from mchat_actors.store import store_error
+
+    def fn(db):
+        return None
+
+    assert isinstance(store_error(fn, sqlite3.OperationalError("database is locked")),
+                      StoreUnavailable)
+    bug = store_error(fn, sqlite3.OperationalError("no such column: x"))
+    assert isinstance(bug, StoreError) and not isinstance(bug, StoreUnavailable)
+    assert not isinstance(store_error(fn, sqlite3.IntegrityError("UNIQUE")), StoreUnavailable)

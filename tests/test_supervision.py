@@ -78,3 +78,31 @@ async def test_fatal_errors_are_not_retried(autojump_clock):
     with pytest.raises(MattermostAuthError):
         await supervise("child", child, RestartPolicy())
     assert calls == 1
+
+
+async def test_a_fatal_error_inside_an_exception_group_is_not_restarted(autojump_clock):
+    """The sender raises MattermostAuthError inside its nursery, so the supervisor sees an
+    ExceptionGroup; old code restarted it 5 times and the service exited 4 instead of 3."""
+    calls = []
+
+    async def child():
+        calls.append(1)
+        async with trio.open_nursery() as n:
+            async def reject():
+                raise MattermostAuthError("401")
+            n.start_soon(reject)
+            n.start_soon(trio.sleep_forever)
+
+    with pytest.raises(MattermostAuthError):
+        await supervise("sender", child, RestartPolicy(max_restarts=5, within_s=60))
+    assert calls == [1]
+
+
+def test_collapse_prefers_the_fatal_leaf_over_other_errors():
+    from mchat_actors._groups import collapse_groups
+    from mchat_actors.supervision import FATAL
+
+    with pytest.raises(MattermostAuthError):
+        with collapse_groups(fatal=FATAL):
+            raise ExceptionGroup("x", [RuntimeError("other"),
+                                       ExceptionGroup("y", [MattermostAuthError("401")])])

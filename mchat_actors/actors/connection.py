@@ -7,16 +7,19 @@ intervals), or skips a sequence number (the next connect resumes and the server 
 ``NotAuthenticated`` when the server never accepted the token (the supervisor checks users/me).
 
 Once the socket is proven (a ``hello``, or the answer to our first ``ping`` on a resumed socket)
-the connection awaits ``on_ready(is_new)`` *before reading on*: ``is_new`` is true when a hello
-carried a connection id different from the one we held (events were lost), and the supervisor's
-backfill then reaches the dispatcher ahead of every newer live event, so per-channel order
-holds. Liveness checks are suspended meanwhile.
+the connection runs ``on_ready(is_new)`` (the backfill; ``is_new`` is true when a hello carried
+a connection id different from the one we held: events were lost) *while it keeps reading the
+socket*: live events are held in a buffer meanwhile (so the server never drops a socket we do
+not read, and a drop is seen at once), then forwarded in order after the backfill's posts, so
+per-channel order holds (duplicates are dropped downstream by post id). A buffer that
+overflows ``BUFFER_CAP`` is dropped and the backfill runs again (REST has those posts).
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
@@ -42,6 +45,7 @@ from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
 
+BUFFER_CAP = 50_000  # live events held during one backfill
 RECEIVE_BUFFER = 64 * 1024  # trio-websocket's 4 KiB default costs ~20% and is erratic
 MAX_FRAME = 4 * 1024 * 1024
 
@@ -68,6 +72,8 @@ class ConnectionStats:
     new_connections: int = 0  # hellos with a new id (events may have been lost)
     events: Counter[str] = attrs.Factory(Counter)
     last_event_at: float | None = None  # trio time
+    last_frame_wall_ms: int | None = None  # wall ms of the last frame (what was surely read)
+    buffer_dropped: int = 0  # live events dropped at a full buffer (read again by REST)
     ready_at: float | None = None  # when the current socket was proven authenticated
 
 
@@ -125,9 +131,17 @@ class _Connection:
     action_seq: int = 0
     ping_sent_at: float | None = None  # outstanding ping action
     ping_seq: int = 0
-    paused: bool = False  # backfilling: liveness checks are suspended
+    paused: bool = False  # liveness checks suspended (unused since backfill reads on)
     ready: trio.Event = attrs.Factory(trio.Event)
     refused_auth: bool = False
+    read_seq: int = 0  # the next seq expected from the socket
+    # live events held while the backfill runs (None: forwarding live)
+    buffer: list[tuple[int | None, InboundEvent]] | None = None
+    overflowed: bool = False
+    _forward: trio.Lock = attrs.Factory(trio.Lock)
+
+    def __attrs_post_init__(self) -> None:
+        self.read_seq = self.resume.next_seq
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         url = websocket_url(self.cfg, self.resume)
@@ -161,6 +175,7 @@ class _Connection:
                 _raise_if_certificate(exc)
                 raise MattermostUnavailable(_describe_handshake(exc)) from None
             try:
+                self.buffer = []  # until the backfill is done, live events are held
                 nursery.start_soon(self._keepalive, ws)
                 with trio.move_on_after(self.cfg.hello_timeout_s) as hello_scope:
                     await self._read_until_ready(ws)
@@ -169,19 +184,35 @@ class _Connection:
                                            f"{self.cfg.hello_timeout_s:g} s")
                 self.stats.ready_at = trio.current_time()
                 task_status.started()
-                self.paused = True
-                try:
-                    await self.on_ready(self.is_new)
-                finally:
-                    self.paused = False
-                    if self.ping_sent_at is not None:
-                        self.ping_sent_at = trio.current_time()
-                await self._read(ws)
+                nursery.start_soon(self._read, ws)
+                await self._backfill_then_flush()
+                await trio.sleep_forever()  # the reader runs until the socket fails
             finally:
                 nursery.cancel_scope.cancel()
                 with trio.move_on_after(1.0) as cleanup:
                     cleanup.shield = True
                     await ws.aclose()
+
+    async def _backfill_then_flush(self) -> None:
+        """Run ``on_ready`` (the backfill) while the reader keeps reading the socket into the
+        buffer; then forward the buffer in order and go live. A buffer that overflowed was
+        dropped (those posts are not recorded): backfill again, it reads them from REST."""
+        is_new = self.is_new
+        while True:
+            self.overflowed = False
+            await self.on_ready(is_new)
+            if not self.overflowed:
+                break
+            logger.warning("connection: live buffer overflowed during the backfill; "
+                           "backfilling again")
+            is_new = True
+        async with self._forward:
+            buffered, self.buffer = self.buffer or [], None
+            for seq, event in buffered:
+                await self.events.send(event)
+                if seq is not None:
+                    self.resume.next_seq = seq + 1
+            self.resume.next_seq = self.read_seq
 
     async def _send_action(self, ws: trio_websocket.WebSocketConnection, action: str) -> int:
         self.action_seq += 1
@@ -221,6 +252,7 @@ class _Connection:
 
     async def _handle(self, message: str | bytes) -> None:
         self.stats.frames += 1
+        self.stats.last_frame_wall_ms = int(time.time() * 1000)
         try:
             frame = parse_frame(message, my_user_id=self.bot_user_id)
         except MalformedEvent as exc:
@@ -248,14 +280,18 @@ class _Connection:
                 if self._accept_seq(seq):
                     self.stats.events[name] += 1
                     self.stats.last_event_at = trio.current_time()
-                    await self.events.send(value)
-                    self._advance(seq)
+                    if self.buffer is not None:  # backfilling: hold it, keep reading
+                        self._hold(seq, value)
+                        return
+                    async with self._forward:
+                        await self.events.send(value)
+                        self._advance(seq)
 
     async def _on_hello(self, hello: Hello) -> None:
         self.stats.hellos += 1
         previous = self.resume.connection_id
         self.resume.connection_id = hello.connection_id
-        self.resume.next_seq = hello.seq + 1
+        self.resume.next_seq = self.read_seq = hello.seq + 1
         if previous != hello.connection_id:
             self.is_new = True
             self.stats.new_connections += 1
@@ -263,10 +299,25 @@ class _Connection:
                         previous or "none")
         self.ready.set()
 
+    def _hold(self, seq: int | None, event: InboundEvent) -> None:
+        """Buffer a live event during the backfill (``resume.next_seq`` stays at the first
+        one held, so a resume replays them if the socket drops before they are forwarded)."""
+        if seq is not None:
+            self.read_seq = seq + 1
+        if self.overflowed:
+            self.stats.buffer_dropped += 1
+            return
+        assert self.buffer is not None
+        self.buffer.append((seq, event))
+        if len(self.buffer) > BUFFER_CAP:
+            self.overflowed = True
+            self.stats.buffer_dropped += len(self.buffer)
+            self.buffer.clear()
+
     def _accept_seq(self, seq: int | None) -> bool:
         if seq is None:
             return True
-        expected = self.resume.next_seq
+        expected = self.read_seq
         if seq < expected:
             self.stats.duplicates_by_seq += 1
             return False
@@ -276,7 +327,9 @@ class _Connection:
 
     def _advance(self, seq: int | None) -> None:
         if seq is not None:
-            self.resume.next_seq = seq + 1
+            self.read_seq = seq + 1
+            if self.buffer is None:
+                self.resume.next_seq = self.read_seq
 
 
 def _raise_if_certificate(exc: BaseException) -> None:

@@ -1,30 +1,58 @@
 """Routes events to one serializer per channel: strict order inside a channel, parallel across.
 
 Each active channel has a lane: a bounded mailbox and one serializer task that handles its
-events one at a time. A slow channel only fills its own mailbox; when a mailbox is full the
-dispatcher waits (explicit back-pressure up to the connection, never an unbounded queue).
+events one at a time. A slow channel only fills its own mailbox, and the dispatcher never waits
+for it: at a full mailbox the lane is marked *behind* and the post is dropped here (it is not
+recorded, so the channel's cursor stays before it); when the lane's mailbox is empty again it
+catches up by reading its channel from the server (``catch_up``: from the cursor, page by
+page), while every other channel flows. Other events (edits, member changes) wait in a small
+per-lane overflow instead.
 Lanes idle for ``channel_idle_s`` with an empty mailbox are reaped; the next event for that
-channel starts a fresh lane. A transient failure (Mattermost or SQLite unavailable) retries the
-same event with backoff so the channel's order holds; any other error is logged and counted.
+channel starts a fresh lane.
+
+An event is done only when it is handled (for a post: durably stored). A transient failure
+(Mattermost, the ChatService or SQLite unavailable) is retried a few times in place; then, or at
+once for any other error (a bug is logged with its traceback, never retried as "transient"), the
+event is parked in the durable retry queue (``retry_queue.py``) and the lane is *parked*: every
+later event of that channel is parked behind it, in order, so the channel's cursor never passes
+an unstored post. A parked lane retries its head with backoff until it succeeds or an admin
+resolves it, then returns to its mailbox. Lanes of channels with parked events are started at
+once when the dispatcher starts (the queue survives restarts).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import attrs
 import trio
 
 from ..config import QueueConfig
-from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited, StoreError
-from ..messages import InboundEvent, channel_of
+from ..errors import (
+    ChatServiceError,
+    MattermostAuthError,
+    MattermostUnavailable,
+    RateLimited,
+    StoreUnavailable,
+)
+from ..messages import InboundEvent, PostCreated, channel_of
+from ..retry_queue import ParkedEvent, RetryQueue, backoff_s
 
 logger = logging.getLogger(__name__)
 
 Handle = Callable[[InboundEvent], Awaitable[None]]
-TRANSIENT = (MattermostUnavailable, RateLimited, StoreError)
-RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+# (channel id, create_at of the oldest dropped post) -> the channel's posts from its cursor (or
+# from that time when it has none), a page at a time: ``Sweeper.catch_up``
+CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
+OVERFLOW_CAP = 4096
+CATCH_UP_RETRY_S = 2.0
+TRANSIENT = (MattermostUnavailable, RateLimited, StoreUnavailable, ChatServiceError)
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)  # quick tries in place before the event is parked
+RECHECK_S = 5.0  # a parked lane re-reads its head at least this often (admin retry/discard)
 
 
 @attrs.define
@@ -33,6 +61,11 @@ class _Lane:
     receive: trio.MemoryReceiveChannel[InboundEvent]
     busy: bool = False
     last_active: float = 0.0
+    parked: bool = False  # the channel has events in the retry queue: new ones go behind
+    behind: bool = False  # posts were dropped at a full mailbox: catch up from REST
+    behind_since_ms: int | None = None  # create_at of the oldest dropped post
+    overflow: deque[InboundEvent] = attrs.Factory(deque)  # non-post events at a full mailbox
+    closing: bool = False
 
 
 @attrs.define
@@ -40,13 +73,26 @@ class DispatcherStats:
     events: int = 0
     lanes_started: int = 0
     lanes_reaped: int = 0
-    errors: int = 0
-    retries: int = 0
+    errors: int = 0  # unexpected errors (bugs): parked at once, logged with a traceback
+    retries: int = 0  # quick transient retries in place
+    parked: int = 0  # events put in the retry queue
+    parked_done: int = 0  # parked events handled on a later try
+    parked_failures: int = 0  # failed tries of a parked head
+    dropped_behind: int = 0  # posts not queued at a full mailbox (read again by a catch-up)
+    catch_ups: int = 0
+    catch_up_failures: int = 0
+    overflow_lost: int = 0  # non-post events beyond OVERFLOW_CAP (logged as errors)
     lanes: dict[str, _Lane] = attrs.Factory(dict)
 
     def mailbox_depths(self) -> dict[str, int]:
         return {cid: lane.receive.statistics().current_buffer_used
                 for cid, lane in self.lanes.items()}
+
+    def parked_channels(self) -> list[str]:
+        return sorted(cid for cid, lane in self.lanes.items() if lane.parked)
+
+    def behind_channels(self) -> list[str]:
+        return sorted(cid for cid, lane in self.lanes.items() if lane.behind)
 
 
 async def run(
@@ -55,68 +101,251 @@ async def run(
     inbox: trio.MemoryReceiveChannel[InboundEvent],
     handle: Handle,
     stats: DispatcherStats,
+    retry_queue: RetryQueue,
+    catch_up: CatchUp,
+    wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Dispatch until ``inbox`` ends, then let every lane drain and return.
+    """Dispatch until ``inbox`` ends, then let every lane drain and return. Never waits for a
+    lane: a full mailbox marks the lane behind (see the module docstring).
 
     Cancellation: lanes are cancelled mid-event; an unfinished event was not recorded as
-    handled, so the next start's backfill brings it back.
+    handled, so the next start's backfill (or the retry queue) brings it back.
     """
     lanes = stats.lanes
+    ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
+                   catch_up=catch_up)
     async with trio.open_nursery() as work_nursery:
-        reaper = trio.CancelScope()
-        work_nursery.start_soon(_reap_idle, queues, lanes, stats, reaper)
-        task_status.started()
-        async for event in inbox:
-            stats.events += 1
-            cid = channel_of(event)
+
+        def lane_for(cid: str) -> _Lane:
             lane = lanes.get(cid)
             if lane is None:
                 send, receive = trio.open_memory_channel[InboundEvent](queues.channel_mailbox)
                 lane = lanes[cid] = _Lane(send, receive, last_active=trio.current_time())
                 stats.lanes_started += 1
-                work_nursery.start_soon(_serialize, cid, lane, handle, stats)
+                work_nursery.start_soon(_serialize, cid, lane, ctx)
+            return lane
+
+        for cid in await retry_queue.channels():
+            lane_for(cid).parked = True
+        reaper = trio.CancelScope()
+        work_nursery.start_soon(_reap_idle, queues, lanes, stats, reaper)
+        task_status.started()
+        async for event in inbox:
+            stats.events += 1
+            lane = lane_for(channel_of(event))
             lane.last_active = trio.current_time()  # an event in flight is never reaped
-            await lane.send.send(event)
+            if lane.behind or lane.overflow:  # nothing may overtake what was left out
+                _fell_behind(channel_of(event), lane, event, stats)
+                continue
+            try:
+                lane.send.send_nowait(event)
+            except trio.WouldBlock:
+                _fell_behind(channel_of(event), lane, event, stats)
         reaper.cancel()
         for lane in lanes.values():
+            lane.closing = True
             await lane.send.aclose()
 
 
-async def _serialize(cid: str, lane: _Lane, handle: Handle, stats: DispatcherStats) -> None:
+def _fell_behind(cid: str, lane: _Lane, event: InboundEvent, stats: DispatcherStats) -> None:
+    """The lane's mailbox is full. A post is dropped here and read again from the server when
+    the lane has room (it is not recorded, so the cursor stays before it); other events wait
+    in the lane's overflow, bounded by ``OVERFLOW_CAP``."""
+    if isinstance(event, PostCreated):
+        if not lane.behind:
+            logger.warning("dispatcher: channel %s fell behind (mailbox full); it catches up "
+                           "from the server", cid)
+        lane.behind = True
+        at = event.post.create_at
+        lane.behind_since_ms = at if lane.behind_since_ms is None else min(
+            lane.behind_since_ms, at)
+        stats.dropped_behind += 1
+    elif len(lane.overflow) < OVERFLOW_CAP:
+        lane.overflow.append(event)
+    else:
+        stats.overflow_lost += 1
+        logger.error("dispatcher: channel %s: overflow full, %s lost", cid,
+                     type(event).__name__)
+
+
+@attrs.frozen
+class _Context:
+    handle: Handle
+    stats: DispatcherStats
+    queue: RetryQueue
+    wall: Callable[[], float]
+    catch_up: CatchUp
+
+
+async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
     async with lane.receive:
-        async for event in lane.receive:
+        while True:
+            if (lane.overflow or lane.behind) and not lane.closing and (
+                    lane.receive.statistics().current_buffer_used == 0):
+                await _catch_up(cid, lane, ctx)
+                continue
+            if lane.parked:
+                due = await _retry_parked(cid, lane, ctx)
+                if not lane.parked:
+                    continue
+                event = None
+                with trio.move_on_after(min(due, RECHECK_S)):
+                    try:
+                        event = await lane.receive.receive()
+                    except trio.EndOfChannel:
+                        return  # shutdown: the parked events stay in the durable queue
+                if event is not None:
+                    await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+                continue
+            try:
+                event = await lane.receive.receive()
+            except trio.EndOfChannel:
+                return
             lane.busy = True
             try:
-                await _handle_with_retry(cid, event, handle, stats)
+                await _take(cid, lane, event, ctx)
             finally:
                 lane.busy = False
                 lane.last_active = trio.current_time()
 
 
-async def _handle_with_retry(cid: str, event: InboundEvent, handle: Handle,
-                             stats: DispatcherStats) -> None:
+async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
+    """Handle ``event`` in order: behind the parked ones when the lane is parked."""
+    if lane.parked:
+        await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+    elif not await _handle_in_place(cid, event, ctx):
+        lane.parked = True
+
+
+async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
+    """The mailbox is empty again: handle the overflow, then read the posts dropped while the
+    lane was behind (and everything after them) from the server, page by page."""
+    lane.busy = True
+    try:
+        while lane.overflow:
+            await _take(cid, lane, lane.overflow.popleft(), ctx)
+        if not lane.behind:
+            return
+        since, lane.behind, lane.behind_since_ms = lane.behind_since_ms, False, None
+        ctx.stats.catch_ups += 1
+        try:
+            async for events in ctx.catch_up(cid, since or 0):
+                for event in events:
+                    await _take(cid, lane, event, ctx)
+        except TRANSIENT as exc:
+            ctx.stats.catch_up_failures += 1
+            lane.behind = True
+            lane.behind_since_ms = since if lane.behind_since_ms is None or since is None else (
+                min(since, lane.behind_since_ms))
+            logger.warning("dispatcher: channel %s: catch-up failed (%s); again in %g s", cid,
+                           exc, CATCH_UP_RETRY_S)
+            await trio.sleep(CATCH_UP_RETRY_S)
+    finally:
+        lane.busy = False
+        lane.last_active = trio.current_time()
+
+
+async def _handle_in_place(cid: str, event: InboundEvent, ctx: _Context) -> bool:
+    """Handle ``event``, retrying transient failures a few times; park it when that fails.
+    Returns whether it was handled (False: it is parked)."""
+    stats = ctx.stats
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
-            await handle(event)
-            return
+            await ctx.handle(event)
+            return True
         except MattermostAuthError:
             raise
         except TRANSIENT as exc:
             if delay is None:
-                stats.errors += 1
-                logger.error("dispatcher: channel %s: giving up on %s after %d tries: %s",
-                             cid, type(event).__name__, attempt + 1, exc)
-                return
+                await _park(cid, event, ctx, attempts=attempt + 1, error=_describe(exc))
+                return False
             stats.retries += 1
             logger.warning("dispatcher: channel %s: %s; retrying in %g s", cid,
                            type(exc).__name__, delay)
             await trio.sleep(delay)
-        except Exception:  # the serializer's error boundary: one event, log, count, go on
+        except Exception as exc:  # the serializer's error boundary: a bug is parked, not lost
             stats.errors += 1
-            logger.exception("dispatcher: channel %s: failed to handle %s", cid,
+            logger.exception("dispatcher: channel %s: failed to handle %s; parked", cid,
                              type(event).__name__)
+            await _park(cid, event, ctx, attempts=attempt + 1, error=_describe(exc))
+            return False
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _park(cid: str, event: InboundEvent, ctx: _Context, *, attempts: int,
+                error: str) -> None:
+    """Make ``event`` durable in the retry queue; while the database refuses, keep trying (the
+    event is not recorded as handled, so if the process dies meanwhile the backfill has it)."""
+    next_at = ctx.wall() + (_parked_backoff(attempts) if attempts else 0.0)
+    for delay in itertools.chain(RETRY_DELAYS_S, itertools.repeat(30.0)):
+        try:
+            if await ctx.queue.park(event, attempts=attempts, error=error,
+                                    next_attempt_at=next_at):
+                ctx.stats.parked += 1
+                if attempts:
+                    logger.warning("dispatcher: channel %s: parked %s after %d tries: %s", cid,
+                                   type(event).__name__, attempts, error)
             return
+        except StoreUnavailable as exc:
+            logger.warning("dispatcher: channel %s: cannot park an event (%s); retrying in "
+                           "%g s", cid, exc, delay)
+            await trio.sleep(delay)
+
+
+async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
+    """Try the channel's due parked events in order. Unparks the lane when the queue is empty;
+    else returns the seconds until its head is due."""
+    stats = ctx.stats
+    while True:
+        try:
+            parked = await ctx.queue.head(cid)
+        except StoreUnavailable:
+            return RECHECK_S
+        if parked is None:
+            lane.parked = False
+            logger.info("dispatcher: channel %s: retry queue empty; back to live events", cid)
+            return 0.0
+        wait = parked.next_attempt_at - ctx.wall()
+        if wait > 0:
+            return wait
+        error = await _try_parked(cid, parked, ctx)
+        if error is None:
+            stats.parked_done += 1
+            await ctx.queue.done(parked.id)
+            continue
+        stats.parked_failures += 1
+        delay = _parked_backoff(parked.attempts + 1)
+        await ctx.queue.failed(parked.id, error=error, next_attempt_at=ctx.wall() + delay)
+        logger.warning("dispatcher: channel %s: parked %s failed again (try %d): %s; next in "
+                       "%g s", cid, type(parked.event).__name__, parked.attempts + 1, error,
+                       delay)
+        return delay
+
+
+async def _try_parked(cid: str, parked: ParkedEvent, ctx: _Context) -> str | None:
+    """One try of a parked event: None when handled, else the error's description."""
+    try:
+        await ctx.handle(parked.event)
+    except MattermostAuthError:
+        raise
+    except TRANSIENT as exc:
+        return _describe(exc)
+    except Exception as exc:  # the serializer's error boundary (see _handle_in_place)
+        ctx.stats.errors += 1
+        logger.exception("dispatcher: channel %s: parked %s failed with a bug", cid,
+                         type(parked.event).__name__)
+        return _describe(exc)
+    return None
+
+
+def _parked_backoff(attempts: int) -> float:
+    """Backoff after ``attempts`` tries in all, the quick ones in place not counted."""
+    return backoff_s(attempts - len(RETRY_DELAYS_S))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 async def _reap_idle(queues: QueueConfig, lanes: dict[str, _Lane], stats: DispatcherStats,
@@ -129,7 +358,8 @@ async def _reap_idle(queues: QueueConfig, lanes: dict[str, _Lane], stats: Dispat
                 lane = lanes[cid]
                 idle = now - lane.last_active >= queues.channel_idle_s
                 empty = lane.receive.statistics().current_buffer_used == 0
-                if idle and empty and not lane.busy:
+                if idle and empty and not (lane.busy or lane.parked or lane.behind
+                                               or lane.overflow):
                     del lanes[cid]
                     lane.send.close()  # the serializer sees end-of-channel and exits
                     stats.lanes_reaped += 1

@@ -21,6 +21,7 @@ import trio
 from .. import mapping, outbox
 from ..chat.protocol import ReactFn
 from ..config import MattermostConfig
+from ..errors import ChatServiceError
 from ..logsetup import fields as log_fields
 from ..loopguard import LoopGuard
 from ..messages import (
@@ -39,7 +40,7 @@ from ..messages import (
     SendEphemeral,
     SendReply,
 )
-from ..store import Store
+from ..store import Store, transaction
 from ..trigger import MARKER, BotIdentity, decide, mention_pattern, reply_root
 from .invoker import Invoker
 from .mapper import Mapper
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 HOURGLASS = "hourglass_flowing_sand"
 PRIVATE_NOTE = ("결과는 요청하신 분께만 보이도록 DM으로 보냈습니다. / "
                 "Sent to you by DM: only you may see these results.")
+CLAIM_GRACE_S = 5.0
 
 
 @attrs.define
@@ -63,6 +65,7 @@ class WebhookReplies:
 
     _waiting: dict[str, trio.MemorySendChannel[str]] = attrs.Factory(dict)
     _inboxes: dict[str, trio.MemoryReceiveChannel[str]] = attrs.Factory(dict)
+    _claimed: set[str] = attrs.Factory(set)
 
     def expect(self, post_id: str) -> None:
         send, recv = trio.open_memory_channel[str](1)
@@ -78,10 +81,24 @@ class WebhookReplies:
         try:
             with trio.move_on_after(timeout_s):
                 return await recv.receive() or None
+            if post_id in self._claimed:  # the reply is being committed: it is ours
+                with trio.move_on_after(CLAIM_GRACE_S):
+                    return await recv.receive() or None
             return None
         finally:
             self._waiting.pop(post_id, None)
             self._inboxes.pop(post_id, None)
+            self._claimed.discard(post_id)
+            recv.close()
+
+    def claim(self, post_id: str) -> bool:
+        """Reserve the waiter for a reply about to be committed as delivered in the response;
+        False when nobody waits (the reply then goes through the outbox). After a claim the
+        waiter waits up to ``CLAIM_GRACE_S`` beyond its deadline for ``deliver``/``no_reply``."""
+        if post_id not in self._waiting:
+            return False
+        self._claimed.add(post_id)
+        return True
 
     def no_reply(self, post_id: str) -> None:
         """The post was handled and gets no reply: wake the waiter at once."""
@@ -90,6 +107,7 @@ class WebhookReplies:
     def deliver(self, post_id: str, text: str) -> bool:
         """Hand ``text`` to a waiter; False when nobody waits (the caller then uses the outbox)."""
         send = self._waiting.pop(post_id, None)
+        self._claimed.discard(post_id)
         if send is None:
             return False
         try:
@@ -119,8 +137,7 @@ def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
     ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
     rows are recorded as sent so the sender never posts them.
     """
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db.conn):
         mapping.record_post(db, post, status=status, source=source)
         if replies:
             outbox.enqueue_replies(db, replies, max_chars=max_chars)
@@ -128,10 +145,6 @@ def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
                 for reply in replies:
                     outbox.mark_delivered_elsewhere(db, reply.reply_key,
                                                     how="webhook-response")
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
 
 
 @attrs.define
@@ -200,8 +213,12 @@ class Handler:
             post, room=info.room_id, user=user, respond=decision.respond,
             prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}",
             react=self._reactor(post.id) if decision.respond else None)
-        if outcome.failed and outcome.result is None:
-            await self.invoker.store_only(post, room=info.room_id, user=user)
+        if outcome.failed and outcome.result is None and not await self.invoker.store_only(
+                post, room=info.room_id, user=user):
+            # not stored: not done. The dispatcher retries, then parks it in the retry queue;
+            # the question gets its (late) answer when the ChatService is back.
+            raise ChatServiceError(f"the ChatService could not store post {post.id} "
+                                   f"({outcome.error})")
         replies: tuple[SendReply, ...] = ()
         channel_type = event.channel_type or info.type
         private = (outcome.result is not None and outcome.result.ephemeral
@@ -226,8 +243,9 @@ class Handler:
         if outcome.result is not None:
             self.stats.memories_saved += len(outcome.result.extracted_memories)
             self.stats.ai_responses += len(replies)
+        # claimed before the commit (the waiter then waits for it), handed over only after
         in_response = bool(replies) and event.source == "webhook" and (
-            self.webhook_replies.deliver(post.id, replies[0].message))
+            self.webhook_replies.claim(post.id))
         await self._finish(post, status, event.source, replies, in_response)
         logger.info("handler: post %s %s", post.id, status, extra=log_fields(
             channel_id=post.channel_id, user_id=post.user_id, post_id=post.id, action=status,
@@ -250,13 +268,19 @@ class Handler:
 
     async def _finish(self, post: Post, status: str, source: str,
                       replies: tuple[SendReply, ...], in_response: bool = False) -> None:
-        await self.store.run(finish_post, post, status=status, source=source, replies=replies,
-                             max_chars=self.cfg.max_post_chars,
-                             delivered_in_response=in_response)
+        try:
+            await self.store.run(finish_post, post, status=status, source=source,
+                                 replies=replies, max_chars=self.cfg.max_post_chars,
+                                 delivered_in_response=in_response)
+        except BaseException:
+            if source == "webhook":  # not committed: the waiter gets nothing, the retry posts
+                self.webhook_replies.no_reply(post.id)
+            raise
         self.stats.posts[status] += 1
         if source == "webhook" and not replies:
             self.webhook_replies.no_reply(post.id)
         if in_response:
+            self.webhook_replies.deliver(post.id, replies[0].message)
             self.stats.replies_in_webhook_response += len(replies)
             return
         for reply in replies:

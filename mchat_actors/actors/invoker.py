@@ -1,7 +1,9 @@
 """Calls the ChatService under a timeout and a concurrency limit; failures become an apology.
 
 The serializers call ``Invoker.send`` for each post in order (request/response in their own task,
-so a slow channel waits alone); ``CapacityLimiter`` bounds how many calls run at once. Any
+so a slow channel waits alone). Two ``CapacityLimiter``s bound how many calls run at once:
+``limiter`` for calls that answer, ``store_limiter`` for calls that only store (plain posts,
+edits, deletes), so storage never waits behind answers that may take an LLM's minute. Any
 ChatService failure or timeout gives ``Outcome.failed`` plus the fixed apology text, never the
 exception's text, never silence and never a crash.
 """
@@ -47,7 +49,9 @@ class InvokerStats:
 class Invoker:
     chat: ChatService
     timeout_s: float
-    limiter: trio.CapacityLimiter
+    limiter: trio.CapacityLimiter  # calls that answer (may take an LLM's time)
+    # calls that only store (plain posts, edits, deletes): never queued behind answers
+    store_limiter: trio.CapacityLimiter = attrs.Factory(lambda: trio.CapacityLimiter(16))
     stats: InvokerStats = attrs.Factory(InvokerStats)
 
     async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
@@ -57,7 +61,7 @@ class Invoker:
         start = trio.current_time()
         self.stats.calls += 1
         try:
-            async with self.limiter:
+            async with self.limiter if respond else self.store_limiter:
                 with trio.fail_after(self.timeout_s):
                     result = await self.chat.send_message(
                         room, user, post.message, post_id=post.id, root_id=post.root_id,
@@ -112,7 +116,7 @@ class Invoker:
                            call: Callable[[], Awaitable[object]]) -> bool:
         """``call`` under the limiter and the timeout; a failure is logged and counted."""
         try:
-            async with self.limiter:
+            async with self.store_limiter:
                 with trio.fail_after(self.timeout_s):
                     await call()
         except (trio.TooSlowError, ChatServiceError, StoreError) as exc:

@@ -12,20 +12,22 @@ per-key lock makes concurrent first sightings of one user or channel create it o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 from .. import mapping
 from ..chat.protocol import ChatService
-from ..errors import MattermostAuthError, MchatActorsError
+from ..errors import ChatServiceTimeout, MattermostAuthError, MchatActorsError
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
 from ..store import Store
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _ROOM_KINDS = {"O": "channel", "P": "private", "D": "direct", "G": "group"}
 MEMBERS_PAGE = 200
 
@@ -68,6 +70,7 @@ class Mapper:
     rest: _Rest
     chat: ChatService
     bot_user_id: str
+    timeout_s: float = 60.0  # every ChatService call (CHAT_TIMEOUT)
     stats: MapperStats = attrs.Factory(MapperStats)
     _channels: dict[str, ChannelInfo] = attrs.Factory(dict)
     _users: dict[str, AgentUserId] = attrs.Factory(dict)
@@ -75,6 +78,15 @@ class Mapper:
 
     def _lock(self, key: str) -> trio.Lock:
         return self._locks.setdefault(key, trio.Lock())
+
+    async def _chat(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A ChatService call under ``timeout_s``; a timeout is ``ChatServiceTimeout`` (the
+        dispatcher retries the event, then parks it)."""
+        try:
+            with trio.fail_after(self.timeout_s):
+                return await call()
+        except trio.TooSlowError:
+            raise ChatServiceTimeout(f"mapper: {what} took over {self.timeout_s:g} s") from None
 
     async def channel(self, channel_id: ChannelId) -> ChannelInfo:
         """The channel's room, creating it (and its members) on first sight."""
@@ -96,7 +108,8 @@ class Mapper:
         ch = await self.rest.get_channel(channel_id)
         ctype = str(ch.get("type") or "O")
         name = str(ch.get("display_name") or ch.get("name") or channel_id)
-        room = await self.chat.create_room(name=name, kind=_ROOM_KINDS.get(ctype, "channel"))
+        room = await self._chat("create_room", partial(
+            self.chat.create_room, name=name, kind=_ROOM_KINDS.get(ctype, "channel")))
         row = await self.store.run(
             mapping.insert_channel, channel_id=channel_id, team_id=str(ch.get("team_id") or ""),
             name=str(ch.get("name") or ""), display_name=name, channel_type=ctype,
@@ -109,7 +122,8 @@ class Mapper:
 
     async def _add_all_members(self, channel_id: ChannelId, room: RoomId) -> None:
         for uid in await self._member_ids(channel_id):
-            await self.chat.add_room_member(room, await self.user(uid))
+            agent = await self.user(uid)
+            await self._chat("add_room_member", partial(self.chat.add_room_member, room, agent))
 
     async def _member_ids(self, channel_id: ChannelId) -> list[MattermostUserId]:
         """The channel's members now, without the bot (paged through REST)."""
@@ -138,16 +152,20 @@ class Mapper:
         if set_members is None or row is None:
             return 0, 0
         users = [await self.user(uid) for uid in await self._member_ids(channel_id)]
-        added, removed = await set_members(RoomId(row["agent_room_id"]), users)
+        added, removed = await self._chat("set_room_members", partial(
+            set_members, RoomId(row["agent_room_id"]), users))
         if added or removed:
             logger.info("mapper: channel %s members re-checked: %d joined, %d left", channel_id,
                         added, removed)
         return int(added), int(removed)
 
     async def resync_all_members(self) -> None:
-        """``resync_members`` for every mapped channel (after a reconnect, or while polling)."""
+        """``resync_members`` for every mapped private channel and group DM (after a
+        reconnect, or while polling). Public channels' memories are team-wide and a DM's
+        members never change, so they cost no request."""
         for row in await self.store.run(mapping.list_channels):
-            await self.resync_members(ChannelId(row["mchat_channel_id"]))
+            if row.get("channel_type") in PRIVATE_TYPES:
+                await self.resync_members(ChannelId(row["mchat_channel_id"]))
 
     async def user(self, user_id: MattermostUserId) -> AgentUserId:
         """The agent user for a Mattermost user: DB, then e-mail match, then create."""
@@ -169,13 +187,14 @@ class Mapper:
         u = await self.rest.get_user(user_id)
         email = str(u.get("email") or "") or None
         username = str(u.get("username") or user_id)
-        existing = await self.chat.find_user_by_email(email) if email else None
+        existing = await self._chat("find_user_by_email", partial(
+            self.chat.find_user_by_email, email)) if email else None
         if existing is not None:
             agent, matched_by = existing, "email"
         else:
             full = " ".join(p for p in (u.get("last_name"), u.get("first_name")) if p)
-            agent = await self.chat.create_user(name=full or u.get("nickname") or username,
-                                                email=email)
+            agent = await self._chat("create_user", partial(
+                self.chat.create_user, name=full or u.get("nickname") or username, email=email))
             matched_by = "created"
         row = await self.store.run(mapping.insert_user, user_id=user_id, username=username,
                                    email=email, agent_user_id=agent.id, matched_by=matched_by)
@@ -192,7 +211,9 @@ class Mapper:
             await self.channel(channel_id)
             return
         info = await self.channel(channel_id)
-        await self.chat.add_room_member(info.room_id, await self.user(user_id))
+        agent = await self.user(user_id)
+        await self._chat("add_room_member", partial(self.chat.add_room_member, info.room_id,
+                                                     agent))
 
     async def member_left(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
         if user_id == self.bot_user_id:
@@ -203,7 +224,8 @@ class Mapper:
             urow = await self.store.run(mapping.get_user, user_id)
             agent = AgentUserId(urow["agent_user_id"]) if urow else None
         if row is not None and agent is not None:
-            await self.chat.remove_room_member(RoomId(row["agent_room_id"]), agent)
+            await self._chat("remove_room_member", partial(
+                self.chat.remove_room_member, RoomId(row["agent_room_id"]), agent))
 
     async def set_sync(self, channel_id: ChannelId, enabled: bool) -> bool:
         """Turn intake on/off (admin API); updates the DB and the cache together."""
@@ -212,6 +234,9 @@ class Mapper:
         if info is not None:
             self._channels[channel_id] = attrs.evolve(info, sync_enabled=enabled)
         return changed
+
+
+PRIVATE_TYPES = ("P", "G")  # Mattermost channel types whose members gate their memories
 
 
 @attrs.define
@@ -228,6 +253,8 @@ class MembershipCheck:
 
     async def __call__(self, source: str) -> None:
         now = trio.current_time()
+        if source == "verify":  # the socket is up: member events are arriving
+            return
         if source != "backfill" and now - self._last < self.poll_every_s:
             return
         self._last = now

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from .._groups import collapse_groups
 from ..config import MattermostConfig
 from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
 from ..messages import ConnectionState, InboundEvent
@@ -33,6 +34,8 @@ from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_conn
 from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
+
+VERIFY_EVERY_S = 60.0
 
 
 class _Rest(Protocol):
@@ -69,6 +72,7 @@ async def run(
     bucket: _Bucket | None = None,
     rng: random.Random | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    verify_every_s: float = VERIFY_EVERY_S,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Keep events flowing until cancelled. Raises only ``MattermostAuthError``.
@@ -82,6 +86,38 @@ async def run(
         _set_state(stats, "polling")
         await sweeper.poll_forever(cfg.poll_interval_s)
         return
+    with collapse_groups():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_verify_forever, sweeper, stats, verify_every_s)
+            await _connect_forever(cfg, rest=rest, sweeper=sweeper, events=events,
+                                   bot_user_id=bot_user_id, stats=stats, bucket=bucket,
+                                   rng=rng, ssl_context=ssl_context)
+
+
+async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, every_s: float) -> None:
+    """While the WebSocket is up, sweep every ``every_s``: one channel-list request per team
+    (plus one per channel with a post not handled yet). A socket that stays open but stops
+    delivering events (seen with a server that forgot the connection) then delays posts by at
+    most ``every_s``; it never loses them."""
+    while True:
+        await trio.sleep(every_s)
+        if stats.state.mode != "websocket" or stats.backfill_owed:
+            continue
+        try:
+            found = await sweeper.sweep(source="verify")
+        except (MattermostUnavailable, RateLimited) as exc:
+            logger.warning("reconnect: verification sweep failed (%s)", exc)
+            continue
+        if found:
+            logger.warning("reconnect: the verification sweep found %d posts the WebSocket "
+                           "did not deliver (yet)", found)
+
+
+async def _connect_forever(cfg: MattermostConfig, *, rest: _Rest, sweeper: Sweeper,
+                           events: trio.MemorySendChannel[InboundEvent], bot_user_id: str,
+                           stats: ReconnectStats, bucket: _Bucket | None,
+                           rng: random.Random | None,
+                           ssl_context: ssl.SSLContext | None) -> None:
     resume = stats.resume
 
     async def on_ready(is_new: bool) -> None:
@@ -150,7 +186,8 @@ async def _check_token(rest: _Rest) -> None:
 def _failed(stats: ReconnectStats, exc: Exception, sweeper: Sweeper) -> None:
     stats.failures_in_row += 1
     stats.last_error = str(exc)
-    sweeper.connection_lost()
+    # everything up to the last frame read was delivered: posts after it may be missing
+    sweeper.connection_lost(since_ms=stats.connection.last_frame_wall_ms)
     if stats.state.mode == "websocket":
         _set_state(stats, "connecting")
     logger.warning("reconnect: %s (failure %d in a row)", exc, stats.failures_in_row)

@@ -8,7 +8,10 @@ on the reply key), then posted by one sending loop through the shared token buck
   the others.
 * 429, 5xx, network errors and unparseable answers are transient: the head is retried after
   1 s, 2 s, 4 s (``SenderSettings``; after a 429 the bucket's penalty is the wait), then
-  deferred (30 s, doubling, capped) and tried again later: never dropped. 400/403/404 mark
+  deferred (30 s, doubling, capped) and tried again later: never dropped.
+* A server-wide failure (a 5xx or network error, and ``GET /system/ping`` fails too) opens
+  the circuit (``circuit.py``): rows are held and the server probed; when it answers the
+  held rows go out at once, at the bucket's full rate, in order. 400/403/404 mark
   the row failed (an admin can requeue it). ``MattermostAuthError`` is fatal.
 * Each post carries the row's stable ``pending_post_id`` (the server returns the original post
   for a repeat within 30 s) and ``props.mchat_reply_key``. A row first attempted more than
@@ -47,10 +50,12 @@ from ..errors import (
 )
 from ..mattermost.hygiene import POST_PROPS
 from ..mattermost.rest import MattermostClient
-from ..messages import AddReaction, OutboundRequest, Post, SendEphemeral, SendReply
+from ..messages import AddReaction, OutboundRequest, SendEphemeral, SendReply
 from ..outbox import OutboxRow
 from ..store import Store
 from . import ephemeral
+from .circuit import Circuit
+from .in_doubt import find_earlier_post
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +72,10 @@ class PostTransport(Protocol):
                           pending_post_id: str | None = None,
                           props: Mapping[str, Any] | None = None) -> Any: ...
 
+    async def ping(self) -> object:
+        """Whether the server answers at all, without credentials (the circuit's probe)."""
+        ...
+
 
 @attrs.frozen(kw_only=True)
 class SenderSettings:
@@ -80,6 +89,8 @@ class SenderSettings:
     rescan_interval_s: float = 10.0  # pick up rows requeued by an admin
     reaction_timeout_s: float = 5.0
     reaction_queue: int = 32
+    probe_initial_s: float = 0.25  # circuit open: probe the server after this, doubling ...
+    probe_max_s: float = 1.0  # ... up to this (held replies go within ~1 s of recovery)
 
 
 @attrs.define
@@ -101,6 +112,9 @@ class SenderCounters:
     channels: int = 0  # channels with queued rows
     ephemeral_sent: int = 0  # answers shown to their asker only
     ephemeral_by_dm: int = 0  # ... sent by DM instead (no permission, or it failed)
+    circuit_opens: int = 0  # server-wide failures seen (rows held, server probed)
+    probes: int = 0
+    circuit_open: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -122,6 +136,9 @@ class SenderStats:
     channels: int
     ephemeral_sent: int = 0
     ephemeral_by_dm: int = 0
+    circuit_opens: int
+    probes: int
+    circuit_open: bool
 
 
 @attrs.define
@@ -185,6 +202,11 @@ class Sender:
         self._settings = settings or SenderSettings()
         self._wall = wall_clock
         self.stats = SenderCounters()
+        s = self._settings
+        # the probe goes where the posts go: a token-less webhook-only client must not ask REST
+        ping = transport.ping if transport is not None else client.ping
+        self._circuit = Circuit(ping, initial_s=s.probe_initial_s, max_s=s.probe_max_s,
+                                timeout_s=s.reaction_timeout_s)
 
     def statistics(self) -> SenderStats:
         return SenderStats(**attrs.asdict(self.stats))
@@ -276,6 +298,18 @@ class Sender:
             if not state.closing and now >= next_rescan:
                 self._merge(state, await self._store.run(outbox.load_pending))
                 next_rescan = now + self._settings.rescan_interval_s
+            probe_at = self._circuit.probe_at
+            if probe_at is not None:  # the circuit is open: rows wait for the server
+                if state.closing:
+                    return  # the held rows stay in the outbox for the next run
+                if now >= probe_at:
+                    await self._probe()
+                    continue
+                with trio.move_on_at(probe_at):
+                    await state.wakeup.wait()
+                if state.wakeup.is_set():
+                    state.wakeup = trio.Event()
+                continue
             channel = self._next_due(state, now)
             if channel is not None:
                 entry = state.queues[channel][0]
@@ -365,7 +399,12 @@ class Sender:
         except MattermostAuthError:
             raise
         except _TRANSIENT as exc:
-            await self._retry(entry, exc)
+            failed_at = trio.current_time()
+            if isinstance(exc, MattermostUnavailable) and (
+                    not await self._circuit.server_answers()):
+                self._open_circuit(state, entry, exc)
+                return
+            await self._retry(entry, exc, failed_at)
             return
         except MattermostApiError as exc:
             await self._store.run(outbox.mark_failed, row.id, error=str(exc))
@@ -384,20 +423,15 @@ class Sender:
         """The id of a post an earlier attempt already made for ``row``, if any."""
         assert row.first_attempt_at is not None
         self.stats.in_doubt_lookups += 1
-        since_ms = int((row.first_attempt_at - self._settings.lookup_margin_s) * 1000)
-        post_list = await self._client.get_posts(row.channel_id, since=since_ms)
-        posts = post_list.get("posts") if isinstance(post_list, Mapping) else None
-        for data in (posts or {}).values():
-            try:
-                post = Post.from_api(data)
-            except (KeyError, TypeError, ValueError):
-                continue
-            if post.user_id == self._bot_user_id and post.reply_key == row.reply_key:
-                self.stats.in_doubt_found += 1
-                logger.info("sender: row %s (%s) was already posted as %s", row.id,
-                            row.reply_key, post.id)
-                return str(post.id)
-        return None
+        found = await find_earlier_post(
+            self._client, channel_id=row.channel_id, reply_key=row.reply_key,
+            bot_user_id=self._bot_user_id,
+            since_ms=int((row.first_attempt_at - self._settings.lookup_margin_s) * 1000))
+        if found is not None:
+            self.stats.in_doubt_found += 1
+            logger.info("sender: row %s (%s) was already posted as %s", row.id, row.reply_key,
+                        found)
+        return found
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
         await self._store.run(outbox.mark_sent, entry.row.id, mm_post_id=post_id,
@@ -405,7 +439,26 @@ class Sender:
         self.stats.sent += 1
         self._pop_head(state, channel)
 
-    async def _retry(self, entry: _Entry, exc: MattermostError) -> None:
+    # ------------------------------------------------------------------ the circuit
+    def _open_circuit(self, state: _State, entry: _Entry, exc: MattermostError) -> None:
+        """A server-wide failure: hold every row; the failed head stays due."""
+        if self._circuit.open():
+            logger.warning("sender: Mattermost is unavailable (%s); holding %d replies and "
+                           "probing", exc, len(state.known))
+        entry.not_before = trio.current_time()
+        self._count_circuit()
+
+    async def _probe(self) -> None:
+        if await self._circuit.probe():
+            logger.info("sender: Mattermost answers again; sending the held replies")
+        self._count_circuit()
+
+    def _count_circuit(self) -> None:
+        c = self._circuit
+        self.stats.circuit_opens, self.stats.probes = c.opens, c.probes
+        self.stats.circuit_open = c.is_open
+
+    async def _retry(self, entry: _Entry, exc: MattermostError, failed_at: float) -> None:
         s = self._settings
         self.stats.retries += 1
         entry.failures += 1
@@ -419,7 +472,7 @@ class Sender:
             entry.failures, entry.is_deferred = 0, True
             entry.deferrals += 1
             self.stats.deferred += 1
-        entry.not_before = trio.current_time() + delay
+        entry.not_before = failed_at + delay
         logger.warning("sender: channel %s: row %s (%s): %s; next try in %g s",
                        entry.row.channel_id, entry.row.id, entry.row.reply_key, exc, delay)
         await self._store.run(outbox.mark_retry, entry.row.id,

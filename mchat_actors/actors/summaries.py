@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import trio
 
-from .. import mapping
+from .. import mapping, outbox
 from ..errors import ChatServiceError, StoreError
 from ..messages import ChannelId, OutboundRequest, RoomId, SendReply
 from ..store import Store
@@ -49,8 +49,10 @@ def period_key(every_hours: float, wall_s: float) -> int:
 
 async def summarize_all(chat: Any, store: Store, replies: trio.MemorySendChannel[OutboundRequest],
                         *, every_hours: float, wall_clock: Callable[[], float] = time.time,
-                        stats: SummaryStats | None = None) -> int:
-    """One round over every synced channel; returns how many summaries were queued."""
+                        stats: SummaryStats | None = None, max_chars: int = 16383) -> int:
+    """One round over every synced channel; returns how many summaries were queued. Each is
+    durable in the outbox before it is handed to the sender (a crash in between loses
+    nothing: the sender loads pending rows at start)."""
     stats = stats or SummaryStats()
     stats.runs += 1
     period = period_key(every_hours, wall_clock())
@@ -68,15 +70,17 @@ async def summarize_all(chat: Any, store: Store, replies: trio.MemorySendChannel
         if memory is None:
             continue
         cid = ChannelId(row["mchat_channel_id"])
-        await replies.send(SendReply(channel_id=cid, message=f"{MARKER} {memory.content}",
-                                     reply_key=f"summary:{cid}:{period}"))
+        reply = SendReply(channel_id=cid, message=f"{MARKER} {memory.content}",
+                          reply_key=f"summary:{cid}:{period}")
+        await store.run(outbox.enqueue_replies, [reply], max_chars=max_chars)
+        await replies.send(reply)
         stats.posted += 1
         queued += 1
     return queued
 
 
 async def run(chat: Any, store: Store, replies: trio.MemorySendChannel[OutboundRequest], *,
-              every_hours: float, stats: SummaryStats,
+              every_hours: float, stats: SummaryStats, max_chars: int = 16383,
               sleep_until: Callable[[float], Awaitable[None]] = trio.sleep_until) -> None:
     """Summarise every ``every_hours`` until cancelled."""
     if not isinstance(chat, _Summarizer):
@@ -87,7 +91,8 @@ async def run(chat: Any, store: Store, replies: trio.MemorySendChannel[OutboundR
     while True:
         await sleep_until(deadline)
         try:
-            await summarize_all(chat, store, replies, every_hours=every_hours, stats=stats)
+            await summarize_all(chat, store, replies, every_hours=every_hours, stats=stats,
+                                max_chars=max_chars)
         except StoreError as exc:
             stats.failures += 1
             logger.warning("summaries: %s", exc)

@@ -1,17 +1,19 @@
 """REST sweeps over the bot's channels: backfill after a lost connection, and polling mode.
 
-One sweep visits every channel: a mapped channel is read forward from its cursor (the last
-post handled) with ``after=`` cursors, page by page, never ``since`` with paging (``since``
-ignores paging on the real server). A channel without a cursor is read with ``since`` from the
-moment the previous connection was lost (capped at 1000 posts by the server), or skipped on a
-first start. Posts are emitted oldest first; duplicates are dropped downstream by post id.
+One sweep reads the bot's channel list once per team (``GET /users/me/teams/{id}/channels``):
+its ``last_post_at`` says which channels moved since this process last read them (or since the
+last post handled, for a channel not read yet). Only those are read: a mapped channel forward
+from its cursor (the last post handled) with ``after=`` cursors, page by page, never ``since``
+with paging (``since`` ignores paging on the real server); a channel without a cursor with
+``since`` from the moment the previous connection was lost (capped at 1000 posts by the
+server). Posts are emitted oldest first; duplicates are dropped downstream by post id.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -26,7 +28,7 @@ from ..store import Store
 logger = logging.getLogger(__name__)
 
 PAGE = 200
-CHANNEL_LIST_TTL_S = 30.0
+TEAM_LIST_TTL_S = 300.0
 
 
 class _Rest(Protocol):
@@ -42,6 +44,7 @@ class SweepStats:
     sweeps: int = 0
     backfills: int = 0
     polls: int = 0
+    verifies: int = 0  # sweeps while the WebSocket is up (a silent socket loses nothing)
     posts_emitted: int = 0
     failures: int = 0  # polling sweeps that failed (retried at the next interval)
     malformed: int = 0  # REST entries (posts, channels, teams) skipped as unreadable
@@ -59,40 +62,73 @@ class Sweeper:
     lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
-    _channels_at: float = -1e18
-    # called after every sweep with its source ("backfill" or "poll"): the member re-check
+    _teams: list[str] = attrs.Factory(list)
+    _teams_at: float = -1e18
+    # channel id -> the channel's last_post_at when it was last read to the end
+    _read_up_to: dict[str, int] = attrs.Factory(dict)
+    _lock: trio.Lock = attrs.Factory(trio.Lock)
+    # wall ms since when a verification sweep reads channels without a cursor
+    _verified_since_ms: int = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
+    # called after every sweep with its source ("backfill", "poll" or "verify"): the member
+    # re-check (actors.mapper.MembershipCheck)
     after_sweep: Callable[[str], Awaitable[None]] | None = None
 
-    def connection_lost(self) -> None:
-        if self.lost_since_ms is None:
-            self.lost_since_ms = int(time.time() * 1000) - 5_000
+    def connection_lost(self, *, since_ms: int | None = None) -> None:
+        """Posts may be missing from ``since_ms`` (the last frame read; default: now) on:
+        channels without a cursor are read from 5 s before that (the earliest such time
+        is kept until a sweep completes)."""
+        at = (int(time.time() * 1000) if since_ms is None else since_ms) - 5_000
+        if self.lost_since_ms is None or at < self.lost_since_ms:
+            self.lost_since_ms = at
 
     async def sweep(self, *, source: str) -> int:
-        """Read every channel forward and emit its new posts. Returns how many were emitted."""
-        await self._refresh_channels()
-        db_cursors = {cid: (last, created) for cid, last, created
-                      in await self.store.run(mapping.cursors)}
+        """Read every channel that moved and emit its new posts. Returns how many were emitted.
+
+        Costs one request per team (the bot's channel list, whose ``last_post_at`` says which
+        channels moved since they were last read) plus one per moved channel (more for a
+        channel with more than a page of new posts), not one per channel.
+        """
+        async with self._lock:  # the verification sweep and a backfill never interleave
+            emitted = await self._sweep(source)
+        if self.after_sweep is not None:
+            await self.after_sweep(source)
+        return emitted
+
+    async def _sweep(self, source: str) -> int:
+        started_ms = int(time.time() * 1000)
+        lost_since = self.lost_since_ms
+        if source == "verify" and lost_since is None:  # a silent socket: since the last one
+            lost_since = self._verified_since_ms
+        listed = await self._list_channels()
+        db_cursors = {cid: (last, created, last_at) for cid, last, created, last_at
+                      in await self.store.run(mapping.cursors_with_times)}
         emitted = 0
-        for cid in sorted(set(self._channels) | set(db_cursors)):
-            last, created_at = db_cursors.get(cid, (None, None))
+        for cid in sorted(listed):
+            last, created_at, db_last_at = db_cursors.get(cid, (None, None, 0))
+            moved_at = listed[cid]
+            if moved_at <= self._read_up_to.get(cid, db_last_at):
+                continue  # nothing new since it was last read
             cursor = self._cursors.get(cid) or last
             if cursor:
                 emitted += await self._read_after(ChannelId(cid), cursor, source)
             else:
-                since = self.lost_since_ms
+                since = lost_since
                 if created_at is not None:
                     since = int(created_at * 1000) - 1_000
-                if since is not None:
-                    emitted += await self._read_since(ChannelId(cid), since, source)
+                if since is None or moved_at < since:
+                    continue
+                emitted += await self._read_since(ChannelId(cid), since, source)
+            self._read_up_to[cid] = moved_at
         self.lost_since_ms = None
+        self._verified_since_ms = started_ms - 5_000
         self.stats.sweeps += 1
         if source == "backfill":
             self.stats.backfills += 1
+        elif source == "verify":
+            self.stats.verifies += 1
         else:
             self.stats.polls += 1
         self.stats.last_sweep_at = trio.current_time()
-        if self.after_sweep is not None:
-            await self.after_sweep(source)
         return emitted
 
     async def poll_forever(self, interval_s: float) -> None:
@@ -112,17 +148,49 @@ class Sweeper:
             deadline = max(deadline + interval_s, trio.current_time())
             await trio.sleep_until(deadline)
 
-    async def _refresh_channels(self) -> None:
-        if trio.current_time() - self._channels_at < CHANNEL_LIST_TTL_S:
-            return
-        channels: dict[str, str] = {}
-        for team in self._entries(await self.rest.get_my_teams(), "teams"):
-            for ch in self._entries(await self.rest.get_my_channels(str(team["id"])),
-                                    "channels"):
+    async def catch_up(self, cid: str, since_ms: int) -> AsyncIterator[list[InboundEvent]]:
+        """A lane that fell behind reads its channel again: every post after the channel's
+        cursor (the last post recorded), a page at a time; a channel without a cursor is read
+        from ``since_ms`` (the oldest post it dropped) on. For ``dispatcher.run``."""
+        cursor = await self.store.run(mapping.channel_cursor, cid)
+        ctype = self._channels.get(cid, "")
+
+        def events(posts: list[Post]) -> list[InboundEvent]:
+            return [PostCreated(post=p, channel_type=ctype, source="catch_up") for p in posts
+                    if not p.delete_at]
+
+        if cursor is None:
+            posts = posts_from_list(await self.rest.get_posts(cid, since=since_ms - 1), self._bad)
+            posts = [p for p in posts if p.create_at >= since_ms]
+            if not posts:
+                return
+            yield events(posts)
+            cursor = posts[-1].id  # since is capped by the server: go on with after=
+        while True:
+            page = posts_from_list(await self.rest.get_posts(cid, after=cursor, page=0,
+                                                             per_page=PAGE), self._bad)
+            if not page:
+                return
+            yield events(page)
+            cursor = page[-1].id
+            if len(page) < PAGE:
+                return
+
+    async def _list_channels(self) -> dict[str, int]:
+        """The bot's channels (not deleted) -> their ``last_post_at``: one request per team
+        (the team list itself is re-read every ``TEAM_LIST_TTL_S``)."""
+        if trio.current_time() - self._teams_at >= TEAM_LIST_TTL_S:
+            self._teams = [str(t["id"]) for t in
+                           self._entries(await self.rest.get_my_teams(), "teams")]
+            self._teams_at = trio.current_time()
+        moved: dict[str, int] = {}
+        for team in self._teams:
+            for ch in self._entries(await self.rest.get_my_channels(team), "channels"):
                 if not ch.get("delete_at"):
-                    channels[str(ch["id"])] = str(ch.get("type") or "")
-        self._channels = channels
-        self._channels_at = trio.current_time()
+                    cid = str(ch["id"])
+                    self._channels[cid] = str(ch.get("type") or "")
+                    moved[cid] = max(moved.get(cid, 0), int(ch.get("last_post_at") or 0))
+        return moved
 
     def _entries(self, answer: Any, what: str) -> list[Mapping[str, Any]]:
         """The objects with an ``id`` in a REST list answer; the rest skipped and counted.

@@ -18,10 +18,9 @@ tokenizer. ``memories_vocab`` (fts5vocab) gives document frequencies for ranking
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from ..errors import ChatServiceError
+from ..store import transaction as transaction  # the one transaction helper
 
 SCHEMA_VERSION = 2
 
@@ -174,13 +173,3 @@ def migrate(conn: sqlite3.Connection) -> None:
         )
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

@@ -19,7 +19,16 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from . import admin_api, admin_page, health, memory_admin, metrics, slash, webhooks
+from . import (
+    admin_api,
+    admin_page,
+    health,
+    memory_admin,
+    metrics,
+    retry_queue_api,
+    slash,
+    webhooks,
+)
 from .context import Surface
 from .errors import (
     BodyLimit,
@@ -58,7 +67,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=rt.config.http.max_body_bytes)
     app.add_middleware(ErrorBoundary, stats=s.stats)  # added last: outermost
     metrics_elsewhere = rt.config.http.metrics_listen is not None  # MCHAT_METRICS_LISTEN
-    for module in (health, metrics, webhooks, slash, admin_api, memory_admin, admin_page):
+    for module in (health, metrics, webhooks, slash, admin_api, memory_admin, retry_queue_api,
+                   admin_page):
         if module is metrics and metrics_elsewhere:
             continue
         app.include_router(module.router)

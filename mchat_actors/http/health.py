@@ -9,7 +9,12 @@ Not ready (503, ``{"status": "unavailable", "reasons": [...]}``) when any rule b
    fresh start is not reported as down;
 3. in polling mode, no sweep finished for ``max(5 x MCHAT_POLL_INTERVAL, 30 s)``;
 4. the oldest pending outbox reply is older than ``outbox_stale_s`` (10 minutes): replies are
-   stuck (Mattermost refuses them, or the sender is stalled).
+   stuck (Mattermost refuses them, or the sender is stalled);
+5. an event has waited in the retry queue for more than ``outbox_stale_s``: posts cannot be
+   stored (the ChatService or the database fails; ``/api/v1/mchat/retry-queue`` says why).
+
+While the service starts and Mattermost is unreachable, every request (this one too) gets 503
+from the HTTP gate with the reason (``http.server.Gate``).
 
 Both answers carry the same facts: connection state and mode, seconds since the last event,
 whether the database is writable, the outbox depth and its oldest pending age.
@@ -23,6 +28,7 @@ import trio
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from .. import retry_queue
 from ..tls import insecure_warning
 from . import outbox_admin
 from .context import HealthRules, Surface, surface
@@ -48,6 +54,9 @@ def assess(facts: dict[str, Any], rules: HealthRules, poll_interval_s: float) ->
     oldest = facts["outbox"]["oldest_pending_age_s"]
     if oldest is not None and oldest > rules.outbox_stale_s:
         reasons.append(f"outbox: oldest pending reply is {oldest:.0f} s old")
+    parked = facts.get("retry_queue", {}).get("oldest_pending_age_s")
+    if parked is not None and parked > rules.outbox_stale_s:
+        reasons.append(f"retry queue: an event has waited {parked:.0f} s to be stored")
     return reasons
 
 
@@ -74,6 +83,8 @@ async def gather(s: Surface) -> dict[str, Any]:
         "outbox": {"pending": box["counts"].get("pending", 0),
                    "failed": box["counts"].get("failed", 0),
                    "oldest_pending_age_s": box["oldest_pending_age_s"]},
+        "retry_queue": await rt.store.run(retry_queue.health),
+        "channels_behind": len(rt.dispatcher_stats.behind_channels()),
     }
 
 

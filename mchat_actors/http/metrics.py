@@ -120,6 +120,15 @@ class RuntimeCollector(Collector):
         yield _counter("mchat_dispatcher_events", "Events dispatched", d.events)
         yield _counter("mchat_dispatcher_errors", "Events that failed after retries", d.errors)
         yield _counter("mchat_dispatcher_retries", "Event handling retries", d.retries)
+        yield _counter("mchat_events_parked", "Events put in the durable retry queue", d.parked)
+        yield _counter("mchat_events_parked_done", "Parked events handled on a later try",
+                       d.parked_done)
+        yield _gauge("mchat_channels_parked", "Channels waiting behind a parked event",
+                     len(d.parked_channels()))
+        yield _gauge("mchat_channels_behind", "Channels catching up after a full mailbox",
+                     len(d.behind_channels()))
+        yield _counter("mchat_catch_ups", "Catch-up reads of channels that fell behind",
+                       d.catch_ups)
         yield _counter("mchat_actor_restarts", "Actor restarts by the supervisor",
                        labels=("actor",),
                        samples={(k,): v for k, v in rt.supervisor_stats.restarts.items()})

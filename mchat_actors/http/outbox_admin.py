@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from .. import outbox
-from ..store import audit
+from ..store import audit, transaction
 
 _LIST_COLUMNS = ("id, reply_key, channel_id, root_id, trigger_post_id, message, status, "
                  "attempts, created_at, last_attempt_at, next_attempt_at, sent_at, last_error")
@@ -37,8 +37,7 @@ def retry(db: sqlite_utils.Database, row_id: int, *, remote_addr: str) -> str:
     Returns:
         ``"requeued"``, ``"not_found"`` or the row's current status when it is not failed.
     """
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db.conn):
         row = outbox.get_row(db, row_id)
         if row is None:
             result = "not_found"
@@ -49,10 +48,6 @@ def retry(db: sqlite_utils.Database, row_id: int, *, remote_addr: str) -> str:
             result = "requeued"
         else:
             result = row.status
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
     return result
 
 

@@ -145,6 +145,23 @@ class IncomingWebhookPoster:
         return {"id": f"webhook:{pending_post_id or ''}", "channel_id": channel_id}
 
 
+    async def ping(self) -> object:
+        """``GET /api/v4/system/ping`` on the webhook's server, without credentials (the
+        sender's circuit probe): it answers while the server is up.
+
+        Raises:
+            MattermostUnavailable: no answer, or a 5xx.
+        """
+        url = httpx.URL(self._url).copy_with(path="/api/v4/system/ping", query=None)
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError as exc:
+            raise MattermostUnavailable(f"system/ping: {type(exc).__name__} (network)") from None
+        if response.status_code >= 500:
+            raise MattermostUnavailable(f"system/ping: server error {response.status_code}")
+        return response.status_code
+
+
 def _error_id(response: httpx.Response) -> str:
     try:
         body = response.json()

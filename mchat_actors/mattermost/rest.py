@@ -239,7 +239,8 @@ class MattermostClient:
         json: Any = None,
     ) -> Any:
         what = f"{method} /{path.split('?')[0]}"
-        await self._bucket.acquire()
+        # writes (replies, reactions) before reads (polls, backfill) in the shared budget
+        await self._bucket.acquire(urgent=method != "GET")
         self._requests += 1
         try:
             response = await self._http.request(method, path, params=params, json=json)

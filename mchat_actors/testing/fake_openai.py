@@ -112,6 +112,10 @@ class FakeOpenAI:
     ) -> None:
         self.api_key = api_key
         self.answer = answer
+        # for outage scenarios: 503 for every request before this trio time, and a delay
+        # chosen per request from its messages (e.g. hang the questions of one channel)
+        self.down_until = 0.0
+        self.delay_for: Callable[[Sequence[Mapping[str, Any]]], float] | None = None
         self.requests: list[RecordedRequest] = []
         self.url = ""  # set on entry: the base URL, ending in /v1
         self._script: collections.deque[Behaviour] = collections.deque()
@@ -150,6 +154,10 @@ class FakeOpenAI:
             return _error(401, "invalid_api_key", "Incorrect API key provided.")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "invalid_request_error", "'messages' is required.")
+        if trio.current_time() < self.down_until:
+            return _error(503, "unavailable", "scripted outage")
+        if self.delay_for is not None:
+            await trio.sleep(self.delay_for(body["messages"]))
         while self._script:
             behaviour = self._script.popleft()
             match behaviour:

@@ -109,6 +109,7 @@ class RequestRecord:
     path: str  # without the query string
     query: str
     status: int
+    received: float = 0.0  # trio time the request arrived (before a stall or latency)
 
     def to_json(self) -> dict[str, object]:
         return attrs.asdict(self)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 import attrs
 import orjson
+import trio
 
 from .apperror import (
     AppError,
@@ -57,6 +58,7 @@ class Request:
     token: str | None = None
     user: FakeUser | None = None
     params: dict[str, str] = attrs.field(factory=dict)
+    received_at: float = attrs.field(factory=trio.current_time)  # before any stall or latency
     _query: dict[str, list[str]] | None = None
 
     @property

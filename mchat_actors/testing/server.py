@@ -252,6 +252,7 @@ class HttpServer:
             time=trio.current_time(), wall_time=time.time(),
             user_id=request.user.id if request.user else "", token_hint=token_hint(request.token),
             method=request.method, path=request.path, query=request.query_string, status=status,
+            received=request.received_at,
         ))
 
 

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mchat_actors import retry_queue
 from mchat_actors.actors import dispatcher
 from mchat_actors.config import QueueConfig
-from mchat_actors.errors import MattermostUnavailable
+from mchat_actors.errors import MattermostUnavailable, StoreError
 from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
+from mchat_actors.retry_queue import SqliteRetryQueue
+from tests.fakes import InlineStore
 
 
 def ev(channel: str, n: int) -> PostCreated:
@@ -16,12 +22,32 @@ def ev(channel: str, n: int) -> PostCreated:
                                  user_id=MattermostUserId("u"), message=str(n)))
 
 
-async def run_dispatch(events, handle, queues=QueueConfig(channel_mailbox=4)):
+def new_store(path=None) -> InlineStore:
+    if path is None:
+        path = Path(tempfile.mkdtemp()) / "d.db"
+    return InlineStore.open(path)
+
+
+async def no_catch_up(cid, since_ms):
+    raise AssertionError(f"unexpected catch-up of {cid}")
+    yield []  # pragma: no cover
+
+
+def start(queues, recv, handle, stats, store=None, catch_up=no_catch_up):
+    """A ``dispatcher.run`` for ``nursery.start``, with a durable retry queue on ``store`` and
+    a wall clock tied to trio's (virtual) time."""
+    queue = SqliteRetryQueue(store or new_store())
+    return lambda task_status: dispatcher.run(
+        queues, inbox=recv, handle=handle, stats=stats, retry_queue=queue, catch_up=catch_up,
+        wall_clock=trio.current_time, task_status=task_status)
+
+
+async def run_dispatch(events, handle, queues=QueueConfig(channel_mailbox=4), store=None,
+                       catch_up=no_catch_up):
     stats = dispatcher.DispatcherStats()
     send, recv = trio.open_memory_channel(8)
     async with trio.open_nursery() as n:
-        await n.start(lambda task_status: dispatcher.run(queues, inbox=recv, handle=handle,
-                                                         stats=stats, task_status=task_status))
+        await n.start(start(queues, recv, handle, stats, store, catch_up))
         async with send:
             for e in events:
                 await send.send(e)
@@ -44,10 +70,26 @@ def test_each_channel_is_handled_strictly_in_order(schedule):
 
     async def handle(e):
         await trio.sleep(delays[e.post.id])
-        seen.setdefault(e.post.channel_id, []).append(int(e.post.message))
+        done = seen.setdefault(e.post.channel_id, [])
+        if int(e.post.message) not in done:  # the handler drops duplicates by post id
+            done.append(int(e.post.message))
+
+    async def catch_up(cid, since_ms):
+        """The server: every event of the channel after the last one handled (the cursor)."""
+        yield [e for e in events if e.post.channel_id == cid][len(seen.get(cid, [])):]
 
     async def main():
-        await run_dispatch(events, handle)
+        stats = dispatcher.DispatcherStats()
+        send, recv = trio.open_memory_channel(8)
+        async with trio.open_nursery() as n:
+            await n.start(start(QueueConfig(channel_mailbox=4), recv, handle, stats,
+                                catch_up=catch_up))
+            for e in events:
+                await send.send(e)
+            with trio.fail_after(3600):
+                while sum(len(v) for v in seen.values()) < len(events):
+                    await trio.sleep(1)
+            await send.aclose()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     for channel, numbers in seen.items():
@@ -84,19 +126,102 @@ async def test_transient_errors_retry_the_same_event_in_order(autojump_clock):
     assert stats.retries == 2 and stats.errors == 0
 
 
-async def test_a_bug_in_one_event_is_counted_and_the_channel_goes_on(autojump_clock):
-    async def handle(e):
-        if e.post.id == "a-0":
-            raise KeyError("bug")
-
+async def test_a_bug_parks_the_event_and_holds_the_channel_behind_it(autojump_clock):
+    """A programming error is not dropped (it was: the channel went on without the post) and
+    not retried in place as if transient: the event is parked at once and retried from the
+    durable queue, and the channel's later events wait behind it."""
+    calls = []
     seen = []
 
-    async def wrapped(e):
-        await handle(e)
+    async def handle(e):
+        calls.append(e.post.id)
+        if e.post.id == "a-0" and calls.count("a-0") == 1:
+            raise KeyError("bug")
         seen.append(e.post.id)
 
-    stats = await run_dispatch([ev("a", 0), ev("a", 1)], wrapped)
-    assert seen == ["a-1"] and stats.errors == 1
+    store = new_store()
+    stats = dispatcher.DispatcherStats()
+    send, recv = trio.open_memory_channel(8)
+    async with trio.open_nursery() as n:
+        await n.start(start(QueueConfig(channel_mailbox=4), recv, handle, stats, store))
+        await send.send(ev("a", 0))
+        await send.send(ev("a", 1))
+        await send.send(ev("b", 0))
+        await trio.sleep(0.1)
+        assert seen == ["b-0"]  # a-1 waits behind the parked a-0; b flows
+        assert [r["post_id"] for r in retry_queue.listing(store.db)] == ["a-0", "a-1"]
+        await trio.sleep(retry_queue.backoff_s(1) + 0.1)
+        assert seen == ["b-0", "a-0", "a-1"]
+        assert retry_queue.listing(store.db) == []
+        await send.aclose()
+    assert stats.errors == 1 and stats.retries == 0 and stats.parked == 2
+
+
+async def test_an_event_that_keeps_failing_is_never_given_up(autojump_clock):
+    """Old code gave up after 7 tries (61 s) and the channel moved on: the post was lost. Now
+    it is retried from the durable queue until it succeeds, and the channel keeps its order."""
+    calls = []
+    seen = []
+
+    async def handle(e):
+        calls.append(e.post.id)
+        if e.post.id == "a-0" and calls.count("a-0") < 12:
+            raise MattermostUnavailable("down")
+        seen.append(e.post.id)
+
+    store = new_store()
+    stats = await run_dispatch_until([ev("a", 0), ev("a", 1)], handle, store, lambda: len(seen)
+                                     == 2, within_s=3600)
+    assert seen == ["a-0", "a-1"]
+    assert calls.count("a-0") == 12
+    assert stats.parked_failures == 12 - len(dispatcher.RETRY_DELAYS_S) - 2
+    assert retry_queue.listing(store.db) == []
+
+
+async def run_dispatch_until(events, handle, store, done, *, within_s):
+    stats = dispatcher.DispatcherStats()
+    send, recv = trio.open_memory_channel(8)
+    async with trio.open_nursery() as n:
+        await n.start(start(QueueConfig(channel_mailbox=4), recv, handle, stats, store))
+        for e in events:
+            await send.send(e)
+        with trio.fail_after(within_s):
+            while not done():
+                await trio.sleep(1)
+        await send.aclose()
+    return stats
+
+
+async def test_parked_events_survive_a_restart_and_go_first(autojump_clock, tmp_path):
+    """Events parked by one run are in the database; the next run's dispatcher starts their
+    lane at once and handles them before the channel's new events."""
+    store = InlineStore.open(tmp_path / "r.db")
+
+    async def broken(e):
+        raise MattermostUnavailable("down")
+
+    await run_dispatch([ev("a", 0), ev("a", 1)], broken, store=store)
+    assert [r["post_id"] for r in retry_queue.listing(store.db)] == ["a-0", "a-1"]
+    seen = []
+
+    async def works(e):
+        seen.append(e.post.id)
+
+    await run_dispatch_until([ev("a", 2)], works, store, lambda: len(seen) == 3, within_s=600)
+    assert seen == ["a-0", "a-1", "a-2"]
+
+
+async def test_store_errors_that_are_bugs_are_not_retried_in_place(autojump_clock):
+    """A StoreError that is not StoreUnavailable (bad SQL) is a bug: parked, no quick retries."""
+    calls = []
+
+    async def handle(e):
+        calls.append(e.post.id)
+        if len(calls) == 1:
+            raise StoreError("no such column")
+
+    stats = await run_dispatch([ev("a", 0)], handle)
+    assert calls == ["a-0"] and stats.retries == 0 and stats.parked == 1
 
 
 async def test_idle_lanes_are_reaped_and_restarted(autojump_clock):
@@ -110,8 +235,7 @@ async def test_idle_lanes_are_reaped_and_restarted(autojump_clock):
         handled.append(e.post.id)
 
     async with trio.open_nursery() as n:
-        await n.start(lambda task_status: dispatcher.run(queues, inbox=recv, handle=handle,
-                                                         stats=stats, task_status=task_status))
+        await n.start(start(queues, recv, handle, stats))
         await send.send(ev("a", 0))
         await trio.sleep(30)
         assert stats.lanes_reaped == 1 and "a" not in stats.lanes
@@ -122,26 +246,74 @@ async def test_idle_lanes_are_reaped_and_restarted(autojump_clock):
     assert handled == ["a-0", "a-1"]
 
 
-async def test_full_mailbox_applies_back_pressure(autojump_clock):
-    """With a blocked channel and a full mailbox, the dispatcher stops taking events."""
+async def test_a_full_mailbox_never_blocks_the_dispatcher(autojump_clock):
+    """Channel a hangs with a full mailbox. Old code: the dispatcher waited on a's mailbox and
+    no channel got anything. Now a is marked behind (its dropped posts are not queued), b
+    flows, and when a has room again it catches up from the server: every post once, in
+    order."""
     gate = trio.Event()
+    handled: list[str] = []
+    server = {"a": [ev("a", i) for i in range(10)]}  # what the server would return
 
     async def handle(e):
-        await gate.wait()
+        if e.post.channel_id == "a":
+            await gate.wait()
+        if e.post.id in handled:  # the handler drops duplicates by post id
+            return
+        handled.append(e.post.id)
+
+    async def catch_up(cid, since_ms):
+        done = [p for p in handled if p.startswith(cid)]
+        cursor = len(done)  # the cursor: the last handled post
+        posts = server[cid][cursor:]
+        for start_at in range(0, len(posts), 3):  # pages of 3
+            yield posts[start_at:start_at + 3]
 
     stats = dispatcher.DispatcherStats()
     send, recv = trio.open_memory_channel(0)
     async with trio.open_nursery() as n:
-        await n.start(lambda task_status: dispatcher.run(
-            QueueConfig(channel_mailbox=2), inbox=recv, handle=handle, stats=stats,
-            task_status=task_status))
-        sent = 0
-        with trio.move_on_after(5):
-            for i in range(10):
-                await send.send(ev("a", i))
-                sent += 1
-        # 1 in the handler + 2 in the mailbox + 1 held by the dispatcher's pending send
-        assert sent == 4
-        assert stats.mailbox_depths() == {"a": 2}
+        await n.start(start(QueueConfig(channel_mailbox=2), recv, handle, stats,
+                            catch_up=catch_up))
+        with trio.fail_after(1):
+            for e in server["a"]:
+                await send.send(e)
+            for i in range(5):
+                await send.send(ev("b", i))
+        await trio.sleep(0.1)
+        assert [p for p in handled if p.startswith("b")] == [f"b-{i}" for i in range(5)]
+        assert stats.behind_channels() == ["a"] and stats.dropped_behind == 7
         gate.set()
+        await trio.sleep(0.1)
         await send.aclose()
+    assert [p for p in handled if p.startswith("a")] == [f"a-{i}" for i in range(10)]
+    assert stats.catch_ups == 1 and stats.behind_channels() == []
+
+
+async def test_a_failed_catch_up_is_tried_again(autojump_clock):
+    gate = trio.Event()
+    handled: list[str] = []
+    tries = []
+
+    async def handle(e):
+        await gate.wait()
+        if e.post.id not in handled:
+            handled.append(e.post.id)
+
+    async def catch_up(cid, since_ms):
+        tries.append(since_ms)
+        if len(tries) == 1:
+            raise MattermostUnavailable("503")
+        yield [ev("a", i) for i in range(len(handled), 6)]
+
+    stats = dispatcher.DispatcherStats()
+    send, recv = trio.open_memory_channel(0)
+    async with trio.open_nursery() as n:
+        await n.start(start(QueueConfig(channel_mailbox=1), recv, handle, stats,
+                            catch_up=catch_up))
+        for i in range(6):
+            await send.send(ev("a", i))
+        gate.set()
+        await trio.sleep(dispatcher.CATCH_UP_RETRY_S + 1)
+        await send.aclose()
+    assert handled == [f"a-{i}" for i in range(6)]
+    assert stats.catch_up_failures == 1 and len(tries) == 2 and tries[0] == tries[1]

@@ -121,3 +121,25 @@ async def test_sync_toggle_updates_cache_and_db(tmp_path):
         row = store.db["mchat_channel_mapping"].get(1)
         assert row["sync_enabled"] == 0
         assert not await mapper.set_sync("nope", True)
+
+
+async def test_every_chat_service_call_of_the_mapper_has_a_timeout(tmp_path, autojump_clock):
+    """A ChatService that never answers create_user: old code waited forever (the channel
+    stalled for good); now it is a ChatServiceTimeout after CHAT_TIMEOUT, which the dispatcher
+    retries and parks."""
+    import pytest
+
+    from mchat_actors.errors import ChatServiceTimeout
+    from tests.fakes import InlineStore
+
+    class Hanging(FakeChat):
+        async def create_user(self, *, name, email):
+            await trio.sleep_forever()
+
+    store = InlineStore.open(tmp_path / "m.db")
+    mapper = Mapper(store=store, rest=rest_with(1), chat=Hanging(), bot_user_id="bot",
+                    timeout_s=5)
+    start = trio.current_time()
+    with trio.fail_after(60), pytest.raises(ChatServiceTimeout):
+        await mapper.user("u0")
+    assert 5 <= trio.current_time() - start < 6

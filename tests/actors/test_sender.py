@@ -69,16 +69,33 @@ class FakeMattermost:
         self.reactions: list[tuple[str, str, str]] = []
         self.reaction_fault: str | None = None
         self.created = trio.Event()
+        self.down_until = 0.0  # every request answers 503 before this trio time
+        self.pings = 0
 
     async def handler(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
+        if path == "/api/v4/system/ping":
+            self.pings += 1
+        if trio.current_time() < self.down_until:
+            if method == "POST" and path == "/api/v4/posts":
+                self.create_calls.append(trio.current_time())
+            return httpx.Response(503, json={"id": "", "message": "unavailable"})
+        if path == "/api/v4/system/ping":
+            return httpx.Response(200, json={"status": "OK"})
         if method == "POST" and path == "/api/v4/posts":
             return self._create(json.loads(request.content))
         if method == "GET" and path.startswith("/api/v4/channels/") and path.endswith("/posts"):
             self.get_posts_calls += 1
             channel = path.split("/")[4]
-            since = int(request.url.params["since"])
-            found = [p for p in self.posts if p["channel_id"] == channel and p["update_at"] > since]
+            in_channel = [p for p in self.posts if p["channel_id"] == channel]
+            if "since" in request.url.params:  # like the server: capped at 1000
+                since = int(request.url.params["since"])
+                found = [p for p in in_channel if p["update_at"] > since][-1000:]
+            else:  # newest first, page by page
+                page = int(request.url.params.get("page", 0))
+                per_page = int(request.url.params.get("per_page", 60))
+                newest_first = in_channel[::-1]
+                found = newest_first[page * per_page:(page + 1) * per_page][::-1]
             return httpx.Response(200, json={
                 "order": [p["id"] for p in reversed(found)], "posts": {p["id"]: p for p in found},
                 "next_post_id": "", "prev_post_id": ""})
@@ -354,6 +371,26 @@ async def test_crash_mid_send_then_late_restart_does_not_duplicate(autojump_cloc
     assert pending_count(store) == 0
 
 
+async def test_in_doubt_lookup_finds_the_post_in_a_busy_channel(autojump_clock, tmp_path):
+    """1 500 posts followed the lost one: the lookup pages back to it (old code asked with
+    since=, which the server caps at 1 000 newest posts, missed it and posted again)."""
+    path = tmp_path / "s.db"
+    store, fake = InlineStore(path), FakeMattermost()
+    fake.always = "lost"
+    async with sender_running(store, fake) as run:
+        await run.send.send(reply("a", 0))
+        await fake.created.wait()
+        run.crash()
+    fake.always = None
+    for n in range(1500):  # other people talk in the channel
+        fake._store_post({"channel_id": "a", "message": f"chat {n}", "props": {}})
+    await trio.sleep(40)
+    async with sender_running(InlineStore(path), fake):
+        pass
+    assert [p for p in fake.posts if p["props"].get("mchat_reply_key")] == fake.posts[:1]
+    assert pending_count(store) == 0
+
+
 async def test_crash_then_quick_restart_resends_with_the_same_pending_post_id(autojump_clock,
                                                                              tmp_path):
     """Restarted within the dedup window, the resend returns the original post (no lookup)."""
@@ -511,3 +548,39 @@ def test_every_reply_is_posted_exactly_once_in_channel_order(plan, faults, crash
     assert pending_count(store) == 0
     for channel, keys in expected.items():
         assert fake.keys(channel) == keys
+
+
+async def test_held_replies_go_out_at_full_rate_when_the_server_is_back(autojump_clock,
+                                                                         tmp_path):
+    """An 8 s server-wide 503 window with 30 replies held over 3 channels: the circuit opens,
+    the server is probed (not every row retried), and all 30 are out within 30 / 10 + 2 s of
+    the end. Old code deferred each head 30 s after 3 quick retries: ~32 s late."""
+    store, fake = InlineStore(tmp_path / "s.db"), FakeMattermost()
+    fake.down_until = 8.0
+    async with sender_running(store, fake) as run:
+        for n in range(10):
+            for channel in "abc":
+                await run.send.send(reply(channel, n))
+        await trio.sleep(40)
+    assert len(fake.posts) == 30
+    last = max(p["create_at"] for p in fake.posts) / 1000 - EPOCH
+    assert last <= 8.0 + 30 / 10 + 2
+    for channel in "abc":
+        assert fake.keys(channel) == [f"{channel}-trigger{n}:0" for n in range(10)]
+    failed_posts = [t for t in fake.create_calls if t < 8.0]
+    assert len(failed_posts) <= 2  # probes, not posts, while the server is down
+    stats = run.sender.statistics()
+    assert stats.circuit_opens == 1 and stats.deferred == 0 and not stats.circuit_open
+
+
+async def test_a_row_that_fails_alone_does_not_open_the_circuit(autojump_clock, tmp_path):
+    """A 503 for one row while the server answers pings is that row's problem: per-row
+    retries; other channels go on."""
+    store, fake = InlineStore(tmp_path / "s.db"), FakeMattermost()
+    fake.faults_for = {"a-trigger0:0": ["503"] * 2}
+    async with sender_running(store, fake) as run:
+        await run.send.send(reply("a", 0))
+        await run.send.send(reply("b", 0))
+        await trio.sleep(10)
+    assert sorted(fake.keys()) == ["a-trigger0:0", "b-trigger0:0"]
+    assert run.sender.statistics().circuit_opens == 0 and fake.pings == 2

@@ -30,6 +30,7 @@ class RecordingTransport:
     def __init__(self, fail: int = 0) -> None:
         self.fail = fail
         self.calls = 0
+        self.pings = 0
         self.posts: list[dict[str, Any]] = []
 
     async def create_post(self, **fields: Any) -> Any:
@@ -38,6 +39,11 @@ class RecordingTransport:
             raise MattermostUnavailable("incoming webhook: server error 503")
         self.posts.append(fields)
         return {"id": f"webhook:{fields['pending_post_id']}"}
+
+    async def ping(self) -> object:
+        """The server is up: only the hook's endpoint fails (a row-level failure)."""
+        self.pings += 1
+        return 200
 
 
 async def _run(tmp_path: Any, transport: RecordingTransport,

@@ -67,3 +67,20 @@ async def test_run_fires_at_each_period_and_skips_a_service_that_cannot(tmp_path
             await summaries.run(chat, store, send, every_hours=0.2 / 3600, stats=stats)
         assert stats.runs == 2 and stats.posted == 2
         await summaries.run(object(), store, send, every_hours=1, stats=stats)  # returns at once
+
+
+async def test_a_summary_is_durable_before_it_is_announced(tmp_path):
+    """The outbox row exists before the sender hears of it: a crash after the summary is made
+    (here: nobody ever reads the replies channel) still leaves it to be posted on restart.
+    Old code only sent it over the memory channel; the sender made it durable later."""
+    from mchat_actors import outbox
+
+    chat = SummarizingChat(rooms_with_talk={"r1"})
+    send, recv = trio.open_memory_channel(10)
+    async with open_store(tmp_path / "db") as store:
+        await _channels(store)
+        await summaries.summarize_all(chat, store, send, every_hours=24,
+                                      wall_clock=lambda: 86_400 * 5 + 10)
+        rows = await store.run(outbox.load_pending)
+    assert [r.reply_key for r in rows] == ["summary:c1:5"]
+    assert recv.receive_nowait().reply_key == "summary:c1:5"

@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-
 import trio
 import trio.testing
 
@@ -28,12 +27,13 @@ from mchat_actors.actors.mapper import Mapper
 from mchat_actors.actors.sweeper import Sweeper
 from mchat_actors.app import Runtime
 from mchat_actors.config import ChatConfig, Config, HttpConfig, MattermostConfig
-from mchat_actors.errors import MattermostApiError, StoreError
+from mchat_actors.errors import MattermostApiError
 from mchat_actors.http.app import create_app
 from mchat_actors.mattermost.rest import ClientStatistics
 from mchat_actors.messages import InboundEvent, OutboundRequest, SendReply
 from mchat_actors.ratelimit import TokenBucket
-from mchat_actors.store import Store, open_store
+from mchat_actors.retry_queue import SqliteRetryQueue
+from mchat_actors.store import Store, open_store, store_error
 from mchat_actors.trigger import BotIdentity
 from tests.fakes import FakeChat
 
@@ -150,6 +150,7 @@ async def open_harness(config: Config, *, background: bool = True,
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: dispatcher.run(
                 config.queues, inbox=events_recv, handle=handler, stats=rt.dispatcher_stats,
+                retry_queue=SqliteRetryQueue(store), catch_up=sweeper.catch_up,
                 task_status=task_status))
             nursery.start_soon(drain)
             app = create_app(rt, background=nursery if background else None,
@@ -275,7 +276,7 @@ def autojump_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
         try:
             return fn(self.db, *args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(f"{getattr(fn, '__name__', 'query')}: {exc}") from exc
+            raise store_error(fn, exc) from exc
 
     monkeypatch.setattr(Store, "run", run_inline)
     return trio.testing.MockClock(autojump_threshold=0)

@@ -86,3 +86,27 @@ async def test_health_is_503_when_an_outbox_reply_is_stuck(harness):
     assert r.json()["outbox"]["pending"] == 1
     assert r.json()["outbox"]["oldest_pending_age_s"] > 600
     assert "outbox" in r.json()["reasons"][0]
+
+
+def test_assess_reports_an_event_stuck_in_the_retry_queue():
+    rules = HealthRules()
+    stuck = {**facts(), "retry_queue": {"pending": 3, "channels": 1,
+                                        "oldest_pending_age_s": 601.0}}
+    assert assess(stuck, rules, 2.0) == ["retry queue: an event has waited 601 s to be stored"]
+    fresh = {**facts(), "retry_queue": {"pending": 3, "channels": 1,
+                                        "oldest_pending_age_s": 5.0}}
+    assert assess(fresh, rules, 2.0) == []
+
+
+async def test_health_shows_the_retry_queue(harness):
+    from mchat_actors import retry_queue
+    from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
+
+    event = PostCreated(post=Post(id=PostId("p1"), channel_id=ChannelId("c1"),
+                                  user_id=MattermostUserId("u1"), message="x"))
+    await harness.rt.store.run(retry_queue.park, event, attempts=4, error="e",
+                               next_attempt_at=2e9, now=1.0)
+    r = await harness.client.get("/mchat/health")
+    body = r.json()
+    assert body["retry_queue"]["pending"] == 1 and body["retry_queue"]["channels"] == 1
+    assert r.status_code == 503 and "retry queue" in " ".join(body["reasons"])

@@ -173,3 +173,30 @@ async def test_a_full_events_queue_answers_503_after_the_window(tmp_path):
         r = await h.client.post(URL, json=payload())
         assert r.status_code == 503
         assert "busy" in r.json()["detail"]
+
+
+async def test_a_failed_commit_hands_nothing_to_the_webhook_and_posts_once(harness,
+                                                                          monkeypatch):
+    """The reply is handed to the waiting webhook request only after its transaction commits.
+    Old code handed it over first: a failed commit then answered in the response AND, after
+    the retry, through the outbox (twice)."""
+    from mchat_actors.actors import handler as handler_module
+    from mchat_actors.errors import StoreUnavailable
+
+    real = handler_module.finish_post
+    fails = [1]
+
+    def flaky(db, *args, **kwargs):
+        if fails:
+            fails.pop()
+            raise StoreUnavailable("database is locked")
+        return real(db, *args, **kwargs)
+
+    monkeypatch.setattr(handler_module, "finish_post", flaky)
+    r = await harness.client.post(URL, json=payload(post_id="p7"))
+    assert r.status_code == 200
+    assert r.content == b""  # not committed: nothing in the response
+    replies = await harness.wait_replies(1)
+    assert [x.reply_key for x in replies if isinstance(x, SendReply)] == ["p7:reply"]
+    rows = list(harness.rt.store.db.query("SELECT status FROM outbox"))
+    assert rows == [{"status": "pending"}]  # the sender posts it, once

@@ -72,15 +72,40 @@ async def test_bot_name_setting_adds_a_trigger(tmp_path):
 
 
 async def test_chat_failure_gets_one_apology_not_silence(tmp_path):
-    """A failing ChatService gives exactly one short apology; the service keeps running."""
-    chat = FakeChat(fail_rooms={"Town Square"})
+    """A ChatService that cannot answer (but stores) gives exactly one short apology; the
+    post is stored; the service keeps running."""
+    chat = FakeChat(fail_answer_rooms={"Town Square"})
     async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
         p = await mm.post_as("kim", "town-square", "@ai 질문")
         await wait_until(lambda: replies_to(mm, p["id"]))
         assert "죄송합니다" in replies_to(mm, p["id"])[0]["message"]
+        assert p["id"] in chat.messages
         q = await mm.post_as("kim", "quality", "@ai 질문")
         await wait_until(lambda: replies_to(mm, q["id"]))
         assert rt.invoker.stats.failures >= 1
+
+
+async def test_chat_outage_parks_posts_until_they_are_stored_and_answered_once(tmp_path):
+    """While the ChatService cannot store anything, posts are parked in the durable retry
+    queue (old code recorded them as handled, "chat_failed", and never stored them); when it
+    is back every post is stored in order and the question gets one (late) answer."""
+    chat = FakeChat(fail_rooms={"Town Square"})
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat) as rt:
+        q = await mm.post_as("kim", "town-square", "@ai 불량률 알려줘")
+        plain = [await mm.post_as("lee", "town-square", f"기록 {i}") for i in range(3)]
+        other = await mm.post_as("kim", "quality", "@ai 다른 채널")
+        await wait_until(lambda: replies_to(mm, other["id"]))  # other channels flow
+        await wait_until(lambda: rt.dispatcher_stats.parked >= 4, timeout=15)
+        assert q["id"] not in chat.messages and not replies_to(mm, q["id"])
+        chat.fail_rooms.clear()
+        await wait_until(lambda: replies_to(mm, q["id"]) and all(
+            p["id"] in chat.messages for p in plain), timeout=20)
+        await trio.sleep(0.5)
+        assert len(replies_to(mm, q["id"])) == 1
+        assert "죄송합니다" not in replies_to(mm, q["id"])[0]["message"]
+        order = [pid for _, pid in chat.calls if pid in {q["id"], *(p["id"] for p in plain)}]
+        firsts = list(dict.fromkeys(reversed(order)))[::-1]  # last call of each, in order
+        assert firsts == [q["id"], *(p["id"] for p in plain)]
 
 
 async def test_edits_and_deletes_reach_the_chat_service(tmp_path):

@@ -103,3 +103,58 @@ async def test_rejected_token_exits_3_without_traceback(tmp_path):
     assert done.returncode == 3, err[-2000:]
     assert "rejected the bot token" in err and "Traceback" not in err
     assert "not-the-token" not in err + done.stdout.decode()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_unreachable_server_at_start_is_waited_for_not_fatal(tmp_path):
+    """Mattermost refuses connections while the service starts (a data-centre restart). Old
+    code exited at once ("stopped: MattermostUnavailable: GET /users/me"); now it keeps
+    trying with backoff, /mchat/health answers 503 with the reason, and once the server is back
+    the service connects and answers."""
+    import httpx
+
+    port = _free_port()
+    async with FakeMattermost() as mm:
+        mm.refuse_connections(4.0)
+        env = serve_env(mm, tmp_path / "bot.db", MCHAT_HTTP_LISTEN=f"127.0.0.1:{port}")
+        out = open(tmp_path / "serve.log", "ab")  # noqa: SIM115
+        proc = await trio.lowlevel.open_process(SERVE, env=env, stdout=out,
+                                                stderr=subprocess.STDOUT)
+        try:
+            seen: list[tuple[int, str]] = []
+            async with httpx.AsyncClient() as http:
+                with trio.fail_after(10):
+                    while not any("unreachable" in reason for _, reason in seen):
+                        try:
+                            r = await http.get(f"http://127.0.0.1:{port}/mchat/health")
+                            seen.append((r.status_code, " ".join(r.json()["reasons"])))
+                        except httpx.TransportError:
+                            pass
+                        await trio.sleep(0.1)
+                assert {status for status, _ in seen} == {503}
+                assert proc.returncode is None
+                await wait_until(lambda: bot_connected(mm), timeout=15)
+                p = await mm.post_as("kim", "town-square", "@ai 다시 켜졌어?")
+                await wait_until(lambda: replies_to(mm, p["id"]), timeout=10)
+                r = await http.get(f"http://127.0.0.1:{port}/mchat/health")
+                assert r.status_code == 200
+        finally:
+            assert await stop(proc) == 0
+            out.close()
+
+
+async def test_sigterm_while_waiting_for_the_server_stops_at_once(tmp_path):
+    async with FakeMattermost() as mm:
+        mm.refuse_connections(60.0)
+        log = tmp_path / "serve.log"
+        proc = await start_serve(mm, tmp_path / "bot.db", log)
+        await wait_until(lambda: b"unreachable at start-up" in log.read_bytes(), timeout=10)
+        with trio.fail_after(5):
+            assert await stop(proc) == 0

@@ -174,9 +174,10 @@
 
   async function refreshLists() {
     try {
-      const [box, channels, users, audit] = await Promise.all([
+      const [box, channels, users, audit, parked] = await Promise.all([
         api("GET", "/outbox?limit=50"), api("GET", "/mappings/channels"),
         api("GET", "/mappings/users"), api("GET", "/audit?limit=30"),
+        api("GET", "/retry-queue?limit=50"),
       ]);
       const now = Date.now() / 1000;
       fill("outbox", box.failed.concat(box.pending), (r) => {
@@ -188,6 +189,22 @@
         }
         return [r.id, r.status, r.channel_id, r.attempts, fmtAge(now - r.created_at),
           r.last_error, (r.message || "").slice(0, 80), action];
+      });
+      fill("retry-queue", parked.rows, (r) => {
+        const cells = [r.id, r.status, r.channel_id, r.post_id || "–", r.kind, r.attempts,
+          r.status === "pending" ? fmtAge(Math.max(0, r.next_attempt_at - now)) : "–", r.last_error];
+        if (r.status !== "pending") return cells.concat([""]);
+        const span = el("span", "");
+        for (const what of ["retry", "discard"]) {
+          const b = el("button", what === "retry" ? "Retry now" : "Discard");
+          b.type = "button";
+          b.addEventListener("click", () => {
+            if (what === "discard" && !confirm("Give up on this post for good?")) return;
+            act(() => api("POST", "/retry-queue/" + r.id + "/" + what));
+          });
+          span.appendChild(b);
+        }
+        return cells.concat([span]);
       });
       fill("channels", channels.channels, (r) => {
         const box2 = el("input");
