@@ -27,9 +27,19 @@ What goes to the agent, and how (``{a}`` = ``/api/v1/agents/{CHAT_BACKEND_AGENT_
   and it would copy private channels' text to a second place for nothing.
 - ``external_user_id`` is not sent: the server resolves it to a mapped internal user, whose
   agent memories a later search (resolved the same way) may not see. All memories stay in the
-  instance owner's pool; who may read them is decided here, by ``audience_filter``.
+  instance owner's pool; who may read them is decided here.
 
-Edits and deletes change only the local copy; summaries come from the local store. HTTP (rate
+Audience: every search, ``/memory`` list and ``/forget`` goes through
+``remote_records.audience_filter`` with the rules of ``chat.audience`` (the embedded service's):
+the reply's audience (room kind, members, teams) and the kind, members and team of each
+memory's room come from our local store (``audience_scope``). A hit outside it is never quoted
+nor sent to an LLM; answers and ``/search`` count it ("N more private results, ask in a DM").
+A memory without a room (written through the Agent API by someone else) is shown nowhere
+unless marked team-wide (``mchat_scope "team"``, ``mchat_team_id``) for a team every reader is
+in. ``/search`` and ``/memory`` replies are for the asker alone (ephemeral). ``/forget`` deletes
+only what the reply may show and the asker could have written (their room, a room they are in).
+
+Summaries come from the local store. HTTP (rate
 limit, 429/5xx retries, key never logged) is ``chat.agent_http``; the key goes in ``X-API-Key``.
 """
 
@@ -50,7 +60,8 @@ from ..errors import ChatServiceError, ConfigError
 from ..messages import AgentUserId, RoomId
 from .agent_http import AgentHttp, HttpStatusError, agent_bucket, agent_client
 from .analysis import analyze_query, relevance
-from .answer import compose_answer, format_memory, is_korean
+from .answer import compose_answer, format_memory, hidden_note, is_korean, matching
+from .audience import Audience, RoomInfo
 from .commands import (
     Command,
     Forget,
@@ -64,9 +75,14 @@ from .commands import (
 from .handlers import FORGET_MIN_RELEVANCE, summarize_with_reactions
 from .masking import mask_sensitive
 from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
+from .remote_records import (
+    audience_filter,
+    hidden_elsewhere,
+    parse_server_time,
+    record_from_result,
+)
 from .remote_records import meta as _meta
 from .remote_records import meta_str as _str
-from .remote_records import parse_server_time, record_from_result
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +103,6 @@ HELP_TEXT = """\
 그 밖의 말은 질문으로 보고 저장된 기억으로 답합니다. Anything else is a question."""
 
 Outcome = tuple[str, tuple[MemoryRecord, ...], bool]
-
-
-def audience_filter(memories: Sequence[MemoryRecord], *, room: RoomId,
-                    user: AgentUserId) -> list[MemoryRecord]:
-    """THE place where the remote backend decides which memories a reply in ``room`` to
-    ``user`` may show. Every search, list and forget goes through it.
-
-    Today's rule (the adapter's old one, kept until the audience rules of issue #8 are wired
-    in here): a personal memory only to its owner; a room memory only in its room; a memory
-    without a room (stored by someone else through the Agent API) everywhere.
-    """
-    visible = []
-    for m in memories:
-        if m.scope == "personal":
-            if m.owner_id == user:
-                visible.append(m)
-        elif m.room_id is None or m.room_id == room:
-            visible.append(m)
-    return visible
 
 
 @final
@@ -159,6 +156,16 @@ class AgentApi:
                 return False
             raise
         return True
+
+
+@runtime_checkable
+class _AudienceSource(Protocol):
+    async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
+                             memory_rooms: Sequence[str]
+                             ) -> tuple[Audience, dict[str, RoomInfo]]: ...
+
+
+Scoped = tuple[list[MemoryRecord], list[MemoryRecord], Audience, Mapping[str, RoomInfo]]
 
 
 @runtime_checkable
@@ -231,16 +238,49 @@ class RemoteChatService:
         return attrs.evolve(result, assistant_message=reply, extracted_memories=memories,
                             ephemeral=ephemeral)
 
+    async def _scoped(self, records: Sequence[MemoryRecord], room: RoomId, user: AgentUserId,
+                      *, only_asker: bool) -> Scoped:
+        """``records`` split by the audience of a reply in ``room`` to ``user`` (``only_asker``:
+        one only ``user`` reads): (allowed, left out, the audience, the memories' rooms)."""
+        audience: Audience
+        rooms: Mapping[str, RoomInfo]
+        if isinstance(self._local, _AudienceSource):
+            audience, rooms = await self._local.audience_scope(
+                room, user, only_asker=only_asker,
+                memory_rooms=sorted({m.room_id for m in records if m.room_id}))
+        else:  # a local store that cannot say who reads what: this room's memories only
+            audience = (Audience.only(user, room) if only_asker
+                        else Audience.of(kind="channel", room=room, members=(), asker=user))
+            rooms = {}
+        allowed, hidden = audience_filter(records, audience, rooms)
+        return allowed, hidden, audience, rooms
+
+    async def _find(self, room: RoomId, user: AgentUserId, query: str, *,
+                    only_asker: bool) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+        results = await self._api.search(mask_sensitive(query), limit=50)
+        found, hidden, _, _ = await self._scoped([record_from_result(r) for r in results],
+                                                 room, user, only_asker=only_asker)
+        return found, hidden_elsewhere(hidden)
+
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = SEARCH_RESULTS) -> list[MemoryRecord]:
-        """The agent's memories ``user`` may see from ``room`` that match ``query``."""
-        results = await self._api.search(mask_sensitive(query), limit=50)
-        found = audience_filter([record_from_result(r) for r in results], room=room, user=user)
+        """The agent's memories matching ``query`` that a reply in ``room`` to ``user`` may
+        show (``chat.audience``)."""
+        found, _ = await self._find(room, user, query, only_asker=False)
         return found[:limit]
 
+    async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
+                            limit: int = SEARCH_RESULTS, only_asker: bool = False
+                            ) -> tuple[list[MemoryRecord], int]:
+        """``(matches the reply's audience may see, how many more matches it may not)``, as
+        ``EmbeddedChatService.search_scoped``; ``only_asker``: a reply only ``user`` reads."""
+        found, hidden = await self._find(room, user, query, only_asker=only_asker)
+        return found[:limit], len(matching(query, hidden))
+
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
-        memories = await self.search(room, user, question, limit=QUESTION_MEMORIES)
-        return await compose_answer(question, memories, llm=self._llm)
+        found, hidden = await self._find(room, user, question, only_asker=False)
+        return await compose_answer(question, found[:QUESTION_MEMORIES], llm=self._llm,
+                                    hidden=len(matching(question, hidden)))
 
     async def _command(self, command: Command, room: RoomId, user: AgentUserId,
                        post_id: str | None, permalink: str | None,
@@ -285,14 +325,17 @@ class RemoteChatService:
         korean = is_korean(query) or not query
         if not query:
             return "사용법: `/search <검색어>`", (), True
-        found = await self.search(room, user, query)
+        # ephemeral: the runtime shows it to the asker only (or sends it by DM)
+        found, hidden = await self._find(room, user, query, only_asker=True)
+        found = found[:SEARCH_RESULTS]
+        note = hidden_note(len(matching(query, hidden)), korean=korean)
         if not found:
             return (f"'{query}'에 맞는 기억이 없습니다." if korean
-                    else f"No memory matches '{query}'."), (), True
+                    else f"No memory matches '{query}'.") + note, (), True
         head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
                 else f"{len(found)} memories match '{query}':")
         lines = [format_memory(m, korean=korean) for m in found]
-        return "\n".join([head, *lines]), (), True
+        return "\n".join([head, *lines]) + note, (), True
 
     async def _forget(self, room: RoomId, user: AgentUserId, target: str) -> Outcome:
         """Delete the best visible match, only when it covers the query's words (the vector
@@ -302,11 +345,13 @@ class RemoteChatService:
             return "사용법: `/forget <검색어>`", (), False
         results = await self._api.search(mask_sensitive(target), limit=50)
         refs = {str(r["memory_id"]): _str(_meta(r), "mchat_ref") for r in results}
-        visible = audience_filter([record_from_result(r) for r in results], room=room,
-                                  user=user)
+        # the reply quotes it in the room: the room's audience must see it; and it must be one
+        # the asker could have written (not every team-wide memory they may read)
+        visible, _, _, rooms = await self._scoped([record_from_result(r) for r in results],
+                                                  room, user, only_asker=False)
         query = analyze_query(target)
-        best = next((m for m in visible if relevance(query, m.content) >= FORGET_MIN_RELEVANCE),
-                    None)
+        best = next((m for m in visible if _forgettable(m, room, user, rooms)
+                     and relevance(query, m.content) >= FORGET_MIN_RELEVANCE), None)
         if best is None:
             return (f"'{target}'에 해당하는 기억을 찾지 못했습니다. `/search`로 먼저 확인해 보세요."
                     if korean else f"No memory you can see matches '{target}'."), (), False
@@ -324,21 +369,24 @@ class RemoteChatService:
             False
 
     async def _list(self, room: RoomId, user: AgentUserId) -> Outcome:
-        """The newest memories this reply may show, paging past other rooms' (a few pages)."""
+        """This room's newest memories (ephemeral: for the asker alone), paging past other
+        rooms' (a few pages); every row goes through the audience filter."""
         found: list[MemoryRecord] = []
         offset = 0
         for _page in range(LIST_PAGES):
             items, total = await self._api.memory_items(offset=offset)
-            found += audience_filter([record_from_result(r, id_key="id") for r in items],
-                                     room=room, user=user)
+            records = [record_from_result(r, id_key="id") for r in items]
+            allowed, _, _, _ = await self._scoped(
+                [m for m in records if m.room_id == room], room, user, only_asker=True)
+            found += allowed
             offset += len(items)
             if len(found) >= SEARCH_RESULTS or not items or offset >= total:
                 break
         found = found[:SEARCH_RESULTS]
         if not found:
-            return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
+            return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), True
         lines = [format_memory(m, korean=True) for m in found]
-        return "\n".join([f"이 방의 기억 {len(found)}개:", *lines]), (), False
+        return "\n".join([f"이 방의 기억 {len(found)}개:", *lines]), (), True
 
     async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None:
         """Scheduled summaries (``actors.summaries``): from the local store, if it can."""
@@ -351,6 +399,19 @@ class RemoteChatService:
             return "요약은 embedded 백엔드에서만 지원됩니다. / Summaries need the embedded " \
                    "backend.", (), False
         return await summarize_with_reactions(self._local.summarize_room, room, hours, react)
+
+
+def _forgettable(memory: MemoryRecord, room: RoomId, user: AgentUserId,
+                 rooms: Mapping[str, RoomInfo]) -> bool:
+    """Whether ``user`` may forget ``memory`` from ``room``: their own personal memory, or one
+    of the room asked in or of a room they are a member of (reading a team-wide memory does
+    not make it yours to forget; a memory without a room is nobody's here)."""
+    if memory.scope == "personal":
+        return memory.owner_id == user
+    if memory.room_id is None:
+        return False
+    info = rooms.get(memory.room_id)
+    return memory.room_id == room or (info is not None and user in info.members)
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
+from mchat_actors.chat.audience import Audience, RoomInfo
 from mchat_actors.chat.llm import open_llm
 from mchat_actors.chat.protocol import SendResult
 from mchat_actors.chat.remote import (
@@ -72,15 +73,20 @@ async def test_2_results_are_mapped_from_the_real_fields(env: Env) -> None:
     shared = env.fake.seed_agent_memory("배포 일정은 금요일", metadata=_room_meta(env))
     mine = env.fake.seed_agent_memory("배포 전에 나는 리뷰 먼저", metadata={
         "mchat_scope": "personal", "mchat_owner_id": env.kim.id})
-    found = await env.svc.search(env.room.id, env.kim.id, "배포")
+    # a reply in the channel never shows a personal memory; one for kim alone does
+    assert [m.id for m in await env.svc.search(env.room.id, env.kim.id, "배포")] == [shared.id]
+    found, hidden = await env.svc.search_scoped(env.room.id, env.kim.id, "배포",
+                                                only_asker=True)
     by_id = {m.id: m for m in found}
-    assert set(by_id) == {shared.id, mine.id}
+    assert set(by_id) == {shared.id, mine.id} and hidden == 0
     expected_ms = int(shared.created_at.replace(tzinfo=UTC).timestamp() * 1000)
     assert by_id[shared.id].created_at_ms == expected_ms
     assert by_id[shared.id].room_id == env.room.id and by_id[shared.id].scope == "room"
     assert by_id[mine.id].scope == "personal" and by_id[mine.id].owner_id == env.kim.id
     assert all(m.score > 0 for m in found)
-    assert [m.id for m in await env.svc.search(env.room.id, env.lee.id, "배포")] == [shared.id]
+    found, hidden = await env.svc.search_scoped(env.room.id, env.lee.id, "배포",
+                                                only_asker=True)
+    assert [m.id for m in found] == [shared.id] and hidden == 1
 
 
 async def test_3_memory_lists_through_get_data(env: Env) -> None:
@@ -135,7 +141,7 @@ async def test_5_plain_messages_are_not_uploaded(env: Env) -> None:
 async def test_6_unknown_agent_id_is_not_a_404_the_key_decides(db_path: str) -> None:
     """Item 6: the real server ignores the path's agent id; a wrong key is a 403 rejection."""
     async for env in open_env(db_path):
-        env.fake.seed_agent_memory("X부품 불량률 12%")
+        env.fake.seed_agent_memory("X부품 불량률 12%", metadata=_room_meta(env))
         cfg = attrs.evolve(ChatConfig(), backend="remote", backend_url=env.fake.url,
                            backend_api_key="agent-key-SECRET-42", backend_agent_id="other")
         async with open_remote_chat_service(cfg, local=env.local, llm=None) as svc:
@@ -271,10 +277,23 @@ def test_record_mapping_tolerates_odd_results_and_the_filter_is_one_place() -> N
     assert aware.created_at_ms == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
     room, other = RoomId("r1"), RoomId("r2")
     kim, lee = AgentUserId("kim"), AgentUserId("lee")
+    here = attrs.evolve(odd, room_id=room)
     mine = attrs.evolve(odd, scope="personal", owner_id=kim)
     theirs = attrs.evolve(odd, room_id=other)
-    assert audience_filter([odd, mine, theirs], room=room, user=kim) == [odd, mine]
-    assert audience_filter([odd, mine, theirs], room=room, user=lee) == [odd]
+    rooms = {other: RoomInfo(kind="private", members=frozenset({kim}), team="A")}
+    # odd has no room: nobody is known to see it, so no reply shows it
+    channel = Audience.of(kind="channel", room=room, members={kim, lee}, asker=kim, teams={"A"})
+    assert audience_filter([odd, here, mine, theirs], channel, rooms) == (
+        [here], [odd, mine, theirs])
+    assert audience_filter([odd, here, mine, theirs], Audience.only(kim, room), rooms)[0] == [
+        here, mine, theirs]
+    assert audience_filter([odd, here, mine, theirs], Audience.only(lee, room), rooms)[0] == [
+        here]
+    team = record_from_result({"memory_id": "m3", "content": "z", "metadata": {
+        "mchat_scope": "team", "mchat_team_id": "A"}})
+    assert (team.scope, team.team_id, team.room_id) == ("team", "A", None)
+    assert audience_filter([team], channel, rooms)[0] == [team]
+    assert audience_filter([team], Audience.only(lee, room, teams={"B"}), rooms)[0] == []
 
 
 async def test_memory_pages_past_other_rooms(env: Env) -> None:
