@@ -51,11 +51,8 @@ def audience_for(conn: sqlite3.Connection, room: str, user: str,
     kind = repo.room_kind(conn, room)
     members = repo.room_members(conn, room)
     teams: frozenset[str]
-    if kind == DIRECT:
-        teams = repo.user_teams(conn, user)
-    elif kind == GROUP:
-        shared = [repo.user_teams(conn, m) for m in members | {user}]
-        teams = frozenset.intersection(*shared)
+    if kind in (DIRECT, GROUP):  # a DM's readers may be more than the asker: all must be in it
+        teams = frozenset.intersection(*[repo.user_teams(conn, m) for m in members | {user}])
     else:
         teams = frozenset({repo.room_team(conn, room)})
     return Audience.of(kind=kind, room=room, members=members, asker=user, teams=teams)
