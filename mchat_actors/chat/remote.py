@@ -39,6 +39,8 @@ unless marked team-wide (``mchat_scope "team"``, ``mchat_team_id``) for a team e
 in. ``/search`` and ``/memory`` replies are for the asker alone (ephemeral). ``/forget`` deletes
 only what the reply may show and the asker could have written (their room, a room they are in).
 
+Edits and deletes: an edited ``/remember`` post replaces its memory in the agent (delete the
+old memory and row, store the new text; the API has no update), a deleted one deletes it.
 Summaries come from the local store. HTTP (rate
 limit, 429/5xx retries, key never logged) is ``chat.agent_http``; the key goes in ``X-API-Key``.
 """
@@ -47,18 +49,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, assert_never, final, runtime_checkable
+from typing import Any, Protocol, TypeVar, assert_never, final, runtime_checkable
 from urllib.parse import quote
 
 import attrs
 import httpx
 
 from ..config import ChatConfig
-from ..errors import ChatServiceError, ConfigError
+from ..errors import ConfigError
 from ..messages import AgentUserId, RoomId
-from .agent_http import AgentHttp, HttpStatusError, agent_bucket, agent_client
+from . import repo
+from .agent_api import AgentApi
+from .agent_http import AgentHttp, agent_bucket, agent_client
 from .analysis import analyze_query, relevance
 from .answer import compose_answer, format_memory, hidden_note, is_korean, matching
 from .audience import Audience, RoomInfo
@@ -71,6 +75,7 @@ from .commands import (
     Search,
     Summarize,
     parse_command,
+    strip_mentions,
 )
 from .handlers import FORGET_MIN_RELEVANCE, summarize_with_reactions
 from .masking import mask_sensitive
@@ -86,11 +91,11 @@ from .remote_records import meta_str as _str
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 QUESTION_MEMORIES = 8
 SEARCH_RESULTS = 10
-LIST_PAGE = 100
 LIST_PAGES = 5  # /memory reads at most this many pages looking for this room's memories
-CONTEXT_SOURCES = {"include_agent": True}
 
 HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
@@ -105,64 +110,22 @@ HELP_TEXT = """\
 Outcome = tuple[str, tuple[MemoryRecord, ...], bool]
 
 
-@final
-class AgentApi:
-    """The Agent API of one agent instance (the key selects it; the path id is cosmetic)."""
-
-    def __init__(self, http: AgentHttp) -> None:
-        self._http = http
-
-    def __repr__(self) -> str:
-        return f"AgentApi({self._http!r})"
-
-    async def store_memory(self, content: str, metadata: Mapping[str, Any]) -> str:
-        """``POST data`` with ``data_type "memory"``; the agent_data id."""
-        body = {"data_type": "memory", "content": content,
-                "metadata": {k: v for k, v in metadata.items() if v is not None}}
-        answer = await self._http.request("POST", "data", json=body)
-        return str(answer.get("id", "")) if isinstance(answer, dict) else ""
-
-    async def search(self, query: str, *, limit: int) -> list[Mapping[str, Any]]:
-        """``POST memories/search`` over the agent's memories; results best first."""
-        body = {"query": query, "limit": max(1, min(50, limit)),
-                "context_sources": CONTEXT_SOURCES}
-        answer = await self._http.request("POST", "memories/search", json=body)
-        results = answer.get("results") if isinstance(answer, dict) else None
-        if not isinstance(results, list):
-            raise ChatServiceError("the memory agent answered a search without results")
-        return [r for r in results if isinstance(r, dict) and isinstance(r.get("content"), str)
-                and r.get("memory_id")]
-
-    async def memory_items(self, *, offset: int = 0,
-                           limit: int = LIST_PAGE) -> tuple[list[Mapping[str, Any]], int]:
-        """``GET data?data_type=memory``: a page of memory items (agent_data rows), newest
-        first, and how many there are in all."""
-        answer = await self._http.request("GET", "data", params={
-            "data_type": "memory", "limit": limit, "offset": offset})
-        rows = answer.get("data") if isinstance(answer, dict) else None
-        total = answer.get("total") if isinstance(answer, dict) else None
-        if not isinstance(rows, list):
-            raise ChatServiceError("the memory agent answered a listing without data")
-        items: list[Mapping[str, Any]] = [
-            r for r in rows if isinstance(r, dict) and isinstance(r.get("content"), str)]
-        return items, total if isinstance(total, int) else len(rows)
-
-    async def delete(self, some_id: str) -> bool:
-        """``DELETE memories/{id}`` (a memory id or an agent_data id); False if already gone."""
-        try:
-            await self._http.request("DELETE", f"memories/{quote(some_id, safe='')}")
-        except HttpStatusError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
-
 @runtime_checkable
 class _AudienceSource(Protocol):
     async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
                              memory_rooms: Sequence[str]
                              ) -> tuple[Audience, dict[str, RoomInfo]]: ...
+
+
+@runtime_checkable
+class _Messages(Protocol):
+    """A local store whose messages we can read (the embedded service)."""
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+
+def _remembers(content: str) -> bool:
+    return isinstance(parse_command(strip_mentions(content)), Remember)
 
 
 Scoped = tuple[list[MemoryRecord], list[MemoryRecord], Audience, Mapping[str, RoomInfo]]
@@ -201,12 +164,43 @@ class RemoteChatService:
         await self._local.remove_room_member(room, user)
 
     async def edit_message(self, *, post_id: str, content: str) -> None:
-        """Edit the local copy only (the Agent API has no update)."""
+        """Edit the local copy; an edited ``/remember`` post replaces its memory in the agent
+        (the Agent API has no update: the old memory and its row are deleted, the new text
+        stored with the same audience fields)."""
+        readable, before = await self._local_text(post_id)
         await self._local.edit_message(post_id=post_id, content=content)
+        if not readable or (before is not None and _remembers(before)):
+            await self._follow_post(post_id, content)
 
     async def delete_message(self, *, post_id: str) -> None:
-        """Delete the local copy only (memories stay until ``/forget``)."""
+        """Delete the local copy; a deleted ``/remember`` post's memory is deleted in the
+        agent too (hard: the Agent API keeps no history)."""
+        readable, before = await self._local_text(post_id)
         await self._local.delete_message(post_id=post_id)
+        if not readable or (before is not None and _remembers(before)):
+            await self._follow_post(post_id, None)
+
+    async def _local_text(self, post_id: str) -> tuple[bool, str | None]:
+        """(whether the local store can tell, the post's text as stored there or None): only
+        a ``/remember`` post has a memory in the agent; a store we cannot read means ask."""
+        if not isinstance(self._local, _Messages):
+            return False, None
+        row = await self._local.db(repo.message_by_post, post_id)
+        return True, (str(row["content"]) if row is not None else None)
+
+    async def _follow_post(self, post_id: str, content: str | None) -> None:
+        """Make the agent's memory of ``post_id`` say what the post now says (None: deleted).
+        When the old memory cannot be found to delete, the new text is not stored either (two
+        versions would both answer); that is logged."""
+        items = await self._api.items_of_post(post_id)
+        command = parse_command(strip_mentions(content)) if content is not None else None
+        text = mask_sensitive(command.text) if isinstance(command, Remember) else ""
+        if not items or (text and all(item.get("content") == text for item in items)):
+            return  # nothing of this post in the agent, or an edit replayed
+        fields = {k: v for k, v in _meta(items[0]).items() if k.startswith("mchat_")}
+        dropped = [await self._api.drop_item(item) for item in items]
+        if text and all(dropped):
+            await self._api.store_memory(text, {**fields, "mchat_ref": uuid.uuid4().hex})
 
     async def send_message(
         self, room: RoomId, user: AgentUserId, content: str, *, post_id: str | None = None,

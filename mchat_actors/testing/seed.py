@@ -25,7 +25,8 @@ Several teams: ``"teams": [{"name": "qa", "members": "*"}, {"name": "rnd", "memb
 team; the first is the default team), and ``"team": "rnd"`` on a channel (default: the first).
 
 Rules: every user (and the bot) joins the team; the bot joins every seeded channel; ``"*"``
-means every user of the channel's team; ``D``/``G`` channels need no name (it is derived as on the real server).
+means every user of the channel's team; ``D``/``G`` channels need no name (it is derived as
+on the real server).
 Optional per user (and bot): ``id``, ``token`` (else a fresh one; the bot's token can also
 come from ``bot_token=``/``--bot-token``), ``roles`` (default ``system_user``), ``nickname``,
 ``is_bot`` (a user that is another bot account: its posts get ``props.from_bot``).

@@ -256,9 +256,12 @@ async def test_delegates_users_rooms_members_and_edits_to_local(db_path: str) ->
         await env.svc.edit_message(post_id="p1", content="x")
         await env.svc.delete_message(post_id="p1")
         assert env.fake.requests == []
-    assert spy.calls == ["create_room", "create_room", "create_user", "create_user",
-                         "add_room_member", "add_room_member", "find_user_by_email",
-                         "remove_room_member", "edit_message", "delete_message"]
+    # "db": the service reads the post first (an unknown post has no memory in the agent)
+    assert "db" in spy.calls
+    assert [c for c in spy.calls if c != "db"] == [
+        "create_room", "create_room", "create_user", "create_user", "add_room_member",
+        "add_room_member", "find_user_by_email", "remove_room_member", "edit_message",
+        "delete_message"]
 
 
 async def test_missing_backend_settings_are_a_config_error(env: Env) -> None:
@@ -305,3 +308,49 @@ async def test_memory_pages_past_other_rooms(env: Env) -> None:
     listed = (await env.say("/memory")).assistant_message or ""
     assert "회의실은 3층" in listed and "다른 방" not in listed
     assert [r.json for r in env.fake.calls("GET", "/data")] == [None, None]
+
+
+# -- edits and deletes of posts reach the Agent API where it allows (issue #8) -------------------
+
+
+async def test_an_edited_remember_post_replaces_its_memory_in_the_agent(env: Env) -> None:
+    await env.say("/remember X부품 불량률 12%", post_id="p1")
+    await env.svc.edit_message(post_id="p1", content="@ai /remember X부품 불량률 15%")
+    assert [m.content for m in env.fake.world.memories.values()] == ["X부품 불량률 15%"]
+    assert [d.content for d in env.fake.world.data] == ["X부품 불량률 15%"]
+    [item] = env.fake.world.data
+    assert item.metadata is not None and item.metadata["mchat_post_id"] == "p1"
+    assert item.metadata["mchat_room_id"] == env.room.id  # the same audience fields
+    answer = (await env.say("X부품 불량률 몇 %야?", user=env.lee)).assistant_message or ""
+    assert "15%" in answer and "12%" not in answer
+    before = len(env.fake.requests)
+    await env.svc.edit_message(post_id="p1", content="@ai /remember X부품 불량률 15%")
+    assert len(env.fake.world.memories) == 1  # a replayed edit changes nothing
+    assert [r.method for r in env.fake.requests[before:]] == ["GET"]
+
+
+async def test_a_deleted_remember_post_deletes_its_memory_in_the_agent(env: Env) -> None:
+    await env.say("/remember 라인 2 가동률 87%", post_id="p1")
+    await env.say("/remember 라인 3 가동률 90%", post_id="p2")
+    await env.svc.delete_message(post_id="p1")
+    assert [m.content for m in env.fake.world.memories.values()] == ["라인 3 가동률 90%"]
+    assert [d.content for d in env.fake.world.data] == ["라인 3 가동률 90%"]
+
+
+async def test_editing_a_plain_message_costs_no_agent_request(env: Env) -> None:
+    await env.say("점심 뭐 먹지", post_id="p1", respond=False)
+    await env.svc.edit_message(post_id="p1", content="점심은 12시")
+    await env.svc.delete_message(post_id="p1")
+    assert env.fake.requests == []
+
+
+async def test_an_edit_whose_old_memory_cannot_be_found_stores_no_second_version(
+        env: Env) -> None:
+    """The memory was deleted in the agent but its row remains: the edit must not add a second
+    current version beside whatever still answers."""
+    await env.say("/remember 금형 1호기 점검 주기 2주", post_id="p1")
+    for memory_id in list(env.fake.world.memories):
+        del env.fake.world.memories[memory_id]
+    await env.svc.edit_message(post_id="p1", content="@ai /remember 금형 1호기 점검 주기 3주")
+    assert env.fake.world.memories == {}
+    assert [d.content for d in env.fake.world.data] == ["금형 1호기 점검 주기 2주"]

@@ -41,7 +41,8 @@ def _may_join(room: str, user: str) -> bool:
 
 
 metadata = st.one_of(
-    st.builds(lambda r: {"mchat_scope": "room", "mchat_room_id": r}, st.sampled_from(sorted(ROOMS))),
+    st.builds(lambda r: {"mchat_scope": "room", "mchat_room_id": r},
+              st.sampled_from(sorted(ROOMS))),
     st.builds(lambda r: {"scope": "room", "room_id": r}, st.sampled_from(sorted(ROOMS))),
     st.builds(lambda u: {"mchat_scope": "personal", "mchat_owner_id": u}, st.sampled_from(USERS)),
     st.builds(lambda t: {"mchat_scope": "team", "mchat_team_id": t},
