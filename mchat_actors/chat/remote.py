@@ -82,6 +82,7 @@ from .masking import mask_sensitive
 from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
 from .remote_records import (
     audience_filter,
+    forgettable,
     hidden_elsewhere,
     parse_server_time,
     record_from_result,
@@ -124,6 +125,12 @@ class _Messages(Protocol):
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
 
+@runtime_checkable
+class _MemberSetter(Protocol):
+    async def set_room_members(self, room: RoomId,
+                               users: Sequence[AgentUserId]) -> tuple[int, int]: ...
+
+
 def _remembers(content: str) -> bool:
     return isinstance(parse_command(strip_mentions(content)), Remember)
 
@@ -162,6 +169,14 @@ class RemoteChatService:
 
     async def remove_room_member(self, room: RoomId, user: AgentUserId) -> None:
         await self._local.remove_room_member(room, user)
+
+    async def set_room_members(self, room: RoomId,
+                               users: Sequence[AgentUserId]) -> tuple[int, int]:
+        """The members re-check after a reconnect (``Mapper.resync_members``) reaches the local
+        store, whose members the audience rules read; (added, removed)."""
+        if not isinstance(self._local, _MemberSetter):
+            return 0, 0
+        return await self._local.set_room_members(room, users)
 
     async def edit_message(self, *, post_id: str, content: str) -> None:
         """Edit the local copy; an edited ``/remember`` post replaces its memory in the agent
@@ -344,7 +359,7 @@ class RemoteChatService:
         visible, _, _, rooms = await self._scoped([record_from_result(r) for r in results],
                                                   room, user, only_asker=False)
         query = analyze_query(target)
-        best = next((m for m in visible if _forgettable(m, room, user, rooms)
+        best = next((m for m in visible if forgettable(m, room, user, rooms)
                      and relevance(query, m.content) >= FORGET_MIN_RELEVANCE), None)
         if best is None:
             return (f"'{target}'에 해당하는 기억을 찾지 못했습니다. `/search`로 먼저 확인해 보세요."
@@ -393,19 +408,6 @@ class RemoteChatService:
             return "요약은 embedded 백엔드에서만 지원됩니다. / Summaries need the embedded " \
                    "backend.", (), False
         return await summarize_with_reactions(self._local.summarize_room, room, hours, react)
-
-
-def _forgettable(memory: MemoryRecord, room: RoomId, user: AgentUserId,
-                 rooms: Mapping[str, RoomInfo]) -> bool:
-    """Whether ``user`` may forget ``memory`` from ``room``: their own personal memory, or one
-    of the room asked in or of a room they are a member of (reading a team-wide memory does
-    not make it yours to forget; a memory without a room is nobody's here)."""
-    if memory.scope == "personal":
-        return memory.owner_id == user
-    if memory.room_id is None:
-        return False
-    info = rooms.get(memory.room_id)
-    return memory.room_id == room or (info is not None and user in info.members)
 
 
 @asynccontextmanager

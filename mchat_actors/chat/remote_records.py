@@ -94,5 +94,18 @@ def hidden_elsewhere(hidden: Sequence[MemoryRecord]) -> list[MemoryRecord]:
     return [m for m in hidden if m.room_id is not None or m.scope in ("personal", TEAM)]
 
 
-__all__ = ["audience_filter", "hidden_elsewhere", "meta", "meta_str", "parse_server_time",
-           "record_from_result"]
+def forgettable(memory: MemoryRecord, room: str, user: str,
+                rooms: Mapping[str, RoomInfo]) -> bool:
+    """Whether ``user`` may forget ``memory`` from ``room``: their own personal memory, or one
+    of the room asked in or of a room they are a member of (reading a team-wide memory does
+    not make it yours to forget; a memory without a room is nobody's here)."""
+    if memory.scope == "personal":
+        return memory.owner_id == user
+    if memory.room_id is None:
+        return False
+    info = rooms.get(memory.room_id)
+    return memory.room_id == room or (info is not None and user in info.members)
+
+
+__all__ = ["audience_filter", "forgettable", "hidden_elsewhere", "meta", "meta_str",
+           "parse_server_time", "record_from_result"]

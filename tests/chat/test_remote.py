@@ -354,3 +354,18 @@ async def test_an_edit_whose_old_memory_cannot_be_found_stores_no_second_version
     await env.svc.edit_message(post_id="p1", content="@ai /remember 금형 1호기 점검 주기 3주")
     assert env.fake.world.memories == {}
     assert [d.content for d in env.fake.world.data] == ["금형 1호기 점검 주기 2주"]
+
+
+async def test_the_members_recheck_reaches_the_audience(env: Env) -> None:
+    """Someone who left a private channel while we were disconnected loses its memories at the
+    re-check (``Mapper.resync_members`` calls ``set_room_members``), on the remote backend too."""
+    for user in (env.kim, env.lee):
+        await env.svc.add_room_member(env.other_room.id, user.id)
+    await env.say("/remember 신제품 코드명은 블루버드", room=env.other_room)
+    dm = await env.svc.create_room(name="dm-lee", kind="direct")
+    await env.svc.add_room_member(dm.id, env.lee.id)
+    asked = "신제품 코드명 뭐였지?"
+    assert "블루버드" in ((await env.say(asked, user=env.lee, room=dm)).assistant_message or "")
+    assert await env.svc.set_room_members(env.other_room.id, [env.kim.id]) == (0, 1)
+    assert "블루버드" not in ((await env.say(asked, user=env.lee, room=dm)).assistant_message
+                            or "")
