@@ -318,9 +318,7 @@ class RemoteChatService:
             return "사용법: `/remember <기억할 내용>`", (), False
         masked = mask_sensitive(text)
         reply = f"기억했습니다: {masked}" if is_korean(text) else f"Remembered: {masked}"
-        if replay and post_id is not None and any(
-                _str(_meta(item), "mchat_post_id") == post_id
-                for item in (await self._api.memory_items())[0]):
+        if replay and post_id is not None and await self._api.items_of_post(post_id):
             return reply, (), False
         data_id = await self._api.store_memory(masked, {
             "mchat_scope": "room", "mchat_room_id": room, "mchat_owner_id": user,

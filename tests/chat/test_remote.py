@@ -6,8 +6,9 @@ stand-in), then the remaining behaviour: masking, audience, replays, summaries, 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -174,6 +175,18 @@ async def test_replayed_remember_is_stored_once(env: Env) -> None:
     again = await env.say("/remember 회의는 3시", post_id="p1")
     assert again.assistant_message == first.assistant_message
     assert not again.user_message.is_new and len(env.fake.world.memories) == 1
+
+
+async def test_replayed_remember_is_found_behind_a_page_of_newer_items(env: Env) -> None:
+    """The replay's look-up pages on: 130 newer items do not make it store a second copy."""
+    ticks = itertools.count()
+    start = datetime(2026, 1, 1)  # naive UTC, as the server's clock
+    env.fake.world.clock = lambda: start + timedelta(seconds=next(ticks))
+    await env.say("/remember 회의는 3시", post_id="p1")
+    for i in range(130):
+        env.fake.seed_memory_item(f"다른 기억 {i}", metadata=_room_meta(env))
+    await env.say("/remember 회의는 3시", post_id="p1")
+    assert [d.content for d in env.fake.world.data].count("회의는 3시") == 1
 
 
 async def test_remember_lost_before_the_server_is_stored_on_replay(env: Env) -> None:
