@@ -102,7 +102,7 @@ HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
 - `/remember <내용>`: AI Memory Agent에 기억으로 저장 / store a memory in the AI Memory Agent
 - `/search <검색어>`: 기억 검색 (나에게만 표시) / search memories (shown only to you)
-- `/memory`: 이 방의 기억 목록 / list this room's memories
+- `/memory`: 이 방의 기억 목록 (나에게만 표시) / list this room's memories (shown only to you)
 - `/forget <검색어>`: 가장 잘 맞는 기억 하나 삭제 / delete the best matching memory
 - `/help`: 이 도움말 / this help
 - `@ai 요약 [N시간]`: 최근 N시간 대화 요약 / summary of the last N hours
