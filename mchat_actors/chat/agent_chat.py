@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar, final, runtime_checkable
 
@@ -49,6 +49,7 @@ from ..config import ChatConfig
 from ..errors import ChatServiceError, ConfigError
 from ..messages import AgentUserId, RoomId
 from . import agent_chat_store as store
+from . import repo
 from .agent_chat_client import AgentChatClient
 from .agent_http import AgentHttp, AmbiguousRequest, HttpStatusError, agent_bucket, agent_client
 from .commands import Forget, Help, ListMemories, Remember, Search, Summarize, parse_command
@@ -70,6 +71,9 @@ class LocalStore(ChatService, Protocol):
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
     async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None: ...
+
+    async def set_room_members(self, room: RoomId,
+                               users: Sequence[AgentUserId]) -> tuple[int, int]: ...
 
 
 def defuse(content: str) -> str:
@@ -130,6 +134,24 @@ class AgentChatService:
         if remote_room and remote_user:
             await self._client.remove_member(remote_room, remote_user)
         await self._local.db(store.drop_member, room, user)
+
+    async def set_room_members(self, room: RoomId,
+                               users: Sequence[AgentUserId]) -> tuple[int, int]:
+        """The members re-check after a reconnect (``Mapper.resync_members``): ours, then the
+        agent's room (someone who left while we were disconnected leaves it too)."""
+        before = await self._local.db(repo.room_members, room)
+        added, removed = await self._local.set_room_members(room, users)
+        remote_room = await self._local.db(store.remote_room, room)
+        if remote_room is None:
+            return added, removed  # not sent anything yet: members are added on first use
+        for user in sorted(before - set(users)):
+            remote_user = await self._local.db(store.remote_user, user)
+            if remote_user:
+                await self._client.remove_member(remote_room, remote_user)
+            await self._local.db(store.drop_member, room, user)
+        for user in sorted(set(users) - before):
+            await self._ensure_member(room, user)
+        return added, removed
 
     async def edit_message(self, *, post_id: str, content: str) -> None:
         """Our copy only: the agent's chat API cannot edit a message."""

@@ -35,6 +35,7 @@ from .answer import (
     history_question,
     matching,
 )
+from .audience import Audience, RoomInfo
 from .commands import parse_command, strip_mentions
 from .extraction import (
     EXTRACTION_MAX_TOKENS,
@@ -215,6 +216,12 @@ class EmbeddedChatService:
         found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
                                       limit, only_asker)
         return found, len(matching(query, hidden))
+
+    async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
+                             memory_rooms: Sequence[str]) -> tuple[Audience, dict[str, RoomInfo]]:
+        """The audience of a reply in ``room`` to ``user`` (``only_asker``: one only ``user``
+        sees) and kind, members and team of ``memory_rooms``, for ``chat.audience.may_use``."""
+        return await self.db(units.audience_scope, room, user, only_asker, list(memory_rooms))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
         now = self.now_ms()

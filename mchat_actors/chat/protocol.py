@@ -49,7 +49,7 @@ class StoredMessage:
 class MemoryRecord:
     id: str
     content: str
-    scope: str  # "room" | "personal"
+    scope: str  # "room" | "personal" | "team" (remote: a room-less memory for one team)
     room_id: RoomId | None
     owner_id: AgentUserId | None
     source_post_id: str | None = None
@@ -70,6 +70,7 @@ class MemoryRecord:
     author_name: str = ""
     room_name: str = ""
     previous_content: str | None = None
+    team_id: str | None = None  # scope "team": the Mattermost team it is meant for
 
 
 @attrs.frozen(kw_only=True)

@@ -27,9 +27,21 @@ What goes to the agent, and how (``{a}`` = ``/api/v1/agents/{CHAT_BACKEND_AGENT_
   and it would copy private channels' text to a second place for nothing.
 - ``external_user_id`` is not sent: the server resolves it to a mapped internal user, whose
   agent memories a later search (resolved the same way) may not see. All memories stay in the
-  instance owner's pool; who may read them is decided here, by ``audience_filter``.
+  instance owner's pool; who may read them is decided here.
 
-Edits and deletes change only the local copy; summaries come from the local store. HTTP (rate
+Audience: every search, ``/memory`` list and ``/forget`` goes through
+``remote_records.audience_filter`` with the rules of ``chat.audience`` (the embedded service's):
+the reply's audience (room kind, members, teams) and the kind, members and team of each
+memory's room come from our local store (``audience_scope``). A hit outside it is never quoted
+nor sent to an LLM; answers and ``/search`` count it ("N more private results, ask in a DM").
+A memory without a room (written through the Agent API by someone else) is shown nowhere
+unless marked team-wide (``mchat_scope "team"``, ``mchat_team_id``) for a team every reader is
+in. ``/search`` and ``/memory`` replies are for the asker alone (ephemeral). ``/forget`` deletes
+only what the reply may show and the asker could have written (their room, a room they are in).
+
+Edits and deletes: an edited ``/remember`` post replaces its memory in the agent (delete the
+old memory and row, store the new text; the API has no update), a deleted one deletes it.
+Summaries come from the local store. HTTP (rate
 limit, 429/5xx retries, key never logged) is ``chat.agent_http``; the key goes in ``X-API-Key``.
 """
 
@@ -37,20 +49,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, assert_never, final, runtime_checkable
+from typing import Any, Protocol, TypeVar, assert_never, final, runtime_checkable
 from urllib.parse import quote
 
 import attrs
 import httpx
 
 from ..config import ChatConfig
-from ..errors import ChatServiceError, ConfigError
+from ..errors import ConfigError
 from ..messages import AgentUserId, RoomId
-from .agent_http import AgentHttp, HttpStatusError, agent_bucket, agent_client
+from . import repo
+from .agent_api import AgentApi
+from .agent_http import AgentHttp, agent_bucket, agent_client
 from .analysis import analyze_query, relevance
-from .answer import compose_answer, format_memory, is_korean
+from .answer import compose_answer, format_memory, hidden_note, is_korean, matching
+from .audience import Audience, RoomInfo
 from .commands import (
     Command,
     Forget,
@@ -60,27 +75,34 @@ from .commands import (
     Search,
     Summarize,
     parse_command,
+    strip_mentions,
 )
 from .handlers import FORGET_MIN_RELEVANCE, summarize_with_reactions
 from .masking import mask_sensitive
 from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
+from .remote_records import (
+    audience_filter,
+    forgettable,
+    hidden_elsewhere,
+    parse_server_time,
+    record_from_result,
+)
 from .remote_records import meta as _meta
 from .remote_records import meta_str as _str
-from .remote_records import parse_server_time, record_from_result
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 QUESTION_MEMORIES = 8
 SEARCH_RESULTS = 10
-LIST_PAGE = 100
 LIST_PAGES = 5  # /memory reads at most this many pages looking for this room's memories
-CONTEXT_SOURCES = {"include_agent": True}
 
 HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
 - `/remember <내용>`: AI Memory Agent에 기억으로 저장 / store a memory in the AI Memory Agent
 - `/search <검색어>`: 기억 검색 (나에게만 표시) / search memories (shown only to you)
-- `/memory`: 이 방의 기억 목록 / list this room's memories
+- `/memory`: 이 방의 기억 목록 (나에게만 표시) / list this room's memories (shown only to you)
 - `/forget <검색어>`: 가장 잘 맞는 기억 하나 삭제 / delete the best matching memory
 - `/help`: 이 도움말 / this help
 - `@ai 요약 [N시간]`: 최근 N시간 대화 요약 / summary of the last N hours
@@ -89,76 +111,31 @@ HELP_TEXT = """\
 Outcome = tuple[str, tuple[MemoryRecord, ...], bool]
 
 
-def audience_filter(memories: Sequence[MemoryRecord], *, room: RoomId,
-                    user: AgentUserId) -> list[MemoryRecord]:
-    """THE place where the remote backend decides which memories a reply in ``room`` to
-    ``user`` may show. Every search, list and forget goes through it.
-
-    Today's rule (the adapter's old one, kept until the audience rules of issue #8 are wired
-    in here): a personal memory only to its owner; a room memory only in its room; a memory
-    without a room (stored by someone else through the Agent API) everywhere.
-    """
-    visible = []
-    for m in memories:
-        if m.scope == "personal":
-            if m.owner_id == user:
-                visible.append(m)
-        elif m.room_id is None or m.room_id == room:
-            visible.append(m)
-    return visible
+@runtime_checkable
+class _AudienceSource(Protocol):
+    async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
+                             memory_rooms: Sequence[str]
+                             ) -> tuple[Audience, dict[str, RoomInfo]]: ...
 
 
-@final
-class AgentApi:
-    """The Agent API of one agent instance (the key selects it; the path id is cosmetic)."""
+@runtime_checkable
+class _Messages(Protocol):
+    """A local store whose messages we can read (the embedded service)."""
 
-    def __init__(self, http: AgentHttp) -> None:
-        self._http = http
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
-    def __repr__(self) -> str:
-        return f"AgentApi({self._http!r})"
 
-    async def store_memory(self, content: str, metadata: Mapping[str, Any]) -> str:
-        """``POST data`` with ``data_type "memory"``; the agent_data id."""
-        body = {"data_type": "memory", "content": content,
-                "metadata": {k: v for k, v in metadata.items() if v is not None}}
-        answer = await self._http.request("POST", "data", json=body)
-        return str(answer.get("id", "")) if isinstance(answer, dict) else ""
+@runtime_checkable
+class _MemberSetter(Protocol):
+    async def set_room_members(self, room: RoomId,
+                               users: Sequence[AgentUserId]) -> tuple[int, int]: ...
 
-    async def search(self, query: str, *, limit: int) -> list[Mapping[str, Any]]:
-        """``POST memories/search`` over the agent's memories; results best first."""
-        body = {"query": query, "limit": max(1, min(50, limit)),
-                "context_sources": CONTEXT_SOURCES}
-        answer = await self._http.request("POST", "memories/search", json=body)
-        results = answer.get("results") if isinstance(answer, dict) else None
-        if not isinstance(results, list):
-            raise ChatServiceError("the memory agent answered a search without results")
-        return [r for r in results if isinstance(r, dict) and isinstance(r.get("content"), str)
-                and r.get("memory_id")]
 
-    async def memory_items(self, *, offset: int = 0,
-                           limit: int = LIST_PAGE) -> tuple[list[Mapping[str, Any]], int]:
-        """``GET data?data_type=memory``: a page of memory items (agent_data rows), newest
-        first, and how many there are in all."""
-        answer = await self._http.request("GET", "data", params={
-            "data_type": "memory", "limit": limit, "offset": offset})
-        rows = answer.get("data") if isinstance(answer, dict) else None
-        total = answer.get("total") if isinstance(answer, dict) else None
-        if not isinstance(rows, list):
-            raise ChatServiceError("the memory agent answered a listing without data")
-        items: list[Mapping[str, Any]] = [
-            r for r in rows if isinstance(r, dict) and isinstance(r.get("content"), str)]
-        return items, total if isinstance(total, int) else len(rows)
+def _remembers(content: str) -> bool:
+    return isinstance(parse_command(strip_mentions(content)), Remember)
 
-    async def delete(self, some_id: str) -> bool:
-        """``DELETE memories/{id}`` (a memory id or an agent_data id); False if already gone."""
-        try:
-            await self._http.request("DELETE", f"memories/{quote(some_id, safe='')}")
-        except HttpStatusError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+
+Scoped = tuple[list[MemoryRecord], list[MemoryRecord], Audience, Mapping[str, RoomInfo]]
 
 
 @runtime_checkable
@@ -193,13 +170,52 @@ class RemoteChatService:
     async def remove_room_member(self, room: RoomId, user: AgentUserId) -> None:
         await self._local.remove_room_member(room, user)
 
+    async def set_room_members(self, room: RoomId,
+                               users: Sequence[AgentUserId]) -> tuple[int, int]:
+        """The members re-check after a reconnect (``Mapper.resync_members``) reaches the local
+        store, whose members the audience rules read; (added, removed)."""
+        if not isinstance(self._local, _MemberSetter):
+            return 0, 0
+        return await self._local.set_room_members(room, users)
+
     async def edit_message(self, *, post_id: str, content: str) -> None:
-        """Edit the local copy only (the Agent API has no update)."""
+        """Edit the local copy; an edited ``/remember`` post replaces its memory in the agent
+        (the Agent API has no update: the old memory and its row are deleted, the new text
+        stored with the same audience fields)."""
+        readable, before = await self._local_text(post_id)
         await self._local.edit_message(post_id=post_id, content=content)
+        if not readable or (before is not None and _remembers(before)):
+            await self._follow_post(post_id, content)
 
     async def delete_message(self, *, post_id: str) -> None:
-        """Delete the local copy only (memories stay until ``/forget``)."""
+        """Delete the local copy; a deleted ``/remember`` post's memory is deleted in the
+        agent too (hard: the Agent API keeps no history)."""
+        readable, before = await self._local_text(post_id)
         await self._local.delete_message(post_id=post_id)
+        if not readable or (before is not None and _remembers(before)):
+            await self._follow_post(post_id, None)
+
+    async def _local_text(self, post_id: str) -> tuple[bool, str | None]:
+        """(whether the local store can tell, the post's text as stored there or None): only
+        a ``/remember`` post has a memory in the agent; a store we cannot read means ask."""
+        if not isinstance(self._local, _Messages):
+            return False, None
+        row = await self._local.db(repo.message_by_post, post_id)
+        return True, (str(row["content"]) if row is not None else None)
+
+    async def _follow_post(self, post_id: str, content: str | None) -> None:
+        """Make the agent's memory of ``post_id`` say what the post now says (None: deleted).
+        When the old memory cannot be found to delete, the new text is not stored either (two
+        versions would both answer); that is logged."""
+        items = await self._api.items_of_post(post_id)
+        command = parse_command(strip_mentions(content)) if content is not None else None
+        text = mask_sensitive(command.text) if isinstance(command, Remember) else ""
+        if not items or (text and all(item.get("content") == text for item in items)):
+            return  # nothing of this post in the agent, or an edit replayed
+        fields = {k: v for k, v in _meta(items[0]).items() if k.startswith("mchat_")}
+        dropped = [await self._api.drop_item(item) for item in items]
+        if text and all(dropped):
+            await self._api.store_memory(text, {**fields, "mchat_ref": uuid.uuid4().hex})
 
     async def send_message(
         self, room: RoomId, user: AgentUserId, content: str, *, post_id: str | None = None,
@@ -231,16 +247,49 @@ class RemoteChatService:
         return attrs.evolve(result, assistant_message=reply, extracted_memories=memories,
                             ephemeral=ephemeral)
 
+    async def _scoped(self, records: Sequence[MemoryRecord], room: RoomId, user: AgentUserId,
+                      *, only_asker: bool) -> Scoped:
+        """``records`` split by the audience of a reply in ``room`` to ``user`` (``only_asker``:
+        one only ``user`` reads): (allowed, left out, the audience, the memories' rooms)."""
+        audience: Audience
+        rooms: Mapping[str, RoomInfo]
+        if isinstance(self._local, _AudienceSource):
+            audience, rooms = await self._local.audience_scope(
+                room, user, only_asker=only_asker,
+                memory_rooms=sorted({m.room_id for m in records if m.room_id}))
+        else:  # a local store that cannot say who reads what: this room's memories only
+            audience = (Audience.only(user, room) if only_asker
+                        else Audience.of(kind="channel", room=room, members=(), asker=user))
+            rooms = {}
+        allowed, hidden = audience_filter(records, audience, rooms)
+        return allowed, hidden, audience, rooms
+
+    async def _find(self, room: RoomId, user: AgentUserId, query: str, *,
+                    only_asker: bool) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+        results = await self._api.search(mask_sensitive(query), limit=50)
+        found, hidden, _, _ = await self._scoped([record_from_result(r) for r in results],
+                                                 room, user, only_asker=only_asker)
+        return found, hidden_elsewhere(hidden)
+
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = SEARCH_RESULTS) -> list[MemoryRecord]:
-        """The agent's memories ``user`` may see from ``room`` that match ``query``."""
-        results = await self._api.search(mask_sensitive(query), limit=50)
-        found = audience_filter([record_from_result(r) for r in results], room=room, user=user)
+        """The agent's memories matching ``query`` that a reply in ``room`` to ``user`` may
+        show (``chat.audience``)."""
+        found, _ = await self._find(room, user, query, only_asker=False)
         return found[:limit]
 
+    async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
+                            limit: int = SEARCH_RESULTS, only_asker: bool = False
+                            ) -> tuple[list[MemoryRecord], int]:
+        """``(matches the reply's audience may see, how many more matches it may not)``, as
+        ``EmbeddedChatService.search_scoped``; ``only_asker``: a reply only ``user`` reads."""
+        found, hidden = await self._find(room, user, query, only_asker=only_asker)
+        return found[:limit], len(matching(query, hidden))
+
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
-        memories = await self.search(room, user, question, limit=QUESTION_MEMORIES)
-        return await compose_answer(question, memories, llm=self._llm)
+        found, hidden = await self._find(room, user, question, only_asker=False)
+        return await compose_answer(question, found[:QUESTION_MEMORIES], llm=self._llm,
+                                    hidden=len(matching(question, hidden)))
 
     async def _command(self, command: Command, room: RoomId, user: AgentUserId,
                        post_id: str | None, permalink: str | None,
@@ -269,9 +318,7 @@ class RemoteChatService:
             return "사용법: `/remember <기억할 내용>`", (), False
         masked = mask_sensitive(text)
         reply = f"기억했습니다: {masked}" if is_korean(text) else f"Remembered: {masked}"
-        if replay and post_id is not None and any(
-                _str(_meta(item), "mchat_post_id") == post_id
-                for item in (await self._api.memory_items())[0]):
+        if replay and post_id is not None and await self._api.items_of_post(post_id):
             return reply, (), False
         data_id = await self._api.store_memory(masked, {
             "mchat_scope": "room", "mchat_room_id": room, "mchat_owner_id": user,
@@ -285,14 +332,17 @@ class RemoteChatService:
         korean = is_korean(query) or not query
         if not query:
             return "사용법: `/search <검색어>`", (), True
-        found = await self.search(room, user, query)
+        # ephemeral: the runtime shows it to the asker only (or sends it by DM)
+        found, hidden = await self._find(room, user, query, only_asker=True)
+        found = found[:SEARCH_RESULTS]
+        note = hidden_note(len(matching(query, hidden)), korean=korean)
         if not found:
             return (f"'{query}'에 맞는 기억이 없습니다." if korean
-                    else f"No memory matches '{query}'."), (), True
+                    else f"No memory matches '{query}'.") + note, (), True
         head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
                 else f"{len(found)} memories match '{query}':")
         lines = [format_memory(m, korean=korean) for m in found]
-        return "\n".join([head, *lines]), (), True
+        return "\n".join([head, *lines]) + note, (), True
 
     async def _forget(self, room: RoomId, user: AgentUserId, target: str) -> Outcome:
         """Delete the best visible match, only when it covers the query's words (the vector
@@ -302,11 +352,13 @@ class RemoteChatService:
             return "사용법: `/forget <검색어>`", (), False
         results = await self._api.search(mask_sensitive(target), limit=50)
         refs = {str(r["memory_id"]): _str(_meta(r), "mchat_ref") for r in results}
-        visible = audience_filter([record_from_result(r) for r in results], room=room,
-                                  user=user)
+        # the reply quotes it in the room: the room's audience must see it; and it must be one
+        # the asker could have written (not every team-wide memory they may read)
+        visible, _, _, rooms = await self._scoped([record_from_result(r) for r in results],
+                                                  room, user, only_asker=False)
         query = analyze_query(target)
-        best = next((m for m in visible if relevance(query, m.content) >= FORGET_MIN_RELEVANCE),
-                    None)
+        best = next((m for m in visible if forgettable(m, room, user, rooms)
+                     and relevance(query, m.content) >= FORGET_MIN_RELEVANCE), None)
         if best is None:
             return (f"'{target}'에 해당하는 기억을 찾지 못했습니다. `/search`로 먼저 확인해 보세요."
                     if korean else f"No memory you can see matches '{target}'."), (), False
@@ -324,21 +376,24 @@ class RemoteChatService:
             False
 
     async def _list(self, room: RoomId, user: AgentUserId) -> Outcome:
-        """The newest memories this reply may show, paging past other rooms' (a few pages)."""
+        """This room's newest memories (ephemeral: for the asker alone), paging past other
+        rooms' (a few pages); every row goes through the audience filter."""
         found: list[MemoryRecord] = []
         offset = 0
         for _page in range(LIST_PAGES):
             items, total = await self._api.memory_items(offset=offset)
-            found += audience_filter([record_from_result(r, id_key="id") for r in items],
-                                     room=room, user=user)
+            records = [record_from_result(r, id_key="id") for r in items]
+            allowed, _, _, _ = await self._scoped(
+                [m for m in records if m.room_id == room], room, user, only_asker=True)
+            found += allowed
             offset += len(items)
             if len(found) >= SEARCH_RESULTS or not items or offset >= total:
                 break
         found = found[:SEARCH_RESULTS]
         if not found:
-            return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), False
+            return "이 방에 저장된 기억이 없습니다. `/remember <내용>`으로 추가하세요.", (), True
         lines = [format_memory(m, korean=True) for m in found]
-        return "\n".join([f"이 방의 기억 {len(found)}개:", *lines]), (), False
+        return "\n".join([f"이 방의 기억 {len(found)}개:", *lines]), (), True
 
     async def summarize_room(self, room: RoomId, *, hours: int = 24) -> MemoryRecord | None:
         """Scheduled summaries (``actors.summaries``): from the local store, if it can."""

@@ -5,16 +5,23 @@ The real shapes (src/agent/schemas.py at ``0d62821``): ``AgentMemorySearchResult
 (naive ISO 8601, UTC) and ``metadata`` (ours, plus ``source`` and ``agent_instance_id``);
 ``AgentDataResponse`` has ``id`` (the agent_data id), ``content``, ``metadata``, ``created_at``.
 Our audience fields live in the metadata as ``mchat_scope``, ``mchat_room_id``,
-``mchat_owner_id`` (the old adapter wrote ``scope`` and ``room_id``: read as well).
+``mchat_owner_id`` (the old adapter wrote ``scope`` and ``room_id``: read as well). A memory
+written through the Agent API by another client has none of them: it has no room, so no reply
+may show it (``chat.audience``), unless it is marked for a whole team with ``mchat_scope
+"team"`` and ``mchat_team_id`` (the Mattermost team id).
+
+``audience_filter`` is THE place where the remote backend decides which of these records a reply
+may show: every search, list and forget of ``chat.remote`` goes through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ..messages import AgentUserId, RoomId
+from .audience import TEAM, Audience, RoomInfo, may_use
 from .protocol import MemoryRecord
 
 
@@ -51,10 +58,12 @@ def record_from_result(result: Mapping[str, Any], *, id_key: str = "memory_id") 
     m = meta(result)
     owner = meta_str(m, "mchat_owner_id")
     room = meta_str(m, "mchat_room_id", "room_id")
+    marked = meta_str(m, "mchat_scope", "scope")
+    scope = "personal" if marked == "personal" else TEAM if marked == TEAM and not room else "room"
     score = result.get("score")
     return MemoryRecord(
         id=str(result.get(id_key) or ""), content=str(result.get("content") or ""),
-        scope="personal" if meta_str(m, "mchat_scope", "scope") == "personal" else "room",
+        scope=scope, team_id=meta_str(m, "mchat_team_id") if scope == TEAM else None,
         room_id=RoomId(room) if room else None,
         owner_id=AgentUserId(owner) if owner else None,
         source_post_id=meta_str(m, "mchat_post_id", "post_id"),
@@ -64,4 +73,39 @@ def record_from_result(result: Mapping[str, Any], *, id_key: str = "memory_id") 
     )
 
 
-__all__ = ["meta", "meta_str", "parse_server_time", "record_from_result"]
+def audience_filter(memories: Sequence[MemoryRecord], audience: Audience,
+                    rooms: Mapping[str, RoomInfo]) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+    """``(the memories every reader of the reply may see, in order; the others)``.
+
+    The rules are the embedded service's (``chat.audience.may_use``): ``audience`` and the kind,
+    members and team of the memories' rooms come from our local store. "The others" never
+    reach a reply nor an LLM; callers only count them (``hidden_elsewhere``).
+    """
+    allowed: list[MemoryRecord] = []
+    hidden: list[MemoryRecord] = []
+    for memory in memories:
+        (allowed if may_use(audience, memory, rooms) else hidden).append(memory)
+    return allowed, hidden
+
+
+def hidden_elsewhere(hidden: Sequence[MemoryRecord]) -> list[MemoryRecord]:
+    """Of the memories a reply left out, those some other reply (a DM) could show: a memory
+    with neither room nor team is shown nowhere, so it is not worth a note."""
+    return [m for m in hidden if m.room_id is not None or m.scope in ("personal", TEAM)]
+
+
+def forgettable(memory: MemoryRecord, room: str, user: str,
+                rooms: Mapping[str, RoomInfo]) -> bool:
+    """Whether ``user`` may forget ``memory`` from ``room``: their own personal memory, or one
+    of the room asked in or of a room they are a member of (reading a team-wide memory does
+    not make it yours to forget; a memory without a room is nobody's here)."""
+    if memory.scope == "personal":
+        return memory.owner_id == user
+    if memory.room_id is None:
+        return False
+    info = rooms.get(memory.room_id)
+    return memory.room_id == room or (info is not None and user in info.members)
+
+
+__all__ = ["audience_filter", "forgettable", "hidden_elsewhere", "meta", "meta_str",
+           "parse_server_time", "record_from_result"]

@@ -83,11 +83,46 @@ def remove_member(conn: sqlite3.Connection, room: str, user: str) -> None:
 
 def visible_rooms(conn: sqlite3.Connection, user: str, current_room: str) -> list[str]:
     """The rooms whose memories ``user`` may see: the room asked in, the rooms they are in and
-    the public (team-wide) rooms."""
+    the public rooms of their teams (team-wide)."""
+    rows = conn.execute("SELECT room_id FROM room_members WHERE user_id = ?", (user,)).fetchall()
+    found = {r[0] for r in rows}
+    teams = (user_teams(conn, user) | {room_team(conn, current_room)}) - {""}
+    if teams and _has_channel_mapping(conn):
+        marks = ",".join("?" * len(teams))
+        found |= {r[0] for r in conn.execute(
+            "SELECT r.id FROM chat_rooms AS r JOIN mchat_channel_mapping AS m"
+            f" ON m.agent_room_id = r.id WHERE r.kind = 'channel' AND m.mchat_team_id IN ({marks})",
+            sorted(teams))}
+    return [current_room, *sorted(found - {current_room})]
+
+
+# -- teams: read from the runtime's channel mapping (same SQLite file; absent: no team known) ----
+
+
+def _has_channel_mapping(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                        " AND name = 'mchat_channel_mapping'").fetchone() is not None
+
+
+def room_team(conn: sqlite3.Connection, room: str) -> str:
+    """The Mattermost team id of the channel mapped to ``room``; "" unknown (or a DM)."""
+    if not _has_channel_mapping(conn):
+        return ""
+    row = conn.execute("SELECT mchat_team_id FROM mchat_channel_mapping WHERE agent_room_id = ?",
+                       (room,)).fetchone()
+    return str(row[0] or "") if row else ""
+
+
+def user_teams(conn: sqlite3.Connection, user: str) -> frozenset[str]:
+    """The teams ``user`` belongs to as far as we know: those of the mapped channels they are a
+    member of (a channel's members are members of its team)."""
+    if not _has_channel_mapping(conn):
+        return frozenset()
     rows = conn.execute(
-        "SELECT room_id FROM room_members WHERE user_id = ?"
-        " UNION SELECT id FROM chat_rooms WHERE kind = 'channel'", (user,)).fetchall()
-    return [current_room, *sorted(r[0] for r in rows if r[0] != current_room)]
+        "SELECT DISTINCT m.mchat_team_id FROM room_members AS rm JOIN mchat_channel_mapping AS m"
+        " ON m.agent_room_id = rm.room_id WHERE rm.user_id = ? AND m.mchat_team_id != ''",
+        (user,))
+    return frozenset(str(r[0]) for r in rows)
 
 
 def member_rooms(conn: sqlite3.Connection, user: str, current_room: str) -> list[str]:
@@ -112,7 +147,8 @@ def room_infos(conn: sqlite3.Connection, rooms: Iterable[str]) -> dict[str, Room
     for room in set(rooms):
         row = conn.execute("SELECT kind FROM chat_rooms WHERE id = ?", (room,)).fetchone()
         if row is not None:
-            out[room] = RoomInfo(kind=row[0], members=room_members(conn, room))
+            out[room] = RoomInfo(kind=row[0], members=room_members(conn, room),
+                                 team=room_team(conn, room))
     return out
 
 
@@ -201,6 +237,7 @@ __all__ = [
     "find_user_by_email", "forget_memory", "get_memory", "insert_message", "memories_from_post",
     "message_by_post", "message_from_row", "new_id", "recent_room_memories", "remove_member",
     "member_rooms", "retract_memory", "room_exists", "room_infos", "room_kind", "room_members",
-    "set_room_members", "room_messages", "save_memory", "twins", "user_exists",
+    "room_team", "set_room_members", "room_messages", "save_memory", "twins", "user_exists",
+    "user_teams",
     "versions", "visible_rooms",
 ]

@@ -12,7 +12,7 @@ import attrs
 
 from ..errors import ChatServiceRejected
 from . import memory_store, repo
-from .audience import Audience, RoomInfo, may_use
+from .audience import DIRECT, GROUP, Audience, RoomInfo, may_use
 from .commands import Remember, parse_command, strip_mentions
 from .protocol import MemoryRecord, StoredMessage
 from .search import memory_from_row, search_scoped
@@ -34,16 +34,35 @@ def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: s
                          now_ms: int, limit: int, only_asker: bool = False,
                          ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
-    if only_asker:
-        audience = Audience.only(user, room)
-    else:
-        audience = Audience.of(kind=repo.room_kind(conn, room), room=room,
-                               members=repo.room_members(conn, room), asker=user)
+    audience = audience_for(conn, room, user, only_asker)
     rooms = repo.visible_rooms(conn, user, room)
     infos = _RoomInfos(conn)  # only the rooms of memories found are looked up
     return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
                          now_ms=now_ms, limit=limit,
                          keep=lambda m: may_use(audience, m, infos))
+
+
+def audience_for(conn: sqlite3.Connection, room: str, user: str,
+                 only_asker: bool = False) -> Audience:
+    """The readers of a reply in ``room`` to ``user`` (or of one only ``user`` sees), with the
+    teams they all belong to (``chat.audience``: what "team-wide" means)."""
+    if only_asker:
+        return Audience.only(user, room, repo.user_teams(conn, user) | {repo.room_team(conn, room)})
+    kind = repo.room_kind(conn, room)
+    members = repo.room_members(conn, room)
+    teams: frozenset[str]
+    if kind in (DIRECT, GROUP):  # a DM's readers may be more than the asker: all must be in it
+        teams = frozenset.intersection(*[repo.user_teams(conn, m) for m in members | {user}])
+    else:
+        teams = frozenset({repo.room_team(conn, room)})
+    return Audience.of(kind=kind, room=room, members=members, asker=user, teams=teams)
+
+
+def audience_scope(conn: sqlite3.Connection, room: str, user: str, only_asker: bool,
+                   memory_rooms: list[str]) -> tuple[Audience, dict[str, RoomInfo]]:
+    """The reply's audience and what the rules need to know of ``memory_rooms`` (for a
+    ChatService whose memories live elsewhere: the remote one)."""
+    return audience_for(conn, room, user, only_asker), repo.room_infos(conn, memory_rooms)
 
 
 class _RoomInfos(Mapping[str, RoomInfo]):
@@ -130,5 +149,6 @@ def save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row],
     return saved
 
 
-__all__ = ["apply_delete", "apply_edit", "save_extracted", "search_for_audience",
+__all__ = ["apply_delete", "apply_edit", "audience_for", "audience_scope", "save_extracted",
+           "search_for_audience",
            "store_user_message", "with_versions"]

@@ -20,8 +20,13 @@ A seed is a JSON object (the default is :func:`default_seed`; an excerpt)::
       ]
     }
 
+Several teams: ``"teams": [{"name": "qa", "members": "*"}, {"name": "rnd", "members":
+["kim", "choi"]}]`` instead of ``"team"`` (``members`` defaults to ``"*"``; the bot joins every
+team; the first is the default team), and ``"team": "rnd"`` on a channel (default: the first).
+
 Rules: every user (and the bot) joins the team; the bot joins every seeded channel; ``"*"``
-means every user; ``D``/``G`` channels need no name (it is derived as on the real server).
+means every user of the channel's team; ``D``/``G`` channels need no name (it is derived as
+on the real server).
 Optional per user (and bot): ``id``, ``token`` (else a fresh one; the bot's token can also
 come from ``bot_token=``/``--bot-token``), ``roles`` (default ``system_user``), ``nickname``,
 ``is_bot`` (a user that is another bot account: its posts get ``props.from_bot``).
@@ -82,11 +87,14 @@ def load_seed(source: str | Path | Mapping[str, Any] | None) -> Mapping[str, Any
 
 def apply_seed(state: FakeState, seed: Mapping[str, Any], bot_token: str | None) -> FakeUser:
     """Fill ``state`` from ``seed``; returns the bot."""
-    team_spec = seed.get("team") or default_seed()["team"]
-    team = FakeTeam(id=team_spec.get("id") or new_id(), name=team_spec["name"],
-                    display_name=team_spec.get("display_name", team_spec["name"]),
-                    create_at=state.now_ms())
-    state.add_team(team)
+    team_specs = seed.get("teams") or [seed.get("team") or default_seed()["team"]]
+    teams: dict[str, FakeTeam] = {}
+    for team_spec in team_specs:
+        team = FakeTeam(id=team_spec.get("id") or new_id(), name=team_spec["name"],
+                        display_name=team_spec.get("display_name", team_spec["name"]),
+                        create_at=state.now_ms())
+        state.add_team(team)
+        teams[team.name] = team
     bot_spec = dict(seed.get("bot") or default_seed()["bot"])
     if bot_token:
         bot_spec["token"] = bot_token
@@ -95,9 +103,17 @@ def apply_seed(state: FakeState, seed: Mapping[str, Any], bot_token: str | None)
                      for spec in seed.get("users", [])]
     for user in users:
         state.add_user(user)
-        state.team_members[team.id].add(user.id)
+    for team_spec in team_specs:
+        wanted = team_spec.get("members", "*")
+        for user in users:
+            if wanted == "*" or user is bot or user.username in wanted:
+                state.team_members[teams[team_spec["name"]].id].add(user.id)
+    first = teams[team_specs[0]["name"]]
     for spec in seed.get("channels", []):
-        _channel(state, team, spec, users, bot)
+        if spec.get("team", first.name) not in teams:
+            raise ValueError(f"seed: channel {spec.get('name')!r} names unknown team "
+                             f"{spec.get('team')!r}")
+        _channel(state, teams[spec.get("team", first.name)], spec, users, bot)
     return bot
 
 
@@ -120,7 +136,8 @@ def _channel(state: FakeState, team: FakeTeam, spec: Mapping[str, Any], users: l
     if unknown:
         raise ValueError(f"seed: channel {spec.get('name', spec.get('type'))!r} lists unknown "
                          f"members {unknown}")
-    members = users if wanted == "*" else [by_name[name] for name in wanted]
+    members = ([u for u in users if u.id in state.team_members[team.id]] if wanted == "*"
+               else [by_name[name] for name in wanted])
     kind = spec.get("type", "O")
     ids = sorted({u.id for u in members})
     if kind == "D":

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 
+from mchat_actors import mapping
 from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
 from mchat_actors.chat.protocol import ChatRoom, ChatUser, SendResult
+from mchat_actors.store import open_store
 
 from .chat_fakes import FakeClock
 
@@ -38,6 +40,16 @@ class World:
         room = await self.svc.create_room(name=f"dm-{user.name}", kind="direct")
         await self.svc.add_room_member(room.id, user.id)
         return room
+
+
+async def map_channels(db_path: str, team: str, *rooms: ChatRoom) -> None:
+    """Record ``rooms`` as channels of Mattermost team ``team`` in the runtime's channel mapping
+    (as the mapper does on first sight), which is where the audience rules read teams from."""
+    async with open_store(db_path) as store:
+        for room in rooms:
+            await store.run(mapping.insert_channel, channel_id=f"ch-{room.id}", team_id=team,
+                            name=room.name, display_name=room.name,
+                            channel_type="O" if room.kind == "channel" else "P", room_id=room.id)
 
 
 @pytest.fixture

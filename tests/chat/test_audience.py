@@ -18,14 +18,17 @@ def personal(owner: str, mid: str = "m2") -> MemoryRecord:
 
 
 ROOMS = {
-    "pub": RoomInfo(kind="channel", members=frozenset({"kim", "lee"})),
-    "priv": RoomInfo(kind="private", members=frozenset({"kim", "park"})),
-    "both": RoomInfo(kind="private", members=frozenset({"kim", "lee", "park"})),
+    "pub": RoomInfo(kind="channel", members=frozenset({"kim", "lee"}), team="A"),
+    "priv": RoomInfo(kind="private", members=frozenset({"kim", "park"}), team="A"),
+    "both": RoomInfo(kind="private", members=frozenset({"kim", "lee", "park"}), team="A"),
+    "pub_b": RoomInfo(kind="channel", members=frozenset({"kim", "choi"}), team="B"),
+    "pub_unknown": RoomInfo(kind="channel", members=frozenset({"kim", "lee"})),
 }
 
 
 def test_a_channel_sees_its_own_and_team_wide_memories_only() -> None:
-    audience = Audience.of(kind="channel", room="town", members={"kim", "lee"}, asker="kim")
+    audience = Audience.of(kind="channel", room="town", members={"kim", "lee"}, asker="kim",
+                           teams={"A"})
     assert may_use(audience, room_memory("town"), ROOMS)
     assert may_use(audience, room_memory("pub"), ROOMS)  # public channel: team-wide
     assert not may_use(audience, room_memory("priv"), ROOMS)  # kim may, lee may not
@@ -48,6 +51,43 @@ def test_a_group_dm_sees_what_every_member_may_see() -> None:
     assert may_use(audience, room_memory("both"), ROOMS)
     assert not may_use(audience, room_memory("priv"), ROOMS)
     assert not may_use(audience, personal("kim"), ROOMS)
+
+
+def test_team_wide_means_a_public_channel_of_the_same_team() -> None:
+    """Issue #8 leftover: with two teams, team B's public channel is not team-wide in team A,
+    and a public channel whose team is unknown is nobody's team."""
+    in_a = Audience.of(kind="channel", room="town", members={"kim", "lee"}, asker="kim",
+                       teams={"A"})
+    assert may_use(in_a, room_memory("pub"), ROOMS)
+    assert not may_use(in_a, room_memory("pub_b"), ROOMS)  # kim is in B too: lee is not
+    assert not may_use(in_a, room_memory("pub_unknown"), ROOMS)
+    unknown = Audience.of(kind="channel", room="town", members={"kim"}, asker="kim", teams={""})
+    assert unknown.teams == frozenset()
+    assert not may_use(unknown, room_memory("pub"), ROOMS)
+    # a DM: the asker's teams; a group DM: the teams all members share (given by the caller)
+    dm = Audience.of(kind="direct", room="dm", members={"kim"}, asker="kim", teams={"A", "B"})
+    assert may_use(dm, room_memory("pub_b"), ROOMS) and may_use(dm, room_memory("pub"), ROOMS)
+    lee_dm = Audience.of(kind="direct", room="dm2", members={"lee"}, asker="lee", teams={"A"})
+    assert not may_use(lee_dm, room_memory("pub_b"), ROOMS)
+    assert may_use(Audience.only("choi", "x", teams={"B"}), room_memory("pub_b"), ROOMS)
+    assert not may_use(Audience.only("choi", "x", teams={"B"}), room_memory("pub"), ROOMS)
+
+
+def test_a_memory_without_a_room_is_visible_only_as_team_wide() -> None:
+    """Memories written through the Agent API by someone else have no room: nobody is known to
+    see them, so they are shown nowhere, unless marked for a team every reader is in."""
+    nowhere = MemoryRecord(id="x1", content="x", scope="room", room_id=None, owner_id=None)
+    team_a = MemoryRecord(id="x2", content="x", scope="team", room_id=None, owner_id=None,
+                          team_id="A")
+    no_team = MemoryRecord(id="x3", content="x", scope="team", room_id=None, owner_id=None)
+    for audience in (Audience.of(kind="channel", room="t", members={"kim"}, asker="kim",
+                                 teams={"A"}),
+                     Audience.only("kim", "t", teams={"A"})):
+        assert not may_use(audience, nowhere, ROOMS)
+        assert may_use(audience, team_a, ROOMS)
+        assert not may_use(audience, no_team, ROOMS)
+    assert not may_use(Audience.of(kind="channel", room="t", members={"choi"}, asker="choi",
+                                   teams={"B"}), team_a, ROOMS)
 
 
 def test_partition_counts_what_it_leaves_out() -> None:

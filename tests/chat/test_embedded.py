@@ -11,7 +11,7 @@ from mchat_actors.chat.protocol import ChatService
 from mchat_actors.errors import ChatServiceError, ChatServiceRejected, ChatServiceTimeout
 
 from .chat_fakes import FakeClock, FakeLLM
-from .conftest import World, make_world
+from .conftest import World, make_world, map_channels
 
 
 def rows(world: World, sql: str, *args: object) -> list[sqlite3.Row]:
@@ -377,9 +377,12 @@ async def test_a_bare_mention_gets_a_pointer_to_help(world: World) -> None:
         result.assistant_message or "")
 
 
-async def test_forget_cannot_reach_a_public_room_the_user_is_not_in(world: World) -> None:
-    """A public room's memories are readable by all, but only its members may forget them."""
+async def test_forget_cannot_reach_a_public_room_the_user_is_not_in(world: World,
+                                                                   db_path: str) -> None:
+    """A public room's memories are readable by its team, but only its members may forget
+    them."""
     ops = await world.svc.create_room(name="ops", kind="channel")
+    await map_channels(db_path, "team-qa", ops, world.quality)
     await world.svc.add_room_member(ops.id, world.park.id)
     stored = await world.say(ops, world.park, "/remember 창고 이전 일정 6월 1일")
     dm = await world.dm(world.kim)

@@ -6,13 +6,15 @@ stand-in), then the remaining behaviour: masking, audience, replays, summaries, 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import pytest
 
+from mchat_actors.chat.audience import Audience, RoomInfo
 from mchat_actors.chat.llm import open_llm
 from mchat_actors.chat.protocol import SendResult
 from mchat_actors.chat.remote import (
@@ -72,15 +74,20 @@ async def test_2_results_are_mapped_from_the_real_fields(env: Env) -> None:
     shared = env.fake.seed_agent_memory("배포 일정은 금요일", metadata=_room_meta(env))
     mine = env.fake.seed_agent_memory("배포 전에 나는 리뷰 먼저", metadata={
         "mchat_scope": "personal", "mchat_owner_id": env.kim.id})
-    found = await env.svc.search(env.room.id, env.kim.id, "배포")
+    # a reply in the channel never shows a personal memory; one for kim alone does
+    assert [m.id for m in await env.svc.search(env.room.id, env.kim.id, "배포")] == [shared.id]
+    found, hidden = await env.svc.search_scoped(env.room.id, env.kim.id, "배포",
+                                                only_asker=True)
     by_id = {m.id: m for m in found}
-    assert set(by_id) == {shared.id, mine.id}
+    assert set(by_id) == {shared.id, mine.id} and hidden == 0
     expected_ms = int(shared.created_at.replace(tzinfo=UTC).timestamp() * 1000)
     assert by_id[shared.id].created_at_ms == expected_ms
     assert by_id[shared.id].room_id == env.room.id and by_id[shared.id].scope == "room"
     assert by_id[mine.id].scope == "personal" and by_id[mine.id].owner_id == env.kim.id
     assert all(m.score > 0 for m in found)
-    assert [m.id for m in await env.svc.search(env.room.id, env.lee.id, "배포")] == [shared.id]
+    found, hidden = await env.svc.search_scoped(env.room.id, env.lee.id, "배포",
+                                                only_asker=True)
+    assert [m.id for m in found] == [shared.id] and hidden == 1
 
 
 async def test_3_memory_lists_through_get_data(env: Env) -> None:
@@ -135,7 +142,7 @@ async def test_5_plain_messages_are_not_uploaded(env: Env) -> None:
 async def test_6_unknown_agent_id_is_not_a_404_the_key_decides(db_path: str) -> None:
     """Item 6: the real server ignores the path's agent id; a wrong key is a 403 rejection."""
     async for env in open_env(db_path):
-        env.fake.seed_agent_memory("X부품 불량률 12%")
+        env.fake.seed_agent_memory("X부품 불량률 12%", metadata=_room_meta(env))
         cfg = attrs.evolve(ChatConfig(), backend="remote", backend_url=env.fake.url,
                            backend_api_key="agent-key-SECRET-42", backend_agent_id="other")
         async with open_remote_chat_service(cfg, local=env.local, llm=None) as svc:
@@ -168,6 +175,18 @@ async def test_replayed_remember_is_stored_once(env: Env) -> None:
     again = await env.say("/remember 회의는 3시", post_id="p1")
     assert again.assistant_message == first.assistant_message
     assert not again.user_message.is_new and len(env.fake.world.memories) == 1
+
+
+async def test_replayed_remember_is_found_behind_a_page_of_newer_items(env: Env) -> None:
+    """The replay's look-up pages on: 130 newer items do not make it store a second copy."""
+    ticks = itertools.count()
+    start = datetime(2026, 1, 1)  # naive UTC, as the server's clock
+    env.fake.world.clock = lambda: start + timedelta(seconds=next(ticks))
+    await env.say("/remember 회의는 3시", post_id="p1")
+    for i in range(130):
+        env.fake.seed_memory_item(f"다른 기억 {i}", metadata=_room_meta(env))
+    await env.say("/remember 회의는 3시", post_id="p1")
+    assert [d.content for d in env.fake.world.data].count("회의는 3시") == 1
 
 
 async def test_remember_lost_before_the_server_is_stored_on_replay(env: Env) -> None:
@@ -250,9 +269,12 @@ async def test_delegates_users_rooms_members_and_edits_to_local(db_path: str) ->
         await env.svc.edit_message(post_id="p1", content="x")
         await env.svc.delete_message(post_id="p1")
         assert env.fake.requests == []
-    assert spy.calls == ["create_room", "create_room", "create_user", "create_user",
-                         "add_room_member", "add_room_member", "find_user_by_email",
-                         "remove_room_member", "edit_message", "delete_message"]
+    # "db": the service reads the post first (an unknown post has no memory in the agent)
+    assert "db" in spy.calls
+    assert [c for c in spy.calls if c != "db"] == [
+        "create_room", "create_room", "create_user", "create_user", "add_room_member",
+        "add_room_member", "find_user_by_email", "remove_room_member", "edit_message",
+        "delete_message"]
 
 
 async def test_missing_backend_settings_are_a_config_error(env: Env) -> None:
@@ -271,10 +293,23 @@ def test_record_mapping_tolerates_odd_results_and_the_filter_is_one_place() -> N
     assert aware.created_at_ms == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
     room, other = RoomId("r1"), RoomId("r2")
     kim, lee = AgentUserId("kim"), AgentUserId("lee")
+    here = attrs.evolve(odd, room_id=room)
     mine = attrs.evolve(odd, scope="personal", owner_id=kim)
     theirs = attrs.evolve(odd, room_id=other)
-    assert audience_filter([odd, mine, theirs], room=room, user=kim) == [odd, mine]
-    assert audience_filter([odd, mine, theirs], room=room, user=lee) == [odd]
+    rooms = {other: RoomInfo(kind="private", members=frozenset({kim}), team="A")}
+    # odd has no room: nobody is known to see it, so no reply shows it
+    channel = Audience.of(kind="channel", room=room, members={kim, lee}, asker=kim, teams={"A"})
+    assert audience_filter([odd, here, mine, theirs], channel, rooms) == (
+        [here], [odd, mine, theirs])
+    assert audience_filter([odd, here, mine, theirs], Audience.only(kim, room), rooms)[0] == [
+        here, mine, theirs]
+    assert audience_filter([odd, here, mine, theirs], Audience.only(lee, room), rooms)[0] == [
+        here]
+    team = record_from_result({"memory_id": "m3", "content": "z", "metadata": {
+        "mchat_scope": "team", "mchat_team_id": "A"}})
+    assert (team.scope, team.team_id, team.room_id) == ("team", "A", None)
+    assert audience_filter([team], channel, rooms)[0] == [team]
+    assert audience_filter([team], Audience.only(lee, room, teams={"B"}), rooms)[0] == []
 
 
 async def test_memory_pages_past_other_rooms(env: Env) -> None:
@@ -286,3 +321,64 @@ async def test_memory_pages_past_other_rooms(env: Env) -> None:
     listed = (await env.say("/memory")).assistant_message or ""
     assert "회의실은 3층" in listed and "다른 방" not in listed
     assert [r.json for r in env.fake.calls("GET", "/data")] == [None, None]
+
+
+# -- edits and deletes of posts reach the Agent API where it allows (issue #8) -------------------
+
+
+async def test_an_edited_remember_post_replaces_its_memory_in_the_agent(env: Env) -> None:
+    await env.say("/remember X부품 불량률 12%", post_id="p1")
+    await env.svc.edit_message(post_id="p1", content="@ai /remember X부품 불량률 15%")
+    assert [m.content for m in env.fake.world.memories.values()] == ["X부품 불량률 15%"]
+    assert [d.content for d in env.fake.world.data] == ["X부품 불량률 15%"]
+    [item] = env.fake.world.data
+    assert item.metadata is not None and item.metadata["mchat_post_id"] == "p1"
+    assert item.metadata["mchat_room_id"] == env.room.id  # the same audience fields
+    answer = (await env.say("X부품 불량률 몇 %야?", user=env.lee)).assistant_message or ""
+    assert "15%" in answer and "12%" not in answer
+    before = len(env.fake.requests)
+    await env.svc.edit_message(post_id="p1", content="@ai /remember X부품 불량률 15%")
+    assert len(env.fake.world.memories) == 1  # a replayed edit changes nothing
+    assert [r.method for r in env.fake.requests[before:]] == ["GET"]
+
+
+async def test_a_deleted_remember_post_deletes_its_memory_in_the_agent(env: Env) -> None:
+    await env.say("/remember 라인 2 가동률 87%", post_id="p1")
+    await env.say("/remember 라인 3 가동률 90%", post_id="p2")
+    await env.svc.delete_message(post_id="p1")
+    assert [m.content for m in env.fake.world.memories.values()] == ["라인 3 가동률 90%"]
+    assert [d.content for d in env.fake.world.data] == ["라인 3 가동률 90%"]
+
+
+async def test_editing_a_plain_message_costs_no_agent_request(env: Env) -> None:
+    await env.say("점심 뭐 먹지", post_id="p1", respond=False)
+    await env.svc.edit_message(post_id="p1", content="점심은 12시")
+    await env.svc.delete_message(post_id="p1")
+    assert env.fake.requests == []
+
+
+async def test_an_edit_whose_old_memory_cannot_be_found_stores_no_second_version(
+        env: Env) -> None:
+    """The memory was deleted in the agent but its row remains: the edit must not add a second
+    current version beside whatever still answers."""
+    await env.say("/remember 금형 1호기 점검 주기 2주", post_id="p1")
+    for memory_id in list(env.fake.world.memories):
+        del env.fake.world.memories[memory_id]
+    await env.svc.edit_message(post_id="p1", content="@ai /remember 금형 1호기 점검 주기 3주")
+    assert env.fake.world.memories == {}
+    assert [d.content for d in env.fake.world.data] == ["금형 1호기 점검 주기 2주"]
+
+
+async def test_the_members_recheck_reaches_the_audience(env: Env) -> None:
+    """Someone who left a private channel while we were disconnected loses its memories at the
+    re-check (``Mapper.resync_members`` calls ``set_room_members``), on the remote backend too."""
+    for user in (env.kim, env.lee):
+        await env.svc.add_room_member(env.other_room.id, user.id)
+    await env.say("/remember 신제품 코드명은 블루버드", room=env.other_room)
+    dm = await env.svc.create_room(name="dm-lee", kind="direct")
+    await env.svc.add_room_member(dm.id, env.lee.id)
+    asked = "신제품 코드명 뭐였지?"
+    assert "블루버드" in ((await env.say(asked, user=env.lee, room=dm)).assistant_message or "")
+    assert await env.svc.set_room_members(env.other_room.id, [env.kim.id]) == (0, 1)
+    assert "블루버드" not in ((await env.say(asked, user=env.lee, room=dm)).assistant_message
+                            or "")

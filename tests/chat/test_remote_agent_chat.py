@@ -317,3 +317,18 @@ def test_defused_text_never_triggers_the_servers_parser(text: str) -> None:
     assert COMMAND.match(sent.strip()) is None
     assert "ai" not in MENTION.findall(sent.lower())
     assert sent.replace(ZWSP, "") == text.replace(ZWSP, "")
+
+
+async def test_the_members_recheck_reaches_the_agents_room(env: Env) -> None:
+    """A leave missed while disconnected: the re-check removes lee from the agent's room too
+    (and adds who joined meanwhile)."""
+    await env.say("안녕하세요", post_id="p1", respond=False)
+
+    def emails() -> set[str]:
+        return {env.fake.world.users[m.user_id].email for m in env.fake.world.members}
+
+    assert "lee@example.com" in emails()
+    assert await env.svc.set_room_members(env.room.id, [env.kim.id]) == (0, 1)
+    assert "lee@example.com" not in emails() and "kim@example.com" in emails()
+    assert await env.svc.set_room_members(env.room.id, [env.kim.id, env.lee.id]) == (1, 0)
+    assert "lee@example.com" in emails()

@@ -82,7 +82,8 @@ async def test_remember_then_ask_search_and_forget(tmp_path: Any, mode: str) -> 
 async def test_other_channels_do_not_see_the_memory(tmp_path: Any, mode: str) -> None:
     async with twin() as fake, FakeMattermost() as mm, \
             running_bot(mm, str(tmp_path / "b.db"), **backend_env(mode, fake)):
-        await ask(mm, "kim", "@ai /remember 신제품 출시일은 3월 2일")
+        # a private channel's memory (a public one's is team-wide since #8's audience rules)
+        await ask(mm, "kim", "@ai /remember 신제품 출시일은 3월 2일", channel="defects")
         elsewhere = await ask(mm, "kim", "@ai 신제품 출시일이 언제였지?", channel="town-square")
         assert "3월 2일" not in elsewhere
 

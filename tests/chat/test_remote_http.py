@@ -42,7 +42,8 @@ async def test_the_servers_own_429_is_waited_out(
     """Configured at 120/min against the server's 60/min: the server's 429s (Retry-After from
     its sliding window) are waited out and every question is answered."""
     async for env in open_env(db_path, rate_per_min=60, cfg_rate=120.0, threads=False):
-        env.fake.seed_agent_memory("X부품 불량률 12%")
+        env.fake.seed_agent_memory("X부품 불량률 12%", metadata={
+            "mchat_scope": "room", "mchat_room_id": env.room.id})
         start = trio.current_time()
         for i in range(70):
             result = await env.say(f"X부품 불량률 {i}?", post_id=f"s{i}")
