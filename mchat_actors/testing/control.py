@@ -6,6 +6,9 @@ window applies to them.
 =====================================  ==========================================================
 ``POST /_fake/post``                   ``{"user","channel","message","root_id"?,"props"?}`` ->
                                        201 Post (same path as ``POST /api/v4/posts``)
+``POST /_fake/burst``                  ``{"user","channels":[...],"count","message"?}``: ``count``
+                                       posts round-robin over ``channels``, made server-side as
+                                       fast as the fake can (load generation) -> ``{"posted": n}``
 ``POST /_fake/drop_websockets``        ``{"abrupt": bool}`` -> ``{"dropped": n}``
 ``POST /_fake/forget_resume_state``    -> ``{"forgotten": n}``
 ``POST /_fake/refuse_websockets``      ``{"seconds"}``: upgrades get 503 for the window
@@ -58,6 +61,7 @@ class ControlHandlers:
     def register(self, router: Router) -> None:
         routes = {
             ("POST", "post"): self.post,
+            ("POST", "burst"): self.burst,
             ("POST", "drop_websockets"): self.drop_websockets,
             ("POST", "forget_resume_state"): self.forget_resume_state,
             ("POST", "refuse_websockets"): self.refuse_websockets,
@@ -90,6 +94,24 @@ class ControlHandlers:
         post = await self.mm.post_as(user, channel, _string(body, "message"), root_id=root_id,
                                      props=props)
         return json_response(post, 201)
+
+    async def burst(self, request: Request) -> Response:
+        body = request.json_object("burst")
+        user, count = _string(body, "user"), int(_number(body, "count"))
+        channels = body.get("channels")
+        if (not isinstance(channels, list) or not channels
+                or not all(isinstance(c, str) for c in channels)):
+            raise ValueError("'channels' must be a non-empty list of strings")
+        message = str(body.get("message") or "burst")
+        try:
+            self.mm.user(user)
+            for channel in channels:
+                self.mm.channel(channel)
+        except KeyError as exc:
+            raise AppError(404, "api.fake.control.not_found", f"unknown {exc}") from None
+        for i in range(count):
+            await self.mm.post_as(user, channels[i % len(channels)], f"{message} {i}")
+        return json_response({"posted": count})
 
     async def drop_websockets(self, request: Request) -> Response:
         body = request.json_object("body") if request.body else {}
