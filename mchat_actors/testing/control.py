@@ -8,7 +8,7 @@ window applies to them.
                                        201 Post (same path as ``POST /api/v4/posts``)
 ``POST /_fake/burst``                  ``{"user","channels":[...],"count","message"?}``: ``count``
                                        posts round-robin over ``channels``, made server-side as
-                                       fast as the fake can (load generation) -> ``{"posted": n}``
+                                       fast as the slowest live socket drains (load generation) -> ``{"posted": n}``
 ``POST /_fake/drop_websockets``        ``{"abrupt": bool}`` -> ``{"dropped": n}``
 ``POST /_fake/forget_resume_state``    -> ``{"forgotten": n}``
 ``POST /_fake/refuse_websockets``      ``{"seconds"}``: upgrades get 503 for the window
@@ -32,8 +32,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from .apperror import AppError
+from .hub import SEND_QUEUE_SIZE
 from .routing import Request, Response, Router, json_response, status_ok
 
 if TYPE_CHECKING:
@@ -110,6 +112,11 @@ class ControlHandlers:
         except KeyError as exc:
             raise AppError(404, "api.fake.control.not_found", f"unknown {exc}") from None
         for i in range(count):
+            # paced by the fullest live send queue: a burst measures a reader, it does not
+            # overflow it (a queue past SEND_QUEUE_SIZE is dropped, as on a real server)
+            while any(len(c.pending) >= SEND_QUEUE_SIZE // 2 for c in self.mm.hub.conns.values()
+                      if c.active and not c.forgotten):
+                await trio.sleep(0.001)
             await self.mm.post_as(user, channels[i % len(channels)], f"{message} {i}")
         return json_response({"posted": count})
 
