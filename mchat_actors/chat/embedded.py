@@ -3,9 +3,13 @@
     async with open_embedded_chat_service(cfg.db_path, llm=llm) as svc:
         result = await svc.send_message(room, user, text, post_id=..., respond=True, prompt=...)
 
-The service owns one sqlite connection used only from worker threads under a
-``CapacityLimiter(1)``, and a nursery for debounced background memory extraction (LLM only).
-Leaving the block cancels pending extractions.
+Writes: given the runtime's ``store`` (``app.run`` does), every write is a request to its
+storage actor (``writer.Writer``) and commits in the same group commit as the runtime's rows;
+without one (tests, tools) the service writes on its own connection, one transaction a call.
+Reads (search, history, admin views) run on the service's own connection in a deferred read
+transaction under a ``CapacityLimiter(1)``: WAL shows them every committed write and they never
+take the write lock. The service also has a nursery for debounced background memory extraction
+(LLM only). Leaving the block cancels pending extractions.
 
 Retrieval: the memories the asker may see (the room asked in, the rooms they are in, public
 rooms, their personal memories) are searched; only those every reader of the reply may see
@@ -21,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import trio
 
@@ -49,6 +53,9 @@ from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
 from .schema import connect, transaction
 from .search import memory_from_row
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -65,8 +72,10 @@ class EmbeddedChatService:
 
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
                  extraction_debounce_s: float, clock: Callable[[], float],
-                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True) -> None:
+                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
+                 store: Store | None = None) -> None:
         self._conn = conn
+        self._store = store
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm
@@ -86,9 +95,54 @@ class EmbeddedChatService:
             ChatServiceError: sqlite failed.
         """
 
+        if self._store is not None and self._store.writer is not None:
+            return await self._shared(fn, *args, **kwargs)
+
         def work() -> T:
             with transaction(self._conn):
                 return fn(self._conn, *args, **kwargs)
+
+        try:
+            return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise ChatServiceError(f"chat database: {getattr(fn, '__name__', 'query')}: "
+                                   f"{exc}") from exc
+
+    async def _shared(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` as one request to the runtime's storage actor (its own savepoint there)."""
+        from ..writer import WriterClosed
+
+        assert self._store is not None and self._store.writer is not None
+        writer = self._store.writer
+
+        def work(conn: sqlite3.Connection) -> T:
+            saved = conn.row_factory
+            conn.row_factory = sqlite3.Row  # the service's rows; the runtime's back after
+            try:
+                return fn(conn, *args, **kwargs)
+            finally:
+                conn.row_factory = saved
+
+        name = getattr(fn, "__name__", "query")
+        try:
+            return await writer.submit(work, name=f"chat.{name}")
+        except (sqlite3.Error, WriterClosed) as exc:
+            raise ChatServiceError(f"chat database: {name}: {exc}") from exc
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run the read-only ``fn(conn, ...)`` on the service's connection, in one deferred
+        read transaction (a consistent snapshot; no write lock).
+
+        Raises:
+            ChatServiceError: sqlite failed.
+        """
+
+        def work() -> T:
+            self._conn.execute("BEGIN")
+            try:
+                return fn(self._conn, *args, **kwargs)
+            finally:
+                self._conn.execute("COMMIT")
 
         try:
             return await trio.to_thread.run_sync(work, limiter=self._limiter)
@@ -107,7 +161,7 @@ class EmbeddedChatService:
     # -- users and rooms -------------------------------------------------------------------------
 
     async def find_user_by_email(self, email: str) -> ChatUser | None:
-        return await self.db(repo.find_user_by_email, email)
+        return await self.read(repo.find_user_by_email, email)
 
     async def create_user(self, *, name: str, email: str | None) -> ChatUser:
         return await self.db(repo.create_user, name, email, self.now_ms())
@@ -158,7 +212,7 @@ class EmbeddedChatService:
         if not stored.is_new:
             if not respond or answer_key is None:
                 return SendResult(user_message=stored)
-            earlier = await self.db(repo.message_by_post, answer_key)
+            earlier = await self.read(repo.message_by_post, answer_key)
             if earlier is not None:
                 return SendResult(user_message=stored, assistant_message=earlier["content"])
         text = prompt if prompt is not None else strip_mentions(content)
@@ -200,7 +254,7 @@ class EmbeddedChatService:
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
-        found, _ = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
+        found, _ = await self.read(units.search_for_audience, room, user, query, self.now_ms(),
                                  limit)
         return found
 
@@ -213,7 +267,7 @@ class EmbeddedChatService:
         ``only_asker``, the asker alone (a reply the runtime shows to the asker only: an
         ephemeral post or a DM). Matches outside it are counted, never returned.
         """
-        found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
+        found, hidden = await self.read(units.search_for_audience, room, user, query, self.now_ms(),
                                       limit, only_asker)
         return found, len(matching(query, hidden))
 
@@ -221,15 +275,14 @@ class EmbeddedChatService:
                              memory_rooms: Sequence[str]) -> tuple[Audience, dict[str, RoomInfo]]:
         """The audience of a reply in ``room`` to ``user`` (``only_asker``: one only ``user``
         sees) and kind, members and team of ``memory_rooms``, for ``chat.audience.may_use``."""
-        return await self.db(units.audience_scope, room, user, only_asker, list(memory_rooms))
+        return await self.read(units.audience_scope, room, user, only_asker, list(memory_rooms))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
         now = self.now_ms()
         past = history_question(question)
         text = past[0] if past else question
-        found, hidden = await self.db(units.search_for_audience, room, user, text, now,
-                                      QUESTION_MEMORIES)
-        found, history = await self.db(units.with_versions, found, past is not None)
+        found, hidden, history = await self.read(_answer_context, room, user, text, now,
+                                                 past is not None)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
                                     hidden=len(matching(text, hidden)), history=history,
                                     now_ms=now, mask=self.mask_llm)
@@ -253,17 +306,17 @@ class EmbeddedChatService:
     async def admin_memories(self, *, query: str = "", state: str = "current",
                              limit: int = 100) -> list[MemoryRecord]:
         """Memories for the admin view (see ``memory_store.admin_list``)."""
-        rows = await self.db(memory_store.admin_list, query=query, state=state, limit=limit)
+        rows = await self.read(memory_store.admin_list, query=query, state=state, limit=limit)
         return [memory_from_row(r) for r in rows]
 
     async def memory_audit(self, memory_id: int) -> list[dict[str, object]]:
         """The memory's audit trail, oldest first: action, actor, time, detail."""
-        rows = await self.db(memory_store.audit_trail, memory_id)
+        rows = await self.read(memory_store.audit_trail, memory_id)
         return [{k: r[k] for k in ("action", "actor", "at", "detail")} for r in rows]
 
     async def memory_versions(self, memory_id: int) -> list[MemoryRecord]:
         """Every version of the memory's subject, oldest first, with author and room names."""
-        rows = await self.db(memory_store.versions, memory_id)
+        rows = await self.read(memory_store.versions, memory_id)
         return [memory_from_row(r) for r in rows]
 
     def format_version(self, memory: MemoryRecord, *, korean: bool) -> str:
@@ -321,6 +374,15 @@ class EmbeddedChatService:
         return len(await self.extract_memories(RoomId(room), ids=ids))
 
 
+def _answer_context(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
+                    history: bool) -> tuple[list[MemoryRecord], list[MemoryRecord],
+                                            dict[str, list[MemoryRecord]]]:
+    """What a question's answer is built from, read in one snapshot (one round trip)."""
+    found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES)
+    found, chains = units.with_versions(conn, found, history)
+    return found, hidden, chains
+
+
 @asynccontextmanager
 async def open_embedded_chat_service(
     db_path: str,
@@ -330,6 +392,7 @@ async def open_embedded_chat_service(
     clock: Callable[[], float] = time.time,
     timezone: str = DEFAULT_TIMEZONE,
     mask_llm: bool = True,
+    store: Store | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -341,6 +404,8 @@ async def open_embedded_chat_service(
         clock: wall clock in seconds, for timestamps and summary windows (tests pass a fake).
         timezone: IANA name of the time zone dates are shown in (MCHAT_TIMEZONE).
         mask_llm: mask phone numbers and e-mails in text sent to the LLM (MCHAT_MASK_LLM).
+        store: the runtime's store (same file): writes then join its storage actor's group
+            commits instead of committing on the service's connection.
 
     Raises:
         ChatServiceError: the database cannot be opened.
@@ -350,7 +415,7 @@ async def open_embedded_chat_service(
         async with trio.open_nursery() as nursery:
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
                                       extraction_debounce_s=extraction_debounce_s, clock=clock,
-                                      timezone=timezone, mask_llm=mask_llm)
+                                      timezone=timezone, mask_llm=mask_llm, store=store)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
