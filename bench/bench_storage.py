@@ -8,8 +8,8 @@ Prints two measurements, each beside its baseline from the same run:
    the fake Mattermost; plain posts made as fast as the fake can broadcast them over 20
    channels, then questions one at a time. Per plain post and per answered question: database
    round trips (hops into a worker thread: every ``Store.run`` / ChatService ``db`` call is
-   one) and commits (``COMMIT`` statements plus writes in autocommit, counted by a trace
-   callback on every SQLite connection the process opens).
+   one) and commits (``COMMIT`` of a transaction that wrote, plus writes in autocommit,
+   counted by a trace callback on every SQLite connection the process opens).
 2. ingest: the fake in its own process, 20 channels, N plain posts made server-side
    (``/_fake/burst``); events/s until the last one is a row in ``chat_messages``, against a
    bare trio-websocket client (its own process, run just before on the same fake) that decodes
@@ -63,14 +63,21 @@ class Counters:
         with self._lock:
             return self.round_trips, self.commits, self.statements
 
-    def trace(self, conn: sqlite3.Connection, sql: str) -> None:
+    def trace(self, conn: sqlite3.Connection, wrote: list[bool], sql: str) -> None:
+        """A commit is a ``COMMIT`` of a transaction that wrote, or a write in autocommit
+        (read-only transactions are not counted: they write nothing to the disk)."""
         head = sql.lstrip()[:8].upper()
         with self._lock:
             self.statements += 1
-            if head.startswith("COMMIT"):
-                self.commits += 1
-            elif (head.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
-                  and not conn.in_transaction):
+            is_write = head.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+            if head.startswith("BEGIN"):
+                wrote[0] = False
+            elif head.startswith(("COMMIT", "END")):
+                self.commits += wrote[0]
+                wrote[0] = False
+            elif is_write and conn.in_transaction:
+                wrote[0] = True
+            elif is_write:
                 self.commits += 1  # autocommit write: its own transaction
 
     def hop(self) -> None:
@@ -83,7 +90,7 @@ def instrument(counters: Counters) -> None:
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         conn = _real_connect(*args, **kwargs)
-        conn.set_trace_callback(partial(counters.trace, conn))
+        conn.set_trace_callback(partial(counters.trace, conn, [False]))
         return conn
 
     real_run_sync = trio.to_thread.run_sync
