@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,12 +28,15 @@ import sqlite_utils
 import trio
 
 from .errors import StoreError, StoreUnavailable
+from .migrations import Migration, statements, upgrade
 from .writer import Writer, WriterClosed
+from .writer import transaction as transaction  # the one transaction helper
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # = len(MIGRATIONS), also kept in mchat_state for older tools
 
+# Version 1: the tables of release ca5a05a.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mchat_channel_mapping (
     id INTEGER PRIMARY KEY,
@@ -88,11 +91,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, channel_id, id);
-CREATE TABLE IF NOT EXISTS webhook_inbox (
-    post_id TEXT PRIMARY KEY,
-    payload TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -101,6 +99,19 @@ CREATE TABLE IF NOT EXISTS audit_log (
     target TEXT NOT NULL DEFAULT '',
     detail TEXT NOT NULL DEFAULT '',
     remote_addr TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS mchat_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# Version 2: the webhook inbox (#14) and the durable retry queue (#10).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS webhook_inbox (
+    post_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    received_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS mchat_retry (
     id INTEGER PRIMARY KEY,
@@ -117,11 +128,13 @@ CREATE TABLE IF NOT EXISTS mchat_retry (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mchat_retry_pending ON mchat_retry (status, channel_id, id);
-CREATE TABLE IF NOT EXISTS mchat_state (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 """
+
+# The runtime's schema history (see ``migrations``): append, never edit a released step.
+MIGRATIONS = (
+    Migration(1, "runtime tables of release ca5a05a", statements(_SCHEMA)),
+    Migration(2, "webhook inbox and durable retry queue", statements(_SCHEMA_V2)),
+)
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
@@ -137,38 +150,9 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``: the one way the runtime writes several rows at once.
-
-    ``COMMIT`` sits inside the error handling: when it fails (SQLITE_BUSY, a deferred
-    constraint), the transaction is rolled back and the error re-raised, so the connection is
-    never left inside an open transaction for the next caller to commit by accident.
-    """
-    if conn.in_transaction:  # inside the storage actor's batch: a savepoint of it
-        conn.execute("SAVEPOINT nested_transaction")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO nested_transaction")
-                conn.execute("RELEASE nested_transaction")
-            raise
-        conn.execute("RELEASE nested_transaction")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 def migrate(db: sqlite_utils.Database) -> None:
-    """Create or upgrade the runtime's tables. Idempotent."""
-    db.conn.executescript(_SCHEMA)
+    """Create or upgrade the runtime's tables (``migrations.upgrade``). Idempotent."""
+    upgrade(db.conn, "runtime", MIGRATIONS)
     db.conn.execute(
         "INSERT INTO mchat_state (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -25,7 +25,8 @@ a savepoint there, so the same repository functions run alone or in a batch.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -39,6 +40,35 @@ RUNNING = "running"
 ABANDONED = "abandoned"
 DEFAULT_MAX_BATCH = 256
 QUEUE_SIZE = 1024
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: the one way the runtime writes several rows at once.
+
+    ``COMMIT`` sits inside the error handling: when it fails (SQLITE_BUSY, a deferred
+    constraint), the transaction is rolled back and the error re-raised, so the connection is
+    never left inside an open transaction for the next caller to commit by accident.
+    """
+    if conn.in_transaction:  # inside the storage actor's batch: a savepoint of it
+        conn.execute("SAVEPOINT nested_transaction")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO nested_transaction")
+                conn.execute("RELEASE nested_transaction")
+            raise
+        conn.execute("RELEASE nested_transaction")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class WriterClosed(RuntimeError):

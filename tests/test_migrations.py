@@ -1,0 +1,117 @@
+"""Schema migrations: numbered, recorded, and an upgrade path from the last release.
+
+``data/release_ca5a05a.db.gz`` is a database made by release ca5a05a's own code (its
+``store.migrate`` and ``chat.schema.connect``) with a channel, a handled post, a pending reply, a
+user, a room, a message and a memory in it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mchat_actors import mapping, migrations, outbox
+from mchat_actors.chat import schema
+from mchat_actors.chat.embedded import open_embedded_chat_service
+from mchat_actors.messages import SendReply
+from mchat_actors.store import MIGRATIONS, open_store
+
+RELEASE = Path(__file__).parent / "data" / "release_ca5a05a.db.gz"
+
+
+def _old_database(tmp_path: Path) -> Path:
+    path = tmp_path / "old.db"
+    path.write_bytes(gzip.decompress(RELEASE.read_bytes()))
+    return path
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+async def test_a_release_database_upgrades_and_keeps_its_rows(tmp_path):
+    path = _old_database(tmp_path)
+    before = sqlite3.connect(path)
+    assert "mchat_retry" not in {r[0] for r in before.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "subject" not in _columns(before, "memories")
+    before.close()
+
+    async with open_store(path) as store, open_embedded_chat_service(str(path)) as chat:
+        # the runtime's data is there and its new tables work
+        assert await store.read(mapping.is_post_seen, "post1")
+        assert [r.reply_key for r in await store.run(outbox.load_pending)] == ["post1:reply"]
+        ids = await store.run(outbox.enqueue_replies, [SendReply(
+            channel_id="chan1", message="new", reply_key="post2:reply")], max_chars=4000)
+        assert len(ids) == 1
+        # the chat's memory became the current version of its subject and is found
+        found = await chat.admin_memories()
+        assert [m.content for m in found] == ["X부품 불량률 12%"]
+    conn = sqlite3.connect(path)
+    try:
+        assert {"subject", "valid_from", "forgotten_at"} <= _columns(conn, "memories")
+        assert "permalink" in _columns(conn, "chat_messages")
+        rows = conn.execute("SELECT area, version FROM schema_migrations ORDER BY area, version"
+                            ).fetchall()
+        assert rows == [("chat", 1), ("chat", 2), ("runtime", 1), ("runtime", 2)]
+        assert conn.execute("SELECT count(*) FROM mchat_retry").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_upgrade_runs_each_step_once_and_in_order(tmp_path):
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    calls: list[int] = []
+    steps = [migrations.Migration(n, f"step {n}", lambda c, n=n: calls.append(n))
+             for n in (1, 2, 3)]
+    try:
+        assert migrations.upgrade(conn, "t", steps[:2]) == [1, 2]
+        assert migrations.upgrade(conn, "t", steps) == [3]
+        assert migrations.upgrade(conn, "t", steps) == []
+        assert calls == [1, 2, 3]
+        assert migrations.applied(conn, "t") == [1, 2, 3]
+    finally:
+        conn.close()
+
+
+def test_a_failed_step_is_rolled_back_and_retried_next_time(tmp_path):
+    conn = sqlite3.connect(tmp_path / "f.db", isolation_level=None)
+
+    def broken(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TABLE half (id INTEGER)")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    steps = [migrations.Migration(1, "one", migrations.statements("CREATE TABLE a (id INT)")),
+             migrations.Migration(2, "two", broken)]
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            migrations.upgrade(conn, "t", steps)
+        assert migrations.applied(conn, "t") == [1]
+        assert "half" not in {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def test_a_database_from_a_newer_release_is_refused(tmp_path):
+    conn = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+    try:
+        migrations.upgrade(conn, "runtime", MIGRATIONS)
+        conn.execute("INSERT INTO schema_migrations VALUES ('runtime', 99, 'future', 0)")
+        with pytest.raises(ValueError, match="newer"):
+            migrations.upgrade(conn, "runtime", MIGRATIONS)
+        with pytest.raises(ValueError, match="numbered"):
+            migrations.upgrade(conn, "x", [migrations.Migration(2, "gap", lambda c: None)])
+    finally:
+        conn.close()
+
+
+def test_chat_schema_records_its_versions(tmp_path):
+    conn = schema.connect(str(tmp_path / "c.db"))
+    try:
+        assert migrations.applied(conn, "chat") == [m.version for m in schema.MIGRATIONS]
+    finally:
+        conn.close()
