@@ -6,9 +6,10 @@ window applies to them.
 =====================================  ==========================================================
 ``POST /_fake/post``                   ``{"user","channel","message","root_id"?,"props"?}`` ->
                                        201 Post (same path as ``POST /api/v4/posts``)
-``POST /_fake/burst``                  ``{"user","channels":[...],"count","message"?}``: ``count``
-                                       posts round-robin over ``channels``, made server-side as
-                                       fast as the slowest live socket drains (load generation) -> ``{"posted": n}``
+``POST /_fake/burst``                  ``{"user","channels":[...],"count","message"?}`` ->
+                                       ``{"posted": n}``: ``count`` posts round-robin over
+                                       ``channels``, made server-side as fast as the slowest
+                                       live socket drains (load generation)
 ``POST /_fake/drop_websockets``        ``{"abrupt": bool}`` -> ``{"dropped": n}``
 ``POST /_fake/forget_resume_state``    -> ``{"forgotten": n}``
 ``POST /_fake/refuse_websockets``      ``{"seconds"}``: upgrades get 503 for the window
@@ -114,11 +115,14 @@ class ControlHandlers:
         for i in range(count):
             # paced by the fullest live send queue: a burst measures a reader, it does not
             # overflow it (a queue past SEND_QUEUE_SIZE is dropped, as on a real server)
-            while any(len(c.pending) >= SEND_QUEUE_SIZE // 2 for c in self.mm.hub.conns.values()
-                      if c.active and not c.forgotten):
+            while self._backlogged():  # noqa: ASYNC110 - polled: the hub has no event for it
                 await trio.sleep(0.001)
             await self.mm.post_as(user, channels[i % len(channels)], f"{message} {i}")
         return json_response({"posted": count})
+
+    def _backlogged(self) -> bool:
+        return any(len(c.pending) >= SEND_QUEUE_SIZE // 2 for c in self.mm.hub.conns.values()
+                   if c.active and not c.forgotten)
 
     async def drop_websockets(self, request: Request) -> Response:
         body = request.json_object("body") if request.body else {}
