@@ -10,6 +10,7 @@ anything, and no request that got an error is there.
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,30 @@ async def test_a_request_cancelled_while_queued_never_runs(tmp_path):
         assert [r[0] for r in conn.execute("SELECT id FROM kv")] == [8]
     finally:
         conn.close()
+
+
+async def test_the_chat_service_writes_join_the_runtime_group_commit(tmp_path):
+    """With the runtime's store, 20 concurrent plain posts (the ChatService's inserts) and 20
+    runtime state writes commit in fewer batches than requests, all on one connection, and a
+    search then reads them without the write lock."""
+    from mchat_actors.chat.embedded import open_embedded_chat_service
+    from mchat_actors.store import open_store, set_state
+
+    path = str(tmp_path / "shared.db")
+    async with open_store(path) as store, \
+            open_embedded_chat_service(path, store=store) as chat:
+        user = await chat.create_user(name="kim", email=None)
+        rooms = [await chat.create_room(name=f"r{i}", kind="channel") for i in range(20)]
+        before = store.writer.stats.batches, store.writer.stats.requests
+        async with trio.open_nursery() as nursery:
+            for i, room in enumerate(rooms):
+                nursery.start_soon(partial(chat.send_message, room.id, user.id,
+                                           f"/remember 부품{i} 불량률 {i}%", post_id=f"p{i}",
+                                           respond=True))
+                nursery.start_soon(store.run, set_state, f"k{i}", "v")
+        batches = store.writer.stats.batches - before[0]
+        requests = store.writer.stats.requests - before[1]
+        assert requests >= 60 and batches < requests / 2
+        assert len(await chat.search(rooms[3].id, user.id, "부품3 불량률")) == 1
+        assert await store.read(lambda db: db.conn.execute(
+            "SELECT count(*) FROM chat_messages WHERE role = 'user'").fetchone()[0]) == 20
