@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
 
 from .. import mapping
 from ..errors import MalformedEvent, MattermostUnavailable, RateLimited
+from ..mattermost.api import Sweeping
 from ..mattermost.events import posts_from_list
 from ..messages import ChannelId, InboundEvent, Post, PostCreated
 from ..store import Store
@@ -29,14 +30,6 @@ logger = logging.getLogger(__name__)
 
 PAGE = 200
 TEAM_LIST_TTL_S = 300.0
-
-
-class _Rest(Protocol):
-    async def get_posts(self, channel_id: str, *, since: int | None = None,
-                        after: str | None = None, before: str | None = None, page: int = 0,
-                        per_page: int = 60) -> Mapping[str, Any]: ...
-    async def get_my_teams(self) -> list[Mapping[str, Any]]: ...
-    async def get_my_channels(self, team_id: str) -> list[Mapping[str, Any]]: ...
 
 
 @attrs.define
@@ -53,7 +46,7 @@ class SweepStats:
 
 @attrs.define
 class Sweeper:
-    rest: _Rest
+    rest: Sweeping
     store: Store
     events: trio.MemorySendChannel[InboundEvent]
     stats: SweepStats = attrs.Factory(SweepStats)
