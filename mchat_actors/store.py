@@ -151,8 +151,15 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Create or upgrade the runtime's tables (``migrations.upgrade``). Idempotent."""
-    upgrade(db.conn, "runtime", MIGRATIONS)
+    """Create or upgrade the runtime's tables (``migrations.upgrade``). Idempotent.
+
+    Raises:
+        StoreError: the database was made by a newer release (never downgraded).
+    """
+    try:
+        upgrade(db.conn, "runtime", MIGRATIONS)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
     db.conn.execute(
         "INSERT INTO mchat_state (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

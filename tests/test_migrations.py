@@ -109,9 +109,38 @@ def test_a_database_from_a_newer_release_is_refused(tmp_path):
         conn.close()
 
 
+async def test_open_store_refuses_a_database_of_a_newer_release(tmp_path):
+    """A clear typed error at start (serve exits 1 with it), the file left as it was."""
+    from mchat_actors.errors import StoreError
+
+    path = tmp_path / "newer.db"
+    async with open_store(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES ('runtime', 3, 'from the future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this release"):
+        async with open_store(path):
+            pass
+
+
 def test_chat_schema_records_its_versions(tmp_path):
     conn = schema.connect(str(tmp_path / "c.db"))
     try:
         assert migrations.applied(conn, "chat") == [m.version for m in schema.MIGRATIONS]
     finally:
         conn.close()
+
+
+def test_chat_schema_refuses_a_database_of_a_newer_release(tmp_path):
+    from mchat_actors.errors import ChatServiceError
+
+    path = str(tmp_path / "c2.db")
+    schema.connect(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES ('chat', 9, 'from the future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ChatServiceError, match="newer than this release"):
+        schema.connect(path)

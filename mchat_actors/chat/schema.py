@@ -115,7 +115,7 @@ def connect(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError) as exc:  # ValueError: made by a newer release
         raise ChatServiceError(f"cannot open the chat database {path}: {exc}") from exc
     return conn
 
