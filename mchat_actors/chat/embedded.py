@@ -28,6 +28,7 @@ import trio
 from ..errors import ChatServiceError, ChatServiceRejected
 from ..messages import AgentUserId, RoomId
 from . import memory_store, repo, summary, units
+from .analysis import Analyzer
 from .answer import (
     DEFAULT_TIMEZONE,
     compose_answer,
@@ -44,9 +45,10 @@ from .extraction import (
     parse_extraction,
 )
 from .handlers import Request, handle_command
+from .morph import KiwiAnalyzer, explain_matches
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
 from .schema import connect, transaction
-from .search import memory_from_row
+from .search import analyzer_of, memory_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ class EmbeddedChatService:
 
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
                  extraction_debounce_s: float, clock: Callable[[], float],
-                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True) -> None:
+                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
+                 analyzer: Analyzer | None = None) -> None:
         self._conn = conn
+        self.analyzer: Analyzer = analyzer if analyzer is not None else analyzer_of(conn)
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm
@@ -214,7 +218,7 @@ class EmbeddedChatService:
         """
         found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
                                       limit, only_asker)
-        return found, len(matching(query, hidden))
+        return found, len(await trio.to_thread.run_sync(matching, query, hidden, self.analyzer))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
         now = self.now_ms()
@@ -223,9 +227,15 @@ class EmbeddedChatService:
         found, hidden = await self.db(units.search_for_audience, room, user, text, now,
                                       QUESTION_MEMORIES)
         found, history = await self.db(units.with_versions, found, past is not None)
+        others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
-                                    hidden=len(matching(text, hidden)), history=history,
-                                    now_ms=now, mask=self.mask_llm)
+                                    hidden=len(others), history=history,
+                                    now_ms=now, mask=self.mask_llm, analyzer=self.analyzer)
+
+    async def explain(self, query: str, memories: Sequence[MemoryRecord]) -> list[str]:
+        """Why each of ``memories`` matches ``query``: its concepts found exactly or through
+        which expansion (glossary, Kiwi similarity, typo), one line per memory."""
+        return await trio.to_thread.run_sync(explain_matches, self.analyzer, query, memories)
 
     async def set_room_members(self, room: RoomId, users: Sequence[AgentUserId]) -> tuple[int, int]:
         """Make ``users`` the room's members (a re-check after a reconnect); (added, removed)."""
@@ -307,7 +317,8 @@ class EmbeddedChatService:
             return []
         answer = await self.llm.complete(build_extraction_messages(rows, mask=self.mask_llm),
                                          max_tokens=EXTRACTION_MAX_TOKENS)
-        found = parse_extraction(answer, [row["content"] for row in rows])
+        found = await trio.to_thread.run_sync(
+            parse_extraction, answer, [row["content"] for row in rows], self.analyzer)
         return await self.db(units.save_extracted, room, rows, found, self.now_ms())
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
@@ -323,6 +334,7 @@ async def open_embedded_chat_service(
     clock: Callable[[], float] = time.time,
     timezone: str = DEFAULT_TIMEZONE,
     mask_llm: bool = True,
+    analyzer: Analyzer | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -334,16 +346,21 @@ async def open_embedded_chat_service(
         clock: wall clock in seconds, for timestamps and summary windows (tests pass a fake).
         timezone: IANA name of the time zone dates are shown in (MCHAT_TIMEZONE).
         mask_llm: mask phone numbers and e-mails in text sent to the LLM (MCHAT_MASK_LLM).
+        analyzer: the text analyzer (``chat.morph.KiwiAnalyzer``), loaded once by the caller
+            and shared; when None, one is loaded here (in a worker thread: ~2-3 s, ~300 MB).
 
     Raises:
         ChatServiceError: the database cannot be opened.
     """
-    conn = await trio.to_thread.run_sync(connect, db_path)
+    if analyzer is None:
+        analyzer = await trio.to_thread.run_sync(KiwiAnalyzer.load)
+    conn = await trio.to_thread.run_sync(connect, db_path, analyzer)
     try:
         async with trio.open_nursery() as nursery:
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
                                       extraction_debounce_s=extraction_debounce_s, clock=clock,
-                                      timezone=timezone, mask_llm=mask_llm)
+                                      timezone=timezone, mask_llm=mask_llm,
+                                      analyzer=analyzer)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

@@ -18,14 +18,14 @@ import trio
 from ..errors import MchatActorsError
 from ..messages import AgentUserId, RoomId
 from . import memory_store, repo
-from .analysis import analyze_query, normalize, relevance
+from .analysis import normalize
 from .answer import format_memory, hidden_note, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
 from .decide import llm_update_target
 from .masking import mask_for_storage
 from .memory_store import SUPERSEDED, UNCHANGED
 from .protocol import MemoryRecord, ReactFn, StoredMessage
-from .search import memory_from_row, search_memories
+from .search import analyzer_of, memory_from_row, search_memories
 from .subject import subject_of
 
 if TYPE_CHECKING:
@@ -37,6 +37,11 @@ SEARCH_RESULTS = 10
 LIST_MEMORIES = 10
 # /forget deletes the best match only when it covers this share of the query's words.
 FORGET_MIN_RELEVANCE = 0.75
+# A memory shown to the LLM as one a new /remember may update: the LLM judges, and an update
+# needs the same identifiers (chat.decide); this only keeps unrelated memories out of the prompt.
+# Numbers and predicates are concepts too and differ between a fact and its update (5월 17일 ->
+# 5월 24일로 연기됨), so the share asked for is under a half.
+UPDATE_CANDIDATE_MIN = 0.4
 REACT_TIMEOUT_S = 5.0
 _MEMORY_ID = re.compile(r"^[#m](\d+)$", re.IGNORECASE)
 
@@ -135,10 +140,12 @@ def _update_candidates(conn: sqlite3.Connection, text: str, req: Request) -> lis
     if conn.execute(f"SELECT 1 FROM memories WHERE {room_current} AND (norm = ? OR"
                     " (subject != '' AND subject = ?))", (req.room, norm, subject)).fetchone():
         return []
-    query = analyze_query(text)
+    analyzer = analyzer_of(conn)
+    query = analyzer.analyze_query(text)
     found = search_memories(conn, text, rooms=[req.room], owner=None, current_room=req.room,
                             now_ms=0, limit=5)
-    return [m for m in found if m.scope == "room" and relevance(query, m.content) >= 0.5]
+    return [m for m in found
+            if m.scope == "room" and analyzer.relevance(query, m.content) >= UPDATE_CANDIDATE_MIN]
 
 
 def _remember_both(conn: sqlite3.Connection, text: str, req: Request, now_ms: int,
@@ -238,7 +245,9 @@ def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
     else:
         found = search_memories(conn, target, rooms=rooms, owner=req.user,
                                 current_room=req.room, now_ms=now_ms, limit=1)
-        if found and relevance(analyze_query(target), found[0].content) >= FORGET_MIN_RELEVANCE:
+        analyzer = analyzer_of(conn)
+        if found and analyzer.relevance(analyzer.analyze_query(target),
+                                        found[0].content) >= FORGET_MIN_RELEVANCE:
             row = repo.get_memory(conn, int(found[0].id[1:]))
     if row is None:
         return None
