@@ -101,7 +101,8 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
         async with open_embedded_chat_service(config.db_path,
                                               llm=None if remote else llm,
                                               timezone=config.chat.timezone,
-                                              mask_llm=config.chat.mask_llm) as local:
+                                              mask_llm=config.chat.mask_llm,
+                                              glossary_path=config.chat.glossary_path) as local:
             if not remote:
                 yield local
                 return

@@ -16,6 +16,7 @@ replaced. The commands (``chat.commands``) are handled in ``chat.handlers``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -335,6 +336,7 @@ async def open_embedded_chat_service(
     timezone: str = DEFAULT_TIMEZONE,
     mask_llm: bool = True,
     analyzer: Analyzer | None = None,
+    glossary_path: str | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -348,12 +350,15 @@ async def open_embedded_chat_service(
         mask_llm: mask phone numbers and e-mails in text sent to the LLM (MCHAT_MASK_LLM).
         analyzer: the text analyzer (``chat.morph.KiwiAnalyzer``), loaded once by the caller
             and shared; when None, one is loaded here (in a worker thread: ~2-3 s, ~300 MB).
+        glossary_path: synonym groups added to the shipped glossary (MCHAT_GLOSSARY_PATH), for
+            the analyzer loaded here.
 
     Raises:
         ChatServiceError: the database cannot be opened.
     """
     if analyzer is None:
-        analyzer = await trio.to_thread.run_sync(KiwiAnalyzer.load)
+        analyzer = await trio.to_thread.run_sync(functools.partial(
+            KiwiAnalyzer.load, **({"glossary_path": glossary_path} if glossary_path else {})))
     conn = await trio.to_thread.run_sync(connect, db_path, analyzer)
     try:
         async with trio.open_nursery() as nursery:

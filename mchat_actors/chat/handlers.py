@@ -49,7 +49,7 @@ HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
 - `/remember <내용>`: 이 방과 내 개인 기억에 저장 / store a memory for this room and for you
 - `/search <검색어>`: 내가 볼 수 있는 기억 검색 (나에게만 표시) / search the memories you can see \
-(shown only to you)
+(shown only to you); `/search --why <검색어>`: 왜 맞았는지도 표시 / with why each matched
 - `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나를 잊음 (관리자가 되살릴 수 있음) / forget \
 the best matching memory (an admin can restore it)
 - `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 (나에게만 표시) / extract \
@@ -196,6 +196,9 @@ async def _labelled(svc: EmbeddedChatService, req: Request, memories: Sequence[M
 
 
 async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome:
+    why = query.startswith("--why")  # /search --why <query>: how each memory matched
+    if why:
+        query = query[len("--why"):].strip()
     korean = is_korean(query) or not query
     if not query:
         return "사용법: `/search <검색어>`", (), True
@@ -209,6 +212,9 @@ async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome
     head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
             else f"{len(found)} memories match '{query}':")
     lines = await _labelled(svc, req, found, korean=korean)
+    if why:  # each concept of the query: exact, through which expansion, or not found
+        reasons = await svc.explain(query, found)
+        lines = [f"{line}\n  ↳ {reason}" for line, reason in zip(lines, reasons, strict=True)]
     return "\n".join([head, *lines]) + note, (), True
 
 

@@ -172,6 +172,19 @@ async def test_search_is_ephemeral_and_labels_scopes(world: World) -> None:
     assert "#secret" in text and "개인" in text  # in kim's DM: kim's personal copy too
 
 
+async def test_search_why_shows_how_each_memory_matched(world: World) -> None:
+    """/search --why: under each memory, each concept of the query and how the memory says it:
+    exactly, through a glossary synonym (결함 -> 불량), or not at all."""
+    await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
+    result = await world.say(world.quality, world.kim, "/search --why X부품 결함률")
+    text = result.assistant_message or ""
+    assert result.ephemeral and "X부품 불량률 12%" in text
+    why = next(line for line in text.splitlines() if "↳" in line)
+    assert "부품: exact 1.00" in why and "결함: glossary:불량 0.85" in why
+    plain = (await world.say(world.quality, world.kim, "/search X부품 결함률")).assistant_message
+    assert "↳" not in (plain or "")
+
+
 async def test_search_without_matches_says_so(world: World) -> None:
     """/search with no match says nothing matched."""
     result = await world.say(world.quality, world.kim, "/search 주차장")
