@@ -233,7 +233,7 @@ class KiwiAnalyzer:
         analyses = self._analyses(text, top_n=3, margin=QUERY_MARGIN)
         if not analyses:
             return Query(())
-        best = analyses[0]
+        best = _join_fragments(analyses[0])
         others = [t for a in analyses[1:] for t in a]
         others += [t for a in self._analyses(text, top_n=1, margin=0.0, typos=QUERY_TYPOS)
                    for t in a]
@@ -286,6 +286,22 @@ class KiwiAnalyzer:
         bigrams when already known (the index's columns)."""
         terms, grams = indexed if indexed is not None else self.content_index(content)
         return coverage(query, terms, grams, weights)
+
+
+def _join_fragments(tokens: list[_Tok]) -> list[_Tok]:
+    """Adjacent one-syllable Hangul morphemes of one word (납끼 -> 납 + 끼, 로트 -> 로 + 트) are
+    how Kiwi splits a word it does not know, often a misspelling: they are joined back into one
+    term, which the search then looks up as written and a typo away."""
+    out: list[_Tok] = []
+    for tok in tokens:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.end == tok.start and len(tok.form) == 1
+                and is_hangul(tok.form) and is_hangul(prev.form)
+                and (len(prev.form) == 1 or prev.tag == "FRAGMENT")):
+            out[-1] = _Tok(prev.form + tok.form, "FRAGMENT", prev.start, tok.end)
+        else:
+            out.append(tok)
+    return out
 
 
 def _unique(exps: Iterable[Expansion], form: str) -> list[Expansion]:
