@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Questions of the meaning eval: people asking about stored memories in their own words.
 
 Each case is (category, memory, question). The memories are the retrieval eval's
