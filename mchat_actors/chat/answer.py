@@ -46,6 +46,7 @@ from .subject import identifier_words, identifiers, identifiers_match, subject_o
 
 RELATED_THRESHOLD = 2 / 3  # a memory must cover most of the question's concepts
 ID_THRESHOLD = 0.5  # ... or half of them when it names the identifier the question names
+DENSE_THRESHOLD = 0.8  # cosine similarity of embeddings at which a memory answers by meaning
 OOV_GUARD = 0.5  # share of the question that must be in the memories' vocabulary
 EXACT_THRESHOLD = 0.99
 CLOSE_MARGIN = 0.1
@@ -200,6 +201,9 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
             threshold = ID_THRESHOLD
         else:
             score, threshold = cover(query, m), RELATED_THRESHOLD
+        if m.similarity is not None and m.similarity >= DENSE_THRESHOLD:
+            score = max(score, m.similarity)  # found by meaning: the lexical floor does not
+            threshold = min(threshold, DENSE_THRESHOLD)  # throw it away
         if score >= threshold:
             scored.append((score, -i, m))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)

@@ -38,6 +38,7 @@ from .answer import (
     matching,
 )
 from .commands import parse_command, strip_mentions
+from .embeddings import EmbeddingsClient, query_vector, run_embedder
 from .extraction import (
     EXTRACTION_MAX_TOKENS,
     Debouncer,
@@ -68,8 +69,12 @@ class EmbeddedChatService:
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
                  extraction_debounce_s: float, clock: Callable[[], float],
                  timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
-                 analyzer: Analyzer | None = None) -> None:
+                 analyzer: Analyzer | None = None,
+                 embeddings: EmbeddingsClient | None = None) -> None:
         self._conn = conn
+        self.embeddings = embeddings
+        if embeddings is not None:
+            nursery.start_soon(run_embedder, self.db, embeddings)
         self.analyzer: Analyzer = analyzer if analyzer is not None else analyzer_of(conn)
         self.llm = llm
         self.timezone = timezone
@@ -205,7 +210,7 @@ class EmbeddedChatService:
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
         found, _ = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
-                                 limit)
+                                 limit, False, await self._dense(query))
         return found
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
@@ -218,7 +223,7 @@ class EmbeddedChatService:
         ephemeral post or a DM). Matches outside it are counted, never returned.
         """
         found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
-                                      limit, only_asker)
+                                      limit, only_asker, await self._dense(query))
         return found, len(await trio.to_thread.run_sync(matching, query, hidden, self.analyzer))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
@@ -226,12 +231,19 @@ class EmbeddedChatService:
         past = history_question(question)
         text = past[0] if past else question
         found, hidden = await self.db(units.search_for_audience, room, user, text, now,
-                                      QUESTION_MEMORIES)
+                                      QUESTION_MEMORIES, False, await self._dense(text))
         found, history = await self.db(units.with_versions, found, past is not None)
         others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
                                     hidden=len(others), history=history,
                                     now_ms=now, mask=self.mask_llm, analyzer=self.analyzer)
+
+    async def _dense(self, text: str) -> tuple[list[float], str] | None:
+        """The question's embedding and model, or None (lexical search only)."""
+        if self.embeddings is None:
+            return None
+        vector = await query_vector(self.embeddings, text)
+        return (vector, self.embeddings.model) if vector is not None else None
 
     async def explain(self, query: str, memories: Sequence[MemoryRecord]) -> list[str]:
         """Why each of ``memories`` matches ``query``: its concepts found exactly or through
@@ -337,6 +349,7 @@ async def open_embedded_chat_service(
     mask_llm: bool = True,
     analyzer: Analyzer | None = None,
     glossary_path: str | None = None,
+    embeddings: EmbeddingsClient | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -352,6 +365,8 @@ async def open_embedded_chat_service(
             and shared; when None, one is loaded here (in a worker thread: ~2-3 s, ~300 MB).
         glossary_path: synonym groups added to the shipped glossary (MCHAT_GLOSSARY_PATH), for
             the analyzer loaded here.
+        embeddings: hybrid retrieval (``chat.embeddings``): memories are embedded in the
+            background and questions searched by meaning too; None: lexical only.
 
     Raises:
         ChatServiceError: the database cannot be opened.
@@ -365,7 +380,7 @@ async def open_embedded_chat_service(
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
                                       extraction_debounce_s=extraction_debounce_s, clock=clock,
                                       timezone=timezone, mask_llm=mask_llm,
-                                      analyzer=analyzer)
+                                      analyzer=analyzer, embeddings=embeddings)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

@@ -70,6 +70,9 @@ class MemoryRecord:
     author_name: str = ""
     room_name: str = ""
     previous_content: str | None = None
+    # Filled in by a hybrid search: the cosine similarity of the memory's embedding to the
+    # question's (None: not found by embeddings, or none configured).
+    similarity: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -98,6 +98,11 @@ CREATE TABLE IF NOT EXISTS memory_audit (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS memory_audit_memory ON memory_audit (memory_id, id);
+CREATE TABLE IF NOT EXISTS memory_embeddings (
+    memory_id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chat_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

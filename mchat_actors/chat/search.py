@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
+from .embeddings import nearest
 from .morph import TYPO_WEIGHT, typo_matches
 from .protocol import MemoryRecord
 
@@ -237,8 +238,13 @@ def search_scoped(
     now_ms: int,
     limit: int = 10,
     keep: Callable[[MemoryRecord], bool] | None = None,
+    dense: tuple[Sequence[float], str] | None = None,
 ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """``(kept, left out)``: the matches ``keep`` accepts, best first, and the others.
+
+    ``dense``: the question's embedding and its model: the visible memories nearest it are a
+    further ranked list, fused with the lexical ones (``chat.embeddings``); each memory found
+    so carries its ``similarity``. ``keep`` applies to them as to every other match.
 
     ``keep`` is applied before copies of one text are merged, so the room copy of a memory
     the audience may see is not hidden behind a personal copy it may not.
@@ -246,7 +252,7 @@ def search_scoped(
     analyzer = analyzer_of(conn)
     query = analyzer.analyze_query(text)
     tokens = _visible_tokens(rooms, owner)
-    if not query.concepts or not tokens:
+    if not (query.concepts or dense) or not tokens:
         return [], []
     rooms_json = json.dumps(list(rooms))
     vis = "{vis} : (" + " OR ".join(tokens) + ")"
@@ -254,7 +260,12 @@ def search_scoped(
     query = _with_typos(conn, query, docs)
     strict = query.strict_match()
     ranked = [_ranked_ids(conn, strict, vis, rooms_json, owner)] if strict else []
-    if not ranked or len(ranked[0]) < 2 * limit:
+    similarity: dict[int, float] = {}
+    if dense is not None:
+        near = nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
+        similarity = dict(near)
+        ranked.append([memory_id for memory_id, _ in near])
+    if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):
         narrow = _selective(query, docs, total)
         ranked += [_ranked_ids(conn, match, vis, rooms_json, owner)
                    for match in (narrow.word_match(), narrow.gram_match()) if match]
@@ -275,26 +286,30 @@ def search_scoped(
         (json.dumps(list(fused)),),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
-    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
-               row) for row in rows]
+    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms,
+                      similarity.get(row["id"], 0.0)), row) for row in rows]
     kept: list[tuple[float, sqlite3.Row]] = []
     left: list[tuple[float, sqlite3.Row]] = []
     for score, row in scored:
-        record = memory_from_row(row, score)
+        record = attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
         (kept if keep is None or keep(record) else left).append((score, row))
     best = _dedupe(kept)[:limit]
     shown = {row["norm"] for _, row in best}
     hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([memory_from_row(row, score) for score, row in best],
-            [memory_from_row(row, score) for score, row in hidden[:limit]])
+    return ([attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
+             for score, row in best],
+            [attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
+             for score, row in hidden[:limit]])
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
-           rrf: float, current_room: str | None, now_ms: int) -> float:
+           rrf: float, current_room: str | None, now_ms: int, similarity: float = 0.0) -> float:
+    """How well a memory answers: the better of its lexical coverage of the query and its
+    embedding's similarity, plus its fused rank (RRF over every list), scope and recency."""
     indexed = (frozenset((row["fts_words"] or "").split()),
                frozenset((row["fts_grams"] or "").split()))
-    score = (analyzer.relevance(query, row["content"], weights, indexed=indexed)
-             + 0.35 * rrf * (RRF_K + 1) / 2)
+    lexical = analyzer.relevance(query, row["content"], weights, indexed=indexed)
+    score = max(lexical, similarity) + 0.35 * rrf * (RRF_K + 1) / 2
     if row["scope"] == "room" and row["room_id"] == current_room:
         score += ROOM_BOOST
     elif row["scope"] == "personal":
