@@ -324,6 +324,8 @@ def explain_matches(analyzer: Any, query: str, memories: Iterable[Any]) -> list[
         for c in q.concepts:
             score, how = concept_match(c, frozenset(words.split()), frozenset(grams.split()))
             parts.append(f"{c.stem}: {how} {score:.2f}" if score else f"{c.stem}: -")
+        if getattr(m, "similarity", None) is not None:
+            parts.append(f"embedding similarity {m.similarity:.2f}")
         lines.append(f"{m.id}: " + ", ".join(parts))
     return lines
 

@@ -286,8 +286,8 @@ def search_scoped(
         (json.dumps(list(fused)),),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
-    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms,
-                      similarity.get(row["id"], 0.0)), row) for row in rows]
+    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
+               row) for row in rows]
     kept: list[tuple[float, sqlite3.Row]] = []
     left: list[tuple[float, sqlite3.Row]] = []
     for score, row in scored:
@@ -303,13 +303,15 @@ def search_scoped(
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
-           rrf: float, current_room: str | None, now_ms: int, similarity: float = 0.0) -> float:
-    """How well a memory answers: the better of its lexical coverage of the query and its
-    embedding's similarity, plus its fused rank (RRF over every list), scope and recency."""
+           rrf: float, current_room: str | None, now_ms: int) -> float:
+    """How well a memory answers: its lexical coverage of the query plus its fused rank (RRF
+    over every list, the embeddings' included: ranks, not raw similarities, whose scale differs
+    from model to model), scope and recency. The similarity itself goes to the answerer on
+    the record, which may accept a memory by it (``answer.DENSE_THRESHOLD``)."""
     indexed = (frozenset((row["fts_words"] or "").split()),
                frozenset((row["fts_grams"] or "").split()))
     lexical = analyzer.relevance(query, row["content"], weights, indexed=indexed)
-    score = max(lexical, similarity) + 0.35 * rrf * (RRF_K + 1) / 2
+    score = lexical + 0.35 * rrf * (RRF_K + 1) / 2
     if row["scope"] == "room" and row["room_id"] == current_room:
         score += ROOM_BOOST
     elif row["scope"] == "personal":

@@ -3,7 +3,9 @@ retrieval configuration, measured in one run on the same memories:
 
 - ``words``: the analyzer before Kiwi (``mchat_actors.testing.words_analyzer``, the baseline);
 - ``kiwi``: Kiwi's content morphemes, alternative analyses and typo model, no synonyms;
-- ``kiwi+synonyms``: the default: plus the domain glossary and Kiwi's morpheme similarity.
+- ``kiwi+synonyms``: the default: plus the domain glossary and Kiwi's morpheme similarity;
+- ``+embeddings``: when ``EMBEDDINGS_BASE_URL`` and ``EMBEDDINGS_MODEL`` (and the key) are set
+  in the environment of the test run: the default plus that endpoint (hybrid retrieval).
 
 Asserted on the default configuration (no network): recall@1 >= 0.9 for endings and typos;
 paraphrase misses that target (14/16 = 88% when written) and is asserted at that level.
@@ -14,13 +16,18 @@ of every memory: none may ever be returned.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from typing import Any
+
+import trio
 
 from mchat_actors.chat import repo
 from mchat_actors.chat.analysis import Analyzer
 from mchat_actors.chat.embedded import open_embedded_chat_service
+from mchat_actors.chat.embeddings import EmbeddingsClient, open_embeddings, pending
 from mchat_actors.chat.morph import KiwiAnalyzer
+from mchat_actors.config import ChatConfig
 from mchat_actors.testing.words_analyzer import WordsAnalyzer
 
 from .chat_fakes import FakeClock
@@ -34,10 +41,12 @@ MIN_RECALL_AT_1 = {"endings": 0.9, "typos": 0.9,
                    "paraphrase": 0.875}
 
 
-async def _measure(path: str, analyzer: Analyzer) -> tuple[dict[str, list[int]], list[str]]:
-    """``{category: [asked, hit@1, hit@3]}`` and the misses of the default top 3."""
+async def _measure(path: str, analyzer: Analyzer, embeddings: EmbeddingsClient | None = None,
+                   ) -> tuple[dict[str, list[int]], list[str]]:
+    """``{category: [asked, hit@1, hit@3]}`` and the questions whose memory was not first."""
     clock = FakeClock()
-    async with open_embedded_chat_service(path, clock=clock, analyzer=analyzer) as svc:
+    async with open_embedded_chat_service(path, clock=clock, analyzer=analyzer,
+                                          embeddings=embeddings) as svc:
         kim = await svc.create_user(name="kim", email="kim@example.com")
         lee = await svc.create_user(name="lee", email="lee@example.com")
         quality = await svc.create_room(name="quality", kind="channel")
@@ -60,6 +69,10 @@ async def _measure(path: str, analyzer: Analyzer) -> tuple[dict[str, list[int]],
                 put(text, quality.id)
 
         await svc.db(load)
+        if embeddings is not None:
+            with trio.fail_after(600):
+                while await svc.db(pending, embeddings.model, 1):  # noqa: ASYNC110
+                    await trio.sleep(1)
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         misses = []
         for category, memory, question in CASES:
@@ -83,6 +96,12 @@ async def test_recall_per_category_for_each_configuration(tmp_path, kiwi: KiwiAn
     results = {}
     for name, analyzer in configs.items():
         results[name] = await _measure(str(tmp_path / f"{name}.db"), analyzer)
+    cfg = ChatConfig(embeddings_base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
+                     embeddings_api_key=os.environ.get("EMBEDDINGS_API_KEY"),
+                     embeddings_model=os.environ.get("EMBEDDINGS_MODEL"))
+    if cfg.embeddings_base_url and cfg.embeddings_model:  # a real endpoint: measured, reported
+        async with open_embeddings(cfg) as client:
+            results["+embeddings"] = await _measure(str(tmp_path / "emb.db"), kiwi, client)
     with capsys.disabled():
         print(f"\nmeaning eval: {len(CASES)} questions, recall@1 / recall@3 per category")
         print(f"  {'configuration':<15}" + "".join(f"{c:>20}" for c in CATEGORIES))
