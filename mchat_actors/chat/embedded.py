@@ -372,8 +372,11 @@ async def open_embedded_chat_service(
         ChatServiceError: the database cannot be opened.
     """
     if analyzer is None:
-        analyzer = await trio.to_thread.run_sync(functools.partial(
+        kiwi = await trio.to_thread.run_sync(functools.partial(
             KiwiAnalyzer.load, **({"glossary_path": glossary_path} if glossary_path else {})))
+        logger.info("chat: Kiwi analyzer loaded in %.1f s (%s)", kiwi.load_seconds,
+                    kiwi.index_version)
+        analyzer = kiwi
     conn = await trio.to_thread.run_sync(connect, db_path, analyzer)
     try:
         async with trio.open_nursery() as nursery:
