@@ -17,6 +17,7 @@ replaced. The commands (``chat.commands``) are handled in ``chat.handlers``.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import sqlite3
 import time
@@ -49,6 +50,7 @@ from .extraction import (
 from .handlers import Request, handle_command
 from .morph import KiwiAnalyzer, explain_matches
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
+from .rewrite import other_language
 from .schema import connect, transaction
 from .search import analyzer_of, memory_from_row
 
@@ -232,6 +234,14 @@ class EmbeddedChatService:
         text = past[0] if past else question
         found, hidden = await self.db(units.search_for_audience, room, user, text, now,
                                       QUESTION_MEMORIES, False, await self._dense(text))
+        if self.llm is not None:  # also searched in the other language (chat.rewrite)
+            other = await other_language(self.llm, text, mask=self.mask_llm)
+            if other is not None:
+                more, more_hidden = await self.db(
+                    units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
+                    False, await self._dense(other))
+                found = _interleave(found, more, QUESTION_MEMORIES)
+                hidden = _interleave(hidden, more_hidden, QUESTION_MEMORIES)
         found, history = await self.db(units.with_versions, found, past is not None)
         others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
@@ -336,6 +346,19 @@ class EmbeddedChatService:
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
         return len(await self.extract_memories(RoomId(room), ids=ids))
+
+
+def _interleave(first: Sequence[MemoryRecord], second: Sequence[MemoryRecord],
+                limit: int) -> list[MemoryRecord]:
+    """Both result lists, alternately, each memory once, at most ``limit``."""
+    out: list[MemoryRecord] = []
+    seen: set[str] = set()
+    for pair in itertools.zip_longest(first, second):
+        for m in pair:
+            if m is not None and m.id not in seen:
+                seen.add(m.id)
+                out.append(m)
+    return out[:limit]
 
 
 @asynccontextmanager

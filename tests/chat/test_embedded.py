@@ -8,6 +8,7 @@ import pytest
 
 from mchat_actors.chat.embedded import open_embedded_chat_service
 from mchat_actors.chat.protocol import ChatService
+from mchat_actors.chat.rewrite import REWRITE_MAX_TOKENS
 from mchat_actors.errors import ChatServiceError, ChatServiceRejected, ChatServiceTimeout
 
 from .chat_fakes import FakeClock, FakeLLM
@@ -402,3 +403,37 @@ async def test_forget_cannot_reach_a_public_room_the_user_is_not_in(world: World
         result = await world.say(world.quality, world.kim, f"/forget {target}")
         assert "찾지 못했습니다" in (result.assistant_message or "")
     assert rows(world, "SELECT * FROM memories WHERE forgotten_at IS NOT NULL") == []
+
+
+async def test_with_an_llm_a_question_is_also_searched_in_the_other_language(
+        db_path: str, clock: FakeClock) -> None:
+    """A Korean question finds an English memory through the LLM's translation of it, which
+    then reaches the answer's context; a failed translation leaves the lexical search."""
+
+    def reply(messages):  # noqa: ANN001, ANN202
+        if "Translate" in messages[0]["content"]:
+            assert "English" in messages[0]["content"]
+            return "What was the M3 screw defect rate?"
+        return "answer"
+
+    llm = FakeLLM(reply)
+    async with open_embedded_chat_service(db_path, llm=llm, clock=clock) as svc:
+        world = await make_world(svc, clock)
+        await world.say(world.quality, world.kim,
+                        "/remember Defect rate for the M3 screws was 0.8% last month")
+        await world.say(world.quality, world.kim, "M3 나사 불량률 얼마였어?")
+        translate, answer = llm.calls[-2], llm.calls[-1]
+        assert translate[1]["content"] == "M3 나사 불량률 얼마였어?"
+        assert "0.8%" in answer[1]["content"]  # the English memory is in the context
+        assert llm.max_tokens[-2] == REWRITE_MAX_TOKENS
+
+    def failing(messages):  # noqa: ANN001, ANN202
+        if "Translate" in messages[0]["content"]:
+            raise ChatServiceTimeout("slow")
+        return "answer"
+
+    llm = FakeLLM(failing)
+    async with open_embedded_chat_service(db_path, llm=llm, clock=clock) as svc:
+        world = await make_world(svc, clock)
+        result = await world.say(world.quality, world.kim, "M3 screw defect rate?")
+        assert result.assistant_message == "answer" and "0.8%" in llm.calls[-1][1]["content"]
