@@ -166,7 +166,8 @@ class KiwiAnalyzer:
     def with_options(self, *, expand: bool, similar: bool = True) -> KiwiAnalyzer:
         """The same model and glossary with other expansion options."""
         return KiwiAnalyzer(self.kiwi, self.stemmer, self.glossary, expand=expand,
-                            similar=similar, load_seconds=self.load_seconds)
+                            similar=similar, load_seconds=self.load_seconds, lock=self._lock,
+                            similar_cache=self._similar_cache)  # one lock per Kiwi object
 
     @property
     def index_version(self) -> str:

@@ -169,3 +169,20 @@ def test_an_index_built_by_another_analyzer_is_rebuilt_on_open(tmp_path, kiwi: K
 
     again = connect(path, kiwi)
     assert ensure_index(again) == 0
+
+
+def test_glossary_spellings_cannot_inject_fts_syntax(kiwi: KiwiAnalyzer, tmp_path) -> None:  # noqa: ANN001
+    """An admin's glossary entry full of FTS5 syntax (quotes, OR, column filters, NEAR, *) is
+    searched as literal words: no SQL error, no memory of another room."""
+    from mchat_actors.chat.morph import Glossary
+
+    hostile = kiwi.with_options(expand=True)
+    spellings = ['불량', 'x" OR vis : *', "NEAR(부품 불량) AND {vis}", '"', "*"]
+    hostile.glossary = Glossary((tuple(t for t in (kiwi.best_terms(s) for s in spellings) if t),))
+    conn = connect(str(tmp_path / "g.db"), hostile)
+    for room, text in (("r1", "X부품 불량률 12%"), ("r2", "비밀 NEAR vis 99%")):
+        repo.save_memory(conn, text, scope="room", kind="remember", room=room, owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=0)
+    found = search_memories(conn, '불량 "vis" OR *', rooms=["r1"], owner="u1",
+                            current_room="r1", now_ms=0)
+    assert [m.content for m in found] == ["X부품 불량률 12%"]
