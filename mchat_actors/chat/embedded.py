@@ -17,7 +17,6 @@ replaced. The commands (``chat.commands``) are handled in ``chat.handlers``.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import sqlite3
 import time
@@ -39,7 +38,7 @@ from .answer import (
     matching,
 )
 from .commands import parse_command, strip_mentions
-from .embeddings import EmbeddingsClient, query_vector, run_embedder
+from .embeddings import EmbeddingsClient, dense_query, run_embedder
 from .extraction import (
     EXTRACTION_MAX_TOKENS,
     Debouncer,
@@ -50,7 +49,7 @@ from .extraction import (
 from .handlers import Request, handle_command
 from .morph import KiwiAnalyzer, explain_matches
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
-from .rewrite import other_language
+from .rewrite import interleave, other_language
 from .schema import connect, transaction
 from .search import analyzer_of, memory_from_row
 
@@ -212,7 +211,7 @@ class EmbeddedChatService:
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
         found, _ = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
-                                 limit, False, await self._dense(query))
+                                 limit, False, await dense_query(self.embeddings, query))
         return found
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
@@ -225,35 +224,29 @@ class EmbeddedChatService:
         ephemeral post or a DM). Matches outside it are counted, never returned.
         """
         found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
-                                      limit, only_asker, await self._dense(query))
+                                      limit, only_asker, await dense_query(self.embeddings, query))
         return found, len(await trio.to_thread.run_sync(matching, query, hidden, self.analyzer))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
         now = self.now_ms()
         past = history_question(question)
         text = past[0] if past else question
+        dense = await dense_query(self.embeddings, text)
         found, hidden = await self.db(units.search_for_audience, room, user, text, now,
-                                      QUESTION_MEMORIES, False, await self._dense(text))
+                                      QUESTION_MEMORIES, False, dense)
         if self.llm is not None:  # also searched in the other language (chat.rewrite)
             other = await other_language(self.llm, text, mask=self.mask_llm)
             if other is not None:
                 more, more_hidden = await self.db(
                     units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
-                    False, await self._dense(other))
-                found = _interleave(found, more, QUESTION_MEMORIES)
-                hidden = _interleave(hidden, more_hidden, QUESTION_MEMORIES)
+                    False, await dense_query(self.embeddings, other))
+                found = interleave(found, more, QUESTION_MEMORIES)
+                hidden = interleave(hidden, more_hidden, QUESTION_MEMORIES)
         found, history = await self.db(units.with_versions, found, past is not None)
         others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
                                     hidden=len(others), history=history,
                                     now_ms=now, mask=self.mask_llm, analyzer=self.analyzer)
-
-    async def _dense(self, text: str) -> tuple[list[float], str] | None:
-        """The question's embedding and model, or None (lexical search only)."""
-        if self.embeddings is None:
-            return None
-        vector = await query_vector(self.embeddings, text)
-        return (vector, self.embeddings.model) if vector is not None else None
 
     async def explain(self, query: str, memories: Sequence[MemoryRecord]) -> list[str]:
         """Why each of ``memories`` matches ``query``: its concepts found exactly or through
@@ -346,19 +339,6 @@ class EmbeddedChatService:
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
         return len(await self.extract_memories(RoomId(room), ids=ids))
-
-
-def _interleave(first: Sequence[MemoryRecord], second: Sequence[MemoryRecord],
-                limit: int) -> list[MemoryRecord]:
-    """Both result lists, alternately, each memory once, at most ``limit``."""
-    out: list[MemoryRecord] = []
-    seen: set[str] = set()
-    for pair in itertools.zip_longest(first, second):
-        for m in pair:
-            if m is not None and m.id not in seen:
-                seen.add(m.id)
-                out.append(m)
-    return out[:limit]
 
 
 @asynccontextmanager

@@ -197,5 +197,12 @@ async def query_vector(client: EmbeddingsClient | None, text: str) -> list[float
     return None
 
 
-__all__ = ["EmbeddingsClient", "nearest", "open_embeddings", "pending", "query_vector",
-           "run_embedder", "store"]
+async def dense_query(client: EmbeddingsClient | None, text: str
+                      ) -> tuple[list[float], str] | None:
+    """``(text's vector, model)`` for a hybrid search, or None (lexical search only)."""
+    vector = await query_vector(client, text)
+    return (vector, client.model) if vector is not None and client is not None else None
+
+
+__all__ = ["EmbeddingsClient", "dense_query", "nearest", "open_embeddings", "pending",
+           "query_vector", "run_embedder", "store"]

@@ -8,13 +8,15 @@ A failure, a timeout or an unusable answer means the original question alone is 
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Sequence
 
 import trio
 
 from ..errors import ChatServiceError
 from .masking import mask_for_llm
-from .protocol import LLM
+from .protocol import LLM, MemoryRecord
 
 logger = logging.getLogger(__name__)
 
@@ -54,4 +56,17 @@ async def other_language(llm: LLM, question: str, *, mask: bool = True) -> str |
     return None
 
 
-__all__ = ["other_language"]
+def interleave(first: Sequence[MemoryRecord], second: Sequence[MemoryRecord],
+               limit: int) -> list[MemoryRecord]:
+    """Both result lists, alternately, each memory once, at most ``limit``."""
+    out: list[MemoryRecord] = []
+    seen: set[str] = set()
+    for pair in itertools.zip_longest(first, second):
+        for m in pair:
+            if m is not None and m.id not in seen:
+                seen.add(m.id)
+                out.append(m)
+    return out[:limit]
+
+
+__all__ = ["interleave", "other_language"]
