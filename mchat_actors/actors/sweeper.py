@@ -5,8 +5,9 @@ its ``last_post_at`` says which channels moved since this process last read them
 last post handled, for a channel not read yet). Only those are read: a mapped channel forward
 from its cursor (the last post handled) with ``after=`` cursors, page by page, never ``since``
 with paging (``since`` ignores paging on the real server); a channel without a cursor with
-``since`` from the moment the previous connection was lost (capped at 1000 posts by the
-server). Posts are emitted oldest first; duplicates are dropped downstream by post id.
+``since`` from 5 s before the previous connection was lost, or when none was, before the
+previous sweep began (capped at 1000 posts by the server). Posts are emitted oldest first;
+duplicates are dropped downstream by post id.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Sweeper:
     # wall ms since when channels without a cursor must be read: the process start at first,
     # then the moment a connection was lost (None while nothing can have been missed)
     lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
+    _losses: int = 0  # connection_lost calls: one during a sweep outlives that sweep
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
     _teams: list[str] = attrs.Factory(list)
@@ -67,8 +69,9 @@ class Sweeper:
     # channel id -> the channel's last_post_at when it was last read to the end
     _read_up_to: dict[str, int] = attrs.Factory(dict)
     _lock: trio.Lock = attrs.Factory(trio.Lock)
-    # wall ms since when a verification sweep reads channels without a cursor
-    _verified_since_ms: int = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
+    # wall ms since when a sweep reads channels without a cursor when no connection was lost
+    # (a poll, or a verification of a silent socket): 5 s before the previous sweep began
+    _swept_since_ms: int = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
     # called after every sweep with its source ("backfill", "poll" or "verify"): the member
     # re-check (actors.mapper.MembershipCheck)
     after_sweep: Callable[[str], Awaitable[None]] | None = None
@@ -76,8 +79,9 @@ class Sweeper:
     def connection_lost(self, *, since_ms: int | None = None) -> None:
         """Posts may be missing from ``since_ms`` (the last frame read; default: now) on:
         channels without a cursor are read from 5 s before that (the earliest such time
-        is kept until a sweep completes)."""
+        is kept until a sweep that began after this call completes)."""
         at = (int(time.time() * 1000) if since_ms is None else since_ms) - 5_000
+        self._losses += 1
         if self.lost_since_ms is None or at < self.lost_since_ms:
             self.lost_since_ms = at
 
@@ -96,9 +100,9 @@ class Sweeper:
 
     async def _sweep(self, source: str) -> int:
         started_ms = int(time.time() * 1000)
-        lost_since = self.lost_since_ms
-        if source == "verify" and lost_since is None:  # a silent socket: since the last one
-            lost_since = self._verified_since_ms
+        lost_since, losses = self.lost_since_ms, self._losses
+        if lost_since is None:  # nothing lost: a post newer than the previous sweep's start
+            lost_since = self._swept_since_ms  # (a first post in a quiet channel) is still read
         listed = await self._list_channels()
         db_cursors = {cid: (last, created, last_at) for cid, last, created, last_at
                       in await self.store.run(mapping.cursors_with_times)}
@@ -119,8 +123,9 @@ class Sweeper:
                     continue
                 emitted += await self._read_since(ChannelId(cid), since, source)
             self._read_up_to[cid] = moved_at
-        self.lost_since_ms = None
-        self._verified_since_ms = started_ms - 5_000
+        if self._losses == losses:  # a loss seen meanwhile (the verification sweep runs
+            self.lost_since_ms = None  # beside the connection) is read by the next sweep
+        self._swept_since_ms = started_ms - 5_000
         self.stats.sweeps += 1
         if source == "backfill":
             self.stats.backfills += 1
