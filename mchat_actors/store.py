@@ -157,6 +157,12 @@ def migrate(db: sqlite_utils.Database) -> None:
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
     )
+    # The first open of a database starts the sweeper's read horizon (actors.sweeper): posts
+    # from 5 s before it on are owed, however long the first process takes to get going.
+    db.conn.execute(
+        "INSERT OR IGNORE INTO mchat_state (key, value) VALUES ('sweep_horizon_ms', ?)",
+        (str(int(time.time() * 1000) - 5_000),),
+    )
 
 
 # SQLite's own words for conditions that pass (SQLITE_BUSY, LOCKED, FULL, IOERR, CANTOPEN)

@@ -21,6 +21,7 @@ import attrs
 import trio
 
 from .. import mapping
+from .. import store as store_sql
 from ..errors import MalformedEvent, MattermostUnavailable, RateLimited
 from ..mattermost.events import posts_from_list
 from ..messages import ChannelId, InboundEvent, Post, PostCreated
@@ -29,6 +30,11 @@ from ..store import Store
 logger = logging.getLogger(__name__)
 
 PAGE = 200
+# The read horizon of channels without a cursor survives the process: the start of the last
+# completed sweep, less this margin (posts it emitted may still have been in flight when the
+# process died). A restart reads such channels from there, however long the restart took.
+HORIZON_KEY = "sweep_horizon_ms"
+HORIZON_MARGIN_MS = 10 * 60_000
 TEAM_LIST_TTL_S = 300.0
 
 
@@ -62,6 +68,7 @@ class Sweeper:
     # then the moment a connection was lost (None while nothing can have been missed)
     lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
     _losses: int = 0  # connection_lost calls: one during a sweep outlives that sweep
+    _horizon_loaded: bool = False  # the stored horizon (HORIZON_KEY) is read by the 1st sweep
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
     _teams: list[str] = attrs.Factory(list)
@@ -75,6 +82,16 @@ class Sweeper:
     # called after every sweep with its source ("backfill", "poll" or "verify"): the member
     # re-check (actors.mapper.MembershipCheck)
     after_sweep: Callable[[str], Awaitable[None]] | None = None
+
+    async def _load_horizon(self) -> None:
+        """A restart reads channels without a cursor from the stored horizon (the earlier of
+        it and this process's start), so the time the process was down is never skipped."""
+        stored = await self.store.run(store_sql.get_state, HORIZON_KEY)  # set by migrate
+        self._horizon_loaded = True
+        if stored is None or not stored.isdigit():
+            return
+        if self.lost_since_ms is None or int(stored) < self.lost_since_ms:
+            self.lost_since_ms = int(stored)
 
     def connection_lost(self, *, since_ms: int | None = None) -> None:
         """Posts may be missing from ``since_ms`` (the last frame read; default: now) on:
@@ -100,6 +117,8 @@ class Sweeper:
 
     async def _sweep(self, source: str) -> int:
         started_ms = int(time.time() * 1000)
+        if not self._horizon_loaded:
+            await self._load_horizon()
         lost_since, losses = self.lost_since_ms, self._losses
         if lost_since is None:  # nothing lost: a post newer than the previous sweep's start
             lost_since = self._swept_since_ms  # (a first post in a quiet channel) is still read
@@ -117,8 +136,9 @@ class Sweeper:
                 emitted += await self._read_after(ChannelId(cid), cursor, source)
             else:
                 since = lost_since
-                if created_at is not None:
-                    since = int(created_at * 1000) - 1_000
+                if created_at is not None:  # mapped when its first post was met, which may
+                    mapped = int(created_at * 1000) - 1_000  # not have been stored then
+                    since = mapped if since is None else min(since, mapped)
                 if since is None or moved_at < since:
                     continue
                 emitted += await self._read_since(ChannelId(cid), since, source)
@@ -126,6 +146,8 @@ class Sweeper:
         if self._losses == losses:  # a loss seen meanwhile (the verification sweep runs
             self.lost_since_ms = None  # beside the connection) is read by the next sweep
         self._swept_since_ms = started_ms - 5_000
+        await self.store.run(store_sql.set_state, HORIZON_KEY,
+                             str(started_ms - HORIZON_MARGIN_MS))
         self.stats.sweeps += 1
         if source == "backfill":
             self.stats.backfills += 1

@@ -144,3 +144,35 @@ async def test_polls_read_the_first_new_post_of_a_channel_without_a_cursor(tmp_p
     server.calls.clear()
     assert await sweeper.sweep(source="poll") == 0
     assert server.calls == ["channels"]  # read to the end already
+
+
+async def test_a_restart_reads_unmapped_channels_from_the_durable_horizon(tmp_path,
+                                                                         autojump_clock):
+    """A post made while the service was down (a slow restart: longer than the 5 s margin)
+    in a channel the bot never stored anything of is read by the next process: the read
+    horizon is in the database (set by its first open, moved by completed sweeps), not the
+    new process's start. Without it the post was lost for good (found by the chaos soak)."""
+    from mchat_actors import store as store_sql
+
+    now_ms = int(time.time() * 1000)
+    server = FakeServer(channels={"quiet": []}, clock_ms=now_ms - 60_000)
+    store = InlineStore.open(tmp_path / "s.db")
+    await store.run(store_sql.set_state, "sweep_horizon_ms", str(now_ms - 120_000))
+    down_post = server.post("quiet")  # a minute ago, while no process ran
+    send, recv = trio.open_memory_channel(10)
+    sweeper = Sweeper(rest=server, store=store, events=send)  # a new process: starts "now"
+    await sweeper.sweep(source="backfill")
+    assert recv.receive_nowait().post.id == down_post["id"]
+    horizon = int(await store.run(store_sql.get_state, "sweep_horizon_ms"))
+    assert now_ms - 11 * 60_000 < horizon < now_ms  # moved forward, less the margin
+
+
+async def test_the_first_open_of_a_database_starts_the_horizon(tmp_path):
+    from mchat_actors import store as store_sql
+
+    before = int(time.time() * 1000) - 5_000
+    store = InlineStore.open(tmp_path / "s.db")
+    first = int(await store.run(store_sql.get_state, "sweep_horizon_ms"))
+    assert before - 1_000 <= first <= int(time.time() * 1000)
+    store2 = InlineStore.open(tmp_path / "s.db")  # a later open keeps it
+    assert int(await store2.run(store_sql.get_state, "sweep_horizon_ms")) == first
