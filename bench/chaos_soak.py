@@ -242,6 +242,10 @@ async def soak(cfg: SoakConfig, workdir: Path) -> dict[str, Any]:
                 nursery.start_soon(run.kill_forever)
                 await trio.sleep(cfg.seconds)
                 nursery.cancel_scope.cancel()
+            if run.proc is None or run.proc.returncode is not None:
+                # the chaos ended between a kill and its restart: the service must run to
+                # converge (a dead service would count every later post as lost)
+                await run.start_service()
             mm.set_rate_limit(1000, burst=1000)  # faults end (timed ones expire by themselves)
             converge_at = time.monotonic()
             dumped = False

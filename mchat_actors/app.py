@@ -105,7 +105,7 @@ async def open_chat_service(config: Config, store: Store | None = None
 
         llm_cm = open_llm(config.chat)
     remote = config.chat.backend in ("remote", "agent-chat")
-    async with _maybe(llm_cm) as llm:
+    async with _maybe(llm_cm) as llm, _maybe_embeddings(config, remote) as embeddings:
         # remote, agent-chat: the local store keeps users/rooms/messages only; memories live
         # remotely, so the local service must not extract memories of its own (no LLM for it;
         # agent-chat's summaries are then the built-in ones)
@@ -113,6 +113,8 @@ async def open_chat_service(config: Config, store: Store | None = None
                                               llm=None if remote else llm,
                                               timezone=config.chat.timezone,
                                               mask_llm=config.chat.mask_llm,
+                                              glossary_path=config.chat.glossary_path,
+                                              embeddings=embeddings,
                                               store=store) as local:
             if not remote:
                 yield local
@@ -127,6 +129,19 @@ async def open_chat_service(config: Config, store: Store | None = None
 
             async with open_remote_chat_service(config.chat, local=local, llm=llm) as svc:
                 yield svc
+
+
+@asynccontextmanager
+async def _maybe_embeddings(config: Config, remote: bool) -> AsyncIterator[Any]:
+    """The embeddings client when EMBEDDINGS_BASE_URL is set (embedded backend only: a remote
+    backend searches its own memories)."""
+    if remote or not config.chat.embeddings_base_url:
+        yield None
+        return
+    from .chat.embeddings import open_embeddings
+
+    async with open_embeddings(config.chat) as client:
+        yield client
 
 
 @asynccontextmanager

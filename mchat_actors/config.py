@@ -115,6 +115,11 @@ class ChatConfig:
     agent_rate_per_min: float = 600.0  # every post is a request; the server limits no chat API
     timezone: str = "Asia/Seoul"  # MCHAT_TIMEZONE: dates in answers and summaries
     mask_llm: bool = True  # MCHAT_MASK_LLM: phones and e-mails masked in text sent to the LLM
+    glossary_path: str | None = None  # MCHAT_GLOSSARY_PATH: more synonym groups (TOML)
+    # hybrid retrieval: an OpenAI-compatible /v1/embeddings (unset: lexical + offline synonyms)
+    embeddings_base_url: str | None = None
+    embeddings_api_key: Secret | None = attrs.field(default=None, repr=False, converter=secret)
+    embeddings_model: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -156,7 +161,7 @@ class Config:
         return _Builder(values).build()
 
 
-_PREFIXES = ("MCHAT_", "LLM_", "CHAT_")
+_PREFIXES = ("MCHAT_", "LLM_", "CHAT_", "EMBEDDINGS_")
 _NONE: tuple[str, ...] = ()
 
 
@@ -273,7 +278,13 @@ class _Builder:
             agent_rate_per_min=g("CHAT_AGENT_RATE_PER_MIN", _positive, 600.0),
             timezone=g("MCHAT_TIMEZONE", _timezone, "Asia/Seoul"),
             mask_llm=g("MCHAT_MASK_LLM", _bool, True),
+            glossary_path=g("MCHAT_GLOSSARY_PATH", _glossary, None),
+            embeddings_base_url=g("EMBEDDINGS_BASE_URL", _url, None),
+            embeddings_api_key=g("EMBEDDINGS_API_KEY", str, None),
+            embeddings_model=g("EMBEDDINGS_MODEL", str, None),
         )
+        if chat.embeddings_base_url and not chat.embeddings_model:
+            self.problems.append("EMBEDDINGS_MODEL is required with EMBEDDINGS_BASE_URL")
         if chat.backend == "agent-chat":
             for name, value in (
                 ("CHAT_BACKEND_URL", chat.backend_url),
@@ -318,6 +329,13 @@ def _timezone(raw: str) -> str:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {raw!r} (an IANA name such as Asia/Seoul)") from None
+    return raw
+
+
+def _glossary(raw: str) -> str:
+    from .chat.morph import read_glossary_files
+
+    read_glossary_files(raw)  # ValueError: unreadable, or not [[same]] terms = [...]
     return raw
 
 

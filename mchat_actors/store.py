@@ -137,11 +137,19 @@ MIGRATIONS = (
 )
 
 
+class StoreConnection(sqlite3.Connection):
+    """The runtime's connection. ``analyzer`` is set only while the storage actor runs a
+    request of the embedded ChatService (``chat.search.analyzer_of`` reads it, so the search
+    index is written with the service's analyzer on the shared connection)."""
+
+    analyzer: object | None = None
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open ``path`` in WAL mode with a busy timeout; usable from any one thread at a time."""
     try:
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0,
-                               isolation_level=None)
+                               isolation_level=None, factory=StoreConnection)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -164,6 +172,12 @@ def migrate(db: sqlite_utils.Database) -> None:
         "INSERT INTO mchat_state (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
+    )
+    # The first open of a database starts the sweeper's read horizon (actors.sweeper): posts
+    # from 5 s before it on are owed, however long the first process takes to get going.
+    db.conn.execute(
+        "INSERT OR IGNORE INTO mchat_state (key, value) VALUES ('sweep_horizon_ms', ?)",
+        (str(int(time.time() * 1000) - 5_000),),
     )
 
 

@@ -100,3 +100,28 @@ def test_without_token_or_webhook_both_are_named():
         Config.from_env({"MCHAT_URL": "http://127.0.0.1:8065"})
     assert any("MCHAT_TOKEN is required" in p and "MCHAT_INCOMING_WEBHOOK_URL" in p
                for p in info.value.problems)
+
+
+def test_a_glossary_file_is_checked_at_start(tmp_path):
+    """MCHAT_GLOSSARY_PATH must be a readable TOML file of [[same]] terms = [...] entries."""
+    good = tmp_path / "team.toml"
+    good.write_text('[[same]]\nterms = ["골든샘플", "golden sample"]\n', encoding="utf-8")
+    assert Config.from_env(dict(BASE, MCHAT_GLOSSARY_PATH=str(good))).chat.glossary_path == \
+        str(good)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[same]]\nterms = "골든샘플"\n', encoding="utf-8")
+    for path in (str(bad), str(tmp_path / "missing.toml")):
+        with pytest.raises(ConfigError) as info:
+            Config.from_env(dict(BASE, MCHAT_GLOSSARY_PATH=path))
+        assert "MCHAT_GLOSSARY_PATH" in str(info.value)
+
+
+def test_embeddings_settings_and_their_key_is_secret():
+    env = dict(BASE, EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1", EMBEDDINGS_API_KEY="sk-emb-1",
+               EMBEDDINGS_MODEL="bge-m3")
+    cfg = Config.from_env(env)
+    assert cfg.chat.embeddings_model == "bge-m3" and cfg.chat.embeddings_api_key == "sk-emb-1"
+    assert "sk-emb-1" not in repr(cfg) and "sk-emb-1" not in str(cfg.chat.embeddings_api_key)
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(dict(BASE, EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1"))
+    assert "EMBEDDINGS_MODEL" in str(info.value)

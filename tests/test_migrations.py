@@ -2,7 +2,9 @@
 
 ``data/release_ca5a05a.db.gz`` is a database made by release ca5a05a's own code (its
 ``store.migrate`` and ``chat.schema.connect``) with a channel, a handled post, a pending reply, a
-user, a room, a message and a memory in it.
+user, a room, a message and a memory in it. ``data/release_5e193d6.db.gz`` is that database
+opened by release 5e193d6 (the last before numbered migrations: Kiwi's search index, the sweep
+horizon, versioned memories), plus one stored embedding.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from mchat_actors.messages import SendReply
 from mchat_actors.store import MIGRATIONS, open_store
 
 RELEASE = Path(__file__).parent / "data" / "release_ca5a05a.db.gz"
+RELEASE_5E193D6 = Path(__file__).parent / "data" / "release_5e193d6.db.gz"
 
 
-def _old_database(tmp_path: Path) -> Path:
+def _old_database(tmp_path: Path, release: Path = RELEASE) -> Path:
     path = tmp_path / "old.db"
-    path.write_bytes(gzip.decompress(RELEASE.read_bytes()))
+    path.write_bytes(gzip.decompress(release.read_bytes()))
     return path
 
 
@@ -56,8 +59,35 @@ async def test_a_release_database_upgrades_and_keeps_its_rows(tmp_path):
         assert "permalink" in _columns(conn, "chat_messages")
         rows = conn.execute("SELECT area, version FROM schema_migrations ORDER BY area, version"
                             ).fetchall()
-        assert rows == [("chat", 1), ("chat", 2), ("runtime", 1), ("runtime", 2)]
+        assert rows == [("chat", 1), ("chat", 2), ("chat", 3), ("runtime", 1), ("runtime", 2)]
         assert conn.execute("SELECT count(*) FROM mchat_retry").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM memory_embeddings").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+async def test_the_last_release_before_migrations_is_adopted_with_its_state(tmp_path):
+    path = _old_database(tmp_path, RELEASE_5E193D6)
+    before = sqlite3.connect(path)
+    horizon = before.execute(
+        "SELECT value FROM mchat_state WHERE key = 'sweep_horizon_ms'").fetchone()[0]
+    assert "schema_migrations" not in {r[0] for r in before.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    before.close()
+
+    async with open_store(path) as store, open_embedded_chat_service(str(path)) as chat:
+        assert await store.read(mapping.is_post_seen, "post1")
+        assert [m.content for m in await chat.admin_memories()] == [
+            "X부품 불량률 12%"]
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT area, version FROM schema_migrations ORDER BY area, version"
+                            ).fetchall()
+        assert rows == [("chat", 1), ("chat", 2), ("chat", 3), ("runtime", 1), ("runtime", 2)]
+        # adopted, not reset: the read horizon and the stored vector are kept
+        assert conn.execute("SELECT value FROM mchat_state WHERE key = 'sweep_horizon_ms'"
+                            ).fetchone()[0] == horizon
+        assert conn.execute("SELECT model FROM memory_embeddings").fetchall() == [("bge-m3",)]
     finally:
         conn.close()
 

@@ -5,8 +5,9 @@ its ``last_post_at`` says which channels moved since this process last read them
 last post handled, for a channel not read yet). Only those are read: a mapped channel forward
 from its cursor (the last post handled) with ``after=`` cursors, page by page, never ``since``
 with paging (``since`` ignores paging on the real server); a channel without a cursor with
-``since`` from the moment the previous connection was lost (capped at 1000 posts by the
-server). Posts are emitted oldest first; duplicates are dropped downstream by post id.
+``since`` from 5 s before the previous connection was lost, or when none was, before the
+previous sweep began (capped at 1000 posts by the server). Posts are emitted oldest first;
+duplicates are dropped downstream by post id.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import attrs
 import trio
 
 from .. import mapping
+from .. import store as store_sql
 from ..errors import MalformedEvent, MattermostUnavailable, RateLimited
 from ..mattermost.api import Sweeping
 from ..mattermost.events import posts_from_list
@@ -29,6 +31,11 @@ from ..store import Store
 logger = logging.getLogger(__name__)
 
 PAGE = 200
+# The read horizon of channels without a cursor survives the process: the start of the last
+# completed sweep, less this margin (posts it emitted may still have been in flight when the
+# process died). A restart reads such channels from there, however long the restart took.
+HORIZON_KEY = "sweep_horizon_ms"
+HORIZON_MARGIN_MS = 10 * 60_000
 TEAM_LIST_TTL_S = 300.0
 
 
@@ -53,6 +60,8 @@ class Sweeper:
     # wall ms since when channels without a cursor must be read: the process start at first,
     # then the moment a connection was lost (None while nothing can have been missed)
     lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
+    _losses: int = 0  # connection_lost calls: one during a sweep outlives that sweep
+    _horizon_loaded: bool = False  # the stored horizon (HORIZON_KEY) is read by the 1st sweep
     _cursors: dict[str, str] = attrs.Factory(dict)  # in-memory, ahead of the DB's
     _channels: dict[str, str] = attrs.Factory(dict)  # channel id -> type
     _teams: list[str] = attrs.Factory(list)
@@ -60,17 +69,29 @@ class Sweeper:
     # channel id -> the channel's last_post_at when it was last read to the end
     _read_up_to: dict[str, int] = attrs.Factory(dict)
     _lock: trio.Lock = attrs.Factory(trio.Lock)
-    # wall ms since when a verification sweep reads channels without a cursor
-    _verified_since_ms: int = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
+    # wall ms since when a sweep reads channels without a cursor when no connection was lost
+    # (a poll, or a verification of a silent socket): 5 s before the previous sweep began
+    _swept_since_ms: int = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
     # called after every sweep with its source ("backfill", "poll" or "verify"): the member
     # re-check (actors.mapper.MembershipCheck)
     after_sweep: Callable[[str], Awaitable[None]] | None = None
 
+    async def _load_horizon(self) -> None:
+        """A restart reads channels without a cursor from the stored horizon (the earlier of
+        it and this process's start), so the time the process was down is never skipped."""
+        stored = await self.store.run(store_sql.get_state, HORIZON_KEY)  # set by migrate
+        self._horizon_loaded = True
+        if stored is None or not stored.isdigit():
+            return
+        if self.lost_since_ms is None or int(stored) < self.lost_since_ms:
+            self.lost_since_ms = int(stored)
+
     def connection_lost(self, *, since_ms: int | None = None) -> None:
         """Posts may be missing from ``since_ms`` (the last frame read; default: now) on:
         channels without a cursor are read from 5 s before that (the earliest such time
-        is kept until a sweep completes)."""
+        is kept until a sweep that began after this call completes)."""
         at = (int(time.time() * 1000) if since_ms is None else since_ms) - 5_000
+        self._losses += 1
         if self.lost_since_ms is None or at < self.lost_since_ms:
             self.lost_since_ms = at
 
@@ -89,9 +110,11 @@ class Sweeper:
 
     async def _sweep(self, source: str) -> int:
         started_ms = int(time.time() * 1000)
-        lost_since = self.lost_since_ms
-        if source == "verify" and lost_since is None:  # a silent socket: since the last one
-            lost_since = self._verified_since_ms
+        if not self._horizon_loaded:
+            await self._load_horizon()
+        lost_since, losses = self.lost_since_ms, self._losses
+        if lost_since is None:  # nothing lost: a post newer than the previous sweep's start
+            lost_since = self._swept_since_ms  # (a first post in a quiet channel) is still read
         listed = await self._list_channels()
         db_cursors = {cid: (last, created, last_at) for cid, last, created, last_at
                       in await self.store.run(mapping.cursors_with_times)}
@@ -106,14 +129,18 @@ class Sweeper:
                 emitted += await self._read_after(ChannelId(cid), cursor, source)
             else:
                 since = lost_since
-                if created_at is not None:
-                    since = int(created_at * 1000) - 1_000
+                if created_at is not None:  # mapped when its first post was met, which may
+                    mapped = int(created_at * 1000) - 1_000  # not have been stored then
+                    since = mapped if since is None else min(since, mapped)
                 if since is None or moved_at < since:
                     continue
                 emitted += await self._read_since(ChannelId(cid), since, source)
             self._read_up_to[cid] = moved_at
-        self.lost_since_ms = None
-        self._verified_since_ms = started_ms - 5_000
+        if self._losses == losses:  # a loss seen meanwhile (the verification sweep runs
+            self.lost_since_ms = None  # beside the connection) is read by the next sweep
+        self._swept_since_ms = started_ms - 5_000
+        await self.store.run(store_sql.set_state, HORIZON_KEY,
+                             str(started_ms - HORIZON_MARGIN_MS))
         self.stats.sweeps += 1
         if source == "backfill":
             self.stats.backfills += 1

@@ -1,8 +1,12 @@
-"""Text analysis for Korean-aware search: normalisation, particles, stems, bigrams, concepts.
+"""Text analysis for search: the query model shared by every analyzer, and the plain analyzer.
 
-Pure functions, no database. ``index_columns`` derives what is indexed for a memory;
-``analyze_query`` turns a question into concepts; ``relevance`` says how much of a question a
-text covers. ``chat.search`` runs the queries; ``chat.answer`` uses ``relevance`` too.
+An analyzer (``Analyzer``) derives what is indexed for a memory (``index_columns``), turns a
+question into concepts (``analyze_query``) and says how much of a question a text covers
+(``relevance``). The service's analyzer is ``chat.morph.KiwiAnalyzer`` (Korean morphology,
+stemming, synonyms), loaded once at start. ``PlainAnalyzer`` needs no model: words as written
+(Latin ones through the Snowball stemmer) and Hangul bigrams; it serves callers that have no
+service analyzer (the remote backend's threshold checks) and is never mixed into an index
+built by another analyzer (``chat.search.ensure_index``).
 """
 
 from __future__ import annotations
@@ -10,40 +14,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
+import Stemmer  # type: ignore[import-not-found]
 
 _WORD = re.compile(r"[^\W_]+")
-_RUN = re.compile(r"[\uac00-\ud7a3]+|[a-z]+|[0-9]+|[^\W_\uac00-\ud7a3a-z0-9]+")
 _HANGUL = re.compile(r"^[\uac00-\ud7a3]+$")
-
-# Particles whose removal cannot be mistaken for the end of a noun.
-_SAFE_PARTICLES = (
-    "에서는 에서도 에게서 으로는 으로도 으로서 으로써 이라고 이라는 이라면 이에요 입니다 이었다 "
-    "였습니다 이었어 인가요 인데요 까지는 부터는 한테서 에게는 이에요 에는 에도 에서 에게 한테 "
-    "으로 부터 까지 처럼 보다 이랑 이고 이며 이다 이야 예요 인가 인데 라고 라는 은 는 을 를 에"
-).split()
-# Particles that also end ordinary nouns (회의, 정확도, 평가): stripped, but the unstripped
-# word's bigrams are searched too.
-_AMBIGUOUS_PARTICLES = "이나 하고 의 도 가 이 요 야 과 와 로 만 랑".split()
-_PARTICLES = sorted(
-    [(p, False) for p in _SAFE_PARTICLES] + [(p, True) for p in _AMBIGUOUS_PARTICLES],
-    key=lambda item: -len(item[0]),
-)
-_STOPWORDS = frozenset(
-    (
-        "몇 뭐 뭐야 뭐지 뭔가 무엇 무슨 어떤 어느 언제 어디 어떻게 얼마 얼마나 누구 누가 왜 "
-        "알려줘 알려 알려주세요 알려줄래 주세요 줘 있어 있나 있나요 있어요 있지 어때 어때요 어땠어 "
-        "어떤가요 됐어요 됐나요 "
-        "인지 건지 오늘 지금 "
-        "혹시 좀 요즘 했어 했나 했지 됐어 됐나 되나 돼 거야 거예요 해 맞아 나요 였지 였어 였나 "
-        "이었지 이었어 더라 뭐였지 시야 시지 시에 시였지 하나 얼마였지 몇시 몇시야 "
-        "야 요 시 분 것 거 수 더 꼭 잘 다 또 및 등 "
-        "a an the is are was were be been of to for in on at by with do does did our we i you "
-        "it this that these me my tell about much many please any there has have had from and "
-        "or what when where who whom which how why can could should would will shall as"
-    ).split()
-)
+_HANGUL_RUN = re.compile(r"[\uac00-\ud7a3]+")
 
 
 def normalize(text: str) -> str:
@@ -51,180 +29,179 @@ def normalize(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
-def strip_particle(word: str) -> tuple[str, bool]:
-    """``(stem, ambiguous)``: ``word`` without a trailing Korean particle, stem >= 2 syllables."""
-    for particle, ambiguous in _PARTICLES:
-        if word.endswith(particle) and len(word) - len(particle) >= 2:
-            stem = word[: -len(particle)]
-            if _HANGUL.match(stem[-1]):
-                return stem, ambiguous
-    return word, False
+def is_hangul(text: str) -> bool:
+    return bool(_HANGUL.match(text))
 
 
-def _loose_stem(word: str) -> str:
-    """``word`` without any trailing particle, even down to one syllable (몇이야 -> 몇)."""
-    for particle, _ in _PARTICLES:
-        if word.endswith(particle) and len(word) > len(particle):
-            return word[: -len(particle)]
-    return word
-
-
-def english_stem(word: str) -> str:
-    """A light suffix stripper, the same on both sides (``deployments`` -> ``deploy``)."""
-    for suffix, repl, min_len in (
-        ("ments", "", 7), ("ment", "", 6), ("ings", "", 6), ("ing", "", 5), ("ies", "y", 4),
-        ("sses", "ss", 5), ("ed", "", 4), ("es", "", 5), ("s", "", 4),
-    ):
-        if word.endswith(suffix) and len(word) >= min_len and not word.endswith(("ss", "us", "is")):
-            return word[: -len(suffix)] + repl
-    return word
-
-
-def _bigrams(run: str) -> list[str]:
+def hangul_bigrams(run: str) -> list[str]:
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
-def _word_forms(word: str) -> set[str]:
-    """The tokens indexed for one word: itself, its stem, its script runs and their stems."""
-    stem, _ = strip_particle(word)
-    forms = {word, stem}
-    runs = _RUN.findall(stem)
-    if len(runs) > 1:
-        forms.update(runs)
-    forms.update(english_stem(r) for r in runs if r.isascii() and r.isalpha())
-    return forms
+@attrs.frozen
+class Expansion:
+    """Another way a text may say a concept: all of ``terms``, counted at ``weight`` (< 1)."""
 
-
-def index_columns(text: str) -> tuple[str, str]:
-    """The ``(words, grams)`` columns indexed for a memory's ``text``."""
-    words: set[str] = set()
-    grams: list[str] = []
-    for word in _WORD.findall(normalize(text)):
-        words |= _word_forms(word)
-        for run in _RUN.findall(word):
-            if _HANGUL.match(run):
-                grams.extend(_bigrams(run))
-    return " ".join(sorted(words)), " ".join(grams)
+    terms: tuple[str, ...]
+    weight: float
+    source: str  # glossary, kiwi (CoNg similarity), typo, typo-corrected
 
 
 @attrs.frozen
 class Concept:
-    """One meaningful word of a query."""
+    """One meaningful term of a query."""
 
-    stem: str  # particle-stripped, lower case
-    runs: tuple[str, ...]  # script runs of the stem
+    stem: str  # the term as indexed
     grams: tuple[str, ...]  # Hangul bigrams searched for it
     weight: float = 1.0
+    tag: str = ""
+    expansions: tuple[Expansion, ...] = ()
+
+
+def _q(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
 
 
 @attrs.frozen
 class Query:
     concepts: tuple[Concept, ...]
 
+    def _alternatives(self, c: Concept) -> list[str]:
+        alts = [_q(c.stem)]
+        for e in c.expansions:
+            alts.append(" AND ".join(_q(t) for t in e.terms) if len(e.terms) == 1
+                        else "(" + " AND ".join(_q(t) for t in e.terms) + ")")
+        return alts
+
     def word_match(self) -> str | None:
-        """The FTS5 expression over ``words``, or None when the query has no words.
-
-        Stems match exactly (stems are indexed); English words of four letters or more also
-        as prefixes. Two-syllable Hangul words are left to ``gram_match``, whose bigram finds
-        every memory the word would (and compounds such as 주간회의 too). Single Latin letters
-        of mixed words (the ``x`` of ``x부품``) are left to the whole word and to
-        ``relevance``: they would match a large part of the index.
-        """
-        terms: set[str] = set()
-        for c in self.concepts:
-            forms = {c.stem, *(r for r in c.runs if len(r) > 1 or not r.isascii())}
-            for form in forms:
-                if len(form) == 2 and _HANGUL.match(form):
-                    continue  # the same bigram in ``grams`` finds a superset
-
-                if form.isascii() and form.isalpha() and len(form) >= 4:
-                    terms.add(f'"{english_stem(form)}"*')
-                else:
-                    terms.add(f'"{form}"')
-        return "{words} : (" + " OR ".join(sorted(terms)) + ")" if terms else None
+        """The FTS5 expression over ``words``: any concept or expansion."""
+        terms = sorted({a for c in self.concepts for a in self._alternatives(c)})
+        return "{words} : (" + " OR ".join(terms) + ")" if terms else None
 
     def gram_match(self) -> str | None:
         """The FTS5 expression over ``grams``, or None when the query has no Hangul bigram."""
-        grams = sorted({g for c in self.concepts for g in c.grams})
-        return "{grams} : (" + " OR ".join(f'"{g}"' for g in grams) + ")" if grams else None
-
+        grams = sorted({g for c in self.concepts for g in c.grams if len(c.grams) > 1})
+        return "{grams} : (" + " OR ".join(_q(g) for g in grams) + ")" if grams else None
 
     def only(self, stems: set[str]) -> Query:
         """The query restricted to the concepts whose stem is in ``stems``."""
         return Query(tuple(c for c in self.concepts if c.stem in stems))
 
     def strict_match(self) -> str | None:
-        """The FTS5 expression requiring every concept (as a word, or all of its bigrams)."""
+        """The FTS5 expression requiring every full-weight concept (or one of its expansions)."""
         parts = []
         for c in self.concepts:
             if c.weight < 1.0:
                 continue
-            words = f'{{words}} : "{c.stem}"'
-            stem_grams = [g for g in c.grams if g in c.stem]
-            grams = " AND ".join(f'"{g}"' for g in stem_grams)
-            parts.append(f"({words} OR {{grams}} : ({grams}))" if grams else f"({words})")
+            grams = (" OR {grams} : (" + " AND ".join(_q(g) for g in c.grams) + ")"
+                     if len(c.grams) > 1 else "")
+            parts.append("({words} : (" + " OR ".join(self._alternatives(c)) + ")" + grams + ")")
         return " AND ".join(parts) if parts else None
 
 
-def analyze_query(text: str) -> Query:
-    """The concepts of ``text``: its words without question words, stopwords and particles."""
-    concepts: dict[str, Concept] = {}
-    for word in _WORD.findall(normalize(text)):
-        if word in _STOPWORDS:
-            continue
-        stem, ambiguous = strip_particle(word)
-        if stem in _STOPWORDS or _loose_stem(word) in _STOPWORDS:
-            continue
-        runs = tuple(_RUN.findall(stem))
-        grams = {g for r in runs if _HANGUL.match(r) for g in _bigrams(r)}
-        if ambiguous:
-            grams.update(g for r in _RUN.findall(word) if _HANGUL.match(r) for g in _bigrams(r))
-        weight = 0.4 if len(stem) == 1 and stem.isascii() else 1.0
-        concepts.setdefault(stem, Concept(stem, runs, tuple(sorted(grams)), weight))
-    return Query(tuple(concepts.values()))
+class Analyzer(Protocol):
+    """What search and the answerer need from a text analyzer."""
+
+    name: str
+
+    @property
+    def index_version(self) -> str: ...
+
+    def index_columns(self, text: str) -> tuple[str, str]: ...
+
+    def analyze_query(self, text: str) -> Query: ...
+
+    def relevance(self, query: Query, content: str, weights: Mapping[str, float] | None = None,
+                  *, indexed: tuple[frozenset[str], frozenset[str]] | None = None) -> float: ...
 
 
-def _run_score(run: str, content: str, tokens: set[str]) -> float:
-    if _HANGUL.match(run):
-        if run in content:
-            return 1.0
-        grams = _bigrams(run)
-        hit = sum(g in content for g in grams) / len(grams) if grams else 0.0
-        return 0.7 * hit if hit >= 0.5 else 0.0
-    if run.isascii() and run.isalpha() and len(run) >= 3:
-        return 1.0 if english_stem(run) in content else 0.0
-    return 1.0 if run in tokens else 0.0
-
-
-def relevance(query: Query, content: str, weights: Mapping[str, float] | None = None) -> float:
-    """The weighted share (0..1) of ``query``'s concepts found in ``content``.
-
-    Args:
-        weights: an extra weight per concept stem (``search_memories`` passes inverse document
-            frequencies, so covering a rare word counts more than covering a common one).
-    """
+def coverage(query: Query, terms: frozenset[str], grams: frozenset[str],
+             weights: Mapping[str, float] | None = None) -> float:
+    """See ``KiwiAnalyzer.relevance``."""
     if not query.concepts:
         return 0.0
-    text = normalize(content)
-    tokens = {r for w in _WORD.findall(text) for r in (w, *_RUN.findall(w))}
     got = total = 0.0
     for c in query.concepts:
         weight = c.weight * (weights.get(c.stem, 1.0) if weights else 1.0)
         total += weight
-        if len(c.runs) > 1 and c.stem in text:
-            got += weight
-        elif c.runs:
-            got += weight * sum(_run_score(r, text, tokens) for r in c.runs) / len(c.runs)
+        got += weight * concept_match(c, terms, grams)[0]
     return got / total if total else 0.0
 
 
+def concept_match(c: Concept, terms: frozenset[str], grams: frozenset[str]
+                  ) -> tuple[float, str]:
+    """How well (0..1) and how (``exact``, ``glossary:...``) ``c`` is found in a text."""
+    if c.stem in terms:
+        return 1.0, "exact"
+    best = (0.0, "")
+    for e in c.expansions:
+        if e.weight > best[0] and all(t in terms for t in e.terms):
+            best = (e.weight, f"{e.source}:{' '.join(e.terms)}")
+    if c.grams and len(c.grams) > 1:
+        share = sum(g in grams for g in c.grams) / len(c.grams)
+        if share >= 0.5 and 0.7 * share > best[0]:
+            best = (0.7 * share, "part")
+    return best
+
+
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "a an the is are was were be been of to for in on at by with do does did what when where "
+    "who whom which how why it this that and or".split()
+)
+
+
+@attrs.define
+class PlainAnalyzer:
+    """Words as written, Latin words stemmed (Snowball), Hangul bigrams; no model."""
+
+    stemmer: Stemmer.Stemmer = attrs.field(factory=lambda: Stemmer.Stemmer("english"))
+    name = "plain"
+    index_version = "plain-1"
+
+    def _terms(self, text: str) -> list[str]:
+        out = []
+        for word in _WORD.findall(normalize(text)):
+            if word in _ENGLISH_FUNCTION_WORDS:
+                continue
+            out.append(self.stemmer.stemWord(word) if word.isascii() else word)
+        return out
+
+    def index_columns(self, text: str) -> tuple[str, str]:
+        terms = self._terms(text)
+        grams = [g for t in terms for r in _HANGUL_RUN.findall(t) for g in hangul_bigrams(r)]
+        return " ".join(dict.fromkeys(terms)), " ".join(grams)
+
+    def analyze_query(self, text: str) -> Query:
+        concepts: dict[str, Concept] = {}
+        for t in self._terms(text):
+            grams = tuple(g for r in _HANGUL_RUN.findall(t) for g in hangul_bigrams(r))
+            weight = 0.4 if len(t) == 1 and t.isascii() else 1.0
+            concepts.setdefault(t, Concept(t, grams, weight))
+        return Query(tuple(concepts.values()))
+
+    def relevance(self, query: Query, content: str, weights: Mapping[str, float] | None = None,
+                  *, indexed: tuple[frozenset[str], frozenset[str]] | None = None) -> float:
+        if indexed is None:
+            words, bigrams = self.index_columns(content)
+            indexed = frozenset(words.split()), frozenset(bigrams.split())
+        terms, grams = indexed
+        # Korean attaches particles and endings to the word: a word a text's word starts with
+        # is in the text (회의실 in 회의실은); no list of particles is needed for that.
+        starts = {t[:k] for t in terms if _HANGUL_RUN.match(t) for k in range(2, len(t))}
+        return coverage(query, terms | starts, grams, weights)
+
+
+def analyze_query(text: str, analyzer: Analyzer | None = None) -> Query:
+    """``text``'s concepts by ``analyzer`` (default: the plain analyzer)."""
+    return (analyzer or PlainAnalyzer()).analyze_query(text)
+
+
+def relevance(query: Query, content: str, weights: Mapping[str, float] | None = None,
+              analyzer: Analyzer | None = None) -> float:
+    """The weighted share (0..1) of ``query``'s concepts that ``content`` says."""
+    return (analyzer or PlainAnalyzer()).relevance(query, content, weights)
+
+
 __all__ = [
-    "Concept",
-    "Query",
-    "analyze_query",
-    "english_stem",
-    "index_columns",
-    "normalize",
-    "relevance",
-    "strip_particle",
+    "Analyzer", "Concept", "Expansion", "PlainAnalyzer", "Query", "analyze_query",
+    "concept_match", "coverage", "hangul_bigrams", "is_hangul", "normalize", "relevance",
 ]

@@ -29,19 +29,24 @@ with id, date, author and room), never as instructions; ``max_tokens`` is bounde
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from .analysis import analyze_query, relevance
+import trio
+
+from .analysis import Analyzer, PlainAnalyzer, Query
 from .masking import mask_for_llm
 from .protocol import LLM, MemoryRecord
 from .subject import identifier_words, identifiers, identifiers_match, subject_of, value_of
 
 RELATED_THRESHOLD = 2 / 3  # a memory must cover most of the question's concepts
 ID_THRESHOLD = 0.5  # ... or half of them when it names the identifier the question names
+DENSE_THRESHOLD = 0.8  # cosine similarity of embeddings at which a memory answers by meaning
 OOV_GUARD = 0.5  # share of the question that must be in the memories' vocabulary
 EXACT_THRESHOLD = 0.99
 CLOSE_MARGIN = 0.1
@@ -156,49 +161,70 @@ def history_question(question: str) -> tuple[str, int | None] | None:
     return _HISTORY_WORDS.sub(" ", question), days
 
 
-def _scored(question: str, memories: Sequence[MemoryRecord]
+def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer | None = None,
             ) -> list[tuple[float, int, MemoryRecord]]:
     """The memories that could answer ``question`` (its identifiers, most of its concepts),
     with their coverage, best first."""
+    analyzer = analyzer if analyzer is not None else PlainAnalyzer()
     past = history_question(question)
     text = past[0] if past else question
     asked = identifiers(text)
-    query = analyze_query(text)
-    id_words = identifier_words(text)
-    keyed = query.only({c.stem for c in query.concepts if c.stem not in id_words})
-    id_weight = sum(c.weight for c in query.concepts if c.stem in id_words)
-    total = sum(c.weight for c in query.concepts)
-    rest = total - id_weight
+    query = analyzer.analyze_query(text)
+    indexed = {id(m): _content_index(analyzer, m.content) for m in memories}
+
+    def cover(q: Query, m: MemoryRecord) -> float:
+        return analyzer.relevance(q, m.content, indexed=indexed[id(m)])
+
     # Words no candidate memory holds (out of the vocabulary) cannot be matched by any memory:
     # coverage is measured over the others, when they are at least half of the question.
     known = {c.stem for c in query.concepts
-             if any(relevance(query.only({c.stem}), m.content) > 0 for m in memories)}
+             if any(cover(query.only({c.stem}), m) > 0 for m in memories)}
+    everything = sum(c.weight for c in query.concepts)
     known_weight = sum(c.weight for c in query.concepts if c.stem in known)
-    if not asked and total and known_weight / total >= OOV_GUARD:
+    id_words = identifier_words(text)  # the concepts that write an identifier (x, 부품 of x부품)
+    id_terms = {c.stem for c in query.concepts if any(c.stem in w for w in id_words)}
+    # With an identifier asked, the identifier is the key: the other words no memory holds
+    # are left out as well, as long as one of the others is held.
+    if everything and (known_weight / everything >= OOV_GUARD
+                       or (asked and known - id_terms)):
         query = query.only(known)
+    keyed = query.only({c.stem for c in query.concepts if c.stem not in id_terms})
+    id_weight = sum(c.weight for c in query.concepts if c.stem in id_terms)
+    total = sum(c.weight for c in query.concepts)
+    rest = total - id_weight
     scored = []
     for i, m in enumerate(memories):
         if asked and not identifiers_match(asked, identifiers(m.content)):
             continue
         if asked and total:  # the identifier matched: its words are covered
-            score = (id_weight + (relevance(keyed, m.content) * rest if rest else 0)) / total
+            score = (id_weight + (cover(keyed, m) * rest if rest else 0)) / total
             threshold = ID_THRESHOLD
         else:
-            score, threshold = relevance(query, m.content), RELATED_THRESHOLD
+            score, threshold = cover(query, m), RELATED_THRESHOLD
+        if m.similarity is not None and m.similarity >= DENSE_THRESHOLD:
+            score = max(score, m.similarity)  # found by meaning: the lexical floor does not
+            threshold = min(threshold, DENSE_THRESHOLD)  # throw it away
         if score >= threshold:
             scored.append((score, -i, m))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
     return scored
 
 
-def matching(question: str, memories: Sequence[MemoryRecord]) -> list[MemoryRecord]:
+def _content_index(analyzer: Analyzer, content: str) -> tuple[frozenset[str], frozenset[str]]:
+    words, grams = analyzer.index_columns(content)
+    return frozenset(words.split()), frozenset(grams.split())
+
+
+def matching(question: str, memories: Sequence[MemoryRecord],
+             analyzer: Analyzer | None = None) -> list[MemoryRecord]:
     """The memories that could answer ``question``, best first (used to count hidden ones)."""
-    return [m for _, _, m in _scored(question, memories)]
+    return [m for _, _, m in _scored(question, memories, analyzer)]
 
 
-def select_memories(question: str, memories: Sequence[MemoryRecord]) -> list[MemoryRecord]:
+def select_memories(question: str, memories: Sequence[MemoryRecord],
+                    analyzer: Analyzer | None = None) -> list[MemoryRecord]:
     """The memories that answer ``question``, best first (empty: nothing fits)."""
-    scored = _scored(question, memories)
+    scored = _scored(question, memories, analyzer)
     if not scored:
         return []
     best_score, _, best = scored[0]
@@ -241,11 +267,11 @@ def hidden_note(hidden: int, *, korean: bool) -> str:
 def builtin_answer(question: str, memories: Sequence[MemoryRecord], *,
                    tz: str = DEFAULT_TIMEZONE, hidden: int = 0,
                    history: Mapping[str, Sequence[MemoryRecord]] | None = None,
-                   now_ms: int | None = None) -> str:
+                   now_ms: int | None = None, analyzer: Analyzer | None = None) -> str:
     """Quote the memory that answers ``question`` (and close ones on its subject), or say that
     nothing does. ``history`` maps a memory id to its versions, oldest first."""
     korean = is_korean(question)
-    chosen = select_memories(question, memories)
+    chosen = select_memories(question, memories, analyzer)
     if not chosen:
         return dont_know(question, hidden)
     past = history_question(question)
@@ -299,11 +325,20 @@ def memory_context(memories: Sequence[MemoryRecord], *, tz: str = DEFAULT_TIMEZO
     return "\n".join(lines)
 
 
+async def _builtin_off_the_loop(question: str, memories: Sequence[MemoryRecord], *,
+                                analyzer: Analyzer | None, **kwargs: Any) -> str:
+    """The built-in answer; with a model-backed analyzer (Kiwi) in a worker thread."""
+    if analyzer is None:  # the plain analyzer: a few regexes, fine on the event loop
+        return builtin_answer(question, memories, **kwargs)
+    return await trio.to_thread.run_sync(functools.partial(
+        builtin_answer, question, memories, analyzer=analyzer, **kwargs))
+
+
 async def compose_answer(
     question: str, memories: Sequence[MemoryRecord], *, llm: LLM | None,
     tz: str = DEFAULT_TIMEZONE, hidden: int = 0,
     history: Mapping[str, Sequence[MemoryRecord]] | None = None, now_ms: int | None = None,
-    mask: bool = True,
+    mask: bool = True, analyzer: Analyzer | None = None,
 ) -> str:
     """The answer to ``question`` from ``memories`` (best first, already in the audience).
 
@@ -311,8 +346,8 @@ async def compose_answer(
         ChatServiceError: the LLM failed (from ``llm.complete``); the text is not shown to users.
     """
     if llm is None:
-        return builtin_answer(question, memories, tz=tz, hidden=hidden, history=history,
-                              now_ms=now_ms)
+        return await _builtin_off_the_loop(question, memories, tz=tz, hidden=hidden,
+                                           history=history, now_ms=now_ms, analyzer=analyzer)
     past = history_question(question)
     asked = identifiers(past[0] if past else question)
     chosen = [m for m in memories if not asked
@@ -326,8 +361,8 @@ async def compose_answer(
     ]
     text = (await llm.complete(messages, max_tokens=ANSWER_MAX_TOKENS)).strip()
     if not text:
-        return builtin_answer(question, memories, tz=tz, hidden=hidden, history=history,
-                              now_ms=now_ms)
+        return await _builtin_off_the_loop(question, memories, tz=tz, hidden=hidden,
+                                           history=history, now_ms=now_ms, analyzer=analyzer)
     return text + hidden_note(hidden, korean=is_korean(question))
 
 

@@ -20,6 +20,7 @@ replaced. The commands (``chat.commands``) are handled in ``chat.handlers``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -32,6 +33,7 @@ import trio
 from ..errors import ChatServiceError, ChatServiceRejected
 from ..messages import AgentUserId, RoomId
 from . import memory_store, repo, summary, units
+from .analysis import Analyzer
 from .answer import (
     DEFAULT_TIMEZONE,
     compose_answer,
@@ -41,6 +43,7 @@ from .answer import (
 )
 from .audience import Audience, RoomInfo
 from .commands import parse_command, strip_mentions
+from .embeddings import EmbeddingsClient, dense_query, run_embedder
 from .extraction import (
     EXTRACTION_MAX_TOKENS,
     Debouncer,
@@ -49,9 +52,11 @@ from .extraction import (
     parse_extraction,
 )
 from .handlers import Request, handle_command
+from .morph import KiwiAnalyzer, explain_matches
 from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
+from .rewrite import interleave, other_language
 from .schema import connect, transaction
-from .search import memory_from_row
+from .search import analyzer_of, memory_from_row
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -73,9 +78,15 @@ class EmbeddedChatService:
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
                  extraction_debounce_s: float, clock: Callable[[], float],
                  timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
+                 analyzer: Analyzer | None = None,
+                 embeddings: EmbeddingsClient | None = None,
                  store: Store | None = None) -> None:
         self._conn = conn
         self._store = store
+        self.embeddings = embeddings
+        if embeddings is not None:
+            nursery.start_soon(run_embedder, self.db, embeddings)
+        self.analyzer: Analyzer = analyzer if analyzer is not None else analyzer_of(conn)
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm
@@ -115,13 +126,17 @@ class EmbeddedChatService:
         assert self._store is not None and self._store.writer is not None
         writer = self._store.writer
 
+        analyzer = self.analyzer
+
         def work(conn: sqlite3.Connection) -> T:
             saved = conn.row_factory
             conn.row_factory = sqlite3.Row  # the service's rows; the runtime's back after
+            conn.analyzer = analyzer  # type: ignore[attr-defined]  # store.StoreConnection
             try:
                 return fn(conn, *args, **kwargs)
             finally:
                 conn.row_factory = saved
+                conn.analyzer = None  # type: ignore[attr-defined]
 
         name = getattr(fn, "__name__", "query")
         try:
@@ -255,7 +270,7 @@ class EmbeddedChatService:
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
         found, _ = await self.read(units.search_for_audience, room, user, query, self.now_ms(),
-                                 limit)
+                                   limit, False, await dense_query(self.embeddings, query))
         return found
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
@@ -267,9 +282,10 @@ class EmbeddedChatService:
         ``only_asker``, the asker alone (a reply the runtime shows to the asker only: an
         ephemeral post or a DM). Matches outside it are counted, never returned.
         """
-        found, hidden = await self.read(units.search_for_audience, room, user, query, self.now_ms(),
-                                      limit, only_asker)
-        return found, len(matching(query, hidden))
+        found, hidden = await self.read(units.search_for_audience, room, user, query,
+                                        self.now_ms(), limit, only_asker,
+                                        await dense_query(self.embeddings, query))
+        return found, len(await trio.to_thread.run_sync(matching, query, hidden, self.analyzer))
 
     async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
                              memory_rooms: Sequence[str]) -> tuple[Audience, dict[str, RoomInfo]]:
@@ -281,11 +297,31 @@ class EmbeddedChatService:
         now = self.now_ms()
         past = history_question(question)
         text = past[0] if past else question
-        found, hidden, history = await self.read(_answer_context, room, user, text, now,
-                                                 past is not None)
+        dense = await dense_query(self.embeddings, text)
+        other = None
+        if self.llm is not None:  # also searched in the other language (chat.rewrite)
+            other = await other_language(self.llm, text, mask=self.mask_llm)
+        if other is None:  # one snapshot, one round trip
+            found, hidden, history = await self.read(_answer_context, room, user, text, now,
+                                                     past is not None, dense)
+        else:
+            found, hidden = await self.read(units.search_for_audience, room, user, text, now,
+                                            QUESTION_MEMORIES, False, dense)
+            more, more_hidden = await self.read(
+                units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
+                False, await dense_query(self.embeddings, other))
+            found = interleave(found, more, QUESTION_MEMORIES)
+            hidden = interleave(hidden, more_hidden, QUESTION_MEMORIES)
+            found, history = await self.read(units.with_versions, found, past is not None)
+        others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
-                                    hidden=len(matching(text, hidden)), history=history,
-                                    now_ms=now, mask=self.mask_llm)
+                                    hidden=len(others), history=history,
+                                    now_ms=now, mask=self.mask_llm, analyzer=self.analyzer)
+
+    async def explain(self, query: str, memories: Sequence[MemoryRecord]) -> list[str]:
+        """Why each of ``memories`` matches ``query``: its concepts found exactly or through
+        which expansion (glossary, Kiwi similarity, typo), one line per memory."""
+        return await trio.to_thread.run_sync(explain_matches, self.analyzer, query, memories)
 
     async def set_room_members(self, room: RoomId, users: Sequence[AgentUserId]) -> tuple[int, int]:
         """Make ``users`` the room's members (a re-check after a reconnect); (added, removed)."""
@@ -367,7 +403,8 @@ class EmbeddedChatService:
             return []
         answer = await self.llm.complete(build_extraction_messages(rows, mask=self.mask_llm),
                                          max_tokens=EXTRACTION_MAX_TOKENS)
-        found = parse_extraction(answer, [row["content"] for row in rows])
+        found = await trio.to_thread.run_sync(
+            parse_extraction, answer, [row["content"] for row in rows], self.analyzer)
         return await self.db(units.save_extracted, room, rows, found, self.now_ms())
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
@@ -375,10 +412,12 @@ class EmbeddedChatService:
 
 
 def _answer_context(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
-                    history: bool) -> tuple[list[MemoryRecord], list[MemoryRecord],
-                                            dict[str, list[MemoryRecord]]]:
+                    history: bool, dense: tuple[list[float], str] | None
+                    ) -> tuple[list[MemoryRecord], list[MemoryRecord],
+                               dict[str, list[MemoryRecord]]]:
     """What a question's answer is built from, read in one snapshot (one round trip)."""
-    found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES)
+    found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
+                                              False, dense)
     found, chains = units.with_versions(conn, found, history)
     return found, hidden, chains
 
@@ -392,6 +431,9 @@ async def open_embedded_chat_service(
     clock: Callable[[], float] = time.time,
     timezone: str = DEFAULT_TIMEZONE,
     mask_llm: bool = True,
+    analyzer: Analyzer | None = None,
+    glossary_path: str | None = None,
+    embeddings: EmbeddingsClient | None = None,
     store: Store | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
@@ -404,18 +446,31 @@ async def open_embedded_chat_service(
         clock: wall clock in seconds, for timestamps and summary windows (tests pass a fake).
         timezone: IANA name of the time zone dates are shown in (MCHAT_TIMEZONE).
         mask_llm: mask phone numbers and e-mails in text sent to the LLM (MCHAT_MASK_LLM).
+        analyzer: the text analyzer (``chat.morph.KiwiAnalyzer``), loaded once by the caller
+            and shared; when None, one is loaded here (in a worker thread: ~2-3 s, ~300 MB).
+        glossary_path: synonym groups added to the shipped glossary (MCHAT_GLOSSARY_PATH), for
+            the analyzer loaded here.
+        embeddings: hybrid retrieval (``chat.embeddings``): memories are embedded in the
+            background and questions searched by meaning too; None: lexical only.
         store: the runtime's store (same file): writes then join its storage actor's group
             commits instead of committing on the service's connection.
 
     Raises:
         ChatServiceError: the database cannot be opened.
     """
-    conn = await trio.to_thread.run_sync(connect, db_path)
+    if analyzer is None:
+        kiwi = await trio.to_thread.run_sync(functools.partial(
+            KiwiAnalyzer.load, **({"glossary_path": glossary_path} if glossary_path else {})))
+        logger.info("chat: Kiwi analyzer loaded in %.1f s (%s)", kiwi.load_seconds,
+                    kiwi.index_version)
+        analyzer = kiwi
+    conn = await trio.to_thread.run_sync(connect, db_path, analyzer)
     try:
         async with trio.open_nursery() as nursery:
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
                                       extraction_debounce_s=extraction_debounce_s, clock=clock,
-                                      timezone=timezone, mask_llm=mask_llm, store=store)
+                                      timezone=timezone, mask_llm=mask_llm,
+                                      analyzer=analyzer, embeddings=embeddings, store=store)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

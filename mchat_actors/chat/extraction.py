@@ -23,7 +23,7 @@ import attrs
 import pydantic
 import trio
 
-from .analysis import analyze_query, relevance
+from .analysis import Analyzer, PlainAnalyzer
 from .masking import mask_for_storage, mask_sensitive
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ def build_extraction_messages(rows: Sequence[sqlite3.Row], *,
             {"role": "user", "content": "\n".join(lines)}]
 
 
-def parse_extraction(text: str, messages: Sequence[str]) -> list[tuple[str, int]]:
+def parse_extraction(text: str, messages: Sequence[str], analyzer: Analyzer | None = None,
+                     ) -> list[tuple[str, int]]:
     """``(memory, message index 0-based)`` pairs from the LLM's answer; ``[]`` if unusable.
 
     The answer must be a JSON array valid against ``FACTS_SCHEMA`` (a code fence around it is
@@ -81,11 +82,13 @@ def parse_extraction(text: str, messages: Sequence[str]) -> list[tuple[str, int]
         logger.warning("chat: extraction answer is not valid against the schema; ignored")
         return []
     found: list[tuple[str, int]] = []
+    analyzer = analyzer if analyzer is not None else PlainAnalyzer()
     for item in items:
         memory, number = item.memory.strip()[:MAX_MEMORY_CHARS], item.message
         if not memory or not 0 < number <= len(messages):
             continue
-        if relevance(analyze_query(memory), messages[number - 1]) < GROUNDING_THRESHOLD:
+        query = analyzer.analyze_query(memory)
+        if analyzer.relevance(query, messages[number - 1]) < GROUNDING_THRESHOLD:
             logger.info("chat: extracted fact not found in message %d; dropped", number)
             continue
         found.append((memory, number - 1))

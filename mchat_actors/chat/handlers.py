@@ -18,14 +18,14 @@ import trio
 from ..errors import MchatActorsError
 from ..messages import AgentUserId, RoomId
 from . import memory_store, repo
-from .analysis import analyze_query, normalize, relevance
+from .analysis import normalize
 from .answer import format_memory, hidden_note, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
 from .decide import llm_update_target
 from .masking import mask_for_storage
 from .memory_store import SUPERSEDED, UNCHANGED
 from .protocol import MemoryRecord, ReactFn, StoredMessage
-from .search import memory_from_row, search_memories
+from .search import analyzer_of, memory_from_row, search_memories
 from .subject import subject_of
 
 if TYPE_CHECKING:
@@ -37,6 +37,11 @@ SEARCH_RESULTS = 10
 LIST_MEMORIES = 10
 # /forget deletes the best match only when it covers this share of the query's words.
 FORGET_MIN_RELEVANCE = 0.75
+# A memory shown to the LLM as one a new /remember may update: the LLM judges, and an update
+# needs the same identifiers (chat.decide); this only keeps unrelated memories out of the prompt.
+# Numbers and predicates are concepts too and differ between a fact and its update (5월 17일 ->
+# 5월 24일로 연기됨), so the share asked for is under a half.
+UPDATE_CANDIDATE_MIN = 0.4
 REACT_TIMEOUT_S = 5.0
 _MEMORY_ID = re.compile(r"^[#m](\d+)$", re.IGNORECASE)
 
@@ -44,7 +49,7 @@ HELP_TEXT = """\
 사용할 수 있는 명령 / Commands
 - `/remember <내용>`: 이 방과 내 개인 기억에 저장 / store a memory for this room and for you
 - `/search <검색어>`: 내가 볼 수 있는 기억 검색 (나에게만 표시) / search the memories you can see \
-(shown only to you)
+(shown only to you); `/search --why <검색어>`: 왜 맞았는지도 표시 / with why each matched
 - `/forget <검색어 또는 m번호>`: 가장 잘 맞는 기억 하나를 잊음 (관리자가 되살릴 수 있음) / forget \
 the best matching memory (an admin can restore it)
 - `/memory`: 최근 대화에서 기억 추출 (LLM), 또는 이 방의 최근 기억 목록 (나에게만 표시) / extract \
@@ -135,10 +140,12 @@ def _update_candidates(conn: sqlite3.Connection, text: str, req: Request) -> lis
     if conn.execute(f"SELECT 1 FROM memories WHERE {room_current} AND (norm = ? OR"
                     " (subject != '' AND subject = ?))", (req.room, norm, subject)).fetchone():
         return []
-    query = analyze_query(text)
+    analyzer = analyzer_of(conn)
+    query = analyzer.analyze_query(text)
     found = search_memories(conn, text, rooms=[req.room], owner=None, current_room=req.room,
                             now_ms=0, limit=5)
-    return [m for m in found if m.scope == "room" and relevance(query, m.content) >= 0.5]
+    return [m for m in found
+            if m.scope == "room" and analyzer.relevance(query, m.content) >= UPDATE_CANDIDATE_MIN]
 
 
 def _remember_both(conn: sqlite3.Connection, text: str, req: Request, now_ms: int,
@@ -189,6 +196,9 @@ async def _labelled(svc: EmbeddedChatService, req: Request, memories: Sequence[M
 
 
 async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome:
+    why = query.startswith("--why")  # /search --why <query>: how each memory matched
+    if why:
+        query = query[len("--why"):].strip()
     korean = is_korean(query) or not query
     if not query:
         return "사용법: `/search <검색어>`", (), True
@@ -202,6 +212,9 @@ async def _search(svc: EmbeddedChatService, req: Request, query: str) -> Outcome
     head = (f"'{query}' 검색 결과 {len(found)}건:" if korean
             else f"{len(found)} memories match '{query}':")
     lines = await _labelled(svc, req, found, korean=korean)
+    if why:  # each concept of the query: exact, through which expansion, or not found
+        reasons = await svc.explain(query, found)
+        lines = [f"{line}\n  ↳ {reason}" for line, reason in zip(lines, reasons, strict=True)]
     return "\n".join([head, *lines]) + note, (), True
 
 
@@ -238,7 +251,9 @@ def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
     else:
         found = search_memories(conn, target, rooms=rooms, owner=req.user,
                                 current_room=req.room, now_ms=now_ms, limit=1)
-        if found and relevance(analyze_query(target), found[0].content) >= FORGET_MIN_RELEVANCE:
+        analyzer = analyzer_of(conn)
+        if found and analyzer.relevance(analyzer.analyze_query(target),
+                                        found[0].content) >= FORGET_MIN_RELEVANCE:
             row = repo.get_memory(conn, int(found[0].id[1:]))
     if row is None:
         return None

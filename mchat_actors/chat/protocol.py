@@ -71,6 +71,9 @@ class MemoryRecord:
     room_name: str = ""
     previous_content: str | None = None
     team_id: str | None = None  # scope "team": the Mattermost team it is meant for
+    # Filled in by a hybrid search: the cosine similarity of the memory's embedding to the
+    # question's (None: not found by embeddings, or none configured).
+    similarity: float | None = None
 
 
 @attrs.frozen(kw_only=True)

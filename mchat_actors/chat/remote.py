@@ -63,7 +63,7 @@ from ..messages import AgentUserId, RoomId
 from . import repo
 from .agent_api import AgentApi
 from .agent_http import AgentHttp, agent_bucket, agent_client
-from .analysis import analyze_query, relevance
+from .analysis import Analyzer, analyze_query, relevance
 from .answer import compose_answer, format_memory, hidden_note, is_korean, matching
 from .audience import Audience, RoomInfo
 from .commands import (
@@ -154,6 +154,11 @@ class RemoteChatService:
 
     def __repr__(self) -> str:
         return f"RemoteChatService(api={self._api!r}, llm={self._llm!r})"
+
+    @property
+    def _analyzer(self) -> Analyzer | None:
+        """The local store's text analyzer (Kiwi), so remote answers read questions alike."""
+        return getattr(self._local, "analyzer", None)
 
     async def find_user_by_email(self, email: str) -> ChatUser | None:
         return await self._local.find_user_by_email(email)
@@ -284,12 +289,13 @@ class RemoteChatService:
         """``(matches the reply's audience may see, how many more matches it may not)``, as
         ``EmbeddedChatService.search_scoped``; ``only_asker``: a reply only ``user`` reads."""
         found, hidden = await self._find(room, user, query, only_asker=only_asker)
-        return found[:limit], len(matching(query, hidden))
+        return found[:limit], len(matching(query, hidden, self._analyzer))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
         found, hidden = await self._find(room, user, question, only_asker=False)
         return await compose_answer(question, found[:QUESTION_MEMORIES], llm=self._llm,
-                                    hidden=len(matching(question, hidden)))
+                                    hidden=len(matching(question, hidden, self._analyzer)),
+                                    analyzer=self._analyzer)
 
     async def _command(self, command: Command, room: RoomId, user: AgentUserId,
                        post_id: str | None, permalink: str | None,
@@ -335,7 +341,7 @@ class RemoteChatService:
         # ephemeral: the runtime shows it to the asker only (or sends it by DM)
         found, hidden = await self._find(room, user, query, only_asker=True)
         found = found[:SEARCH_RESULTS]
-        note = hidden_note(len(matching(query, hidden)), korean=korean)
+        note = hidden_note(len(matching(query, hidden, self._analyzer)), korean=korean)
         if not found:
             return (f"'{query}'에 맞는 기억이 없습니다." if korean
                     else f"No memory matches '{query}'.") + note, (), True
@@ -356,9 +362,10 @@ class RemoteChatService:
         # the asker could have written (not every team-wide memory they may read)
         visible, _, _, rooms = await self._scoped([record_from_result(r) for r in results],
                                                   room, user, only_asker=False)
-        query = analyze_query(target)
+        query = analyze_query(target, self._analyzer)
         best = next((m for m in visible if forgettable(m, room, user, rooms)
-                     and relevance(query, m.content) >= FORGET_MIN_RELEVANCE), None)
+                     and relevance(query, m.content, analyzer=self._analyzer)
+                     >= FORGET_MIN_RELEVANCE), None)
         if best is None:
             return (f"'{target}'에 해당하는 기억을 찾지 못했습니다. `/search`로 먼저 확인해 보세요."
                     if korean else f"No memory you can see matches '{target}'."), (), False

@@ -9,10 +9,11 @@ Ids: users and rooms are opaque hex strings; messages and memories have an integ
 milliseconds since the epoch.
 
 ``memories_fts`` is the search index (see ``chat.search``): one row per live memory, ``rowid`` =
-``memories.id``, columns ``words`` (words, particle-stripped stems, script-split parts),
-``grams`` (Hangul character bigrams) and ``vis`` (one token naming the room, or the owner of a
-personal memory, so a search only scores what the asker may see), all under the unicode61
-tokenizer. ``memories_vocab`` (fts5vocab) gives document frequencies for ranking.
+``memories.id``, columns ``words`` (the analyzer's terms: Kiwi's content morphemes and
+stemmed English words), ``grams`` (Hangul character bigrams of those terms) and ``vis`` (one
+token naming the room, or the owner of a personal memory, so a search only scores what the
+asker may see), all under the unicode61 tokenizer. ``memories_vocab`` (fts5vocab) gives
+document frequencies for ranking.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sqlite3
 from ..errors import ChatServiceError
 from ..migrations import Migration, statements, upgrade
 from ..store import transaction as transaction  # the one transaction helper
+from .analysis import Analyzer, PlainAnalyzer
 
 SCHEMA_VERSION = 2
 
@@ -103,18 +105,32 @@ CREATE TABLE IF NOT EXISTS chat_state (
 """
 
 
-def connect(path: str) -> sqlite3.Connection:
+class ChatConnection(sqlite3.Connection):
+    """A connection that knows the analyzer its search index is built with."""
+
+    analyzer: Analyzer
+
+
+def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
     """Open ``path`` (WAL, autocommit, usable from one thread at a time) and create the tables.
+
+    The search index is rebuilt when it was built by another analyzer or version of it
+    (``chat.search.ensure_index``); ``analyzer`` defaults to the plain one (no model).
 
     Raises:
         ChatServiceError: the file cannot be opened or migrated.
     """
     try:
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None,
+                               factory=ChatConnection)
+        conn.analyzer = analyzer if analyzer is not None else PlainAnalyzer()
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn)
+        from .search import ensure_index
+
+        ensure_index(conn)
     except (sqlite3.Error, ValueError) as exc:  # ValueError: made by a newer release
         raise ChatServiceError(f"cannot open the chat database {path}: {exc}") from exc
     return conn
@@ -176,8 +192,19 @@ def _memory_versions(conn: sqlite3.Connection) -> None:
     )
 
 
+# Version 3 (release 5e193d6, #9): the optional dense vectors of memories (``chat.embeddings``).
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS memory_embeddings (
+    memory_id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+"""
+
+
 # The ChatService's schema history: append, never edit a released step.
 MIGRATIONS = (
     Migration(1, "chat tables of release ca5a05a", statements(_SCHEMA)),
     Migration(2, "versioned memories, soft forget, permalinks", _memory_versions),
+    Migration(3, "memory embeddings", statements(_SCHEMA_V3)),
 )

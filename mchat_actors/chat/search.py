@@ -1,15 +1,19 @@
 """Korean-aware full-text search over memories (SQL side; text analysis is ``chat.analysis``).
 
-SQLite 3.40's FTS5 trigram tokenizer cannot match terms shorter than three characters (``배포``,
-``회의``), so the index (``memories_fts``, unicode61 tokenizer) holds derived columns:
+The index (``memories_fts``, unicode61 tokenizer) holds what the connection's analyzer
+(``schema.ChatConnection.analyzer``, normally ``chat.morph.KiwiAnalyzer``) derives:
 
-- ``words``: every word, plus its particle-stripped stem (``불량률은`` -> ``불량률``), its script
-  runs (``X부품`` -> ``x``, ``부품``) and a light English stem (``deployments`` -> ``deploy``);
-- ``grams``: the Hangul character bigrams of every Hangul run (``불량률은`` -> ``불량 량률 률은``);
+- ``words``: the text's terms (``X부품 불량률은 12%`` -> ``x 부품 불량 12``; ``deployments`` ->
+  ``deploy``);
+- ``grams``: the Hangul character bigrams of those terms (compounds and partial matches);
 - ``vis``: one token for the room (or the owner of a personal memory), so only what the asker
   may see is ever scored. The SQL join on ``memories`` checks visibility again.
 
-A query becomes concepts (its words minus question words and particles). Candidates come from
+The index is rebuilt when the analyzer that built it changes (``ensure_index``: an upgrade of
+Kiwi or of the term rules, recorded as ``chat_state.index_version``).
+
+A query becomes concepts (its content terms) with expansions (glossary, Kiwi similarity, and
+here index words a typo away from a query word the index does not hold). Candidates come from
 up to three bm25-ranked FTS queries: *strict* (every concept, as a word or all its bigrams); and,
 unless strict already found enough, *words* and *grams* (any concept). In an index of
 ``PRUNE_FROM_MEMORIES`` or more, the any-concept queries leave out terms held by more than
@@ -24,14 +28,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from .analysis import Query, analyze_query, index_columns, relevance
+from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
+from .embeddings import nearest
+from .morph import TYPO_WEIGHT, typo_matches
 from .protocol import MemoryRecord
+
+logger = logging.getLogger(__name__)
 
 RRF_K = 60
 _CANDIDATES = 60
@@ -41,6 +50,56 @@ RECENCY_BOOST = 0.03
 RECENCY_HALF_LIFE_DAYS = 30.0
 COMMON_SHARE = 0.05
 PRUNE_FROM_MEMORIES = 5_000
+
+
+def analyzer_of(conn: sqlite3.Connection) -> Analyzer:
+    """The analyzer the connection's index is built with."""
+    found: Analyzer | None = getattr(conn, "analyzer", None)
+    return found if found is not None else PlainAnalyzer()
+
+
+def ensure_index(conn: sqlite3.Connection) -> int:
+    """Rebuild the index when another analyzer (or version) built it; how many were indexed."""
+    analyzer = analyzer_of(conn)
+    row = conn.execute("SELECT value FROM chat_state WHERE key = 'index_version'").fetchone()
+    if row is not None and row[0] == analyzer.index_version:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM memories_fts")
+        rows = conn.execute(
+            "SELECT id, content, scope, room_id, owner_id FROM memories WHERE deleted_at IS NULL"
+            " AND valid_to IS NULL AND forgotten_at IS NULL").fetchall()
+        for r in rows:
+            index_memory(conn, r[0], r[1], scope=r[2], room=r[3], owner=r[4])
+        conn.execute("INSERT INTO chat_state (key, value) VALUES ('index_version', ?)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     (analyzer.index_version,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    if rows:
+        logger.info("search index rebuilt for %s: %d memories", analyzer.index_version,
+                    len(rows))
+    return len(rows)
+
+
+def _with_typos(conn: sqlite3.Connection, query: Query, docs: Mapping[str, int]) -> Query:
+    """Hangul concepts the index does not hold, expanded by index words a typo away."""
+    concepts = []
+    for c in query.concepts:
+        if docs.get(c.stem, 0) == 0 and is_hangul(c.stem) and len(c.stem) >= 2:
+            first = c.stem[0]
+            near = conn.execute(
+                "SELECT term FROM memories_vocab WHERE term >= ? AND term < ? LIMIT 2000",
+                (first, chr(ord(first) + 1))).fetchall()
+            extra = [Expansion((t,), TYPO_WEIGHT, "typo")
+                     for t in typo_matches(c.stem, (r[0] for r in near))]
+            if extra:
+                c = attrs.evolve(c, expansions=(*c.expansions, *extra[:3]))
+        concepts.append(c)
+    return Query(tuple(concepts))
 
 
 def _document_counts(conn: sqlite3.Connection, query: Query) -> tuple[dict[str, int], int]:
@@ -102,7 +161,7 @@ def index_memory(conn: sqlite3.Connection, memory_id: int, content: str, *, scop
                  room: str | None, owner: str | None) -> None:
     """(Re)index one memory, with who may see it."""
     conn.execute("DELETE FROM memories_fts WHERE rowid = ?", (memory_id,))
-    words, grams = index_columns(content)
+    words, grams = analyzer_of(conn).index_columns(content)
     vis = visibility_token(scope, (owner if scope == "personal" else room) or "")
     conn.execute("INSERT INTO memories_fts (rowid, words, grams, vis) VALUES (?, ?, ?, ?)",
                  (memory_id, words, grams, vis))
@@ -179,22 +238,34 @@ def search_scoped(
     now_ms: int,
     limit: int = 10,
     keep: Callable[[MemoryRecord], bool] | None = None,
+    dense: tuple[Sequence[float], str] | None = None,
 ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """``(kept, left out)``: the matches ``keep`` accepts, best first, and the others.
+
+    ``dense``: the question's embedding and its model: the visible memories nearest it are a
+    further ranked list, fused with the lexical ones (``chat.embeddings``); each memory found
+    so carries its ``similarity``. ``keep`` applies to them as to every other match.
 
     ``keep`` is applied before copies of one text are merged, so the room copy of a memory
     the audience may see is not hidden behind a personal copy it may not.
     """
-    query = analyze_query(text)
+    analyzer = analyzer_of(conn)
+    query = analyzer.analyze_query(text)
     tokens = _visible_tokens(rooms, owner)
-    if not query.concepts or not tokens:
+    if not (query.concepts or dense) or not tokens:
         return [], []
     rooms_json = json.dumps(list(rooms))
     vis = "{vis} : (" + " OR ".join(tokens) + ")"
     docs, total = _document_counts(conn, query)
+    query = _with_typos(conn, query, docs)
     strict = query.strict_match()
     ranked = [_ranked_ids(conn, strict, vis, rooms_json, owner)] if strict else []
-    if not ranked or len(ranked[0]) < 2 * limit:
+    similarity: dict[int, float] = {}
+    if dense is not None:
+        near = nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
+        similarity = dict(near)
+        ranked.append([memory_id for memory_id, _ in near])
+    if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):
         narrow = _selective(query, docs, total)
         ranked += [_ranked_ids(conn, match, vis, rooms_json, owner)
                    for match in (narrow.word_match(), narrow.gram_match()) if match]
@@ -205,31 +276,42 @@ def search_scoped(
     if not fused:
         return [], []
     rows = conn.execute(
-        "SELECT m.*, COALESCE(u.name, '') AS author_name, COALESCE(r.name, '') AS room_name"
+        "SELECT m.*, COALESCE(u.name, '') AS author_name, COALESCE(r.name, '') AS room_name,"
+        " f.words AS fts_words, f.grams AS fts_grams"
         " FROM memories AS m LEFT JOIN users AS u ON u.id = m.author_id"
         " LEFT JOIN chat_rooms AS r ON r.id = m.room_id"
+        " LEFT JOIN memories_fts AS f ON f.rowid = m.id"
         " WHERE m.id IN (SELECT value FROM json_each(?)) AND m.valid_to IS NULL"
         " AND m.forgotten_at IS NULL AND m.deleted_at IS NULL",
         (json.dumps(list(fused)),),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
-    scored = [(_score(query, weights, row, fused[row["id"]], current_room, now_ms), row)
-              for row in rows]
+    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
+               row) for row in rows]
     kept: list[tuple[float, sqlite3.Row]] = []
     left: list[tuple[float, sqlite3.Row]] = []
     for score, row in scored:
-        record = memory_from_row(row, score)
+        record = attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
         (kept if keep is None or keep(record) else left).append((score, row))
     best = _dedupe(kept)[:limit]
     shown = {row["norm"] for _, row in best}
     hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([memory_from_row(row, score) for score, row in best],
-            [memory_from_row(row, score) for score, row in hidden[:limit]])
+    return ([attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
+             for score, row in best],
+            [attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
+             for score, row in hidden[:limit]])
 
 
-def _score(query: Query, weights: Mapping[str, float], row: sqlite3.Row, rrf: float,
-           current_room: str | None, now_ms: int) -> float:
-    score = relevance(query, row["content"], weights) + 0.35 * rrf * (RRF_K + 1) / 2
+def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
+           rrf: float, current_room: str | None, now_ms: int) -> float:
+    """How well a memory answers: its lexical coverage of the query plus its fused rank (RRF
+    over every list, the embeddings' included: ranks, not raw similarities, whose scale differs
+    from model to model), scope and recency. The similarity itself goes to the answerer on
+    the record, which may accept a memory by it (``answer.DENSE_THRESHOLD``)."""
+    indexed = (frozenset((row["fts_words"] or "").split()),
+               frozenset((row["fts_grams"] or "").split()))
+    lexical = analyzer.relevance(query, row["content"], weights, indexed=indexed)
+    score = lexical + 0.35 * rrf * (RRF_K + 1) / 2
     if row["scope"] == "room" and row["room_id"] == current_room:
         score += ROOM_BOOST
     elif row["scope"] == "personal":
@@ -253,7 +335,9 @@ def _dedupe(scored: Iterable[tuple[float, sqlite3.Row]]) -> list[tuple[float, sq
 
 
 __all__ = [
+    "analyzer_of",
     "concept_weights",
+    "ensure_index",
     "index_memory",
     "memory_from_row",
     "search_memories",

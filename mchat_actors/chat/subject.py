@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 
-from .analysis import normalize, strip_particle
+from .analysis import normalize
 
 # Nouns that name a thing by the number written after them: "라인 2", "LOT 4471", "금형 1".
 IDENTIFIER_NOUNS = frozenset(
@@ -84,8 +84,10 @@ def _strip_id_particle(token: str) -> str:
     latin = re.match(r"^([a-z0-9][a-z0-9\-_./]*)([\uac00-\ud7a3]+)$", token)
     if latin and latin.group(2) in _PARTICLES_AFTER_LATIN:
         return latin.group(1)
-    stem, _ = strip_particle(token)
-    return stem
+    for particle in _PARTICLES_AFTER_LATIN:  # 라인은 -> 라인, x부품의 -> x부품
+        if token.endswith(particle) and len(token) - len(particle) >= 2:
+            return token[: -len(particle)]
+    return token
 
 
 def _canonical(noun: str) -> str:

@@ -32,6 +32,7 @@ def store_user_message(conn: sqlite3.Connection, room: str, user: str, content: 
 
 def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
                          now_ms: int, limit: int, only_asker: bool = False,
+                         dense: tuple[list[float], str] | None = None,
                          ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
     audience = audience_for(conn, room, user, only_asker)
@@ -39,7 +40,7 @@ def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: s
     infos = _RoomInfos(conn)  # only the rooms of memories found are looked up
     return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
                          now_ms=now_ms, limit=limit,
-                         keep=lambda m: may_use(audience, m, infos))
+                         keep=lambda m: may_use(audience, m, infos), dense=dense)
 
 
 def audience_for(conn: sqlite3.Connection, room: str, user: str,

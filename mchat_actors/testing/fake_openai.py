@@ -12,13 +12,22 @@ behaviour (``Reply``, ``Status``, ``Hang``, ``Malformed``); with the script empt
 answerer quotes the last message and the system prompt it got, so a test can see which context
 reached the model. A wrong or missing key gets 401 and does not consume the script.
 
+``POST /v1/embeddings`` (same key, same script: ``Status`` and ``Hang`` apply; ``Reply`` is
+skipped) answers each input with ``fake_embedding``: a deterministic unit vector of the text's
+character bigrams hashed into ``EMBEDDING_DIM`` dimensions. Texts sharing bigrams get similar
+vectors, which is enough to test the plumbing (batching, rate limits, outages, re-embedding);
+these vectors say nothing about the quality of real embeddings. The model name of each request
+is recorded; ``down`` answers every embeddings request 503 while True.
+
 ``open_asgi_server`` is shared with ``fake_agent_api``.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -120,8 +129,10 @@ class FakeOpenAI:
         self.url = ""  # set on entry: the base URL, ending in /v1
         self._script: collections.deque[Behaviour] = collections.deque()
         self._stack = AsyncExitStack()
-        route = Route("/v1/chat/completions", self._complete, methods=["POST"])
-        self._app = Starlette(routes=[route])
+        self.down = False  # embeddings answer 503 while True (an outage)
+        routes = [Route("/v1/chat/completions", self._complete, methods=["POST"]),
+                  Route("/v1/embeddings", self._embed, methods=["POST"])]
+        self._app = Starlette(routes=routes)
 
     def __repr__(self) -> str:
         return f"FakeOpenAI(url={self.url!r}, requests={len(self.requests)})"
@@ -175,6 +186,62 @@ class FakeOpenAI:
         return _completion(body, self.answer(body["messages"]))
 
 
+    @property
+    def embedded_texts(self) -> list[str]:
+        """Every text an authorized embeddings request asked for, in order."""
+        return [t for r in self.authorized_requests if r.path.endswith("/embeddings")
+                for t in r.json.get("input", [])]
+
+    async def _embed(self, request: Request) -> Response:
+        authorized = request.headers.get("authorization") == f"Bearer {self.api_key}"
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        self.requests.append(RecordedRequest(path=request.url.path, authorized=authorized,
+                                             json=body))
+        if not authorized:
+            return _error(401, "invalid_api_key", "Incorrect API key provided.")
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _error(400, "invalid_request_error", "'input' must be a string or strings.")
+        if self.down:
+            return _error(503, "unavailable", "the embeddings service is down")
+        while self._script:
+            behaviour = self._script.popleft()
+            match behaviour:
+                case Hang(delay_s=delay):
+                    if delay is None:
+                        await trio.sleep_forever()
+                    await trio.sleep(delay)
+                case Status(status=status, retry_after_s=retry_after):
+                    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+                    return _error(status, "scripted", "scripted failure", headers)
+                case Malformed(body=raw):
+                    return Response(raw, status_code=200, media_type="application/json")
+                case _:
+                    pass
+        data = [{"object": "embedding", "index": i, "embedding": fake_embedding(t)}
+                for i, t in enumerate(texts)]
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model", "")})
+
+
+EMBEDDING_DIM = 64
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A unit vector of ``text``'s character bigrams (lower case) hashed into 64 dimensions."""
+    vector = [0.0] * EMBEDDING_DIM
+    low = "".join(text.lower().split())
+    for i in range(max(1, len(low) - 1)):
+        digest = hashlib.blake2b(low[i : i + 2].encode(), digest_size=4).digest()
+        vector[int.from_bytes(digest, "big") % EMBEDDING_DIM] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 def _completion(body: Mapping[str, Any], text: str) -> Response:
     return JSONResponse(
         {
@@ -200,6 +267,7 @@ def _error(
 
 
 __all__ = [
+    "EMBEDDING_DIM",
     "Behaviour",
     "FakeOpenAI",
     "Hang",
@@ -208,5 +276,6 @@ __all__ = [
     "Reply",
     "Status",
     "open_asgi_server",
+    "fake_embedding",
     "quote_context",
 ]

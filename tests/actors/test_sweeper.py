@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from functools import partial
+
 import attrs
 import trio
+import trio.testing
 
 from mchat_actors import mapping
 from mchat_actors.actors.sweeper import Sweeper
@@ -71,3 +75,104 @@ async def test_a_poll_reads_only_the_channels_that_moved(tmp_path, autojump_cloc
     server.calls.clear()
     await sweeper.sweep(source="poll")
     assert server.calls == ["channels"]  # read to the end already
+
+
+@attrs.define
+class GatedServer(FakeServer):
+    """Answers the channel list as it is when asked, but only once ``gate`` is set."""
+
+    gate: trio.Event | None = None
+
+    async def get_my_channels(self, team_id):
+        listed = await super().get_my_channels(team_id)
+        if self.gate is not None:
+            await self.gate.wait()
+        return listed
+
+
+async def test_a_connection_lost_during_a_sweep_is_not_forgotten_when_it_ends(tmp_path):
+    """The verification sweep runs beside the connection: the server restarts while it reads
+    the channel list, a post lands in a channel without a cursor, the bot reconnects (new
+    hello) and its backfill waits for the sweep's lock. The sweep, which listed the channels
+    before the post, must not clear the loss mark on its way out: the backfill then reads that
+    channel from the loss on. (It used to clear it: the backfill skipped the channel, and the
+    next verification sweeps read only from 5 s before the backfill, past the post: lost.)"""
+    now_ms = int(time.time() * 1000)
+    server = GatedServer(channels={"c01": [], "c02": []}, clock_ms=now_ms - 600_000)
+    server.post("c01")  # old history only: the sweeper keeps no cursor for c01
+    store = InlineStore.open(tmp_path / "s.db")
+    send, recv = trio.open_memory_channel(100)
+    sweeper = Sweeper(rest=server, store=store, events=send)
+    assert await sweeper.sweep(source="backfill") == 0
+    assert sweeper.lost_since_ms is None
+
+    server.gate = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(sweeper.sweep, source="verify"))
+        await trio.testing.wait_all_tasks_blocked()  # the channel list is built, not answered
+        sweeper.connection_lost(since_ms=now_ms - 12_000)  # last frame read 12 s ago
+        server.clock_ms = now_ms - 10_000
+        lost = server.post("c01")  # 10 s ago, while the socket was dead
+        server.gate.set()
+    assert sweeper.lost_since_ms == now_ms - 17_000  # kept: the sweep began before the loss
+
+    server.gate = None
+    assert await sweeper.sweep(source="backfill") == 1
+    assert recv.receive_nowait().post.id == lost["id"]
+    assert await sweeper.sweep(source="verify") == 0
+
+
+async def test_polls_read_the_first_new_post_of_a_channel_without_a_cursor(tmp_path):
+    """Polling mode: a channel with nothing but old history (no cursor) gets its first new post
+    after the first poll. The next poll reads it. (It used to be skipped by every poll: no
+    connection was lost, so there was no ``since`` for it; in MCHAT_MODE=polling no post of a
+    channel the bot had not handled before was ever read.)"""
+    now_ms = int(time.time() * 1000)
+    server = FakeServer(channels={"c01": [], "c02": []}, clock_ms=now_ms - 600_000)
+    server.post("c01")
+    store = InlineStore.open(tmp_path / "s.db")
+    send, recv = trio.open_memory_channel(100)
+    sweeper = Sweeper(rest=server, store=store, events=send)
+    assert await sweeper.sweep(source="poll") == 0
+    server.clock_ms = int(time.time() * 1000)
+    first = server.post("c01")
+    second = server.post("c02")
+    server.calls.clear()
+    assert await sweeper.sweep(source="poll") == 2
+    assert [recv.receive_nowait().post.id for _ in range(2)] == [first["id"], second["id"]]
+    assert server.calls == ["channels", "posts c01", "posts c02"]
+    server.calls.clear()
+    assert await sweeper.sweep(source="poll") == 0
+    assert server.calls == ["channels"]  # read to the end already
+
+
+async def test_a_restart_reads_unmapped_channels_from_the_durable_horizon(tmp_path,
+                                                                         autojump_clock):
+    """A post made while the service was down (a slow restart: longer than the 5 s margin)
+    in a channel the bot never stored anything of is read by the next process: the read
+    horizon is in the database (set by its first open, moved by completed sweeps), not the
+    new process's start. Without it the post was lost for good (found by the chaos soak)."""
+    from mchat_actors import store as store_sql
+
+    now_ms = int(time.time() * 1000)
+    server = FakeServer(channels={"quiet": []}, clock_ms=now_ms - 60_000)
+    store = InlineStore.open(tmp_path / "s.db")
+    await store.run(store_sql.set_state, "sweep_horizon_ms", str(now_ms - 120_000))
+    down_post = server.post("quiet")  # a minute ago, while no process ran
+    send, recv = trio.open_memory_channel(10)
+    sweeper = Sweeper(rest=server, store=store, events=send)  # a new process: starts "now"
+    await sweeper.sweep(source="backfill")
+    assert recv.receive_nowait().post.id == down_post["id"]
+    horizon = int(await store.run(store_sql.get_state, "sweep_horizon_ms"))
+    assert now_ms - 11 * 60_000 < horizon < now_ms  # moved forward, less the margin
+
+
+async def test_the_first_open_of_a_database_starts_the_horizon(tmp_path):
+    from mchat_actors import store as store_sql
+
+    before = int(time.time() * 1000) - 5_000
+    store = InlineStore.open(tmp_path / "s.db")
+    first = int(await store.run(store_sql.get_state, "sweep_horizon_ms"))
+    assert before - 1_000 <= first <= int(time.time() * 1000)
+    store2 = InlineStore.open(tmp_path / "s.db")  # a later open keeps it
+    assert int(await store2.run(store_sql.get_state, "sweep_horizon_ms")) == first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mchat_actors.chat.answer import compose_answer
+from mchat_actors.chat.morph import KiwiAnalyzer
 from mchat_actors.chat.protocol import MemoryRecord
 from mchat_actors.errors import ChatServiceTimeout
 
@@ -16,33 +17,37 @@ def memory(content: str, scope: str = "room", i: int = 1) -> MemoryRecord:
                         created_at_ms=1_767_225_600_000, updated_at_ms=1_767_225_600_000)
 
 
-async def test_builtin_answer_quotes_the_figure() -> None:
+async def test_builtin_answer_quotes_the_figure(kiwi: KiwiAnalyzer) -> None:
     """Without an LLM, 'X부품 불량률 몇 %야?' is answered with the stored 12%."""
     memories = [memory("Y부품 불량률 3%", i=2), memory("X부품 불량률 12%")]
-    answer = await compose_answer("오늘 X부품 불량률 몇 %야?", memories, llm=None)
+    answer = await compose_answer("오늘 X부품 불량률 몇 %야?", memories, llm=None,
+                                  analyzer=kiwi)
     first_line = answer.splitlines()[1]
     assert "12%" in first_line and answer.startswith("저장된 기억에 따르면")
 
 
-async def test_builtin_answer_says_nothing_is_stored_in_korean() -> None:
+async def test_builtin_answer_says_nothing_is_stored_in_korean(kiwi: KiwiAnalyzer) -> None:
     """A Korean question without relevant memories gets a plain Korean 'nothing stored'."""
-    answer = await compose_answer("점심 메뉴 뭐야?", [memory("X부품 불량률 12%")], llm=None)
+    answer = await compose_answer("점심 메뉴 뭐야?", [memory("X부품 불량률 12%")], llm=None,
+                                  analyzer=kiwi)
     assert "관련된 기억을 찾지 못했습니다" in answer
 
 
-async def test_builtin_answer_says_nothing_is_stored_in_english() -> None:
+async def test_builtin_answer_says_nothing_is_stored_in_english(kiwi: KiwiAnalyzer) -> None:
     """An English question without memories gets an English 'nothing stored'."""
-    answer = await compose_answer("When is the release?", [], llm=None)
+    answer = await compose_answer("When is the release?", [], llm=None,
+                                  analyzer=kiwi)
     assert answer.startswith("I have no stored memory")
 
 
-async def test_builtin_answer_does_not_offer_another_parts_figure() -> None:
+async def test_builtin_answer_does_not_offer_another_parts_figure(kiwi: KiwiAnalyzer) -> None:
     """A memory about another identifier is not an answer: the answerer says it does not know."""
-    answer = await compose_answer("Z부품 불량률 몇 %야?", [memory("Y부품 불량률 3%")], llm=None)
+    answer = await compose_answer("Z부품 불량률 몇 %야?", [memory("Y부품 불량률 3%")], llm=None,
+                                  analyzer=kiwi)
     assert answer.startswith("관련된 기억을 찾지 못했습니다") and "3%" not in answer
 
 
-async def test_llm_answer_uses_masked_memories_and_question() -> None:
+async def test_llm_answer_uses_masked_memories_and_question(kiwi: KiwiAnalyzer) -> None:
     """With an LLM, the memories and question are sent masked and the model's text is returned."""
     llm = FakeLLM("X부품 불량률은 12%입니다.")
     answer = await compose_answer("담당자 010-1234-5678에게 X부품 불량률 물어봐",
@@ -55,13 +60,14 @@ async def test_llm_answer_uses_masked_memories_and_question() -> None:
     assert "[PHONE]" in user["content"] and "010-1234-5678" not in user["content"]
 
 
-async def test_empty_llm_text_falls_back_to_the_builtin_answer() -> None:
+async def test_empty_llm_text_falls_back_to_the_builtin_answer(kiwi: KiwiAnalyzer) -> None:
     """An empty model answer is replaced by the built-in answer."""
-    answer = await compose_answer("X부품 불량률?", [memory("X부품 불량률 12%")], llm=FakeLLM("  "))
+    answer = await compose_answer("X부품 불량률?", [memory("X부품 불량률 12%")], llm=FakeLLM("  "),
+                                  analyzer=kiwi)
     assert "12%" in answer
 
 
-async def test_llm_errors_propagate() -> None:
+async def test_llm_errors_propagate(kiwi: KiwiAnalyzer) -> None:
     """A ChatServiceError from the LLM reaches the caller unchanged."""
     with pytest.raises(ChatServiceTimeout):
         await compose_answer("X?", [], llm=FakeLLM(error=ChatServiceTimeout("slow")))

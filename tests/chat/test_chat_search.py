@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from mchat_actors.chat import repo
-from mchat_actors.chat.analysis import analyze_query, index_columns, relevance, strip_particle
+from mchat_actors.chat.morph import KiwiAnalyzer
 from mchat_actors.chat.schema import connect
 from mchat_actors.chat.search import search_memories
 
@@ -23,8 +23,8 @@ CORPUS = [
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    conn = connect(":memory:")
+def conn(kiwi: KiwiAnalyzer) -> sqlite3.Connection:
+    conn = connect(":memory:", kiwi)
     for i, text in enumerate(CORPUS):
         repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
                          author="u1", source_post_id=None, permalink=None, now_ms=i)
@@ -86,9 +86,9 @@ def test_only_visible_rooms_and_own_personal_memories_are_searched(
     assert "비밀 배포 계획" in top(conn, "배포", rooms=["r1", "r2"], limit=10)
 
 
-def test_current_room_outranks_equal_matches_elsewhere() -> None:
+def test_current_room_outranks_equal_matches_elsewhere(kiwi: KiwiAnalyzer) -> None:
     """With equal text relevance, the room asked in wins over another visible room."""
-    conn = connect(":memory:")
+    conn = connect(":memory:", kiwi)
     for room in ("a", "b"):
         repo.save_memory(conn, f"배포 일정 금요일 {room}", scope="room", kind="remember", room=room,
                          owner=None, author="u", source_post_id=None, permalink=None, now_ms=0)
@@ -98,33 +98,91 @@ def test_current_room_outranks_equal_matches_elsewhere() -> None:
         assert found[0].room_id == current
 
 
-def test_index_columns_hold_stems_runs_and_bigrams() -> None:
-    """The words column has stems and script runs; the grams column has Hangul bigrams."""
-    words, grams = index_columns("X부품 불량률은 12%입니다")
-    assert {"x부품", "x", "부품", "불량률", "불량률은", "12"} <= set(words.split())
-    assert {"불량", "량률", "부품"} <= set(grams.split())
+def test_index_columns_hold_content_morphemes_and_their_bigrams(kiwi: KiwiAnalyzer) -> None:
+    """Particles and endings are not terms; compounds and letters are split; English stemmed."""
+    words, grams = kiwi.index_columns("X부품 불량률은 12%입니다, deployments postponed")
+    assert {"x", "부품", "불량", "12", "deploy", "postpon"} <= set(words.split())
+    assert not {"은", "입니다", "x부품", "불량률은"} & set(words.split())
+    assert {"부품", "불량"} <= set(grams.split())
 
 
-@pytest.mark.parametrize(("word", "stem"), [
-    ("불량률은", "불량률"), ("배포는", "배포"), ("회의", "회의"), ("회의가", "회의"),
-    ("공급사에서", "공급사"), ("가", "가"),
-])
-def test_strip_particle_keeps_two_syllable_stems(word: str, stem: str) -> None:
-    """Particles are stripped only when at least two syllables remain."""
-    assert strip_particle(word)[0] == stem
+@pytest.mark.parametrize("noun", ["수요", "시도", "분야", "회의", "정확도", "평가"])
+def test_nouns_that_end_like_particles_stay_whole(kiwi: KiwiAnalyzer, noun: str) -> None:
+    """The hand-made particle list turned 수요, 시도, 분야 into nothing; Kiwi keeps them."""
+    assert kiwi.index_columns(f"{noun}는 중요하다")[0].split()[0] == noun
 
 
-def test_question_words_are_not_concepts() -> None:
-    """몇, 야, 오늘 and English stopwords are dropped from a query."""
-    korean = analyze_query("오늘 X부품 불량률 몇 %야?")
-    english = analyze_query("What is the deploy date?")
-    assert [c.stem for c in korean.concepts] == ["x부품", "불량률"]
+def test_question_words_endings_and_politeness_are_not_concepts(kiwi: KiwiAnalyzer) -> None:
+    """몇, 야, 요, 부탁드립니다 are other parts of speech; English function words dropped."""
+    korean = kiwi.with_options(expand=False).analyze_query("오늘 X부품 불량률 몇 %야?")
+    polite = kiwi.with_options(expand=False).analyze_query("X부품 불량률 알려주세요")
+    english = kiwi.with_options(expand=False).analyze_query("What is the deploy date?")
+    assert [c.stem for c in korean.concepts] == ["오늘", "x", "부품", "불량"]
+    assert [(c.stem, c.weight) for c in polite.concepts][:3] == [("x", 0.4), ("부품", 1.0),
+                                                                  ("불량", 1.0)]
+    assert all(c.weight < 1 for c in polite.concepts[3:])  # 알리: a predicate counts half
     assert [c.stem for c in english.concepts] == ["deploy", "date"]
 
 
-def test_relevance_is_the_share_of_concepts_covered() -> None:
-    """relevance() is 1 when every concept is present and partial for a mixed token's part."""
-    query = analyze_query("X부품 불량률")
-    assert relevance(query, "X부품 불량률은 12%") == 1.0
-    assert 0.5 <= relevance(query, "Y부품 불량률 3%") < 1.0
-    assert relevance(query, "점심 메뉴") == 0.0
+def test_relevance_is_the_share_of_concepts_covered(kiwi: KiwiAnalyzer) -> None:
+    """relevance() is 1 when every concept is present, partial otherwise, 0 for none."""
+    plain = kiwi.with_options(expand=False)
+    query = plain.analyze_query("X부품 불량률")
+    assert plain.relevance(query, "X부품 불량률은 12%") == 1.0
+    assert 0.5 <= plain.relevance(query, "Y부품 불량률 3%") < 1.0
+    assert plain.relevance(query, "점심 메뉴") == 0.0
+
+
+def test_expansions_count_below_an_exact_match(kiwi: KiwiAnalyzer) -> None:
+    """A glossary synonym (결함 -> 불량) covers a concept, at less than the word itself."""
+    query = kiwi.analyze_query("X부품 결함률")
+    exact = kiwi.relevance(query, "X부품 결함률 12%")
+    synonym = kiwi.relevance(query, "X부품 불량률 12%")
+    assert 0.8 < synonym < exact == 1.0
+    assert kiwi.with_options(expand=False).relevance(
+        kiwi.with_options(expand=False).analyze_query("X부품 결함률"), "X부품 불량률 12%") < 0.7
+
+
+def test_an_index_built_by_another_analyzer_is_rebuilt_on_open(tmp_path, kiwi: KiwiAnalyzer
+                                                               ) -> None:  # noqa: ANN001
+    """A database indexed by an older analyzer (here the plain one, as an upgrade from words
+    to Kiwi) is re-indexed when opened: Kiwi's terms are searchable, forgotten memories stay
+    out, and a second open does not rebuild again."""
+    path = str(tmp_path / "old.db")
+    old = connect(path)  # the plain analyzer: words as written
+    for i, text in enumerate(["X부품 불량률은 12%입니다", "회의는 월요일", "비밀 불량률 99%"]):
+        repo.save_memory(old, text, scope="room", kind="remember", room="r1", owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=i)
+    old.execute("UPDATE memories SET forgotten_at = 1 WHERE content LIKE '비밀%'")
+    words = old.execute("SELECT words FROM memories_fts WHERE rowid = 1").fetchone()[0]
+    assert "불량률은" in words.split()
+    old.close()
+    new = connect(path, kiwi)
+    assert new.execute("SELECT value FROM chat_state WHERE key = 'index_version'"
+                       ).fetchone()[0] == kiwi.index_version
+    words = new.execute("SELECT words FROM memories_fts WHERE rowid = 1").fetchone()[0]
+    assert "불량" in words.split() and "불량률은" not in words.split()
+    assert new.execute("SELECT count(*) FROM memories_fts").fetchone()[0] == 2
+    assert top(new, "불량률") == ["X부품 불량률은 12%입니다"]
+    new.close()
+    from mchat_actors.chat.search import ensure_index
+
+    again = connect(path, kiwi)
+    assert ensure_index(again) == 0
+
+
+def test_glossary_spellings_cannot_inject_fts_syntax(kiwi: KiwiAnalyzer, tmp_path) -> None:  # noqa: ANN001
+    """An admin's glossary entry full of FTS5 syntax (quotes, OR, column filters, NEAR, *) is
+    searched as literal words: no SQL error, no memory of another room."""
+    from mchat_actors.chat.morph import Glossary
+
+    hostile = kiwi.with_options(expand=True)
+    spellings = ['불량', 'x" OR vis : *', "NEAR(부품 불량) AND {vis}", '"', "*"]
+    hostile.glossary = Glossary((tuple(t for t in (kiwi.best_terms(s) for s in spellings) if t),))
+    conn = connect(str(tmp_path / "g.db"), hostile)
+    for room, text in (("r1", "X부품 불량률 12%"), ("r2", "비밀 NEAR vis 99%")):
+        repo.save_memory(conn, text, scope="room", kind="remember", room=room, owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=0)
+    found = search_memories(conn, '불량 "vis" OR *', rooms=["r1"], owner="u1",
+                            current_room="r1", now_ms=0)
+    assert [m.content for m in found] == ["X부품 불량률 12%"]

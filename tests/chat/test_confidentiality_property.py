@@ -16,6 +16,7 @@ joiners are readers too, so a channel never shows another private room's memorie
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -60,8 +61,9 @@ _LEFT = ({("r1", "u0"), ("r3", "u0")},
 @given(initial=st.sets(st.tuples(st.sampled_from(sorted(KINDS)), st.sampled_from(USERS))),
        steps=st.lists(st.one_of(remember, membership, question), min_size=1, max_size=30))
 def test_no_reply_shows_a_memory_outside_its_audience(
+        shared_analyzer: Any,
         initial: set[tuple[str, str]], steps: list[tuple[object, ...]]) -> None:
-    conn = connect(":memory:")
+    conn = connect(":memory:", shared_analyzer.get())
     for room, kind in KINDS.items():
         conn.execute("INSERT INTO chat_rooms (id, name, kind, created_at) VALUES (?, ?, ?, 0)",
                      (room, room, kind))

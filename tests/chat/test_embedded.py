@@ -8,6 +8,7 @@ import pytest
 
 from mchat_actors.chat.embedded import open_embedded_chat_service
 from mchat_actors.chat.protocol import ChatService
+from mchat_actors.chat.rewrite import REWRITE_MAX_TOKENS
 from mchat_actors.errors import ChatServiceError, ChatServiceRejected, ChatServiceTimeout
 
 from .chat_fakes import FakeClock, FakeLLM
@@ -170,6 +171,19 @@ async def test_search_is_ephemeral_and_labels_scopes(world: World) -> None:
     dm = await world.dm(world.kim)
     text = (await world.say(dm, world.kim, "/search 배포")).assistant_message or ""
     assert "#secret" in text and "개인" in text  # in kim's DM: kim's personal copy too
+
+
+async def test_search_why_shows_how_each_memory_matched(world: World) -> None:
+    """/search --why: under each memory, each concept of the query and how the memory says it:
+    exactly, through a glossary synonym (결함 -> 불량), or not at all."""
+    await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
+    result = await world.say(world.quality, world.kim, "/search --why X부품 결함률")
+    text = result.assistant_message or ""
+    assert result.ephemeral and "X부품 불량률 12%" in text
+    why = next(line for line in text.splitlines() if "↳" in line)
+    assert "부품: exact 1.00" in why and "결함: glossary:불량 0.85" in why
+    plain = (await world.say(world.quality, world.kim, "/search X부품 결함률")).assistant_message
+    assert "↳" not in (plain or "")
 
 
 async def test_search_without_matches_says_so(world: World) -> None:
@@ -392,3 +406,39 @@ async def test_forget_cannot_reach_a_public_room_the_user_is_not_in(world: World
         result = await world.say(world.quality, world.kim, f"/forget {target}")
         assert "찾지 못했습니다" in (result.assistant_message or "")
     assert rows(world, "SELECT * FROM memories WHERE forgotten_at IS NOT NULL") == []
+
+
+async def test_with_an_llm_a_question_is_also_searched_in_the_other_language(
+        db_path: str, clock: FakeClock) -> None:
+    """A Korean question finds an English memory through the LLM's translation of it, which
+    then reaches the answer's context; a failed translation leaves the lexical search."""
+
+    def reply(messages):  # noqa: ANN001, ANN202
+        if "Translate" in messages[0]["content"]:
+            assert "English" in messages[0]["content"]
+            return "What was the M3 screw defect rate?"
+        return "answer"
+
+    llm = FakeLLM(reply)
+    async with open_embedded_chat_service(db_path, llm=llm, clock=clock) as svc:
+        world = await make_world(svc, clock)
+        await world.say(world.quality, world.kim,
+                        "/remember Defect rate for the M3 screws was 0.8% last month")
+        await world.say(world.quality, world.kim, "M3 나사 불량률 얼마였어?")
+        translate, answer = llm.calls[-2], llm.calls[-1]
+        assert translate[1]["content"] == "M3 나사 불량률 얼마였어?"
+        assert "0.8%" in answer[1]["content"]  # the English memory is in the context
+        assert llm.max_tokens[-2] == REWRITE_MAX_TOKENS
+
+    def failing(messages):  # noqa: ANN001, ANN202
+        if "Translate" in messages[0]["content"]:
+            raise ChatServiceTimeout("slow")
+        return "answer"
+
+    llm = FakeLLM(failing)
+    async with open_embedded_chat_service(db_path + ".2", llm=llm, clock=clock) as svc:
+        world = await make_world(svc, clock)
+        await world.say(world.quality, world.kim,
+                        "/remember Defect rate for the M3 screws was 0.8% last month")
+        result = await world.say(world.quality, world.kim, "M3 screw defect rate?")
+        assert result.assistant_message == "answer" and "0.8%" in llm.calls[-1][1]["content"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,10 +32,10 @@ memory_specs = st.tuples(
 )
 def test_search_returns_only_memories_of_joined_rooms_and_own_personal_ones(
     members: set[tuple[str, str]], memories: list[tuple[str, str, str, str]], asker: str,
-    room: str, query: str,
+    room: str, query: str, shared_analyzer: Any,
 ) -> None:
     """Results are room memories of the room asked in or a joined room, or the asker's own."""
-    conn = connect(":memory:")
+    conn = connect(":memory:", shared_analyzer.get())
     for member_room, user in members:
         repo.add_member(conn, member_room, user, 0)
     for text, scope, memory_room, author in memories:

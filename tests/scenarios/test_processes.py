@@ -122,7 +122,8 @@ async def test_unreachable_server_at_start_is_waited_for_not_fatal(tmp_path):
 
     port = _free_port()
     async with FakeMattermost() as mm:
-        mm.refuse_connections(4.0)
+        # long enough to outlast the start-up work before the listener (Kiwi's model: ~3 s)
+        mm.refuse_connections(10.0)
         env = serve_env(mm, tmp_path / "bot.db", MCHAT_HTTP_LISTEN=f"127.0.0.1:{port}")
         out = open(tmp_path / "serve.log", "ab")  # noqa: SIM115
         proc = await trio.lowlevel.open_process(SERVE, env=env, stdout=out,
@@ -130,7 +131,7 @@ async def test_unreachable_server_at_start_is_waited_for_not_fatal(tmp_path):
         try:
             seen: list[tuple[int, str]] = []
             async with httpx.AsyncClient() as http:
-                with trio.fail_after(10):
+                with trio.fail_after(15):
                     while not any("unreachable" in reason for _, reason in seen):
                         try:
                             r = await http.get(f"http://127.0.0.1:{port}/mchat/health")
@@ -140,7 +141,7 @@ async def test_unreachable_server_at_start_is_waited_for_not_fatal(tmp_path):
                         await trio.sleep(0.1)
                 assert {status for status, _ in seen} == {503}
                 assert proc.returncode is None
-                await wait_until(lambda: bot_connected(mm), timeout=15)
+                await wait_until(lambda: bot_connected(mm), timeout=25)
                 p = await mm.post_as("kim", "town-square", "@ai 다시 켜졌어?")
                 await wait_until(lambda: replies_to(mm, p["id"]), timeout=10)
                 r = await http.get(f"http://127.0.0.1:{port}/mchat/health")

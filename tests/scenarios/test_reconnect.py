@@ -101,6 +101,20 @@ async def test_polling_mode_alone(tmp_path):
         assert not [r for r in mm.request_log if "websocket" in r.path]
 
 
+async def test_polling_mode_reads_a_quiet_channel_s_first_post_after_start(tmp_path):
+    """Polling only, a few polls after the start: the first post of a channel the bot has never
+    read (no cursor) is stored and answered. (The sweeper used to read such a channel only from
+    a lost connection on, and polling mode never loses one: no such post was ever read.)"""
+    chat = FakeChat()
+    async with FakeMattermost() as mm, running_bot(mm, str(tmp_path / "b.db"), chat=chat,
+                                                   MCHAT_MODE="polling") as rt:
+        await wait_until(lambda: rt.sweeper.stats.polls >= 3)
+        ids = await post_while_down(mm, 2) + await post_while_down(mm, 1, "quality")
+        await wait_until(lambda: all(replies_to(mm, p) for p in ids), timeout=5)
+        await trio.sleep(0.5)
+        assert_each_answered_once(mm, chat, ids)
+
+
 async def test_rest_5xx_window_delays_but_loses_nothing(tmp_path):
     """REST answers 503 for a while: replies wait in the outbox and go out afterwards."""
     chat = FakeChat()

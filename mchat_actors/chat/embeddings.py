@@ -1,0 +1,208 @@
+"""Optional dense retrieval: memories embedded by an OpenAI-compatible ``/v1/embeddings``.
+
+    async with open_embeddings(cfg.chat) as client:       # EMBEDDINGS_BASE_URL/_API_KEY/_MODEL
+        async with open_embedded_chat_service(path, embeddings=client) as svc: ...
+
+- ``EmbeddingsClient``: one pooled ``httpx.AsyncClient``; every request waits for the backend's
+  own budget (a ``TokenBucket``, ``EMBEDDINGS_RATE_PER_MIN``), a 429 blocks the bucket for its
+  ``Retry-After``. The key is only in the client's headers, never in logs or errors.
+- ``run_embedder``: the service's background task. It embeds the current memories that have no
+  vector for the configured model, ``BATCH`` texts a request, and sleeps when none is left. A
+  memory embedded by another model (the model name changed) counts as missing: it is embedded
+  again. A failure is logged and counted and retried after ``RETRY_S``; answers go on lexically.
+- Vectors live in the same SQLite file (``memory_embeddings``: memory id, model, float32 blob).
+  ``nearest`` scores the vectors of the memories the asker may see (the same visibility SQL as
+  the lexical search; the audience filter is applied after, to both) by cosine similarity.
+  sqlite-vec was the plan for this, but the Python of this project's machines is built without
+  ``enable_load_extension``, so the scan is NumPy over the visible rows (docs/retrieval.md).
+- Questions are embedded with a short deadline (``QUERY_TIMEOUT_S``); with no vector the search
+  is lexical only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import httpx
+import numpy as np
+import trio
+
+from ..config import ChatConfig
+from ..errors import ChatServiceError, ConfigError
+from ..ratelimit import TokenBucket
+from .llm import retry_after_s
+
+logger = logging.getLogger(__name__)
+
+BATCH = 32
+RATE_PER_MIN = 60.0
+QUERY_TIMEOUT_S = 3.0
+IDLE_S = 5.0
+RETRY_S = 30.0
+CANDIDATES = 60
+
+
+@attrs.define
+class EmbeddingStatistics:
+    embedded: int = 0
+    requests: int = 0
+    failures: int = 0
+
+
+class EmbeddingsClient:
+    """``embed(texts)`` -> one vector per text, under the backend's rate limit."""
+
+    def __init__(self, client: httpx.AsyncClient, *, model: str, bucket: TokenBucket,
+                 idle_s: float = IDLE_S, retry_s: float = RETRY_S) -> None:
+        self._client = client
+        self.model = model
+        self.idle_s = idle_s  # how often the embedder looks for new memories
+        self.retry_s = retry_s  # how long it waits after a failure
+        self._bucket = bucket
+        self.statistics = EmbeddingStatistics()
+
+    def __repr__(self) -> str:
+        return f"EmbeddingsClient(model={self.model!r})"
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Raises:
+        ChatServiceError: the endpoint failed, refused, or answered something else.
+        """
+        await self._bucket.acquire()
+        self.statistics.requests += 1
+        try:
+            response = await self._client.post("embeddings",
+                                               json={"model": self.model, "input": list(texts)})
+        except httpx.HTTPError as exc:
+            raise ChatServiceError(f"embeddings: {type(exc).__name__}") from None
+        if response.status_code == 429:
+            self._bucket.penalize(retry_after_s(response) or 1.0)
+        if response.status_code >= 400:
+            raise ChatServiceError(f"embeddings: HTTP {response.status_code}")
+        try:
+            data = sorted(response.json()["data"], key=lambda d: d["index"])
+            vectors = [[float(x) for x in d["embedding"]] for d in data]
+        except (ValueError, KeyError, TypeError):
+            raise ChatServiceError("embeddings: not an embeddings answer") from None
+        if len(vectors) != len(texts) or any(not v for v in vectors):
+            raise ChatServiceError("embeddings: wrong number of vectors")
+        return vectors
+
+
+@asynccontextmanager
+async def open_embeddings(cfg: ChatConfig, *, rate_per_min: float = RATE_PER_MIN,
+                          timeout_s: float = 30.0, idle_s: float = IDLE_S,
+                          retry_s: float = RETRY_S) -> AsyncIterator[EmbeddingsClient]:
+    """An ``EmbeddingsClient`` for ``cfg.embeddings_base_url`` with one pooled HTTP client.
+
+    Raises:
+        ConfigError: the base URL or the model is unset.
+    """
+    if not cfg.embeddings_base_url or not cfg.embeddings_model:
+        raise ConfigError(["EMBEDDINGS_BASE_URL and EMBEDDINGS_MODEL are required"])
+    headers = {"Accept": "application/json"}
+    if cfg.embeddings_api_key:
+        headers["Authorization"] = f"Bearer {cfg.embeddings_api_key.reveal()}"
+    client = httpx.AsyncClient(base_url=cfg.embeddings_base_url.rstrip("/") + "/",
+                               headers=headers, timeout=httpx.Timeout(timeout_s),
+                               limits=httpx.Limits(max_connections=4))
+    async with client:
+        yield EmbeddingsClient(client, model=cfg.embeddings_model,
+                               bucket=TokenBucket(rate_per_min / 60.0, window_s=60.0),
+                               idle_s=idle_s, retry_s=retry_s)
+
+
+# -- storage (runs in the database thread) --------------------------------------------------
+
+def pending(conn: sqlite3.Connection, model: str, limit: int) -> list[tuple[int, str]]:
+    """Current memories without a vector of ``model``, oldest first."""
+    rows = conn.execute(
+        "SELECT m.id, m.content FROM memories AS m LEFT JOIN memory_embeddings AS e"
+        " ON e.memory_id = m.id AND e.model = ? WHERE m.deleted_at IS NULL"
+        " AND m.valid_to IS NULL AND m.forgotten_at IS NULL AND e.memory_id IS NULL"
+        " ORDER BY m.id LIMIT ?", (model, limit)).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def store(conn: sqlite3.Connection, model: str, items: Sequence[tuple[int, Sequence[float]]]
+          ) -> None:
+    for memory_id, vector in items:
+        blob = np.asarray(vector, dtype=np.float32).tobytes()
+        conn.execute("INSERT INTO memory_embeddings (memory_id, model, vector) VALUES (?, ?, ?)"
+                     " ON CONFLICT(memory_id) DO UPDATE SET model = excluded.model,"
+                     " vector = excluded.vector", (memory_id, model, blob))
+
+
+def nearest(conn: sqlite3.Connection, vector: Sequence[float], model: str, *, visible: str,
+            args: Sequence[Any], limit: int = CANDIDATES) -> list[tuple[int, float]]:
+    """``(memory id, cosine similarity)`` of the visible memories nearest ``vector``, best first.
+
+    ``visible`` is the SQL condition on ``m`` (``chat.search``'s) with its ``args``.
+    """
+    rows = conn.execute(
+        "SELECT e.memory_id, e.vector FROM memory_embeddings AS e JOIN memories AS m"
+        f" ON m.id = e.memory_id WHERE e.model = ? AND {visible}", (model, *args)).fetchall()
+    query = np.asarray(vector, dtype=np.float32)
+    rows = [r for r in rows if len(r[1]) == 4 * len(query)]
+    if not rows or not np.any(query):
+        return []
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+    sims = (matrix @ query) / np.where(norms == 0, 1.0, norms)
+    order = np.argsort(-sims)[:limit]
+    return [(int(rows[i][0]), float(sims[i])) for i in order]
+
+
+# -- the background task ---------------------------------------------------------------------
+
+async def run_embedder(db: Any, client: EmbeddingsClient, *, batch: int = BATCH) -> None:
+    """Embed missing memories forever (``db`` is ``EmbeddedChatService.db``); a new memory
+    waits at most ``client.idle_s`` (it is found lexically meanwhile)."""
+    idle_s, retry_s = client.idle_s, client.retry_s
+    while True:
+        items = await db(pending, client.model, batch)
+        if not items:
+            await trio.sleep(idle_s)
+            continue
+        try:
+            vectors = await client.embed([text for _, text in items])
+        except ChatServiceError as exc:
+            client.statistics.failures += 1
+            logger.warning("chat: embedding %d memories failed (%s); retry in %.0f s; answers "
+                           "stay lexical", len(items), exc, retry_s)
+            await trio.sleep(retry_s)
+            continue
+        await db(store, client.model, [(mid, v) for (mid, _), v in zip(items, vectors,
+                                                                       strict=True)])
+        client.statistics.embedded += len(items)
+
+
+async def query_vector(client: EmbeddingsClient | None, text: str) -> list[float] | None:
+    """``text``'s vector, or None (no endpoint, or it failed or was slow: search lexically)."""
+    if client is None:
+        return None
+    with trio.move_on_after(QUERY_TIMEOUT_S):
+        try:
+            return (await client.embed([text]))[0]
+        except ChatServiceError as exc:
+            client.statistics.failures += 1
+            logger.info("chat: question not embedded (%s); lexical search only", exc)
+            return None
+    client.statistics.failures += 1
+    return None
+
+
+async def dense_query(client: EmbeddingsClient | None, text: str
+                      ) -> tuple[list[float], str] | None:
+    """``(text's vector, model)`` for a hybrid search, or None (lexical search only)."""
+    vector = await query_vector(client, text)
+    return (vector, client.model) if vector is not None and client is not None else None
+
+
+__all__ = ["EmbeddingsClient", "dense_query", "nearest", "open_embeddings", "pending",
+           "query_vector", "run_embedder", "store"]

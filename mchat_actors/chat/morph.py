@@ -1,0 +1,366 @@
+"""Korean and English analysis with Kiwi: the terms memories are indexed and searched by.
+
+``KiwiAnalyzer.load()`` reads Kiwi's model (the ``kiwipiepy-model`` package: nothing is
+downloaded) and the domain glossary once; it is blocking (about 2-3 s, ~300 MB), so the
+service calls it in a worker thread at start and owns the result. All its methods are
+blocking too and are called from the database thread or ``trio.to_thread``.
+
+- Terms: Kiwi's content morphemes (``NNG NNP XR SN SL SH VV VA`` and URLs, e-mails, hashtags),
+  lower case; Latin words through the Snowball English stemmer (PyStemmer). Particles, endings,
+  question words and politeness are other parts of speech, so they never become terms: no
+  hand-made particle or stopword list (only the standard English function words).
+- Queries are analysed with Kiwi's typo correction (``basic_with_continual``); a noun or verb
+  stem that asks rather than names (a predicate: 알려줘, 어때, 바뀌었어) counts half.
+- Expansions, always weighted below an exact match: the domain glossary (``glossary.toml``
+  plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``:
+  결함 -> 결점, 하자); the search adds index words one or two jamo away from an unknown
+  query word (typos such as 불랑률 -> 불량률).
+"""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import attrs
+import Stemmer  # type: ignore[import-not-found]
+
+from .analysis import Concept, Expansion, Query, concept_match, coverage, hangul_bigrams, is_hangul
+
+INDEX_TERMS_VERSION = 1  # bump when what is indexed for a text changes: the index is rebuilt
+CONTENT_TAGS = frozenset("NNG NNP XR SN SL SH VV VA W_URL W_EMAIL W_HASHTAG W_SERIAL".split())
+PREDICATE_TAGS = frozenset(("VV", "VA", "PRED"))
+VERB_SUFFIXES = frozenset(("XSV", "XSA"))
+SIMILAR_TAGS = frozenset(("NNG", "NNP", "VV", "VA", "XR"))
+INDEX_MARGIN = 2.0  # a second analysis this close (log-probability) is indexed too
+QUERY_MARGIN = 4.0  # ... or searched for, as an alternative of the best one's concepts
+ALTERNATIVE_WEIGHT = 0.9
+PREDICATE_WEIGHT = 0.5
+SINGLE_LETTER_WEIGHT = 0.4
+GLOSSARY_WEIGHT = 0.85
+SIMILAR_MIN_SCORE = 0.7  # CoNg cosine similarity below this is too loose to search for
+SIMILAR_TOP_N = 5
+SIMILAR_WEIGHT = 0.6  # times the similarity
+TYPO_WEIGHT = 0.8
+QUERY_TYPOS = "basic_with_continual"  # Kiwi's typo model for queries (not for the index)
+# The Snowball project's English stop list (function words only).
+ENGLISH_STOPWORDS = frozenset(
+    "i me my myself we our ours ourselves you your yours yourself yourselves he him his himself "
+    "she her hers herself it its itself they them their theirs themselves what which who whom "
+    "this that these those am is are was were be been being have has had having do does did "
+    "doing would should could ought a an the and but if or because as until while of at by for "
+    "with about against between into through during before after above below to from up down "
+    "in out on off over under again further then once here there when where why how all any "
+    "both each few more most other some such no nor not only own same so than too very can will "
+    "just don't should now".split()
+)
+
+
+class _Tok(NamedTuple):
+    form: str
+    tag: str
+    start: int
+    end: int
+
+
+def _tag(token: Any) -> str:
+    return str(token.tag).split("-")[0]
+
+
+@attrs.frozen
+class Glossary:
+    """Groups of spellings of one concept, each spelling as its tuple of terms."""
+
+    groups: tuple[tuple[tuple[str, ...], ...], ...] = ()
+
+    def expansions(self, terms: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
+        """For each of ``terms`` that is part of a spelling found in ``terms``: the other
+        spellings of its group."""
+        have = set(terms)
+        found: dict[str, list[tuple[str, ...]]] = {}
+        for group in self.groups:
+            for spelling in group:
+                if spelling and all(t in have for t in spelling):
+                    others = [s for s in group if s and set(s) != set(spelling)]
+                    for t in spelling:
+                        found.setdefault(t, []).extend(o for o in others
+                                                       if o not in found.get(t, []))
+        return found
+
+
+def read_glossary_files(extra: str | None = None) -> list[list[str]]:
+    """The shipped glossary's groups, then those of ``extra`` (a TOML file of the same form).
+
+    Raises:
+        ValueError: ``extra`` is unreadable or not of the form ``[[same]] terms = [...]``.
+    """
+    texts = [resources.files(__package__).joinpath("glossary.toml").read_text("utf-8")]
+    if extra:
+        try:
+            texts.append(Path(extra).read_text("utf-8"))
+        except OSError as exc:
+            raise ValueError(f"glossary {extra}: {exc.strerror}") from None
+    groups = []
+    for n, text in enumerate(texts):
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"glossary {extra if n else 'glossary.toml'}: {exc}") from None
+        for entry in data.get("same", []):
+            terms = entry.get("terms") if isinstance(entry, dict) else None
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ValueError(f"glossary {extra if n else 'glossary.toml'}: each [[same]] "
+                                 "needs terms = [\"...\", ...]")
+            groups.append(terms)
+    return groups
+
+
+@attrs.define
+class KiwiAnalyzer:
+    """Kiwi morphology + Snowball stemming + glossary and similarity expansion.
+
+    ``expand=False`` (and ``similar=False``) give the evaluation's intermediate configurations;
+    they share the loaded model (``with_options``).
+    """
+
+    kiwi: Any
+    stemmer: Any
+    glossary: Glossary
+    expand: bool = True
+    similar: bool = True
+    load_seconds: float = 0.0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _similar_cache: dict[tuple[str, str], tuple[tuple[str, float], ...]] = attrs.field(
+        factory=dict)
+
+    name = "kiwi"
+
+    @classmethod
+    def load(cls, *, glossary_path: str | None = None) -> KiwiAnalyzer:
+        """Read the model and the glossary (blocking: call it in a worker thread).
+
+        Raises:
+            ValueError: the extra glossary cannot be read.
+        """
+        import time
+
+        import kiwipiepy  # type: ignore[import-untyped]
+
+        started = time.perf_counter()
+        kiwi = kiwipiepy.Kiwi()
+        kiwi.most_similar_morphemes(("품질", "NNG"), top_n=1)  # builds its tables now
+        stemmer = Stemmer.Stemmer("english")
+        analyzer = cls(kiwi, stemmer, Glossary())
+        groups = read_glossary_files(glossary_path)
+        spellings = tuple(tuple(t for t in (analyzer.best_terms(s) for s in g) if t)
+                          for g in groups)
+        analyzer.glossary = Glossary(spellings)
+        analyzer.load_seconds = time.perf_counter() - started
+        return analyzer
+
+    def with_options(self, *, expand: bool, similar: bool = True) -> KiwiAnalyzer:
+        """The same model and glossary with other expansion options."""
+        return KiwiAnalyzer(self.kiwi, self.stemmer, self.glossary, expand=expand,
+                            similar=similar, load_seconds=self.load_seconds, lock=self._lock,
+                            similar_cache=self._similar_cache)  # one lock per Kiwi object
+
+    @property
+    def index_version(self) -> str:
+        import kiwipiepy
+
+        return f"kiwi-{kiwipiepy.__version__}-terms{INDEX_TERMS_VERSION}"
+
+    # -- terms -------------------------------------------------------------------------------
+
+    def _analyses(self, text: str, *, top_n: int, margin: float,
+                  typos: str | None = None) -> list[list[_Tok]]:
+        """The content tokens of Kiwi's best analyses of ``text`` (those within ``margin`` of
+        the best one's log-probability), best first."""
+        text = unicodedata.normalize("NFKC", text)
+        out = []
+        with self._lock:  # neither Kiwi nor the stemmer is documented as thread-safe
+            found = (self.kiwi.analyze(text, top_n=top_n, typos=typos) if typos
+                     else self.kiwi.analyze(text, top_n=top_n))
+            best = found[0][1] if found else 0.0
+            for tokens, score in found:
+                if best - score <= margin:
+                    out.append(self._content(tokens))
+        return out
+
+    def _content(self, tokens: Any) -> list[_Tok]:
+        out = []
+        for i, token in enumerate(tokens):
+            tag = _tag(token)
+            if tag not in CONTENT_TAGS:
+                continue
+            form = token.form.lower()
+            if tag == "SL":
+                if form in ENGLISH_STOPWORDS:
+                    continue
+                form = self.stemmer.stemWord(form)
+            elif tag == "NNG" and i + 1 < len(tokens) and _tag(tokens[i + 1]) in VERB_SUFFIXES:
+                tag = "PRED"  # 감사(하다), 확인(해 주세요): a verbal noun used as the predicate
+            out.append(_Tok(form, tag, token.start, token.start + token.len))
+        return out
+
+    def best_terms(self, text: str) -> tuple[str, ...]:
+        """The terms of Kiwi's best analysis of ``text``."""
+        analyses = self._analyses(text, top_n=1, margin=0.0)
+        return tuple(t.form for t in analyses[0]) if analyses else ()
+
+    def index_terms(self, text: str) -> list[str]:
+        """The terms of the best analysis and of a close second one (ambiguous segmentations
+        such as 사출기 / 사출+기 are indexed both ways)."""
+        analyses = self._analyses(text, top_n=2, margin=INDEX_MARGIN)
+        return list(dict.fromkeys(t.form for a in analyses for t in a))
+
+    def index_columns(self, text: str) -> tuple[str, str]:
+        """The ``(words, grams)`` columns indexed for a memory's text."""
+        terms = self.index_terms(text)
+        grams = [g for t in terms if is_hangul(t) for g in hangul_bigrams(t)]
+        return " ".join(dict.fromkeys(terms)), " ".join(grams)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def analyze_query(self, text: str) -> Query:
+        """The concepts of a question (Kiwi's best analysis), each with its expansions: the
+        forms other close analyses and the typo-corrected one give its span, and when
+        ``expand``, glossary synonyms and Kiwi's similar morphemes."""
+        analyses = self._analyses(text, top_n=3, margin=QUERY_MARGIN)
+        if not analyses:
+            return Query(())
+        best = _join_fragments(analyses[0])
+        others = [t for a in analyses[1:] for t in a]
+        others += [t for a in self._analyses(text, top_n=1, margin=0.0, typos=QUERY_TYPOS)
+                   for t in a]
+        forms = {t.form for t in best}
+        glossary = self.glossary.expansions(forms) if self.expand else {}
+        concepts: dict[str, Concept] = {}
+        for tok in best:
+            if tok.form in concepts:
+                continue
+            weight = 1.0
+            if tok.tag in PREDICATE_TAGS:
+                weight = PREDICATE_WEIGHT
+            elif tok.tag == "SL" and len(tok.form) == 1:
+                weight = SINGLE_LETTER_WEIGHT
+            exps = [Expansion((o.form,), ALTERNATIVE_WEIGHT, "analysis") for o in others
+                    if o.start < tok.end and tok.start < o.end and o.form not in forms]
+            exps += [Expansion(sp, GLOSSARY_WEIGHT, "glossary")
+                     for sp in glossary.get(tok.form, [])]
+            if self.expand and self.similar and tok.tag in SIMILAR_TAGS:
+                exps += [Expansion((f,), SIMILAR_WEIGHT * score, "kiwi")
+                         for f, score in self._similar(tok.form, tok.tag)]
+            grams = tuple(hangul_bigrams(tok.form)) if is_hangul(tok.form) else ()
+            concepts[tok.form] = Concept(tok.form, grams, weight, tok.tag,
+                                         tuple(_unique(exps, tok.form)))
+        return Query(tuple(concepts.values()))
+
+    def _similar(self, form: str, tag: str) -> tuple[tuple[str, float], ...]:
+        key = (form, tag)
+        with self._lock:
+            if key not in self._similar_cache:
+                try:
+                    found = self.kiwi.most_similar_morphemes(key, top_n=SIMILAR_TOP_N)
+                except ValueError:  # not in the model's vocabulary
+                    found = []
+                self._similar_cache[key] = tuple(
+                    (m.form.lower(), float(m.score)) for m in found
+                    if m.score >= SIMILAR_MIN_SCORE and m.form.lower() != form)
+            return self._similar_cache[key]
+
+    # -- relevance ---------------------------------------------------------------------------
+
+    def content_index(self, content: str) -> tuple[frozenset[str], frozenset[str]]:
+        words, grams = self.index_columns(content)
+        return frozenset(words.split()), frozenset(grams.split())
+
+    def relevance(self, query: Query, content: str, weights: Mapping[str, float] | None = None,
+                  *, indexed: tuple[frozenset[str], frozenset[str]] | None = None) -> float:
+        """The weighted share (0..1) of ``query``'s concepts found in ``content`` (exactly,
+        or through an expansion at its lower weight). ``indexed``: the content's terms and
+        bigrams when already known (the index's columns)."""
+        terms, grams = indexed if indexed is not None else self.content_index(content)
+        return coverage(query, terms, grams, weights)
+
+
+def _join_fragments(tokens: list[_Tok]) -> list[_Tok]:
+    """Adjacent one-syllable Hangul morphemes of one word (납끼 -> 납 + 끼, 로트 -> 로 + 트) are
+    how Kiwi splits a word it does not know, often a misspelling: they are joined back into one
+    term, which the search then looks up as written and a typo away."""
+    out: list[_Tok] = []
+    for tok in tokens:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.end == tok.start and len(tok.form) == 1
+                and is_hangul(tok.form) and is_hangul(prev.form)
+                and (len(prev.form) == 1 or prev.tag == "FRAGMENT")):
+            out[-1] = _Tok(prev.form + tok.form, "FRAGMENT", prev.start, tok.end)
+        else:
+            out.append(tok)
+    return out
+
+
+def _unique(exps: Iterable[Expansion], form: str) -> list[Expansion]:
+    seen: dict[tuple[str, ...], Expansion] = {}
+    for e in exps:
+        if e.terms == (form,):
+            continue
+        if e.terms not in seen or seen[e.terms].weight < e.weight:
+            seen[e.terms] = e
+    return list(seen.values())
+
+
+def explain_matches(analyzer: Any, query: str, memories: Iterable[Any]) -> list[str]:
+    """One line per memory: each concept of ``query`` and how the memory says it."""
+    q = analyzer.analyze_query(query)
+    lines = []
+    for m in memories:
+        words, grams = analyzer.index_columns(m.content)
+        parts = []
+        for c in q.concepts:
+            score, how = concept_match(c, frozenset(words.split()), frozenset(grams.split()))
+            parts.append(f"{c.stem}: {how} {score:.2f}" if score else f"{c.stem}: -")
+        if getattr(m, "similarity", None) is not None:
+            parts.append(f"embedding similarity {m.similarity:.2f}")
+        lines.append(f"{m.id}: " + ", ".join(parts))
+    return lines
+
+
+# -- typos: jamo edit distance -------------------------------------------------------------
+
+def jamo(text: str) -> str:
+    """Hangul syllables split into their letters (불량 -> ㅂㅜㄹㄹㅑㅇ)."""
+    return unicodedata.normalize("NFD", text)
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def typo_matches(term: str, candidates: Iterable[str]) -> list[str]:
+    """The ``candidates`` one jamo (two for words of three syllables or more) from ``term``."""
+    if not is_hangul(term) or len(term) < 2:
+        return []
+    limit = 1 if len(term) == 2 else 2
+    target = jamo(term)
+    return [c for c in candidates if c != term and is_hangul(c)
+            and abs(len(c) - len(term)) <= 1 and edit_distance(jamo(c), target, limit) <= limit]
+
+
+__all__ = ["Glossary", "KiwiAnalyzer", "explain_matches", "read_glossary_files", "typo_matches"]
