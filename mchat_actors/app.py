@@ -91,8 +91,12 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
-    """The configured ChatService: embedded, or the remote adapter over the embedded store."""
+async def open_chat_service(config: Config, store: Store | None = None
+                            ) -> AsyncIterator[ChatService]:
+    """The configured ChatService: embedded, or the remote adapter over the embedded store.
+
+    ``store``: the runtime's store; the embedded service's writes then join its group commits.
+    """
     from .chat.embedded import open_embedded_chat_service
 
     llm_cm: AbstractAsyncContextManager[LLM] | None = None
@@ -110,7 +114,8 @@ async def open_chat_service(config: Config) -> AsyncIterator[ChatService]:
                                               timezone=config.chat.timezone,
                                               mask_llm=config.chat.mask_llm,
                                               glossary_path=config.chat.glossary_path,
-                                              embeddings=embeddings) as local:
+                                              embeddings=embeddings,
+                                              store=store) as local:
             if not remote:
                 yield local
                 return
@@ -167,7 +172,7 @@ async def run(
     with collapse_groups(fatal=FATAL):
         async with open_store(config.db_path) as store:
             if chat is None:
-                async with open_chat_service(config) as chat_service:
+                async with open_chat_service(config, store) as chat_service:
                     await _run(config, store, chat_service, startup_quiet_s, task_status)
             else:
                 await _run(config, store, chat, startup_quiet_s, task_status)

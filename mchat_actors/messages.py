@@ -11,11 +11,14 @@ named constructors such as ``Post.from_api``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType
 
 import attrs
 
 from .mattermost.hygiene import clean_answer
+
+if TYPE_CHECKING:
+    from .outbox import OutboxRow
 
 ChannelId = NewType("ChannelId", str)  # Mattermost channel id
 MattermostUserId = NewType("MattermostUserId", str)
@@ -176,6 +179,10 @@ class SendReply:
 
     ``reply_key`` is stable for one logical reply (e.g. ``<trigger post id>:0``): the outbox is
     unique on it, and it travels in ``props.mchat_reply_key`` so a resend can find the post.
+
+    ``committed``: the outbox rows this reply already is, as the handler's transaction committed
+    them (results flow forward from the commit): the sender queues them as they are, with no
+    store round trip. Empty: the sender writes the reply to the outbox itself.
     """
 
     channel_id: ChannelId
@@ -183,6 +190,7 @@ class SendReply:
     reply_key: str
     root_id: PostId | None = None
     trigger_post_id: PostId | None = None
+    committed: tuple[OutboxRow, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)

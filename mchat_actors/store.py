@@ -1,20 +1,25 @@
-"""The runtime's SQLite database: one connection, one thread at a time, schema in one place.
+"""The runtime's SQLite database: one writer, group commit, schema in one place.
 
-``Store`` is the sole owner of the runtime's connection. Work runs in a worker thread through
-``await store.run(fn, *args)`` under a ``CapacityLimiter(1)``, so calls are serialised and never
-block the trio loop. The functions passed to ``run`` take the ``sqlite_utils.Database`` first;
-they live next to the actor that needs them (``outbox.py``, ``mapping.py`` ...).
+``Store`` owns the runtime's write connection through its storage actor (``writer.Writer``):
+``await store.run(fn, *args)`` sends ``fn(db, *args)`` to the actor, which runs everything queued
+at that moment as ONE transaction in its worker thread (each call in its own savepoint) and
+answers each caller after the ``COMMIT``. Calls never block the trio loop, and a burst of N calls
+costs one thread hop and one commit. The functions passed to ``run`` take the
+``sqlite_utils.Database`` first; they live in the repository modules (``outbox.py``,
+``mapping.py``, ``retry_queue.py`` ...).
 
-The ChatService's tables (users, chat_rooms, chat_messages, memories ...) live in the same file
-but are owned by the ChatService, which opens its own connection (WAL lets them share).
+``store.read(fn, *args)`` runs a read on a second connection (WAL: it sees every committed write
+and never takes the write lock). The embedded ChatService joins the same writer when it is given
+the store (``open_embedded_chat_service(..., store=store)``): its message inserts are batched
+with the runtime's rows.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,11 +28,15 @@ import sqlite_utils
 import trio
 
 from .errors import StoreError, StoreUnavailable
+from .migrations import Migration, statements, upgrade
+from .writer import Writer, WriterClosed
+from .writer import transaction as transaction  # the one transaction helper
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # = len(MIGRATIONS), also kept in mchat_state for older tools
 
+# Version 1: the tables of release ca5a05a.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mchat_channel_mapping (
     id INTEGER PRIMARY KEY,
@@ -82,11 +91,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, channel_id, id);
-CREATE TABLE IF NOT EXISTS webhook_inbox (
-    post_id TEXT PRIMARY KEY,
-    payload TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -95,6 +99,19 @@ CREATE TABLE IF NOT EXISTS audit_log (
     target TEXT NOT NULL DEFAULT '',
     detail TEXT NOT NULL DEFAULT '',
     remote_addr TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS mchat_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# Version 2: the webhook inbox (#14) and the durable retry queue (#10).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS webhook_inbox (
+    post_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    received_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS mchat_retry (
     id INTEGER PRIMARY KEY,
@@ -111,18 +128,28 @@ CREATE TABLE IF NOT EXISTS mchat_retry (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mchat_retry_pending ON mchat_retry (status, channel_id, id);
-CREATE TABLE IF NOT EXISTS mchat_state (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 """
+
+# The runtime's schema history (see ``migrations``): append, never edit a released step.
+MIGRATIONS = (
+    Migration(1, "runtime tables of release ca5a05a", statements(_SCHEMA)),
+    Migration(2, "webhook inbox and durable retry queue", statements(_SCHEMA_V2)),
+)
+
+
+class StoreConnection(sqlite3.Connection):
+    """The runtime's connection. ``analyzer`` is set only while the storage actor runs a
+    request of the embedded ChatService (``chat.search.analyzer_of`` reads it, so the search
+    index is written with the service's analyzer on the shared connection)."""
+
+    analyzer: object | None = None
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open ``path`` in WAL mode with a busy timeout; usable from any one thread at a time."""
     try:
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0,
-                               isolation_level=None)
+                               isolation_level=None, factory=StoreConnection)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -131,27 +158,16 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``: the one way the runtime writes several rows at once.
-
-    ``COMMIT`` sits inside the error handling: when it fails (SQLITE_BUSY, a deferred
-    constraint), the transaction is rolled back and the error re-raised, so the connection is
-    never left inside an open transaction for the next caller to commit by accident.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 def migrate(db: sqlite_utils.Database) -> None:
-    """Create or upgrade the runtime's tables. Idempotent."""
-    db.conn.executescript(_SCHEMA)
+    """Create or upgrade the runtime's tables (``migrations.upgrade``). Idempotent.
+
+    Raises:
+        StoreError: the database was made by a newer release (never downgraded).
+    """
+    try:
+        upgrade(db.conn, "runtime", MIGRATIONS)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
     db.conn.execute(
         "INSERT INTO mchat_state (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -182,22 +198,49 @@ def store_error(fn: Callable[..., object], exc: sqlite3.Error) -> StoreError:
 
 
 class Store:
-    """Sole owner of the runtime's SQLite connection. Create with ``open_store``."""
+    """Sole owner of the runtime's SQLite connections. Create with ``open_store``."""
 
-    def __init__(self, db: sqlite_utils.Database, path: str) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: str, writer: Writer | None = None,
+                 reader: sqlite_utils.Database | None = None) -> None:
+        """``writer``: the storage actor (``open_store`` starts it); without one each call is
+        its own transaction in a worker thread (tools, tests that run the store inline)."""
         self.db = db
         self.path = path
-        self._limiter = trio.CapacityLimiter(1)
+        self.writer = writer
+        self._reader = reader
+        self._read_limiter = trio.CapacityLimiter(1)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(db, *args, **kwargs)`` in the store's thread; sqlite errors -> ``StoreError``.
+        """Run ``fn(db, *args, **kwargs)`` in the next group commit; its value once committed.
 
-        Cancellation: the thread call is not abandoned (``abandon_on_cancel=False``), so a
-        started write always completes before cancellation is delivered.
+        Raises:
+            StoreUnavailable: busy, locked, full disk, I/O, or the store is closed.
+            StoreError: any other sqlite error (a bug, not a condition).
+
+        Cancellation: a call still queued is dropped; a started one completes first.
         """
+        work = partial(fn, self.db, *args, **kwargs)
+        if self.writer is None:
+            try:
+                return await trio.to_thread.run_sync(work, limiter=self._read_limiter)
+            except sqlite3.Error as exc:
+                raise store_error(fn, exc) from exc
+        try:
+            return await self.writer.submit(lambda _conn: work(),
+                                            name=getattr(fn, "__name__", "query"))
+        except sqlite3.Error as exc:
+            raise store_error(fn, exc) from exc
+        except WriterClosed as exc:
+            raise StoreUnavailable(f"{getattr(fn, '__name__', 'query')}: {exc}") from exc
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run the read-only ``fn(db, ...)`` on the read connection (WAL: every committed write
+        is visible; no write lock is taken). Falls back to ``run`` without a read connection."""
+        if self._reader is None:
+            return await self.run(fn, *args, **kwargs)
         try:
             return await trio.to_thread.run_sync(
-                partial(fn, self.db, *args, **kwargs), limiter=self._limiter)
+                partial(fn, self._reader, *args, **kwargs), limiter=self._read_limiter)
         except sqlite3.Error as exc:
             raise store_error(fn, exc) from exc
 
@@ -249,9 +292,17 @@ def audit(db: sqlite_utils.Database, *, actor: str, action: str, target: str = "
 async def open_store(path: str | Path) -> AsyncIterator[Store]:
     """Open (creating and migrating) the database at ``path``; close it on exit."""
     db = await trio.to_thread.run_sync(connect, path)
+    reader: sqlite_utils.Database | None = None
     try:
         await trio.to_thread.run_sync(migrate, db)
-        yield Store(db, str(path))
+        reader = await trio.to_thread.run_sync(connect, path)
+        writer = Writer(db.conn)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            yield Store(db, str(path), writer, reader)
+            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(db.conn.close)
+            if reader is not None:
+                await trio.to_thread.run_sync(reader.conn.close)

@@ -9,31 +9,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
 
 from ..config import MattermostConfig
 from ..errors import MattermostApiError, MattermostUnavailable, RateLimited
+from ..mattermost.api import TeamChannels
 
 logger = logging.getLogger(__name__)
 
 PAGE = 200
 
 
-class _Rest(Protocol):
-    async def get_team_by_name(self, name: str) -> Mapping[str, Any]: ...
-    async def get_channel_by_name(self, team_id: str, name: str) -> Mapping[str, Any]: ...
-    async def get_public_channels(self, team_id: str, *, page: int = 0,
-                                  per_page: int = 200) -> list[Mapping[str, Any]]: ...
-    async def add_channel_member(self, channel_id: str, user_id: str) -> Mapping[str, Any]: ...
-
-
 @attrs.define
 class AutoJoiner:
     cfg: MattermostConfig
-    rest: _Rest
+    rest: TeamChannels
     bot_user_id: str
     interval_s: float = 60.0
     joined: set[str] = attrs.Factory(set)

@@ -131,20 +131,25 @@ class HandlerStats:
 
 def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
                 replies: tuple[SendReply, ...], max_chars: int,
-                delivered_in_response: bool = False) -> None:
+                delivered_in_response: bool = False) -> list[outbox.OutboxRow]:
     """Mark handled + advance the cursor + write the outbox rows, atomically.
 
     ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
     rows are recorded as sent so the sender never posts them.
+
+    Returns:
+        The replies' pending outbox rows as committed (for the sender: no re-read).
     """
     with transaction(db.conn):
         mapping.record_post(db, post, status=status, source=source)
-        if replies:
-            outbox.enqueue_replies(db, replies, max_chars=max_chars)
-            if delivered_in_response:
-                for reply in replies:
-                    outbox.mark_delivered_elsewhere(db, reply.reply_key,
-                                                    how="webhook-response")
+        if not replies:
+            return []
+        ids = outbox.enqueue_replies(db, replies, max_chars=max_chars)
+        if delivered_in_response:
+            for reply in replies:
+                outbox.mark_delivered_elsewhere(db, reply.reply_key, how="webhook-response")
+            return []
+        return outbox.load_pending(db, ids=ids)
 
 
 @attrs.define
@@ -170,11 +175,11 @@ class Handler:
             case PostCreated():
                 await self._post_created(event)
             case PostEdited(post=post):
-                if await self.store.run(mapping.is_post_seen, post.id):
+                if await self.store.read(mapping.is_post_seen, post.id):
                     self.stats.edits += 1
                     await self.invoker.edit(post)
             case PostDeleted(post=post):
-                if await self.store.run(mapping.is_post_seen, post.id):
+                if await self.store.read(mapping.is_post_seen, post.id):
                     self.stats.deletes += 1
                     await self.invoker.delete(post)
             case MemberJoined(channel_id=cid, user_id=uid):
@@ -189,7 +194,7 @@ class Handler:
     async def _post_created(self, event: PostCreated) -> None:
         post = event.post
         started = trio.current_time()
-        if await self.store.run(mapping.is_post_seen, post.id):
+        if await self.store.read(mapping.is_post_seen, post.id):
             self.stats.duplicates += 1
             if event.source == "webhook":
                 self.webhook_replies.no_reply(post.id)
@@ -258,7 +263,7 @@ class Handler:
         if not respond or guard is None:
             return ""
         if guard.is_automated(post):
-            row = await self.store.run(mapping.get_user, post.user_id) if guard.answer_bots \
+            row = await self.store.read(mapping.get_user, post.user_id) if guard.answer_bots \
                 else None
             if not guard.bot_allowed(str(row["mchat_username"]) if row else None):
                 return "bot_not_answered"
@@ -269,7 +274,7 @@ class Handler:
     async def _finish(self, post: Post, status: str, source: str,
                       replies: tuple[SendReply, ...], in_response: bool = False) -> None:
         try:
-            await self.store.run(finish_post, post, status=status, source=source,
+            rows = await self.store.run(finish_post, post, status=status, source=source,
                                  replies=replies, max_chars=self.cfg.max_post_chars,
                                  delivered_in_response=in_response)
         except BaseException:
@@ -284,7 +289,11 @@ class Handler:
             self.stats.replies_in_webhook_response += len(replies)
             return
         for reply in replies:
-            await self.replies.send(reply)
+            committed = tuple(r for r in rows if r.reply_key == reply.reply_key
+                              or r.reply_key.startswith(f"{reply.reply_key}#"))
+            # committed rows flow forward; a reply whose rows are no longer pending (sent by an
+            # earlier run) carries none and the sender's enqueue is then a no-op
+            await self.replies.send(attrs.evolve(reply, committed=committed))
             self.stats.replies_queued += 1
 
     def _reactor(self, post_id: PostId) -> ReactFn:

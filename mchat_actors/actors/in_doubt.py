@@ -10,21 +10,13 @@ reply would be posted twice).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
-
+from ..mattermost.api import PostHistory
 from ..mattermost.events import posts_from_list
 
 PAGE = 200
 
 
-class _Rest(Protocol):
-    async def get_posts(self, channel_id: str, *, since: int | None = None,
-                        after: str | None = None, before: str | None = None, page: int = 0,
-                        per_page: int = 200) -> Mapping[str, Any]: ...
-
-
-async def find_earlier_post(rest: _Rest, *, channel_id: str, reply_key: str, bot_user_id: str,
+async def find_earlier_post(rest: PostHistory, *, channel_id: str, reply_key: str, bot_user_id: str,
                             since_ms: int) -> str | None:
     """The id of the bot's post with ``reply_key`` created at ``since_ms`` or later, if any."""
     page = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -22,6 +22,7 @@ import trio
 from .. import mapping
 from ..chat.protocol import ChatService
 from ..errors import ChatServiceTimeout, MattermostAuthError, MchatActorsError
+from ..mattermost.api import ChannelDirectory
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
 from ..store import Store
 
@@ -30,13 +31,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _ROOM_KINDS = {"O": "channel", "P": "private", "D": "direct", "G": "group"}
 MEMBERS_PAGE = 200
-
-
-class _Rest(Protocol):
-    async def get_channel(self, channel_id: str) -> Mapping[str, Any]: ...
-    async def get_channel_members(self, channel_id: str, *, page: int = 0,
-                                  per_page: int = 200) -> list[Mapping[str, Any]]: ...
-    async def get_user(self, user_id: str) -> Mapping[str, Any]: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -67,7 +61,7 @@ class MapperStats:
 @attrs.define
 class Mapper:
     store: Store
-    rest: _Rest
+    rest: ChannelDirectory
     chat: ChatService
     bot_user_id: str
     timeout_s: float = 60.0  # every ChatService call (CHAT_TIMEOUT)

@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 import trio
@@ -27,6 +26,7 @@ import trio
 from .._groups import collapse_groups
 from ..config import MattermostConfig
 from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
+from ..mattermost.api import Identity
 from ..messages import ConnectionState, InboundEvent
 from ..supervision import backoff_delay
 from ..tls import client_ssl_context
@@ -36,10 +36,6 @@ from .sweeper import Sweeper
 logger = logging.getLogger(__name__)
 
 VERIFY_EVERY_S = 60.0
-
-
-class _Rest(Protocol):
-    async def get_me(self) -> Mapping[str, Any]: ...
 
 
 class _Bucket(Protocol):
@@ -64,7 +60,7 @@ class ReconnectStats:
 async def run(
     cfg: MattermostConfig,
     *,
-    rest: _Rest,
+    rest: Identity,
     sweeper: Sweeper,
     events: trio.MemorySendChannel[InboundEvent],
     bot_user_id: str,
@@ -113,7 +109,7 @@ async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, every_s: floa
                            "did not deliver (yet)", found)
 
 
-async def _connect_forever(cfg: MattermostConfig, *, rest: _Rest, sweeper: Sweeper,
+async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sweeper,
                            events: trio.MemorySendChannel[InboundEvent], bot_user_id: str,
                            stats: ReconnectStats, bucket: _Bucket | None,
                            rng: random.Random | None,
@@ -172,7 +168,7 @@ class _Ready:
             _set_state(self.stats, "websocket", self.resume.connection_id)
 
 
-async def _check_token(rest: _Rest) -> None:
+async def _check_token(rest: Identity) -> None:
     """Raise ``MattermostAuthError`` when users/me rejects the token; else return."""
     try:
         await rest.get_me()

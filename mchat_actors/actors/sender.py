@@ -158,6 +158,7 @@ class _State:
     turns: deque[str] = attrs.Factory(deque)
     known: set[int] = attrs.Factory(set)
     incoming: list[int] = attrs.Factory(list)
+    committed: list[OutboxRow] = attrs.Factory(list)  # rows as committed, not yet queued
     wakeup: trio.Event = attrs.Factory(trio.Event)
     closing: bool = False
 
@@ -250,6 +251,10 @@ class Sender:
     async def _accept(self, state: _State, request: OutboundRequest,
                       reactions: trio.MemorySendChannel[AddReaction]) -> None:
         match request:
+            case SendReply(committed=rows) if rows:
+                self.stats.replies += 1
+                state.committed.extend(rows)  # committed by the handler: no re-read
+                state.wake()
             case SendReply():
                 self.stats.replies += 1
                 ids = await self._store.run(
@@ -291,6 +296,9 @@ class Sender:
     async def _serve_rows(self, state: _State) -> None:
         next_rescan = trio.current_time() + self._settings.rescan_interval_s
         while True:
+            if state.committed:
+                rows, state.committed = state.committed, []
+                self._merge(state, rows)
             if state.incoming:
                 ids, state.incoming = state.incoming, []
                 self._merge(state, await self._store.run(outbox.load_pending, ids=ids))

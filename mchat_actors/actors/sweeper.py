@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
@@ -23,6 +23,7 @@ import trio
 from .. import mapping
 from .. import store as store_sql
 from ..errors import MalformedEvent, MattermostUnavailable, RateLimited
+from ..mattermost.api import Sweeping
 from ..mattermost.events import posts_from_list
 from ..messages import ChannelId, InboundEvent, Post, PostCreated
 from ..store import Store
@@ -36,14 +37,6 @@ PAGE = 200
 HORIZON_KEY = "sweep_horizon_ms"
 HORIZON_MARGIN_MS = 10 * 60_000
 TEAM_LIST_TTL_S = 300.0
-
-
-class _Rest(Protocol):
-    async def get_posts(self, channel_id: str, *, since: int | None = None,
-                        after: str | None = None, before: str | None = None, page: int = 0,
-                        per_page: int = 60) -> Mapping[str, Any]: ...
-    async def get_my_teams(self) -> list[Mapping[str, Any]]: ...
-    async def get_my_channels(self, team_id: str) -> list[Mapping[str, Any]]: ...
 
 
 @attrs.define
@@ -60,7 +53,7 @@ class SweepStats:
 
 @attrs.define
 class Sweeper:
-    rest: _Rest
+    rest: Sweeping
     store: Store
     events: trio.MemorySendChannel[InboundEvent]
     stats: SweepStats = attrs.Factory(SweepStats)

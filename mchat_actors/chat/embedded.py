@@ -3,9 +3,13 @@
     async with open_embedded_chat_service(cfg.db_path, llm=llm) as svc:
         result = await svc.send_message(room, user, text, post_id=..., respond=True, prompt=...)
 
-The service owns one sqlite connection used only from worker threads under a
-``CapacityLimiter(1)``, and a nursery for debounced background memory extraction (LLM only).
-Leaving the block cancels pending extractions.
+Writes: given the runtime's ``store`` (``app.run`` does), every write is a request to its
+storage actor (``writer.Writer``) and commits in the same group commit as the runtime's rows;
+without one (tests, tools) the service writes on its own connection, one transaction a call.
+Reads (search, history, admin views) run on the service's own connection in a deferred read
+transaction under a ``CapacityLimiter(1)``: WAL shows them every committed write and they never
+take the write lock. The service also has a nursery for debounced background memory extraction
+(LLM only). Leaving the block cancels pending extractions.
 
 Retrieval: the memories the asker may see (the room asked in, the rooms they are in, public
 rooms, their personal memories) are searched; only those every reader of the reply may see
@@ -22,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import trio
 
@@ -54,6 +58,9 @@ from .rewrite import interleave, other_language
 from .schema import connect, transaction
 from .search import analyzer_of, memory_from_row
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -72,8 +79,10 @@ class EmbeddedChatService:
                  extraction_debounce_s: float, clock: Callable[[], float],
                  timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
                  analyzer: Analyzer | None = None,
-                 embeddings: EmbeddingsClient | None = None) -> None:
+                 embeddings: EmbeddingsClient | None = None,
+                 store: Store | None = None) -> None:
         self._conn = conn
+        self._store = store
         self.embeddings = embeddings
         if embeddings is not None:
             nursery.start_soon(run_embedder, self.db, embeddings)
@@ -97,9 +106,58 @@ class EmbeddedChatService:
             ChatServiceError: sqlite failed.
         """
 
+        if self._store is not None and self._store.writer is not None:
+            return await self._shared(fn, *args, **kwargs)
+
         def work() -> T:
             with transaction(self._conn):
                 return fn(self._conn, *args, **kwargs)
+
+        try:
+            return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise ChatServiceError(f"chat database: {getattr(fn, '__name__', 'query')}: "
+                                   f"{exc}") from exc
+
+    async def _shared(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` as one request to the runtime's storage actor (its own savepoint there)."""
+        from ..writer import WriterClosed
+
+        assert self._store is not None and self._store.writer is not None
+        writer = self._store.writer
+
+        analyzer = self.analyzer
+
+        def work(conn: sqlite3.Connection) -> T:
+            saved = conn.row_factory
+            conn.row_factory = sqlite3.Row  # the service's rows; the runtime's back after
+            conn.analyzer = analyzer  # type: ignore[attr-defined]  # store.StoreConnection
+            try:
+                return fn(conn, *args, **kwargs)
+            finally:
+                conn.row_factory = saved
+                conn.analyzer = None  # type: ignore[attr-defined]
+
+        name = getattr(fn, "__name__", "query")
+        try:
+            return await writer.submit(work, name=f"chat.{name}")
+        except (sqlite3.Error, WriterClosed) as exc:
+            raise ChatServiceError(f"chat database: {name}: {exc}") from exc
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run the read-only ``fn(conn, ...)`` on the service's connection, in one deferred
+        read transaction (a consistent snapshot; no write lock).
+
+        Raises:
+            ChatServiceError: sqlite failed.
+        """
+
+        def work() -> T:
+            self._conn.execute("BEGIN")
+            try:
+                return fn(self._conn, *args, **kwargs)
+            finally:
+                self._conn.execute("COMMIT")
 
         try:
             return await trio.to_thread.run_sync(work, limiter=self._limiter)
@@ -118,7 +176,7 @@ class EmbeddedChatService:
     # -- users and rooms -------------------------------------------------------------------------
 
     async def find_user_by_email(self, email: str) -> ChatUser | None:
-        return await self.db(repo.find_user_by_email, email)
+        return await self.read(repo.find_user_by_email, email)
 
     async def create_user(self, *, name: str, email: str | None) -> ChatUser:
         return await self.db(repo.create_user, name, email, self.now_ms())
@@ -169,7 +227,7 @@ class EmbeddedChatService:
         if not stored.is_new:
             if not respond or answer_key is None:
                 return SendResult(user_message=stored)
-            earlier = await self.db(repo.message_by_post, answer_key)
+            earlier = await self.read(repo.message_by_post, answer_key)
             if earlier is not None:
                 return SendResult(user_message=stored, assistant_message=earlier["content"])
         text = prompt if prompt is not None else strip_mentions(content)
@@ -211,8 +269,8 @@ class EmbeddedChatService:
     async def search(self, room: RoomId, user: AgentUserId, query: str, *,
                      limit: int = 10) -> list[MemoryRecord]:
         """The memories matching ``query`` that a reply in ``room`` to ``user`` may show."""
-        found, _ = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
-                                 limit, False, await dense_query(self.embeddings, query))
+        found, _ = await self.read(units.search_for_audience, room, user, query, self.now_ms(),
+                                   limit, False, await dense_query(self.embeddings, query))
         return found
 
     async def search_scoped(self, room: RoomId, user: AgentUserId, query: str, *,
@@ -224,32 +282,37 @@ class EmbeddedChatService:
         ``only_asker``, the asker alone (a reply the runtime shows to the asker only: an
         ephemeral post or a DM). Matches outside it are counted, never returned.
         """
-        found, hidden = await self.db(units.search_for_audience, room, user, query, self.now_ms(),
-                                      limit, only_asker, await dense_query(self.embeddings, query))
+        found, hidden = await self.read(units.search_for_audience, room, user, query,
+                                        self.now_ms(), limit, only_asker,
+                                        await dense_query(self.embeddings, query))
         return found, len(await trio.to_thread.run_sync(matching, query, hidden, self.analyzer))
 
     async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
                              memory_rooms: Sequence[str]) -> tuple[Audience, dict[str, RoomInfo]]:
         """The audience of a reply in ``room`` to ``user`` (``only_asker``: one only ``user``
         sees) and kind, members and team of ``memory_rooms``, for ``chat.audience.may_use``."""
-        return await self.db(units.audience_scope, room, user, only_asker, list(memory_rooms))
+        return await self.read(units.audience_scope, room, user, only_asker, list(memory_rooms))
 
     async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
         now = self.now_ms()
         past = history_question(question)
         text = past[0] if past else question
         dense = await dense_query(self.embeddings, text)
-        found, hidden = await self.db(units.search_for_audience, room, user, text, now,
-                                      QUESTION_MEMORIES, False, dense)
+        other = None
         if self.llm is not None:  # also searched in the other language (chat.rewrite)
             other = await other_language(self.llm, text, mask=self.mask_llm)
-            if other is not None:
-                more, more_hidden = await self.db(
-                    units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
-                    False, await dense_query(self.embeddings, other))
-                found = interleave(found, more, QUESTION_MEMORIES)
-                hidden = interleave(hidden, more_hidden, QUESTION_MEMORIES)
-        found, history = await self.db(units.with_versions, found, past is not None)
+        if other is None:  # one snapshot, one round trip
+            found, hidden, history = await self.read(_answer_context, room, user, text, now,
+                                                     past is not None, dense)
+        else:
+            found, hidden = await self.read(units.search_for_audience, room, user, text, now,
+                                            QUESTION_MEMORIES, False, dense)
+            more, more_hidden = await self.read(
+                units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
+                False, await dense_query(self.embeddings, other))
+            found = interleave(found, more, QUESTION_MEMORIES)
+            hidden = interleave(hidden, more_hidden, QUESTION_MEMORIES)
+            found, history = await self.read(units.with_versions, found, past is not None)
         others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
         return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
                                     hidden=len(others), history=history,
@@ -279,17 +342,17 @@ class EmbeddedChatService:
     async def admin_memories(self, *, query: str = "", state: str = "current",
                              limit: int = 100) -> list[MemoryRecord]:
         """Memories for the admin view (see ``memory_store.admin_list``)."""
-        rows = await self.db(memory_store.admin_list, query=query, state=state, limit=limit)
+        rows = await self.read(memory_store.admin_list, query=query, state=state, limit=limit)
         return [memory_from_row(r) for r in rows]
 
     async def memory_audit(self, memory_id: int) -> list[dict[str, object]]:
         """The memory's audit trail, oldest first: action, actor, time, detail."""
-        rows = await self.db(memory_store.audit_trail, memory_id)
+        rows = await self.read(memory_store.audit_trail, memory_id)
         return [{k: r[k] for k in ("action", "actor", "at", "detail")} for r in rows]
 
     async def memory_versions(self, memory_id: int) -> list[MemoryRecord]:
         """Every version of the memory's subject, oldest first, with author and room names."""
-        rows = await self.db(memory_store.versions, memory_id)
+        rows = await self.read(memory_store.versions, memory_id)
         return [memory_from_row(r) for r in rows]
 
     def format_version(self, memory: MemoryRecord, *, korean: bool) -> str:
@@ -348,6 +411,17 @@ class EmbeddedChatService:
         return len(await self.extract_memories(RoomId(room), ids=ids))
 
 
+def _answer_context(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
+                    history: bool, dense: tuple[list[float], str] | None
+                    ) -> tuple[list[MemoryRecord], list[MemoryRecord],
+                               dict[str, list[MemoryRecord]]]:
+    """What a question's answer is built from, read in one snapshot (one round trip)."""
+    found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
+                                              False, dense)
+    found, chains = units.with_versions(conn, found, history)
+    return found, hidden, chains
+
+
 @asynccontextmanager
 async def open_embedded_chat_service(
     db_path: str,
@@ -360,6 +434,7 @@ async def open_embedded_chat_service(
     analyzer: Analyzer | None = None,
     glossary_path: str | None = None,
     embeddings: EmbeddingsClient | None = None,
+    store: Store | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).
 
@@ -377,6 +452,8 @@ async def open_embedded_chat_service(
             the analyzer loaded here.
         embeddings: hybrid retrieval (``chat.embeddings``): memories are embedded in the
             background and questions searched by meaning too; None: lexical only.
+        store: the runtime's store (same file): writes then join its storage actor's group
+            commits instead of committing on the service's connection.
 
     Raises:
         ChatServiceError: the database cannot be opened.
@@ -393,7 +470,7 @@ async def open_embedded_chat_service(
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
                                       extraction_debounce_s=extraction_debounce_s, clock=clock,
                                       timezone=timezone, mask_llm=mask_llm,
-                                      analyzer=analyzer, embeddings=embeddings)
+                                      analyzer=analyzer, embeddings=embeddings, store=store)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..errors import ChatServiceError
+from ..migrations import Migration, statements, upgrade
 from ..store import transaction as transaction  # the one transaction helper
 from .analysis import Analyzer, PlainAnalyzer
 
@@ -97,11 +98,6 @@ CREATE TABLE IF NOT EXISTS memory_audit (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS memory_audit_memory ON memory_audit (memory_id, id);
-CREATE TABLE IF NOT EXISTS memory_embeddings (
-    memory_id INTEGER PRIMARY KEY,
-    model TEXT NOT NULL,
-    vector BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS chat_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -135,7 +131,7 @@ def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
         from .search import ensure_index
 
         ensure_index(conn)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError) as exc:  # ValueError: made by a newer release
         raise ChatServiceError(f"cannot open the chat database {path}: {exc}") from exc
     return conn
 
@@ -160,37 +156,55 @@ CREATE UNIQUE INDEX IF NOT EXISTS memories_window_current ON memories (room_id, 
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create the ChatService's tables if missing and upgrade older ones. Never drops anything.
+    """Create the ChatService's tables if missing and upgrade older ones (``migrations``,
+    area ``chat``). Never drops anything. Idempotent."""
+    upgrade(conn, "chat", MIGRATIONS)
 
-    Version 1 -> 2: ``chat_messages.permalink`` and the version columns of ``memories`` are
+
+def _memory_versions(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: ``chat_messages.permalink`` and the version columns of ``memories`` are
     added, and ``memory_audit`` created; every existing memory becomes
     the current version of its subject (``valid_from`` = ``created_at``), its subject computed
-    from its text. Idempotent.
+    from its text. A no-op where already done.
     """
     from .subject import subject_of  # the subject rules live with the text analysis
 
-    conn.executescript(_SCHEMA)
-    with transaction(conn):
-        messages = {row[1] for row in conn.execute("PRAGMA table_info(chat_messages)")}
-        if "permalink" not in messages:  # the source post's link, for extracted memories
-            conn.execute("ALTER TABLE chat_messages ADD COLUMN permalink TEXT")
-        have = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
-        for name, decl in _MEMORY_COLUMNS_V2:
-            if name not in have:
-                conn.execute(f"ALTER TABLE memories ADD COLUMN {name} {decl}")
-        for statement in _INDEXES_V2.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        rows = conn.execute("SELECT id, content, kind FROM memories WHERE valid_from IS NULL"
-                            ).fetchall()
-        for row in rows:
-            subject = subject_of(row[1]) if row[2] != "summary" else ""
-            conn.execute("UPDATE memories SET subject = ?, valid_from = created_at WHERE id = ?",
-                         (subject, row[0]))
-        conn.execute(
-            "INSERT INTO chat_state (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+    messages = {row[1] for row in conn.execute("PRAGMA table_info(chat_messages)")}
+    if "permalink" not in messages:  # the source post's link, for extracted memories
+        conn.execute("ALTER TABLE chat_messages ADD COLUMN permalink TEXT")
+    have = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
+    for name, decl in _MEMORY_COLUMNS_V2:
+        if name not in have:
+            conn.execute(f"ALTER TABLE memories ADD COLUMN {name} {decl}")
+    for statement in _INDEXES_V2.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    rows = conn.execute("SELECT id, content, kind FROM memories WHERE valid_from IS NULL"
+                        ).fetchall()
+    for row in rows:
+        subject = subject_of(row[1]) if row[2] != "summary" else ""
+        conn.execute("UPDATE memories SET subject = ?, valid_from = created_at WHERE id = ?",
+                     (subject, row[0]))
+    conn.execute(
+        "INSERT INTO chat_state (key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
 
 
+# Version 3 (release 5e193d6, #9): the optional dense vectors of memories (``chat.embeddings``).
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS memory_embeddings (
+    memory_id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+"""
+
+
+# The ChatService's schema history: append, never edit a released step.
+MIGRATIONS = (
+    Migration(1, "chat tables of release ca5a05a", statements(_SCHEMA)),
+    Migration(2, "versioned memories, soft forget, permalinks", _memory_versions),
+    Migration(3, "memory embeddings", statements(_SCHEMA_V3)),
+)

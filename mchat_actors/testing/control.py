@@ -6,6 +6,10 @@ window applies to them.
 =====================================  ==========================================================
 ``POST /_fake/post``                   ``{"user","channel","message","root_id"?,"props"?}`` ->
                                        201 Post (same path as ``POST /api/v4/posts``)
+``POST /_fake/burst``                  ``{"user","channels":[...],"count","message"?}`` ->
+                                       ``{"posted": n}``: ``count`` posts round-robin over
+                                       ``channels``, made server-side as fast as the slowest
+                                       live socket drains (load generation)
 ``POST /_fake/drop_websockets``        ``{"abrupt": bool}`` -> ``{"dropped": n}``
 ``POST /_fake/forget_resume_state``    -> ``{"forgotten": n}``
 ``POST /_fake/refuse_websockets``      ``{"seconds"}``: upgrades get 503 for the window
@@ -29,8 +33,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from .apperror import AppError
+from .hub import SEND_QUEUE_SIZE
 from .routing import Request, Response, Router, json_response, status_ok
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ class ControlHandlers:
     def register(self, router: Router) -> None:
         routes = {
             ("POST", "post"): self.post,
+            ("POST", "burst"): self.burst,
             ("POST", "drop_websockets"): self.drop_websockets,
             ("POST", "forget_resume_state"): self.forget_resume_state,
             ("POST", "refuse_websockets"): self.refuse_websockets,
@@ -90,6 +97,32 @@ class ControlHandlers:
         post = await self.mm.post_as(user, channel, _string(body, "message"), root_id=root_id,
                                      props=props)
         return json_response(post, 201)
+
+    async def burst(self, request: Request) -> Response:
+        body = request.json_object("burst")
+        user, count = _string(body, "user"), int(_number(body, "count"))
+        channels = body.get("channels")
+        if (not isinstance(channels, list) or not channels
+                or not all(isinstance(c, str) for c in channels)):
+            raise ValueError("'channels' must be a non-empty list of strings")
+        message = str(body.get("message") or "burst")
+        try:
+            self.mm.user(user)
+            for channel in channels:
+                self.mm.channel(channel)
+        except KeyError as exc:
+            raise AppError(404, "api.fake.control.not_found", f"unknown {exc}") from None
+        for i in range(count):
+            # paced by the fullest live send queue: a burst measures a reader, it does not
+            # overflow it (a queue past SEND_QUEUE_SIZE is dropped, as on a real server)
+            while self._backlogged():  # noqa: ASYNC110 - polled: the hub has no event for it
+                await trio.sleep(0.001)
+            await self.mm.post_as(user, channels[i % len(channels)], f"{message} {i}")
+        return json_response({"posted": count})
+
+    def _backlogged(self) -> bool:
+        return any(len(c.pending) >= SEND_QUEUE_SIZE // 2 for c in self.mm.hub.conns.values()
+                   if c.active and not c.forgotten)
 
     async def drop_websockets(self, request: Request) -> Response:
         body = request.json_object("body") if request.body else {}

@@ -163,3 +163,20 @@ async def test_default_seed_matches_the_brief(mm):
     assert all(u.token for u in mm.state.users.values())
     async with FakeMattermost(bot_token="fixed-token") as other:
         assert other.bot_token == "fixed-token"
+
+
+async def test_control_burst_posts_round_robin(mm, client):
+    """POST /_fake/burst makes ``count`` posts over the channels, each broadcast; bad bodies 4xx."""
+    async with connect(mm, mm.bot_token) as ws:
+        await hello(ws)
+        response = await client.post("/_fake/burst", json={
+            "user": "kim", "channels": ["town-square", "defects"], "count": 3})
+        assert response.json() == {"posted": 3}
+        events = [await recv(ws) for _ in range(3)]
+        assert [e["event"] for e in events] == ["posted"] * 3
+    assert len(mm.posts("defects")) >= 1
+    bad = await client.post("/_fake/burst", json={"user": "kim", "channels": [], "count": 1})
+    assert bad.status_code == 400
+    unknown = await client.post("/_fake/burst", json={
+        "user": "kim", "channels": ["nowhere"], "count": 1})
+    assert unknown.status_code == 404

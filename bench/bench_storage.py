@@ -1,0 +1,253 @@
+"""Storage benchmark: what a post costs the database, and intake against the raw socket.
+
+    .venv/bin/python -m bench.bench_storage [--small]
+
+Prints two measurements, each beside its baseline from the same run:
+
+1. cost: the whole service (app.run, the embedded ChatService, real SQLite on disk) against
+   the fake Mattermost; plain posts made as fast as the fake can broadcast them over 20
+   channels, then questions one at a time. Per plain post and per answered question: database
+   round trips (hops into a worker thread: every ``Store.run`` / ChatService ``db`` call is
+   one) and commits (``COMMIT`` of a transaction that wrote, plus writes in autocommit,
+   counted by a trace callback on every SQLite connection the process opens).
+2. ingest: the fake in its own process, 20 channels, N plain posts made server-side
+   (``/_fake/burst``); events/s until the last one is a row in ``chat_messages``, against a
+   bare trio-websocket client (its own process, run just before on the same fake) that decodes
+   the same frames (the event and its post JSON). The burst is paced by the fullest live send
+   queue, so each reader is measured at its own speed and none is dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from mchat_actors import app
+from mchat_actors.config import Config
+from mchat_actors.testing import FakeMattermost
+
+from .bench_runtime import _config, _wait
+from .procs import start_fake, stop_fake
+
+QUESTION = "@mchat-bot X부품 불량률 몇 %야?"
+_real_connect = sqlite3.connect
+
+
+@attrs.define
+class Counters:
+    """Round trips and commits, counted from every thread."""
+
+    round_trips: int = 0
+    commits: int = 0
+    statements: int = 0
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.round_trips = self.commits = self.statements = 0
+
+    def snapshot(self) -> tuple[int, int, int]:
+        with self._lock:
+            return self.round_trips, self.commits, self.statements
+
+    def trace(self, conn: sqlite3.Connection, wrote: list[bool], sql: str) -> None:
+        """A commit is a ``COMMIT`` of a transaction that wrote, or a write in autocommit
+        (read-only transactions are not counted: they write nothing to the disk)."""
+        head = sql.lstrip()[:8].upper()
+        with self._lock:
+            self.statements += 1
+            is_write = head.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+            if head.startswith("BEGIN"):
+                wrote[0] = False
+            elif head.startswith(("COMMIT", "END")):
+                self.commits += wrote[0]
+                wrote[0] = False
+            elif is_write and conn.in_transaction:
+                wrote[0] = True
+            elif is_write:
+                self.commits += 1  # autocommit write: its own transaction
+
+    def hop(self) -> None:
+        with self._lock:
+            self.round_trips += 1
+
+
+def instrument(counters: Counters) -> None:
+    """Count every SQLite connection's commits and every hop into a worker thread."""
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = _real_connect(*args, **kwargs)
+        conn.set_trace_callback(partial(counters.trace, conn, [False]))
+        return conn
+
+    real_run_sync = trio.to_thread.run_sync
+
+    async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        counters.hop()
+        return await real_run_sync(fn, *args, **kwargs)
+
+    sqlite3.connect = connect  # type: ignore[assignment]
+    trio.to_thread.run_sync = run_sync  # type: ignore[assignment]
+
+
+def _count(db: str, sql: str = "SELECT count(*) FROM chat_messages WHERE role = 'user'") -> int:
+    conn = _real_connect(db, timeout=30)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+# -- 1. cost per post and per answer ---------------------------------------------------------
+
+
+async def bench_cost(n_posts: int, n_questions: int, tmp: str, counters: Counters
+                     ) -> dict[str, float]:
+    db = f"{tmp}/cost.db"
+    async with FakeMattermost() as mm:
+        channels = [(await mm.create_channel(f"load-{i}", "O", members=["kim", "mchat-bot"])).id
+                    for i in range(20)]
+        async with trio.open_nursery() as nursery:
+            rt = await nursery.start(partial(app.run, _config(mm, db, MCHAT_RATE_LIMIT="1000")))
+            await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
+            for cid in channels:  # rooms and users mapped first: steady state
+                await mm.post_as("kim", cid, "warm-up")
+            await _wait(lambda: _count(db) >= len(channels))
+            await trio.sleep(0.2)
+            base = _count(db)
+            counters.reset()
+            for i in range(n_posts):
+                await mm.post_as("kim", channels[i % len(channels)], f"메시지 {i} 일반 대화")
+            await _wait(lambda: _count(db) - base >= n_posts)
+            await trio.sleep(0.2)  # let the last commits land
+            trips, commits, _ = counters.snapshot()
+            out = {"post_round_trips": trips / n_posts, "post_commits": commits / n_posts}
+            replies = _count(db, "SELECT count(*) FROM outbox WHERE status = 'sent'")
+            counters.reset()
+            for i in range(n_questions):
+                await mm.post_as("kim", channels[i % len(channels)], QUESTION)
+                await _wait(lambda i=i: _count(
+                    db, "SELECT count(*) FROM outbox WHERE status = 'sent'") >= replies + i + 1)
+            trips, commits, _ = counters.snapshot()
+            out |= {"answer_round_trips": trips / n_questions,
+                    "answer_commits": commits / n_questions}
+            rt.request_shutdown()
+    return out
+
+
+# -- 2. ingest against the raw socket --------------------------------------------------------
+
+
+async def bare_client(url: str, token: str, n: int) -> None:
+    """Decode ``n`` posted events; print the wall time of the first and the last."""
+    from trio_websocket import open_websocket_url
+
+    ws_url = url.replace("http", "ws", 1) + "/api/v4/websocket"
+    async with open_websocket_url(ws_url) as ws:
+        await ws.send_message(json.dumps({"seq": 1, "action": "authentication_challenge",
+                                          "data": {"token": token}}))
+        print("ready", flush=True)
+        seen, first = 0, 0.0
+        while seen < n:
+            frame = json.loads(await ws.get_message())
+            if frame.get("event") == "posted":
+                json.loads(frame["data"]["post"])
+                seen += 1
+                first = first or time.time()
+        print(json.dumps({"first": first, "last": time.time(), "n": seen}), flush=True)
+
+
+async def _bare_run(fake: Any, names: list[str], n: int) -> float:
+    """Events/s the bare client decodes from one burst of ``n`` posts."""
+    bare = subprocess.Popen(  # noqa: ASYNC220 - started once, read in a thread
+        [sys.executable, "-m", "bench.bench_storage", "--bare-client", fake.url,
+         fake.users["watch"], str(n)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert bare.stdout is not None
+        line = await trio.to_thread.run_sync(bare.stdout.readline)
+        if line.strip() != "ready":
+            raise RuntimeError(f"bare client: {line!r}")
+        await trio.sleep(0.5)  # its authentication answered
+        start = time.time()
+        await fake.control("burst", {"user": "u1", "channels": names, "count": n,
+                                     "message": "일반 대화"})
+        raw = json.loads(await trio.to_thread.run_sync(bare.stdout.readline))
+    finally:
+        bare.kill()
+        bare.wait()
+    return float(raw["n"] / (raw["last"] - start))
+
+
+async def bench_ingest(n: int, tmp: str) -> tuple[float, float]:
+    """(runtime events/s stored, bare client events/s decoded), the same burst."""
+    work = Path(tmp)
+    fake = await start_fake(work, n_channels=20, n_users=2, rate_per_s=0)
+    db = f"{tmp}/ingest.db"
+    names = sorted(fake.channels)
+    try:
+        cfg = Config.from_env({"MCHAT_URL": fake.url, "MCHAT_TOKEN": fake.bot_token,
+                               "MCHAT_DB": db, "MCHAT_HTTP_LISTEN": "127.0.0.1:0",
+                               "MCHAT_WS_PING_INTERVAL": "30", "MCHAT_RATE_LIMIT": "1000",
+                               "MCHAT_MAX_ANSWERS_PER_MIN": "1000000"})
+        # the raw limit first, alone: a burst follows the slowest live socket
+        raw = await _bare_run(fake, names, n)
+        async with trio.open_nursery() as nursery:
+            rt = await nursery.start(partial(app.run, cfg))
+            await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
+            await fake.control("burst", {"user": "u0", "channels": names, "count": len(names)})
+            await _wait(lambda: _count(db) >= len(names))
+            base = _count(db)
+            start = time.time()
+            await fake.control("burst", {"user": "u0", "channels": names, "count": n,
+                                         "message": "일반 대화"})
+            await _wait(lambda: _count(db) - base >= n, timeout=600)
+            stored_at = time.time()
+            rt.request_shutdown()
+    finally:
+        await stop_fake(fake)
+    return n / (stored_at - start), raw
+
+
+async def main(small: bool) -> None:
+    counters = Counters()
+    instrument(counters)
+    n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
+    with tempfile.TemporaryDirectory() as tmp:
+        cost = await bench_cost(n_posts, n_questions, tmp, counters)
+        print(f"cost ({n_posts} plain posts over 20 channels, {n_questions} questions):")
+        print(f"  per plain post:        {cost['post_round_trips']:6.2f} round trips, "
+              f"{cost['post_commits']:6.2f} commits")
+        print(f"  per answered question: {cost['answer_round_trips']:6.2f} round trips, "
+              f"{cost['answer_commits']:6.2f} commits")
+        stored, raw = await bench_ingest(n_ingest, tmp)
+        print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
+        print(f"  stored in chat_messages: {stored:8.0f} events/s")
+        print(f"  bare WebSocket client:   {raw:8.0f} events/s  (raw limit, same run)")
+        print(f"  ratio:                   {100 * stored / raw:8.1f} %")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="fewer posts (a quick check)")
+    parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
+    args = parser.parse_args()
+    if args.bare_client:
+        url, token, count = args.bare_client
+        trio.run(bare_client, url, token, int(count))
+    else:
+        trio.run(main, args.small)
