@@ -83,6 +83,22 @@ class PgDatabase:
         except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
             raise pg_error(self.url, name, exc) from None
 
+    def _call_own(self, fn: Callable[..., T], args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> T:
+        with self._pool.connection() as conn:
+            return fn(conn, *args, **kwargs)
+
+    async def run_own(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(conn, ...)`` on a pooled connection outside any transaction: ``fn`` opens its
+        own (``conn.transaction()``) and knows when it committed (``leases.Lessee.tick``).
+        Errors as ``run``; a transaction left open is rolled back by the pool."""
+        name = getattr(fn, "__name__", "query")
+        try:
+            return await trio.to_thread.run_sync(partial(self._call_own, fn, args, kwargs),
+                                                 limiter=self._limiter)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+            raise pg_error(self.url, name, exc) from None
+
     async def is_writable(self) -> bool:
         def probe(conn: Conn) -> bool:
             conn.execute("INSERT INTO mchat_state (key, value) VALUES ('health_probe', "

@@ -337,11 +337,16 @@ CREATE TABLE IF NOT EXISTS leases (
     epoch BIGINT NOT NULL DEFAULT 0,
     acquired_at DOUBLE PRECISION
 );
-CREATE INDEX IF NOT EXISTS leases_owner ON leases (owner, expires_at)
+CREATE INDEX IF NOT EXISTS leases_owner ON leases (owner, expires_at);
+CREATE TABLE IF NOT EXISTS replicas (
+    replica_id TEXT PRIMARY KEY,
+    started_at DOUBLE PRECISION NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL
+)
 """
 
 REPLICAS = (
-    PgMigration(1, "channel leases", statements(_REPLICAS_V1)),
+    PgMigration(1, "channel leases and replica heartbeats", statements(_REPLICAS_V1)),
 )
 
 AREAS: tuple[tuple[str, Sequence[PgMigration]], ...] = (
