@@ -2,7 +2,7 @@
 
 Areas and versions match ``store.MIGRATIONS`` (``runtime``) and ``chat.schema.MIGRATIONS``
 (``chat``) one for one, recorded in the same ``schema_migrations`` table, so a version number
-means the same tables on both backends (``tests/pg/test_schema.py`` checks that every SQLite
+means the same tables on both backends (``tests/pg/test_database.py`` checks that every SQLite
 table and column has its PostgreSQL counterpart). A third area, ``replicas``, holds what only
 a shared database needs (``leases``).
 

@@ -79,8 +79,9 @@ def parse_database_url(value: str | Secret) -> DatabaseUrl:
                            "around an IPv6 host; characters such as @ : / in the password "
                            "must be percent-encoded)"]) from None
     if parts.scheme.lower() not in SCHEMES:
-        raise ConfigError([f"MCHAT_DATABASE_URL: the scheme must be postgresql:// "
-                           f"(got {parts.scheme or 'none'}://)"])
+        # what stands before the first ':' is not echoed: without a scheme it is the user name,
+        # or, in a mistyped URL, the password
+        raise ConfigError(["MCHAT_DATABASE_URL: must start with postgresql:// (or postgres://)"])
     host = parts.hostname or ""
     if not host:
         problems.append("MCHAT_DATABASE_URL: no host (postgresql://user:password@host:5432/db)")

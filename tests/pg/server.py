@@ -81,11 +81,13 @@ class PgServer:
         self.user = "mchat"
         self.password = secrets.token_urlsafe(18)
         self.port = 0
-        self.dir = Path(tempfile.mkdtemp(prefix="mchat-pg-"))
+        self._as = _server_user()
+        # as root the server user must reach the directory: /tmp, not a private $TMPDIR
+        parent = "/tmp" if self._as is not None and os.path.isdir("/tmp") else None
+        self.dir = Path(tempfile.mkdtemp(prefix="mchat-pg-", dir=parent))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self._as = _server_user()
 
     def url(self, dbname: str = "postgres") -> str:
         return (f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{dbname}"
@@ -102,12 +104,14 @@ class PgServer:
         if self._as is not None:
             for path in (self.dir, pwfile):
                 os.chown(path, self._as.pw_uid, self._as.pw_gid)
-        subprocess.run(
+        initdb = subprocess.run(
             [str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user,
              f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=reject",
              "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-            check=True, capture_output=True, timeout=120, cwd=self.dir, **self._run_as())  # type: ignore[call-overload]
+            capture_output=True, text=True, timeout=120, cwd=self.dir, **self._run_as())  # type: ignore[call-overload]
         pwfile.unlink()
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stderr[-2000:]}")
         for attempt in range(5):  # another process may take the free port before we bind it
             self.port = _free_port()
             if self._launch():

@@ -36,7 +36,8 @@ def test_url_is_parsed_and_the_password_never_shown() -> None:
 
 
 @pytest.mark.parametrize(("bad", "says"), [
-    ("mysql://u:s3cretpw@h/db", "scheme"),
+    ("mysql://u:s3cretpw@h/db", "must start with postgresql://"),
+    ("s3cretpw:x@h/db", "must start with postgresql://"),
     ("postgresql://u:s3cretpw@/db", "no host"),
     ("postgresql://:s3cretpw@h/db", "no user"),
     ("postgresql://u:s3cretpw@h/", "database name"),
