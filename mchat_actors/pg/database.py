@@ -112,12 +112,14 @@ class PgDatabase:
             return False
 
 
-def _open_pool(url: DatabaseUrl, min_size: int, max_size: int
+def _open_pool(url: DatabaseUrl, min_size: int, max_size: int, timeout_s: float
                ) -> psycopg_pool.ConnectionPool[Conn]:
+    # check: a connection the server dropped (restart, failover) is replaced before use,
+    # not handed out to fail the caller's transaction
     pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
-        url.conninfo(), min_size=min_size, max_size=max_size, timeout=POOL_TIMEOUT_S,
-        open=False, name="mchat")
-    pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+        url.conninfo(), min_size=min_size, max_size=max_size, timeout=timeout_s,
+        open=False, name="mchat", check=psycopg_pool.ConnectionPool.check_connection)
+    pool.open(wait=True, timeout=timeout_s)
     return pool
 
 
@@ -128,9 +130,12 @@ def _migrate(url: DatabaseUrl) -> None:
 
 @asynccontextmanager
 async def open_database(url: str | Secret | DatabaseUrl, *, min_size: int = POOL_MIN,
-                        max_size: int = POOL_MAX, migrate: bool = True
-                        ) -> AsyncIterator[PgDatabase]:
+                        max_size: int = POOL_MAX, migrate: bool = True,
+                        timeout_s: float = POOL_TIMEOUT_S) -> AsyncIterator[PgDatabase]:
     """Open the pool of ``url`` (migrating the schema first); close it on exit.
+
+    ``timeout_s``: how long a call waits for a connection (the server being down included)
+    before ``StoreUnavailable``.
 
     Raises:
         ConfigError: the URL is not valid (``url.parse_database_url``).
@@ -141,7 +146,8 @@ async def open_database(url: str | Secret | DatabaseUrl, *, min_size: int = POOL
     try:
         if migrate:
             await trio.to_thread.run_sync(_migrate, parsed)
-        pool = await trio.to_thread.run_sync(_open_pool, parsed, min_size, max_size)
+        pool = await trio.to_thread.run_sync(_open_pool, parsed, min_size, max_size,
+                                             timeout_s)
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
         raise pg_error(parsed, f"cannot open {parsed.display()}", exc) from None
     except ValueError as exc:  # a newer release's schema

@@ -159,3 +159,23 @@ async def test_every_sqlite_table_and_column_exists_on_postgres(pg_url: str,
 
     assert dict(versions)["runtime"] == len(RUNTIME)
     assert dict(versions)["chat"] == len(chat_schema.MIGRATIONS)
+
+
+async def test_a_server_restart_is_unavailable_then_served_again() -> None:
+    """Its own server (the session's stays up): stopped, the pool's calls are typed
+    StoreUnavailable; started again on the same port, the next call is served."""
+    server = PgServer()
+    try:
+        await trio.to_thread.run_sync(server.start)
+        async with open_database(server.url(), max_size=2, timeout_s=1.0) as db:
+            assert await db.is_writable()
+            await trio.to_thread.run_sync(server.stop_process)
+            with pytest.raises(StoreUnavailable):
+                await db.run(lambda conn: conn.execute("SELECT 1").fetchone())
+            assert not await db.is_writable()
+            assert await trio.to_thread.run_sync(server._launch)
+            with trio.fail_after(30):  # the pool may be between reconnect attempts
+                while not await db.is_writable():  # noqa: ASYNC110
+                    await trio.sleep(0.2)
+    finally:
+        await trio.to_thread.run_sync(server.stop)
