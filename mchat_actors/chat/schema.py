@@ -115,6 +115,8 @@ class ChatConnection(sqlite3.Connection):
 
     analyzer: Analyzer
     term_counts: TermCounts
+    sqlite_vec: bool  # sqlite-vec is loaded: vector search runs in SQL (``chat.embeddings``)
+    sqlite_vec_missing: str | None  # else why not
 
 
 def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
@@ -133,6 +135,10 @@ def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
         from .search import TermCounts
 
         conn.term_counts = TermCounts()
+        from .embeddings import load_sqlite_vec
+
+        conn.sqlite_vec_missing = load_sqlite_vec(conn)
+        conn.sqlite_vec = conn.sqlite_vec_missing is None
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
