@@ -253,7 +253,8 @@ def _ranked_ids(conn: sqlite3.Connection, match: str, vis: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def memory_from_row(row: sqlite3.Row, score: float = 0.0) -> MemoryRecord:
+def memory_from_row(row: sqlite3.Row, score: float = 0.0,
+                    similarity: float | None = None) -> MemoryRecord:
     keys = row.keys()
     return MemoryRecord(
         id=f"m{row['id']}", content=row["content"], scope=row["scope"], room_id=row["room_id"],
@@ -266,6 +267,7 @@ def memory_from_row(row: sqlite3.Row, score: float = 0.0) -> MemoryRecord:
         forgotten_at_ms=row["forgotten_at"],
         author_name=row["author_name"] if "author_name" in keys else "",
         room_name=row["room_name"] if "room_name" in keys else "",
+        similarity=similarity,
     )
 
 
@@ -349,18 +351,17 @@ def search_scoped(
     weights = concept_weights(_concept_counts(query, docs), total)
     scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
                row) for row in rows]
+    records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
+               for score, row in scored}
     kept: list[tuple[float, sqlite3.Row]] = []
     left: list[tuple[float, sqlite3.Row]] = []
     for score, row in scored:
-        record = attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
-        (kept if keep is None or keep(record) else left).append((score, row))
+        (kept if keep is None or keep(records[row["id"]]) else left).append((score, row))
     best = _dedupe(kept)[:limit]
     shown = {row["norm"] for _, row in best}
     hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
-             for score, row in best],
-            [attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
-             for score, row in hidden[:limit]])
+    return ([records[row["id"]] for _, row in best],
+            [records[row["id"]] for _, row in hidden[:limit]])
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
