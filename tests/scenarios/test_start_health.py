@@ -46,7 +46,7 @@ async def test_health_answers_starting_while_the_index_is_rebuilt_then_ready(tmp
     port = _free_port()
     async with FakeMattermost() as mm:
         env = serve_env(mm, db, MCHAT_HTTP_LISTEN=f"127.0.0.1:{port}")
-        out = open(log, "ab")  # noqa: SIM115 - the process owns it until it exits
+        out = open(log, "ab")  # noqa: SIM115, ASYNC230 - the process owns it until it exits
         proc = await trio.lowlevel.open_process(SERVE, env=env, stdout=out,
                                                 stderr=subprocess.STDOUT)
         try:
@@ -72,10 +72,14 @@ async def test_health_answers_starting_while_the_index_is_rebuilt_then_ready(tmp
                 assert {s for s, _ in during_rebuild} == {503}
                 assert all("starting" in reason for _, reason in during_rebuild)
                 await wait_until(lambda: bot_connected(mm), timeout=30)
-                with trio.fail_after(20):
-                    while (r := await http.get(f"http://127.0.0.1:{port}/mchat/health")
-                           ).status_code != 200:
-                        await trio.sleep(0.1)
+                statuses = []
+                for _ in range(200):
+                    r = await http.get(f"http://127.0.0.1:{port}/mchat/health")
+                    statuses.append(r.status_code)
+                    if r.status_code == 200:
+                        break
+                    await trio.sleep(0.1)
+                assert statuses[-1] == 200, r.json()
                 assert r.json()["status"] != "unavailable"
             assert f"{MEMORIES} memories" in log.read_text()
         finally:
