@@ -18,12 +18,9 @@ up to three bm25-ranked FTS queries: *strict* (every concept, as a word or all i
 unless strict already found enough, *words* and *grams* (any concept). In an index of
 ``PRUNE_FROM_MEMORIES`` or more, the any-concept queries leave out terms held by more than
 ``COMMON_SHARE`` of it (scoring every memory that says 불량률 is what makes searches slow).
-In such an index the strict query leaves out the common concepts too, as long as a rarer
-full-weight concept remains: a word held by that many memories barely moves bm25's order, yet
-bm25 reads its whole posting list to weigh it (its IDF), which was most of a search's time. The
-coverage of every concept is still scored (``relevance``). Document counts (``memories_vocab``
-reads posting lists as well) are cached on the reading connection until the index changes
-(``chat_state.index_generation``, bumped by every index write). The index's ``vis`` token
+Document counts (``memories_vocab`` reads a term's posting list) are cached on the reading
+connection until the index changes (``chat_state.index_generation``, bumped by every index
+write). The index's ``vis`` token
 narrows every FTS query; the visibility SQL is checked once, on the fused candidates.
 The lists are fused by reciprocal rank fusion; the final score adds the IDF-weighted share of
 the query's concepts a memory covers (``relevance``), a scope boost (this room, then the asker's
@@ -169,21 +166,6 @@ def concept_weights(df: Mapping[str, int], total: int) -> dict[str, float]:
     return {stem: max(0.2, math.log(1 + (total - n + 0.5) / (n + 0.5))) for stem, n in df.items()}
 
 
-def _strict_part(query: Query, docs: Mapping[str, int], total: int) -> Query:
-    """The concepts the strict query requires: in a large index, the full-weight concepts
-    held by at most ``COMMON_SHARE`` of it (and those below full weight, which it ignores),
-    when there is at least one such; else all of them."""
-    if total < PRUNE_FROM_MEMORIES:
-        return query
-    cap = COMMON_SHARE * total
-    df = _concept_counts(query, docs)
-    full = [c for c in query.concepts if c.weight >= 1.0]
-    rare = {c.stem for c in full if df[c.stem] <= cap}
-    if not rare or len(rare) == len(full):
-        return query
-    return Query(tuple(c for c in query.concepts if c.weight < 1.0 or c.stem in rare))
-
-
 def _selective(query: Query, docs: Mapping[str, int], total: int) -> Query:
     """The concepts and bigrams worth an any-word search: in a large index, the rarer ones.
 
@@ -322,7 +304,7 @@ def search_scoped(
     vis = "{vis} : (" + " OR ".join(tokens) + ")"
     docs, total = _document_counts(conn, query)
     query = _with_typos(conn, query, docs)
-    strict = _strict_part(query, docs, total).strict_match()
+    strict = query.strict_match()
     ranked = [_ranked_ids(conn, strict, vis)] if strict else []
     similarity: dict[int, float] = {}
     if dense is not None:

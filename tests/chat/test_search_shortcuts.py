@@ -1,7 +1,7 @@
 """What the search does to stay fast at 100 000 memories, and that it changes no answer:
 cached document counts expire with every index write (also one made on another connection),
-the strict query leaves out only common concepts, the visibility SQL still guards what the
-FTS index returns, and a question's analysis is cached per analyzer options."""
+the visibility SQL still guards what the FTS index returns, and a question's analysis is
+cached per analyzer options."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ import sqlite3
 from pathlib import Path
 
 from mchat_actors.chat import repo
-from mchat_actors.chat.analysis import Concept, Query
 from mchat_actors.chat.morph import KiwiAnalyzer
 from mchat_actors.chat.schema import connect
 from mchat_actors.chat.search import (
-    PRUNE_FROM_MEMORIES,
     _document_counts,
-    _strict_part,
     index_memory,
     search_memories,
     unindex_memory,
@@ -58,23 +55,6 @@ def test_a_word_first_known_after_a_search_is_found_exactly(tmp_path: Path,
     _save(writer, "2번 금형 세척은 매주 금요일")
     found = search_memories(reader, "금형 세척 언제야?", **args)  # type: ignore[arg-type]
     assert [m.content for m in found] == ["2번 금형 세척은 매주 금요일"]
-
-
-def _concept(stem: str, weight: float = 1.0) -> Concept:
-    return Concept(stem, (), weight)
-
-
-def test_the_strict_query_leaves_out_common_concepts_only_beside_a_rare_one() -> None:
-    total = 2 * PRUNE_FROM_MEMORIES
-    common, rare = int(0.5 * total), 3
-    query = Query((_concept("x", 0.4), _concept("부품"), _concept("초도품"),
-                   _concept("확인", 0.5)))
-    docs = {"x": common, "부품": common, "초도품": rare, "확인": common}
-    kept = [c.stem for c in _strict_part(query, docs, total).concepts]
-    assert kept == ["x", "초도품", "확인"]  # below-full-weight ones are not required anyway
-    all_common = {**docs, "초도품": common}
-    assert _strict_part(query, all_common, total) == query  # nothing rarer: every concept
-    assert _strict_part(query, docs, PRUNE_FROM_MEMORIES - 1) == query  # small index: as is
 
 
 def test_the_visibility_sql_guards_a_stale_index_row(kiwi: KiwiAnalyzer) -> None:
