@@ -9,8 +9,9 @@ times ``search()`` and ``/search`` through ``send_message`` (``--searches`` each
 of this tree and of ``--baseline`` (extracted with ``git archive`` into a temporary directory),
 each in its own process, alternating for ``--rounds`` rounds so that the machine's load falls
 on both alike. Every round of a tree asks the same questions; each ``/search`` post has a new
-id. Prints each round and the pooled p50/p99 of the wall time and of the process's CPU time
-per search (on this shared machine the wall time's tail follows the other tenants' load; the
+id. The memories ``search()`` returned are compared question by question (first round).
+Prints each round and the pooled p50/p99 of the wall time and of the process's CPU time per
+search (on this shared machine the wall time's tail follows the other tenants' load; the
 CPU time is the work a search costs). Asserts nothing.
 """
 
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,10 +76,11 @@ def measure(path: str, tree: str, searches: int, tag: str) -> None:
     meta = json.loads(Path(path + ".json").read_text())
     room, user = meta["room"], meta["user"]
 
-    async def main() -> dict[str, list[float]]:
+    async def main() -> dict[str, Any]:
         kiwi = KiwiAnalyzer.load()
         out: dict[str, list[float]] = {"search()": [], "/search": [],
                                        "search() cpu": [], "/search cpu": []}
+        ids: list[list[str]] = []
         async with open_embedded_chat_service(path, analyzer=kiwi) as svc:
             for label in ("search()", "/search"):
                 corpus = Corpus("zipf", seed=2)
@@ -88,10 +91,11 @@ def measure(path: str, tree: str, searches: int, tag: str) -> None:
                                                post_id=f"{tag}-{i}", respond=True,
                                                prompt=f"/search {query}")
                     else:
-                        await svc.search(room, user, query)
+                        found = await svc.search(room, user, query)
+                        ids.append([m.id for m in found])
                     out[label].append((time.perf_counter() - start) * 1000)
                     out[f"{label} cpu"].append((time.process_time() - cpu) * 1000)
-        return out
+        return {**out, "ids": ids}
 
     print(json.dumps(trio.run(main)))
 
@@ -126,17 +130,23 @@ def cli() -> None:
             subprocess.run([*me, "--_build", db], check=True)
         trees = {f"baseline {args.baseline}": str(base), "this tree": str(ROOT)}
         pooled: dict[tuple[str, str], list[float]] = {}
+        found: dict[str, list[list[str]]] = {}
         for r in range(args.rounds):
             for name, tree in trees.items():
                 tag = f"r{r}-{'b' if tree != str(ROOT) else 't'}-{os.getpid()}"
                 out = subprocess.run([*me, "--_measure", db, tree, tag], check=True,
                                      capture_output=True, text=True).stdout
                 result = json.loads(out.strip().splitlines()[-1])
+                found.setdefault(name, result.pop("ids"))
                 for label, samples in result.items():
                     pooled.setdefault((name, label), []).extend(samples)
                     print(f"round {r + 1} {name:<20} {label:<13} p50 "
                           f"{statistics.median(samples):6.2f} ms  p99 "
                           f"{percentile(samples, 0.99):6.2f} ms", flush=True)
+        base_ids, our_ids = found.values()
+        same = sum(a == b for a, b in zip(base_ids, our_ids, strict=True))
+        print(f"search() results (ids, in order) identical for {same} of {len(base_ids)} "
+              "questions")
         print(f"pooled over {args.rounds} rounds ({memories} memories, {args.searches} "
               "searches a round and kind):")
         for (name, label), samples in pooled.items():
