@@ -191,6 +191,7 @@ async def run(
                         await _run(config, store, chat_service, startup_quiet_s, task_status,
                                    early)
                 else:
+                    gate.reason = "starting"
                     await _run(config, store, chat, startup_quiet_s, task_status, early)
             early.stop()
 
