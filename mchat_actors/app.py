@@ -1,8 +1,9 @@
 """Builds every channel, opens the root nursery and starts the actors downstream-first.
 
-Start order: store -> ChatService -> REST client -> HTTP listener (answering 503 "starting")
--> users/me (the bot's identity; a rejected token is fatal here, an unreachable server is
-retried with backoff while /mchat/health says why) -> sender -> dispatcher (serializers, mapper,
+Start order: HTTP listener (answering 503 "starting" while the ChatService loads Kiwi and
+rebuilds its search index) -> store -> ChatService -> REST client -> users/me (the bot's
+identity; a rejected token is fatal here, an unreachable server is retried with backoff while
+/mchat/health says why) -> sender -> dispatcher (serializers, mapper,
 invoker) -> HTTP app opened -> reconnect supervisor (connection, backfill, polling) -> auto-join.
 No producer runs before its consumer is ready.
 
@@ -169,13 +170,43 @@ async def run(
         MattermostAuthError: the token is rejected (at start, or later by users/me).
         SupervisionError: an actor crashed more often than its restart policy allows.
     """
+    from .http.server import Gate, serve_gate  # imported here: FastAPI loads only when serving
+
     with collapse_groups(fatal=FATAL):
-        async with open_store(config.db_path) as store:
-            if chat is None:
-                async with open_chat_service(config, store) as chat_service:
-                    await _run(config, store, chat_service, startup_quiet_s, task_status)
-            else:
-                await _run(config, store, chat, startup_quiet_s, task_status)
+        log_tls_settings(config.mattermost)
+        tls_context = client_ssl_context(config.mattermost)  # REST, WebSockets, response_url
+        async with trio.open_nursery() as http:
+            # The listener first: while the chat service loads Kiwi and may rebuild the search
+            # index (seconds to minutes), /mchat/health answers 503 "starting", not a refused
+            # connection. It stops when _run is done (``early.stop``).
+            gate = Gate()
+            gate.reason = "starting: loading the language model and the search index"
+            url = await http.start(partial(serve_gate, config.http, gate,
+                                           ssl_context=tls_context))
+            early = _Serving(gate, url or "", tls_context, http.cancel_scope)
+            async with open_store(config.db_path) as store:
+                if chat is None:
+                    async with open_chat_service(config, store) as chat_service:
+                        gate.reason = "starting"
+                        await _run(config, store, chat_service, startup_quiet_s, task_status,
+                                   early)
+                else:
+                    gate.reason = "starting"
+                    await _run(config, store, chat, startup_quiet_s, task_status, early)
+            early.stop()
+
+
+@attrs.frozen
+class _Serving:
+    """The HTTP listener ``run`` starts before everything else, and how to stop it."""
+
+    gate: Gate
+    url: str
+    tls_context: ssl.SSLContext | None
+    scope: trio.CancelScope
+
+    def stop(self) -> None:
+        self.scope.cancel()
 
 
 WEBHOOK_ONLY_LIMITS = (
@@ -209,24 +240,19 @@ async def _open_webhook_poster(config: Config, store: Store, bucket: TokenBucket
 
 
 async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s: float,
-               task_status: trio.TaskStatus[Runtime]) -> None:
-    from .http.server import Gate, serve_gate  # imported here: FastAPI loads only when serving
-
+               task_status: trio.TaskStatus[Runtime], early: _Serving) -> None:
     mm = config.mattermost
     # 50 ms of margin: a request's token is taken before its connection is made, so arrivals
     # at the server jitter; the server counts arrivals (measured by bench/chaos_soak.py)
     bucket = TokenBucket(mm.rate_limit_per_s, margin_s=0.05)
     bucket.hold_off(startup_quiet_s)
     payloads = PayloadDirectory()
-    log_tls_settings(mm)
-    tls_context = client_ssl_context(mm)  # built once: REST and every WebSocket connect
+    tls_context = early.tls_context  # built once: REST and every WebSocket connect
     async with open_mattermost_client(mm, bucket=bucket, ssl_context=tls_context) as client, \
             _open_webhook_poster(config, store, bucket, payloads, tls_context) as poster:
-        gate = Gate()
+        gate, http_url = early.gate, early.url
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as root:
-                http_url = await root.start(partial(serve_gate, config.http, gate,
-                                                     ssl_context=tls_context))
                 if poster is not None:
                     bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
                                       respond_to_all_dm=mm.respond_to_all_dm)
@@ -246,7 +272,8 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
                 rt.http_url = http_url or ""
                 await _run_pipeline(rt, events_recv, replies_recv, root, gate, hard_stop,
                                     task_status, transport=poster)
-                root.cancel_scope.cancel()  # pipeline drained: stop the HTTP surface
+                early.stop()  # pipeline drained: stop the HTTP surface
+                root.cancel_scope.cancel()
         if hard_stop.cancelled_caught:
             logger.warning("app: shutdown grace of %g s ran out; unsent replies stay in the "
                            "outbox", config.shutdown_grace_s)

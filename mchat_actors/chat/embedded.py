@@ -465,6 +465,13 @@ async def open_embedded_chat_service(
                     kiwi.index_version)
         analyzer = kiwi
     conn = await trio.to_thread.run_sync(connect, db_path, analyzer)
+    if embeddings is not None:  # said once, when the service opens
+        missing = getattr(conn, "sqlite_vec_missing", None)
+        if missing:
+            logger.warning("chat: vector search is a NumPy scan of the visible memories: %s",
+                           missing)
+        else:
+            logger.info("chat: vector search with sqlite-vec")
     try:
         async with trio.open_nursery() as nursery:
             yield EmbeddedChatService(conn, llm=llm, nursery=nursery,

@@ -10,11 +10,15 @@
   vector for the configured model, ``BATCH`` texts a request, and sleeps when none is left. A
   memory embedded by another model (the model name changed) counts as missing: it is embedded
   again. A failure is logged and counted and retried after ``RETRY_S``; answers go on lexically.
-- Vectors live in the same SQLite file (``memory_embeddings``: memory id, model, float32 blob).
-  ``nearest`` scores the vectors of the memories the asker may see (the same visibility SQL as
-  the lexical search; the audience filter is applied after, to both) by cosine similarity.
-  sqlite-vec was the plan for this, but the Python of this project's machines is built without
-  ``enable_load_extension``, so the scan is NumPy over the visible rows (docs/retrieval.md).
+- Vectors live in the same SQLite file (``memory_embeddings``: memory id, model, float32 blob,
+  which is sqlite-vec's own vector format). ``nearest`` ranks the vectors of the memories the
+  asker may see (the same visibility SQL as the lexical search; the audience filter is applied
+  after, to both) by cosine similarity: in SQL with sqlite-vec's ``vec_distance_cosine`` where
+  the connection could load the extension (``load_sqlite_vec``: the ``sqlite-vec`` package, on
+  a Python whose sqlite3 can load extensions, such as Debian's), else a NumPy scan of the
+  visible rows (a pyenv-built Python has no ``enable_load_extension``; docs/retrieval.md).
+  Only the reading connection runs vector SQL: the vectors are written as plain blobs, so the
+  storage actor's connection needs no extension.
 - Questions are embedded with a short deadline (``QUERY_TIMEOUT_S``); with no vector the search
   is lexical only.
 """
@@ -138,18 +142,51 @@ def store(conn: sqlite3.Connection, model: str, items: Sequence[tuple[int, Seque
                      " vector = excluded.vector", (memory_id, model, blob))
 
 
+def load_sqlite_vec(conn: sqlite3.Connection) -> str | None:
+    """Load sqlite-vec into ``conn``: None when loaded, else why it could not be."""
+    enable = getattr(conn, "enable_load_extension", None)
+    if enable is None:
+        return ("this Python's sqlite3 cannot load extensions (built without "
+                "--enable-loadable-sqlite-extensions)")
+    try:
+        import sqlite_vec  # type: ignore[import-untyped]
+    except ImportError:
+        return "the sqlite-vec package is not installed"
+    try:
+        enable(True)
+        try:
+            conn.load_extension(sqlite_vec.loadable_path())
+        finally:
+            enable(False)
+    except sqlite3.Error as exc:
+        return f"sqlite-vec did not load: {exc}"
+    return None
+
+
 def nearest(conn: sqlite3.Connection, vector: Sequence[float], model: str, *, visible: str,
             args: Sequence[Any], limit: int = CANDIDATES) -> list[tuple[int, float]]:
     """``(memory id, cosine similarity)`` of the visible memories nearest ``vector``, best first.
 
-    ``visible`` is the SQL condition on ``m`` (``chat.search``'s) with its ``args``.
+    ``visible`` is the SQL condition on ``m`` (``chat.search``'s) with its ``args``. A vector
+    of another length than ``vector`` is left out; so is, with sqlite-vec, a zero vector.
     """
+    query = np.asarray(vector, dtype=np.float32)
+    if not np.any(query):
+        return []
+    if getattr(conn, "sqlite_vec", False):
+        rows = conn.execute(
+            "SELECT id, distance FROM (SELECT e.memory_id AS id,"
+            " vec_distance_cosine(e.vector, ?) AS distance FROM memory_embeddings AS e"
+            " JOIN memories AS m ON m.id = e.memory_id WHERE e.model = ?"
+            f" AND length(e.vector) = ? AND {visible}) WHERE distance IS NOT NULL"
+            " ORDER BY distance, id LIMIT ?",
+            (query.tobytes(), model, 4 * len(query), *args, limit)).fetchall()
+        return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
     rows = conn.execute(
         "SELECT e.memory_id, e.vector FROM memory_embeddings AS e JOIN memories AS m"
         f" ON m.id = e.memory_id WHERE e.model = ? AND {visible}", (model, *args)).fetchall()
-    query = np.asarray(vector, dtype=np.float32)
     rows = [r for r in rows if len(r[1]) == 4 * len(query)]
-    if not rows or not np.any(query):
+    if not rows:
         return []
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
@@ -204,5 +241,5 @@ async def dense_query(client: EmbeddingsClient | None, text: str
     return (vector, client.model) if vector is not None and client is not None else None
 
 
-__all__ = ["EmbeddingsClient", "dense_query", "nearest", "open_embeddings", "pending",
-           "query_vector", "run_embedder", "store"]
+__all__ = ["EmbeddingsClient", "dense_query", "load_sqlite_vec", "nearest", "open_embeddings",
+           "pending", "query_vector", "run_embedder", "store"]

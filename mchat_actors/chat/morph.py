@@ -19,6 +19,7 @@ blocking too and are called from the database thread or ``trio.to_thread``.
 
 from __future__ import annotations
 
+import functools
 import threading
 import tomllib
 import unicodedata
@@ -47,6 +48,7 @@ SIMILAR_MIN_SCORE = 0.7  # CoNg cosine similarity below this is too loose to sea
 SIMILAR_TOP_N = 5
 SIMILAR_WEIGHT = 0.6  # times the similarity
 TYPO_WEIGHT = 0.8
+QUERY_CACHE = 512  # analysed questions kept
 QUERY_TYPOS = "basic_with_continual"  # Kiwi's typo model for queries (not for the index)
 # The Snowball project's English stop list (function words only).
 ENGLISH_STOPWORDS = frozenset(
@@ -137,6 +139,7 @@ class KiwiAnalyzer:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
     _similar_cache: dict[tuple[str, str], tuple[tuple[str, float], ...]] = attrs.field(
         factory=dict)
+    _queries: Any = attrs.field(init=False, default=None)
 
     name = "kiwi"
 
@@ -230,7 +233,16 @@ class KiwiAnalyzer:
     def analyze_query(self, text: str) -> Query:
         """The concepts of a question (Kiwi's best analysis), each with its expansions: the
         forms other close analyses and the typo-corrected one give its span, and when
-        ``expand``, glossary synonyms and Kiwi's similar morphemes."""
+        ``expand``, glossary synonyms and Kiwi's similar morphemes.
+
+        The last ``QUERY_CACHE`` questions' analyses are kept (a question is analysed by the
+        search, then again by the answerer and the count of hidden matches: ~2 ms each)."""
+        if self._queries is None:  # one cache per options; lru_cache is thread-safe
+            self._queries = functools.lru_cache(maxsize=QUERY_CACHE)(self._analyze_query)
+        result: Query = self._queries(text)
+        return result
+
+    def _analyze_query(self, text: str) -> Query:
         analyses = self._analyses(text, top_n=3, margin=QUERY_MARGIN)
         if not analyses:
             return Query(())
@@ -271,7 +283,8 @@ class KiwiAnalyzer:
                     found = []
                 self._similar_cache[key] = tuple(
                     (m.form.lower(), float(m.score)) for m in found
-                    if m.score >= SIMILAR_MIN_SCORE and m.form.lower() != form)
+                    if m.score >= SIMILAR_MIN_SCORE and m.form.strip()
+                    and m.form.lower() != form)
             return self._similar_cache[key]
 
     # -- relevance ---------------------------------------------------------------------------

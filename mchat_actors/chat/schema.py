@@ -19,11 +19,15 @@ document frequencies for ranking.
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
 from ..errors import ChatServiceError
 from ..migrations import Migration, statements, upgrade
 from ..store import transaction as transaction  # the one transaction helper
 from .analysis import Analyzer, PlainAnalyzer
+
+if TYPE_CHECKING:
+    from .search import TermCounts
 
 SCHEMA_VERSION = 2
 
@@ -106,9 +110,13 @@ CREATE TABLE IF NOT EXISTS chat_state (
 
 
 class ChatConnection(sqlite3.Connection):
-    """A connection that knows the analyzer its search index is built with."""
+    """A connection that knows the analyzer its search index is built with, and keeps the
+    search's document counts (``chat.search.TermCounts``)."""
 
     analyzer: Analyzer
+    term_counts: TermCounts
+    sqlite_vec: bool  # sqlite-vec is loaded: vector search runs in SQL (``chat.embeddings``)
+    sqlite_vec_missing: str | None  # else why not
 
 
 def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
@@ -124,6 +132,13 @@ def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None,
                                factory=ChatConnection)
         conn.analyzer = analyzer if analyzer is not None else PlainAnalyzer()
+        from .search import TermCounts
+
+        conn.term_counts = TermCounts()
+        from .embeddings import load_sqlite_vec
+
+        conn.sqlite_vec_missing = load_sqlite_vec(conn)
+        conn.sqlite_vec = conn.sqlite_vec_missing is None
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

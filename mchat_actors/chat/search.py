@@ -18,6 +18,10 @@ up to three bm25-ranked FTS queries: *strict* (every concept, as a word or all i
 unless strict already found enough, *words* and *grams* (any concept). In an index of
 ``PRUNE_FROM_MEMORIES`` or more, the any-concept queries leave out terms held by more than
 ``COMMON_SHARE`` of it (scoring every memory that says 불량률 is what makes searches slow).
+Document counts (``memories_vocab`` reads a term's posting list) are cached on the reading
+connection until the index changes (``chat_state.index_generation``, bumped by every index
+write). The index's ``vis`` token
+narrows every FTS query; the visibility SQL is checked once, on the fused candidates.
 The lists are fused by reciprocal rank fusion; the final score adds the IDF-weighted share of
 the query's concepts a memory covers (``relevance``), a scope boost (this room, then the asker's
 personal memories, then other rooms), a small recency boost and a small malus for summaries.
@@ -50,6 +54,19 @@ RECENCY_BOOST = 0.03
 RECENCY_HALF_LIFE_DAYS = 30.0
 COMMON_SHARE = 0.05
 PRUNE_FROM_MEMORIES = 5_000
+TERM_COUNTS_MAX = 50_000  # cached document counts per connection (cleared when full)
+
+
+@attrs.define
+class TermCounts:
+    """Document counts of terms, valid for one generation of the index (``index_generation``).
+
+    One per reading connection (``schema.ChatConnection.term_counts``), used by one thread at
+    a time (the service's read limiter)."""
+
+    generation: str | None = None
+    total: int = 0
+    docs: dict[str, int] = attrs.field(factory=dict)
 
 
 def analyzer_of(conn: sqlite3.Connection) -> Analyzer:
@@ -75,6 +92,7 @@ def ensure_index(conn: sqlite3.Connection) -> int:
         conn.execute("INSERT INTO chat_state (key, value) VALUES ('index_version', ?)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                      (analyzer.index_version,))
+        _bump_generation(conn)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -102,13 +120,38 @@ def _with_typos(conn: sqlite3.Connection, query: Query, docs: Mapping[str, int])
     return Query(tuple(concepts))
 
 
+def _bump_generation(conn: sqlite3.Connection) -> None:
+    """Say the index changed (in the writing transaction): cached document counts expire."""
+    conn.execute("INSERT INTO chat_state (key, value) VALUES ('index_generation', '1')"
+                 " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
 def _document_counts(conn: sqlite3.Connection, query: Query) -> tuple[dict[str, int], int]:
-    """How many memories hold each stem and bigram of ``query``, and the size of the index."""
+    """How many memories hold each stem and bigram of ``query``, and the size of the index.
+
+    ``memories_vocab`` counts by reading a term's whole posting list (milliseconds for a word
+    most memories hold), so the counts are kept on the connection (``TermCounts``) until the
+    index's generation changes; read in the search's own transaction, they are exact."""
+    cache: TermCounts | None = getattr(conn, "term_counts", None)
+    if cache is not None:
+        row = conn.execute(
+            "SELECT value FROM chat_state WHERE key = 'index_generation'").fetchone()
+        generation = row[0] if row else ""
+        if generation != cache.generation or len(cache.docs) > TERM_COUNTS_MAX:
+            cache.generation, cache.docs = generation, {}
+            cache.total = conn.execute(
+                "SELECT COALESCE(MAX(rowid), 0) FROM memories_fts").fetchone()[0]
+        known, total = cache.docs, cache.total
+    else:
+        known = {}
+        total = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories_fts").fetchone()[0]
     docs = {}
     for term in sorted({t for c in query.concepts for t in (c.stem, *c.grams)}):
-        row = conn.execute("SELECT doc FROM memories_vocab WHERE term = ?", (term,)).fetchone()
-        docs[term] = row[0] if row else 0
-    total = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories_fts").fetchone()[0]
+        if term not in known:
+            row = conn.execute("SELECT doc FROM memories_vocab WHERE term = ?",
+                               (term,)).fetchone()
+            known[term] = row[0] if row else 0
+        docs[term] = known[term]
     return docs, total
 
 
@@ -165,10 +208,12 @@ def index_memory(conn: sqlite3.Connection, memory_id: int, content: str, *, scop
     vis = visibility_token(scope, (owner if scope == "personal" else room) or "")
     conn.execute("INSERT INTO memories_fts (rowid, words, grams, vis) VALUES (?, ?, ?, ?)",
                  (memory_id, words, grams, vis))
+    _bump_generation(conn)
 
 
 def unindex_memory(conn: sqlite3.Connection, memory_id: int) -> None:
     conn.execute("DELETE FROM memories_fts WHERE rowid = ?", (memory_id,))
+    _bump_generation(conn)
 
 
 _VISIBLE = (
@@ -178,20 +223,20 @@ _VISIBLE = (
 )
 
 
-def _ranked_ids(conn: sqlite3.Connection, match: str, vis: str, rooms: str,
-                owner: str | None) -> list[int]:
-    """Best bm25 first; the index's ``vis`` column narrows the match, the SQL filter guards it."""
+def _ranked_ids(conn: sqlite3.Connection, match: str, vis: str) -> list[int]:
+    """Best bm25 first; the index's ``vis`` column narrows the match (the visibility SQL
+    guards the fused candidates in ``search_scoped``: joining ``memories`` here for every
+    match cost more than the FTS query itself)."""
     rows = conn.execute(
-        "SELECT memories_fts.rowid FROM memories_fts"
-        " JOIN memories AS m ON m.id = memories_fts.rowid"
-        f" WHERE memories_fts MATCH ? AND {_VISIBLE} ORDER BY bm25(memories_fts, 1.0, 1.0, 0.0)"
-        " LIMIT ?",
-        (f"({match}) AND {vis}", rooms, owner, _CANDIDATES),
+        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?"
+        " ORDER BY bm25(memories_fts, 1.0, 1.0, 0.0) LIMIT ?",
+        (f"({match}) AND {vis}", _CANDIDATES),
     ).fetchall()
     return [row[0] for row in rows]
 
 
-def memory_from_row(row: sqlite3.Row, score: float = 0.0) -> MemoryRecord:
+def memory_from_row(row: sqlite3.Row, score: float = 0.0,
+                    similarity: float | None = None) -> MemoryRecord:
     keys = row.keys()
     return MemoryRecord(
         id=f"m{row['id']}", content=row["content"], scope=row["scope"], room_id=row["room_id"],
@@ -204,6 +249,7 @@ def memory_from_row(row: sqlite3.Row, score: float = 0.0) -> MemoryRecord:
         forgotten_at_ms=row["forgotten_at"],
         author_name=row["author_name"] if "author_name" in keys else "",
         room_name=row["room_name"] if "room_name" in keys else "",
+        similarity=similarity,
     )
 
 
@@ -259,7 +305,7 @@ def search_scoped(
     docs, total = _document_counts(conn, query)
     query = _with_typos(conn, query, docs)
     strict = query.strict_match()
-    ranked = [_ranked_ids(conn, strict, vis, rooms_json, owner)] if strict else []
+    ranked = [_ranked_ids(conn, strict, vis)] if strict else []
     similarity: dict[int, float] = {}
     if dense is not None:
         near = nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
@@ -267,7 +313,7 @@ def search_scoped(
         ranked.append([memory_id for memory_id, _ in near])
     if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):
         narrow = _selective(query, docs, total)
-        ranked += [_ranked_ids(conn, match, vis, rooms_json, owner)
+        ranked += [_ranked_ids(conn, match, vis)
                    for match in (narrow.word_match(), narrow.gram_match()) if match]
     fused: dict[int, float] = {}
     for ids in ranked:
@@ -281,25 +327,23 @@ def search_scoped(
         " FROM memories AS m LEFT JOIN users AS u ON u.id = m.author_id"
         " LEFT JOIN chat_rooms AS r ON r.id = m.room_id"
         " LEFT JOIN memories_fts AS f ON f.rowid = m.id"
-        " WHERE m.id IN (SELECT value FROM json_each(?)) AND m.valid_to IS NULL"
-        " AND m.forgotten_at IS NULL AND m.deleted_at IS NULL",
-        (json.dumps(list(fused)),),
+        f" WHERE m.id IN (SELECT value FROM json_each(?)) AND {_VISIBLE}",
+        (json.dumps(list(fused)), rooms_json, owner),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
     scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
                row) for row in rows]
+    records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
+               for score, row in scored}
     kept: list[tuple[float, sqlite3.Row]] = []
     left: list[tuple[float, sqlite3.Row]] = []
     for score, row in scored:
-        record = attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
-        (kept if keep is None or keep(record) else left).append((score, row))
+        (kept if keep is None or keep(records[row["id"]]) else left).append((score, row))
     best = _dedupe(kept)[:limit]
     shown = {row["norm"] for _, row in best}
     hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
-             for score, row in best],
-            [attrs.evolve(memory_from_row(row, score), similarity=similarity.get(row["id"]))
-             for score, row in hidden[:limit]])
+    return ([records[row["id"]] for _, row in best],
+            [records[row["id"]] for _, row in hidden[:limit]])
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
