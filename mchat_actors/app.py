@@ -34,7 +34,7 @@ from .actors.handler import Handler
 from .actors.invoker import Invoker
 from .actors.mapper import Mapper, MembershipCheck
 from .actors.sweeper import Sweeper
-from .chat.protocol import LLM, ChatService
+from .chat.protocol import LLM, ChatService, SharedStorage
 from .config import Config, MattermostConfig
 from .errors import MattermostCertificateError, MattermostUnavailable, RateLimited
 from .mattermost.incoming_webhook import IncomingWebhookPoster, open_incoming_webhook
@@ -291,7 +291,8 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
                       limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
                       store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores))
     handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
-                      replies=replies_send, bot=bot)
+                      replies=replies_send, bot=bot,
+                      shared_chat=chat if isinstance(chat, SharedStorage) else None)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
                       after_sweep=MembershipCheck(mapper))
     rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
@@ -345,7 +346,7 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
                          retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
-                         task_status=task_status)
+                         handle_batch=handler.store_posts, task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
 
 

@@ -8,6 +8,7 @@ restart never creates a second row.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sqlite_utils
@@ -80,6 +81,15 @@ def list_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
     row = db.conn.execute("SELECT 1 FROM mchat_posts WHERE post_id = ?", (post_id,)).fetchone()
     return row is not None
+
+
+def seen_among(db: sqlite_utils.Database, post_ids: Sequence[str]) -> set[str]:
+    """The ids of ``post_ids`` handled before (one query for a lane's batch)."""
+    if not post_ids:
+        return set()
+    marks = ", ".join("?" * len(post_ids))
+    return {str(r[0]) for r in db.conn.execute(
+        f"SELECT post_id FROM mchat_posts WHERE post_id IN ({marks})", tuple(post_ids))}
 
 
 def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,

@@ -45,6 +45,10 @@ from ..retry_queue import ParkedEvent, RetryQueue, backoff_s
 logger = logging.getLogger(__name__)
 
 Handle = Callable[[InboundEvent], Awaitable[None]]
+# A lane's run of posts -> how many leading ones it handled in one storage request
+# (``Handler.store_posts``); the rest are handled one at a time.
+HandleBatch = Callable[[Sequence[PostCreated]], Awaitable[int]]
+LANE_BATCH = 128  # posts a lane takes from its mailbox for one storage request
 # (channel id, create_at of the oldest dropped post) -> the channel's posts from its cursor (or
 # from that time when it has none), a page at a time: ``Sweeper.catch_up``
 CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
@@ -80,6 +84,9 @@ class DispatcherStats:
     parked_failures: int = 0  # failed tries of a parked head
     dropped_behind: int = 0  # posts not queued at a full mailbox (read again by a catch-up)
     catch_ups: int = 0
+    batches: int = 0  # storage requests for a lane's run of plain posts
+    batched_posts: int = 0  # posts handled in those
+    batch_fallbacks: int = 0  # batches that failed and were handled one post at a time
     catch_up_failures: int = 0
     overflow_lost: int = 0  # non-post events beyond OVERFLOW_CAP (logged as errors)
     lanes: dict[str, _Lane] = attrs.Factory(dict)
@@ -103,6 +110,7 @@ async def run(
     stats: DispatcherStats,
     retry_queue: RetryQueue,
     catch_up: CatchUp,
+    handle_batch: HandleBatch | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -114,7 +122,7 @@ async def run(
     """
     lanes = stats.lanes
     ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
-                   catch_up=catch_up)
+                   catch_up=catch_up, handle_batch=handle_batch)
     async with trio.open_nursery() as work_nursery:
 
         def lane_for(cid: str) -> _Lane:
@@ -176,6 +184,7 @@ class _Context:
     queue: RetryQueue
     wall: Callable[[], float]
     catch_up: CatchUp
+    handle_batch: HandleBatch | None = None
 
 
 async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
@@ -204,10 +213,65 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                 return
             lane.busy = True
             try:
-                await _take(cid, lane, event, ctx)
+                await _take_many(cid, lane, [event, *_drain(lane, event, ctx)], ctx)
             finally:
                 lane.busy = False
                 lane.last_active = trio.current_time()
+
+
+def _drain(lane: _Lane, first: InboundEvent, ctx: _Context) -> list[InboundEvent]:
+    """The posts queued behind ``first`` (up to ``LANE_BATCH``), taken for one storage
+    request; stops after the first event that is not a post (kept, in order, at the end)."""
+    taken: list[InboundEvent] = []
+    if not isinstance(first, PostCreated) or ctx.handle_batch is None or lane.parked:
+        return taken
+    while len(taken) < LANE_BATCH - 1:
+        try:
+            event = lane.receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        taken.append(event)
+        if not isinstance(event, PostCreated):
+            break
+    return taken
+
+
+async def _take_many(cid: str, lane: _Lane, events: Sequence[InboundEvent],
+                     ctx: _Context) -> None:
+    """Handle ``events`` in order: runs of posts in one storage request each
+    (``HandleBatch``), anything that request leaves (questions, other events) one at a time."""
+    i = 0
+    while i < len(events):
+        run: list[PostCreated] = []
+        while i + len(run) < len(events) and len(run) < LANE_BATCH and isinstance(
+                events[i + len(run)], PostCreated):
+            run.append(events[i + len(run)])  # type: ignore[arg-type]
+        done = await _batch(cid, lane, run, ctx) if run else 0
+        i += done
+        if done < len(run) or not run:
+            await _take(cid, lane, events[i], ctx)
+            i += 1
+
+
+async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Context) -> int:
+    """How many leading posts of ``run`` one storage request handled (0: none, or it failed:
+    nothing of it was committed, and the posts take the one-at-a-time path with its retries
+    and parking)."""
+    if ctx.handle_batch is None or lane.parked:
+        return 0
+    try:
+        done = await ctx.handle_batch(run)
+    except MattermostAuthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nothing committed: each post is retried alone
+        ctx.stats.batch_fallbacks += 1
+        logger.warning("dispatcher: channel %s: a batch of %d posts failed (%s); handling "
+                       "them one at a time", cid, len(run), _describe(exc))
+        return 0
+    if done:
+        ctx.stats.batches += 1
+        ctx.stats.batched_posts += done
+    return done
 
 
 async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
@@ -231,8 +295,7 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
         ctx.stats.catch_ups += 1
         try:
             async for events in ctx.catch_up(cid, since or 0):
-                for event in events:
-                    await _take(cid, lane, event, ctx)
+                await _take_many(cid, lane, events, ctx)
         except TRANSIENT as exc:
             ctx.stats.catch_up_failures += 1
             lane.behind = True

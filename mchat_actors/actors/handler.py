@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 import attrs
 import sqlite_utils
 import trio
 
 from .. import mapping, outbox
-from ..chat.protocol import ReactFn
+from ..chat.protocol import NewMessage, ReactFn, SharedStorage, StoredMessage
 from ..config import MattermostConfig
 from ..errors import ChatServiceError
 from ..logsetup import fields as log_fields
@@ -152,6 +153,34 @@ def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
         return outbox.load_pending(db, ids=ids)
 
 
+@attrs.frozen
+class _Plain:
+    """A post of a lane's batch that is stored without an answer (or not stored at all)."""
+
+    post: Post
+    status: str
+    source: str
+    message: NewMessage | None  # None: own/system post or sync off (recorded, not stored)
+
+
+def store_plain_posts(db: sqlite_utils.Database, items: Sequence[_Plain],
+                      chat: SharedStorage) -> tuple[set[str], list[StoredMessage]]:
+    """One request for a lane's run of plain posts (run by the storage actor): skip those
+    handled before, store the others' messages in the ChatService's tables, mark them handled
+    and move the cursor, all in the request's transaction.
+
+    Returns:
+        (ids handled before, the messages stored now).
+    """
+    seen = mapping.seen_among(db, [i.post.id for i in items])
+    fresh = [i for i in items if i.post.id not in seen]
+    messages = [i.message for i in fresh if i.message is not None]
+    stored = chat.store_messages_work(messages)(db) if messages else []
+    for item in fresh:
+        mapping.record_post(db, item.post, status=item.status, source=item.source)
+    return seen, stored
+
+
 @attrs.define
 class Handler:
     cfg: MattermostConfig
@@ -163,6 +192,8 @@ class Handler:
     stats: HandlerStats = attrs.Factory(HandlerStats)
     webhook_replies: WebhookReplies = attrs.Factory(WebhookReplies)
     guard: LoopGuard | None = None  # built from cfg when not given
+    # the ChatService when it stores through this store (plain posts then go in lane batches)
+    shared_chat: SharedStorage | None = None
     _pattern: re.Pattern[str] | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -190,6 +221,60 @@ class Handler:
                 pass  # auto-join watches channel lists itself; deleted rooms keep their history
             case _:
                 raise AssertionError(f"unhandled event {event!r}")
+
+    async def store_posts(self, events: Sequence[PostCreated]) -> int:
+        """Handle the leading plain posts of ``events`` (a lane's queue, in order) in ONE
+        request to the storage actor: seen-check, the ChatService's message rows, the seen
+        marks and the cursor commit together. Returns how many leading events were handled;
+        the caller handles the rest one at a time (a question, a webhook post, or all of them
+        when the ChatService does not share the store).
+
+        Raises:
+            StoreError, ChatServiceError: nothing of the batch was committed.
+        """
+        chat = self.shared_chat
+        if chat is None or not chat.shares_store():
+            return 0
+        items: list[_Plain] = []
+        for event in events:
+            item = await self._plain(event)
+            if item is None:
+                break
+            items.append(item)
+        if not items:
+            return 0
+        seen, stored = await self.store.run(store_plain_posts, items, chat)
+        chat.messages_stored(stored)
+        for item in items:
+            if item.post.id in seen:
+                self.stats.duplicates += 1
+            else:
+                self.stats.posts[item.status] += 1
+        return len(items)
+
+    async def _plain(self, event: PostCreated) -> _Plain | None:
+        """``event`` as a plain post of a batch, or None when it needs the one-at-a-time path
+        (a question or command, a webhook post, a ChatService answer)."""
+        post = event.post
+        if event.source == "webhook":
+            return None
+        early = decide(post, channel_type=event.channel_type, bot=self.bot,
+                       pattern=self._pattern)
+        if early.respond:
+            return None
+        if not early.store:
+            return _Plain(post, early.reason, event.source, None)
+        info = await self.mapper.channel(post.channel_id)
+        if not info.sync_enabled:
+            return _Plain(post, "sync_off", event.source, None)
+        if not event.channel_type and decide(post, channel_type=info.type, bot=self.bot,
+                                             pattern=self._pattern).respond:
+            return None
+        user = await self.mapper.user(post.user_id)
+        return _Plain(post, "stored", event.source, NewMessage(
+            room=info.room_id, user=user, content=post.message, post_id=post.id,
+            root_id=post.root_id, created_at_ms=post.create_at or None,
+            permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}"))
 
     async def _post_created(self, event: PostCreated) -> None:
         post = event.post
