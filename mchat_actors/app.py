@@ -42,6 +42,7 @@ from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
+from .repository import sqlite_repositories
 from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
@@ -285,16 +286,18 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     mm = config.mattermost
     events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
+    repos = sqlite_repositories()
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
-                    timeout_s=config.chat.timeout_s)
+                    timeout_s=config.chat.timeout_s, repos=repos)
     invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                       limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
                       store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores))
     handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
                       replies=replies_send, bot=bot,
-                      shared_chat=chat if isinstance(chat, SharedStorage) else None)
+                      shared_chat=chat if isinstance(chat, SharedStorage) else None,
+                      repos=repos)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
-                      after_sweep=MembershipCheck(mapper))
+                      after_sweep=MembershipCheck(mapper), repos=repos)
     rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                  bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                  events=events_send, replies=replies_send, started_at=trio.current_time(),

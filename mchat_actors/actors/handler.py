@@ -16,11 +16,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 import attrs
-import sqlite_utils
 import trio
 
-from .. import mapping, outbox
-from ..chat.protocol import NewMessage, ReactFn, SharedStorage, StoredMessage
+from ..chat.protocol import NewMessage, ReactFn, SharedStorage
 from ..config import MattermostConfig
 from ..errors import ChatServiceError
 from ..logsetup import fields as log_fields
@@ -41,7 +39,9 @@ from ..messages import (
     SendEphemeral,
     SendReply,
 )
-from ..store import Store, transaction
+from ..posts import PlainPost
+from ..repository import Repositories, sqlite_repositories
+from ..store import Store
 from ..trigger import MARKER, BotIdentity, decide, mention_pattern, reply_root
 from .invoker import Invoker
 from .mapper import Mapper
@@ -130,57 +130,6 @@ class HandlerStats:
     deletes: int = 0
 
 
-def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
-                replies: tuple[SendReply, ...], max_chars: int,
-                delivered_in_response: bool = False) -> list[outbox.OutboxRow]:
-    """Mark handled + advance the cursor + write the outbox rows, atomically.
-
-    ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
-    rows are recorded as sent so the sender never posts them.
-
-    Returns:
-        The replies' pending outbox rows as committed (for the sender: no re-read).
-    """
-    with transaction(db.conn):
-        mapping.record_post(db, post, status=status, source=source)
-        if not replies:
-            return []
-        ids = outbox.enqueue_replies(db, replies, max_chars=max_chars)
-        if delivered_in_response:
-            for reply in replies:
-                outbox.mark_delivered_elsewhere(db, reply.reply_key, how="webhook-response")
-            return []
-        return outbox.load_pending(db, ids=ids)
-
-
-@attrs.frozen
-class _Plain:
-    """A post of a lane's batch that is stored without an answer (or not stored at all)."""
-
-    post: Post
-    status: str
-    source: str
-    message: NewMessage | None  # None: own/system post or sync off (recorded, not stored)
-
-
-def store_plain_posts(db: sqlite_utils.Database, items: Sequence[_Plain],
-                      chat: SharedStorage) -> tuple[set[str], list[StoredMessage]]:
-    """One request for a lane's run of plain posts (run by the storage actor): skip those
-    handled before, store the others' messages in the ChatService's tables, mark them handled
-    and move the cursor, all in the request's transaction.
-
-    Returns:
-        (ids handled before, the messages stored now).
-    """
-    seen = mapping.seen_among(db, [i.post.id for i in items])
-    fresh = [i for i in items if i.post.id not in seen]
-    messages = [i.message for i in fresh if i.message is not None]
-    stored = chat.store_messages_work(messages)(db) if messages else []
-    for item in fresh:
-        mapping.record_post(db, item.post, status=item.status, source=item.source)
-    return seen, stored
-
-
 @attrs.define
 class Handler:
     cfg: MattermostConfig
@@ -194,6 +143,7 @@ class Handler:
     guard: LoopGuard | None = None  # built from cfg when not given
     # the ChatService when it stores through this store (plain posts then go in lane batches)
     shared_chat: SharedStorage | None = None
+    repos: Repositories = attrs.Factory(sqlite_repositories)
     _pattern: re.Pattern[str] | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -206,11 +156,11 @@ class Handler:
             case PostCreated():
                 await self._post_created(event)
             case PostEdited(post=post):
-                if await self.store.read(mapping.is_post_seen, post.id):
+                if await self.store.read(self.repos.posts.is_post_seen, post.id):
                     self.stats.edits += 1
                     await self.invoker.edit(post)
             case PostDeleted(post=post):
-                if await self.store.read(mapping.is_post_seen, post.id):
+                if await self.store.read(self.repos.posts.is_post_seen, post.id):
                     self.stats.deletes += 1
                     await self.invoker.delete(post)
             case MemberJoined(channel_id=cid, user_id=uid):
@@ -235,7 +185,7 @@ class Handler:
         chat = self.shared_chat
         if chat is None or not chat.shares_store():
             return 0
-        items: list[_Plain] = []
+        items: list[PlainPost] = []
         for event in events:
             item = await self._plain(event)
             if item is None:
@@ -243,7 +193,7 @@ class Handler:
             items.append(item)
         if not items:
             return 0
-        seen, stored = await self.store.run(store_plain_posts, items, chat)
+        seen, stored = await self.store.run(self.repos.posts.store_plain_posts, items, chat)
         chat.messages_stored(stored)
         for item in items:
             if item.post.id in seen:
@@ -252,7 +202,7 @@ class Handler:
                 self.stats.posts[item.status] += 1
         return len(items)
 
-    async def _plain(self, event: PostCreated) -> _Plain | None:
+    async def _plain(self, event: PostCreated) -> PlainPost | None:
         """``event`` as a plain post of a batch, or None when it needs the one-at-a-time path
         (a question or command, a webhook post, a ChatService answer)."""
         post = event.post
@@ -263,15 +213,15 @@ class Handler:
         if early.respond:
             return None
         if not early.store:
-            return _Plain(post, early.reason, event.source, None)
+            return PlainPost(post, early.reason, event.source, None)
         info = await self.mapper.channel(post.channel_id)
         if not info.sync_enabled:
-            return _Plain(post, "sync_off", event.source, None)
+            return PlainPost(post, "sync_off", event.source, None)
         if not event.channel_type and decide(post, channel_type=info.type, bot=self.bot,
                                              pattern=self._pattern).respond:
             return None
         user = await self.mapper.user(post.user_id)
-        return _Plain(post, "stored", event.source, NewMessage(
+        return PlainPost(post, "stored", event.source, NewMessage(
             room=info.room_id, user=user, content=post.message, post_id=post.id,
             root_id=post.root_id, created_at_ms=post.create_at or None,
             permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}"))
@@ -279,7 +229,7 @@ class Handler:
     async def _post_created(self, event: PostCreated) -> None:
         post = event.post
         started = trio.current_time()
-        if await self.store.read(mapping.is_post_seen, post.id):
+        if await self.store.read(self.repos.posts.is_post_seen, post.id):
             self.stats.duplicates += 1
             if event.source == "webhook":
                 self.webhook_replies.no_reply(post.id)
@@ -348,8 +298,8 @@ class Handler:
         if not respond or guard is None:
             return ""
         if guard.is_automated(post):
-            row = await self.store.read(mapping.get_user, post.user_id) if guard.answer_bots \
-                else None
+            row = await self.store.read(self.repos.mapping.get_user, post.user_id) \
+                if guard.answer_bots else None
             if not guard.bot_allowed(str(row["mchat_username"]) if row else None):
                 return "bot_not_answered"
         if not guard.take(post.channel_id):
@@ -359,9 +309,10 @@ class Handler:
     async def _finish(self, post: Post, status: str, source: str,
                       replies: tuple[SendReply, ...], in_response: bool = False) -> None:
         try:
-            rows = await self.store.run(finish_post, post, status=status, source=source,
-                                 replies=replies, max_chars=self.cfg.max_post_chars,
-                                 delivered_in_response=in_response)
+            rows = await self.store.run(
+                self.repos.posts.finish_post, post, status=status, source=source,
+                replies=replies, max_chars=self.cfg.max_post_chars,
+                delivered_in_response=in_response)
         except BaseException:
             if source == "webhook":  # not committed: the waiter gets nothing, the retry posts
                 self.webhook_replies.no_reply(post.id)

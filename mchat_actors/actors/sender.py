@@ -38,7 +38,6 @@ from typing import Any, Protocol, TypeVarTuple, assert_never, final
 import attrs
 import trio
 
-from .. import outbox
 from ..config import MattermostConfig
 from ..errors import (
     MalformedEvent,
@@ -52,6 +51,7 @@ from ..mattermost.hygiene import POST_PROPS
 from ..mattermost.rest import MattermostClient
 from ..messages import AddReaction, OutboundRequest, SendEphemeral, SendReply
 from ..outbox import OutboxRow
+from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 from . import ephemeral
 from .circuit import Circuit
@@ -194,8 +194,10 @@ class Sender:
         settings: SenderSettings | None = None,
         wall_clock: Callable[[], float] = time.time,
         transport: PostTransport | None = None,
+        repos: Repositories | None = None,
     ) -> None:
         self._cfg = cfg
+        self._repos = repos or sqlite_repositories()
         self._transport = transport  # None: post through ``client`` (REST)
         self._store = store
         self._client = client
@@ -231,7 +233,7 @@ class Sender:
         Cancellation: safe at any point; an interrupted post is recognised on the next run.
         """
         state = _State()
-        self._merge(state, await self._store.run(outbox.load_pending))
+        self._merge(state, await self._store.run(self._repos.outbox.load_pending))
         react_send, react_recv = trio.open_memory_channel[AddReaction](
             self._settings.reaction_queue
         )
@@ -258,7 +260,8 @@ class Sender:
             case SendReply():
                 self.stats.replies += 1
                 ids = await self._store.run(
-                    outbox.enqueue_replies, [request], max_chars=self._cfg.max_post_chars,
+                    self._repos.outbox.enqueue_replies, [request],
+                    max_chars=self._cfg.max_post_chars,
                     now=self._wall(),
                 )
                 # The sending loop loads them: only it touches the queues, so a row it has
@@ -301,10 +304,10 @@ class Sender:
                 self._merge(state, rows)
             if state.incoming:
                 ids, state.incoming = state.incoming, []
-                self._merge(state, await self._store.run(outbox.load_pending, ids=ids))
+                self._merge(state, await self._store.run(self._repos.outbox.load_pending, ids=ids))
             now = trio.current_time()
             if not state.closing and now >= next_rescan:
-                self._merge(state, await self._store.run(outbox.load_pending))
+                self._merge(state, await self._store.run(self._repos.outbox.load_pending))
                 next_rescan = now + self._settings.rescan_interval_s
             probe_at = self._circuit.probe_at
             if probe_at is not None:  # the circuit is open: rows wait for the server
@@ -392,7 +395,7 @@ class Sender:
                     await self._finish(state, channel, entry, post_id)
                     return
             wall = self._wall()
-            await self._store.run(outbox.mark_attempt, row.id, now=wall)
+            await self._store.run(self._repos.outbox.mark_attempt, row.id, now=wall)
             entry.row = row = attrs.evolve(
                 row, attempts=row.attempts + 1, last_attempt_at=wall,
                 first_attempt_at=wall if row.first_attempt_at is None else row.first_attempt_at,
@@ -415,7 +418,7 @@ class Sender:
             await self._retry(entry, exc, failed_at)
             return
         except MattermostApiError as exc:
-            await self._store.run(outbox.mark_failed, row.id, error=str(exc))
+            await self._store.run(self._repos.outbox.mark_failed, row.id, error=str(exc))
             self.stats.failed += 1
             logger.warning("sender: channel %s: row %s (%s) failed permanently: %s",
                            channel, row.id, row.reply_key, exc)
@@ -442,7 +445,7 @@ class Sender:
         return found
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
-        await self._store.run(outbox.mark_sent, entry.row.id, mm_post_id=post_id,
+        await self._store.run(self._repos.outbox.mark_sent, entry.row.id, mm_post_id=post_id,
                               now=self._wall())
         self.stats.sent += 1
         self._pop_head(state, channel)
@@ -483,7 +486,7 @@ class Sender:
         entry.not_before = failed_at + delay
         logger.warning("sender: channel %s: row %s (%s): %s; next try in %g s",
                        entry.row.channel_id, entry.row.id, entry.row.reply_key, exc, delay)
-        await self._store.run(outbox.mark_retry, entry.row.id,
+        await self._store.run(self._repos.outbox.mark_retry, entry.row.id,
                               next_attempt_at=self._wall() + delay,
                               error=f"{type(exc).__name__}: {exc}")
 

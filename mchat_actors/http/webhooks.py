@@ -32,7 +32,7 @@ import trio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from .. import mapping, webhook_inbox
+from .. import posts, webhook_inbox
 from ..errors import ChatServiceError, MattermostError, StoreError
 from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from ..trigger import decide
@@ -90,7 +90,7 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
     check_webhook_token(request, s, token if isinstance(token, str) else None)
     event = _event_from(fields, encoding)
     post = event.post
-    if await s.rt.store.run(mapping.is_post_seen, post.id):
+    if await s.rt.store.run(posts.is_post_seen, post.id):
         s.stats.webhook_outcomes[("outgoing", "duplicate")] += 1
         return Response(status_code=200)  # the WebSocket copy was handled (and answered) first
     if s.rt.directory is not None:  # webhook-only: kept durably, answered through the outbox
