@@ -12,7 +12,7 @@ per-key lock makes concurrent first sightings of one user or channel create it o
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from ..chat.protocol import ChatService
 from ..errors import ChatServiceTimeout, MattermostAuthError, MchatActorsError
 from ..mattermost.api import ChannelDirectory
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
+from ..ports import ChannelInfo as ChannelInfo
 from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 
@@ -31,23 +32,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _ROOM_KINDS = {"O": "channel", "P": "private", "D": "direct", "G": "group"}
 MEMBERS_PAGE = 200
-
-
-@attrs.frozen(kw_only=True)
-class ChannelInfo:
-    channel_id: ChannelId
-    room_id: RoomId
-    type: str
-    name: str
-    team_id: str
-    sync_enabled: bool
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ChannelInfo:
-        return cls(channel_id=ChannelId(row["mchat_channel_id"]),
-                   room_id=RoomId(row["agent_room_id"]), type=row["channel_type"],
-                   name=row["mchat_channel_name"], team_id=row["mchat_team_id"],
-                   sync_enabled=bool(row["sync_enabled"]))
 
 
 @attrs.define

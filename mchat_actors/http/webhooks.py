@@ -3,7 +3,7 @@
 The payload (JSON with ``timestamp`` in ms, or a form with ``timestamp`` in seconds) becomes a
 ``PostCreated(source="webhook")`` on the runtime's events channel, so the post is stored,
 ordered with its channel's other messages and deduplicated by post id with the WebSocket copy.
-Before injecting it we register with ``handler.webhook_replies``: when the answer is ready
+Before injecting it we register with ``rt.webhook_replies``: when the answer is ready
 within ``webhook_answer_within_s`` (4.5 s) it goes back in this response
 (``{"text", "response_type": "comment"}``: Mattermost threads it under the post); otherwise the
 response body is empty (Mattermost then posts nothing) and the runtime sends the answer later
@@ -166,7 +166,7 @@ async def _inject_and_wait(s: Surface, event: PostCreated, *, wait: bool = True)
     """
     window_s = s.rt.config.http.webhook_answer_within_s
     deadline = trio.current_time() + window_s
-    replies = s.rt.handler.webhook_replies
+    replies = s.rt.webhook_replies
     post_id = event.post.id
     if wait:
         replies.expect(post_id)  # before the post can reach its serializer

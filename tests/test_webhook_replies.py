@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import trio
 
-from mchat_actors.actors.handler import WebhookReplies
+from mchat_actors.webhook_replies import WebhookReplies
 
 
 async def test_waiter_gets_the_reply_text(autojump_clock):
