@@ -76,6 +76,7 @@ class Runtime:
     webhook_replies: WebhookReplies  # outgoing-webhook requests waiting for their reply
     reconnect_stats: reconnect.ReconnectStats = attrs.Factory(reconnect.ReconnectStats)
     dispatcher_stats: dispatcher.DispatcherStats = attrs.Factory(dispatcher.DispatcherStats)
+    dispatcher_lanes: dispatcher.Lanes = attrs.Factory(dispatcher.Lanes)
     supervisor_stats: SupervisorStats = attrs.Factory(SupervisorStats)
     summary_stats: summaries.SummaryStats = attrs.Factory(summaries.SummaryStats)
     sender: sender.Sender | None = None  # built with the rest (``_build``)
@@ -279,7 +280,8 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
                          retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
-                         handle_batch=handler.store_posts, task_status=task_status)
+                         handle_batch=handler.store_posts, lanes=rt.dispatcher_lanes,
+                         task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
 
 
@@ -319,10 +321,13 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                                      every_hours=every, stats=rt.summary_stats,
                                      max_chars=rt.config.mattermost.max_post_chars))
 
+            control = reconnect.ReconnectControl()  # the resume handle outlives restarts
+
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,
                                     events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
-                                    stats=rt.reconnect_stats, bucket=rt.bucket,
+                                    stats=rt.reconnect_stats, control=control,
+                                    bucket=rt.bucket,
                                     ssl_context=rt.ssl_context,
                                     verify_every_s=reconnect.VERIFY_EVERY_S)
 

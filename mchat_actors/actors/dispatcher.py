@@ -89,17 +89,27 @@ class DispatcherStats:
     batch_fallbacks: int = 0  # batches that failed and were handled one post at a time
     catch_up_failures: int = 0
     overflow_lost: int = 0  # non-post events beyond OVERFLOW_CAP (logged as errors)
-    lanes: dict[str, _Lane] = attrs.Factory(dict)
+
+
+@attrs.define
+class Lanes:
+    """The dispatcher's live lanes by channel (its control state; read-only views for
+    health and metrics)."""
+
+    by_channel: dict[str, _Lane] = attrs.Factory(dict)
+
+    def __len__(self) -> int:
+        return len(self.by_channel)
 
     def mailbox_depths(self) -> dict[str, int]:
         return {cid: lane.receive.statistics().current_buffer_used
-                for cid, lane in self.lanes.items()}
+                for cid, lane in self.by_channel.items()}
 
     def parked_channels(self) -> list[str]:
-        return sorted(cid for cid, lane in self.lanes.items() if lane.parked)
+        return sorted(cid for cid, lane in self.by_channel.items() if lane.parked)
 
     def behind_channels(self) -> list[str]:
-        return sorted(cid for cid, lane in self.lanes.items() if lane.behind)
+        return sorted(cid for cid, lane in self.by_channel.items() if lane.behind)
 
 
 async def run(
@@ -111,6 +121,7 @@ async def run(
     retry_queue: RetryQueue,
     catch_up: CatchUp,
     handle_batch: HandleBatch | None = None,
+    lanes: Lanes | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -120,16 +131,16 @@ async def run(
     Cancellation: lanes are cancelled mid-event; an unfinished event was not recorded as
     handled, so the next start's backfill (or the retry queue) brings it back.
     """
-    lanes = stats.lanes
+    live = (lanes if lanes is not None else Lanes()).by_channel
     ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
                    catch_up=catch_up, handle_batch=handle_batch)
     async with trio.open_nursery() as work_nursery:
 
         def lane_for(cid: str) -> _Lane:
-            lane = lanes.get(cid)
+            lane = live.get(cid)
             if lane is None:
                 send, receive = trio.open_memory_channel[InboundEvent](queues.channel_mailbox)
-                lane = lanes[cid] = _Lane(send, receive, last_active=trio.current_time())
+                lane = live[cid] = _Lane(send, receive, last_active=trio.current_time())
                 stats.lanes_started += 1
                 work_nursery.start_soon(_serialize, cid, lane, ctx)
             return lane
@@ -137,7 +148,7 @@ async def run(
         for cid in await retry_queue.channels():
             lane_for(cid).parked = True
         reaper = trio.CancelScope()
-        work_nursery.start_soon(_reap_idle, queues, lanes, stats, reaper)
+        work_nursery.start_soon(_reap_idle, queues, live, stats, reaper)
         task_status.started()
         async for event in inbox:
             stats.events += 1
@@ -151,7 +162,7 @@ async def run(
             except trio.WouldBlock:
                 _fell_behind(channel_of(event), lane, event, stats)
         reaper.cancel()
-        for lane in lanes.values():
+        for lane in live.values():
             lane.closing = True
             await lane.send.aclose()
 

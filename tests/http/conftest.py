@@ -153,6 +153,7 @@ async def open_harness(config: Config, *, background: bool = True,
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: dispatcher.run(
                 config.queues, inbox=events_recv, handle=handler, stats=rt.dispatcher_stats,
+                lanes=rt.dispatcher_lanes,
                 retry_queue=SqliteRetryQueue(store), catch_up=sweeper.catch_up,
                 task_status=task_status))
             nursery.start_soon(drain)
