@@ -4,6 +4,7 @@ each other's modules (``app`` wires the real ones in at construction).
 - ``MapperPort``: Mattermost channels and users to ChatService rooms and users (``actors.mapper``).
 - ``InvokerPort``: the ChatService under a timeout and a concurrency limit (``actors.invoker``).
 - ``ReplyWaiters``: an HTTP request waiting for a post's reply (``webhook_replies``).
+- ``SweeperPort``: REST reads of what the WebSocket may have missed (``actors.sweeper``).
 """
 
 from __future__ import annotations
@@ -78,3 +79,15 @@ class ReplyWaiters(Protocol):
     def no_reply(self, post_id: str) -> None:
         """The post was handled without a reply (or not committed): wake the waiter."""
         ...
+
+
+class SweeperPort(Protocol):
+    def connection_lost(self, *, since_ms: int | None = None) -> None:
+        """Posts may be missing from ``since_ms`` on: the next sweeps read from there."""
+        ...
+
+    async def sweep(self, *, source: str) -> int:
+        """Read every channel that moved and emit its new posts; how many were emitted."""
+        ...
+
+    async def poll_forever(self, interval_s: float) -> None: ...

@@ -28,10 +28,10 @@ from ..config import MattermostConfig
 from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
 from ..mattermost.api import Identity
 from ..messages import ConnectionState, InboundEvent
+from ..ports import SweeperPort
 from ..supervision import backoff_delay
 from ..tls import client_ssl_context
 from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_connection
-from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def run(
     cfg: MattermostConfig,
     *,
     rest: Identity,
-    sweeper: Sweeper,
+    sweeper: SweeperPort,
     events: trio.MemorySendChannel[InboundEvent],
     bot_user_id: str,
     stats: ReconnectStats,
@@ -100,7 +100,7 @@ async def run(
                                    rng=rng, ssl_context=ssl_context)
 
 
-async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, control: ReconnectControl,
+async def _verify_forever(sweeper: SweeperPort, stats: ReconnectStats, control: ReconnectControl,
                           every_s: float) -> None:
     """While the WebSocket is up, sweep every ``every_s``: one channel-list request per team
     (plus one per channel with a post not handled yet). A socket that stays open but stops
@@ -120,7 +120,7 @@ async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, control: Reco
                            "did not deliver (yet)", found)
 
 
-async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sweeper,
+async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: SweeperPort,
                            events: trio.MemorySendChannel[InboundEvent], bot_user_id: str,
                            stats: ReconnectStats, control: ReconnectControl,
                            bucket: _Bucket | None,
@@ -191,7 +191,7 @@ async def _check_token(rest: Identity) -> None:
         return
 
 
-def _failed(stats: ReconnectStats, exc: Exception, sweeper: Sweeper) -> None:
+def _failed(stats: ReconnectStats, exc: Exception, sweeper: SweeperPort) -> None:
     stats.failures_in_row += 1
     stats.last_error = str(exc)
     # everything up to the last frame read was delivered: posts after it may be missing
