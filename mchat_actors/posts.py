@@ -118,7 +118,8 @@ def store_plain_posts(db: sqlite_utils.Database, items: Sequence[PlainPost],
         (ids handled before, the messages stored now).
     """
     seen = seen_among(db, [i.post.id for i in items])
-    fresh = [i for i in items if i.post.id not in seen]
+    fresh = list({i.post.id: i for i in reversed(items) if i.post.id not in seen}.values())
+    fresh.reverse()  # in order, each post once (one may come twice: socket and catch-up)
     messages = [i.message for i in fresh if i.message is not None]
     stored = chat.store_messages_work(messages)(db) if messages else []
     for item in fresh:

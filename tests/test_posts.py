@@ -39,7 +39,8 @@ async def test_a_lane_batch_is_one_request_and_commits_all_or_nothing(tmp_path):
         assert store.writer.stats.requests == requests + 1
         assert seen == set() and [m.mchat_post_id for m in stored] == ["p1", "p2", "p3"]
         assert await store.read(posts.channel_cursor, "c") == "p3"
-        seen, stored = await store.run(store_plain_posts, [item(n) for n in (2, 3, 4)], chat)
+        seen, stored = await store.run(store_plain_posts,
+                                       [item(n) for n in (2, 3, 4, 4)], chat)
         assert seen == {"p2", "p3"} and [m.mchat_post_id for m in stored] == ["p4"]
         assert await store.read(count, "SELECT count(*) FROM chat_messages") == 4
         with pytest.raises((StoreError, ChatServiceError)):

@@ -131,10 +131,12 @@ class Handler:
             return 0
         seen, stored = await self.store.run(self.repos.posts.store_plain_posts, items, chat)
         chat.messages_stored(stored)
+        counted: set[str] = set()
         for item in items:
-            if item.post.id in seen:
+            if item.post.id in seen or item.post.id in counted:
                 self.stats.duplicates += 1
             else:
+                counted.add(item.post.id)
                 self.stats.posts[item.status] += 1
         return len(items)
 
