@@ -21,7 +21,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,8 @@ from .actors.handler import Handler
 from .actors.invoker import Invoker
 from .actors.mapper import Mapper, MembershipCheck
 from .actors.sweeper import Sweeper
-from .chat.protocol import LLM, ChatService
+from .chat.protocol import ChatService, SharedStorage
+from .chat_service import open_chat_service as open_chat_service
 from .config import Config, MattermostConfig
 from .errors import MattermostCertificateError, MattermostUnavailable, RateLimited
 from .mattermost.incoming_webhook import IncomingWebhookPoster, open_incoming_webhook
@@ -43,11 +44,13 @@ from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
+from .repository import sqlite_repositories
 from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
 from .tls import client_ssl_context, log_tls_settings
 from .trigger import BotIdentity
+from .webhook_replies import WebhookReplies
 
 if TYPE_CHECKING:
     from .http.server import Gate
@@ -71,10 +74,13 @@ class Runtime:
     sweeper: Sweeper
     events: trio.MemorySendChannel[InboundEvent]  # HTTP sends here; closed on shutdown
     replies: trio.MemorySendChannel[OutboundRequest]
+    webhook_replies: WebhookReplies  # outgoing-webhook requests waiting for their reply
     reconnect_stats: reconnect.ReconnectStats = attrs.Factory(reconnect.ReconnectStats)
     dispatcher_stats: dispatcher.DispatcherStats = attrs.Factory(dispatcher.DispatcherStats)
+    dispatcher_lanes: dispatcher.Lanes = attrs.Factory(dispatcher.Lanes)
     supervisor_stats: SupervisorStats = attrs.Factory(SupervisorStats)
     summary_stats: summaries.SummaryStats = attrs.Factory(summaries.SummaryStats)
+    sender: sender.Sender | None = None  # built with the rest (``_build``)
     sender_stats: object = None
     directory: PayloadDirectory | None = None  # webhook-only mode: users/channels of payloads
     started_at: float = 0.0
@@ -89,69 +95,6 @@ class Runtime:
             logger.info("app: shutdown requested")
             self._stopping.set()
             self._intake.cancel()
-
-
-@asynccontextmanager
-async def open_chat_service(config: Config, store: Store | None = None
-                            ) -> AsyncIterator[ChatService]:
-    """The configured ChatService: embedded, or the remote adapter over the embedded store.
-
-    ``store``: the runtime's store; the embedded service's writes then join its group commits.
-    """
-    from .chat.embedded import open_embedded_chat_service
-
-    llm_cm: AbstractAsyncContextManager[LLM] | None = None
-    if config.chat.llm_base_url:
-        from .chat.llm import open_llm
-
-        llm_cm = open_llm(config.chat)
-    remote = config.chat.backend in ("remote", "agent-chat")
-    async with _maybe(llm_cm) as llm, _maybe_embeddings(config, remote) as embeddings:
-        # remote, agent-chat: the local store keeps users/rooms/messages only; memories live
-        # remotely, so the local service must not extract memories of its own (no LLM for it;
-        # agent-chat's summaries are then the built-in ones)
-        async with open_embedded_chat_service(config.db_path,
-                                              llm=None if remote else llm,
-                                              timezone=config.chat.timezone,
-                                              mask_llm=config.chat.mask_llm,
-                                              glossary_path=config.chat.glossary_path,
-                                              embeddings=embeddings,
-                                              store=store) as local:
-            if not remote:
-                yield local
-                return
-            if config.chat.backend == "agent-chat":
-                from .chat.agent_chat import open_agent_chat_service
-
-                async with open_agent_chat_service(config.chat, local=local) as agent_chat:
-                    yield agent_chat
-                return
-            from .chat.remote import open_remote_chat_service
-
-            async with open_remote_chat_service(config.chat, local=local, llm=llm) as svc:
-                yield svc
-
-
-@asynccontextmanager
-async def _maybe_embeddings(config: Config, remote: bool) -> AsyncIterator[Any]:
-    """The embeddings client when EMBEDDINGS_BASE_URL is set (embedded backend only: a remote
-    backend searches its own memories)."""
-    if remote or not config.chat.embeddings_base_url:
-        yield None
-        return
-    from .chat.embeddings import open_embeddings
-
-    async with open_embeddings(config.chat) as client:
-        yield client
-
-
-@asynccontextmanager
-async def _maybe(cm: AbstractAsyncContextManager[LLM] | None) -> AsyncIterator[LLM | None]:
-    if cm is None:
-        yield None
-    else:
-        async with cm as value:
-            yield value
 
 
 async def run(
@@ -268,10 +211,11 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
                 directory = payloads if poster is not None else None
                 rt, events_recv, replies_recv = _build(config, store, chat, client, bucket, bot,
                                                        directory=directory,
-                                                       ssl_context=tls_context)
-                rt.http_url = http_url or ""
+                                                       ssl_context=tls_context,
+                                                       transport=poster,
+                                                       http_url=http_url or "")
                 await _run_pipeline(rt, events_recv, replies_recv, root, gate, hard_stop,
-                                    task_status, transport=poster)
+                                    task_status)
                 early.stop()  # pipeline drained: stop the HTTP surface
                 root.cancel_scope.cancel()
         if hard_stop.cancelled_caught:
@@ -306,40 +250,47 @@ async def _identify(client: MattermostClient, mm: MattermostConfig,
 
 def _build(config: Config, store: Store, chat: ChatService, client: MattermostClient,
            bucket: TokenBucket, bot: BotIdentity, *, directory: PayloadDirectory | None,
-           ssl_context: ssl.SSLContext | None) -> tuple[
+           ssl_context: ssl.SSLContext | None, transport: IncomingWebhookPoster | None = None,
+           http_url: str = "") -> tuple[
                Runtime, trio.MemoryReceiveChannel[InboundEvent],
                trio.MemoryReceiveChannel[OutboundRequest]]:
     mm = config.mattermost
     events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
+    repos = sqlite_repositories()
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
-                    timeout_s=config.chat.timeout_s)
+                    timeout_s=config.chat.timeout_s, repos=repos)
     invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                       limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
                       store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores))
+    webhook_replies = WebhookReplies()
     handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
-                      replies=replies_send, bot=bot)
+                      webhook_replies=webhook_replies,
+                      replies=replies_send, bot=bot,
+                      shared_chat=chat if isinstance(chat, SharedStorage) else None,
+                      repos=repos)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
-                      after_sweep=MembershipCheck(mapper))
+                      after_sweep=MembershipCheck(mapper), repos=repos)
+    snd = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id,
+                        transport=transport, repos=repos)
     rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                  bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
-                 events=events_send, replies=replies_send, started_at=trio.current_time(),
-                 ssl_context=ssl_context, directory=directory)
+                 events=events_send, replies=replies_send, webhook_replies=webhook_replies,
+                 started_at=trio.current_time(), sender=snd, sender_stats=snd.stats,
+                 ssl_context=ssl_context, directory=directory, http_url=http_url)
     return rt, events_recv, replies_recv
 
 
 async def _run_pipeline(rt: Runtime, events_recv: trio.MemoryReceiveChannel[InboundEvent],
                         replies_recv: trio.MemoryReceiveChannel[OutboundRequest],
                         root: trio.Nursery, gate: Gate, hard_stop: trio.CancelScope,
-                        task_status: trio.TaskStatus[Runtime], *,
-                        transport: IncomingWebhookPoster | None) -> None:
+                        task_status: trio.TaskStatus[Runtime]) -> None:
     config = rt.config
     policy = RestartPolicy(max_restarts=config.max_restarts, within_s=config.restart_window_s)
-    sender_obj = sender.Sender(config.mattermost, store=rt.store, client=rt.client,
-                               bot_user_id=rt.bot.user_id, transport=transport)
-    rt.sender_stats = sender_obj.stats
+    assert rt.sender is not None
     async with trio.open_nursery() as pipeline:
-        await pipeline.start(_sender_task, sender_obj, replies_recv, policy, rt)
+        await pipeline.start(partial(supervise, "sender", partial(rt.sender.run, replies_recv),
+                                     policy, stats=rt.supervisor_stats))
         await pipeline.start(_dispatcher_task, config, events_recv, rt.handler, rt)
         gate.open(rt)
         root.start_soon(_intake_task, rt, policy)
@@ -351,27 +302,12 @@ async def _run_pipeline(rt: Runtime, events_recv: trio.MemoryReceiveChannel[Inbo
         await rt.sweeper.events.aclose()
 
 
-async def _sender_task(snd: sender.Sender, inbox: trio.MemoryReceiveChannel[OutboundRequest],
-                       policy: RestartPolicy, rt: Runtime,
-                       task_status: trio.TaskStatus[None]) -> None:
-    started = False
-
-    async def once() -> None:
-        nonlocal started
-        async with trio.open_nursery() as n:
-            await n.start(snd.run, inbox)
-            if not started:
-                started = True
-                task_status.started()
-
-    await supervise("sender", once, policy, stats=rt.supervisor_stats)
-
-
 async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[InboundEvent],
                            handler: Handler, rt: Runtime,
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
                          retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
+                         handle_batch=handler.store_posts, lanes=rt.dispatcher_lanes,
                          task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
 
@@ -412,10 +348,13 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                                      every_hours=every, stats=rt.summary_stats,
                                      max_chars=rt.config.mattermost.max_post_chars))
 
+            control = reconnect.ReconnectControl()  # the resume handle outlives restarts
+
             async def connection() -> None:
                 await reconnect.run(rt.config.mattermost, rest=rt.client, sweeper=rt.sweeper,
                                     events=rt.sweeper.events, bot_user_id=rt.bot.user_id,
-                                    stats=rt.reconnect_stats, bucket=rt.bucket,
+                                    stats=rt.reconnect_stats, control=control,
+                                    bucket=rt.bucket,
                                     ssl_context=rt.ssl_context,
                                     verify_every_s=reconnect.VERIFY_EVERY_S)
 

@@ -1,4 +1,4 @@
-"""Queries over the runtime's mapping and seen-post tables (run through ``Store.run``).
+"""The mapping area of the runtime's storage: channels to rooms, users to agent users.
 
 Every function takes the ``sqlite_utils.Database`` first and is safe to call inside a caller's
 transaction. Writes are idempotent (``INSERT ... ON CONFLICT``), so a replayed event or a
@@ -11,8 +11,6 @@ import time
 from typing import Any
 
 import sqlite_utils
-
-from .messages import Post
 
 
 def _channel_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -75,49 +73,4 @@ def insert_user(db: sqlite_utils.Database, *, user_id: str, username: str, email
 
 def list_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return list(db.query("SELECT * FROM mchat_user_mapping ORDER BY id"))
-
-
-def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
-    row = db.conn.execute("SELECT 1 FROM mchat_posts WHERE post_id = ?", (post_id,)).fetchone()
-    return row is not None
-
-
-def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
-                move_cursor: bool = True) -> None:
-    """Mark ``post`` handled and move its channel's backfill cursor forward (never back)."""
-    db.conn.execute(
-        "INSERT INTO mchat_posts (post_id, channel_id, create_at, update_at, status, source,"
-        " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(post_id) DO UPDATE SET"
-        " update_at = MAX(update_at, excluded.update_at)",
-        (post.id, post.channel_id, post.create_at, post.update_at, status, source, time.time()),
-    )
-    if not move_cursor:
-        return
-    db.conn.execute(
-        "UPDATE mchat_channel_mapping SET last_post_id = ?, last_post_at = ?, updated_at = ?"
-        " WHERE mchat_channel_id = ? AND last_post_at <= ?",
-        (post.id, post.create_at, time.time(), post.channel_id, post.create_at),
-    )
-
-
-def channel_cursor(db: sqlite_utils.Database, channel_id: str) -> str | None:
-    """The id of the channel's last handled post (None: unmapped, or nothing handled yet)."""
-    row = db.conn.execute("SELECT last_post_id FROM mchat_channel_mapping"
-                          " WHERE mchat_channel_id = ?", (channel_id,)).fetchone()
-    return None if row is None or row[0] is None else str(row[0])
-
-
-def cursors_with_times(db: sqlite_utils.Database) -> list[tuple[str, str | None, float, int]]:
-    """(channel id, last handled post id or None, mapping created_at, last handled post's
-    create_at in ms) for every mapped channel."""
-    return [(r[0], r[1], r[2], int(r[3] or 0)) for r in db.conn.execute(
-        "SELECT mchat_channel_id, last_post_id, created_at, last_post_at"
-        " FROM mchat_channel_mapping ORDER BY id")]
-
-
-def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
-    """(channel id, last handled post id or None, mapping created_at) for every mapped channel."""
-    return [(r[0], r[1], r[2]) for r in db.conn.execute(
-        "SELECT mchat_channel_id, last_post_id, created_at FROM mchat_channel_mapping"
-        " ORDER BY id")]
 

@@ -23,7 +23,7 @@ import attrs
 import orjson
 import sqlite_utils
 
-from . import mapping
+from . import posts
 from .messages import (
     ChannelCreated,
     ChannelDeleted,
@@ -208,7 +208,7 @@ def discard(db: sqlite_utils.Database, row_id: int, *, remote_addr: str,
                         (DISCARDED, now, row_id))
         event = decode_event(row[3], row[4])
         if isinstance(event, PostCreated):
-            mapping.record_post(db, event.post, status="discarded", source=event.source,
+            posts.record_post(db, event.post, status="discarded", source=event.source,
                                 move_cursor=False)
         audit(db, actor="admin", action="retry_queue.discard", target=str(row_id),
               detail=f"channel {row[1]}, post {row[2] or '-'}", remote_addr=remote_addr)

@@ -6,6 +6,7 @@ capped backoff between attempts. More than ``policy.max_restarts`` crashes withi
 error instead of spinning). Fatal errors (a rejected token, bad configuration) are never retried,
 also when they arrive inside an exception group (raised in a nursery of the actor).
 ``fn`` returning normally ends supervision (a transient child that finished its work).
+Under ``nursery.start`` the supervisor is started once ``fn`` first reports started.
 """
 
 from __future__ import annotations
@@ -56,17 +57,29 @@ async def supervise(
     *,
     stats: SupervisorStats | None = None,
     rng: random.Random | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``fn`` under ``policy``. See the module docstring.
+
+    Started with ``nursery.start``, ``fn`` is started the same way (it takes a
+    ``task_status``) and the supervisor reports started when ``fn`` first has: a restart is
+    not waited for.
 
     Raises:
         SupervisionError: restart intensity exceeded (chained to the last crash).
         MattermostAuthError, ConfigError: immediately, never retried.
     """
     crashes: deque[float] = deque()
+    reported = task_status is trio.TASK_STATUS_IGNORED
     while True:
         try:
-            await fn()
+            if reported:
+                await fn()
+                return
+            async with trio.open_nursery() as nursery:
+                await nursery.start(fn)
+                reported = True
+                task_status.started()
             return
         except FATAL:
             raise

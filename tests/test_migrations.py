@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mchat_actors import mapping, migrations, outbox
+from mchat_actors import migrations, outbox, posts
 from mchat_actors.chat import schema
 from mchat_actors.chat.embedded import open_embedded_chat_service
 from mchat_actors.messages import SendReply
@@ -45,7 +45,7 @@ async def test_a_release_database_upgrades_and_keeps_its_rows(tmp_path):
 
     async with open_store(path) as store, open_embedded_chat_service(str(path)) as chat:
         # the runtime's data is there and its new tables work
-        assert await store.read(mapping.is_post_seen, "post1")
+        assert await store.read(posts.is_post_seen, "post1")
         assert [r.reply_key for r in await store.run(outbox.load_pending)] == ["post1:reply"]
         ids = await store.run(outbox.enqueue_replies, [SendReply(
             channel_id="chan1", message="new", reply_key="post2:reply")], max_chars=4000)
@@ -76,7 +76,7 @@ async def test_the_last_release_before_migrations_is_adopted_with_its_state(tmp_
     before.close()
 
     async with open_store(path) as store, open_embedded_chat_service(str(path)) as chat:
-        assert await store.read(mapping.is_post_seen, "post1")
+        assert await store.read(posts.is_post_seen, "post1")
         assert [m.content for m in await chat.admin_memories()] == [
             "X부품 불량률 12%"]
     conn = sqlite3.connect(path)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import pytest
 import trio
@@ -106,3 +107,28 @@ def test_collapse_prefers_the_fatal_leaf_over_other_errors():
         with collapse_groups(fatal=FATAL):
             raise ExceptionGroup("x", [RuntimeError("other"),
                                        ExceptionGroup("y", [MattermostAuthError("401")])])
+
+
+async def test_started_under_nursery_start_once_the_child_first_started(autojump_clock):
+    """``nursery.start(supervise, ...)`` returns when the child first reports started; a crash
+    before that is restarted (not reported), and a restart after it is not waited for."""
+
+
+    runs: list[str] = []
+
+    async def child(task_status=trio.TASK_STATUS_IGNORED):
+        runs.append("run")
+        if len(runs) == 1:
+            raise RuntimeError("crash before started")
+        task_status.started()
+        if len(runs) == 2:
+            await trio.sleep(1)
+            raise RuntimeError("crash after started")
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as n:
+        await n.start(partial(supervise, "child", child, RestartPolicy(backoff_max_s=0.1)))
+        assert runs == ["run", "run"]
+        await trio.sleep(5)
+        assert runs == ["run", "run", "run"]
+        n.cancel_scope.cancel()

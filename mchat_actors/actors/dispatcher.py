@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import attrs
@@ -41,58 +40,25 @@ from ..errors import (
 )
 from ..messages import InboundEvent, PostCreated, channel_of
 from ..retry_queue import ParkedEvent, RetryQueue, backoff_s
+from .lanes import OVERFLOW_CAP as OVERFLOW_CAP
+from .lanes import DispatcherStats as DispatcherStats
+from .lanes import Lanes as Lanes
+from .lanes import _fell_behind, _Lane, _reap_idle
 
 logger = logging.getLogger(__name__)
 
 Handle = Callable[[InboundEvent], Awaitable[None]]
+# A lane's run of posts -> how many leading ones it handled in one storage request
+# (``Handler.store_posts``); the rest are handled one at a time.
+HandleBatch = Callable[[Sequence[PostCreated]], Awaitable[int]]
+LANE_BATCH = 128  # posts a lane takes from its mailbox for one storage request
 # (channel id, create_at of the oldest dropped post) -> the channel's posts from its cursor (or
 # from that time when it has none), a page at a time: ``Sweeper.catch_up``
 CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
-OVERFLOW_CAP = 4096
 CATCH_UP_RETRY_S = 2.0
 TRANSIENT = (MattermostUnavailable, RateLimited, StoreUnavailable, ChatServiceError)
 RETRY_DELAYS_S = (0.5, 1.0, 2.0)  # quick tries in place before the event is parked
 RECHECK_S = 5.0  # a parked lane re-reads its head at least this often (admin retry/discard)
-
-
-@attrs.define
-class _Lane:
-    send: trio.MemorySendChannel[InboundEvent]
-    receive: trio.MemoryReceiveChannel[InboundEvent]
-    busy: bool = False
-    last_active: float = 0.0
-    parked: bool = False  # the channel has events in the retry queue: new ones go behind
-    behind: bool = False  # posts were dropped at a full mailbox: catch up from REST
-    behind_since_ms: int | None = None  # create_at of the oldest dropped post
-    overflow: deque[InboundEvent] = attrs.Factory(deque)  # non-post events at a full mailbox
-    closing: bool = False
-
-
-@attrs.define
-class DispatcherStats:
-    events: int = 0
-    lanes_started: int = 0
-    lanes_reaped: int = 0
-    errors: int = 0  # unexpected errors (bugs): parked at once, logged with a traceback
-    retries: int = 0  # quick transient retries in place
-    parked: int = 0  # events put in the retry queue
-    parked_done: int = 0  # parked events handled on a later try
-    parked_failures: int = 0  # failed tries of a parked head
-    dropped_behind: int = 0  # posts not queued at a full mailbox (read again by a catch-up)
-    catch_ups: int = 0
-    catch_up_failures: int = 0
-    overflow_lost: int = 0  # non-post events beyond OVERFLOW_CAP (logged as errors)
-    lanes: dict[str, _Lane] = attrs.Factory(dict)
-
-    def mailbox_depths(self) -> dict[str, int]:
-        return {cid: lane.receive.statistics().current_buffer_used
-                for cid, lane in self.lanes.items()}
-
-    def parked_channels(self) -> list[str]:
-        return sorted(cid for cid, lane in self.lanes.items() if lane.parked)
-
-    def behind_channels(self) -> list[str]:
-        return sorted(cid for cid, lane in self.lanes.items() if lane.behind)
 
 
 async def run(
@@ -103,6 +69,8 @@ async def run(
     stats: DispatcherStats,
     retry_queue: RetryQueue,
     catch_up: CatchUp,
+    handle_batch: HandleBatch | None = None,
+    lanes: Lanes | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -112,16 +80,16 @@ async def run(
     Cancellation: lanes are cancelled mid-event; an unfinished event was not recorded as
     handled, so the next start's backfill (or the retry queue) brings it back.
     """
-    lanes = stats.lanes
+    live = (lanes if lanes is not None else Lanes()).by_channel
     ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
-                   catch_up=catch_up)
+                   catch_up=catch_up, handle_batch=handle_batch)
     async with trio.open_nursery() as work_nursery:
 
         def lane_for(cid: str) -> _Lane:
-            lane = lanes.get(cid)
+            lane = live.get(cid)
             if lane is None:
                 send, receive = trio.open_memory_channel[InboundEvent](queues.channel_mailbox)
-                lane = lanes[cid] = _Lane(send, receive, last_active=trio.current_time())
+                lane = live[cid] = _Lane(send, receive, last_active=trio.current_time())
                 stats.lanes_started += 1
                 work_nursery.start_soon(_serialize, cid, lane, ctx)
             return lane
@@ -129,7 +97,7 @@ async def run(
         for cid in await retry_queue.channels():
             lane_for(cid).parked = True
         reaper = trio.CancelScope()
-        work_nursery.start_soon(_reap_idle, queues, lanes, stats, reaper)
+        work_nursery.start_soon(_reap_idle, queues, live, stats, reaper)
         task_status.started()
         async for event in inbox:
             stats.events += 1
@@ -143,30 +111,9 @@ async def run(
             except trio.WouldBlock:
                 _fell_behind(channel_of(event), lane, event, stats)
         reaper.cancel()
-        for lane in lanes.values():
+        for lane in live.values():
             lane.closing = True
             await lane.send.aclose()
-
-
-def _fell_behind(cid: str, lane: _Lane, event: InboundEvent, stats: DispatcherStats) -> None:
-    """The lane's mailbox is full. A post is dropped here and read again from the server when
-    the lane has room (it is not recorded, so the cursor stays before it); other events wait
-    in the lane's overflow, bounded by ``OVERFLOW_CAP``."""
-    if isinstance(event, PostCreated):
-        if not lane.behind:
-            logger.warning("dispatcher: channel %s fell behind (mailbox full); it catches up "
-                           "from the server", cid)
-        lane.behind = True
-        at = event.post.create_at
-        lane.behind_since_ms = at if lane.behind_since_ms is None else min(
-            lane.behind_since_ms, at)
-        stats.dropped_behind += 1
-    elif len(lane.overflow) < OVERFLOW_CAP:
-        lane.overflow.append(event)
-    else:
-        stats.overflow_lost += 1
-        logger.error("dispatcher: channel %s: overflow full, %s lost", cid,
-                     type(event).__name__)
 
 
 @attrs.frozen
@@ -176,6 +123,7 @@ class _Context:
     queue: RetryQueue
     wall: Callable[[], float]
     catch_up: CatchUp
+    handle_batch: HandleBatch | None = None
 
 
 async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
@@ -204,10 +152,65 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                 return
             lane.busy = True
             try:
-                await _take(cid, lane, event, ctx)
+                await _take_many(cid, lane, [event, *_drain(lane, event, ctx)], ctx)
             finally:
                 lane.busy = False
                 lane.last_active = trio.current_time()
+
+
+def _drain(lane: _Lane, first: InboundEvent, ctx: _Context) -> list[InboundEvent]:
+    """The posts queued behind ``first`` (up to ``LANE_BATCH``), taken for one storage
+    request; stops after the first event that is not a post (kept, in order, at the end)."""
+    taken: list[InboundEvent] = []
+    if not isinstance(first, PostCreated) or ctx.handle_batch is None or lane.parked:
+        return taken
+    while len(taken) < LANE_BATCH - 1:
+        try:
+            event = lane.receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        taken.append(event)
+        if not isinstance(event, PostCreated):
+            break
+    return taken
+
+
+async def _take_many(cid: str, lane: _Lane, events: Sequence[InboundEvent],
+                     ctx: _Context) -> None:
+    """Handle ``events`` in order: runs of posts in one storage request each
+    (``HandleBatch``), anything that request leaves (questions, other events) one at a time."""
+    i = 0
+    while i < len(events):
+        run: list[PostCreated] = []
+        while i + len(run) < len(events) and len(run) < LANE_BATCH and isinstance(
+                events[i + len(run)], PostCreated):
+            run.append(events[i + len(run)])  # type: ignore[arg-type]
+        done = await _batch(cid, lane, run, ctx) if run else 0
+        i += done
+        if done < len(run) or not run:
+            await _take(cid, lane, events[i], ctx)
+            i += 1
+
+
+async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Context) -> int:
+    """How many leading posts of ``run`` one storage request handled (0: none, or it failed:
+    nothing of it was committed, and the posts take the one-at-a-time path with its retries
+    and parking)."""
+    if ctx.handle_batch is None or lane.parked:
+        return 0
+    try:
+        done = await ctx.handle_batch(run)
+    except MattermostAuthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nothing committed: each post is retried alone
+        ctx.stats.batch_fallbacks += 1
+        logger.warning("dispatcher: channel %s: a batch of %d posts failed (%s); handling "
+                       "them one at a time", cid, len(run), _describe(exc))
+        return 0
+    if done:
+        ctx.stats.batches += 1
+        ctx.stats.batched_posts += done
+    return done
 
 
 async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
@@ -231,8 +234,7 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
         ctx.stats.catch_ups += 1
         try:
             async for events in ctx.catch_up(cid, since or 0):
-                for event in events:
-                    await _take(cid, lane, event, ctx)
+                await _take_many(cid, lane, events, ctx)
         except TRANSIENT as exc:
             ctx.stats.catch_up_failures += 1
             lane.behind = True
@@ -346,20 +348,3 @@ def _parked_backoff(attempts: int) -> float:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
-
-
-async def _reap_idle(queues: QueueConfig, lanes: dict[str, _Lane], stats: DispatcherStats,
-                     scope: trio.CancelScope) -> None:
-    with scope:
-        while True:
-            await trio.sleep(max(queues.channel_idle_s / 4, 0.05))
-            now = trio.current_time()
-            for cid in list(lanes):
-                lane = lanes[cid]
-                idle = now - lane.last_active >= queues.channel_idle_s
-                empty = lane.receive.statistics().current_buffer_used == 0
-                if idle and empty and not (lane.busy or lane.parked or lane.behind
-                                               or lane.overflow):
-                    del lanes[cid]
-                    lane.send.close()  # the serializer sees end-of-channel and exits
-                    stats.lanes_reaped += 1

@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 import attrs
-import sqlite_utils
 import trio
 
-from .. import mapping, outbox
-from ..chat.protocol import ReactFn
+from ..chat.protocol import NewMessage, ReactFn, SharedStorage
 from ..config import MattermostConfig
 from ..errors import ChatServiceError
 from ..logsetup import fields as log_fields
@@ -40,81 +39,18 @@ from ..messages import (
     SendEphemeral,
     SendReply,
 )
-from ..store import Store, transaction
+from ..ports import InvokerPort, MapperPort, ReplyWaiters
+from ..posts import PlainPost
+from ..repository import Repositories, sqlite_repositories
+from ..store import Store
 from ..trigger import MARKER, BotIdentity, decide, mention_pattern, reply_root
-from .invoker import Invoker
-from .mapper import Mapper
+from ..webhook_replies import WebhookReplies
 
 logger = logging.getLogger(__name__)
 
 HOURGLASS = "hourglass_flowing_sand"
 PRIVATE_NOTE = ("결과는 요청하신 분께만 보이도록 DM으로 보냈습니다. / "
                 "Sent to you by DM: only you may see these results.")
-CLAIM_GRACE_S = 5.0
-
-
-@attrs.define
-class WebhookReplies:
-    """Lets the HTTP surface answer an outgoing webhook in its own response body.
-
-    The HTTP surface calls ``expect(post_id)`` before it injects the post, then
-    ``await wait(post_id)`` under its deadline. If the handler produces the reply while someone
-    waits, the text is handed over and the outbox row is recorded as delivered (no REST post);
-    if nobody waits any more, the reply goes through the outbox and the sender as usual.
-    """
-
-    _waiting: dict[str, trio.MemorySendChannel[str]] = attrs.Factory(dict)
-    _inboxes: dict[str, trio.MemoryReceiveChannel[str]] = attrs.Factory(dict)
-    _claimed: set[str] = attrs.Factory(set)
-
-    def expect(self, post_id: str) -> None:
-        send, recv = trio.open_memory_channel[str](1)
-        self._waiting[post_id] = send
-        self._inboxes[post_id] = recv
-
-    async def wait(self, post_id: str, timeout_s: float) -> str | None:
-        """The reply text if it is ready within ``timeout_s``; None when the post was handled
-        without a reply, or on timeout (the reply, if any, is then deferred to the outbox)."""
-        recv = self._inboxes.get(post_id)
-        if recv is None:
-            return None
-        try:
-            with trio.move_on_after(timeout_s):
-                return await recv.receive() or None
-            if post_id in self._claimed:  # the reply is being committed: it is ours
-                with trio.move_on_after(CLAIM_GRACE_S):
-                    return await recv.receive() or None
-            return None
-        finally:
-            self._waiting.pop(post_id, None)
-            self._inboxes.pop(post_id, None)
-            self._claimed.discard(post_id)
-            recv.close()
-
-    def claim(self, post_id: str) -> bool:
-        """Reserve the waiter for a reply about to be committed as delivered in the response;
-        False when nobody waits (the reply then goes through the outbox). After a claim the
-        waiter waits up to ``CLAIM_GRACE_S`` beyond its deadline for ``deliver``/``no_reply``."""
-        if post_id not in self._waiting:
-            return False
-        self._claimed.add(post_id)
-        return True
-
-    def no_reply(self, post_id: str) -> None:
-        """The post was handled and gets no reply: wake the waiter at once."""
-        self.deliver(post_id, "")
-
-    def deliver(self, post_id: str, text: str) -> bool:
-        """Hand ``text`` to a waiter; False when nobody waits (the caller then uses the outbox)."""
-        send = self._waiting.pop(post_id, None)
-        self._claimed.discard(post_id)
-        if send is None:
-            return False
-        try:
-            send.send_nowait(text)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
 
 
 @attrs.define
@@ -129,40 +65,21 @@ class HandlerStats:
     deletes: int = 0
 
 
-def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
-                replies: tuple[SendReply, ...], max_chars: int,
-                delivered_in_response: bool = False) -> list[outbox.OutboxRow]:
-    """Mark handled + advance the cursor + write the outbox rows, atomically.
-
-    ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
-    rows are recorded as sent so the sender never posts them.
-
-    Returns:
-        The replies' pending outbox rows as committed (for the sender: no re-read).
-    """
-    with transaction(db.conn):
-        mapping.record_post(db, post, status=status, source=source)
-        if not replies:
-            return []
-        ids = outbox.enqueue_replies(db, replies, max_chars=max_chars)
-        if delivered_in_response:
-            for reply in replies:
-                outbox.mark_delivered_elsewhere(db, reply.reply_key, how="webhook-response")
-            return []
-        return outbox.load_pending(db, ids=ids)
-
-
 @attrs.define
 class Handler:
     cfg: MattermostConfig
     store: Store
-    mapper: Mapper
-    invoker: Invoker
+    mapper: MapperPort
+    invoker: InvokerPort
     replies: trio.MemorySendChannel[OutboundRequest]
     bot: BotIdentity
     stats: HandlerStats = attrs.Factory(HandlerStats)
-    webhook_replies: WebhookReplies = attrs.Factory(WebhookReplies)
+    # who may wait for a webhook post's reply (the HTTP surface's, given by ``app``)
+    webhook_replies: ReplyWaiters = attrs.Factory(WebhookReplies)
     guard: LoopGuard | None = None  # built from cfg when not given
+    # the ChatService when it stores through this store (plain posts then go in lane batches)
+    shared_chat: SharedStorage | None = None
+    repos: Repositories = attrs.Factory(sqlite_repositories)
     _pattern: re.Pattern[str] | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -175,11 +92,11 @@ class Handler:
             case PostCreated():
                 await self._post_created(event)
             case PostEdited(post=post):
-                if await self.store.read(mapping.is_post_seen, post.id):
+                if await self.store.read(self.repos.posts.is_post_seen, post.id):
                     self.stats.edits += 1
                     await self.invoker.edit(post)
             case PostDeleted(post=post):
-                if await self.store.read(mapping.is_post_seen, post.id):
+                if await self.store.read(self.repos.posts.is_post_seen, post.id):
                     self.stats.deletes += 1
                     await self.invoker.delete(post)
             case MemberJoined(channel_id=cid, user_id=uid):
@@ -191,10 +108,66 @@ class Handler:
             case _:
                 raise AssertionError(f"unhandled event {event!r}")
 
+    async def store_posts(self, events: Sequence[PostCreated]) -> int:
+        """Handle the leading plain posts of ``events`` (a lane's queue, in order) in ONE
+        request to the storage actor: seen-check, the ChatService's message rows, the seen
+        marks and the cursor commit together. Returns how many leading events were handled;
+        the caller handles the rest one at a time (a question, a webhook post, or all of them
+        when the ChatService does not share the store).
+
+        Raises:
+            StoreError, ChatServiceError: nothing of the batch was committed.
+        """
+        chat = self.shared_chat
+        if chat is None or not chat.shares_store():
+            return 0
+        items: list[PlainPost] = []
+        for event in events:
+            item = await self._plain(event)
+            if item is None:
+                break
+            items.append(item)
+        if not items:
+            return 0
+        seen, stored = await self.store.run(self.repos.posts.store_plain_posts, items, chat)
+        chat.messages_stored(stored)
+        counted: set[str] = set()
+        for item in items:
+            if item.post.id in seen or item.post.id in counted:
+                self.stats.duplicates += 1
+            else:
+                counted.add(item.post.id)
+                self.stats.posts[item.status] += 1
+        return len(items)
+
+    async def _plain(self, event: PostCreated) -> PlainPost | None:
+        """``event`` as a plain post of a batch, or None when it needs the one-at-a-time path
+        (a question or command, a webhook post, a ChatService answer)."""
+        post = event.post
+        if event.source == "webhook":
+            return None
+        early = decide(post, channel_type=event.channel_type, bot=self.bot,
+                       pattern=self._pattern)
+        if early.respond:
+            return None
+        if not early.store:
+            return PlainPost(post, early.reason, event.source, None)
+        info = await self.mapper.channel(post.channel_id)
+        if not info.sync_enabled:
+            return PlainPost(post, "sync_off", event.source, None)
+        if not event.channel_type and decide(post, channel_type=info.type, bot=self.bot,
+                                             pattern=self._pattern).respond:
+            return None
+        user = await self.mapper.user(post.user_id)
+        return PlainPost(post, "stored", event.source, NewMessage(
+            room=info.room_id, user=user, content=post.message, post_id=post.id,
+            root_id=post.root_id, created_at_ms=post.create_at or None,
+            permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}"))
+
     async def _post_created(self, event: PostCreated) -> None:
         post = event.post
         started = trio.current_time()
-        if await self.store.read(mapping.is_post_seen, post.id):
+        if await self.store.read(self.repos.posts.is_post_seen, post.id):
             self.stats.duplicates += 1
             if event.source == "webhook":
                 self.webhook_replies.no_reply(post.id)
@@ -263,8 +236,8 @@ class Handler:
         if not respond or guard is None:
             return ""
         if guard.is_automated(post):
-            row = await self.store.read(mapping.get_user, post.user_id) if guard.answer_bots \
-                else None
+            row = await self.store.read(self.repos.mapping.get_user, post.user_id) \
+                if guard.answer_bots else None
             if not guard.bot_allowed(str(row["mchat_username"]) if row else None):
                 return "bot_not_answered"
         if not guard.take(post.channel_id):
@@ -274,9 +247,10 @@ class Handler:
     async def _finish(self, post: Post, status: str, source: str,
                       replies: tuple[SendReply, ...], in_response: bool = False) -> None:
         try:
-            rows = await self.store.run(finish_post, post, status=status, source=source,
-                                 replies=replies, max_chars=self.cfg.max_post_chars,
-                                 delivered_in_response=in_response)
+            rows = await self.store.run(
+                self.repos.posts.finish_post, post, status=status, source=source,
+                replies=replies, max_chars=self.cfg.max_post_chars,
+                delivered_in_response=in_response)
         except BaseException:
             if source == "webhook":  # not committed: the waiter gets nothing, the retry posts
                 self.webhook_replies.no_reply(post.id)

@@ -17,23 +17,16 @@ from functools import partial
 import attrs
 import trio
 
-from ..chat.protocol import ChatService, ReactFn, SendResult
+from ..chat.protocol import ChatService, ReactFn
 from ..errors import ChatServiceError, StoreError
 from ..logsetup import fields as log_fields
 from ..messages import AgentUserId, Post, RoomId
+from ..ports import Outcome as Outcome
 
 logger = logging.getLogger(__name__)
 
 APOLOGY = ("죄송합니다. 지금은 답변을 드릴 수 없습니다. 잠시 후 다시 시도해 주세요. "
            "(Sorry, I can't answer right now. Please try again in a moment.)")
-
-
-@attrs.frozen(kw_only=True)
-class Outcome:
-    result: SendResult | None
-    answer: str | None  # what to post (the assistant message or the apology)
-    failed: bool = False
-    error: str = ""  # the error's type name, for counting
 
 
 @attrs.define

@@ -12,18 +12,19 @@ per-key lock makes concurrent first sightings of one user or channel create it o
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
 import attrs
 import trio
 
-from .. import mapping
 from ..chat.protocol import ChatService
 from ..errors import ChatServiceTimeout, MattermostAuthError, MchatActorsError
 from ..mattermost.api import ChannelDirectory
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
+from ..ports import ChannelInfo as ChannelInfo
+from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 
 logger = logging.getLogger(__name__)
@@ -31,23 +32,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _ROOM_KINDS = {"O": "channel", "P": "private", "D": "direct", "G": "group"}
 MEMBERS_PAGE = 200
-
-
-@attrs.frozen(kw_only=True)
-class ChannelInfo:
-    channel_id: ChannelId
-    room_id: RoomId
-    type: str
-    name: str
-    team_id: str
-    sync_enabled: bool
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ChannelInfo:
-        return cls(channel_id=ChannelId(row["mchat_channel_id"]),
-                   room_id=RoomId(row["agent_room_id"]), type=row["channel_type"],
-                   name=row["mchat_channel_name"], team_id=row["mchat_team_id"],
-                   sync_enabled=bool(row["sync_enabled"]))
 
 
 @attrs.define
@@ -66,6 +50,7 @@ class Mapper:
     bot_user_id: str
     timeout_s: float = 60.0  # every ChatService call (CHAT_TIMEOUT)
     stats: MapperStats = attrs.Factory(MapperStats)
+    repos: Repositories = attrs.Factory(sqlite_repositories)
     _channels: dict[str, ChannelInfo] = attrs.Factory(dict)
     _users: dict[str, AgentUserId] = attrs.Factory(dict)
     _locks: dict[str, trio.Lock] = attrs.Factory(dict)
@@ -91,7 +76,7 @@ class Mapper:
         async with self._lock(f"c:{channel_id}"):
             if channel_id in self._channels:
                 return self._channels[channel_id]
-            row = await self.store.run(mapping.get_channel, channel_id)
+            row = await self.store.run(self.repos.mapping.get_channel, channel_id)
             if row is None:
                 row = await self._create_room(channel_id)
             info = ChannelInfo.from_row(row)
@@ -105,7 +90,8 @@ class Mapper:
         room = await self._chat("create_room", partial(
             self.chat.create_room, name=name, kind=_ROOM_KINDS.get(ctype, "channel")))
         row = await self.store.run(
-            mapping.insert_channel, channel_id=channel_id, team_id=str(ch.get("team_id") or ""),
+            self.repos.mapping.insert_channel, channel_id=channel_id,
+            team_id=str(ch.get("team_id") or ""),
             name=str(ch.get("name") or ""), display_name=name, channel_type=ctype,
             room_id=room.id)
         if row["agent_room_id"] == room.id:
@@ -142,7 +128,7 @@ class Mapper:
         replace a room's members (the embedded one); others keep what events told them.
         """
         set_members = getattr(self.chat, "set_room_members", None)
-        row = await self.store.run(mapping.get_channel, channel_id)
+        row = await self.store.run(self.repos.mapping.get_channel, channel_id)
         if set_members is None or row is None:
             return 0, 0
         users = [await self.user(uid) for uid in await self._member_ids(channel_id)]
@@ -157,7 +143,7 @@ class Mapper:
         """``resync_members`` for every mapped private channel and group DM (after a
         reconnect, or while polling). Public channels' memories are team-wide and a DM's
         members never change, so they cost no request."""
-        for row in await self.store.run(mapping.list_channels):
+        for row in await self.store.run(self.repos.mapping.list_channels):
             if row.get("channel_type") in PRIVATE_TYPES:
                 await self.resync_members(ChannelId(row["mchat_channel_id"]))
 
@@ -170,7 +156,7 @@ class Mapper:
         async with self._lock(f"u:{user_id}"):
             if user_id in self._users:
                 return self._users[user_id]
-            row = await self.store.run(mapping.get_user, user_id)
+            row = await self.store.run(self.repos.mapping.get_user, user_id)
             if row is None:
                 row = await self._create_user(user_id)
             agent = AgentUserId(row["agent_user_id"])
@@ -190,8 +176,9 @@ class Mapper:
             agent = await self._chat("create_user", partial(
                 self.chat.create_user, name=full or u.get("nickname") or username, email=email))
             matched_by = "created"
-        row = await self.store.run(mapping.insert_user, user_id=user_id, username=username,
-                                   email=email, agent_user_id=agent.id, matched_by=matched_by)
+        row = await self.store.run(self.repos.mapping.insert_user, user_id=user_id,
+                                   username=username, email=email, agent_user_id=agent.id,
+                                   matched_by=matched_by)
         if matched_by == "email":
             self.stats.users_matched_by_email += 1
         else:
@@ -212,10 +199,10 @@ class Mapper:
     async def member_left(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
         if user_id == self.bot_user_id:
             return
-        row = await self.store.run(mapping.get_channel, channel_id)
+        row = await self.store.run(self.repos.mapping.get_channel, channel_id)
         agent = self._users.get(user_id)
         if agent is None:
-            urow = await self.store.run(mapping.get_user, user_id)
+            urow = await self.store.run(self.repos.mapping.get_user, user_id)
             agent = AgentUserId(urow["agent_user_id"]) if urow else None
         if row is not None and agent is not None:
             await self._chat("remove_room_member", partial(
@@ -223,7 +210,7 @@ class Mapper:
 
     async def set_sync(self, channel_id: ChannelId, enabled: bool) -> bool:
         """Turn intake on/off (admin API); updates the DB and the cache together."""
-        changed = await self.store.run(mapping.set_channel_sync, channel_id, enabled)
+        changed = await self.store.run(self.repos.mapping.set_channel_sync, channel_id, enabled)
         info = self._channels.get(channel_id)
         if info is not None:
             self._channels[channel_id] = attrs.evolve(info, sync_enabled=enabled)

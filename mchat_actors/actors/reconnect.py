@@ -28,10 +28,10 @@ from ..config import MattermostConfig
 from ..errors import MattermostAuthError, MattermostUnavailable, RateLimited
 from ..mattermost.api import Identity
 from ..messages import ConnectionState, InboundEvent
+from ..ports import SweeperPort
 from ..supervision import backoff_delay
 from ..tls import client_ssl_context
 from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_connection
-from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,10 @@ class _Bucket(Protocol):
 
 @attrs.define
 class ReconnectStats:
-    """Counters and state of the supervisor; kept across restarts of the actor (so is the
-    resume handle: a restarted supervisor still resumes the old connection)."""
+    """Counters and the visible connection state of the supervisor (read by health/metrics);
+    kept across restarts of the actor."""
 
     state: ConnectionState = ConnectionState(mode="connecting")
-    resume: ResumeState = attrs.Factory(ResumeState)
-    backfill_owed: bool = False  # a needed backfill has not completed yet
     attempts: int = 0
     failures_in_row: int = 0
     reconnects: int = 0
@@ -57,14 +55,24 @@ class ReconnectStats:
     connection: ConnectionStats = attrs.Factory(ConnectionStats)
 
 
+@attrs.define
+class ReconnectControl:
+    """The supervisor's own control state, kept across its restarts by whoever restarts it
+    (a restarted supervisor still resumes the old connection and still owes its backfill)."""
+
+    resume: ResumeState = attrs.Factory(ResumeState)
+    backfill_owed: bool = False  # a needed backfill has not completed yet
+
+
 async def run(
     cfg: MattermostConfig,
     *,
     rest: Identity,
-    sweeper: Sweeper,
+    sweeper: SweeperPort,
     events: trio.MemorySendChannel[InboundEvent],
     bot_user_id: str,
     stats: ReconnectStats,
+    control: ReconnectControl | None = None,
     bucket: _Bucket | None = None,
     rng: random.Random | None = None,
     ssl_context: ssl.SSLContext | None = None,
@@ -77,6 +85,7 @@ async def run(
     """
     if ssl_context is None:
         ssl_context = client_ssl_context(cfg)
+    control = control if control is not None else ReconnectControl()
     task_status.started()
     if cfg.mode == "polling":
         _set_state(stats, "polling")
@@ -84,20 +93,22 @@ async def run(
         return
     with collapse_groups():
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_verify_forever, sweeper, stats, verify_every_s)
+            nursery.start_soon(_verify_forever, sweeper, stats, control, verify_every_s)
             await _connect_forever(cfg, rest=rest, sweeper=sweeper, events=events,
-                                   bot_user_id=bot_user_id, stats=stats, bucket=bucket,
+                                   bot_user_id=bot_user_id, stats=stats, control=control,
+                                   bucket=bucket,
                                    rng=rng, ssl_context=ssl_context)
 
 
-async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, every_s: float) -> None:
+async def _verify_forever(sweeper: SweeperPort, stats: ReconnectStats, control: ReconnectControl,
+                          every_s: float) -> None:
     """While the WebSocket is up, sweep every ``every_s``: one channel-list request per team
     (plus one per channel with a post not handled yet). A socket that stays open but stops
     delivering events (seen with a server that forgot the connection) then delays posts by at
     most ``every_s``; it never loses them."""
     while True:
         await trio.sleep(every_s)
-        if stats.state.mode != "websocket" or stats.backfill_owed:
+        if stats.state.mode != "websocket" or control.backfill_owed:
             continue
         try:
             found = await sweeper.sweep(source="verify")
@@ -109,20 +120,21 @@ async def _verify_forever(sweeper: Sweeper, stats: ReconnectStats, every_s: floa
                            "did not deliver (yet)", found)
 
 
-async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sweeper,
+async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: SweeperPort,
                            events: trio.MemorySendChannel[InboundEvent], bot_user_id: str,
-                           stats: ReconnectStats, bucket: _Bucket | None,
+                           stats: ReconnectStats, control: ReconnectControl,
+                           bucket: _Bucket | None,
                            rng: random.Random | None,
                            ssl_context: ssl.SSLContext | None) -> None:
-    resume = stats.resume
+    resume = control.resume
 
     async def on_ready(is_new: bool) -> None:
         """Backfill when the server could not resume, or when an earlier backfill failed."""
         if is_new:
-            stats.backfill_owed = True
-        if stats.backfill_owed:
+            control.backfill_owed = True
+        if control.backfill_owed:
             await sweeper.sweep(source="backfill")
-            stats.backfill_owed = False
+            control.backfill_owed = False
 
     while True:
         polling = cfg.mode == "auto" and stats.failures_in_row >= cfg.ws_failures_before_polling
@@ -179,7 +191,7 @@ async def _check_token(rest: Identity) -> None:
         return
 
 
-def _failed(stats: ReconnectStats, exc: Exception, sweeper: Sweeper) -> None:
+def _failed(stats: ReconnectStats, exc: Exception, sweeper: SweeperPort) -> None:
     stats.failures_in_row += 1
     stats.last_error = str(exc)
     # everything up to the last frame read was delivered: posts after it may be missing

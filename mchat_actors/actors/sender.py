@@ -32,13 +32,12 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVarTuple, assert_never, final
+from collections.abc import Callable, Mapping, Sequence
+from typing import assert_never, final
 
 import attrs
 import trio
 
-from .. import outbox
 from ..config import MattermostConfig
 from ..errors import (
     MalformedEvent,
@@ -52,118 +51,20 @@ from ..mattermost.hygiene import POST_PROPS
 from ..mattermost.rest import MattermostClient
 from ..messages import AddReaction, OutboundRequest, SendEphemeral, SendReply
 from ..outbox import OutboxRow
+from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 from . import ephemeral
 from .circuit import Circuit
 from .in_doubt import find_earlier_post
+from .send_queue import PostTransport as PostTransport
+from .send_queue import SenderCounters as SenderCounters
+from .send_queue import SenderSettings as SenderSettings
+from .send_queue import SenderStats as SenderStats
+from .send_queue import _Entry, _State, guarded, send_reaction
 
 logger = logging.getLogger(__name__)
 
-_Ts = TypeVarTuple("_Ts")
 _TRANSIENT = (RateLimited, MattermostUnavailable, MalformedEvent)
-
-
-class PostTransport(Protocol):
-    """Where rows are posted when it is not the REST client (webhook-only mode:
-    ``mattermost.incoming_webhook.IncomingWebhookPoster``). Such a transport cannot read
-    posts back (no in-doubt lookup: a row is posted again) nor react (reactions are dropped)."""
-
-    async def create_post(self, *, channel_id: str, message: str, root_id: str | None = None,
-                          pending_post_id: str | None = None,
-                          props: Mapping[str, Any] | None = None) -> Any: ...
-
-    async def ping(self) -> object:
-        """Whether the server answers at all, without credentials (the circuit's probe)."""
-        ...
-
-
-@attrs.frozen(kw_only=True)
-class SenderSettings:
-    quick_retries: int = 3
-    backoff_initial_s: float = 1.0
-    backoff_factor: float = 2.0
-    retry_later_initial_s: float = 30.0
-    retry_later_max_s: float = 300.0
-    in_doubt_after_s: float = 25.0  # the server remembers pending_post_id for 30 s
-    lookup_margin_s: float = 60.0  # look back this far before the first attempt
-    rescan_interval_s: float = 10.0  # pick up rows requeued by an admin
-    reaction_timeout_s: float = 5.0
-    reaction_queue: int = 32
-    probe_initial_s: float = 0.25  # circuit open: probe the server after this, doubling ...
-    probe_max_s: float = 1.0  # ... up to this (held replies go within ~1 s of recovery)
-
-
-@attrs.define
-class SenderCounters:
-    """Live counters, updated by the sender only."""
-
-    replies: int = 0  # SendReply messages received
-    sent: int = 0  # rows posted (or found already posted)
-    failed: int = 0  # rows given up on with a permanent error
-    retries: int = 0  # transient failures
-    deferred: int = 0  # times a head was put off after its quick retries
-    in_doubt_lookups: int = 0
-    in_doubt_found: int = 0
-    reactions_sent: int = 0
-    reactions_failed: int = 0
-    reactions_dropped: int = 0
-    errors: int = 0  # unexpected exceptions at the error boundary
-    pending: int = 0  # rows queued in memory
-    channels: int = 0  # channels with queued rows
-    ephemeral_sent: int = 0  # answers shown to their asker only
-    ephemeral_by_dm: int = 0  # ... sent by DM instead (no permission, or it failed)
-    circuit_opens: int = 0  # server-wide failures seen (rows held, server probed)
-    probes: int = 0
-    circuit_open: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class SenderStats:
-    """A snapshot of ``SenderCounters`` (trio's ``statistics()`` convention)."""
-
-    replies: int
-    sent: int
-    failed: int
-    retries: int
-    deferred: int
-    in_doubt_lookups: int
-    in_doubt_found: int
-    reactions_sent: int
-    reactions_failed: int
-    reactions_dropped: int
-    errors: int
-    pending: int
-    channels: int
-    ephemeral_sent: int = 0
-    ephemeral_by_dm: int = 0
-    circuit_opens: int
-    probes: int
-    circuit_open: bool
-
-
-@attrs.define
-class _Entry:
-    row: OutboxRow
-    not_before: float  # trio time
-    failures: int = 0  # transient failures since the last deferral
-    deferrals: int = 0
-    is_deferred: bool = False
-
-
-@attrs.define
-class _State:
-    """One run's queues: per channel FIFO of rows, and the round-robin order of channels."""
-
-    queues: dict[str, deque[_Entry]] = attrs.Factory(dict)
-    turns: deque[str] = attrs.Factory(deque)
-    known: set[int] = attrs.Factory(set)
-    incoming: list[int] = attrs.Factory(list)
-    committed: list[OutboxRow] = attrs.Factory(list)  # rows as committed, not yet queued
-    wakeup: trio.Event = attrs.Factory(trio.Event)
-    closing: bool = False
-
-    def wake(self) -> None:
-        self.wakeup.set()
 
 
 async def run(
@@ -194,8 +95,10 @@ class Sender:
         settings: SenderSettings | None = None,
         wall_clock: Callable[[], float] = time.time,
         transport: PostTransport | None = None,
+        repos: Repositories | None = None,
     ) -> None:
         self._cfg = cfg
+        self._repos = repos or sqlite_repositories()
         self._transport = transport  # None: post through ``client`` (REST)
         self._store = store
         self._client = client
@@ -231,7 +134,7 @@ class Sender:
         Cancellation: safe at any point; an interrupted post is recognised on the next run.
         """
         state = _State()
-        self._merge(state, await self._store.run(outbox.load_pending))
+        self._merge(state, await self._store.run(self._repos.outbox.load_pending))
         react_send, react_recv = trio.open_memory_channel[AddReaction](
             self._settings.reaction_queue
         )
@@ -241,7 +144,7 @@ class Sender:
             task_status.started()
             async with react_send:
                 async for request in inbox:
-                    await self._guarded(f"{type(request).__name__}", self._accept, state,
+                    await guarded(self.stats, f"{type(request).__name__}", self._accept, state,
                                         request, react_send)
             state.closing = True
             state.wake()
@@ -258,7 +161,8 @@ class Sender:
             case SendReply():
                 self.stats.replies += 1
                 ids = await self._store.run(
-                    outbox.enqueue_replies, [request], max_chars=self._cfg.max_post_chars,
+                    self._repos.outbox.enqueue_replies, [request],
+                    max_chars=self._cfg.max_post_chars,
                     now=self._wall(),
                 )
                 # The sending loop loads them: only it touches the queues, so a row it has
@@ -301,10 +205,10 @@ class Sender:
                 self._merge(state, rows)
             if state.incoming:
                 ids, state.incoming = state.incoming, []
-                self._merge(state, await self._store.run(outbox.load_pending, ids=ids))
+                self._merge(state, await self._store.run(self._repos.outbox.load_pending, ids=ids))
             now = trio.current_time()
             if not state.closing and now >= next_rescan:
-                self._merge(state, await self._store.run(outbox.load_pending))
+                self._merge(state, await self._store.run(self._repos.outbox.load_pending))
                 next_rescan = now + self._settings.rescan_interval_s
             probe_at = self._circuit.probe_at
             if probe_at is not None:  # the circuit is open: rows wait for the server
@@ -321,7 +225,7 @@ class Sender:
             channel = self._next_due(state, now)
             if channel is not None:
                 entry = state.queues[channel][0]
-                ok = await self._guarded(f"row {entry.row.id} ({entry.row.reply_key})",
+                ok = await guarded(self.stats, f"row {entry.row.id} ({entry.row.reply_key})",
                                          self._send_head, state, channel, entry)
                 if not ok and state.queues.get(channel, deque()) and (
                     state.queues[channel][0] is entry
@@ -392,7 +296,7 @@ class Sender:
                     await self._finish(state, channel, entry, post_id)
                     return
             wall = self._wall()
-            await self._store.run(outbox.mark_attempt, row.id, now=wall)
+            await self._store.run(self._repos.outbox.mark_attempt, row.id, now=wall)
             entry.row = row = attrs.evolve(
                 row, attempts=row.attempts + 1, last_attempt_at=wall,
                 first_attempt_at=wall if row.first_attempt_at is None else row.first_attempt_at,
@@ -415,7 +319,7 @@ class Sender:
             await self._retry(entry, exc, failed_at)
             return
         except MattermostApiError as exc:
-            await self._store.run(outbox.mark_failed, row.id, error=str(exc))
+            await self._store.run(self._repos.outbox.mark_failed, row.id, error=str(exc))
             self.stats.failed += 1
             logger.warning("sender: channel %s: row %s (%s) failed permanently: %s",
                            channel, row.id, row.reply_key, exc)
@@ -442,7 +346,7 @@ class Sender:
         return found
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
-        await self._store.run(outbox.mark_sent, entry.row.id, mm_post_id=post_id,
+        await self._store.run(self._repos.outbox.mark_sent, entry.row.id, mm_post_id=post_id,
                               now=self._wall())
         self.stats.sent += 1
         self._pop_head(state, channel)
@@ -467,23 +371,14 @@ class Sender:
         self.stats.circuit_open = c.is_open
 
     async def _retry(self, entry: _Entry, exc: MattermostError, failed_at: float) -> None:
-        s = self._settings
         self.stats.retries += 1
-        entry.failures += 1
-        if entry.failures <= s.quick_retries:
-            delay = 0.0 if isinstance(exc, RateLimited) else (
-                s.backoff_initial_s * s.backoff_factor ** (entry.failures - 1))
-            entry.is_deferred = False
-        else:
-            delay = min(s.retry_later_initial_s * s.backoff_factor ** entry.deferrals,
-                        s.retry_later_max_s)
-            entry.failures, entry.is_deferred = 0, True
-            entry.deferrals += 1
+        delay = entry.failed(self._settings, rate_limited=isinstance(exc, RateLimited))
+        if entry.is_deferred:
             self.stats.deferred += 1
         entry.not_before = failed_at + delay
         logger.warning("sender: channel %s: row %s (%s): %s; next try in %g s",
                        entry.row.channel_id, entry.row.id, entry.row.reply_key, exc, delay)
-        await self._store.run(outbox.mark_retry, entry.row.id,
+        await self._store.run(self._repos.outbox.mark_retry, entry.row.id,
                               next_attempt_at=self._wall() + delay,
                               error=f"{type(exc).__name__}: {exc}")
 
@@ -491,38 +386,8 @@ class Sender:
     async def _serve_reactions(self, requests: trio.MemoryReceiveChannel[AddReaction]) -> None:
         async with requests:
             async for request in requests:
-                await self._guarded(f"reaction on {request.post_id}", self._react, request)
+                await guarded(self.stats, f"reaction on {request.post_id}", self._react, request)
 
     async def _react(self, request: AddReaction) -> None:
-        call = self._client.remove_reaction if request.remove else self._client.add_reaction
-        with trio.move_on_after(self._settings.reaction_timeout_s) as scope:
-            try:
-                await call(user_id=self._bot_user_id, post_id=request.post_id,
-                           emoji_name=request.emoji_name)
-            except MattermostAuthError:
-                raise
-            except MattermostError as exc:
-                self.stats.reactions_failed += 1
-                logger.warning("sender: reaction %s on post %s failed: %s", request.emoji_name,
-                               request.post_id, exc)
-                return
-        if scope.cancelled_caught:
-            self.stats.reactions_failed += 1
-            logger.warning("sender: reaction %s on post %s timed out", request.emoji_name,
-                           request.post_id)
-            return
-        self.stats.reactions_sent += 1
-
-    # ------------------------------------------------------------------ the error boundary
-    async def _guarded(self, what: str, fn: Callable[[*_Ts], Awaitable[Any]],
-                       *args: *_Ts) -> bool:
-        """The sender's one error boundary: one message or one row. False if it failed."""
-        try:
-            await fn(*args)
-        except MattermostAuthError:
-            raise
-        except Exception:  # the sender's error boundary: log, count, keep the row for later
-            self.stats.errors += 1
-            logger.exception("sender: unexpected error handling %s", what)
-            return False
-        return True
+        await send_reaction(self._client, self._bot_user_id, request,
+                            timeout_s=self._settings.reaction_timeout_s, stats=self.stats)

@@ -21,9 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import trio
 
-from .. import mapping, outbox
 from ..errors import ChatServiceError, StoreError
 from ..messages import ChannelId, OutboundRequest, RoomId, SendReply
+from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 from ..trigger import MARKER
 
@@ -49,16 +49,18 @@ def period_key(every_hours: float, wall_s: float) -> int:
 
 async def summarize_all(chat: Any, store: Store, replies: trio.MemorySendChannel[OutboundRequest],
                         *, every_hours: float, wall_clock: Callable[[], float] = time.time,
-                        stats: SummaryStats | None = None, max_chars: int = 16383) -> int:
+                        stats: SummaryStats | None = None, max_chars: int = 16383,
+                        repos: Repositories | None = None) -> int:
     """One round over every synced channel; returns how many summaries were queued. Each is
     durable in the outbox before it is handed to the sender (a crash in between loses
     nothing: the sender loads pending rows at start)."""
     stats = stats or SummaryStats()
+    repos = repos or sqlite_repositories()
     stats.runs += 1
     period = period_key(every_hours, wall_clock())
     hours = max(1, math.ceil(every_hours))
     queued = 0
-    for row in await store.run(mapping.list_channels):
+    for row in await store.run(repos.mapping.list_channels):
         if not row["sync_enabled"]:
             continue
         try:
@@ -72,7 +74,7 @@ async def summarize_all(chat: Any, store: Store, replies: trio.MemorySendChannel
         cid = ChannelId(row["mchat_channel_id"])
         reply = SendReply(channel_id=cid, message=f"{MARKER} {memory.content}",
                           reply_key=f"summary:{cid}:{period}")
-        await store.run(outbox.enqueue_replies, [reply], max_chars=max_chars)
+        await store.run(repos.outbox.enqueue_replies, [reply], max_chars=max_chars)
         await replies.send(reply)
         stats.posted += 1
         queued += 1

@@ -20,12 +20,11 @@ from typing import Any
 import attrs
 import trio
 
-from .. import mapping
-from .. import store as store_sql
 from ..errors import MalformedEvent, MattermostUnavailable, RateLimited
 from ..mattermost.api import Sweeping
 from ..mattermost.events import posts_from_list
 from ..messages import ChannelId, InboundEvent, Post, PostCreated
+from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 
 logger = logging.getLogger(__name__)
@@ -57,6 +56,7 @@ class Sweeper:
     store: Store
     events: trio.MemorySendChannel[InboundEvent]
     stats: SweepStats = attrs.Factory(SweepStats)
+    repos: Repositories = attrs.Factory(sqlite_repositories)
     # wall ms since when channels without a cursor must be read: the process start at first,
     # then the moment a connection was lost (None while nothing can have been missed)
     lost_since_ms: int | None = attrs.Factory(lambda: int(time.time() * 1000) - 5_000)
@@ -79,7 +79,7 @@ class Sweeper:
     async def _load_horizon(self) -> None:
         """A restart reads channels without a cursor from the stored horizon (the earlier of
         it and this process's start), so the time the process was down is never skipped."""
-        stored = await self.store.run(store_sql.get_state, HORIZON_KEY)  # set by migrate
+        stored = await self.store.run(self.repos.state.get_state, HORIZON_KEY)  # set by migrate
         self._horizon_loaded = True
         if stored is None or not stored.isdigit():
             return
@@ -117,7 +117,7 @@ class Sweeper:
             lost_since = self._swept_since_ms  # (a first post in a quiet channel) is still read
         listed = await self._list_channels()
         db_cursors = {cid: (last, created, last_at) for cid, last, created, last_at
-                      in await self.store.run(mapping.cursors_with_times)}
+                      in await self.store.run(self.repos.posts.cursors_with_times)}
         emitted = 0
         for cid in sorted(listed):
             last, created_at, db_last_at = db_cursors.get(cid, (None, None, 0))
@@ -139,7 +139,7 @@ class Sweeper:
         if self._losses == losses:  # a loss seen meanwhile (the verification sweep runs
             self.lost_since_ms = None  # beside the connection) is read by the next sweep
         self._swept_since_ms = started_ms - 5_000
-        await self.store.run(store_sql.set_state, HORIZON_KEY,
+        await self.store.run(self.repos.state.set_state, HORIZON_KEY,
                              str(started_ms - HORIZON_MARGIN_MS))
         self.stats.sweeps += 1
         if source == "backfill":
@@ -172,7 +172,7 @@ class Sweeper:
         """A lane that fell behind reads its channel again: every post after the channel's
         cursor (the last post recorded), a page at a time; a channel without a cursor is read
         from ``since_ms`` (the oldest post it dropped) on. For ``dispatcher.run``."""
-        cursor = await self.store.run(mapping.channel_cursor, cid)
+        cursor = await self.store.run(self.repos.posts.channel_cursor, cid)
         ctype = self._channels.get(cid, "")
 
         def events(posts: list[Post]) -> list[InboundEvent]:

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
+import attrs
 import trio
 
 from ..errors import ChatServiceError, ChatServiceRejected
@@ -53,7 +54,16 @@ from .extraction import (
 )
 from .handlers import Request, handle_command
 from .morph import KiwiAnalyzer, explain_matches
-from .protocol import LLM, ChatRoom, ChatUser, MemoryRecord, ReactFn, SendResult
+from .protocol import (
+    LLM,
+    ChatRoom,
+    ChatUser,
+    MemoryRecord,
+    NewMessage,
+    ReactFn,
+    SendResult,
+    StoredMessage,
+)
 from .rewrite import interleave, other_language
 from .schema import connect, transaction
 from .search import analyzer_of, memory_from_row
@@ -125,7 +135,16 @@ class EmbeddedChatService:
 
         assert self._store is not None and self._store.writer is not None
         writer = self._store.writer
+        name = getattr(fn, "__name__", "query")
+        try:
+            return await writer.submit(self._on_shared(fn, *args, **kwargs), name=f"chat.{name}")
+        except (sqlite3.Error, WriterClosed) as exc:
+            raise ChatServiceError(f"chat database: {name}: {exc}") from exc
 
+    def _on_shared(self, fn: Callable[..., T], *args: Any, **kwargs: Any
+                   ) -> Callable[[sqlite3.Connection], T]:
+        """``fn`` as a unit of work on the runtime's connection (inside its transaction), with
+        the service's row factory and analyzer for its duration."""
         analyzer = self.analyzer
 
         def work(conn: sqlite3.Connection) -> T:
@@ -138,11 +157,29 @@ class EmbeddedChatService:
                 conn.row_factory = saved
                 conn.analyzer = None  # type: ignore[attr-defined]
 
-        name = getattr(fn, "__name__", "query")
-        try:
-            return await writer.submit(work, name=f"chat.{name}")
-        except (sqlite3.Error, WriterClosed) as exc:
-            raise ChatServiceError(f"chat database: {name}: {exc}") from exc
+        return work
+
+    # -- shared storage (``protocol.SharedStorage``) ---------------------------------------------
+
+    def shares_store(self) -> bool:
+        return self._store is not None and self._store.writer is not None
+
+    def store_messages_work(self, messages: Sequence[NewMessage]
+                            ) -> Callable[[Any], list[StoredMessage]]:
+        """Plain posts stored inside the caller's request to the runtime's storage actor: the
+        handle is the store's ``sqlite_utils.Database`` (its connection is used)."""
+        now = self.now_ms()
+        items = tuple(m if m.created_at_ms is not None else attrs.evolve(m, created_at_ms=now)
+                      for m in messages)
+        work = self._on_shared(units.store_user_messages, items)
+        return lambda db: work(getattr(db, "conn", db))
+
+    def messages_stored(self, messages: Sequence[StoredMessage]) -> None:
+        if self.llm is None:
+            return
+        for stored in messages:
+            if stored.is_new and parse_command(stored.content) is None:
+                self._extractor.push(stored.room_id, int(stored.id))
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run the read-only ``fn(conn, ...)`` on the service's connection, in one deferred

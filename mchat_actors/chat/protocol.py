@@ -9,7 +9,7 @@ into a short apology, never a crash.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -158,7 +158,48 @@ class ChatService(Protocol):
         ...
 
 
+@attrs.frozen(kw_only=True)
+class NewMessage:
+    """A user message to store without an answer (a plain post), for ``SharedStorage``."""
+
+    room: RoomId
+    user: AgentUserId
+    content: str
+    post_id: str
+    root_id: str | None = None
+    created_at_ms: int | None = None  # None: now, by the service's clock
+    permalink: str | None = None
+
+
+@runtime_checkable
+class SharedStorage(Protocol):
+    """A ChatService whose storage is the runtime's own store (the embedded one, in-process).
+
+    The runtime then stores plain posts in the same request as its own rows (seen mark, cursor):
+    one request and, under load, a share of one commit per post instead of two requests.
+    """
+
+    def shares_store(self) -> bool:
+        """Whether the service writes through the runtime store's storage actor."""
+        ...
+
+    def store_messages_work(self, messages: Sequence[NewMessage]
+                            ) -> Callable[[Any], list[StoredMessage]]:
+        """A unit of work storing ``messages`` (idempotent on post id) on the store's handle.
+
+        Raises (when run):
+            ChatServiceRejected: unknown room or user (the request then stores nothing).
+        """
+        ...
+
+    def messages_stored(self, messages: Sequence[StoredMessage]) -> None:
+        """Called after the commit that holds ``messages`` (background extraction)."""
+        ...
+
+
 __all__ = [
+    "NewMessage",
+    "SharedStorage",
     "ChatRoom",
     "ChatService",
     "ChatUser",

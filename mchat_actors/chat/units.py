@@ -6,7 +6,7 @@ compose them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 
@@ -14,7 +14,7 @@ from ..errors import ChatServiceRejected
 from . import memory_store, repo
 from .audience import DIRECT, GROUP, Audience, RoomInfo, may_use
 from .commands import Remember, parse_command, strip_mentions
-from .protocol import MemoryRecord, StoredMessage
+from .protocol import MemoryRecord, NewMessage, StoredMessage
 from .search import memory_from_row, search_scoped
 
 
@@ -28,6 +28,13 @@ def store_user_message(conn: sqlite3.Connection, room: str, user: str, content: 
     return repo.insert_message(conn, room=room, user=user, content=content, role="user",
                                post_id=post_id, root_id=root_id, created_at_ms=created_ms,
                                permalink=permalink)
+
+
+def store_user_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]
+                        ) -> list[StoredMessage]:
+    """``store_user_message`` for each of ``messages``, in order (plain posts of a lane)."""
+    return [store_user_message(conn, m.room, m.user, m.content, m.post_id, m.root_id,
+                               m.created_at_ms or 0, m.permalink) for m in messages]
 
 
 def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,

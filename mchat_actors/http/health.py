@@ -84,7 +84,7 @@ async def gather(s: Surface) -> dict[str, Any]:
                    "failed": box["counts"].get("failed", 0),
                    "oldest_pending_age_s": box["oldest_pending_age_s"]},
         "retry_queue": await rt.store.run(retry_queue.health),
-        "channels_behind": len(rt.dispatcher_stats.behind_channels()),
+        "channels_behind": len(rt.dispatcher_lanes.behind_channels()),
     }
 
 

@@ -110,8 +110,8 @@ class RuntimeCollector(Collector):
                        labels=("path",), samples={("outbox",): h.replies_queued,
                                                   ("webhook_response",):
                                                       h.replies_in_webhook_response})
-        d = rt.dispatcher_stats
-        depths = d.mailbox_depths()
+        d, lanes = rt.dispatcher_stats, rt.dispatcher_lanes
+        depths = lanes.mailbox_depths()
         yield _gauge("mchat_mailbox_depth", "Events waiting in each channel's mailbox",
                      labels=("channel_id",), samples={(k,): v for k, v in depths.items()})
         yield _gauge("mchat_mailbox_depth_total", "Events waiting in all mailboxes",
@@ -124,9 +124,9 @@ class RuntimeCollector(Collector):
         yield _counter("mchat_events_parked_done", "Parked events handled on a later try",
                        d.parked_done)
         yield _gauge("mchat_channels_parked", "Channels waiting behind a parked event",
-                     len(d.parked_channels()))
+                     len(lanes.parked_channels()))
         yield _gauge("mchat_channels_behind", "Channels catching up after a full mailbox",
-                     len(d.behind_channels()))
+                     len(lanes.behind_channels()))
         yield _counter("mchat_catch_ups", "Catch-up reads of channels that fell behind",
                        d.catch_ups)
         yield _counter("mchat_actor_restarts", "Actor restarts by the supervisor",

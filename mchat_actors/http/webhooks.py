@@ -3,7 +3,7 @@
 The payload (JSON with ``timestamp`` in ms, or a form with ``timestamp`` in seconds) becomes a
 ``PostCreated(source="webhook")`` on the runtime's events channel, so the post is stored,
 ordered with its channel's other messages and deduplicated by post id with the WebSocket copy.
-Before injecting it we register with ``handler.webhook_replies``: when the answer is ready
+Before injecting it we register with ``rt.webhook_replies``: when the answer is ready
 within ``webhook_answer_within_s`` (4.5 s) it goes back in this response
 (``{"text", "response_type": "comment"}``: Mattermost threads it under the post); otherwise the
 response body is empty (Mattermost then posts nothing) and the runtime sends the answer later
@@ -32,7 +32,7 @@ import trio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from .. import mapping, webhook_inbox
+from .. import posts, webhook_inbox
 from ..errors import ChatServiceError, MattermostError, StoreError
 from ..messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from ..trigger import decide
@@ -90,7 +90,7 @@ async def outgoing_webhook(request: Request, s: Surface = Depends(surface)) -> R
     check_webhook_token(request, s, token if isinstance(token, str) else None)
     event = _event_from(fields, encoding)
     post = event.post
-    if await s.rt.store.run(mapping.is_post_seen, post.id):
+    if await s.rt.store.run(posts.is_post_seen, post.id):
         s.stats.webhook_outcomes[("outgoing", "duplicate")] += 1
         return Response(status_code=200)  # the WebSocket copy was handled (and answered) first
     if s.rt.directory is not None:  # webhook-only: kept durably, answered through the outbox
@@ -166,7 +166,7 @@ async def _inject_and_wait(s: Surface, event: PostCreated, *, wait: bool = True)
     """
     window_s = s.rt.config.http.webhook_answer_within_s
     deadline = trio.current_time() + window_s
-    replies = s.rt.handler.webhook_replies
+    replies = s.rt.webhook_replies
     post_id = event.post.id
     if wait:
         replies.expect(post_id)  # before the post can reach its serializer

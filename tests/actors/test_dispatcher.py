@@ -33,13 +33,13 @@ async def no_catch_up(cid, since_ms):
     yield []  # pragma: no cover
 
 
-def start(queues, recv, handle, stats, store=None, catch_up=no_catch_up):
+def start(queues, recv, handle, stats, store=None, catch_up=no_catch_up, lanes=None):
     """A ``dispatcher.run`` for ``nursery.start``, with a durable retry queue on ``store`` and
     a wall clock tied to trio's (virtual) time."""
     queue = SqliteRetryQueue(store or new_store())
     return lambda task_status: dispatcher.run(
         queues, inbox=recv, handle=handle, stats=stats, retry_queue=queue, catch_up=catch_up,
-        wall_clock=trio.current_time, task_status=task_status)
+        lanes=lanes, wall_clock=trio.current_time, task_status=task_status)
 
 
 async def run_dispatch(events, handle, queues=QueueConfig(channel_mailbox=4), store=None,
@@ -234,11 +234,12 @@ async def test_idle_lanes_are_reaped_and_restarted(autojump_clock):
     async def handle(e):
         handled.append(e.post.id)
 
+    lanes = dispatcher.Lanes()
     async with trio.open_nursery() as n:
-        await n.start(start(queues, recv, handle, stats))
+        await n.start(start(queues, recv, handle, stats, lanes=lanes))
         await send.send(ev("a", 0))
         await trio.sleep(30)
-        assert stats.lanes_reaped == 1 and "a" not in stats.lanes
+        assert stats.lanes_reaped == 1 and "a" not in lanes.by_channel
         await send.send(ev("a", 1))
         await trio.sleep(1)
         assert stats.lanes_started == 2
@@ -270,10 +271,11 @@ async def test_a_full_mailbox_never_blocks_the_dispatcher(autojump_clock):
             yield posts[start_at:start_at + 3]
 
     stats = dispatcher.DispatcherStats()
+    lanes = dispatcher.Lanes()
     send, recv = trio.open_memory_channel(0)
     async with trio.open_nursery() as n:
         await n.start(start(QueueConfig(channel_mailbox=2), recv, handle, stats,
-                            catch_up=catch_up))
+                            catch_up=catch_up, lanes=lanes))
         with trio.fail_after(1):
             for e in server["a"]:
                 await send.send(e)
@@ -281,12 +283,12 @@ async def test_a_full_mailbox_never_blocks_the_dispatcher(autojump_clock):
                 await send.send(ev("b", i))
         await trio.sleep(0.1)
         assert [p for p in handled if p.startswith("b")] == [f"b-{i}" for i in range(5)]
-        assert stats.behind_channels() == ["a"] and stats.dropped_behind == 7
+        assert lanes.behind_channels() == ["a"] and stats.dropped_behind == 7
         gate.set()
         await trio.sleep(0.1)
         await send.aclose()
     assert [p for p in handled if p.startswith("a")] == [f"a-{i}" for i in range(10)]
-    assert stats.catch_ups == 1 and stats.behind_channels() == []
+    assert stats.catch_ups == 1 and lanes.behind_channels() == []
 
 
 async def test_a_failed_catch_up_is_tried_again(autojump_clock):
@@ -317,3 +319,73 @@ async def test_a_failed_catch_up_is_tried_again(autojump_clock):
         await send.aclose()
     assert handled == [f"a-{i}" for i in range(6)]
     assert stats.catch_up_failures == 1 and len(tries) == 2 and tries[0] == tries[1]
+
+
+def start_batched(queues, recv, handle, handle_batch, stats):
+    queue = SqliteRetryQueue(new_store())
+    return lambda task_status: dispatcher.run(
+        queues, inbox=recv, handle=handle, stats=stats, retry_queue=queue,
+        catch_up=no_catch_up, handle_batch=handle_batch, wall_clock=trio.current_time,
+        task_status=task_status)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=80),
+       st.lists(st.booleans(), max_size=20))
+def test_lane_batches_keep_order_and_handle_each_post_once(schedule, failures):
+    """Plain posts go in lane batches (one storage request each), questions one at a time; a
+    batch that fails commits nothing and its posts take the one-at-a-time path. Whatever the
+    interleaving: every post handled exactly once, each channel in the order it was sent."""
+    handled: list[str] = []
+    alone: list[str] = []
+    fail = iter(failures)
+    counters = {"i": 0}
+
+    def make(channel: str, question: bool) -> PostCreated:
+        counters["i"] += 1
+        text = "?" if question else "plain"
+        return PostCreated(post=Post(id=PostId(f"{channel}-{counters['i']}"),
+                                     channel_id=ChannelId(channel),
+                                     user_id=MattermostUserId("u"), message=text))
+
+    events = [make(c, q) for c, q in schedule]
+
+    async def handle(e):
+        await trio.sleep(0.01)
+        handled.append(e.post.id)
+        alone.append(e.post.id)
+
+    async def handle_batch(run):
+        await trio.sleep(0.01)
+        taken = []
+        for e in run:
+            if e.post.message == "?":
+                break
+            taken.append(e.post.id)
+        if taken and next(fail, False):
+            raise StoreError("batch failed")  # nothing of it recorded
+        handled.extend(taken)
+        return len(taken)
+
+    async def main():
+        stats = dispatcher.DispatcherStats()
+        send, recv = trio.open_memory_channel(0)
+        async with trio.open_nursery() as n:
+            await n.start(start_batched(QueueConfig(channel_mailbox=100), recv, handle,
+                                        handle_batch, stats))
+            async with send:
+                for e in events:
+                    await send.send(e)
+                    await trio.sleep(0)
+        return stats
+
+    stats = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    sent = [e.post.id for e in events]
+    assert sorted(handled) == sorted(sent)  # each once: no loss, no duplicate
+    for channel in "abc":
+        assert [p for p in handled if p[0] == channel] == [p for p in sent if p[0] == channel]
+    plain = [e.post.id for e in events if e.post.message != "?"]
+    assert stats.batched_posts + len([p for p in alone if p in plain]) == len(plain)
+    assert stats.batch_fallbacks <= len(failures)
+    if plain and not any(failures):
+        assert stats.batched_posts == len(plain)  # no plain post went one at a time

@@ -9,7 +9,7 @@ import attrs
 import trio
 import trio.testing
 
-from mchat_actors import mapping
+from mchat_actors import mapping, posts
 from mchat_actors.actors.sweeper import Sweeper
 from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostId
 from tests.fakes import InlineStore
@@ -60,7 +60,7 @@ async def test_a_poll_reads_only_the_channels_that_moved(tmp_path, autojump_cloc
         await store.run(mapping.insert_channel, channel_id=cid, team_id="t1", name=cid,
                         display_name=cid, channel_type="O", room_id=f"r-{cid}")
         first = server.post(cid)
-        await store.run(mapping.record_post, Post(
+        await store.run(posts.record_post, Post(
             id=PostId(first["id"]), channel_id=ChannelId(cid), user_id=MattermostUserId("u"),
             message="m", create_at=first["create_at"]), status="stored", source="test")
     send, recv = trio.open_memory_channel(100)

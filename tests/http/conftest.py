@@ -24,6 +24,7 @@ from mchat_actors.actors import dispatcher
 from mchat_actors.actors.handler import Handler
 from mchat_actors.actors.invoker import Invoker
 from mchat_actors.actors.mapper import Mapper
+from mchat_actors.webhook_replies import WebhookReplies
 from mchat_actors.actors.sweeper import Sweeper
 from mchat_actors.app import Runtime
 from mchat_actors.config import ChatConfig, Config, HttpConfig, MattermostConfig
@@ -134,13 +135,15 @@ async def open_harness(config: Config, *, background: bool = True,
         mapper = Mapper(store=store, rest=rest, chat=chat, bot_user_id=BOT_ID)
         invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                           limiter=trio.CapacityLimiter(4))
+        webhook_replies = WebhookReplies()
         handler = Handler(cfg=config.mattermost, store=store, mapper=mapper, invoker=invoker,
-                          replies=replies_send, bot=bot)
+                          replies=replies_send, bot=bot, webhook_replies=webhook_replies)
         sweeper = Sweeper(rest=rest, store=store, events=events_send.clone())
         rt = Runtime(config=config, store=store, chat=chat, client=rest,
                      bucket=TokenBucket(10.0), bot=bot, mapper=mapper, invoker=invoker,
                      handler=handler, sweeper=sweeper, events=events_send,
-                     replies=replies_send, started_at=trio.current_time())
+                     replies=replies_send, webhook_replies=webhook_replies,
+                     started_at=trio.current_time())
         replies: list[OutboundRequest] = []
 
         async def drain() -> None:
@@ -150,6 +153,7 @@ async def open_harness(config: Config, *, background: bool = True,
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: dispatcher.run(
                 config.queues, inbox=events_recv, handle=handler, stats=rt.dispatcher_stats,
+                lanes=rt.dispatcher_lanes,
                 retry_queue=SqliteRetryQueue(store), catch_up=sweeper.catch_up,
                 task_status=task_status))
             nursery.start_soon(drain)

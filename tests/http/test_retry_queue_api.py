@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mchat_actors import mapping, retry_queue
+from mchat_actors import mapping, posts, retry_queue
 from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from tests.http.conftest import ADMIN_TOKEN
 
@@ -60,7 +60,7 @@ async def test_discard_records_the_post_without_moving_the_cursor(harness):
     (first, second) = await park(harness, parked_post(1), parked_post(2))
     r = await harness.client.post(f"{API}/retry-queue/{first}/discard", headers=harness.admin())
     assert r.status_code == 200 and r.json()["status"] == "discarded"
-    assert await harness.rt.store.run(mapping.is_post_seen, "p1")
+    assert await harness.rt.store.run(posts.is_post_seen, "p1")
     row = await harness.rt.store.run(mapping.get_channel, "c1")
     assert row is not None and row["last_post_id"] is None
     head = await harness.rt.store.run(retry_queue.head, "c1")

@@ -4,7 +4,7 @@ from urllib.parse import urlencode
 
 import trio
 
-from mchat_actors import mapping
+from mchat_actors import posts
 from mchat_actors.messages import SendReply
 from tests.http.conftest import WEBHOOK_TOKEN, make_config, open_harness, poll_until
 
@@ -28,7 +28,7 @@ async def test_json_webhook_is_answered_in_the_response(harness):
     stored = harness.chat.messages["p1"]
     assert stored.created_at_ms == 1_700_000_000_123
     assert stored.content == "@ai what is new?"
-    assert await harness.rt.store.run(mapping.is_post_seen, "p1")
+    assert await harness.rt.store.run(posts.is_post_seen, "p1")
     rows = list(harness.rt.store.db.query("SELECT status, last_error FROM outbox"))
     assert rows == [{"status": "sent", "last_error": "delivered: webhook-response"}]
     row = next(iter(harness.rt.store.db.query("SELECT * FROM mchat_posts")))
@@ -51,7 +51,7 @@ async def test_a_post_without_a_mention_is_stored_and_not_answered(harness):
     assert r.status_code == 200
     assert r.content == b""
     assert trio.current_time() - start < 1.0
-    await poll_until(lambda: harness.rt.store.run(mapping.is_post_seen, "p1"))
+    await poll_until(lambda: harness.rt.store.run(posts.is_post_seen, "p1"))
     assert "p1" in harness.chat.messages
     assert harness.replies == []
 
@@ -180,10 +180,9 @@ async def test_a_failed_commit_hands_nothing_to_the_webhook_and_posts_once(harne
     """The reply is handed to the waiting webhook request only after its transaction commits.
     Old code handed it over first: a failed commit then answered in the response AND, after
     the retry, through the outbox (twice)."""
-    from mchat_actors.actors import handler as handler_module
     from mchat_actors.errors import StoreUnavailable
 
-    real = handler_module.finish_post
+    real = posts.finish_post
     fails = [1]
 
     def flaky(db, *args, **kwargs):
@@ -192,7 +191,7 @@ async def test_a_failed_commit_hands_nothing_to_the_webhook_and_posts_once(harne
             raise StoreUnavailable("database is locked")
         return real(db, *args, **kwargs)
 
-    monkeypatch.setattr(handler_module, "finish_post", flaky)
+    monkeypatch.setattr(posts, "finish_post", flaky)
     r = await harness.client.post(URL, json=payload(post_id="p7"))
     assert r.status_code == 200
     assert r.content == b""  # not committed: nothing in the response

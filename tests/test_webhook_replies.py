@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import trio
 
-from mchat_actors.actors.handler import WebhookReplies
+from mchat_actors.webhook_replies import WebhookReplies
 
 
 async def test_waiter_gets_the_reply_text(autojump_clock):
@@ -34,3 +34,4 @@ async def test_late_reply_is_not_taken_after_the_deadline(autojump_clock):
     hub.expect("p1")
     assert await hub.wait("p1", 4.5) is None
     assert hub.deliver("p1", "late") is False
+

@@ -1,0 +1,76 @@
+"""Opens the configured ChatService: the embedded one, or a remote adapter over it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from .chat.protocol import LLM, ChatService
+from .config import Config
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+@asynccontextmanager
+async def open_chat_service(config: Config, store: Store | None = None
+                            ) -> AsyncIterator[ChatService]:
+    """The configured ChatService: embedded, or the remote adapter over the embedded store.
+
+    ``store``: the runtime's store; the embedded service's writes then join its group commits.
+    """
+    from .chat.embedded import open_embedded_chat_service
+
+    llm_cm: AbstractAsyncContextManager[LLM] | None = None
+    if config.chat.llm_base_url:
+        from .chat.llm import open_llm
+
+        llm_cm = open_llm(config.chat)
+    remote = config.chat.backend in ("remote", "agent-chat")
+    async with _maybe(llm_cm) as llm, _maybe_embeddings(config, remote) as embeddings:
+        # remote, agent-chat: the local store keeps users/rooms/messages only; memories live
+        # remotely, so the local service must not extract memories of its own (no LLM for it;
+        # agent-chat's summaries are then the built-in ones)
+        async with open_embedded_chat_service(config.db_path,
+                                              llm=None if remote else llm,
+                                              timezone=config.chat.timezone,
+                                              mask_llm=config.chat.mask_llm,
+                                              glossary_path=config.chat.glossary_path,
+                                              embeddings=embeddings,
+                                              store=store) as local:
+            if not remote:
+                yield local
+                return
+            if config.chat.backend == "agent-chat":
+                from .chat.agent_chat import open_agent_chat_service
+
+                async with open_agent_chat_service(config.chat, local=local) as agent_chat:
+                    yield agent_chat
+                return
+            from .chat.remote import open_remote_chat_service
+
+            async with open_remote_chat_service(config.chat, local=local, llm=llm) as svc:
+                yield svc
+
+
+@asynccontextmanager
+async def _maybe_embeddings(config: Config, remote: bool) -> AsyncIterator[Any]:
+    """The embeddings client when EMBEDDINGS_BASE_URL is set (embedded backend only: a remote
+    backend searches its own memories)."""
+    if remote or not config.chat.embeddings_base_url:
+        yield None
+        return
+    from .chat.embeddings import open_embeddings
+
+    async with open_embeddings(config.chat) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _maybe(cm: AbstractAsyncContextManager[LLM] | None) -> AsyncIterator[LLM | None]:
+    if cm is None:
+        yield None
+    else:
+        async with cm as value:
+            yield value

@@ -1,0 +1,93 @@
+"""What one actor needs of another, as Protocols and records: actors depend on these, never on
+each other's modules (``app`` wires the real ones in at construction).
+
+- ``MapperPort``: Mattermost channels and users to ChatService rooms and users (``actors.mapper``).
+- ``InvokerPort``: the ChatService under a timeout and a concurrency limit (``actors.invoker``).
+- ``ReplyWaiters``: an HTTP request waiting for a post's reply (``webhook_replies``).
+- ``SweeperPort``: REST reads of what the WebSocket may have missed (``actors.sweeper``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from .chat.protocol import ReactFn, SendResult
+from .messages import AgentUserId, ChannelId, MattermostUserId, Post, RoomId
+
+
+@attrs.frozen(kw_only=True)
+class ChannelInfo:
+    channel_id: ChannelId
+    room_id: RoomId
+    type: str
+    name: str
+    team_id: str
+    sync_enabled: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChannelInfo:
+        return cls(channel_id=ChannelId(row["mchat_channel_id"]),
+                   room_id=RoomId(row["agent_room_id"]), type=row["channel_type"],
+                   name=row["mchat_channel_name"], team_id=row["mchat_team_id"],
+                   sync_enabled=bool(row["sync_enabled"]))
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    result: SendResult | None
+    answer: str | None  # what to post (the assistant message or the apology)
+    failed: bool = False
+    error: str = ""  # the error's type name, for counting
+
+
+class MapperPort(Protocol):
+    async def channel(self, channel_id: ChannelId) -> ChannelInfo: ...
+
+    async def user(self, user_id: MattermostUserId) -> AgentUserId: ...
+
+    async def member_joined(self, channel_id: ChannelId, user_id: MattermostUserId) -> None: ...
+
+    async def member_left(self, channel_id: ChannelId, user_id: MattermostUserId) -> None: ...
+
+
+class InvokerPort(Protocol):
+    async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
+                   prompt: str, permalink: str | None = None,
+                   react: ReactFn | None = None) -> Outcome: ...
+
+    async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool: ...
+
+    async def edit(self, post: Post) -> bool: ...
+
+    async def delete(self, post: Post) -> bool: ...
+
+
+class ReplyWaiters(Protocol):
+    """Someone (the HTTP surface's outgoing-webhook request) may wait for a post's reply."""
+
+    def claim(self, post_id: str) -> bool:
+        """Reserve the waiter for a reply about to be committed; False: nobody waits."""
+        ...
+
+    def deliver(self, post_id: str, text: str) -> bool:
+        """Hand the committed reply over; False: nobody waits (use the outbox)."""
+        ...
+
+    def no_reply(self, post_id: str) -> None:
+        """The post was handled without a reply (or not committed): wake the waiter."""
+        ...
+
+
+class SweeperPort(Protocol):
+    def connection_lost(self, *, since_ms: int | None = None) -> None:
+        """Posts may be missing from ``since_ms`` on: the next sweeps read from there."""
+        ...
+
+    async def sweep(self, *, source: str) -> int:
+        """Read every channel that moved and emit its new posts; how many were emitted."""
+        ...
+
+    async def poll_forever(self, interval_s: float) -> None: ...

@@ -1,0 +1,129 @@
+"""The posts-and-cursors area of the runtime's storage (the SQLite implementation).
+
+Which Mattermost posts were handled (``mchat_posts``) and each channel's backfill cursor; and
+the handler's units of work that record a post's outcome together with its reply rows and,
+for plain posts, the ChatService's message rows: each is ONE request to the storage actor.
+Every function takes the transaction handle first (``repository.Tx``; here the store's
+``sqlite_utils.Database``) and is safe inside a caller's transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import attrs
+import sqlite_utils
+
+from . import outbox
+from .chat.protocol import NewMessage, SharedStorage, StoredMessage
+from .messages import Post, SendReply
+from .writer import transaction
+
+
+def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
+    row = db.conn.execute("SELECT 1 FROM mchat_posts WHERE post_id = ?", (post_id,)).fetchone()
+    return row is not None
+
+
+def seen_among(db: sqlite_utils.Database, post_ids: Sequence[str]) -> set[str]:
+    """The ids of ``post_ids`` handled before (one query for a lane's batch)."""
+    if not post_ids:
+        return set()
+    marks = ", ".join("?" * len(post_ids))
+    return {str(r[0]) for r in db.conn.execute(
+        f"SELECT post_id FROM mchat_posts WHERE post_id IN ({marks})", tuple(post_ids))}
+
+
+def record_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
+                move_cursor: bool = True) -> None:
+    """Mark ``post`` handled and move its channel's backfill cursor forward (never back)."""
+    db.conn.execute(
+        "INSERT INTO mchat_posts (post_id, channel_id, create_at, update_at, status, source,"
+        " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(post_id) DO UPDATE SET"
+        " update_at = MAX(update_at, excluded.update_at)",
+        (post.id, post.channel_id, post.create_at, post.update_at, status, source, time.time()),
+    )
+    if not move_cursor:
+        return
+    db.conn.execute(
+        "UPDATE mchat_channel_mapping SET last_post_id = ?, last_post_at = ?, updated_at = ?"
+        " WHERE mchat_channel_id = ? AND last_post_at <= ?",
+        (post.id, post.create_at, time.time(), post.channel_id, post.create_at),
+    )
+
+
+def channel_cursor(db: sqlite_utils.Database, channel_id: str) -> str | None:
+    """The id of the channel's last handled post (None: unmapped, or nothing handled yet)."""
+    row = db.conn.execute("SELECT last_post_id FROM mchat_channel_mapping"
+                          " WHERE mchat_channel_id = ?", (channel_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def cursors_with_times(db: sqlite_utils.Database) -> list[tuple[str, str | None, float, int]]:
+    """(channel id, last handled post id or None, mapping created_at, last handled post's
+    create_at in ms) for every mapped channel."""
+    return [(r[0], r[1], r[2], int(r[3] or 0)) for r in db.conn.execute(
+        "SELECT mchat_channel_id, last_post_id, created_at, last_post_at"
+        " FROM mchat_channel_mapping ORDER BY id")]
+
+
+def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
+    """(channel id, last handled post id or None, mapping created_at) for every mapped channel."""
+    return [(r[0], r[1], r[2]) for r in db.conn.execute(
+        "SELECT mchat_channel_id, last_post_id, created_at FROM mchat_channel_mapping"
+        " ORDER BY id")]
+
+
+def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
+                replies: tuple[SendReply, ...], max_chars: int,
+                delivered_in_response: bool = False) -> list[outbox.OutboxRow]:
+    """Mark handled + advance the cursor + write the outbox rows, atomically.
+
+    ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
+    rows are recorded as sent so the sender never posts them.
+
+    Returns:
+        The replies' pending outbox rows as committed (for the sender: no re-read).
+    """
+    with transaction(db.conn):
+        record_post(db, post, status=status, source=source)
+        if not replies:
+            return []
+        ids = outbox.enqueue_replies(db, replies, max_chars=max_chars)
+        if delivered_in_response:
+            for reply in replies:
+                outbox.mark_delivered_elsewhere(db, reply.reply_key, how="webhook-response")
+            return []
+        return outbox.load_pending(db, ids=ids)
+
+
+@attrs.frozen
+class PlainPost:
+    """A post of a lane's batch that is stored without an answer (or not stored at all)."""
+
+    post: Post
+    status: str
+    source: str
+    message: NewMessage | None  # None: own/system post or sync off (recorded, not stored)
+
+
+def store_plain_posts(db: sqlite_utils.Database, items: Sequence[PlainPost],
+                      chat: SharedStorage) -> tuple[set[str], list[StoredMessage]]:
+    """One request for a lane's run of plain posts (run by the storage actor): skip those
+    handled before, store the others' messages in the ChatService's tables, mark them handled
+    and move the cursor, all in the request's transaction.
+
+    Returns:
+        (ids handled before, the messages stored now).
+    """
+    seen = seen_among(db, [i.post.id for i in items])
+    fresh = list({i.post.id: i for i in reversed(items) if i.post.id not in seen}.values())
+    fresh.reverse()  # in order, each post once (one may come twice: socket and catch-up)
+    messages = [i.message for i in fresh if i.message is not None]
+    stored = chat.store_messages_work(messages)(db) if messages else []
+    for item in fresh:
+        record_post(db, item.post, status=item.status, source=item.source)
+    return seen, stored
+
+
