@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from . import config_values as parse
 from .errors import ConfigError
 from .secrecy import SECRET_SETTINGS, Secret, resolve_secret_files, secret, secrets_tuple
 
@@ -131,8 +132,12 @@ class QueueConfig:
     invocations: int = 64
     replies: int = 256
     channel_idle_s: float = 300.0
-    max_concurrent_chats: int = 8  # ChatService calls that answer
-    max_concurrent_stores: int = 16  # ChatService calls that only store (separate limit)
+    # ChatService calls that answer (MCHAT_MAX_CONCURRENT_CHATS). Answers are capped by the
+    # request budget (MCHAT_RATE_LIMIT/s); filling it takes rate x answer time calls at once:
+    # 16 fills 10 req/s up to 1.6 s per answer. Raise it for slower LLMs.
+    max_concurrent_chats: int = 16
+    # ChatService calls that only store a post (MCHAT_MAX_CONCURRENT_STORES; separate limit)
+    max_concurrent_stores: int = 16
 
 
 @attrs.frozen(kw_only=True)
@@ -208,7 +213,7 @@ class _Builder:
 
     def build(self) -> Config:
         g = self.get
-        hook_url = g("MCHAT_INCOMING_WEBHOOK_URL", _secret_url, None)
+        hook_url = g("MCHAT_INCOMING_WEBHOOK_URL", parse.secret_url, None)
         has_token = bool((self.values.get("MCHAT_TOKEN") or "").strip())
         webhook_only = hook_url is not None and not has_token
         if hook_url is not None and not has_token and not self.values.get("MCHAT_URL", "").strip():
@@ -225,61 +230,61 @@ class _Builder:
         mm = dict(
             url=url,
             token=token,
-            verify_ssl=g("MCHAT_VERIFY_SSL", _bool, True),
-            ca_bundle=g("MCHAT_CA_BUNDLE", _existing_file, None),
-            mode=g("MCHAT_MODE", _choice(MODES), "auto"),
-            poll_interval_s=g("MCHAT_POLL_INTERVAL", _positive, 2.0),
-            rate_limit_per_s=g("MCHAT_RATE_LIMIT", _positive, 10.0),
-            reply_mode=g("MCHAT_REPLY_MODE", _choice(REPLY_MODES), "thread"),
+            verify_ssl=g("MCHAT_VERIFY_SSL", parse.boolean, True),
+            ca_bundle=g("MCHAT_CA_BUNDLE", parse.existing_file, None),
+            mode=g("MCHAT_MODE", parse.choice(MODES), "auto"),
+            poll_interval_s=g("MCHAT_POLL_INTERVAL", parse.positive, 2.0),
+            rate_limit_per_s=g("MCHAT_RATE_LIMIT", parse.positive, 10.0),
+            reply_mode=g("MCHAT_REPLY_MODE", parse.choice(REPLY_MODES), "thread"),
             bot_name=g("MCHAT_BOT_NAME", lambda s: s.lstrip("@"), None),
-            respond_to_all_dm=g("MCHAT_RESPOND_TO_ALL_DM", _bool, True),
-            auto_join=g("MCHAT_AUTO_JOIN", _auto_join, _NONE),
+            respond_to_all_dm=g("MCHAT_RESPOND_TO_ALL_DM", parse.boolean, True),
+            auto_join=g("MCHAT_AUTO_JOIN", parse.auto_join, _NONE),
             incoming_webhook_url=hook_url,
             webhook_username=g("MCHAT_WEBHOOK_USERNAME", str, None),
-            webhook_icon_url=g("MCHAT_WEBHOOK_ICON_URL", _url, None),
-            rest_timeout_s=g("MCHAT_REST_TIMEOUT", _positive, 10.0),
-            ws_ping_interval_s=g("MCHAT_WS_PING_INTERVAL", _positive, 30.0),
-            hello_timeout_s=g("MCHAT_HELLO_TIMEOUT", _positive, 5.0),
-            backoff_initial_s=g("MCHAT_BACKOFF_INITIAL", _positive, 1.0),
-            backoff_max_s=g("MCHAT_BACKOFF_MAX", _positive, 60.0),
-            ws_failures_before_polling=g("MCHAT_WS_FAILURES_BEFORE_POLLING", _positive_int, 3),
-            max_post_chars=g("MCHAT_MAX_POST_CHARS", _positive_int, 16383),
-            answer_bots=g("MCHAT_ANSWER_BOTS", _usernames, _NONE),
-            max_answers_per_min=g("MCHAT_MAX_ANSWERS_PER_MIN", _positive_int, 30),
+            webhook_icon_url=g("MCHAT_WEBHOOK_ICON_URL", parse.url, None),
+            rest_timeout_s=g("MCHAT_REST_TIMEOUT", parse.positive, 10.0),
+            ws_ping_interval_s=g("MCHAT_WS_PING_INTERVAL", parse.positive, 30.0),
+            hello_timeout_s=g("MCHAT_HELLO_TIMEOUT", parse.positive, 5.0),
+            backoff_initial_s=g("MCHAT_BACKOFF_INITIAL", parse.positive, 1.0),
+            backoff_max_s=g("MCHAT_BACKOFF_MAX", parse.positive, 60.0),
+            ws_failures_before_polling=g("MCHAT_WS_FAILURES_BEFORE_POLLING", parse.positive_int, 3),
+            max_post_chars=g("MCHAT_MAX_POST_CHARS", parse.positive_int, 16383),
+            answer_bots=g("MCHAT_ANSWER_BOTS", parse.usernames, _NONE),
+            max_answers_per_min=g("MCHAT_MAX_ANSWERS_PER_MIN", parse.positive_int, 30),
         )
         http = HttpConfig(
-            listen=g("MCHAT_HTTP_LISTEN", _listen, "127.0.0.1:8800"),
-            webhook_tokens=g("MCHAT_WEBHOOK_TOKENS", _csv, _NONE),
+            listen=g("MCHAT_HTTP_LISTEN", parse.listen_address, "127.0.0.1:8800"),
+            webhook_tokens=g("MCHAT_WEBHOOK_TOKENS", parse.csv, _NONE),
             admin_token=g("MCHAT_ADMIN_TOKEN", str, None),
-            webhook_allow=g("MCHAT_WEBHOOK_ALLOW", _cidrs, _NONE),
-            max_body_bytes=g("MCHAT_MAX_BODY_BYTES", _positive_int, 1_048_576),
-            slash_tokens=g("MCHAT_SLASH_TOKENS", _csv, _NONE),
-            outgoing_webhook_tokens=g("MCHAT_OUTGOING_WEBHOOK_TOKENS", _csv, _NONE),
-            metrics_auth=g("MCHAT_METRICS_AUTH", _choice(("none", "admin")), "none"),
-            metrics_listen=g("MCHAT_METRICS_LISTEN", _listen, None),
+            webhook_allow=g("MCHAT_WEBHOOK_ALLOW", parse.cidrs, _NONE),
+            max_body_bytes=g("MCHAT_MAX_BODY_BYTES", parse.positive_int, 1_048_576),
+            slash_tokens=g("MCHAT_SLASH_TOKENS", parse.csv, _NONE),
+            outgoing_webhook_tokens=g("MCHAT_OUTGOING_WEBHOOK_TOKENS", parse.csv, _NONE),
+            metrics_auth=g("MCHAT_METRICS_AUTH", parse.choice(("none", "admin")), "none"),
+            metrics_listen=g("MCHAT_METRICS_LISTEN", parse.listen_address, None),
         )
         if http.metrics_auth == "admin" and not http.admin_token:
             self.problems.append("MCHAT_METRICS_AUTH=admin needs MCHAT_ADMIN_TOKEN")
         chat = ChatConfig(
-            backend=g("CHAT_BACKEND", _choice(CHAT_BACKENDS), "embedded"),
-            backend_url=g("CHAT_BACKEND_URL", _url, None),
+            backend=g("CHAT_BACKEND", parse.choice(CHAT_BACKENDS), "embedded"),
+            backend_url=g("CHAT_BACKEND_URL", parse.url, None),
             backend_api_key=g("CHAT_BACKEND_API_KEY", str, None),
             backend_agent_id=g("CHAT_BACKEND_AGENT_ID", str, None),
-            llm_base_url=g("LLM_BASE_URL", _url, None),
+            llm_base_url=g("LLM_BASE_URL", parse.url, None),
             llm_api_key=g("LLM_API_KEY", str, None),
             llm_model=g("LLM_MODEL", str, None),
-            timeout_s=g("CHAT_TIMEOUT", _positive, 60.0),
-            llm_timeout_s=g("LLM_TIMEOUT", _positive, 30.0),
-            backend_rate_per_min=g("CHAT_BACKEND_RATE_PER_MIN", _positive, 60.0),
-            summary_every_hours=g("MCHAT_SUMMARY_EVERY_HOURS", _positive, None),
+            timeout_s=g("CHAT_TIMEOUT", parse.positive, 60.0),
+            llm_timeout_s=g("LLM_TIMEOUT", parse.positive, 30.0),
+            backend_rate_per_min=g("CHAT_BACKEND_RATE_PER_MIN", parse.positive, 60.0),
+            summary_every_hours=g("MCHAT_SUMMARY_EVERY_HOURS", parse.positive, None),
             agent_service_email=g("CHAT_AGENT_SERVICE_EMAIL", str, None),
             agent_service_password=g("CHAT_AGENT_SERVICE_PASSWORD", str, None),
-            agent_user_auth=g("CHAT_AGENT_USER_AUTH", _choice(AGENT_USER_AUTH), "sso"),
-            agent_rate_per_min=g("CHAT_AGENT_RATE_PER_MIN", _positive, 600.0),
-            timezone=g("MCHAT_TIMEZONE", _timezone, "Asia/Seoul"),
-            mask_llm=g("MCHAT_MASK_LLM", _bool, True),
-            glossary_path=g("MCHAT_GLOSSARY_PATH", _glossary, None),
-            embeddings_base_url=g("EMBEDDINGS_BASE_URL", _url, None),
+            agent_user_auth=g("CHAT_AGENT_USER_AUTH", parse.choice(AGENT_USER_AUTH), "sso"),
+            agent_rate_per_min=g("CHAT_AGENT_RATE_PER_MIN", parse.positive, 600.0),
+            timezone=g("MCHAT_TIMEZONE", parse.timezone_name, "Asia/Seoul"),
+            mask_llm=g("MCHAT_MASK_LLM", parse.boolean, True),
+            glossary_path=g("MCHAT_GLOSSARY_PATH", parse.glossary_file, None),
+            embeddings_base_url=g("EMBEDDINGS_BASE_URL", parse.url, None),
             embeddings_api_key=g("EMBEDDINGS_API_KEY", str, None),
             embeddings_model=g("EMBEDDINGS_MODEL", str, None),
         )
@@ -309,127 +314,22 @@ class _Builder:
                                  "(MCHAT_INCOMING_WEBHOOK_URL without MCHAT_TOKEN): the tokens "
                                  "of the outgoing webhooks and slash commands that bring the "
                                  "questions")
+        queues = QueueConfig(
+            max_concurrent_chats=g("MCHAT_MAX_CONCURRENT_CHATS", parse.positive_int, 16),
+            max_concurrent_stores=g("MCHAT_MAX_CONCURRENT_STORES", parse.positive_int, 16),
+        )
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
-        log_format = g("MCHAT_LOG_FORMAT", _choice(("text", "json")), "text")
+        log_format = g("MCHAT_LOG_FORMAT", parse.choice(("text", "json")), "text")
         if self.problems:
             raise ConfigError(self.problems)
         return Config(
             mattermost=MattermostConfig(**mm),  # type: ignore[arg-type]
             http=http,
             chat=chat,
+            queues=queues,
             db_path=db_path,
             log_format=log_format,
         )
-
-
-def _timezone(raw: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {raw!r} (an IANA name such as Asia/Seoul)") from None
-    return raw
-
-
-def _glossary(raw: str) -> str:
-    from .chat.morph import read_glossary_files
-
-    read_glossary_files(raw)  # ValueError: unreadable, or not [[same]] terms = [...]
-    return raw
-
-
-def _bool(raw: str) -> bool:
-    low = raw.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _positive(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"expected a number, got {raw!r}") from None
-    if not value > 0:
-        raise ValueError(f"must be greater than 0, got {raw!r}")
-    return value
-
-
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {raw!r}")
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw.lower() not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
-        return raw.lower()
-
-    return parse
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _usernames(raw: str) -> tuple[str, ...]:
-    return tuple(name.lstrip("@").lower() for name in _csv(raw) if name.lstrip("@"))
-
-
-def _url(raw: str) -> str:
-    if urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc:
-        raise ValueError(f"expected an http(s) URL, got {raw!r}")
-    return raw
-
-
-def _secret_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http(s) URL (the value is a secret: not shown)")
-    return raw
-
-
-def _existing_file(raw: str) -> str:
-    if not Path(raw).is_file():
-        raise ValueError(f"no such file: {raw!r}")
-    return raw
-
-
-def _listen(raw: str) -> str:
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected host:port, got {raw!r}")
-    return raw
-
-
-def _auto_join(raw: str) -> tuple[str, ...]:
-    items = _csv(raw)
-    for item in items:
-        team, sep, channel = item.partition("/")
-        if not sep or not team or not channel:
-            raise ValueError(f"expected team/channel or team/*, got {item!r}")
-    return items
-
-
-def _cidrs(raw: str) -> tuple[str, ...]:
-    import ipaddress
-
-    items = _csv(raw)
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ValueError(f"not an address or CIDR network: {item!r}") from None
-    return items
 
 
 def describe(config: Config) -> dict[str, Any]:

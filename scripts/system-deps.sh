@@ -2,7 +2,9 @@
 # What `make test` needs from the system, installed when missing (Debian/Ubuntu, root or sudo).
 #
 #   scripts/system-deps.sh venv    python3 >= 3.11 with venv/ensurepip (Debian: python3-venv)
-#   scripts/system-deps.sh test    chromium + chromedriver (browser tests), node + npm (JS client)
+#   scripts/system-deps.sh test    chromium + chromedriver (browser tests), node + npm (JS client),
+#                                  postgresql (the server binaries the pg tests start; Debian puts
+#                                  them in /usr/lib/postgresql/<version>/bin, MCHAT_PG_ROOT)
 #
 # Prints nothing when everything is there. When something is missing it installs it with
 # apt-get (as root, or through sudo); where it cannot, it prints ONE line saying what to
@@ -14,6 +16,14 @@ LOG="${TMPDIR:-/tmp}/mchat-actors-system-deps.log"
 what="${1:-test}"
 
 say() { printf '%s\n' "$*" >&2; }
+
+# Debian's server binaries are not on PATH: any /usr/lib/postgresql/<version>/bin/postgres
+has_postgres() {
+    for bin in "${MCHAT_PG_ROOT:-/usr/lib/postgresql}"/*/bin/postgres; do
+        [ -x "$bin" ] && return 0
+    done
+    return 1
+}
 
 missing_packages() {
     case "$what" in
@@ -33,6 +43,7 @@ missing_packages() {
             command -v chromedriver >/dev/null 2>&1 || printf '%s ' chromium-driver
             command -v node >/dev/null 2>&1 || printf '%s ' nodejs
             command -v npm >/dev/null 2>&1 || printf '%s ' npm
+            has_postgres || printf '%s ' postgresql
             ;;
         *)
             say "usage: $0 venv|test"

@@ -125,3 +125,18 @@ def test_embeddings_settings_and_their_key_is_secret():
     with pytest.raises(ConfigError) as info:
         Config.from_env(dict(BASE, EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1"))
     assert "EMBEDDINGS_MODEL" in str(info.value)
+
+
+def test_concurrency_limits_are_settable_and_checked():
+    """MCHAT_MAX_CONCURRENT_CHATS / _STORES reach QueueConfig; zero or words are refused."""
+    assert (Config.from_env(BASE).queues.max_concurrent_chats,
+            Config.from_env(BASE).queues.max_concurrent_stores) == (16, 16)
+    cfg = Config.from_env({**BASE, "MCHAT_MAX_CONCURRENT_CHATS": "40",
+                           "MCHAT_MAX_CONCURRENT_STORES": "4"})
+    assert (cfg.queues.max_concurrent_chats, cfg.queues.max_concurrent_stores) == (40, 4)
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({**BASE, "MCHAT_MAX_CONCURRENT_CHATS": "0",
+                         "MCHAT_MAX_CONCURRENT_STORES": "many"})
+    text = "\n".join(info.value.problems)
+    assert "MCHAT_MAX_CONCURRENT_CHATS: must be greater than 0" in text
+    assert "MCHAT_MAX_CONCURRENT_STORES: expected a whole number" in text

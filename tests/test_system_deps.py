@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "system-deps.sh"
-ALL = "chromium chromium-driver nodejs npm"
+ALL = "chromium chromium-driver nodejs npm postgresql"
 
 
 class Box:
@@ -30,6 +30,15 @@ class Box:
         env_path = "/usr/bin/env" if os.path.exists("/usr/bin/env") else "/bin/env"
         (self.bin / "env").symlink_to(env_path)
         self.stub("id", f'[ "$1" = -u ] && echo {uid}')
+        self.pg_root = tmp / "postgresql"  # MCHAT_PG_ROOT: empty until ``postgres()``
+        self.pg_root.mkdir()
+
+    def postgres(self, version: str = "17") -> None:
+        """Debian's layout: the server binaries in <root>/<version>/bin, not on PATH."""
+        bindir = self.pg_root / version / "bin"
+        bindir.mkdir(parents=True)
+        (bindir / "postgres").write_text("#!/bin/sh\n")
+        (bindir / "postgres").chmod(0o755)
 
     def stub(self, name: str, body: str = "exit 0") -> None:
         path = self.bin / name
@@ -42,7 +51,8 @@ class Box:
     def run(self, what: str = "test", **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["/bin/sh", str(SCRIPT), what], capture_output=True, text=True, timeout=20,
-            env={"PATH": str(self.bin), "TMPDIR": str(self.log_dir), **env},
+            env={"PATH": str(self.bin), "TMPDIR": str(self.log_dir),
+                 "MCHAT_PG_ROOT": str(self.pg_root), **env},
             stdin=subprocess.DEVNULL,
         )
 
@@ -58,6 +68,7 @@ def box(tmp_path: Path) -> Box:
 def test_nothing_missing_prints_nothing_and_installs_nothing(box: Box) -> None:
     for name in ("chromium", "chromedriver", "node", "npm"):
         box.stub(name)
+    box.postgres()
     box.recording("apt-get")
     result = box.run()
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
@@ -66,6 +77,7 @@ def test_nothing_missing_prints_nothing_and_installs_nothing(box: Box) -> None:
 
 def test_without_apt_get_one_line_says_what_to_install(box: Box) -> None:
     box.stub("node")
+    box.postgres()
     result = box.run()
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -82,8 +94,19 @@ def test_as_root_installs_exactly_the_missing_packages(box: Box) -> None:
     result = box.run()
     assert result.returncode == 0, result.stderr
     assert box.called() == ["apt-get update -q",
-                            "apt-get install -y -q chromium chromium-driver nodejs"]
+                            "apt-get install -y -q chromium chromium-driver nodejs postgresql"]
     assert result.stderr.count("\n") == 1 and "installing chromium" in result.stderr
+
+
+def test_postgresql_is_found_in_debians_versioned_directory_not_on_path(box: Box) -> None:
+    for name in ("chromium", "chromedriver", "node", "npm"):
+        box.stub(name)
+    box.recording("apt-get")
+    assert box.run().returncode == 0 and box.called()[-1] == "apt-get install -y -q postgresql"
+    box.calls.unlink()
+    box.postgres("15")  # /usr/lib/postgresql/15/bin/postgres: nothing to install
+    result = box.run()
+    assert (result.returncode, result.stderr, box.called()) == (0, "", [])
 
 
 def test_not_root_uses_sudo_when_it_works_without_a_password(tmp_path: Path) -> None:
