@@ -254,6 +254,42 @@ async def test_a_reply_enqueued_twice_is_one_row_with_one_pending_post_id(
     assert await b.scalar("SELECT count(*) FROM outbox") == 7
 
 
+@pytest.mark.parametrize("chunks", [100, 201])
+async def test_a_reply_of_many_chunks_is_found_whole_when_enqueued_again(
+        backend: Backend, chunks: int) -> None:
+    b, outbox = backend, backend.repos.outbox
+    text = "".join(chr(0xAC00 + n) for n in range(chunks))  # one char a chunk, all different
+    ids = await b.run(outbox.enqueue_replies, [reply("big", message=text)], max_chars=1)
+    assert len(ids) == chunks
+    assert await b.run(outbox.enqueue_replies, [reply("big", message=text)], max_chars=1) == ids
+    rows = await b.run(outbox.load_pending, ids=ids)
+    assert "".join(r.message for r in rows) == text
+    assert [r.reply_key for r in rows] == [f"big#{n}" for n in range(chunks)]
+
+
+async def test_admin_calls_on_outbox_rows(backend: Backend) -> None:
+    """Beyond the Protocol, what the admin page and health call: get_row, retry_failed,
+    status_counts, mark_delivered_elsewhere (both backends have them)."""
+    b, outbox = backend, backend.repos.outbox
+    one, two = await b.run(outbox.enqueue_replies, [reply("r:1"), reply("r:2")],
+                           max_chars=100)
+    await b.run(outbox.mark_attempt, one, now=3.0)
+    await b.run(outbox.mark_failed, one, error="403")
+    assert not await b.run(outbox.retry_failed, two, now=4.0)  # not failed: nothing to do
+    before = await b.run(outbox.get_row, one)
+    assert await b.run(outbox.retry_failed, one, now=5.0)
+    after = await b.run(outbox.get_row, one)
+    assert (before.status, after.status, after.next_attempt_at) == (FAILED, PENDING, 5.0)
+    assert (after.pending_post_id, after.attempts) == (before.pending_post_id, 1)
+    assert await b.run(outbox.get_row, 10_000) is None
+    assert await b.run(outbox.mark_delivered_elsewhere, "r:2",
+                       how="webhook-response") == 1
+    assert await b.run(outbox.mark_delivered_elsewhere, "r:2",
+                       how="again") == 0
+    assert await b.run(outbox.status_counts) == {
+        PENDING: 1, SENT: 1, FAILED: 0}
+
+
 async def test_pending_rows_come_in_enqueue_order_per_channel(backend: Backend) -> None:
     b, outbox = backend, backend.repos.outbox
     order = [("a", 0), ("b", 0), ("a", 1), ("a", 2), ("b", 1), ("c", 0), ("b", 2)]
