@@ -499,3 +499,54 @@ def test_two_transactions_mapping_one_channel_get_the_same_row(pg: Any) -> None:
 
     row_a, row_b = _second(connect, insert, insert)
     assert row_a == row_b and row_a["mchat_channel_name"] == "n0"
+
+
+@pytest.mark.pg
+def test_two_transactions_storing_one_plain_post_store_one_message(pg: Any) -> None:
+    repos, connect = pg
+    setup = connect()
+    setup.execute("INSERT INTO users (id, name, created_at) VALUES ('u1', 'kim', 0)")
+    setup.execute("INSERT INTO chat_rooms (id, name, kind, created_at) VALUES ('r1', 'r', 'O', 0)")
+    repos.mapping.insert_channel(setup, channel_id="c", team_id="t", name="c",
+                                 display_name="c", channel_type="O", room_id="r1")
+    setup.commit()
+    chat = PgSharedMessages()
+    p = post(1)
+    item = PlainPost(p, "stored", "websocket", NewMessage(
+        room="r1", user="u1", content=p.message, post_id=p.id, created_at_ms=1))
+    (seen_a, stored_a), (seen_b, stored_b) = _second(
+        connect, lambda a: repos.posts.store_plain_posts(a, [item], chat),
+        lambda b: repos.posts.store_plain_posts(b, [item], chat))
+    assert seen_a == seen_b == set()  # neither saw the other's uncommitted mark
+    assert [m.is_new for m in stored_a + stored_b] == [True, False]  # one extraction, not two
+    assert stored_a[0].id == stored_b[0].id
+    setup.rollback()
+    assert setup.execute("SELECT count(*) FROM chat_messages").fetchone() == (1,)
+    assert setup.execute("SELECT count(*) FROM mchat_posts").fetchone() == (1,)
+    assert repos.posts.channel_cursor(setup, "c") == "p1"
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sends=st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 5), st.integers(1, 30)),
+                      min_size=1, max_size=15))
+def test_pending_rows_of_a_channel_come_in_first_enqueue_order(
+        raw: tuple[Repositories, Any], sends: list[tuple[str, int, int]]) -> None:
+    """Replies enqueued in any interleaving of channels, some again (same key, any text):
+    each key is one row set, and a channel's pending rows come in the order of each key's
+    first enqueue, chunks in order."""
+    repos, tx = raw
+    run = uuid.uuid4().hex[:8]
+    first_order: dict[str, list[str]] = {}
+    for channel, n, size in sends:
+        key = f"{run}:{channel}:{n}"
+        repos.outbox.enqueue_replies(tx, [reply(key, f"{run}{channel}", "가" * size)],
+                                     max_chars=10)
+        if key not in first_order.setdefault(channel, []):
+            first_order[channel].append(key)
+    pending = [r for r in repos.outbox.load_pending(tx) if r.reply_key.startswith(run)]
+    for channel, keys in first_order.items():
+        got = [r.reply_key.split("#")[0] for r in pending if r.channel_id == f"{run}{channel}"]
+        assert list(dict.fromkeys(got)) == keys
+        for key in keys:
+            chunk_keys = [r.reply_key for r in pending if r.reply_key.split("#")[0] == key]
+            assert chunk_keys in ([key], [f"{key}#{i}" for i in range(len(chunk_keys))])
