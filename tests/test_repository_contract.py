@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,6 +176,31 @@ async def test_finish_post_returns_the_committed_rows_and_a_replay_changes_nothi
     assert await b.scalar("SELECT count(*) FROM outbox") == 4
     assert await b.run(posts.finish_post, post(2), status="stored", source="x", replies=(),
                        max_chars=10) == []
+
+
+async def test_one_post_finished_by_many_callers_at_once_is_one_row_set(
+        backend: Backend) -> None:
+    """As at a hand-over, when two owners answer one post: every caller gets the same rows
+    (same ids and pending_post_id) and the outbox holds one row set (on PostgreSQL the calls
+    run in transactions of the pool, on SQLite the storage actor batches them). Whether two
+    PostgreSQL transactions actually overlap here is up to the scheduler (in practice they
+    rarely do): the overlap itself is tested deterministically further down."""
+    b, posts = backend, backend.repos.posts
+    await map_channel(b)
+    replies = (reply("p1:0", message="가" * 30), reply("p1:1"))
+    results: list[Any] = []
+
+    async def finish() -> None:
+        results.append(await b.run(posts.finish_post, post(1), status="answered",
+                                   source="websocket", replies=replies, max_chars=10))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(finish)
+    assert len(results) == 8 and all(r == results[0] for r in results)
+    assert [r.reply_key for r in results[0]] == ["p1:0#0", "p1:0#1", "p1:0#2", "p1:1"]
+    assert await b.scalar("SELECT count(*) FROM outbox") == 4
+    assert await b.scalar("SELECT count(*) FROM mchat_posts") == 1
 
 
 async def test_finish_post_is_all_or_nothing(backend: Backend) -> None:
