@@ -23,17 +23,28 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mchat_actors import retry_queue, webhook_inbox
 from mchat_actors.chat.embedded import open_embedded_chat_service
 from mchat_actors.chat.protocol import NewMessage, SharedStorage
 from mchat_actors.errors import ChatServiceError, StoreError
-from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostId, SendReply
+from mchat_actors.messages import (
+    ChannelId,
+    MattermostUserId,
+    MemberJoined,
+    Post,
+    PostCreated,
+    PostId,
+    SendReply,
+)
 from mchat_actors.outbox import FAILED, PENDING, SENT
 from mchat_actors.pg.chat_messages import PgSharedMessages
 from mchat_actors.pg.database import open_database
 from mchat_actors.pg.repos import pg_repositories
+from mchat_actors.pg.retry_inbox import PgRetryQueue, PgRetryRows, PgWebhookInbox
 from mchat_actors.pg.schema import migrate as pg_migrate
 from mchat_actors.posts import PlainPost
 from mchat_actors.repository import Repositories, sqlite_repositories
+from mchat_actors.retry_queue import SqliteRetryQueue
 from mchat_actors.store import connect as sqlite_connect
 from mchat_actors.store import migrate as sqlite_migrate
 from mchat_actors.store import open_store
@@ -50,6 +61,9 @@ class Backend:
     run: Callable[..., Awaitable[Any]]  # run(fn, *args): fn(tx, *args) in one transaction
     scalar: Callable[[str], Awaitable[Any]]  # the first column of a query's first row
     shared_chat: Callable[[], Any]  # async context: (SharedStorage, room id, user id)
+    retry_rows: Any  # retry_queue's functions (the module, or PgRetryRows)
+    queue: Any  # the dispatcher's RetryQueue
+    inbox: Any  # webhook_inbox's functions
 
 
 @pytest.fixture(params=BACKENDS)
@@ -74,7 +88,7 @@ async def backend(where: tuple[str, str]) -> AsyncIterator[Backend]:
 
             yield Backend(name, sqlite_repositories(), store.run,
                           lambda sql: store.read(lambda db: db.conn.execute(sql).fetchone()[0]),
-                          sqlite_chat)
+                          sqlite_chat, retry_queue, SqliteRetryQueue(store), webhook_inbox)
         return
     async with open_database(target) as db:
 
@@ -88,7 +102,8 @@ async def backend(where: tuple[str, str]) -> AsyncIterator[Backend]:
             yield PgSharedMessages(), "r1", "u1"
 
         yield Backend(name, pg_repositories(), db.run,
-                      lambda sql: db.run(lambda conn: conn.execute(sql).fetchone()[0]), pg_chat)
+                      lambda sql: db.run(lambda conn: conn.execute(sql).fetchone()[0]), pg_chat,
+                      PgRetryRows(), PgRetryQueue(db), PgWebhookInbox())
 
 
 def post(n: int, channel: str = "c", *, create_at: int | None = None,
@@ -389,6 +404,71 @@ async def test_state_values_are_set_and_replaced(backend: Backend) -> None:
     await b.run(state.set_state, "k", "1")
     await b.run(state.set_state, "k", "2")
     assert await b.run(state.get_state, "k") == "2"
+
+
+# --- retry queue and webhook inbox ---------------------------------------------------------
+
+async def test_parked_events_wait_in_channel_order_and_park_once(backend: Backend) -> None:
+    b, q, rows = backend, backend.queue, backend.retry_rows
+    await map_channel(b)
+    assert await q.park(PostCreated(post=post(1)), attempts=1, error="503",
+                        next_attempt_at=5.0)
+    assert not await q.park(PostCreated(post=post(1, update_at=3)), attempts=1, error="again",
+                            next_attempt_at=6.0)  # the same post: parked once
+    assert await q.park(PostCreated(post=post(2, "d")), attempts=1, error="x",
+                        next_attempt_at=1.0)
+    assert await q.park(PostCreated(post=post(3)), attempts=1, error="x", next_attempt_at=1.0)
+    assert await q.channels() == ["c", "d"]
+    head = await q.head("c")
+    assert head.event == PostCreated(post=post(1))
+    assert (head.attempts, head.last_error) == (1, "503")
+    await q.failed(head.id, error="still 503", next_attempt_at=9.0)
+    again = await q.head("c")
+    assert (again.id, again.attempts, again.next_attempt_at) == (head.id, 2, 9.0)
+    await q.done(head.id)
+    assert (await q.head("c")).event.post.id == "p3"
+    assert await b.run(rows.counts) == {"pending": 2, "discarded": 0}
+    joined = MemberJoined(channel_id=ChannelId("c"), user_id=MattermostUserId("u"))
+    assert await q.park(joined, attempts=1, error="x", next_attempt_at=1.0)
+    assert [r["kind"] for r in await b.run(rows.listing)] == [
+        "PostCreated", "MemberJoined", "PostCreated"]
+
+
+async def test_admin_discard_records_the_post_without_moving_the_cursor(
+        backend: Backend) -> None:
+    b, q, rows = backend, backend.queue, backend.retry_rows
+    await map_channel(b)
+    await q.park(PostCreated(post=post(1, create_at=500)), attempts=3, error="x",
+                 next_attempt_at=1.0)
+    await q.park(PostCreated(post=post(2, "d")), attempts=1, error="x", next_attempt_at=1.0)
+    row_id = (await q.head("c")).id
+    assert await b.run(rows.retry_now, row_id, remote_addr="10.0.0.1", now=2.0) == "requeued"
+    assert (await q.head("c")).next_attempt_at == 2.0
+    assert await b.run(rows.discard, row_id, remote_addr="10.0.0.1") == "discarded"
+    assert await b.run(rows.discard, row_id, remote_addr="10.0.0.1") == "already discarded"
+    assert await b.run(rows.retry_now, 10_000, remote_addr="x") == "not_found"
+    assert await q.head("c") is None
+    assert (await q.head("d")).event.post.id == "p2"  # another row: untouched
+    assert await b.run(b.repos.posts.is_post_seen, "p1")
+    assert await b.run(b.repos.posts.channel_cursor, "c") is None
+    assert await b.scalar("SELECT count(*) FROM audit_log WHERE remote_addr = '10.0.0.1'") == 2
+
+
+async def test_webhook_payloads_are_kept_until_handled_without_the_token(
+        backend: Backend) -> None:
+    b, inbox = backend, backend.inbox
+    fields = {"token": "outgoing-secret", "post_id": "p1", "text": "@ai 질문", "timestamp": 5}
+    await b.run(inbox.keep, "p1", fields, "json", now=100.0)
+    await b.run(inbox.keep, "p1", {**fields, "text": "changed"}, "json", now=101.0)
+    await b.run(inbox.keep, "p2", {"post_id": "p2", "text": "x"}, "form", now=200.0)
+    assert await b.scalar("SELECT count(*) FROM webhook_inbox"
+                          " WHERE payload LIKE '%outgoing-secret%'") == 0
+    assert await b.run(inbox.pending, received_before=150.0) == [
+        ({"post_id": "p1", "text": "@ai 질문", "timestamp": 5}, "json")]
+    await b.run(b.repos.posts.record_post, post(1), status="answered", source="webhook")
+    assert await b.run(inbox.pending, received_before=1e12) == [
+        ({"post_id": "p2", "text": "x"}, "form")]
+    assert await b.scalar("SELECT count(*) FROM webhook_inbox") == 1
 
 
 # --- property: the cursor is the latest post, whatever the arrival order --------------------
