@@ -176,3 +176,16 @@ class PgOutbox:
                                           "GROUP BY status").fetchall():
             counts[str(status)] = int(count)
         return counts
+
+    def oldest_pending_age_s(self, conn: Conn, *, now: float) -> float | None:
+        """Seconds since the oldest pending row was enqueued (None when nothing is pending)."""
+        row = conn.execute("SELECT MIN(created_at) FROM outbox WHERE status = %s",
+                           (PENDING,)).fetchone()
+        return None if row is None or row[0] is None else max(0.0, now - float(row[0]))
+
+    def summary(self, conn: Conn, *, now: float | None = None) -> dict[str, object]:
+        """Counts by status plus the oldest pending row's age, for health and metrics."""
+        now = time.time() if now is None else now
+        out: dict[str, object] = dict(self.status_counts(conn))
+        out["oldest_pending_age_s"] = self.oldest_pending_age_s(conn, now=now)
+        return out

@@ -54,7 +54,7 @@ async def test_a_reply_of_many_chunks_is_found_whole_when_enqueued_again(
 
 async def test_admin_calls_on_outbox_rows(backend: Backend) -> None:
     """Beyond the Protocol, what the admin page and health call: get_row, retry_failed,
-    status_counts, mark_delivered_elsewhere (both backends have them)."""
+    status_counts, summary, mark_delivered_elsewhere (both backends have them)."""
     b, outbox = backend, backend.repos.outbox
     one, two = await b.run(outbox.enqueue_replies, [reply("r:1"), reply("r:2")],
                            max_chars=100)
@@ -73,6 +73,10 @@ async def test_admin_calls_on_outbox_rows(backend: Backend) -> None:
                        how="again") == 0
     assert await b.run(outbox.status_counts) == {
         PENDING: 1, SENT: 1, FAILED: 0}
+    assert await b.run(outbox.summary, now=1e12) == {
+        PENDING: 1, SENT: 1, FAILED: 0, "oldest_pending_age_s": 1e12 - after.created_at}
+    await b.run(outbox.mark_sent, one, mm_post_id="mm", now=6.0)
+    assert await b.run(outbox.oldest_pending_age_s, now=1e12) is None
 
 
 async def test_pending_rows_come_in_enqueue_order_per_channel(backend: Backend) -> None:
