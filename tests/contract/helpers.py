@@ -71,11 +71,15 @@ def second(connect: Callable[[], Conn], first: Callable[[Conn], Any],
     with ThreadPoolExecutor(1) as pool:
         later: Future[Any] = pool.submit(second, b)
         deadline = time.monotonic() + 10
-        while (watch.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                             (b.info.backend_pid,)).fetchone() or [None])[0] != "Lock":
-            assert not later.done(), "the second transaction did not wait for the first"
-            assert time.monotonic() < deadline, "the second transaction never waited"
-            time.sleep(0.01)
+        try:
+            while (watch.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                 (b.info.backend_pid,)).fetchone() or [None])[0] != "Lock":
+                assert not later.done(), "the second transaction did not wait for the first"
+                assert time.monotonic() < deadline, "the second transaction never waited"
+                time.sleep(0.01)
+        except BaseException:
+            a.rollback()  # let the thread finish: leaving the pool waits for it
+            raise
         a.commit()
         got_b = later.result(timeout=10)
     b.commit()
