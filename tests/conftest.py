@@ -66,25 +66,43 @@ def _one_kiwi_per_session(shared_analyzer: _SharedAnalyzer) -> Iterator[None]:
 SERVE_SLOTS = 2  # tests marked ``serve`` running at once across the workers
 
 
+def _weight(item: pytest.Item) -> float:
+    """A rough guess of a test's seconds, for spreading the serve tests out."""
+    return 15.0 if item.get_closest_marker("slow") is not None else 0.3
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist workers, order the tests so the long ones start early and the real-process
-    ones spread out: tests marked ``slow`` first (in collection order), then the others, with
-    the ``serve`` ones taken out and put back at even intervals over the first three quarters
-    of the run (so a worker that picks one seldom waits for a slot, see ``_serve_slot``). Every
-    worker sorts the same collection the same way, as xdist requires. A run without workers
-    keeps the file order."""
+    ones are spread out: tests marked ``slow`` first (in collection order), then the others,
+    with the ``serve`` ones (those that run alone spaced between the rest) put back at even
+    intervals of the others' guessed time over its first 80 % (so a worker that picks one
+    seldom waits for a slot, see ``_serve_slot``). Every worker sorts the same collection the
+    same way, as xdist requires. A run without workers keeps the file order."""
     if not hasattr(config, "workerinput"):
         return
-    serve = [i for i in items if i.get_closest_marker("serve") is not None]
     rest = [i for i in items if i.get_closest_marker("serve") is None]
     rest.sort(key=lambda item: item.get_closest_marker("slow") is None)
-    every = max(1, (len(rest) * 3 // 4) // max(1, len(serve)))
+    marks = {i: i.get_closest_marker("serve") for i in items}
+    alone = [i for i in items if marks[i] is not None and marks[i].kwargs.get("alone")]
+    shared = [i for i in items if marks[i] is not None and not marks[i].kwargs.get("alone")]
+    serve: list[pytest.Item] = []
+    for k, item in enumerate(alone):  # the k-th before shared[k * len(shared) // len(alone)]
+        start = k * len(shared) // len(alone)
+        end = (k + 1) * len(shared) // len(alone)
+        serve += [item, *shared[start:end]]
+    serve += shared[len(shared) if alone else 0:]
+    gap = 0.8 * sum(_weight(i) for i in rest) / max(1, len(serve))
     ordered: list[pytest.Item] = []
-    for n, item in enumerate(rest):
-        if n % every == 0 and serve:
-            ordered.append(serve.pop(0))
+    spent, placed = 0.0, 0
+    for item in rest:
+        while placed < len(serve) and spent >= placed * gap:
+            ordered.append(serve[placed])
+            placed += 1
         ordered.append(item)
-    items[:] = ordered + serve
+        spent += _weight(item)
+    ordered += serve[placed:]
+    assert len(ordered) == len(items)
+    items[:] = ordered
 
 
 def _take_slots(folder: Path, alone: bool) -> list[IO[str]]:
