@@ -31,11 +31,16 @@ $(JS)/node_modules/.mchat-installed: $(JS)/package.json $(JS)/package-lock.json
 demo: install
 	$(BIN)/mchat-actors demo
 
+# 4 xdist workers on 2 cores: most tests wait on sockets, processes and timers, not the CPU.
+# Tests are handed out one at a time, in the order tests/conftest.py sets (slow ones first,
+# real-process ones spread out, at most 2 of those at once).
+PYTEST_WORKERS := -n 4 --maxschedchunk 1
+
 test: install test-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_WORKERS)
 
 test-fast: install
-	$(BIN)/pytest -q -m "not slow and not browser and not node"
+	$(BIN)/pytest -q $(PYTEST_WORKERS) -m "not slow and not browser and not node"
 
 # the load simulation (every scenario, every peer; see docs/benchmarks.md), then its plots
 bench: bench-install

@@ -86,6 +86,7 @@ class Watcher:
     fake: Fake
     replies: int = 0
     reply_times: list[float] = attrs.Factory(list)
+    reply_roots: list[str] = attrs.Factory(list)  # the post each reply answers, in order seen
 
     async def run(self) -> None:
         url = self.fake.url.replace("http://", "ws://") + "/api/v4/websocket"
@@ -107,6 +108,7 @@ class Watcher:
         if post.get("user_id") == self.fake.bot_id:
             self.replies += 1
             self.reply_times.append(time.time())
+            self.reply_roots.append(str(post.get("root_id") or ""))
 
 
 async def progress(label: str, started: float, users: Users, watcher: Watcher,

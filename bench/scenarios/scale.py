@@ -66,7 +66,7 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
                 await run.users.post(names[i], f"채널 {i} 근황 공유 (hello {i})", question=False)
 
             await pace(plain, 200.0, n / 200.0, limit=32)
-            before = run.watcher.replies
+            before = run.counted_replies()
             asked_at = time.time()
             await run.users.post(names[-1], "@ai 마지막 채널 질문 last", question=True)
             answered = await run.wait_replies(before + 1, timeout_s=wait_s, quiet_s=wait_s)

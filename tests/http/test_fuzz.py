@@ -77,6 +77,7 @@ def invalid_run(op):
     return run
 
 
+@pytest.mark.slow
 def test_schemathesis_valid_requests_conform_to_the_document(schema):
     """Schema-valid requests get documented statuses and bodies, never a 5xx."""
     ops = operations(schema)
@@ -85,6 +86,7 @@ def test_schemathesis_valid_requests_conform_to_the_document(schema):
         valid_run(op)()
 
 
+@pytest.mark.slow
 def test_schemathesis_invalid_requests_never_get_a_server_error(schema):
     """Schema-violating requests are refused with 4xx, never a 5xx."""
     for op in operations(schema):

@@ -13,10 +13,12 @@ import pytest
 import trio
 
 from mchat_actors.testing import FakeMattermost
-from tests.scenarios.test_processes import bot_connected, start_serve, stop
+from tests.scenarios.test_processes import START_S, bot_connected, start_serve, stop
 from tests.scenarios.harness import replies_to, wait_until
 
-pytestmark = pytest.mark.slow
+# `mchat-actors serve` as real processes: at most 2 such tests at once under make test's
+# workers (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.serve]
 
 
 def stored_ids(db: Path) -> list[str]:
@@ -43,7 +45,7 @@ async def test_d_held_replies_go_out_at_the_budget_after_a_503_window(tmp_path):
     async with FakeMattermost() as mm:
         proc = await start_serve(mm, db, log)
         try:
-            await wait_until(lambda: bot_connected(mm), timeout=20)
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
             warm = await mm.post_as("kim", "town-square", "@ai 준비")
             await wait_until(lambda: replies_to(mm, warm["id"]), timeout=10)
             mm.fail_requests(8.0, status=503)
@@ -69,7 +71,7 @@ async def test_f_token_revoked_mid_run_exits_3_quickly_and_quietly(tmp_path):
     async with FakeMattermost() as mm:
         proc = await start_serve(mm, db, log)
         try:
-            await wait_until(lambda: bot_connected(mm), timeout=20)
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
             hint = next(r.token_hint for r in mm.request_log if r.user_id == mm.bot.id)
             mark = len(mm.request_log)
             mm.revoke_token(mm.bot_token)
@@ -99,7 +101,7 @@ async def test_b_websocket_refused_40_channels_answers_p50_within_3s(tmp_path):
         proc = await start_serve(mm, db, log)
         try:
             await wait_until(lambda: any(r.path.endswith("/channels") and r.user_id == mm.bot.id
-                                         for r in mm.request_log), timeout=20)
+                                         for r in mm.request_log), timeout=START_S)
             asked: dict[str, float] = {}
             for i in range(20):
                 p = await mm.post_as("kim", names[(i * 7) % 40], f"@ai 질문 {i}")
@@ -123,7 +125,7 @@ async def test_e_server_restart_with_1200_posts_while_refused_converges(tmp_path
             await mm.create_channel(name, members=["kim", mm.bot.id])
         proc = await start_serve(mm, db, log)
         try:
-            await wait_until(lambda: bot_connected(mm), timeout=20)
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
             sent: list[tuple[str, str]] = []
             mm.refuse_websockets(6)
             await mm.drop_websockets()
@@ -176,7 +178,7 @@ async def test_a_hung_channels_and_a_flood_do_not_delay_the_others(tmp_path):
             await mm.create_channel(name, members=["kim", "lee", mm.bot.id])
         proc = await _serve_with_llm(mm, llm, db, log, CHAT_TIMEOUT="30")
         try:
-            await wait_until(lambda: bot_connected(mm), timeout=20)
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
             for name in slow:
                 await mm.post_as("kim", name, "@ai 느린 질문")
             flood = [(await mm.post_as("lee", slow[0], f"기록 {i}"))["id"] for i in range(200)]
@@ -203,7 +205,7 @@ async def test_c_a_chat_service_outage_stores_everything_and_answers_once(tmp_pa
     async with FakeMattermost() as mm, FakeOpenAI() as llm:
         proc = await _serve_with_llm(mm, llm, db, log, CHAT_TIMEOUT="10")
         try:
-            await wait_until(lambda: bot_connected(mm), timeout=20)
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
             llm.down_until = trio.current_time() + 15
             ids, questions = [], []
             for i in range(15):

@@ -8,6 +8,7 @@ so without guards the two would answer each other forever.
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
 from mchat_actors.testing import FakeMattermost
@@ -107,6 +108,7 @@ async def test_an_allowed_bot_loop_is_cut_by_the_per_channel_cap(tmp_path):
                                          for p in bot_posts(mm, "quality")))
 
 
+@pytest.mark.slow
 async def test_two_of_our_bots_in_one_channel_answer_a_person_once_each(tmp_path):
     """Two mchat-actors services on two bot accounts, both answering @ai in town-square: each
     answers the person once; neither answers the other (marker + from_bot), however long."""

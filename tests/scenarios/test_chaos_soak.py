@@ -13,6 +13,7 @@ def test_window_counter():
 
 
 @pytest.mark.slow
+@pytest.mark.serve
 async def test_short_chaos_soak_loses_nothing(tmp_path):
     """20 s, 6 channels, a fault every ~4 s, a SIGKILL + restart every ~10 s: every post
     stored once and in channel order, every question answered once, never over 10 req/s."""

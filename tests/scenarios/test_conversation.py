@@ -85,6 +85,7 @@ async def test_chat_failure_gets_one_apology_not_silence(tmp_path):
         assert rt.invoker.stats.failures >= 1
 
 
+@pytest.mark.slow
 async def test_chat_outage_parks_posts_until_they_are_stored_and_answered_once(tmp_path):
     """While the ChatService cannot store anything, posts are parked in the durable retry
     queue (old code recorded them as handled, "chat_failed", and never stored them); when it
@@ -163,6 +164,7 @@ async def test_auto_join_joins_every_public_channel_of_a_team(tmp_path):
             await wait_until(lambda: replies_to(mm, p["id"]))
 
 
+@pytest.mark.slow
 async def test_a_hung_chat_call_in_one_channel_does_not_delay_others(tmp_path):
     """Town Square's ChatService call hangs 30 s; questions in other channels are answered."""
     chat = FakeChat(hang_rooms={"Town Square": 30.0})

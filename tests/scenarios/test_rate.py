@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from mchat_actors.testing import FakeMattermost
@@ -24,6 +25,7 @@ def test_window_counter():
     assert max_in_any_window([0, 1, 2]) == 1
 
 
+@pytest.mark.slow
 async def test_backlog_respects_the_rate_limit_and_gets_no_429(tmp_path):
     """30 questions in 3 channels at once: <= 10 bot requests in every 1-s window, no 429."""
     chat = FakeChat()

@@ -22,6 +22,7 @@ import trio
 from mchat_actors.testing import FakeMattermost
 from mchat_actors.testing.fake_openai import FakeOpenAI, Reply, Status
 from tests.scenarios.harness import FAST, replies_to, wait_until
+from tests.scenarios.test_processes import START_S
 
 SERVE = [sys.executable, "-m", "mchat_actors", "serve"]
 ADMIN = "adm-known-secret-4f1c9e77b2"
@@ -50,7 +51,7 @@ async def http_url(log: Path, after: int) -> str:
         found[:] = LISTEN.findall(log.read_text(errors="replace")[after:])
         return bool(found)
 
-    await wait_until(listening, timeout=30)
+    await wait_until(listening, timeout=START_S)
     return found[-1]
 
 
@@ -80,6 +81,7 @@ async def exercise_http(url: str, bodies: list[str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serve
 @pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_no_secret_leaves_the_process(tmp_path, log_format):
     log = tmp_path / "serve.log"

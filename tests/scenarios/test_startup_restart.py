@@ -10,6 +10,7 @@ post of the outage is stored and every question answered once.
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from mchat_actors.testing import FakeMattermost
@@ -54,6 +55,7 @@ def _posts_read(mm: FakeMattermost, channel_ids: set[str]) -> set[str]:
     return seen
 
 
+@pytest.mark.slow
 async def test_a_restart_while_the_slow_start_up_sweep_runs_loses_no_post(tmp_path, monkeypatch):
     """Every REST answer takes 0.25 s, so a start-up backfill reading all 35 channels lasts
     ~9 s. Right after the first hello the server restarts: socket dropped without a close

@@ -153,6 +153,8 @@ def test_certificate_problem_ignores_other_errors():
     assert certificate_problem(None) is None
 
 
+@pytest.mark.slow
+@pytest.mark.serve
 async def test_serve_without_the_ca_exits_5_with_a_certificate_message(ca, tmp_path):
     async with FakeMattermost(ssl_context=server_context(ca)) as mm:
         env = {k: v for k, v in os.environ.items()
