@@ -18,6 +18,11 @@ later event of that channel is parked behind it, in order, so the channel's curs
 an unstored post. A parked lane retries its head with backoff until it succeeds or an admin
 resolves it, then returns to its mailbox. Lanes of channels with parked events are started at
 once when the dispatcher starts (the queue survives restarts).
+
+Questions first: given ``is_question`` (the trigger rules), a lane counts the questions queued
+in it; while it holds one, everything it handles (the question, and the earlier posts of its
+channel that must go first) is handled with ``question=True``, so its REST reads go ahead of
+the background ones of idle channels in the shared budget (``ratelimit.Priority``).
 """
 
 from __future__ import annotations
@@ -47,10 +52,12 @@ from .lanes import _fell_behind, _Lane, _reap_idle
 
 logger = logging.getLogger(__name__)
 
-Handle = Callable[[InboundEvent], Awaitable[None]]
+# Called ``handle(event)``, or ``handle(event, question=...)`` when ``is_question`` is given.
+Handle = Callable[..., Awaitable[None]]
 # A lane's run of posts -> how many leading ones it handled in one storage request
-# (``Handler.store_posts``); the rest are handled one at a time.
-HandleBatch = Callable[[Sequence[PostCreated]], Awaitable[int]]
+# (``Handler.store_posts``); the rest are handled one at a time. Same ``question`` keyword.
+HandleBatch = Callable[..., Awaitable[int]]
+IsQuestion = Callable[[InboundEvent], bool]
 LANE_BATCH = 128  # posts a lane takes from its mailbox for one storage request
 # (channel id, create_at of the oldest dropped post) -> the channel's posts from its cursor (or
 # from that time when it has none), a page at a time: ``Sweeper.catch_up``
@@ -71,6 +78,7 @@ async def run(
     catch_up: CatchUp,
     handle_batch: HandleBatch | None = None,
     lanes: Lanes | None = None,
+    is_question: IsQuestion | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -82,7 +90,7 @@ async def run(
     """
     live = (lanes if lanes is not None else Lanes()).by_channel
     ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
-                   catch_up=catch_up, handle_batch=handle_batch)
+                   catch_up=catch_up, handle_batch=handle_batch, is_question=is_question)
     async with trio.open_nursery() as work_nursery:
 
         def lane_for(cid: str) -> _Lane:
@@ -106,10 +114,13 @@ async def run(
             if lane.behind or lane.overflow:  # nothing may overtake what was left out
                 _fell_behind(channel_of(event), lane, event, stats)
                 continue
+            question = is_question is not None and is_question(event)
             try:
                 lane.send.send_nowait(event)
             except trio.WouldBlock:
                 _fell_behind(channel_of(event), lane, event, stats)
+                continue
+            lane.questions += question
         reaper.cancel()
         for lane in live.values():
             lane.closing = True
@@ -124,6 +135,22 @@ class _Context:
     wall: Callable[[], float]
     catch_up: CatchUp
     handle_batch: HandleBatch | None = None
+    is_question: IsQuestion | None = None
+
+    def questions_in(self, events: Sequence[InboundEvent]) -> int:
+        return 0 if self.is_question is None else sum(map(self.is_question, events))
+
+    async def call(self, event: InboundEvent, question: bool) -> None:
+        if self.is_question is None:
+            await self.handle(event)
+        else:
+            await self.handle(event, question=question)
+
+    async def call_batch(self, run: Sequence[PostCreated], question: bool) -> int:
+        assert self.handle_batch is not None
+        if self.is_question is None:
+            return int(await self.handle_batch(run))
+        return int(await self.handle_batch(run, question=question))
 
 
 async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
@@ -151,9 +178,11 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
             except trio.EndOfChannel:
                 return
             lane.busy = True
+            events = [event, *_drain(lane, event, ctx)]
             try:
-                await _take_many(cid, lane, [event, *_drain(lane, event, ctx)], ctx)
+                await _take_many(cid, lane, events, ctx)
             finally:
+                lane.questions -= ctx.questions_in(events)  # counted when they were queued
                 lane.busy = False
                 lane.last_active = trio.current_time()
 
@@ -178,28 +207,31 @@ def _drain(lane: _Lane, first: InboundEvent, ctx: _Context) -> list[InboundEvent
 async def _take_many(cid: str, lane: _Lane, events: Sequence[InboundEvent],
                      ctx: _Context) -> None:
     """Handle ``events`` in order: runs of posts in one storage request each
-    (``HandleBatch``), anything that request leaves (questions, other events) one at a time."""
+    (``HandleBatch``), anything that request leaves (questions, other events) one at a time.
+    While the lane holds a question (queued, or among ``events``), all in the question class."""
+    question = lane.questions > 0 or ctx.questions_in(events) > 0
     i = 0
     while i < len(events):
         run: list[PostCreated] = []
         while i + len(run) < len(events) and len(run) < LANE_BATCH and isinstance(
                 events[i + len(run)], PostCreated):
             run.append(events[i + len(run)])  # type: ignore[arg-type]
-        done = await _batch(cid, lane, run, ctx) if run else 0
+        done = await _batch(cid, lane, run, ctx, question) if run else 0
         i += done
         if done < len(run) or not run:
-            await _take(cid, lane, events[i], ctx)
+            await _take(cid, lane, events[i], ctx, question)
             i += 1
 
 
-async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Context) -> int:
+async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Context,
+                 question: bool) -> int:
     """How many leading posts of ``run`` one storage request handled (0: none, or it failed:
     nothing of it was committed, and the posts take the one-at-a-time path with its retries
     and parking)."""
     if ctx.handle_batch is None or lane.parked:
         return 0
     try:
-        done = await ctx.handle_batch(run)
+        done = await ctx.call_batch(run, question)
     except MattermostAuthError:
         raise
     except Exception as exc:  # noqa: BLE001 - nothing committed: each post is retried alone
@@ -213,11 +245,12 @@ async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Contex
     return done
 
 
-async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
+async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context,
+                question: bool = False) -> None:
     """Handle ``event`` in order: behind the parked ones when the lane is parked."""
     if lane.parked:
         await _park(cid, event, ctx, attempts=0, error="behind a parked event")
-    elif not await _handle_in_place(cid, event, ctx):
+    elif not await _handle_in_place(cid, event, ctx, question):
         lane.parked = True
 
 
@@ -248,13 +281,14 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
         lane.last_active = trio.current_time()
 
 
-async def _handle_in_place(cid: str, event: InboundEvent, ctx: _Context) -> bool:
+async def _handle_in_place(cid: str, event: InboundEvent, ctx: _Context,
+                           question: bool) -> bool:
     """Handle ``event``, retrying transient failures a few times; park it when that fails.
     Returns whether it was handled (False: it is parked)."""
     stats = ctx.stats
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
-            await ctx.handle(event)
+            await ctx.call(event, question)
             return True
         except MattermostAuthError:
             raise
@@ -328,7 +362,7 @@ async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
 async def _try_parked(cid: str, parked: ParkedEvent, ctx: _Context) -> str | None:
     """One try of a parked event: None when handled, else the error's description."""
     try:
-        await ctx.handle(parked.event)
+        await ctx.call(parked.event, ctx.questions_in([parked.event]) > 0)
     except MattermostAuthError:
         raise
     except TRANSIENT as exc:

@@ -29,6 +29,7 @@ class _Lane:
     behind_since_ms: int | None = None  # create_at of the oldest dropped post
     overflow: deque[InboundEvent] = attrs.Factory(deque)  # non-post events at a full mailbox
     closing: bool = False
+    questions: int = 0  # questions queued in the mailbox or being handled (questions first)
 
 
 @attrs.define
