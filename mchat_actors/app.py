@@ -43,7 +43,7 @@ from .mattermost.incoming_webhook import IncomingWebhookPoster, open_incoming_we
 from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
-from .ratelimit import Priority, TokenBucket
+from .ratelimit import TokenBucket
 from .repository import sqlite_repositories
 from .retry_queue import SqliteRetryQueue
 from .store import Store, open_store
@@ -259,7 +259,7 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
     repos = sqlite_repositories()
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
-                    question_rest=None if directory else client.with_priority(Priority.QUESTION),
+                    rest_in=None if directory else client.with_priority,
                     timeout_s=config.chat.timeout_s, repos=repos)
     invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                       limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),

@@ -60,6 +60,27 @@ class _Waiter:
     wake: trio.Event = attrs.Factory(trio.Event)
 
 
+@attrs.define(eq=False)
+class RequestClass:
+    """The class of a group of requests (a channel's lane) that can be raised while its
+    requests wait: ``raise_to(Priority.QUESTION)`` when a question is queued behind a post
+    whose mapping already waits in the background class moves that request up too, in its
+    arrival order. ``reset()`` is for requests made from then on."""
+
+    priority: Priority = Priority.BACKGROUND
+    _waiting: dict[_Waiter, TokenBucket] = attrs.Factory(dict)
+
+    def raise_to(self, priority: Priority) -> None:
+        if priority >= self.priority:
+            return
+        self.priority = priority
+        for waiter, bucket in list(self._waiting.items()):
+            bucket._promote(waiter, priority)
+
+    def reset(self, priority: Priority = Priority.BACKGROUND) -> None:
+        self.priority = priority
+
+
 @attrs.frozen(kw_only=True)
 class BucketStatistics:
     """A snapshot of a ``TokenBucket``'s counters (trio's ``statistics()`` convention)."""
@@ -148,23 +169,27 @@ class TokenBucket:
             at = max(at, self._sent[0] + self._window_s + self._margin_s)
         return at
 
-    async def acquire(self, priority: Priority = Priority.BACKGROUND, *,
+    async def acquire(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
                       urgent: bool = False) -> None:
         """Wait until one request may go, and count it as sent.
 
-        ``priority`` is the request's class (``urgent=True`` is ``Priority.REPLY``); see the
-        module docstring for the order and the starvation guard. Only the waiter at the head
-        of that order sleeps until the next allowed time; the others wait to be woken.
+        ``priority`` is the request's class, or a ``RequestClass`` whose class may be raised
+        while it waits (``urgent=True`` is ``Priority.REPLY``); see the module docstring for
+        the order and the starvation guard. Only the waiter at the head of that order sleeps
+        until the next allowed time; the others wait to be woken.
 
         Cancellation: a cancelled waiter consumes nothing; it is always a checkpoint.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        group = priority if isinstance(priority, RequestClass) else None
+        level = priority.priority if isinstance(priority, RequestClass) else Priority(priority)
         if urgent:
-            priority = Priority.REPLY
+            level = Priority.REPLY
         start = self._clock()
-        waiter = _Waiter(Priority(priority), next(self._seq))
-        queue = self._queues[waiter.priority]
-        queue.append(waiter)
+        waiter = _Waiter(level, next(self._seq))
+        self._queues[waiter.priority].append(waiter)
+        if group is not None:
+            group._waiting[waiter] = self
         self._waiting += 1
         taken = False
         try:
@@ -184,8 +209,10 @@ class TokenBucket:
                     await waiter.wake.wait()
         finally:
             self._waiting -= 1
+            if group is not None:
+                del group._waiting[waiter]
             if not taken:
-                queue.remove(waiter)
+                self._queues[waiter.priority].remove(waiter)
             self._wake_head()
         self._acquired += 1
         if now > start:
@@ -214,6 +241,19 @@ class TokenBucket:
         self._by_priority[waiter.priority] += 1
         self._tat = max(self._tat, now) + self._interval
         self._sent.append(now)
+
+    def _promote(self, waiter: _Waiter, priority: Priority) -> None:
+        """Move a waiting request to a higher class, in its arrival order there."""
+        if priority >= waiter.priority:
+            return
+        self._queues[waiter.priority].remove(waiter)
+        queue = self._queues[priority]
+        at = len(queue)
+        while at and queue[at - 1].seq > waiter.seq:
+            at -= 1
+        queue.insert(at, waiter)
+        waiter.priority = priority
+        self._wake_head()
 
     def _wake_head(self) -> None:
         head = self._head()

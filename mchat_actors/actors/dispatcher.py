@@ -19,10 +19,12 @@ an unstored post. A parked lane retries its head with backoff until it succeeds 
 resolves it, then returns to its mailbox. Lanes of channels with parked events are started at
 once when the dispatcher starts (the queue survives restarts).
 
-Questions first: given ``is_question`` (the trigger rules), a lane counts the questions queued
-in it; while it holds one, everything it handles (the question, and the earlier posts of its
-channel that must go first) is handled with ``question=True``, so its REST reads go ahead of
-the background ones of idle channels in the shared budget (``ratelimit.Priority``).
+Questions first: given ``is_question`` (the trigger rules), every lane has a
+``ratelimit.RequestClass`` passed to ``handle(event, request_class=...)``, and counts the
+questions queued in it. While it holds one, its class is raised to ``Priority.QUESTION``: the
+REST reads of everything it handles (the question, and the earlier posts of its channel that
+must go first, including a read already waiting) go ahead of the background reads of idle
+channels in the shared budget. When its last question is handled, the class drops back.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..messages import InboundEvent, PostCreated, channel_of
+from ..ratelimit import Priority
 from ..retry_queue import ParkedEvent, RetryQueue, backoff_s
 from .lanes import OVERFLOW_CAP as OVERFLOW_CAP
 from .lanes import DispatcherStats as DispatcherStats
@@ -52,10 +55,10 @@ from .lanes import _fell_behind, _Lane, _reap_idle
 
 logger = logging.getLogger(__name__)
 
-# Called ``handle(event)``, or ``handle(event, question=...)`` when ``is_question`` is given.
+# ``handle(event)``, or ``handle(event, request_class=...)`` when ``is_question`` is given.
 Handle = Callable[..., Awaitable[None]]
 # A lane's run of posts -> how many leading ones it handled in one storage request
-# (``Handler.store_posts``); the rest are handled one at a time. Same ``question`` keyword.
+# (``Handler.store_posts``); the rest are handled one at a time. Same keyword.
 HandleBatch = Callable[..., Awaitable[int]]
 IsQuestion = Callable[[InboundEvent], bool]
 LANE_BATCH = 128  # posts a lane takes from its mailbox for one storage request
@@ -120,7 +123,9 @@ async def run(
             except trio.WouldBlock:
                 _fell_behind(channel_of(event), lane, event, stats)
                 continue
-            lane.questions += question
+            if question:
+                lane.questions += 1
+                lane.request_class.raise_to(Priority.QUESTION)
         reaper.cancel()
         for lane in live.values():
             lane.closing = True
@@ -140,17 +145,17 @@ class _Context:
     def questions_in(self, events: Sequence[InboundEvent]) -> int:
         return 0 if self.is_question is None else sum(map(self.is_question, events))
 
-    async def call(self, event: InboundEvent, question: bool) -> None:
+    async def call(self, event: InboundEvent, lane: _Lane) -> None:
         if self.is_question is None:
             await self.handle(event)
         else:
-            await self.handle(event, question=question)
+            await self.handle(event, request_class=lane.request_class)
 
-    async def call_batch(self, run: Sequence[PostCreated], question: bool) -> int:
+    async def call_batch(self, run: Sequence[PostCreated], lane: _Lane) -> int:
         assert self.handle_batch is not None
         if self.is_question is None:
             return int(await self.handle_batch(run))
-        return int(await self.handle_batch(run, question=question))
+        return int(await self.handle_batch(run, request_class=lane.request_class))
 
 
 async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
@@ -183,6 +188,8 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                 await _take_many(cid, lane, events, ctx)
             finally:
                 lane.questions -= ctx.questions_in(events)  # counted when they were queued
+                if not lane.questions:
+                    lane.request_class.reset()
                 lane.busy = False
                 lane.last_active = trio.current_time()
 
@@ -208,30 +215,30 @@ async def _take_many(cid: str, lane: _Lane, events: Sequence[InboundEvent],
                      ctx: _Context) -> None:
     """Handle ``events`` in order: runs of posts in one storage request each
     (``HandleBatch``), anything that request leaves (questions, other events) one at a time.
-    While the lane holds a question (queued, or among ``events``), all in the question class."""
-    question = lane.questions > 0 or ctx.questions_in(events) > 0
+    A question among ``events`` (a catch-up page) raises the lane's class too."""
+    if ctx.questions_in(events):
+        lane.request_class.raise_to(Priority.QUESTION)
     i = 0
     while i < len(events):
         run: list[PostCreated] = []
         while i + len(run) < len(events) and len(run) < LANE_BATCH and isinstance(
                 events[i + len(run)], PostCreated):
             run.append(events[i + len(run)])  # type: ignore[arg-type]
-        done = await _batch(cid, lane, run, ctx, question) if run else 0
+        done = await _batch(cid, lane, run, ctx) if run else 0
         i += done
         if done < len(run) or not run:
-            await _take(cid, lane, events[i], ctx, question)
+            await _take(cid, lane, events[i], ctx)
             i += 1
 
 
-async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Context,
-                 question: bool) -> int:
+async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Context) -> int:
     """How many leading posts of ``run`` one storage request handled (0: none, or it failed:
     nothing of it was committed, and the posts take the one-at-a-time path with its retries
     and parking)."""
     if ctx.handle_batch is None or lane.parked:
         return 0
     try:
-        done = await ctx.call_batch(run, question)
+        done = await ctx.call_batch(run, lane)
     except MattermostAuthError:
         raise
     except Exception as exc:  # noqa: BLE001 - nothing committed: each post is retried alone
@@ -245,12 +252,11 @@ async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Contex
     return done
 
 
-async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context,
-                question: bool = False) -> None:
+async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
     """Handle ``event`` in order: behind the parked ones when the lane is parked."""
     if lane.parked:
         await _park(cid, event, ctx, attempts=0, error="behind a parked event")
-    elif not await _handle_in_place(cid, event, ctx, question):
+    elif not await _handle_in_place(cid, event, lane, ctx):
         lane.parked = True
 
 
@@ -281,14 +287,14 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
         lane.last_active = trio.current_time()
 
 
-async def _handle_in_place(cid: str, event: InboundEvent, ctx: _Context,
-                           question: bool) -> bool:
+async def _handle_in_place(cid: str, event: InboundEvent, lane: _Lane,
+                           ctx: _Context) -> bool:
     """Handle ``event``, retrying transient failures a few times; park it when that fails.
     Returns whether it was handled (False: it is parked)."""
     stats = ctx.stats
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
-            await ctx.call(event, question)
+            await ctx.call(event, lane)
             return True
         except MattermostAuthError:
             raise
@@ -345,7 +351,7 @@ async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
         wait = parked.next_attempt_at - ctx.wall()
         if wait > 0:
             return wait
-        error = await _try_parked(cid, parked, ctx)
+        error = await _try_parked(cid, parked, lane, ctx)
         if error is None:
             stats.parked_done += 1
             await ctx.queue.done(parked.id)
@@ -359,10 +365,11 @@ async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
         return delay
 
 
-async def _try_parked(cid: str, parked: ParkedEvent, ctx: _Context) -> str | None:
+async def _try_parked(cid: str, parked: ParkedEvent, lane: _Lane,
+                      ctx: _Context) -> str | None:
     """One try of a parked event: None when handled, else the error's description."""
     try:
-        await ctx.call(parked.event, ctx.questions_in([parked.event]) > 0)
+        await ctx.call(parked.event, lane)
     except MattermostAuthError:
         raise
     except TRANSIENT as exc:

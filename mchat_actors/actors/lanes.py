@@ -12,6 +12,7 @@ import trio
 
 from ..config import QueueConfig
 from ..messages import InboundEvent, PostCreated
+from ..ratelimit import RequestClass
 
 logger = logging.getLogger("mchat_actors.actors.dispatcher")
 
@@ -30,6 +31,8 @@ class _Lane:
     overflow: deque[InboundEvent] = attrs.Factory(deque)  # non-post events at a full mailbox
     closing: bool = False
     questions: int = 0  # questions queued in the mailbox or being handled (questions first)
+    # the class of its REST reads: raised to QUESTION while it holds a question
+    request_class: RequestClass = attrs.Factory(RequestClass)
 
 
 @attrs.define

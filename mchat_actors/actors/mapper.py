@@ -7,8 +7,9 @@ except by an explicit ``user_removed``.
 
 The mapper is called by the channel serializers (request/response in the caller's task): a
 per-key lock makes concurrent first sightings of one user or channel create it only once.
-``question=True`` (a lane that holds a question) makes the REST reads through
-``question_rest``, the client whose reads go ahead of background ones in the shared budget.
+``request_class`` (the caller's lane's ``ratelimit.RequestClass``, raised while the lane holds a
+question) makes the REST reads through ``rest_in(request_class)``, so a question's mapping goes
+ahead of the background mapping of idle channels in the shared budget.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import ChatServiceTimeout, MattermostAuthError, MchatActorsError
 from ..mattermost.api import ChannelDirectory
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
 from ..ports import ChannelInfo as ChannelInfo
+from ..ratelimit import RequestClass
 from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 
@@ -50,8 +52,8 @@ class Mapper:
     rest: ChannelDirectory
     chat: ChatService
     bot_user_id: str
-    # the REST reads of a lane holding a question (``MattermostClient.with_priority``)
-    question_rest: ChannelDirectory | None = None
+    # the REST reads in a lane's request class (``MattermostClient.with_priority``)
+    rest_in: Callable[[RequestClass], ChannelDirectory] | None = None
     timeout_s: float = 60.0  # every ChatService call (CHAT_TIMEOUT)
     stats: MapperStats = attrs.Factory(MapperStats)
     repos: Repositories = attrs.Factory(sqlite_repositories)
@@ -71,10 +73,13 @@ class Mapper:
         except trio.TooSlowError:
             raise ChatServiceTimeout(f"mapper: {what} took over {self.timeout_s:g} s") from None
 
-    def _rest(self, question: bool) -> ChannelDirectory:
-        return self.question_rest if question and self.question_rest is not None else self.rest
+    def _rest(self, request_class: RequestClass | None) -> ChannelDirectory:
+        if request_class is None or self.rest_in is None:
+            return self.rest
+        return self.rest_in(request_class)
 
-    async def channel(self, channel_id: ChannelId, *, question: bool = False) -> ChannelInfo:
+    async def channel(self, channel_id: ChannelId, *,
+                      request_class: RequestClass | None = None) -> ChannelInfo:
         """The channel's room, creating it (and its members) on first sight."""
         cached = self._channels.get(channel_id)
         if cached is not None:
@@ -85,13 +90,14 @@ class Mapper:
                 return self._channels[channel_id]
             row = await self.store.run(self.repos.mapping.get_channel, channel_id)
             if row is None:
-                row = await self._create_room(channel_id, question)
+                row = await self._create_room(channel_id, request_class)
             info = ChannelInfo.from_row(row)
             self._channels[channel_id] = info
             return info
 
-    async def _create_room(self, channel_id: ChannelId, question: bool) -> dict[str, Any]:
-        ch = await self._rest(question).get_channel(channel_id)
+    async def _create_room(self, channel_id: ChannelId,
+                           request_class: RequestClass | None) -> dict[str, Any]:
+        ch = await self._rest(request_class).get_channel(channel_id)
         ctype = str(ch.get("type") or "O")
         name = str(ch.get("display_name") or ch.get("name") or channel_id)
         room = await self._chat("create_room", partial(
@@ -104,22 +110,22 @@ class Mapper:
         if row["agent_room_id"] == room.id:
             self.stats.rooms_created += 1
             logger.info("mapper: channel %s -> new room %s", channel_id, room.id)
-        await self._add_all_members(channel_id, RoomId(row["agent_room_id"]), question)
+        await self._add_all_members(channel_id, RoomId(row["agent_room_id"]), request_class)
         return row
 
     async def _add_all_members(self, channel_id: ChannelId, room: RoomId,
-                               question: bool) -> None:
-        for uid in await self._member_ids(channel_id, question):
-            agent = await self.user(uid, question=question)
+                               request_class: RequestClass | None) -> None:
+        for uid in await self._member_ids(channel_id, request_class):
+            agent = await self.user(uid, request_class=request_class)
             await self._chat("add_room_member", partial(self.chat.add_room_member, room, agent))
 
     async def _member_ids(self, channel_id: ChannelId,
-                          question: bool = False) -> list[MattermostUserId]:
+                          request_class: RequestClass | None = None) -> list[MattermostUserId]:
         """The channel's members now, without the bot (paged through REST)."""
         found: list[MattermostUserId] = []
         page = 0
         while True:
-            members = await self._rest(question).get_channel_members(channel_id, page=page,
+            members = await self._rest(request_class).get_channel_members(channel_id, page=page,
                                                           per_page=MEMBERS_PAGE)
             for member in members:
                 uid = str(member.get("user_id") or "")
@@ -156,7 +162,8 @@ class Mapper:
             if row.get("channel_type") in PRIVATE_TYPES:
                 await self.resync_members(ChannelId(row["mchat_channel_id"]))
 
-    async def user(self, user_id: MattermostUserId, *, question: bool = False) -> AgentUserId:
+    async def user(self, user_id: MattermostUserId, *,
+                   request_class: RequestClass | None = None) -> AgentUserId:
         """The agent user for a Mattermost user: DB, then e-mail match, then create."""
         cached = self._users.get(user_id)
         if cached is not None:
@@ -167,13 +174,14 @@ class Mapper:
                 return self._users[user_id]
             row = await self.store.run(self.repos.mapping.get_user, user_id)
             if row is None:
-                row = await self._create_user(user_id, question)
+                row = await self._create_user(user_id, request_class)
             agent = AgentUserId(row["agent_user_id"])
             self._users[user_id] = agent
             return agent
 
-    async def _create_user(self, user_id: MattermostUserId, question: bool) -> dict[str, Any]:
-        u = await self._rest(question).get_user(user_id)
+    async def _create_user(self, user_id: MattermostUserId,
+                           request_class: RequestClass | None) -> dict[str, Any]:
+        u = await self._rest(request_class).get_user(user_id)
         email = str(u.get("email") or "") or None
         username = str(u.get("username") or user_id)
         existing = await self._chat("find_user_by_email", partial(

@@ -40,7 +40,7 @@ from ..errors import (
     MattermostUnavailable,
     RateLimited,
 )
-from ..ratelimit import Priority, TokenBucket
+from ..ratelimit import Priority, RequestClass, TokenBucket
 from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class MattermostClient:
     """Typed-ish access to the REST endpoints a bot uses. Create with ``open_mattermost_client``."""
 
     def __init__(self, http: httpx.AsyncClient, *, bucket: TokenBucket, token: str,
-                 priority: Priority = Priority.BACKGROUND,
+                 priority: Priority | RequestClass = Priority.BACKGROUND,
                  counts: _Counts | None = None) -> None:
         self._http = http
         self._bucket = bucket
@@ -108,10 +108,10 @@ class MattermostClient:
         self._counts = counts if counts is not None else _Counts()
         self._errors = self._counts.errors
 
-    def with_priority(self, priority: Priority) -> MattermostClient:
+    def with_priority(self, priority: Priority | RequestClass) -> MattermostClient:
         """The same client (connection pool, bucket, counters) whose reads wait in the
-        ``priority`` class of the bucket: ``Priority.QUESTION`` for the reads a waiting
-        question needs."""
+        ``priority`` class of the bucket, or in a lane's ``RequestClass`` (raised to
+        ``Priority.QUESTION`` while the lane holds a question)."""
         return MattermostClient(self._http, bucket=self._bucket, token=self._token,
                                 priority=priority, counts=self._counts)
 
