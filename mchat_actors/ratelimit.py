@@ -34,7 +34,8 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import final
 
@@ -69,6 +70,7 @@ class RequestClass:
 
     priority: Priority = Priority.BACKGROUND
     _waiting: dict[_Waiter, TokenBucket] = attrs.Factory(dict)
+    _lent_to: list[RequestClass] = attrs.Factory(list)
 
     def raise_to(self, priority: Priority) -> None:
         if priority >= self.priority:
@@ -76,6 +78,22 @@ class RequestClass:
         self.priority = priority
         for waiter, bucket in list(self._waiting.items()):
             bucket._promote(waiter, priority)
+        for other in list(self._lent_to):
+            other.raise_to(priority)
+
+    @contextmanager
+    def lending_to(self, holder: RequestClass | None) -> Iterator[None]:
+        """While this class waits for something ``holder`` holds (a lock), ``holder`` is
+        raised to this class, now and whenever this class is raised (priority inheritance)."""
+        if holder is None or holder is self:
+            yield
+            return
+        self._lent_to.append(holder)
+        holder.raise_to(self.priority)
+        try:
+            yield
+        finally:
+            self._lent_to.remove(holder)
 
     def reset(self, priority: Priority = Priority.BACKGROUND) -> None:
         self.priority = priority

@@ -15,7 +15,8 @@ ahead of the background mapping of idle channels in the shared budget.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -60,9 +61,24 @@ class Mapper:
     _channels: dict[str, ChannelInfo] = attrs.Factory(dict)
     _users: dict[str, AgentUserId] = attrs.Factory(dict)
     _locks: dict[str, trio.Lock] = attrs.Factory(dict)
+    _holders: dict[str, RequestClass | None] = attrs.Factory(dict)  # by lock key
 
-    def _lock(self, key: str) -> trio.Lock:
-        return self._locks.setdefault(key, trio.Lock())
+    @asynccontextmanager
+    async def _locked(self, key: str, request_class: RequestClass | None) -> AsyncIterator[None]:
+        """The per-key lock; a question's lane waiting for it raises the holder's class (the
+        holder may be a background lane mapping the same user)."""
+        lock = self._locks.setdefault(key, trio.Lock())
+        if request_class is None:
+            await lock.acquire()
+        else:
+            with request_class.lending_to(self._holders.get(key)):
+                await lock.acquire()
+        self._holders[key] = request_class
+        try:
+            yield
+        finally:
+            del self._holders[key]
+            lock.release()
 
     async def _chat(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """A ChatService call under ``timeout_s``; a timeout is ``ChatServiceTimeout`` (the
@@ -85,7 +101,7 @@ class Mapper:
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
-        async with self._lock(f"c:{channel_id}"):
+        async with self._locked(f"c:{channel_id}", request_class):
             if channel_id in self._channels:
                 return self._channels[channel_id]
             row = await self.store.run(self.repos.mapping.get_channel, channel_id)
@@ -169,7 +185,7 @@ class Mapper:
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
-        async with self._lock(f"u:{user_id}"):
+        async with self._locked(f"u:{user_id}", request_class):
             if user_id in self._users:
                 return self._users[user_id]
             row = await self.store.run(self.repos.mapping.get_user, user_id)

@@ -26,7 +26,9 @@ async def test_question_in_the_last_channel_goes_before_background_mapping(tmp_p
         async with running_bot(mm, str(tmp_path / "b.db"), chat=chat, MCHAT_RATE_LIMIT=RATE,
                                MCHAT_WS_PING_INTERVAL="30") as rt:
             await wait_until(lambda: rt.reconnect_stats.state.mode == "websocket")
-            await wait_until(lambda: rt.bucket.statistics().waiting == 0)  # start-up sweep done
+            # the start-up backfill done (live events wait for it, to keep each channel's order)
+            await wait_until(lambda: rt.sweeper.stats.last_sweep_at is not None, timeout=30)
+            await wait_until(lambda: rt.bucket.statistics().waiting == 0)
             for name in names:
                 await mm.post_as("lee", name, f"{name} 오늘 라인 점검 끝났어요")
             await trio.sleep(0.3)  # the lanes' background reads are queued
