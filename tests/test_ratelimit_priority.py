@@ -10,7 +10,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mchat_actors.ratelimit import BucketStatistics, Priority, TokenBucket
+from mchat_actors.ratelimit import BucketStatistics, Priority, RequestClass, TokenBucket
 
 from .test_ratelimit import max_in_window
 
@@ -168,3 +168,55 @@ async def test_urgent_flag_is_the_reply_class(autojump_clock):
 def test_question_run_must_be_positive():
     with pytest.raises(ValueError, match="question_run"):
         TokenBucket(1.0, question_run=0)
+
+
+async def test_raising_a_request_class_moves_its_waiting_request_up(autojump_clock):
+    """A lane's read already waiting in the background class (its channel's mapping) moves
+    ahead of the backlog when a question is queued in that lane, in its arrival order."""
+    bucket = TokenBucket(1.0)
+    lane = RequestClass()
+    order: list[str] = []
+
+    async def take(name: str, priority: Priority | RequestClass) -> None:
+        await bucket.acquire(priority)
+        order.append(name)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(5):
+            nursery.start_soon(take, f"bg{i}", Priority.BACKGROUND)
+            await trio.sleep(0)
+        nursery.start_soon(take, "lane", lane)
+        await trio.sleep(0)
+        nursery.start_soon(take, "question", Priority.QUESTION)
+        await trio.sleep(0.5)
+        lane.raise_to(Priority.QUESTION)
+    # bg0 went at once; the raised lane read arrived before the question: it goes first
+    assert order[:3] == ["bg0", "lane", "question"], order
+    lane.reset()
+    assert lane.priority is Priority.BACKGROUND
+
+
+async def test_a_cancelled_request_leaves_its_class(autojump_clock):
+    """A waiter of a class that gives up is forgotten by the class: raising it later moves
+    nothing and breaks nothing; the request took no slot."""
+    bucket = TokenBucket(1.0)
+    lane = RequestClass()
+    await bucket.acquire()
+    with trio.move_on_after(0.3):
+        await bucket.acquire(lane)
+    lane.raise_to(Priority.QUESTION)
+    assert bucket.statistics().acquired == 1
+    assert bucket.statistics().waiting == 0
+
+
+async def test_lending_raises_the_holder_now_and_later(autojump_clock):
+    """Priority inheritance: a class waiting for a lock lends its class to the holder's,
+    at once and when it is raised while it waits; not after."""
+    waiting, holder = RequestClass(), RequestClass()
+    with waiting.lending_to(holder):
+        assert holder.priority is Priority.BACKGROUND
+        waiting.raise_to(Priority.QUESTION)
+        assert holder.priority is Priority.QUESTION
+    holder.reset()
+    waiting.raise_to(Priority.REPLY)
+    assert holder.priority is Priority.BACKGROUND

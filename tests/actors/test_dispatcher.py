@@ -389,3 +389,46 @@ def test_lane_batches_keep_order_and_handle_each_post_once(schedule, failures):
     assert stats.batch_fallbacks <= len(failures)
     if plain and not any(failures):
         assert stats.batched_posts == len(plain)  # no plain post went one at a time
+
+
+async def test_a_queued_question_raises_its_lanes_request_class(autojump_clock):
+    """A question queued behind a post still being handled raises the class of the lane's
+    requests (the earlier post's mapping waits in it), and the class drops back after the
+    question; other lanes stay background."""
+    from mchat_actors.ratelimit import Priority
+
+    seen: list[tuple[str, Priority, Priority]] = []  # (post, class at start, class at end)
+
+    async def handle(e, *, request_class):
+        start = request_class.priority
+        await trio.sleep(1.0)  # the post's mapping waits in the budget meanwhile
+        seen.append((e.post.id, start, request_class.priority))
+
+    def is_question(e):
+        return e.post.message.startswith("@ai")
+
+    question = PostCreated(post=Post(id=PostId("a-q"), channel_id=ChannelId("a"),
+                                     user_id=MattermostUserId("u"), message="@ai 어때?"))
+    stats = dispatcher.DispatcherStats()
+    lanes = dispatcher.Lanes()
+    send, recv = trio.open_memory_channel(8)
+    async with trio.open_nursery() as n:
+        await n.start(lambda task_status: dispatcher.run(
+            QueueConfig(channel_mailbox=4), inbox=recv, handle=handle, stats=stats,
+            retry_queue=SqliteRetryQueue(new_store()), catch_up=no_catch_up, lanes=lanes,
+            is_question=is_question, wall_clock=trio.current_time, task_status=task_status))
+        async with send:
+            await send.send(ev("a", 0))
+            await send.send(ev("b", 0))
+            await trio.sleep(0.5)
+            await send.send(question)
+            await trio.sleep(0.1)
+            assert lanes.by_channel["a"].request_class.priority is Priority.QUESTION
+            assert lanes.by_channel["b"].request_class.priority is Priority.BACKGROUND
+            await trio.sleep(3.0)
+            assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
+            assert lanes.by_channel["a"].questions == 0
+    by_id = {pid: (start, end) for pid, start, end in seen}
+    assert by_id["a-0"] == (Priority.BACKGROUND, Priority.QUESTION)  # raised while waiting
+    assert by_id["a-q"][0] is Priority.QUESTION
+    assert by_id["b-0"] == (Priority.BACKGROUND, Priority.BACKGROUND)
