@@ -283,6 +283,8 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
                            exc, CATCH_UP_RETRY_S)
             await trio.sleep(CATCH_UP_RETRY_S)
     finally:
+        if not lane.questions:  # a question of a catch-up page raised it
+            lane.request_class.reset()
         lane.busy = False
         lane.last_active = trio.current_time()
 

@@ -432,3 +432,42 @@ async def test_a_queued_question_raises_its_lanes_request_class(autojump_clock):
     assert by_id["a-0"] == (Priority.BACKGROUND, Priority.QUESTION)  # raised while waiting
     assert by_id["a-q"][0] is Priority.QUESTION
     assert by_id["b-0"] == (Priority.BACKGROUND, Priority.BACKGROUND)
+
+
+async def test_a_question_read_by_a_catch_up_raises_the_class_of_its_page(autojump_clock):
+    """A lane that fell behind dropped a question at its full mailbox: the catch-up page that
+    holds it is handled in the question class (the posts before it too), then back."""
+    from mchat_actors.ratelimit import Priority
+
+    gate = trio.Event()
+    classes: dict[str, Priority] = {}
+    question = PostCreated(post=Post(id=PostId("a-q"), channel_id=ChannelId("a"),
+                                     user_id=MattermostUserId("u"), message="@ai 질문"))
+    server = [ev("a", i) for i in range(4)] + [question]
+
+    async def handle(e, *, request_class):
+        if e.post.id == "a-0":
+            await gate.wait()
+        classes.setdefault(e.post.id, request_class.priority)
+
+    async def catch_up(cid, since_ms):
+        yield [e for e in server if e.post.id not in classes]
+
+    lanes = dispatcher.Lanes()
+    send, recv = trio.open_memory_channel(0)
+    async with trio.open_nursery() as n:
+        await n.start(lambda task_status: dispatcher.run(
+            QueueConfig(channel_mailbox=1), inbox=recv, handle=handle,
+            stats=dispatcher.DispatcherStats(), retry_queue=SqliteRetryQueue(new_store()),
+            catch_up=catch_up, lanes=lanes, is_question=lambda e: "@ai" in e.post.message,
+            wall_clock=trio.current_time, task_status=task_status))
+        for e in server:
+            await send.send(e)
+        await trio.sleep(0.1)
+        assert lanes.behind_channels() == ["a"]  # the question was dropped, not queued
+        gate.set()
+        await trio.sleep(0.1)
+        assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
+        await send.aclose()
+    assert classes["a-0"] is Priority.BACKGROUND
+    assert classes["a-2"] is Priority.QUESTION and classes["a-q"] is Priority.QUESTION
