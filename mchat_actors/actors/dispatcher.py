@@ -176,7 +176,10 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                     except trio.EndOfChannel:
                         return  # shutdown: the parked events stay in the durable queue
                 if event is not None:
-                    await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+                    try:
+                        await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+                    finally:
+                        lane.questions_done(ctx.questions_in([event]))
                 continue
             try:
                 event = await lane.receive.receive()
@@ -187,9 +190,7 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
             try:
                 await _take_many(cid, lane, events, ctx)
             finally:
-                lane.questions -= ctx.questions_in(events)  # counted when they were queued
-                if not lane.questions:
-                    lane.request_class.reset()
+                lane.questions_done(ctx.questions_in(events))  # counted when queued
                 lane.busy = False
                 lane.last_active = trio.current_time()
 
@@ -283,8 +284,7 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
                            exc, CATCH_UP_RETRY_S)
             await trio.sleep(CATCH_UP_RETRY_S)
     finally:
-        if not lane.questions:  # a question of a catch-up page raised it
-            lane.request_class.reset()
+        lane.questions_done(0)  # a question of a catch-up page raised the class
         lane.busy = False
         lane.last_active = trio.current_time()
 
@@ -370,6 +370,8 @@ async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
 async def _try_parked(cid: str, parked: ParkedEvent, lane: _Lane,
                       ctx: _Context) -> str | None:
     """One try of a parked event: None when handled, else the error's description."""
+    if ctx.questions_in([parked.event]):
+        lane.request_class.raise_to(Priority.QUESTION)
     try:
         await ctx.call(parked.event, lane)
     except MattermostAuthError:
@@ -381,6 +383,8 @@ async def _try_parked(cid: str, parked: ParkedEvent, lane: _Lane,
         logger.exception("dispatcher: channel %s: parked %s failed with a bug", cid,
                          type(parked.event).__name__)
         return _describe(exc)
+    finally:
+        lane.questions_done(0)
     return None
 
 

@@ -34,6 +34,13 @@ class _Lane:
     # the class of its REST reads: raised to QUESTION while it holds a question
     request_class: RequestClass = attrs.Factory(RequestClass)
 
+    def questions_done(self, n: int) -> None:
+        """``n`` counted questions left the mailbox (handled or parked); after the last one
+        the lane's class drops back to background."""
+        self.questions -= n
+        if not self.questions:
+            self.request_class.reset()
+
 
 @attrs.define
 class DispatcherStats:

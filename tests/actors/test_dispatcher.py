@@ -471,3 +471,33 @@ async def test_a_question_read_by_a_catch_up_raises_the_class_of_its_page(autoju
         await send.aclose()
     assert classes["a-0"] is Priority.BACKGROUND
     assert classes["a-2"] is Priority.QUESTION and classes["a-q"] is Priority.QUESTION
+
+
+async def test_a_question_parked_behind_a_parked_event_leaves_no_raised_class(autojump_clock):
+    """A parked lane parks a later question behind its head: the question is uncounted then,
+    so the lane's other reads do not stay in the question class."""
+    from mchat_actors.ratelimit import Priority
+
+    async def handle(e, *, request_class):
+        raise StoreError("a bug: parked at once")
+
+    question = PostCreated(post=Post(id=PostId("a-q"), channel_id=ChannelId("a"),
+                                     user_id=MattermostUserId("u"), message="@ai 질문"))
+    lanes = dispatcher.Lanes()
+    stats = dispatcher.DispatcherStats()
+    send, recv = trio.open_memory_channel(0)
+    async with trio.open_nursery() as n:
+        await n.start(lambda task_status: dispatcher.run(
+            QueueConfig(channel_mailbox=4), inbox=recv, handle=handle, stats=stats,
+            retry_queue=SqliteRetryQueue(new_store()), catch_up=no_catch_up, lanes=lanes,
+            is_question=lambda e: "@ai" in e.post.message, wall_clock=trio.current_time,
+            task_status=task_status))
+        await send.send(ev("a", 0))
+        await trio.sleep(0.1)
+        assert lanes.parked_channels() == ["a"]
+        await send.send(question)
+        await trio.sleep(0.1)
+        assert stats.parked == 2
+        assert lanes.by_channel["a"].questions == 0
+        assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
+        n.cancel_scope.cancel()
