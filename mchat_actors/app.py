@@ -259,6 +259,7 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
     repos = sqlite_repositories()
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
+                    rest_in=None if directory else client.with_priority,
                     timeout_s=config.chat.timeout_s, repos=repos)
     invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                       limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
@@ -308,7 +309,7 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
                          retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
                          handle_batch=handler.store_posts, lanes=rt.dispatcher_lanes,
-                         task_status=task_status)
+                         is_question=handler.is_question, task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
 
 

@@ -16,6 +16,7 @@ import attrs
 
 from .chat.protocol import ReactFn, SendResult
 from .messages import AgentUserId, ChannelId, MattermostUserId, Post, RoomId
+from .ratelimit import RequestClass
 
 
 @attrs.frozen(kw_only=True)
@@ -44,9 +45,14 @@ class Outcome:
 
 
 class MapperPort(Protocol):
-    async def channel(self, channel_id: ChannelId) -> ChannelInfo: ...
+    """``request_class``: the caller's lane's class in the shared REST budget (raised to
+    ``ratelimit.Priority.QUESTION`` while the lane holds a question)."""
 
-    async def user(self, user_id: MattermostUserId) -> AgentUserId: ...
+    async def channel(self, channel_id: ChannelId, *,
+                      request_class: RequestClass | None = None) -> ChannelInfo: ...
+
+    async def user(self, user_id: MattermostUserId, *,
+                   request_class: RequestClass | None = None) -> AgentUserId: ...
 
     async def member_joined(self, channel_id: ChannelId, user_id: MattermostUserId) -> None: ...
 

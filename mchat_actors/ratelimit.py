@@ -14,21 +14,89 @@ request waits for the latest of them:
 * What the server said: ``update_from_headers`` (``X-Ratelimit-Remaining: 0`` blocks everyone
   until ``X-Ratelimit-Reset``) and ``penalize`` (after a 429, everyone waits ``Retry-After``).
 
-Waiting uses ``trio.sleep_until`` on absolute deadlines (no drift). Waiters are served FIFO
-(``trio.Lock`` is fair), except that ``acquire(urgent=True)`` (replies) goes before every
-non-urgent waiter (polls, backfill reads). The bucket is generic: a per-minute budget is
+Waiting uses ``trio.sleep_until`` on absolute deadlines (no drift). Waiters are served by
+``Priority`` class, first come first served inside a class: ``REPLY`` (replies, reactions: every
+non-GET request) before ``QUESTION`` (the reads a waiting question needs: mapping its channel and
+user, the earlier posts of its channel) before ``BACKGROUND`` (backfill, sweeps, mapping for
+channels with plain posts only, membership re-checks, polls). Starvation guard: while a
+background waiter waits, at most ``question_run`` question-class slots in a row go before it,
+then one goes to the oldest background waiter, if it arrived before the oldest question waiter
+(so a question never waits behind a background request that arrived later). The oldest
+background waiter therefore goes after at most (question waiters older than it) +
+``question_run`` question slots; replies always go first (their volume is that of answers).
+The bucket is generic: a per-minute budget is
 ``rate_per_s=1.0`` or ``rate_per_s=n / 60`` with ``window_s=60.0``.
 """
 
 from __future__ import annotations
 
+import enum
+import itertools
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
 from typing import final
 
 import attrs
 import trio
+
+
+class Priority(enum.IntEnum):
+    """A request's class in the shared budget (lower goes first)."""
+
+    REPLY = 0  # writes: replies, reactions, joins
+    QUESTION = 1  # reads a waiting question needs (its channel's mapping and earlier posts)
+    BACKGROUND = 2  # backfill, sweeps, plain posts' mapping, membership re-checks, polls
+
+
+QUESTION_RUN = 4  # question slots in a row before a waiting (older) background request
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    priority: Priority
+    seq: int  # arrival order
+    wake: trio.Event = attrs.Factory(trio.Event)
+
+
+@attrs.define(eq=False)
+class RequestClass:
+    """The class of a group of requests (a channel's lane) that can be raised while its
+    requests wait: ``raise_to(Priority.QUESTION)`` when a question is queued behind a post
+    whose mapping already waits in the background class moves that request up too, in its
+    arrival order. ``reset()`` is for requests made from then on."""
+
+    priority: Priority = Priority.BACKGROUND
+    _waiting: dict[_Waiter, TokenBucket] = attrs.Factory(dict)
+    _lent_to: list[RequestClass] = attrs.Factory(list)
+
+    def raise_to(self, priority: Priority) -> None:
+        if priority >= self.priority:
+            return
+        self.priority = priority
+        for waiter, bucket in list(self._waiting.items()):
+            bucket._promote(waiter, priority)
+        for other in list(self._lent_to):
+            other.raise_to(priority)
+
+    @contextmanager
+    def lending_to(self, holder: RequestClass | None) -> Iterator[None]:
+        """While this class waits for something ``holder`` holds (a lock), ``holder`` is
+        raised to this class, now and whenever this class is raised (priority inheritance)."""
+        if holder is None or holder is self:
+            yield
+            return
+        self._lent_to.append(holder)
+        holder.raise_to(self.priority)
+        try:
+            yield
+        finally:
+            self._lent_to.remove(holder)
+
+    def reset(self, priority: Priority = Priority.BACKGROUND) -> None:
+        self.priority = priority
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +112,7 @@ class BucketStatistics:
     blocked_until: float | None  # trio time before which nobody goes (None: not blocked)
     server_limit: int | None  # last X-Ratelimit-Limit seen
     server_remaining: int | None  # last X-Ratelimit-Remaining seen
+    acquired_by_priority: Mapping[str, int] = MappingProxyType({})  # reply/question/background
 
 
 @final
@@ -58,6 +127,8 @@ class TokenBucket:
         margin_s: extra spacing added to the window rule, to absorb network jitter.
         clock: returns trio's current time (the default); deadlines are slept with
             ``trio.sleep_until``, so a replacement must share trio's time base.
+        question_run: question-class slots in a row before an older background waiter gets
+            one (the starvation guard, see the module docstring).
     """
 
     def __init__(
@@ -68,6 +139,7 @@ class TokenBucket:
         window_s: float = 1.0,
         margin_s: float = 0.01,
         clock: Callable[[], float] = trio.current_time,
+        question_run: int = QUESTION_RUN,
     ) -> None:
         if not rate_per_s > 0:
             raise ValueError(f"rate_per_s must be > 0, got {rate_per_s!r}")
@@ -75,6 +147,8 @@ class TokenBucket:
             raise ValueError(f"burst must be >= 1, got {burst!r}")
         if not window_s > 0 or margin_s < 0:
             raise ValueError("window_s must be > 0 and margin_s >= 0")
+        if question_run < 1:
+            raise ValueError(f"question_run must be >= 1, got {question_run!r}")
         self._rate = rate_per_s
         self._interval = 1.0 / rate_per_s
         self._tolerance = (burst - 1) * self._interval
@@ -85,11 +159,11 @@ class TokenBucket:
         self._sent: deque[float] = deque(maxlen=max(1, math.floor(rate_per_s * window_s + 1e-9)))
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._blocked_until = -math.inf
-        self._lock = trio.Lock()
-        self._plain_lock = trio.Lock()  # non-urgent waiters queue here first
-        self._urgent = 0  # urgent waiters
-        self._no_urgent = trio.Event()  # set (and replaced) when the last urgent one is served
-        self._urgent_arrived = trio.Event()  # set (and replaced) when an urgent one arrives
+        self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
+        self._seq = itertools.count()
+        self._question_run_max = question_run
+        self._question_run = 0  # question slots taken in a row while background waited
+        self._by_priority = {p: 0 for p in Priority}
         self._acquired = 0
         self._waits = 0
         self._total_wait_s = 0.0
@@ -113,74 +187,96 @@ class TokenBucket:
             at = max(at, self._sent[0] + self._window_s + self._margin_s)
         return at
 
-    async def acquire(self, *, urgent: bool = False) -> None:
+    async def acquire(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
+                      urgent: bool = False) -> None:
         """Wait until one request may go, and count it as sent.
 
-        ``urgent`` requests (replies) go before the others (polls, backfill reads): urgent
-        waiters queue for the slot directly, the others queue first among themselves and
-        only the first of them contends, stepping back while any urgent one waits. Within
-        each class, first come, first served.
+        ``priority`` is the request's class, or a ``RequestClass`` whose class may be raised
+        while it waits (``urgent=True`` is ``Priority.REPLY``); see the module docstring for
+        the order and the starvation guard. Only the waiter at the head of that order sleeps
+        until the next allowed time; the others wait to be woken.
 
         Cancellation: a cancelled waiter consumes nothing; it is always a checkpoint.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        group = priority if isinstance(priority, RequestClass) else None
+        level = priority.priority if isinstance(priority, RequestClass) else Priority(priority)
+        if urgent:
+            level = Priority.REPLY
         start = self._clock()
+        waiter = _Waiter(level, next(self._seq))
+        self._queues[waiter.priority].append(waiter)
+        if group is not None:
+            group._waiting[waiter] = self
         self._waiting += 1
+        taken = False
         try:
-            if urgent:
-                now = await self._acquire_urgent()
-            else:
-                now = await self._acquire_plain()
+            while True:
+                waiter.wake = trio.Event()
+                if self._head() is not waiter:
+                    await waiter.wake.wait()
+                    continue
+                now = self._clock()
+                deadline = self.next_allowed_at()
+                if now >= deadline:
+                    self._take(waiter, now)
+                    taken = True
+                    break
+                # woken early when a penalty or a request of a higher class arrives
+                with trio.move_on_at(deadline):
+                    await waiter.wake.wait()
         finally:
             self._waiting -= 1
+            if group is not None:
+                del group._waiting[waiter]
+            if not taken:
+                self._queues[waiter.priority].remove(waiter)
+            self._wake_head()
         self._acquired += 1
         if now > start:
             self._waits += 1
             self._total_wait_s += now - start
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def _acquire_urgent(self) -> float:
-        self._urgent += 1
-        self._urgent_arrived.set()  # the plain request holding the slot steps back
-        self._urgent_arrived = trio.Event()
-        try:
-            async with self._lock:
-                now = await self._take_slot(urgent=True)
-                assert now is not None
-                return now
-        finally:
-            self._urgent -= 1
-            if not self._urgent:
-                self._no_urgent.set()
-                self._no_urgent = trio.Event()
+    def _head(self) -> _Waiter | None:
+        """The waiter that goes next (see the module docstring)."""
+        replies, questions, background = (self._queues[p] for p in Priority)
+        if replies:
+            return replies[0]
+        if not questions or not background:
+            return (questions or background or (None,))[0]
+        old_background = background[0].seq < questions[0].seq
+        if old_background and self._question_run >= self._question_run_max:
+            return background[0]
+        return questions[0]
 
-    async def _acquire_plain(self) -> float:
-        async with self._plain_lock:
-            while True:
-                while self._urgent:
-                    await self._no_urgent.wait()
-                async with self._lock:
-                    now = await self._take_slot(urgent=False)
-                if now is not None:
-                    return now
-
-    async def _take_slot(self, *, urgent: bool) -> float | None:
-        """With the lock held: wait for the next allowed time and take it. None (nothing
-        taken) when a plain request must step back for an urgent one."""
-        while True:
-            if not urgent and self._urgent:
-                return None
-            now = self._clock()
-            deadline = self.next_allowed_at()
-            if now >= deadline:
-                break
-            # Re-check after waking: a penalty (or an urgent request) may have arrived.
-            with trio.move_on_at(deadline):
-                if urgent:
-                    await trio.sleep_forever()
-                else:
-                    await self._urgent_arrived.wait()
+    def _take(self, waiter: _Waiter, now: float) -> None:
+        self._queues[waiter.priority].popleft()
+        if waiter.priority is Priority.BACKGROUND:
+            self._question_run = 0
+        elif waiter.priority is Priority.QUESTION and self._queues[Priority.BACKGROUND]:
+            self._question_run += 1
+        self._by_priority[waiter.priority] += 1
         self._tat = max(self._tat, now) + self._interval
         self._sent.append(now)
-        return now
+
+    def _promote(self, waiter: _Waiter, priority: Priority) -> None:
+        """Move a waiting request to a higher class, in its arrival order there."""
+        if priority >= waiter.priority:
+            return
+        self._queues[waiter.priority].remove(waiter)
+        queue = self._queues[priority]
+        at = len(queue)
+        while at and queue[at - 1].seq > waiter.seq:
+            at -= 1
+        queue.insert(at, waiter)
+        waiter.priority = priority
+        self._wake_head()
+
+    def _wake_head(self) -> None:
+        head = self._head()
+        if head is not None:
+            head.wake.set()
 
     def update_from_headers(
         self, limit: int | None, remaining: int | None, reset_s: float | None
@@ -207,6 +303,7 @@ class TokenBucket:
 
     def _block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+        self._wake_head()  # it re-reads the deadline
 
     def statistics(self) -> BucketStatistics:
         blocked = self._blocked_until if self._blocked_until > self._clock() else None
@@ -220,4 +317,6 @@ class TokenBucket:
             blocked_until=blocked,
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
+            acquired_by_priority=MappingProxyType(
+                {p.name.lower(): n for p, n in self._by_priority.items()}),
         )

@@ -18,6 +18,13 @@ later event of that channel is parked behind it, in order, so the channel's curs
 an unstored post. A parked lane retries its head with backoff until it succeeds or an admin
 resolves it, then returns to its mailbox. Lanes of channels with parked events are started at
 once when the dispatcher starts (the queue survives restarts).
+
+Questions first: given ``is_question`` (the trigger rules), every lane has a
+``ratelimit.RequestClass`` passed to ``handle(event, request_class=...)``, and counts the
+questions queued in it. While it holds one, its class is raised to ``Priority.QUESTION``: the
+REST reads of everything it handles (the question, and the earlier posts of its channel that
+must go first, including a read already waiting) go ahead of the background reads of idle
+channels in the shared budget. When its last question is handled, the class drops back.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..messages import InboundEvent, PostCreated, channel_of
+from ..ratelimit import Priority
 from ..retry_queue import ParkedEvent, RetryQueue, backoff_s
 from .lanes import OVERFLOW_CAP as OVERFLOW_CAP
 from .lanes import DispatcherStats as DispatcherStats
@@ -47,10 +55,12 @@ from .lanes import _fell_behind, _Lane, _reap_idle
 
 logger = logging.getLogger(__name__)
 
-Handle = Callable[[InboundEvent], Awaitable[None]]
+# ``handle(event)``, or ``handle(event, request_class=...)`` when ``is_question`` is given.
+Handle = Callable[..., Awaitable[None]]
 # A lane's run of posts -> how many leading ones it handled in one storage request
-# (``Handler.store_posts``); the rest are handled one at a time.
-HandleBatch = Callable[[Sequence[PostCreated]], Awaitable[int]]
+# (``Handler.store_posts``); the rest are handled one at a time. Same keyword.
+HandleBatch = Callable[..., Awaitable[int]]
+IsQuestion = Callable[[InboundEvent], bool]
 LANE_BATCH = 128  # posts a lane takes from its mailbox for one storage request
 # (channel id, create_at of the oldest dropped post) -> the channel's posts from its cursor (or
 # from that time when it has none), a page at a time: ``Sweeper.catch_up``
@@ -71,6 +81,7 @@ async def run(
     catch_up: CatchUp,
     handle_batch: HandleBatch | None = None,
     lanes: Lanes | None = None,
+    is_question: IsQuestion | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -82,7 +93,7 @@ async def run(
     """
     live = (lanes if lanes is not None else Lanes()).by_channel
     ctx = _Context(handle=handle, stats=stats, queue=retry_queue, wall=wall_clock,
-                   catch_up=catch_up, handle_batch=handle_batch)
+                   catch_up=catch_up, handle_batch=handle_batch, is_question=is_question)
     async with trio.open_nursery() as work_nursery:
 
         def lane_for(cid: str) -> _Lane:
@@ -106,10 +117,15 @@ async def run(
             if lane.behind or lane.overflow:  # nothing may overtake what was left out
                 _fell_behind(channel_of(event), lane, event, stats)
                 continue
+            question = is_question is not None and is_question(event)
             try:
                 lane.send.send_nowait(event)
             except trio.WouldBlock:
                 _fell_behind(channel_of(event), lane, event, stats)
+                continue
+            if question:
+                lane.questions += 1
+                lane.request_class.raise_to(Priority.QUESTION)
         reaper.cancel()
         for lane in live.values():
             lane.closing = True
@@ -124,6 +140,22 @@ class _Context:
     wall: Callable[[], float]
     catch_up: CatchUp
     handle_batch: HandleBatch | None = None
+    is_question: IsQuestion | None = None
+
+    def questions_in(self, events: Sequence[InboundEvent]) -> int:
+        return 0 if self.is_question is None else sum(map(self.is_question, events))
+
+    async def call(self, event: InboundEvent, lane: _Lane) -> None:
+        if self.is_question is None:
+            await self.handle(event)
+        else:
+            await self.handle(event, request_class=lane.request_class)
+
+    async def call_batch(self, run: Sequence[PostCreated], lane: _Lane) -> int:
+        assert self.handle_batch is not None
+        if self.is_question is None:
+            return int(await self.handle_batch(run))
+        return int(await self.handle_batch(run, request_class=lane.request_class))
 
 
 async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
@@ -144,16 +176,21 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                     except trio.EndOfChannel:
                         return  # shutdown: the parked events stay in the durable queue
                 if event is not None:
-                    await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+                    try:
+                        await _park(cid, event, ctx, attempts=0, error="behind a parked event")
+                    finally:
+                        lane.questions_done(ctx.questions_in([event]))
                 continue
             try:
                 event = await lane.receive.receive()
             except trio.EndOfChannel:
                 return
             lane.busy = True
+            events = [event, *_drain(lane, event, ctx)]
             try:
-                await _take_many(cid, lane, [event, *_drain(lane, event, ctx)], ctx)
+                await _take_many(cid, lane, events, ctx)
             finally:
+                lane.questions_done(ctx.questions_in(events))  # counted when queued
                 lane.busy = False
                 lane.last_active = trio.current_time()
 
@@ -178,7 +215,10 @@ def _drain(lane: _Lane, first: InboundEvent, ctx: _Context) -> list[InboundEvent
 async def _take_many(cid: str, lane: _Lane, events: Sequence[InboundEvent],
                      ctx: _Context) -> None:
     """Handle ``events`` in order: runs of posts in one storage request each
-    (``HandleBatch``), anything that request leaves (questions, other events) one at a time."""
+    (``HandleBatch``), anything that request leaves (questions, other events) one at a time.
+    A question among ``events`` (a catch-up page) raises the lane's class too."""
+    if ctx.questions_in(events):
+        lane.request_class.raise_to(Priority.QUESTION)
     i = 0
     while i < len(events):
         run: list[PostCreated] = []
@@ -199,7 +239,7 @@ async def _batch(cid: str, lane: _Lane, run: Sequence[PostCreated], ctx: _Contex
     if ctx.handle_batch is None or lane.parked:
         return 0
     try:
-        done = await ctx.handle_batch(run)
+        done = await ctx.call_batch(run, lane)
     except MattermostAuthError:
         raise
     except Exception as exc:  # noqa: BLE001 - nothing committed: each post is retried alone
@@ -217,7 +257,7 @@ async def _take(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> No
     """Handle ``event`` in order: behind the parked ones when the lane is parked."""
     if lane.parked:
         await _park(cid, event, ctx, attempts=0, error="behind a parked event")
-    elif not await _handle_in_place(cid, event, ctx):
+    elif not await _handle_in_place(cid, event, lane, ctx):
         lane.parked = True
 
 
@@ -244,17 +284,19 @@ async def _catch_up(cid: str, lane: _Lane, ctx: _Context) -> None:
                            exc, CATCH_UP_RETRY_S)
             await trio.sleep(CATCH_UP_RETRY_S)
     finally:
+        lane.questions_done(0)  # a question of a catch-up page raised the class
         lane.busy = False
         lane.last_active = trio.current_time()
 
 
-async def _handle_in_place(cid: str, event: InboundEvent, ctx: _Context) -> bool:
+async def _handle_in_place(cid: str, event: InboundEvent, lane: _Lane,
+                           ctx: _Context) -> bool:
     """Handle ``event``, retrying transient failures a few times; park it when that fails.
     Returns whether it was handled (False: it is parked)."""
     stats = ctx.stats
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
-            await ctx.handle(event)
+            await ctx.call(event, lane)
             return True
         except MattermostAuthError:
             raise
@@ -311,7 +353,7 @@ async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
         wait = parked.next_attempt_at - ctx.wall()
         if wait > 0:
             return wait
-        error = await _try_parked(cid, parked, ctx)
+        error = await _try_parked(cid, parked, lane, ctx)
         if error is None:
             stats.parked_done += 1
             await ctx.queue.done(parked.id)
@@ -325,10 +367,13 @@ async def _retry_parked(cid: str, lane: _Lane, ctx: _Context) -> float:
         return delay
 
 
-async def _try_parked(cid: str, parked: ParkedEvent, ctx: _Context) -> str | None:
+async def _try_parked(cid: str, parked: ParkedEvent, lane: _Lane,
+                      ctx: _Context) -> str | None:
     """One try of a parked event: None when handled, else the error's description."""
+    if ctx.questions_in([parked.event]):
+        lane.request_class.raise_to(Priority.QUESTION)
     try:
-        await ctx.handle(parked.event)
+        await ctx.call(parked.event, lane)
     except MattermostAuthError:
         raise
     except TRANSIENT as exc:
@@ -338,6 +383,8 @@ async def _try_parked(cid: str, parked: ParkedEvent, ctx: _Context) -> str | Non
         logger.exception("dispatcher: channel %s: parked %s failed with a bug", cid,
                          type(parked.event).__name__)
         return _describe(exc)
+    finally:
+        lane.questions_done(0)
     return None
 
 

@@ -41,6 +41,7 @@ from ..messages import (
 )
 from ..ports import InvokerPort, MapperPort, ReplyWaiters
 from ..posts import PlainPost
+from ..ratelimit import RequestClass
 from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 from ..trigger import MARKER, BotIdentity, decide, mention_pattern, reply_root
@@ -87,10 +88,21 @@ class Handler:
         if self.guard is None:
             self.guard = LoopGuard.create(self.cfg.answer_bots, self.cfg.max_answers_per_min)
 
-    async def __call__(self, event: InboundEvent) -> None:
+    def is_question(self, event: InboundEvent) -> bool:
+        """Whether ``event`` is a post the trigger rules answer (a mention, a command, a DM
+        when the event names its channel type): its lane's request class is then raised, so
+        its reads go ahead of background ones."""
+        if not isinstance(event, PostCreated):
+            return False
+        return decide(event.post, channel_type=event.channel_type, bot=self.bot,
+                      pattern=self._pattern).respond
+
+    async def __call__(self, event: InboundEvent, *,
+                       request_class: RequestClass | None = None) -> None:
+        """Handle ``event``; REST reads in ``request_class`` (its lane's) of the budget."""
         match event:
             case PostCreated():
-                await self._post_created(event)
+                await self._post_created(event, request_class)
             case PostEdited(post=post):
                 if await self.store.read(self.repos.posts.is_post_seen, post.id):
                     self.stats.edits += 1
@@ -108,7 +120,8 @@ class Handler:
             case _:
                 raise AssertionError(f"unhandled event {event!r}")
 
-    async def store_posts(self, events: Sequence[PostCreated]) -> int:
+    async def store_posts(self, events: Sequence[PostCreated], *,
+                          request_class: RequestClass | None = None) -> int:
         """Handle the leading plain posts of ``events`` (a lane's queue, in order) in ONE
         request to the storage actor: seen-check, the ChatService's message rows, the seen
         marks and the cursor commit together. Returns how many leading events were handled;
@@ -123,7 +136,7 @@ class Handler:
             return 0
         items: list[PlainPost] = []
         for event in events:
-            item = await self._plain(event)
+            item = await self._plain(event, request_class)
             if item is None:
                 break
             items.append(item)
@@ -140,7 +153,8 @@ class Handler:
                 self.stats.posts[item.status] += 1
         return len(items)
 
-    async def _plain(self, event: PostCreated) -> PlainPost | None:
+    async def _plain(self, event: PostCreated,
+                     request_class: RequestClass | None) -> PlainPost | None:
         """``event`` as a plain post of a batch, or None when it needs the one-at-a-time path
         (a question or command, a webhook post, a ChatService answer)."""
         post = event.post
@@ -152,19 +166,20 @@ class Handler:
             return None
         if not early.store:
             return PlainPost(post, early.reason, event.source, None)
-        info = await self.mapper.channel(post.channel_id)
+        info = await self.mapper.channel(post.channel_id, request_class=request_class)
         if not info.sync_enabled:
             return PlainPost(post, "sync_off", event.source, None)
         if not event.channel_type and decide(post, channel_type=info.type, bot=self.bot,
                                              pattern=self._pattern).respond:
             return None
-        user = await self.mapper.user(post.user_id)
+        user = await self.mapper.user(post.user_id, request_class=request_class)
         return PlainPost(post, "stored", event.source, NewMessage(
             room=info.room_id, user=user, content=post.message, post_id=post.id,
             root_id=post.root_id, created_at_ms=post.create_at or None,
             permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}"))
 
-    async def _post_created(self, event: PostCreated) -> None:
+    async def _post_created(self, event: PostCreated,
+                            request_class: RequestClass | None) -> None:
         post = event.post
         started = trio.current_time()
         if await self.store.read(self.repos.posts.is_post_seen, post.id):
@@ -177,13 +192,13 @@ class Handler:
         if not early.store:  # own or system posts: no mapping, no storage
             await self._finish(post, early.reason, event.source, ())
             return
-        info = await self.mapper.channel(post.channel_id)
+        info = await self.mapper.channel(post.channel_id, request_class=request_class)
         if not info.sync_enabled:
             await self._finish(post, "sync_off", event.source, ())
             return
         decision = early if event.channel_type else decide(
             post, channel_type=info.type, bot=self.bot, pattern=self._pattern)
-        user = await self.mapper.user(post.user_id)
+        user = await self.mapper.user(post.user_id, request_class=request_class)
         guarded = await self._guard(post, decision.respond)
         if guarded:
             decision = attrs.evolve(decision, respond=False, reason=guarded)

@@ -12,6 +12,7 @@ import trio
 
 from ..config import QueueConfig
 from ..messages import InboundEvent, PostCreated
+from ..ratelimit import RequestClass
 
 logger = logging.getLogger("mchat_actors.actors.dispatcher")
 
@@ -29,6 +30,16 @@ class _Lane:
     behind_since_ms: int | None = None  # create_at of the oldest dropped post
     overflow: deque[InboundEvent] = attrs.Factory(deque)  # non-post events at a full mailbox
     closing: bool = False
+    questions: int = 0  # questions queued in the mailbox or being handled (questions first)
+    # the class of its REST reads: raised to QUESTION while it holds a question
+    request_class: RequestClass = attrs.Factory(RequestClass)
+
+    def questions_done(self, n: int) -> None:
+        """``n`` counted questions left the mailbox (handled or parked); after the last one
+        the lane's class drops back to background."""
+        self.questions -= n
+        if not self.questions:
+            self.request_class.reset()
 
 
 @attrs.define

@@ -7,12 +7,16 @@ except by an explicit ``user_removed``.
 
 The mapper is called by the channel serializers (request/response in the caller's task): a
 per-key lock makes concurrent first sightings of one user or channel create it only once.
+``request_class`` (the caller's lane's ``ratelimit.RequestClass``, raised while the lane holds a
+question) makes the REST reads through ``rest_in(request_class)``, so a question's mapping goes
+ahead of the background mapping of idle channels in the shared budget.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,6 +28,7 @@ from ..errors import ChatServiceTimeout, MattermostAuthError, MchatActorsError
 from ..mattermost.api import ChannelDirectory
 from ..messages import AgentUserId, ChannelId, MattermostUserId, RoomId
 from ..ports import ChannelInfo as ChannelInfo
+from ..ratelimit import RequestClass
 from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 
@@ -48,15 +53,32 @@ class Mapper:
     rest: ChannelDirectory
     chat: ChatService
     bot_user_id: str
+    # the REST reads in a lane's request class (``MattermostClient.with_priority``)
+    rest_in: Callable[[RequestClass], ChannelDirectory] | None = None
     timeout_s: float = 60.0  # every ChatService call (CHAT_TIMEOUT)
     stats: MapperStats = attrs.Factory(MapperStats)
     repos: Repositories = attrs.Factory(sqlite_repositories)
     _channels: dict[str, ChannelInfo] = attrs.Factory(dict)
     _users: dict[str, AgentUserId] = attrs.Factory(dict)
     _locks: dict[str, trio.Lock] = attrs.Factory(dict)
+    _holders: dict[str, RequestClass | None] = attrs.Factory(dict)  # by lock key
 
-    def _lock(self, key: str) -> trio.Lock:
-        return self._locks.setdefault(key, trio.Lock())
+    @asynccontextmanager
+    async def _locked(self, key: str, request_class: RequestClass | None) -> AsyncIterator[None]:
+        """The per-key lock; a question's lane waiting for it raises the holder's class (the
+        holder may be a background lane mapping the same user)."""
+        lock = self._locks.setdefault(key, trio.Lock())
+        if request_class is None:
+            await lock.acquire()
+        else:
+            with request_class.lending_to(self._holders.get(key)):
+                await lock.acquire()
+        self._holders[key] = request_class
+        try:
+            yield
+        finally:
+            del self._holders[key]
+            lock.release()
 
     async def _chat(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """A ChatService call under ``timeout_s``; a timeout is ``ChatServiceTimeout`` (the
@@ -67,24 +89,31 @@ class Mapper:
         except trio.TooSlowError:
             raise ChatServiceTimeout(f"mapper: {what} took over {self.timeout_s:g} s") from None
 
-    async def channel(self, channel_id: ChannelId) -> ChannelInfo:
+    def _rest(self, request_class: RequestClass | None) -> ChannelDirectory:
+        if request_class is None or self.rest_in is None:
+            return self.rest
+        return self.rest_in(request_class)
+
+    async def channel(self, channel_id: ChannelId, *,
+                      request_class: RequestClass | None = None) -> ChannelInfo:
         """The channel's room, creating it (and its members) on first sight."""
         cached = self._channels.get(channel_id)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
-        async with self._lock(f"c:{channel_id}"):
+        async with self._locked(f"c:{channel_id}", request_class):
             if channel_id in self._channels:
                 return self._channels[channel_id]
             row = await self.store.run(self.repos.mapping.get_channel, channel_id)
             if row is None:
-                row = await self._create_room(channel_id)
+                row = await self._create_room(channel_id, request_class)
             info = ChannelInfo.from_row(row)
             self._channels[channel_id] = info
             return info
 
-    async def _create_room(self, channel_id: ChannelId) -> dict[str, Any]:
-        ch = await self.rest.get_channel(channel_id)
+    async def _create_room(self, channel_id: ChannelId,
+                           request_class: RequestClass | None) -> dict[str, Any]:
+        ch = await self._rest(request_class).get_channel(channel_id)
         ctype = str(ch.get("type") or "O")
         name = str(ch.get("display_name") or ch.get("name") or channel_id)
         room = await self._chat("create_room", partial(
@@ -97,20 +126,22 @@ class Mapper:
         if row["agent_room_id"] == room.id:
             self.stats.rooms_created += 1
             logger.info("mapper: channel %s -> new room %s", channel_id, room.id)
-        await self._add_all_members(channel_id, RoomId(row["agent_room_id"]))
+        await self._add_all_members(channel_id, RoomId(row["agent_room_id"]), request_class)
         return row
 
-    async def _add_all_members(self, channel_id: ChannelId, room: RoomId) -> None:
-        for uid in await self._member_ids(channel_id):
-            agent = await self.user(uid)
+    async def _add_all_members(self, channel_id: ChannelId, room: RoomId,
+                               request_class: RequestClass | None) -> None:
+        for uid in await self._member_ids(channel_id, request_class):
+            agent = await self.user(uid, request_class=request_class)
             await self._chat("add_room_member", partial(self.chat.add_room_member, room, agent))
 
-    async def _member_ids(self, channel_id: ChannelId) -> list[MattermostUserId]:
+    async def _member_ids(self, channel_id: ChannelId,
+                          request_class: RequestClass | None = None) -> list[MattermostUserId]:
         """The channel's members now, without the bot (paged through REST)."""
         found: list[MattermostUserId] = []
         page = 0
         while True:
-            members = await self.rest.get_channel_members(channel_id, page=page,
+            members = await self._rest(request_class).get_channel_members(channel_id, page=page,
                                                           per_page=MEMBERS_PAGE)
             for member in members:
                 uid = str(member.get("user_id") or "")
@@ -147,24 +178,26 @@ class Mapper:
             if row.get("channel_type") in PRIVATE_TYPES:
                 await self.resync_members(ChannelId(row["mchat_channel_id"]))
 
-    async def user(self, user_id: MattermostUserId) -> AgentUserId:
+    async def user(self, user_id: MattermostUserId, *,
+                   request_class: RequestClass | None = None) -> AgentUserId:
         """The agent user for a Mattermost user: DB, then e-mail match, then create."""
         cached = self._users.get(user_id)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
-        async with self._lock(f"u:{user_id}"):
+        async with self._locked(f"u:{user_id}", request_class):
             if user_id in self._users:
                 return self._users[user_id]
             row = await self.store.run(self.repos.mapping.get_user, user_id)
             if row is None:
-                row = await self._create_user(user_id)
+                row = await self._create_user(user_id, request_class)
             agent = AgentUserId(row["agent_user_id"])
             self._users[user_id] = agent
             return agent
 
-    async def _create_user(self, user_id: MattermostUserId) -> dict[str, Any]:
-        u = await self.rest.get_user(user_id)
+    async def _create_user(self, user_id: MattermostUserId,
+                           request_class: RequestClass | None) -> dict[str, Any]:
+        u = await self._rest(request_class).get_user(user_id)
         email = str(u.get("email") or "") or None
         username = str(u.get("username") or user_id)
         existing = await self._chat("find_user_by_email", partial(

@@ -199,6 +199,10 @@ class RuntimeCollector(Collector):
         yield _counter("mchat_ratelimit_wait_seconds", "Time spent waiting for the bucket",
                        b.total_wait_s)
         yield _gauge("mchat_ratelimit_waiting", "Tasks waiting for the bucket now", b.waiting)
+        yield _counter("mchat_ratelimit_acquired_by_class",
+                       "Requests let through the token bucket by class (reply, question, "
+                       "background)", labels=("class",),
+                       samples={(k,): v for k, v in b.acquired_by_priority.items()})
         yield _counter("mchat_ratelimit_penalties", "429 penalties applied to the bucket",
                        b.penalties)
         yield _gauge("mchat_ratelimit_rate_per_second", "Configured REST rate", b.rate_per_s)

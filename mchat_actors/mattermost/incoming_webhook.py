@@ -41,7 +41,7 @@ import httpx
 
 from ..config import MattermostConfig
 from ..errors import MattermostApiError, MattermostUnavailable, RateLimited
-from ..ratelimit import TokenBucket
+from ..ratelimit import Priority, TokenBucket
 from ..tls import client_ssl_context
 from .rest import ClientStatistics, _retry_after_s
 
@@ -122,7 +122,7 @@ class IncomingWebhookPoster:
             body["username"] = self._username
         if self._icon_url:
             body["icon_url"] = self._icon_url
-        await self._bucket.acquire()
+        await self._bucket.acquire(Priority.REPLY)  # a reply: before every read
         self._requests += 1
         try:
             response = await self._http.post(self._url, json=body)

@@ -40,7 +40,7 @@ from ..errors import (
     MattermostUnavailable,
     RateLimited,
 )
-from ..ratelimit import TokenBucket
+from ..ratelimit import Priority, RequestClass, TokenBucket
 from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -86,23 +86,41 @@ async def open_mattermost_client(
         yield MattermostClient(http, bucket=bucket, token=cfg.token.reveal())
 
 
+@attrs.define
+class _Counts:
+    """Counters shared by a client and its ``with_priority`` views."""
+
+    requests: int = 0
+    errors: Counter[str] = attrs.Factory(Counter)
+
+
 @final
 class MattermostClient:
     """Typed-ish access to the REST endpoints a bot uses. Create with ``open_mattermost_client``."""
 
-    def __init__(self, http: httpx.AsyncClient, *, bucket: TokenBucket, token: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, bucket: TokenBucket, token: str,
+                 priority: Priority | RequestClass = Priority.BACKGROUND,
+                 counts: _Counts | None = None) -> None:
         self._http = http
         self._bucket = bucket
         self._token = token
-        self._requests = 0
-        self._errors: Counter[str] = Counter()
+        self._priority = priority  # the class of its reads; writes are always REPLY
+        self._counts = counts if counts is not None else _Counts()
+        self._errors = self._counts.errors
+
+    def with_priority(self, priority: Priority | RequestClass) -> MattermostClient:
+        """The same client (connection pool, bucket, counters) whose reads wait in the
+        ``priority`` class of the bucket, or in a lane's ``RequestClass`` (raised to
+        ``Priority.QUESTION`` while the lane holds a question)."""
+        return MattermostClient(self._http, bucket=self._bucket, token=self._token,
+                                priority=priority, counts=self._counts)
 
     def __repr__(self) -> str:
         return f"<MattermostClient {self._http.base_url}>"
 
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(
-            requests=self._requests,
+            requests=self._counts.requests,
             errors=MappingProxyType(dict(self._errors)),
             rate_limited=self._errors["rate_limited"],
         )
@@ -239,9 +257,9 @@ class MattermostClient:
         json: Any = None,
     ) -> Any:
         what = f"{method} /{path.split('?')[0]}"
-        # writes (replies, reactions) before reads (polls, backfill) in the shared budget
-        await self._bucket.acquire(urgent=method != "GET")
-        self._requests += 1
+        # writes (replies, reactions) first, then a question's reads, then background reads
+        await self._bucket.acquire(Priority.REPLY if method != "GET" else self._priority)
+        self._counts.requests += 1
         try:
             response = await self._http.request(method, path, params=params, json=json)
         except httpx.TimeoutException as exc:

@@ -389,3 +389,115 @@ def test_lane_batches_keep_order_and_handle_each_post_once(schedule, failures):
     assert stats.batch_fallbacks <= len(failures)
     if plain and not any(failures):
         assert stats.batched_posts == len(plain)  # no plain post went one at a time
+
+
+async def test_a_queued_question_raises_its_lanes_request_class(autojump_clock):
+    """A question queued behind a post still being handled raises the class of the lane's
+    requests (the earlier post's mapping waits in it), and the class drops back after the
+    question; other lanes stay background."""
+    from mchat_actors.ratelimit import Priority
+
+    seen: list[tuple[str, Priority, Priority]] = []  # (post, class at start, class at end)
+
+    async def handle(e, *, request_class):
+        start = request_class.priority
+        await trio.sleep(1.0)  # the post's mapping waits in the budget meanwhile
+        seen.append((e.post.id, start, request_class.priority))
+
+    def is_question(e):
+        return e.post.message.startswith("@ai")
+
+    question = PostCreated(post=Post(id=PostId("a-q"), channel_id=ChannelId("a"),
+                                     user_id=MattermostUserId("u"), message="@ai 어때?"))
+    stats = dispatcher.DispatcherStats()
+    lanes = dispatcher.Lanes()
+    send, recv = trio.open_memory_channel(8)
+    async with trio.open_nursery() as n:
+        await n.start(lambda task_status: dispatcher.run(
+            QueueConfig(channel_mailbox=4), inbox=recv, handle=handle, stats=stats,
+            retry_queue=SqliteRetryQueue(new_store()), catch_up=no_catch_up, lanes=lanes,
+            is_question=is_question, wall_clock=trio.current_time, task_status=task_status))
+        async with send:
+            await send.send(ev("a", 0))
+            await send.send(ev("b", 0))
+            await trio.sleep(0.5)
+            await send.send(question)
+            await trio.sleep(0.1)
+            assert lanes.by_channel["a"].request_class.priority is Priority.QUESTION
+            assert lanes.by_channel["b"].request_class.priority is Priority.BACKGROUND
+            await trio.sleep(3.0)
+            assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
+            assert lanes.by_channel["a"].questions == 0
+    by_id = {pid: (start, end) for pid, start, end in seen}
+    assert by_id["a-0"] == (Priority.BACKGROUND, Priority.QUESTION)  # raised while waiting
+    assert by_id["a-q"][0] is Priority.QUESTION
+    assert by_id["b-0"] == (Priority.BACKGROUND, Priority.BACKGROUND)
+
+
+async def test_a_question_read_by_a_catch_up_raises_the_class_of_its_page(autojump_clock):
+    """A lane that fell behind dropped a question at its full mailbox: the catch-up page that
+    holds it is handled in the question class (the posts before it too), then back."""
+    from mchat_actors.ratelimit import Priority
+
+    gate = trio.Event()
+    classes: dict[str, Priority] = {}
+    question = PostCreated(post=Post(id=PostId("a-q"), channel_id=ChannelId("a"),
+                                     user_id=MattermostUserId("u"), message="@ai 질문"))
+    server = [ev("a", i) for i in range(4)] + [question]
+
+    async def handle(e, *, request_class):
+        if e.post.id == "a-0":
+            await gate.wait()
+        classes.setdefault(e.post.id, request_class.priority)
+
+    async def catch_up(cid, since_ms):
+        yield [e for e in server if e.post.id not in classes]
+
+    lanes = dispatcher.Lanes()
+    send, recv = trio.open_memory_channel(0)
+    async with trio.open_nursery() as n:
+        await n.start(lambda task_status: dispatcher.run(
+            QueueConfig(channel_mailbox=1), inbox=recv, handle=handle,
+            stats=dispatcher.DispatcherStats(), retry_queue=SqliteRetryQueue(new_store()),
+            catch_up=catch_up, lanes=lanes, is_question=lambda e: "@ai" in e.post.message,
+            wall_clock=trio.current_time, task_status=task_status))
+        for e in server:
+            await send.send(e)
+        await trio.sleep(0.1)
+        assert lanes.behind_channels() == ["a"]  # the question was dropped, not queued
+        gate.set()
+        await trio.sleep(0.1)
+        assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
+        await send.aclose()
+    assert classes["a-0"] is Priority.BACKGROUND
+    assert classes["a-2"] is Priority.QUESTION and classes["a-q"] is Priority.QUESTION
+
+
+async def test_a_question_parked_behind_a_parked_event_leaves_no_raised_class(autojump_clock):
+    """A parked lane parks a later question behind its head: the question is uncounted then,
+    so the lane's other reads do not stay in the question class."""
+    from mchat_actors.ratelimit import Priority
+
+    async def handle(e, *, request_class):
+        raise StoreError("a bug: parked at once")
+
+    question = PostCreated(post=Post(id=PostId("a-q"), channel_id=ChannelId("a"),
+                                     user_id=MattermostUserId("u"), message="@ai 질문"))
+    lanes = dispatcher.Lanes()
+    stats = dispatcher.DispatcherStats()
+    send, recv = trio.open_memory_channel(0)
+    async with trio.open_nursery() as n:
+        await n.start(lambda task_status: dispatcher.run(
+            QueueConfig(channel_mailbox=4), inbox=recv, handle=handle, stats=stats,
+            retry_queue=SqliteRetryQueue(new_store()), catch_up=no_catch_up, lanes=lanes,
+            is_question=lambda e: "@ai" in e.post.message, wall_clock=trio.current_time,
+            task_status=task_status))
+        await send.send(ev("a", 0))
+        await trio.sleep(0.1)
+        assert lanes.parked_channels() == ["a"]
+        await send.send(question)
+        await trio.sleep(0.1)
+        assert stats.parked == 2
+        assert lanes.by_channel["a"].questions == 0
+        assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
+        n.cancel_scope.cancel()

@@ -36,6 +36,8 @@ async def test_metrics_expose_every_required_family(harness):
     for name in REQUIRED:
         assert name in fams, name
     assert sample(fams, "mchat_connection_state", state="connecting") == 1.0
+    for cls in ("reply", "question", "background"):  # the bucket's classes (issue #12)
+        assert sample(fams, "mchat_ratelimit_acquired_by_class_total", **{"class": cls}) >= 0
 
 
 async def test_metrics_count_webhooks_messages_and_answers(harness):

@@ -90,3 +90,10 @@ async def test_unnamed_channels_and_dms_are_refused_without_a_request(channel: s
     with pytest.raises(MattermostApiError) as info:
         await _post(httpx.Response(200, text="ok"), channel=channel)
     assert info.value.status == status
+
+
+async def test_a_webhook_reply_takes_the_reply_class_of_the_bucket() -> None:
+    """Replies through the incoming webhook go before every read of the shared budget."""
+    bucket = TokenBucket(100)
+    await _post(httpx.Response(200, text="ok"), bucket=bucket)
+    assert bucket.statistics().acquired_by_priority["reply"] == 1

@@ -301,3 +301,24 @@ async def test_real_socket_round_trip_and_plain_text_429():
         nursery.cancel_scope.cancel()
     assert info.value.retry_after_s == 1.0
     assert f"Bearer {TOKEN}".encode() in seen[0]
+
+
+async def test_a_priority_view_shares_pool_bucket_and_counters(autojump_clock):
+    """``with_priority``: reads in the given class (a lane's RequestClass follows its raise),
+    writes always in the reply class, one request counter for the client and its views."""
+    from mchat_actors.ratelimit import Priority, RequestClass
+
+    bucket = TokenBucket(100.0)
+    lane = RequestClass()
+    async with open_mattermost_client(
+        CFG, bucket=bucket, transport=httpx.MockTransport(Recorder())
+    ) as mm:
+        await mm.get_channel("c1")  # background
+        await mm.with_priority(Priority.QUESTION).get_channel("c2")
+        await mm.with_priority(Priority.QUESTION).create_post(channel_id="c2", message="hi")
+        await mm.with_priority(lane).get_user("u1")  # background: not raised
+        lane.raise_to(Priority.QUESTION)
+        await mm.with_priority(lane).get_user("u2")
+        assert mm.statistics().requests == 5
+    assert dict(bucket.statistics().acquired_by_priority) == {
+        "reply": 1, "question": 2, "background": 2}
