@@ -248,12 +248,21 @@ class Sweeper:
         return await self._emit(cid, posts, source)
 
     async def _emit(self, cid: ChannelId, posts: list[Post], source: str) -> int:
+        """Emit the posts not handled yet; how many. Posts already handled (delivered by the
+        WebSocket since this channel was last read) cost nothing downstream and are not
+        counted: the verification sweep's count is what the socket really missed (or what is
+        still on its way through a lane)."""
         ctype = self._channels.get(cid, "")
-        for post in posts:
-            if post.delete_at:
+        live = [post for post in posts if not post.delete_at]
+        seen = await self.store.read(self.repos.posts.seen_among, [p.id for p in live]) \
+            if live else set()
+        emitted = 0
+        for post in live:
+            if post.id in seen:
                 continue
             await self.events.send(PostCreated(post=post, channel_type=ctype, source=source))
             self.stats.posts_emitted += 1
+            emitted += 1
         if posts:
             self._cursors[cid] = posts[-1].id
-        return len(posts)
+        return emitted

@@ -6,6 +6,7 @@ import time
 from functools import partial
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
@@ -176,3 +177,31 @@ async def test_the_first_open_of_a_database_starts_the_horizon(tmp_path):
     assert before - 1_000 <= first <= int(time.time() * 1000)
     store2 = InlineStore.open(tmp_path / "s.db")  # a later open keeps it
     assert int(await store2.run(store_sql.get_state, "sweep_horizon_ms")) == first
+
+
+async def test_posts_already_handled_are_not_emitted_nor_counted_as_missed(tmp_path):
+    """The WebSocket delivered (and the runtime handled) posts after the sweeper last read a
+    channel: the verification sweep re-reads them from its older cursor but emits none and
+    reports 0 (it used to report them as posts the WebSocket had not delivered)."""
+    server = FakeServer(channels={"c1": []}, clock_ms=int(time.time() * 1000))
+    store = InlineStore.open(tmp_path / "s.db")
+    await store.run(mapping.insert_channel, channel_id="c1", team_id="t1", name="c1",
+                    display_name="c1", channel_type="O", room_id="r-c1")
+    send, recv = trio.open_memory_channel(100)
+    sweeper = Sweeper(rest=server, store=store, events=send)
+    first = server.post("c1")  # read by the backfill, then handled
+    assert await sweeper.sweep(source="backfill") == 1
+    assert recv.receive_nowait().post.id == first["id"]
+    await store.run(posts.record_post, Post(
+        id=PostId(first["id"]), channel_id=ChannelId("c1"), user_id=MattermostUserId("u"),
+        message="m", create_at=first["create_at"]), status="stored", source="backfill")
+    handled = [server.post("c1") for _ in range(3)]  # delivered by the socket and handled
+    for p in handled:
+        await store.run(posts.record_post, Post(
+            id=PostId(p["id"]), channel_id=ChannelId("c1"), user_id=MattermostUserId("u"),
+            message="m", create_at=p["create_at"]), status="stored", source="websocket")
+    missed = server.post("c1")  # never delivered
+    assert await sweeper.sweep(source="verify") == 1
+    assert recv.receive_nowait().post.id == missed["id"]
+    with pytest.raises(trio.WouldBlock):
+        recv.receive_nowait()
