@@ -26,12 +26,11 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, TypeVar, final
 
-import attrs
 import trio
 
-from ..errors import ChatServiceError, ChatServiceRejected
+from ..errors import ChatServiceRejected
 from ..messages import AgentUserId, RoomId
 from . import memory_store, repo, summary, units
 from .analysis import Analyzer
@@ -43,6 +42,7 @@ from .answer import (
     matching,
 )
 from .audience import Audience, RoomInfo
+from .chat_db import ChatDatabase
 from .commands import parse_command, strip_mentions
 from .embeddings import EmbeddingsClient, dense_query, run_embedder
 from .extraction import (
@@ -59,13 +59,12 @@ from .protocol import (
     ChatRoom,
     ChatUser,
     MemoryRecord,
-    NewMessage,
     ReactFn,
     SendResult,
     StoredMessage,
 )
 from .rewrite import interleave, other_language
-from .schema import connect, transaction
+from .schema import connect
 from .search import analyzer_of, memory_from_row
 
 if TYPE_CHECKING:
@@ -82,8 +81,9 @@ EXTRACTION_CONTEXT_MESSAGES = 30
 
 
 @final
-class EmbeddedChatService:
-    """The ``ChatService`` on SQLite. Create it with ``open_embedded_chat_service``."""
+class EmbeddedChatService(ChatDatabase):
+    """The ``ChatService`` on SQLite. Create it with ``open_embedded_chat_service``. Its
+    database plumbing (``db``, ``read``, the shared-storage units) is ``ChatDatabase``'s."""
 
     def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
                  extraction_debounce_s: float, clock: Callable[[], float],
@@ -91,88 +91,17 @@ class EmbeddedChatService:
                  analyzer: Analyzer | None = None,
                  embeddings: EmbeddingsClient | None = None,
                  store: Store | None = None) -> None:
-        self._conn = conn
-        self._store = store
+        super().__init__(conn, clock=clock, store=store,
+                         analyzer=analyzer if analyzer is not None else analyzer_of(conn))
         self.embeddings = embeddings
         if embeddings is not None:
             nursery.start_soon(run_embedder, self.db, embeddings)
-        self.analyzer: Analyzer = analyzer if analyzer is not None else analyzer_of(conn)
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm
-        self._clock = clock
-        self._limiter = trio.CapacityLimiter(1)
         self._extractor = Debouncer(nursery, extraction_debounce_s, self._extract_pending)
 
-    # -- plumbing --------------------------------------------------------------------------------
-
-    def now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
-    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(conn, *args, **kwargs)`` in one transaction in the database thread.
-
-        Raises:
-            ChatServiceError: sqlite failed.
-        """
-
-        if self._store is not None and self._store.writer is not None:
-            return await self._shared(fn, *args, **kwargs)
-
-        def work() -> T:
-            with transaction(self._conn):
-                return fn(self._conn, *args, **kwargs)
-
-        try:
-            return await trio.to_thread.run_sync(work, limiter=self._limiter)
-        except sqlite3.Error as exc:
-            raise ChatServiceError(f"chat database: {getattr(fn, '__name__', 'query')}: "
-                                   f"{exc}") from exc
-
-    async def _shared(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn`` as one request to the runtime's storage actor (its own savepoint there)."""
-        from ..writer import WriterClosed
-
-        assert self._store is not None and self._store.writer is not None
-        writer = self._store.writer
-        name = getattr(fn, "__name__", "query")
-        try:
-            return await writer.submit(self._on_shared(fn, *args, **kwargs), name=f"chat.{name}")
-        except (sqlite3.Error, WriterClosed) as exc:
-            raise ChatServiceError(f"chat database: {name}: {exc}") from exc
-
-    def _on_shared(self, fn: Callable[..., T], *args: Any, **kwargs: Any
-                   ) -> Callable[[sqlite3.Connection], T]:
-        """``fn`` as a unit of work on the runtime's connection (inside its transaction), with
-        the service's row factory and analyzer for its duration."""
-        analyzer = self.analyzer
-
-        def work(conn: sqlite3.Connection) -> T:
-            saved = conn.row_factory
-            conn.row_factory = sqlite3.Row  # the service's rows; the runtime's back after
-            conn.analyzer = analyzer  # type: ignore[attr-defined]  # store.StoreConnection
-            try:
-                return fn(conn, *args, **kwargs)
-            finally:
-                conn.row_factory = saved
-                conn.analyzer = None  # type: ignore[attr-defined]
-
-        return work
-
     # -- shared storage (``protocol.SharedStorage``) ---------------------------------------------
-
-    def shares_store(self) -> bool:
-        return self._store is not None and self._store.writer is not None
-
-    def store_messages_work(self, messages: Sequence[NewMessage]
-                            ) -> Callable[[Any], list[StoredMessage]]:
-        """Plain posts stored inside the caller's request to the runtime's storage actor: the
-        handle is the store's ``sqlite_utils.Database`` (its connection is used)."""
-        now = self.now_ms()
-        items = tuple(m if m.created_at_ms is not None else attrs.evolve(m, created_at_ms=now)
-                      for m in messages)
-        work = self._on_shared(units.store_user_messages, items)
-        return lambda db: work(getattr(db, "conn", db))
 
     def messages_stored(self, messages: Sequence[StoredMessage]) -> None:
         if self.llm is None:
@@ -180,27 +109,6 @@ class EmbeddedChatService:
         for stored in messages:
             if stored.is_new and parse_command(stored.content) is None:
                 self._extractor.push(stored.room_id, int(stored.id))
-
-    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run the read-only ``fn(conn, ...)`` on the service's connection, in one deferred
-        read transaction (a consistent snapshot; no write lock).
-
-        Raises:
-            ChatServiceError: sqlite failed.
-        """
-
-        def work() -> T:
-            self._conn.execute("BEGIN")
-            try:
-                return fn(self._conn, *args, **kwargs)
-            finally:
-                self._conn.execute("COMMIT")
-
-        try:
-            return await trio.to_thread.run_sync(work, limiter=self._limiter)
-        except sqlite3.Error as exc:
-            raise ChatServiceError(f"chat database: {getattr(fn, '__name__', 'query')}: "
-                                   f"{exc}") from exc
 
     def statistics(self) -> ExtractionStatistics:
         """Counters of background extraction (runs, failures, memories stored)."""

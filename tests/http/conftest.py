@@ -269,7 +269,8 @@ class ServerThread:
 
 @pytest.fixture
 def autojump_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
-    """A virtual clock, with the store's SQLite work run inline on the trio thread.
+    """A virtual clock, with the store's SQLite work (writes and reads) run inline on the trio
+    thread.
 
     The real store runs SQLite in a worker thread; an autojump clock cannot see threads and
     would jump to the next deadline while a write is still in progress (every task looks
@@ -283,4 +284,5 @@ def autojump_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
             raise store_error(fn, exc) from exc
 
     monkeypatch.setattr(Store, "run", run_inline)
+    monkeypatch.setattr(Store, "read", run_inline)  # the WAL read connection's thread too
     return trio.testing.MockClock(autojump_threshold=0)
