@@ -44,8 +44,8 @@ ALTERNATIVE_WEIGHT = 0.9
 PREDICATE_WEIGHT = 0.5
 SINGLE_LETTER_WEIGHT = 0.4
 GLOSSARY_WEIGHT = 0.85
-SIMILAR_MIN_SCORE = 0.7  # CoNg cosine similarity below this is too loose to search for
-SIMILAR_TOP_N = 5
+SIMILAR_MIN_SCORE = 0.55  # CoNg cosine similarity below this is too loose to search for
+SIMILAR_TOP_N = 10  # a word's neighbours considered, and the rank it must hold in theirs
 SIMILAR_WEIGHT = 0.6  # times the similarity
 TYPO_WEIGHT = 0.8
 QUERY_CACHE = 512  # analysed questions kept
@@ -139,6 +139,8 @@ class KiwiAnalyzer:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
     _similar_cache: dict[tuple[str, str], tuple[tuple[str, float], ...]] = attrs.field(
         factory=dict)
+    _neighbour_cache: dict[tuple[str, str], tuple[tuple[tuple[str, str], float], ...]] = (
+        attrs.field(factory=dict))
     _queries: Any = attrs.field(init=False, default=None)
 
     name = "kiwi"
@@ -170,7 +172,8 @@ class KiwiAnalyzer:
         """The same model and glossary with other expansion options."""
         return KiwiAnalyzer(self.kiwi, self.stemmer, self.glossary, expand=expand,
                             similar=similar, load_seconds=self.load_seconds, lock=self._lock,
-                            similar_cache=self._similar_cache)  # one lock per Kiwi object
+                            similar_cache=self._similar_cache,
+                            neighbour_cache=self._neighbour_cache)  # one lock per Kiwi object
 
     @property
     def index_version(self) -> str:
@@ -274,18 +277,32 @@ class KiwiAnalyzer:
         return Query(tuple(concepts.values()))
 
     def _similar(self, form: str, tag: str) -> tuple[tuple[str, float], ...]:
+        """Kiwi's nearest morphemes of ``(form, tag)`` that have it among their own nearest
+        (reciprocal nearest neighbours). A word in a crowded region of the embedding space
+        (용접, 습도, 납기: a cosine of 0.8 to dozens of merely topical words: 포름알데히드,
+        성층권, 견적서) is a hub of other words' lists but they are not in its own: that
+        test keeps 운송/수송, 원인/요인, 담당자/책임자, 변경/수정 and drops the topical ones,
+        whatever the region's scale of similarity (which is why no absolute cut-off does)."""
         key = (form, tag)
         with self._lock:
             if key not in self._similar_cache:
-                try:
-                    found = self.kiwi.most_similar_morphemes(key, top_n=SIMILAR_TOP_N)
-                except ValueError:  # not in the model's vocabulary
-                    found = []
                 self._similar_cache[key] = tuple(
-                    (m.form.lower(), float(m.score)) for m in found
-                    if m.score >= SIMILAR_MIN_SCORE and m.form.strip()
-                    and m.form.lower() != form)
+                    (f.lower(), score) for (f, t), score in self._neighbours(key)
+                    if score >= SIMILAR_MIN_SCORE and t in CONTENT_TAGS and f.strip()
+                    and f.lower() != form and any(n == key for n, _ in self._neighbours((f, t))))
             return self._similar_cache[key]
+
+    def _neighbours(self, key: tuple[str, str]) -> tuple[tuple[tuple[str, str], float], ...]:
+        """Kiwi's ``SIMILAR_TOP_N`` nearest morphemes of ``key`` (cached; under the lock)."""
+        found = self._neighbour_cache.get(key)
+        if found is None:
+            try:
+                near = self.kiwi.most_similar_morphemes(key, top_n=SIMILAR_TOP_N)
+            except ValueError:  # not in the model's vocabulary
+                near = []
+            found = tuple(((m.form, _tag(m)), float(m.score)) for m in near)
+            self._neighbour_cache[key] = found
+        return found
 
     # -- relevance ---------------------------------------------------------------------------
 
@@ -299,7 +316,7 @@ class KiwiAnalyzer:
         or through an expansion at its lower weight). ``indexed``: the content's terms and
         bigrams when already known (the index's columns)."""
         terms, grams = indexed if indexed is not None else self.content_index(content)
-        return coverage(query, terms, grams, weights)
+        return coverage(query, terms, grams, weights, compounds=True)
 
 
 def _join_fragments(tokens: list[_Tok]) -> list[_Tok]:
@@ -336,7 +353,8 @@ def explain_matches(analyzer: Any, query: str, memories: Iterable[Any]) -> list[
         words, grams = analyzer.index_columns(m.content)
         parts = []
         for c in q.concepts:
-            score, how = concept_match(c, frozenset(words.split()), frozenset(grams.split()))
+            score, how = concept_match(c, frozenset(words.split()), frozenset(grams.split()),
+                                       compounds=True)
             parts.append(f"{c.stem}: {how} {score:.2f}" if score else f"{c.stem}: -")
         if getattr(m, "similarity", None) is not None:
             parts.append(f"embedding similarity {m.similarity:.2f}")
