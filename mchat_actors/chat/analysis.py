@@ -114,7 +114,7 @@ class Analyzer(Protocol):
                   *, indexed: tuple[frozenset[str], frozenset[str]] | None = None) -> float: ...
 
 
-COMPOUND_WEIGHT = 0.0  # a noun found as a part of a compound noun (포장 in 포장재)
+COMPOUND_WEIGHT = 0.7  # a noun found as a part of a compound noun (포장 in 포장재)
 COMPOUND_TAGS = frozenset(("NNG", "NNP"))
 
 
