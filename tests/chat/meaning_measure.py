@@ -5,9 +5,10 @@ kim is not in (never to be returned); distractors and noise go to ``quality`` to
 a DM with the bot. Per question:
 
 - search: is the memory first (recall@1) or among the first three (recall@3)?
-- answer (the built-in answerer, no LLM): does it quote the memory, or, for a question nothing
-  stored answers (memory ``None``), say it does not know? Precision is over the answers given:
-  those quoting the memory asked about; an answer to an unanswerable question is a wrong one.
+- answer (the built-in answerer, no LLM): does it quote the memory (``ans``: of the questions
+  with a stored answer), or, for a question nothing stored answers (memory ``None``), say it
+  does not know (``idk``)? Precision is over the answers given: those quoting the memory asked
+  about; an answer to an unanswerable question is a wrong one.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ class Tally:
     def cells(self) -> str:
         r1 = self.at1 / self.asked if self.asked else 0.0
         r3 = self.at3 / self.asked if self.asked else 0.0
+        if not self.given and not self.unanswerable:  # answers not measured
+            return f"{r1:>6.0%} /{r3:>5.0%} {'':>17}"
+        answered = self.right / self.asked if self.asked else 0.0
         precision = self.right / self.given if self.given else 1.0
         abstain = f"{self.abstained}/{self.unanswerable}" if self.unanswerable else "-"
-        return f"{r1:>6.0%} /{r3:>5.0%} {precision:>5.0%} {abstain:>5}"
+        return f"{r1:>6.0%} /{r3:>5.0%} {answered:>5.0%} {precision:>5.0%} {abstain:>5}"
 
 
-CELL_HEADER = "   r@1 /  r@3  prec  idk"
+CELL_HEADER = "   r@1 /  r@3   ans  prec  idk"
 
 
 async def measure(path: str, analyzer: Analyzer, memories: Sequence[str],
@@ -118,9 +122,9 @@ async def measure(path: str, analyzer: Analyzer, memories: Sequence[str],
 def table(title: str, categories: Sequence[str],
           results: dict[str, tuple[dict[str, Tally], list[str]]]) -> str:
     """The printed table: one row per configuration, one cell per category."""
-    lines = [title, f"  {'configuration':<15}" + "".join(f"{c:>27}" for c in categories),
-             f"  {'':<15}" + "".join(f"{CELL_HEADER:>27}" for _ in categories)]
+    lines = [title, f"  {'configuration':<15}" + "".join(f"{c:>33}" for c in categories),
+             f"  {'':<15}" + "".join(f"{CELL_HEADER:>33}" for _ in categories)]
     for name, (tally, _) in results.items():
-        lines.append(f"  {name:<15}" + "".join(f"{tally.get(c, Tally()).cells():>27}"
+        lines.append(f"  {name:<15}" + "".join(f"{tally.get(c, Tally()).cells():>33}"
                                                 for c in categories))
     return "\n".join(lines)
