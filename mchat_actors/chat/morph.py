@@ -20,6 +20,7 @@ blocking too and are called from the database thread or ``trio.to_thread``.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import tomllib
 import unicodedata
@@ -33,7 +34,7 @@ import Stemmer  # type: ignore[import-not-found]
 
 from .analysis import Concept, Expansion, Query, concept_match, coverage, hangul_bigrams, is_hangul
 
-INDEX_TERMS_VERSION = 1  # bump when what is indexed for a text changes: the index is rebuilt
+INDEX_TERMS_VERSION = 2  # bump when what is indexed for a text changes: the index is rebuilt
 CONTENT_TAGS = frozenset("NNG NNP XR SN SL SH VV VA W_URL W_EMAIL W_HASHTAG W_SERIAL".split())
 PREDICATE_TAGS = frozenset(("VV", "VA", "PRED"))
 VERB_SUFFIXES = frozenset(("XSV", "XSA"))
@@ -195,7 +196,7 @@ class KiwiAnalyzer:
             best = found[0][1] if found else 0.0
             for tokens, score in found:
                 if best - score <= margin:
-                    out.append(self._content(tokens))
+                    out.append(self._content(tokens) + _unknown_words(text, tokens))
         return out
 
     def _content(self, tokens: Any) -> list[_Tok]:
@@ -264,8 +265,11 @@ class KiwiAnalyzer:
                 weight = PREDICATE_WEIGHT
             elif tok.tag == "SL" and len(tok.form) == 1:
                 weight = SINGLE_LETTER_WEIGHT
+            # another analysis's reading of the same span; one syllable of a longer word is
+            # a fragment of it, not another reading (솔 of 솔더)
             exps = [Expansion((o.form,), ALTERNATIVE_WEIGHT, "analysis") for o in others
-                    if o.start < tok.end and tok.start < o.end and o.form not in forms]
+                    if o.start < tok.end and tok.start < o.end and o.form not in forms
+                    and not (len(o.form) == 1 < len(tok.form) and is_hangul(o.form))]
             exps += [Expansion(sp, GLOSSARY_WEIGHT, "glossary")
                      for sp in glossary.get(tok.form, [])]
             if self.expand and self.similar and tok.tag in SIMILAR_TAGS:
@@ -319,10 +323,42 @@ class KiwiAnalyzer:
         return coverage(query, terms, grams, weights, compounds=True)
 
 
+_EOJEOL = re.compile(r"\S+")
+NOT_WORD_FINAL = ("J", "E", "X", "VC")  # particles, endings, affixes, copula
+
+
+def _unknown_words(text: str, tokens: Any) -> list[_Tok]:
+    """Words Kiwi does not know, as written (tag ``UNKNOWN``).
+
+    Without a particle to anchor it, a loanword or term missing from Kiwi's dictionary is
+    explained as a chain of one-syllable morphemes, most of them grammatical (지그 -> 지/EC +
+    그/MM, 솔더 -> 솔/NNG + 더/MAG, 로트 -> 로/JKB + 트/VV): the word itself disappears from
+    the terms. A Hangul word of two syllables or more made only of one-syllable morphemes,
+    the last of which is no particle, ending, affix or copula (그는, 했다, 할게 end in one), is
+    such a word: it is indexed and searched for as written."""
+    out = []
+    for word in _EOJEOL.finditer(text):
+        run = [t for t in tokens if t.len > 0 and word.start() <= t.start
+               and t.start + t.len <= word.end() and not _tag(t).startswith("S")]
+        if len(run) < 2 or any(t.len != 1 for t in run) \
+                or _tag(run[-1]).startswith(NOT_WORD_FINAL):
+            continue
+        start, end = run[0].start, run[-1].start + run[-1].len
+        surface = text[start:end]
+        if is_hangul(surface) and len(surface) == len(run):
+            out.append(_Tok(surface, "UNKNOWN", start, end))
+    return out
+
+
 def _join_fragments(tokens: list[_Tok]) -> list[_Tok]:
     """Adjacent one-syllable Hangul morphemes of one word (납끼 -> 납 + 끼, 로트 -> 로 + 트) are
     how Kiwi splits a word it does not know, often a misspelling: they are joined back into one
-    term, which the search then looks up as written and a typo away."""
+    term, which the search then looks up as written and a typo away. The morphemes of a word
+    found whole (``_unknown_words``) give way to it."""
+    whole = [t for t in tokens if t.tag == "UNKNOWN"]
+    tokens = [t for t in tokens if t.tag == "UNKNOWN"
+              or not any(w.start <= t.start and t.end <= w.end for w in whole)]
+    tokens.sort(key=lambda t: t.start)
     out: list[_Tok] = []
     for tok in tokens:
         prev = out[-1] if out else None
