@@ -17,9 +17,9 @@ from .meaning_measure import Tally, measure, table
 
 # recall@1 of the search, precision of the answers and abstentions (unanswerable questions
 # answered "I don't know") on the default configuration, as measured
-MIN_RECALL_AT_1 = {"paraphrase": 0.0, "endings": 0.0, "typos": 0.0}
-MIN_PRECISION = 0.0
-MIN_ABSTENTION = 0.0
+MIN_RECALL_AT_1 = {"paraphrase": 0.95, "endings": 1.0, "typos": 1.0}
+MIN_PRECISION = 0.85
+MIN_ABSTENTION = 0.6
 
 
 async def test_development_set(tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> None:
@@ -32,14 +32,16 @@ async def test_development_set(tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> Non
     results = {name: await measure(str(tmp_path / f"{name}.db"), analyzer, MEMORIES, filler,
                                    CASES, answers=name == "kiwi+synonyms")
                for name, analyzer in configs.items()}
+    tally: dict[str, Tally] = results["kiwi+synonyms"][0]
+    precision = sum(t.right for t in tally.values()) / sum(t.given for t in tally.values())
+    abstention = (sum(t.abstained for t in tally.values())
+                  / sum(t.unanswerable for t in tally.values()))
     with capsys.disabled():
         print("\n" + table(f"meaning dev set: {len(CASES)} questions", CATEGORIES, results))
+        print(f"  kiwi+synonyms overall: precision {precision:.1%}, abstention {abstention:.1%}")
         for miss in results["kiwi+synonyms"][1]:
             print(f"  miss (kiwi+synonyms): {miss}")
-    tally: dict[str, Tally] = results["kiwi+synonyms"][0]
     for category, floor in MIN_RECALL_AT_1.items():
         assert tally[category].at1 / tally[category].asked >= floor, category
-    given = sum(t.given for t in tally.values())
-    assert sum(t.right for t in tally.values()) / given >= MIN_PRECISION
-    assert (sum(t.abstained for t in tally.values())
-            / sum(t.unanswerable for t in tally.values())) >= MIN_ABSTENTION
+    assert precision >= MIN_PRECISION
+    assert abstention >= MIN_ABSTENTION
