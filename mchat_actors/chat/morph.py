@@ -11,10 +11,13 @@ blocking too and are called from the database thread or ``trio.to_thread``.
   hand-made particle or stopword list (only the standard English function words).
 - Queries are analysed with Kiwi's typo correction (``basic_with_continual``); a noun or verb
   stem that asks rather than names (a predicate: 알려줘, 어때, 바뀌었어) counts half.
+- Words Kiwi does not know (지그, 솔더: a chain of one-syllable grammatical morphemes) are
+  terms as written (``_unknown_words``).
 - Expansions, always weighted below an exact match: the domain glossary (``glossary.toml``
-  plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``:
-  결함 -> 결점, 하자); the search adds index words one or two jamo away from an unknown
-  query word (typos such as 불랑률 -> 불량률).
+  plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``,
+  reciprocal nearest neighbours only: 운송 -> 수송, 원인 -> 요인); the search adds index words one
+  or two jamo away from an unknown query word (typos such as 불랑률 -> 불량률); the coverage
+  counts a noun found in a compound noun (포장 in 포장재, ``analysis.concept_match``).
 """
 
 from __future__ import annotations
@@ -22,17 +25,15 @@ from __future__ import annotations
 import functools
 import re
 import threading
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import attrs
 import Stemmer  # type: ignore[import-not-found]
 
 from .analysis import Concept, Expansion, Query, concept_match, coverage, hangul_bigrams, is_hangul
+from .glossary import Glossary, read_glossary_files
 
 INDEX_TERMS_VERSION = 2  # bump when what is indexed for a text changes: the index is rebuilt
 CONTENT_TAGS = frozenset("NNG NNP XR SN SL SH VV VA W_URL W_EMAIL W_HASHTAG W_SERIAL".split())
@@ -73,54 +74,6 @@ class _Tok(NamedTuple):
 
 def _tag(token: Any) -> str:
     return str(token.tag).split("-")[0]
-
-
-@attrs.frozen
-class Glossary:
-    """Groups of spellings of one concept, each spelling as its tuple of terms."""
-
-    groups: tuple[tuple[tuple[str, ...], ...], ...] = ()
-
-    def expansions(self, terms: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
-        """For each of ``terms`` that is part of a spelling found in ``terms``: the other
-        spellings of its group."""
-        have = set(terms)
-        found: dict[str, list[tuple[str, ...]]] = {}
-        for group in self.groups:
-            for spelling in group:
-                if spelling and all(t in have for t in spelling):
-                    others = [s for s in group if s and set(s) != set(spelling)]
-                    for t in spelling:
-                        found.setdefault(t, []).extend(o for o in others
-                                                       if o not in found.get(t, []))
-        return found
-
-
-def read_glossary_files(extra: str | None = None) -> list[list[str]]:
-    """The shipped glossary's groups, then those of ``extra`` (a TOML file of the same form).
-
-    Raises:
-        ValueError: ``extra`` is unreadable or not of the form ``[[same]] terms = [...]``.
-    """
-    texts = [resources.files(__package__).joinpath("glossary.toml").read_text("utf-8")]
-    if extra:
-        try:
-            texts.append(Path(extra).read_text("utf-8"))
-        except OSError as exc:
-            raise ValueError(f"glossary {extra}: {exc.strerror}") from None
-    groups = []
-    for n, text in enumerate(texts):
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"glossary {extra if n else 'glossary.toml'}: {exc}") from None
-        for entry in data.get("same", []):
-            terms = entry.get("terms") if isinstance(entry, dict) else None
-            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-                raise ValueError(f"glossary {extra if n else 'glossary.toml'}: each [[same]] "
-                                 "needs terms = [\"...\", ...]")
-            groups.append(terms)
-    return groups
 
 
 @attrs.define
