@@ -114,8 +114,12 @@ class Analyzer(Protocol):
                   *, indexed: tuple[frozenset[str], frozenset[str]] | None = None) -> float: ...
 
 
+COMPOUND_WEIGHT = 0.7  # a noun found as a part of a compound noun (포장 in 포장재)
+COMPOUND_TAGS = frozenset(("NNG", "NNP"))
+
+
 def coverage(query: Query, terms: frozenset[str], grams: frozenset[str],
-             weights: Mapping[str, float] | None = None) -> float:
+             weights: Mapping[str, float] | None = None, *, compounds: bool = False) -> float:
     """See ``KiwiAnalyzer.relevance``."""
     if not query.concepts:
         return 0.0
@@ -123,19 +127,30 @@ def coverage(query: Query, terms: frozenset[str], grams: frozenset[str],
     for c in query.concepts:
         weight = c.weight * (weights.get(c.stem, 1.0) if weights else 1.0)
         total += weight
-        got += weight * concept_match(c, terms, grams)[0]
+        got += weight * concept_match(c, terms, grams, compounds=compounds)[0]
     return got / total if total else 0.0
 
 
-def concept_match(c: Concept, terms: frozenset[str], grams: frozenset[str]
-                  ) -> tuple[float, str]:
-    """How well (0..1) and how (``exact``, ``glossary:...``) ``c`` is found in a text."""
+def concept_match(c: Concept, terms: frozenset[str], grams: frozenset[str], *,
+                  compounds: bool = False) -> tuple[float, str]:
+    """How well (0..1) and how (``exact``, ``glossary:...``) ``c`` is found in a text.
+
+    ``compounds``: ``terms`` are morphemes (Kiwi), so a longer Hangul term that begins or
+    ends with a noun of two syllables or more is a compound of it (포장재, 발표회, 택트타임:
+    Korean writes compound nouns without a space and Kiwi keeps those it knows whole)."""
     if c.stem in terms:
         return 1.0, "exact"
     best = (0.0, "")
     for e in c.expansions:
         if e.weight > best[0] and all(t in terms for t in e.terms):
             best = (e.weight, f"{e.source}:{' '.join(e.terms)}")
+    if (compounds and best[0] < COMPOUND_WEIGHT and c.tag in COMPOUND_TAGS
+            and len(c.stem) >= 2 and is_hangul(c.stem)):
+        for t in terms:
+            if len(t) > len(c.stem) and (t.startswith(c.stem) or t.endswith(c.stem)) \
+                    and is_hangul(t):
+                best = (COMPOUND_WEIGHT, f"compound:{t}")
+                break
     if c.grams and len(c.grams) > 1:
         share = sum(g in grams for g in c.grams) / len(c.grams)
         if share >= 0.5 and 0.7 * share > best[0]:

@@ -11,29 +11,31 @@ blocking too and are called from the database thread or ``trio.to_thread``.
   hand-made particle or stopword list (only the standard English function words).
 - Queries are analysed with Kiwi's typo correction (``basic_with_continual``); a noun or verb
   stem that asks rather than names (a predicate: 알려줘, 어때, 바뀌었어) counts half.
+- Words Kiwi does not know (지그, 솔더: a chain of one-syllable grammatical morphemes) are
+  terms as written (``_unknown_words``).
 - Expansions, always weighted below an exact match: the domain glossary (``glossary.toml``
-  plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``:
-  결함 -> 결점, 하자); the search adds index words one or two jamo away from an unknown
-  query word (typos such as 불랑률 -> 불량률).
+  plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``,
+  reciprocal nearest neighbours only: 운송 -> 수송, 원인 -> 요인); the search adds index words one
+  or two jamo away from an unknown query word (typos such as 불랑률 -> 불량률); the coverage
+  counts a noun found in a compound noun (포장 in 포장재, ``analysis.concept_match``).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import threading
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import attrs
 import Stemmer  # type: ignore[import-not-found]
 
 from .analysis import Concept, Expansion, Query, concept_match, coverage, hangul_bigrams, is_hangul
+from .glossary import Glossary, read_glossary_files
 
-INDEX_TERMS_VERSION = 1  # bump when what is indexed for a text changes: the index is rebuilt
+INDEX_TERMS_VERSION = 2  # bump when what is indexed for a text changes: the index is rebuilt
 CONTENT_TAGS = frozenset("NNG NNP XR SN SL SH VV VA W_URL W_EMAIL W_HASHTAG W_SERIAL".split())
 PREDICATE_TAGS = frozenset(("VV", "VA", "PRED"))
 VERB_SUFFIXES = frozenset(("XSV", "XSA"))
@@ -44,8 +46,8 @@ ALTERNATIVE_WEIGHT = 0.9
 PREDICATE_WEIGHT = 0.5
 SINGLE_LETTER_WEIGHT = 0.4
 GLOSSARY_WEIGHT = 0.85
-SIMILAR_MIN_SCORE = 0.7  # CoNg cosine similarity below this is too loose to search for
-SIMILAR_TOP_N = 5
+SIMILAR_MIN_SCORE = 0.55  # CoNg cosine similarity below this is too loose to search for
+SIMILAR_TOP_N = 10  # a word's neighbours considered, and the rank it must hold in theirs
 SIMILAR_WEIGHT = 0.6  # times the similarity
 TYPO_WEIGHT = 0.8
 QUERY_CACHE = 512  # analysed questions kept
@@ -74,54 +76,6 @@ def _tag(token: Any) -> str:
     return str(token.tag).split("-")[0]
 
 
-@attrs.frozen
-class Glossary:
-    """Groups of spellings of one concept, each spelling as its tuple of terms."""
-
-    groups: tuple[tuple[tuple[str, ...], ...], ...] = ()
-
-    def expansions(self, terms: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
-        """For each of ``terms`` that is part of a spelling found in ``terms``: the other
-        spellings of its group."""
-        have = set(terms)
-        found: dict[str, list[tuple[str, ...]]] = {}
-        for group in self.groups:
-            for spelling in group:
-                if spelling and all(t in have for t in spelling):
-                    others = [s for s in group if s and set(s) != set(spelling)]
-                    for t in spelling:
-                        found.setdefault(t, []).extend(o for o in others
-                                                       if o not in found.get(t, []))
-        return found
-
-
-def read_glossary_files(extra: str | None = None) -> list[list[str]]:
-    """The shipped glossary's groups, then those of ``extra`` (a TOML file of the same form).
-
-    Raises:
-        ValueError: ``extra`` is unreadable or not of the form ``[[same]] terms = [...]``.
-    """
-    texts = [resources.files(__package__).joinpath("glossary.toml").read_text("utf-8")]
-    if extra:
-        try:
-            texts.append(Path(extra).read_text("utf-8"))
-        except OSError as exc:
-            raise ValueError(f"glossary {extra}: {exc.strerror}") from None
-    groups = []
-    for n, text in enumerate(texts):
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"glossary {extra if n else 'glossary.toml'}: {exc}") from None
-        for entry in data.get("same", []):
-            terms = entry.get("terms") if isinstance(entry, dict) else None
-            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-                raise ValueError(f"glossary {extra if n else 'glossary.toml'}: each [[same]] "
-                                 "needs terms = [\"...\", ...]")
-            groups.append(terms)
-    return groups
-
-
 @attrs.define
 class KiwiAnalyzer:
     """Kiwi morphology + Snowball stemming + glossary and similarity expansion.
@@ -139,6 +93,8 @@ class KiwiAnalyzer:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
     _similar_cache: dict[tuple[str, str], tuple[tuple[str, float], ...]] = attrs.field(
         factory=dict)
+    _neighbour_cache: dict[tuple[str, str], tuple[tuple[tuple[str, str], float], ...]] = (
+        attrs.field(factory=dict))
     _queries: Any = attrs.field(init=False, default=None)
 
     name = "kiwi"
@@ -170,7 +126,8 @@ class KiwiAnalyzer:
         """The same model and glossary with other expansion options."""
         return KiwiAnalyzer(self.kiwi, self.stemmer, self.glossary, expand=expand,
                             similar=similar, load_seconds=self.load_seconds, lock=self._lock,
-                            similar_cache=self._similar_cache)  # one lock per Kiwi object
+                            similar_cache=self._similar_cache,
+                            neighbour_cache=self._neighbour_cache)  # one lock per Kiwi object
 
     @property
     def index_version(self) -> str:
@@ -192,7 +149,7 @@ class KiwiAnalyzer:
             best = found[0][1] if found else 0.0
             for tokens, score in found:
                 if best - score <= margin:
-                    out.append(self._content(tokens))
+                    out.append(self._content(tokens) + _unknown_words(text, tokens))
         return out
 
     def _content(self, tokens: Any) -> list[_Tok]:
@@ -261,8 +218,11 @@ class KiwiAnalyzer:
                 weight = PREDICATE_WEIGHT
             elif tok.tag == "SL" and len(tok.form) == 1:
                 weight = SINGLE_LETTER_WEIGHT
+            # another analysis's reading of the same span; one syllable of a longer word is
+            # a fragment of it, not another reading (솔 of 솔더)
             exps = [Expansion((o.form,), ALTERNATIVE_WEIGHT, "analysis") for o in others
-                    if o.start < tok.end and tok.start < o.end and o.form not in forms]
+                    if o.start < tok.end and tok.start < o.end and o.form not in forms
+                    and not (len(o.form) == 1 < len(tok.form) and is_hangul(o.form))]
             exps += [Expansion(sp, GLOSSARY_WEIGHT, "glossary")
                      for sp in glossary.get(tok.form, [])]
             if self.expand and self.similar and tok.tag in SIMILAR_TAGS:
@@ -274,18 +234,32 @@ class KiwiAnalyzer:
         return Query(tuple(concepts.values()))
 
     def _similar(self, form: str, tag: str) -> tuple[tuple[str, float], ...]:
+        """Kiwi's nearest morphemes of ``(form, tag)`` that have it among their own nearest
+        (reciprocal nearest neighbours). A word in a crowded region of the embedding space
+        (용접, 습도, 납기: a cosine of 0.8 to dozens of merely topical words: 포름알데히드,
+        성층권, 견적서) is a hub of other words' lists but they are not in its own: that
+        test keeps 운송/수송, 원인/요인, 담당자/책임자, 변경/수정 and drops the topical ones,
+        whatever the region's scale of similarity (which is why no absolute cut-off does)."""
         key = (form, tag)
         with self._lock:
             if key not in self._similar_cache:
-                try:
-                    found = self.kiwi.most_similar_morphemes(key, top_n=SIMILAR_TOP_N)
-                except ValueError:  # not in the model's vocabulary
-                    found = []
                 self._similar_cache[key] = tuple(
-                    (m.form.lower(), float(m.score)) for m in found
-                    if m.score >= SIMILAR_MIN_SCORE and m.form.strip()
-                    and m.form.lower() != form)
+                    (f.lower(), score) for (f, t), score in self._neighbours(key)
+                    if score >= SIMILAR_MIN_SCORE and t in CONTENT_TAGS and f.strip()
+                    and f.lower() != form and any(n == key for n, _ in self._neighbours((f, t))))
             return self._similar_cache[key]
+
+    def _neighbours(self, key: tuple[str, str]) -> tuple[tuple[tuple[str, str], float], ...]:
+        """Kiwi's ``SIMILAR_TOP_N`` nearest morphemes of ``key`` (cached; under the lock)."""
+        found = self._neighbour_cache.get(key)
+        if found is None:
+            try:
+                near = self.kiwi.most_similar_morphemes(key, top_n=SIMILAR_TOP_N)
+            except ValueError:  # not in the model's vocabulary
+                near = []
+            found = tuple(((m.form, _tag(m)), float(m.score)) for m in near)
+            self._neighbour_cache[key] = found
+        return found
 
     # -- relevance ---------------------------------------------------------------------------
 
@@ -299,13 +273,45 @@ class KiwiAnalyzer:
         or through an expansion at its lower weight). ``indexed``: the content's terms and
         bigrams when already known (the index's columns)."""
         terms, grams = indexed if indexed is not None else self.content_index(content)
-        return coverage(query, terms, grams, weights)
+        return coverage(query, terms, grams, weights, compounds=True)
+
+
+_EOJEOL = re.compile(r"\S+")
+NOT_WORD_FINAL = ("J", "E", "X", "VC")  # particles, endings, affixes, copula
+
+
+def _unknown_words(text: str, tokens: Any) -> list[_Tok]:
+    """Words Kiwi does not know, as written (tag ``UNKNOWN``).
+
+    Without a particle to anchor it, a loanword or term missing from Kiwi's dictionary is
+    explained as a chain of one-syllable morphemes, most of them grammatical (지그 -> 지/EC +
+    그/MM, 솔더 -> 솔/NNG + 더/MAG, 로트 -> 로/JKB + 트/VV): the word itself disappears from
+    the terms. A Hangul word of two syllables or more made only of one-syllable morphemes,
+    the last of which is no particle, ending, affix or copula (그는, 했다, 할게 end in one), is
+    such a word: it is indexed and searched for as written."""
+    out = []
+    for word in _EOJEOL.finditer(text):
+        run = [t for t in tokens if t.len > 0 and word.start() <= t.start
+               and t.start + t.len <= word.end() and not _tag(t).startswith("S")]
+        if len(run) < 2 or any(t.len != 1 for t in run) \
+                or _tag(run[-1]).startswith(NOT_WORD_FINAL):
+            continue
+        start, end = run[0].start, run[-1].start + run[-1].len
+        surface = text[start:end]
+        if is_hangul(surface) and len(surface) == len(run):
+            out.append(_Tok(surface, "UNKNOWN", start, end))
+    return out
 
 
 def _join_fragments(tokens: list[_Tok]) -> list[_Tok]:
     """Adjacent one-syllable Hangul morphemes of one word (납끼 -> 납 + 끼, 로트 -> 로 + 트) are
     how Kiwi splits a word it does not know, often a misspelling: they are joined back into one
-    term, which the search then looks up as written and a typo away."""
+    term, which the search then looks up as written and a typo away. The morphemes of a word
+    found whole (``_unknown_words``) give way to it."""
+    whole = [t for t in tokens if t.tag == "UNKNOWN"]
+    tokens = [t for t in tokens if t.tag == "UNKNOWN"
+              or not any(w.start <= t.start and t.end <= w.end for w in whole)]
+    tokens.sort(key=lambda t: t.start)
     out: list[_Tok] = []
     for tok in tokens:
         prev = out[-1] if out else None
@@ -336,7 +342,8 @@ def explain_matches(analyzer: Any, query: str, memories: Iterable[Any]) -> list[
         words, grams = analyzer.index_columns(m.content)
         parts = []
         for c in q.concepts:
-            score, how = concept_match(c, frozenset(words.split()), frozenset(grams.split()))
+            score, how = concept_match(c, frozenset(words.split()), frozenset(grams.split()),
+                                       compounds=True)
             parts.append(f"{c.stem}: {how} {score:.2f}" if score else f"{c.stem}: -")
         if getattr(m, "similarity", None) is not None:
             parts.append(f"embedding similarity {m.similarity:.2f}")

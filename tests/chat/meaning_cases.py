@@ -1,7 +1,9 @@
 # ruff: noqa: E501
 """Questions of the meaning eval: people asking about stored memories in their own words.
 
-Each case is (category, memory, question). The memories are the retrieval eval's
+Each case is (category, memory, question); memory ``None``: nothing stored answers the question
+(it shares words or a near identifier with stored memories), the answerer must say it does not
+know. Those were added after the others, written the same way before the eval was run on them. The memories are the retrieval eval's
 (tests/chat/test_retrieval_eval.py). The questions were written the way people type in chat,
 before the analyzer was run on them, and are for measuring only: no glossary entry, rule or
 weight in mchat_actors may be written or changed to make one of them pass.
@@ -15,7 +17,7 @@ Categories:
 
 from __future__ import annotations
 
-CASES: list[tuple[str, str, str]] = [
+CASES: list[tuple[str, str | None, str]] = [
     # paraphrase and synonyms
     ("paraphrase", "X부품 불량률 12%", "X부품 결함률 어느 정도야?"),
     ("paraphrase", "다음 배포는 5월 17일 금요일 오후 3시", "다음 릴리스 언제 나가?"),
@@ -90,6 +92,19 @@ CASES: list[tuple[str, str, str]] = [
      "염수분무 시험 통과했어?"),
     ("cross-language", "Initech quoted $1.20 per unit for the brackets",
      "Initech 브래킷 단가 얼마래?"),
+    # nothing stored answers these
+    ("paraphrase", None, "금형 3호기 청소 주기는 얼마마다야?"),
+    ("paraphrase", None, "대한정밀 납품 지연 몇 번 있었어?"),
+    ("paraphrase", None, "다음 릴리스 노트는 누가 써?"),
+    ("endings", None, "Z모듈 양산 일정이 어떻게 되나요?"),
+    ("endings", None, "라인 5 가동률 얼마였는지 기억나세요?"),
+    ("endings", None, "K-330 PPAP는 승인 났습니까?"),
+    ("typos", None, "라인 4 가동율 몇이얌"),
+    ("typos", None, "회식비 정싼 언제까지야?"),
+    ("typos", None, "What's the yeild on line 5?"),
+    ("cross-language", None, "What's the defect rate of part W?"),
+    ("cross-language", None, "Initech 브래킷 납기 언제야?"),
+    ("cross-language", None, "When is the next ISO 14001 audit?"),
 ]
 
 CATEGORIES = ("paraphrase", "endings", "typos", "cross-language")

@@ -1,0 +1,47 @@
+"""The meaning eval's development set (tests/chat/meaning_dev_cases.py): the figures retrieval
+changes are studied and tuned on, printed per category and configuration like the eval's, with
+every miss listed. Asserted at the levels measured on the default configuration so that a
+change cannot silently make them worse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mchat_actors.chat.analysis import Analyzer
+from mchat_actors.chat.morph import KiwiAnalyzer
+from mchat_actors.testing.words_analyzer import WordsAnalyzer
+
+from .meaning_dev_cases import CASES, CATEGORIES, DISTRACTORS, MEMORIES, noise
+from .meaning_measure import Tally, measure, table
+
+# recall@1 of the search, precision of the answers and abstentions (unanswerable questions
+# answered "I don't know") on the default configuration, as measured
+MIN_RECALL_AT_1 = {"paraphrase": 0.95, "endings": 1.0, "typos": 1.0}
+MIN_PRECISION = 0.85
+MIN_ABSTENTION = 0.6
+
+
+async def test_development_set(tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> None:
+    configs: dict[str, Analyzer] = {
+        "words": WordsAnalyzer(),
+        "kiwi": kiwi.with_options(expand=False),
+        "kiwi+synonyms": kiwi,
+    }
+    filler = DISTRACTORS + noise(60)
+    results = {name: await measure(str(tmp_path / f"{name}.db"), analyzer, MEMORIES, filler,
+                                   CASES, answers=name == "kiwi+synonyms")
+               for name, analyzer in configs.items()}
+    tally: dict[str, Tally] = results["kiwi+synonyms"][0]
+    precision = sum(t.right for t in tally.values()) / sum(t.given for t in tally.values())
+    abstention = (sum(t.abstained for t in tally.values())
+                  / sum(t.unanswerable for t in tally.values()))
+    with capsys.disabled():
+        print("\n" + table(f"meaning dev set: {len(CASES)} questions", CATEGORIES, results))
+        print(f"  kiwi+synonyms overall: precision {precision:.1%}, abstention {abstention:.1%}")
+        for miss in results["kiwi+synonyms"][1]:
+            print(f"  miss (kiwi+synonyms): {miss}")
+    for category, floor in MIN_RECALL_AT_1.items():
+        assert tally[category].at1 / tally[category].asked >= floor, category
+    assert precision >= MIN_PRECISION
+    assert abstention >= MIN_ABSTENTION
