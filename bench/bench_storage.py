@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -54,11 +55,14 @@ class Counters:
     round_trips: int = 0
     commits: int = 0
     statements: int = 0
+    # round trips by call site: the innermost mchat_actors frames that asked for the hop
+    sites: Counter[str] = attrs.Factory(Counter)
     _lock: threading.Lock = attrs.Factory(threading.Lock)
 
     def reset(self) -> None:
         with self._lock:
             self.round_trips = self.commits = self.statements = 0
+            self.sites.clear()
 
     def snapshot(self) -> tuple[int, int, int]:
         with self._lock:
@@ -81,9 +85,22 @@ class Counters:
             elif is_write:
                 self.commits += 1  # autocommit write: its own transaction
 
-    def hop(self) -> None:
+    def hop(self, site: str) -> None:
         with self._lock:
             self.round_trips += 1
+            self.sites[site] += 1
+
+
+def call_site(depth: int = 3) -> str:
+    """The innermost ``depth`` frames of mchat_actors that led to a hop (module.function)."""
+    names: list[str] = []
+    frame = sys._getframe(2)
+    while frame is not None and len(names) < depth:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("mchat_actors") and not module.endswith((".store", ".writer")):
+            names.append(f"{module.removeprefix('mchat_actors.')}.{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(names) or "?"
 
 
 def instrument(counters: Counters) -> None:
@@ -97,7 +114,11 @@ def instrument(counters: Counters) -> None:
     real_run_sync = trio.to_thread.run_sync
 
     async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        counters.hop()
+        if getattr(fn, "__name__", "") == "commit_batch":  # the storage actor: name what it runs
+            site = "writer: " + " + ".join(sorted(r.name for r in args[1]))
+        else:
+            site = call_site()
+        counters.hop(site)
         return await real_run_sync(fn, *args, **kwargs)
 
     sqlite3.connect = connect  # type: ignore[assignment]
@@ -147,6 +168,7 @@ async def bench_cost(n_posts: int, n_questions: int, tmp: str, counters: Counter
             trips, commits, _ = counters.snapshot()
             out |= {"answer_round_trips": trips / n_questions,
                     "answer_commits": commits / n_questions}
+            out |= {f"site {site}": n / n_questions for site, n in counters.sites.items()}
             rt.request_shutdown()
     return out
 
@@ -230,7 +252,7 @@ async def bench_ingest(n: int, tmp: str, counters: Counters | None = None
     return n / (stored_at - start), raw, commits
 
 
-async def main(small: bool) -> None:
+async def main(small: bool, cost_only: bool = False) -> None:
     counters = Counters()
     instrument(counters)
     n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
@@ -240,7 +262,12 @@ async def main(small: bool) -> None:
         print(f"  per plain post:        {cost['post_round_trips']:6.2f} round trips, "
               f"{cost['post_commits']:6.2f} commits")
         print(f"  per answered question: {cost['answer_round_trips']:6.2f} round trips, "
-              f"{cost['answer_commits']:6.2f} commits")
+              f"{cost['answer_commits']:6.2f} commits; round trips by call site:")
+        for key, per in sorted(cost.items(), key=lambda kv: -kv[1]):
+            if key.startswith("site "):
+                print(f"    {per:5.2f}  {key.removeprefix('site ')}")
+        if cost_only:
+            return
         stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
         print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
         print(f"  stored in chat_messages: {stored:8.0f} events/s")
@@ -252,10 +279,11 @@ async def main(small: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="fewer posts (a quick check)")
+    parser.add_argument("--cost-only", action="store_true", help="skip the ingest burst")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
     if args.bare_client:
         url, token, count = args.bare_client
         trio.run(bare_client, url, token, int(count))
     else:
-        trio.run(main, args.small)
+        trio.run(main, args.small, args.cost_only)
