@@ -9,12 +9,12 @@ each other's modules (``app`` wires the real ones in at construction).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
-from .chat.protocol import ReactFn, SendResult
+from .chat.protocol import NewMessage, PreparedAnswer, ReactFn, SendResult
 from .messages import AgentUserId, ChannelId, MattermostUserId, Post, RoomId
 from .ratelimit import RequestClass
 
@@ -63,6 +63,12 @@ class InvokerPort(Protocol):
     async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
                    prompt: str, permalink: str | None = None,
                    react: ReactFn | None = None) -> Outcome: ...
+
+    async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
+                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+        """The answer to a question with nothing stored yet (None: use ``send``; a failed
+        ``Outcome`` when the service failed)."""
+        ...
 
     async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool: ...
 

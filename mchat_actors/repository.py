@@ -20,7 +20,7 @@ The memories/chat area is the ChatService's (``chat.protocol.ChatService``; in-p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -52,8 +52,14 @@ class PostsRepo(Protocol):
 
     def finish_post(self, tx: Tx, post: Post, *, status: str, source: str,
                     replies: tuple[SendReply, ...], max_chars: int,
-                    delivered_in_response: bool = False) -> list[OutboxRow]:
-        """Record the post and its reply rows together; the rows as committed."""
+                    delivered_in_response: bool = False,
+                    chat_work: Callable[[Tx], object] | None = None,
+                    unless_seen: bool = False, attempt_at: float | None = None
+                    ) -> list[OutboxRow]:
+        """Record the post and its reply rows together; the rows as committed. ``chat_work``
+        (the ChatService's rows for the post) runs first in the same transaction;
+        ``unless_seen``: raise ``errors.PostAlreadyHandled`` when the post is recorded;
+        ``attempt_at``: new rows get their first attempt recorded (``marked_unsent``)."""
         ...
 
     def store_plain_posts(self, tx: Tx, items: Sequence[PlainPost], chat: SharedStorage

@@ -17,7 +17,7 @@ from functools import partial
 import attrs
 import trio
 
-from ..chat.protocol import ChatService, ReactFn
+from ..chat.protocol import AnswersInCommit, ChatService, NewMessage, PreparedAnswer, ReactFn
 from ..errors import ChatServiceError, StoreError
 from ..logsetup import fields as log_fields
 from ..messages import AgentUserId, Post, RoomId
@@ -84,6 +84,34 @@ class Invoker:
             del self.stats.latencies_s[:-1000]
         answer = result.assistant_message if respond else None
         return Outcome(result=result, answer=answer)
+
+    async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
+                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+        """The answer to ``post``'s question, nothing stored yet (``AnswersInCommit``), under
+        the same limit and timeout as ``send``. None: the service cannot (a remote one) or the
+        prompt is a command (use ``send``); a failed ``Outcome`` (the apology) on failure."""
+        chat = self.chat
+        if not isinstance(chat, AnswersInCommit):
+            return None
+        start = trio.current_time()
+        self.stats.calls += 1
+        try:
+            async with self.limiter:
+                with trio.fail_after(self.timeout_s):
+                    return await chat.prepare_answer(message, prompt=prompt, seen=seen)
+        except trio.TooSlowError:
+            self.stats.timeouts += 1
+            logger.warning("invoker: ChatService timed out for post %s", post.id)
+            return self._failed(post, "ChatServiceTimeout", True)
+        except (ChatServiceError, StoreError) as exc:
+            logger.warning("invoker: ChatService failed for post %s in %s: %s", post.id,
+                           post.channel_id, type(exc).__name__)
+            return self._failed(post, type(exc).__name__, True)
+        finally:
+            elapsed = trio.current_time() - start
+            self.stats.latency_sum_s += elapsed
+            self.stats.latencies_s.append(elapsed)
+            del self.stats.latencies_s[:-1000]
 
     def _failed(self, post: Post, error: str, respond: bool) -> Outcome:
         self.stats.failures += 1

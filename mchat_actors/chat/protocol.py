@@ -210,6 +210,12 @@ class SharedStorage(Protocol):
         """Called after the commit that holds ``messages`` (background extraction)."""
         ...
 
+
+@runtime_checkable
+class AnswersInCommit(Protocol):
+    """A ``SharedStorage`` ChatService that answers a question before anything is stored, so
+    the question, its answer and the runtime's rows for the post commit in ONE request."""
+
     async def prepare_answer(self, message: NewMessage, *, prompt: str,
                              seen: Callable[[Any], bool] | None = None
                              ) -> PreparedAnswer | None:
@@ -224,6 +230,7 @@ class SharedStorage(Protocol):
 
 
 __all__ = [
+    "AnswersInCommit",
     "NewMessage",
     "PreparedAnswer",
     "SharedStorage",

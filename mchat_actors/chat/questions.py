@@ -48,6 +48,8 @@ class _Service(Protocol):
 
     def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
+    def shared_work(self, fn: Callable[..., Any], *args: Any) -> Callable[[Any], Any]: ...
+
 
 class Answering:
     """Questions answered from the memories their reply's audience may see."""
@@ -96,7 +98,7 @@ class Answering:
                                 created_at_ms=answered_at)
             return stored
 
-        return PreparedAnswer(seen=False, answer=answer, work=store)
+        return PreparedAnswer(seen=False, answer=answer, work=self.shared_work(store))
 
 
 async def _answer(svc: _Service, room: str, user: str, question: str,
