@@ -152,7 +152,11 @@ class Handler:
             items.append(item)
         if not items:
             return 0
-        seen, stored = await self.store.run(self.repos.posts.store_plain_posts, items, chat)
+        # only the bot's own posts (its replies coming back): nobody waits for the record, so
+        # it may wait a few ms to commit with the sender's "sent" mark of the same post
+        run = self.store.run_lazy if all(i.status == "ignored_own" for i in items) \
+            else self.store.run
+        seen, stored = await run(self.repos.posts.store_plain_posts, items, chat)
         chat.messages_stored(stored)
         counted: set[str] = set()
         for item in items:

@@ -349,7 +349,9 @@ class Sender:
         return found
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
-        await self._store.run(self._repos.outbox.mark_sent, entry.row.id, mm_post_id=post_id,
+        # lazy: it commits with the echo of this post (the lane records the bot's own post)
+        await self._store.run_lazy(self._repos.outbox.mark_sent, entry.row.id,
+                                   mm_post_id=post_id,
                               now=self._wall())
         self.stats.sent += 1
         self._pop_head(state, channel)

@@ -55,6 +55,9 @@ class InlineStore:
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    async def run_lazy(self, fn, *args, **kwargs):
+        return await self.run(fn, *args, **kwargs)
+
 
 class FakeMattermost:
     """A scriptable in-memory Mattermost REST API (posts, pending_post_id dedup, reactions).
