@@ -41,7 +41,7 @@ from mchat_actors import app
 from mchat_actors.config import Config
 from mchat_actors.testing import FakeMattermost
 
-from .bench_runtime import _config, _wait
+from .bench_runtime import _config, _replies, _wait
 from .procs import start_fake, stop_fake
 
 QUESTION = "@mchat-bot X부품 불량률 몇 %야?"
@@ -173,6 +173,76 @@ async def bench_cost(n_posts: int, n_questions: int, tmp: str, counters: Counter
     return out
 
 
+# -- 3. runtime-added latency of an answer, embedded ChatService, at half the budget --------
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, float]:
+    """Questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), embedded ChatService.
+    Added by the runtime = the reply's server time - the question's - the ChatService's own
+    time for it (``prepare_answer``, or ``send_message`` on the one-by-one path). With
+    ``in_commit`` False the handler takes the one-by-one path (the baseline, same run)."""
+    from mchat_actors.actors.handler import Handler
+    from mchat_actors.chat.embedded import EmbeddedChatService
+    from mchat_actors.chat.questions import Answering
+
+    spent: dict[str, float] = {}
+
+    def timed(real: Callable[..., Any], key: Callable[..., str]) -> Callable[..., Any]:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                spent[key(*args, **kwargs)] = time.perf_counter() - start
+        return wrapper
+
+    saved = (Answering.prepare_answer, EmbeddedChatService.send_message,
+             Handler._answers_in_commit)
+    Answering.prepare_answer = timed(  # type: ignore[method-assign]
+        saved[0], lambda _self, message, **_: str(message.post_id))
+    EmbeddedChatService.send_message = timed(  # type: ignore[method-assign]
+        saved[1], lambda *_, post_id=None, **__: str(post_id))
+    if not in_commit:
+        Handler._answers_in_commit = lambda _self: False  # type: ignore[method-assign]
+    try:
+        async with FakeMattermost() as mm:
+            channels = [(await mm.create_channel(f"lat-{i}", "O",
+                                                 members=["kim", "mchat-bot"])).id
+                        for i in range(10)]
+            db = f"{tmp}/latency-{in_commit}.db"
+            async with trio.open_nursery() as nursery:
+                rt = await nursery.start(partial(app.run, _config(mm, db,
+                                                                  MCHAT_RATE_LIMIT="10")))
+                await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
+                facts = [await mm.post_as("kim", cid, "@mchat-bot /remember X부품 불량률 12%")
+                         for cid in channels]
+                await _wait(lambda: all(str(f["id"]) in _replies(mm) for f in facts))
+                await trio.sleep(1.5)  # the warm-up's 10 replies leave the 1-s budget window
+                asked = []
+                for i in range(n):
+                    asked.append(await mm.post_as("kim", channels[i % len(channels)],
+                                                  QUESTION))
+                    await trio.sleep(0.2)
+                await _wait(lambda: all(str(q["id"]) in _replies(mm) for q in asked))
+                replies = _replies(mm)
+                rt.request_shutdown()
+    finally:
+        (Answering.prepare_answer, EmbeddedChatService.send_message,  # type: ignore[method-assign]
+         Handler._answers_in_commit) = saved
+    added = [(int(replies[str(q["id"])]["create_at"]) - int(q["create_at"])) / 1000
+             - spent[str(q["id"])] for q in asked]
+    own = [spent[str(q["id"])] for q in asked]
+    if "--verbose" in sys.argv:
+        print("  added, sorted (ms):", [round(a * 1000, 1) for a in sorted(added)])
+    return {"added_p50": _pct(added, .5), "added_p99": _pct(added, .99),
+            "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)}
+
+
 # -- 2. ingest against the raw socket --------------------------------------------------------
 
 
@@ -268,6 +338,17 @@ async def main(small: bool, cost_only: bool = False) -> None:
                 print(f"    {per:5.2f}  {key.removeprefix('site ')}")
         if cost_only:
             return
+        n_lat = 30 if small else 150
+        for in_commit in (False, True):
+            lat = await bench_latency(n_lat, tmp, in_commit=in_commit)
+            how = ("question + answer + outbox in the post's commit" if in_commit else
+                   "one by one (baseline: the path before, same run)")
+            print(f"latency, questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), "
+                  f"n={n_lat}, {how}:")
+            print(f"  added by the runtime: p50 {lat['added_p50'] * 1000:6.1f} ms, "
+                  f"p99 {lat['added_p99'] * 1000:6.1f} ms  (target p99 <= 5 ms)")
+            print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
+                  f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
         stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
         print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
         print(f"  stored in chat_messages: {stored:8.0f} events/s")
@@ -279,7 +360,8 @@ async def main(small: bool, cost_only: bool = False) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="fewer posts (a quick check)")
-    parser.add_argument("--cost-only", action="store_true", help="skip the ingest burst")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only the cost per post and per answer")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
     if args.bare_client:
