@@ -89,6 +89,10 @@ class MappingRepo(Protocol):
         """Insert unless present (idempotent); the row now stored."""
         ...
 
+    def list_users(self, tx: Tx) -> list[Row]:
+        """Every mapped user, oldest first (the admin API)."""
+        ...
+
 
 class OutboxRepo(Protocol):
     """Replies waiting for the sender; ``reply_key`` makes each reply exactly-once."""
@@ -106,6 +110,27 @@ class OutboxRepo(Protocol):
 
     def mark_failed(self, tx: Tx, row_id: int, *, error: str) -> None: ...
 
+    # administration and health (the admin API, /mchat/health, metrics)
+
+    def get_row(self, tx: Tx, row_id: int) -> OutboxRow | None: ...
+
+    def retry_failed(self, tx: Tx, row_id: int, *, now: float) -> bool:
+        """A failed row back in the queue (same ``pending_post_id``); False: none was failed."""
+        ...
+
+    def mark_delivered_elsewhere(self, tx: Tx, reply_key: str, *, how: str,
+                                 now: float | None = None) -> int:
+        """A reply's pending rows recorded as sent without a REST post; how many."""
+        ...
+
+    def status_counts(self, tx: Tx) -> dict[str, int]: ...
+
+    def oldest_pending_age_s(self, tx: Tx, *, now: float) -> float | None: ...
+
+    def summary(self, tx: Tx, *, now: float | None = None) -> dict[str, object]:
+        """Counts by status and the oldest pending row's age."""
+        ...
+
 
 class StateRepo(Protocol):
     """Small named values (the sweeper's read horizon) and the audit log."""
@@ -113,6 +138,11 @@ class StateRepo(Protocol):
     def get_state(self, tx: Tx, key: str) -> str | None: ...
 
     def set_state(self, tx: Tx, key: str, value: str) -> None: ...
+
+    def audit(self, tx: Tx, *, actor: str, action: str, target: str = "", detail: str = "",
+              remote_addr: str = "") -> None:
+        """Append an audit row (who, what, when, from where)."""
+        ...
 
 
 @attrs.frozen
