@@ -23,7 +23,6 @@ from ..chat.protocol import (
     AnswersInCommit,
     NewMessage,
     PreparedAnswer,
-    ReactFn,
     SharedStorage,
     StoredMessage,
 )
@@ -32,7 +31,6 @@ from ..errors import ChatServiceError, PostAlreadyHandled
 from ..logsetup import fields as log_fields
 from ..loopguard import LoopGuard
 from ..messages import (
-    AddReaction,
     AgentUserId,
     ChannelCreated,
     ChannelDeleted,
@@ -44,7 +42,6 @@ from ..messages import (
     PostCreated,
     PostDeleted,
     PostEdited,
-    PostId,
     RoomId,
     SendEphemeral,
     SendReply,
@@ -59,7 +56,6 @@ from ..webhook_replies import WebhookReplies
 
 logger = logging.getLogger(__name__)
 
-HOURGLASS = "hourglass_flowing_sand"
 PRIVATE_NOTE = ("결과는 요청하신 분께만 보이도록 DM으로 보냈습니다. / "
                 "Sent to you by DM: only you may see these results.")
 
@@ -224,8 +220,7 @@ class Handler:
             return  # a command, a guarded post or a failed answer: the one-by-one path
         outcome = prepared if isinstance(prepared, Outcome) else await self.invoker.send(
             post, room=info.room_id, user=user, respond=decision.respond,
-            prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}",
-            react=self._reactor(post.id) if decision.respond else None)
+            prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}")
         if outcome.failed and outcome.result is None and not await self.invoker.store_only(
                 post, room=info.room_id, user=user):
             # not stored: not done. The dispatcher retries, then parks it in the retry queue;
@@ -359,13 +354,3 @@ class Handler:
             # earlier run) carries none and the sender's enqueue is then a no-op
             await self.replies.send(attrs.evolve(reply, committed=committed))
             self.stats.replies_queued += 1
-
-    def _reactor(self, post_id: PostId) -> ReactFn:
-        async def react(emoji: str) -> None:
-            if emoji == "white_check_mark":
-                await self.replies.send(AddReaction(post_id=post_id, emoji_name=HOURGLASS,
-                                                    remove=True))
-            await self.replies.send(AddReaction(post_id=post_id, emoji_name=emoji))
-
-        return react
-

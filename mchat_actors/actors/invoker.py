@@ -17,11 +17,12 @@ from functools import partial
 import attrs
 import trio
 
-from ..chat.protocol import AnswersInCommit, ChatService, NewMessage, PreparedAnswer, ReactFn
+from ..chat.protocol import AnswersInCommit, ChatService, NewMessage, PreparedAnswer
 from ..errors import ChatServiceError, StoreError
 from ..logsetup import fields as log_fields
 from ..messages import AgentUserId, Post, RoomId
 from ..ports import Outcome as Outcome
+from ..ports import Reactions
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,13 @@ class Invoker:
     # calls that only store (plain posts, edits, deletes): never queued behind answers
     store_limiter: trio.CapacityLimiter = attrs.Factory(lambda: trio.CapacityLimiter(16))
     stats: InvokerStats = attrs.Factory(InvokerStats)
+    # the service's progress marks on a post it answers (None: it makes none)
+    reactions: Reactions | None = None
 
     async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
-                   prompt: str, permalink: str | None = None,
-                   react: ReactFn | None = None) -> Outcome:
+                   prompt: str, permalink: str | None = None) -> Outcome:
         """Store ``post`` in the ChatService and get the answer when ``respond``."""
+        react = self.reactions.for_post(post.id) if respond and self.reactions else None
         start = trio.current_time()
         self.stats.calls += 1
         try:

@@ -31,3 +31,39 @@ async def test_storage_does_not_wait_behind_slow_answers(autojump_clock):
         stored_at["p2"] = trio.current_time() - start
     assert not outcome.failed and "p2" in chat.messages
     assert stored_at["p2"] < 1
+
+
+async def test_the_service_marks_a_post_it_answers_through_the_reactions_port(autojump_clock):
+    """The ChatService's ReactFn (the summary's hourglass, then a check mark) becomes
+    AddReaction requests on the sender's channel, the hourglass taken away by the check; a
+    post only stored gets no ReactFn."""
+    from mchat_actors.messages import AddReaction, OutboundRequest
+    from mchat_actors.ports import HOURGLASS, Reactions
+
+    given: list[object] = []
+
+    class Summarising(FakeChat):
+        async def send_message(self, room, user, content, *, react=None, **kwargs):
+            given.append(react)
+            if react is not None:
+                await react(HOURGLASS)
+                await react("white_check_mark")
+            return await super().send_message(room, user, content, **kwargs)
+
+    chat = Summarising()
+    room = RoomId((await chat.create_room(name="r", kind="channel")).id)
+    send, recv = trio.open_memory_channel[OutboundRequest](10)
+    invoker = Invoker(chat=chat, timeout_s=5, limiter=trio.CapacityLimiter(1),
+                      reactions=Reactions(send))
+    await invoker.send(post(1), room=room, user=AgentUserId("a"), respond=True, prompt="요약")
+    await invoker.send(post(2), room=room, user=AgentUserId("a"), respond=False, prompt="")
+    got = []
+    while True:
+        try:
+            got.append(recv.receive_nowait())
+        except trio.WouldBlock:
+            break
+    assert got == [AddReaction(post_id=PostId("p1"), emoji_name=HOURGLASS),
+                   AddReaction(post_id=PostId("p1"), emoji_name=HOURGLASS, remove=True),
+                   AddReaction(post_id=PostId("p1"), emoji_name="white_check_mark")]
+    assert given[0] is not None and given[1] is None
