@@ -97,24 +97,31 @@ class Invoker:
         if not isinstance(chat, AnswersInCommit):
             return None
         start = trio.current_time()
-        self.stats.calls += 1
+        failed: Outcome | None = None
         try:
             async with self.limiter:
                 with trio.fail_after(self.timeout_s):
-                    return await chat.prepare_answer(message, prompt=prompt, seen=seen)
+                    prepared = await chat.prepare_answer(message, prompt=prompt, seen=seen)
         except trio.TooSlowError:
             self.stats.timeouts += 1
             logger.warning("invoker: ChatService timed out for post %s", post.id)
-            return self._failed(post, "ChatServiceTimeout", True)
+            failed = self._failed(post, "ChatServiceTimeout", True)
         except (ChatServiceError, StoreError) as exc:
             logger.warning("invoker: ChatService failed for post %s in %s: %s", post.id,
                            post.channel_id, type(exc).__name__)
-            return self._failed(post, type(exc).__name__, True)
-        finally:
-            elapsed = trio.current_time() - start
-            self.stats.latency_sum_s += elapsed
-            self.stats.latencies_s.append(elapsed)
-            del self.stats.latencies_s[:-1000]
+            failed = self._failed(post, type(exc).__name__, True)
+        except Exception as exc:  # the invoker's error boundary: one post, apology, count
+            logger.exception("invoker: unexpected ChatService error for post %s", post.id)
+            failed = self._failed(post, type(exc).__name__, True)
+        else:
+            if prepared is None:  # a command: ``send`` makes (and counts) the call
+                return None
+        self.stats.calls += 1
+        elapsed = trio.current_time() - start
+        self.stats.latency_sum_s += elapsed
+        self.stats.latencies_s.append(elapsed)
+        del self.stats.latencies_s[:-1000]
+        return prepared if failed is None else failed
 
     def _failed(self, post: Post, error: str, respond: bool) -> Outcome:
         self.stats.failures += 1

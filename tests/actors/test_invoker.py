@@ -67,3 +67,39 @@ async def test_the_service_marks_a_post_it_answers_through_the_reactions_port(au
                    AddReaction(post_id=PostId("p1"), emoji_name=HOURGLASS, remove=True),
                    AddReaction(post_id=PostId("p1"), emoji_name="white_check_mark")]
     assert given[0] is not None and given[1] is None
+
+
+async def test_prepare_turns_a_failure_into_the_apology_and_leaves_commands_to_send(
+        autojump_clock):
+    """``prepare``: a failing or hanging ``prepare_answer`` gives the failed Outcome (the
+    handler then stores the post and posts the apology); a command gives None, uncounted
+    (``send`` makes that call); a service without ``prepare_answer`` gives None."""
+    from mchat_actors.actors.invoker import APOLOGY
+    from mchat_actors.chat.protocol import NewMessage, PreparedAnswer
+
+    class Answering(FakeChat):
+        mode = "ok"
+
+        async def prepare_answer(self, message, *, prompt, seen=None):
+            if self.mode == "bug":
+                raise RuntimeError("a bug")
+            if self.mode == "hang":
+                await trio.sleep(100)
+            if prompt.startswith("/"):
+                return None
+            return PreparedAnswer(seen=False, answer="12%", work=lambda tx: None)
+
+    chat = Answering()
+    invoker = Invoker(chat=chat, timeout_s=5, limiter=trio.CapacityLimiter(1))
+    message = NewMessage(room=RoomId("r"), user=AgentUserId("a"), content="@ai q", post_id="p1")
+    got = await invoker.prepare(post(1), message, prompt="q", seen=lambda conn: False)
+    assert isinstance(got, PreparedAnswer) and got.answer == "12%"
+    assert await invoker.prepare(post(1), message, prompt="/help", seen=lambda c: False) is None
+    assert invoker.stats.calls == 1
+    for mode in ("bug", "hang"):
+        chat.mode = mode
+        failed = await invoker.prepare(post(1), message, prompt="q", seen=lambda c: False)
+        assert failed.failed and failed.answer == APOLOGY and failed.result is None
+    assert (invoker.stats.failures, invoker.stats.timeouts) == (2, 1)
+    plain = Invoker(chat=FakeChat(), timeout_s=5, limiter=trio.CapacityLimiter(1))
+    assert await plain.prepare(post(1), message, prompt="q", seen=lambda c: False) is None
