@@ -191,8 +191,10 @@ class Handler:
         started = trio.current_time()
         early = decide(post, channel_type=event.channel_type, bot=self.bot,
                        pattern=self._pattern)
-        # a question for an in-process ChatService: the seen check joins its read (below)
-        in_commit = early.respond and event.source != "webhook" and self._answers_in_commit()
+        # a question for an in-process ChatService: the seen check joins its read (below);
+        # another bot's post is checked first (the loop guard counts what it refuses)
+        in_commit = (early.respond and event.source != "webhook" and self._answers_in_commit()
+                     and not LoopGuard.is_automated(post))
         if not in_commit and await self._duplicate(post, event.source):
             return
         if not early.store:  # own or system posts: no mapping, no storage
@@ -214,9 +216,11 @@ class Handler:
                 post, self._message(post, info.room_id, user), prompt=decision.prompt,
                 seen=lambda conn: self.repos.posts.is_post_seen(conn, post.id))
         if isinstance(prepared, PreparedAnswer):
-            await self._answer_in_commit(post, event.source, prepared, started)
+            if not await self._answer_in_commit(post, event.source, prepared, started):
+                self._give_back(post, decision.respond)
             return
         if in_commit and await self._duplicate(post, event.source):
+            self._give_back(post, decision.respond)
             return  # a command, a guarded post or a failed answer: the one-by-one path
         outcome = prepared if isinstance(prepared, Outcome) else await self.invoker.send(
             post, room=info.room_id, user=user, respond=decision.respond,
@@ -279,14 +283,20 @@ class Handler:
                           root_id=post.root_id, created_at_ms=post.create_at or None,
                           permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}")
 
+    def _give_back(self, post: Post, took: bool) -> None:
+        """A duplicate found after the loop guard counted its answer: uncount it."""
+        if took and self.guard is not None:
+            self.guard.give_back(post.channel_id)
+
     async def _answer_in_commit(self, post: Post, source: str, prepared: PreparedAnswer,
-                                started: float) -> None:
+                                started: float) -> bool:
         """ONE request: unless the post was handled meanwhile, the question and its answer
         (the ChatService's unit of work), the seen mark, the cursor and the reply's outbox row
-        with its first attempt recorded; then the committed row goes to the sender."""
+        with its first attempt recorded; then the committed row goes to the sender. False: the
+        post was a duplicate (nothing written)."""
         if prepared.seen or prepared.work is None:
             self.stats.duplicates += 1
-            return
+            return False
         reply = SendReply(channel_id=post.channel_id, message=f"{MARKER} {prepared.answer}",
                           reply_key=f"{post.id}:reply",
                           root_id=reply_root(post, self.cfg.reply_mode), trigger_post_id=post.id)
@@ -303,7 +313,7 @@ class Handler:
                 unless_seen=True, attempt_at=time.time())
         except PostAlreadyHandled:
             self.stats.duplicates += 1
-            return
+            return False
         if self.shared_chat is not None:
             self.shared_chat.messages_stored(stored)
         self.stats.posts["answered"] += 1
@@ -313,6 +323,7 @@ class Handler:
         logger.info("handler: post %s answered", post.id, extra=log_fields(
             channel_id=post.channel_id, user_id=post.user_id, post_id=post.id,
             action="answered", latency_s=trio.current_time() - started, source=source))
+        return True
 
     async def _guard(self, post: Post, respond: bool) -> str:
         """Why the loop guard refuses an answer ("" when it does not): see ``loopguard``."""

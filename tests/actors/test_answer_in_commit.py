@@ -159,6 +159,25 @@ async def test_a_question_is_one_read_and_one_storage_request(tmp_path):
         assert w.count("SELECT count(*) FROM outbox") == 1
 
 
+async def test_a_duplicate_gives_back_its_answer_in_the_loop_guard_s_cap(tmp_path):
+    """The seen check comes after the loop guard on this path: a duplicate's reserved answer
+    is given back, so it never pushes a later question over MCHAT_MAX_ANSWERS_PER_MIN."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        w = await world(str(tmp_path / "g.db"), stack)
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        handler = w.handler(send)
+        assert handler.guard is not None
+        handler.guard.max_per_min = 2
+        for post_id in ("q1", "q1", "q1", "q2"):
+            await handler(question(post_id))
+        assert [r.reply_key for r in (recv.receive_nowait(), recv.receive_nowait())] == [
+            "q1:reply", "q2:reply"]
+        assert handler.guard.stats.total_capped() == 0
+        assert handler.stats.duplicates == 2
+
+
 POINTS = st.sampled_from(["before_chat_rows", "after_chat_rows", "after_outbox_row",
                           "after_commit", None])
 
