@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -40,7 +41,7 @@ from mchat_actors import app
 from mchat_actors.config import Config
 from mchat_actors.testing import FakeMattermost
 
-from .bench_runtime import _config, _wait
+from .bench_runtime import _config, _replies, _wait
 from .procs import start_fake, stop_fake
 
 QUESTION = "@mchat-bot X부품 불량률 몇 %야?"
@@ -54,11 +55,14 @@ class Counters:
     round_trips: int = 0
     commits: int = 0
     statements: int = 0
+    # round trips by call site: the innermost mchat_actors frames that asked for the hop
+    sites: Counter[str] = attrs.Factory(Counter)
     _lock: threading.Lock = attrs.Factory(threading.Lock)
 
     def reset(self) -> None:
         with self._lock:
             self.round_trips = self.commits = self.statements = 0
+            self.sites.clear()
 
     def snapshot(self) -> tuple[int, int, int]:
         with self._lock:
@@ -81,9 +85,22 @@ class Counters:
             elif is_write:
                 self.commits += 1  # autocommit write: its own transaction
 
-    def hop(self) -> None:
+    def hop(self, site: str) -> None:
         with self._lock:
             self.round_trips += 1
+            self.sites[site] += 1
+
+
+def call_site(depth: int = 3) -> str:
+    """The innermost ``depth`` frames of mchat_actors that led to a hop (module.function)."""
+    names: list[str] = []
+    frame = sys._getframe(2)
+    while frame is not None and len(names) < depth:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("mchat_actors") and not module.endswith((".store", ".writer")):
+            names.append(f"{module.removeprefix('mchat_actors.')}.{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(names) or "?"
 
 
 def instrument(counters: Counters) -> None:
@@ -97,7 +114,11 @@ def instrument(counters: Counters) -> None:
     real_run_sync = trio.to_thread.run_sync
 
     async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        counters.hop()
+        if getattr(fn, "__name__", "") == "commit_batch":  # the storage actor: name what it runs
+            site = "writer: " + " + ".join(sorted(r.name for r in args[1]))
+        else:
+            site = call_site()
+        counters.hop(site)
         return await real_run_sync(fn, *args, **kwargs)
 
     sqlite3.connect = connect  # type: ignore[assignment]
@@ -147,8 +168,79 @@ async def bench_cost(n_posts: int, n_questions: int, tmp: str, counters: Counter
             trips, commits, _ = counters.snapshot()
             out |= {"answer_round_trips": trips / n_questions,
                     "answer_commits": commits / n_questions}
+            out |= {f"site {site}": n / n_questions for site, n in counters.sites.items()}
             rt.request_shutdown()
     return out
+
+
+# -- 3. runtime-added latency of an answer, embedded ChatService, at half the budget --------
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, float]:
+    """Questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), embedded ChatService.
+    Added by the runtime = the reply's server time - the question's - the ChatService's own
+    time for it (``prepare_answer``, or ``send_message`` on the one-by-one path). With
+    ``in_commit`` False the handler takes the one-by-one path (the baseline, same run)."""
+    from mchat_actors.actors.handler import Handler
+    from mchat_actors.chat.embedded import EmbeddedChatService
+    from mchat_actors.chat.questions import Answering
+
+    spent: dict[str, float] = {}
+
+    def timed(real: Callable[..., Any], key: Callable[..., str]) -> Callable[..., Any]:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                spent[key(*args, **kwargs)] = time.perf_counter() - start
+        return wrapper
+
+    saved = (Answering.prepare_answer, EmbeddedChatService.send_message,
+             Handler._answers_in_commit)
+    Answering.prepare_answer = timed(  # type: ignore[method-assign]
+        saved[0], lambda _self, message, **_: str(message.post_id))
+    EmbeddedChatService.send_message = timed(  # type: ignore[method-assign]
+        saved[1], lambda *_, post_id=None, **__: str(post_id))
+    if not in_commit:
+        Handler._answers_in_commit = lambda _self: False  # type: ignore[method-assign]
+    try:
+        async with FakeMattermost() as mm:
+            channels = [(await mm.create_channel(f"lat-{i}", "O",
+                                                 members=["kim", "mchat-bot"])).id
+                        for i in range(10)]
+            db = f"{tmp}/latency-{in_commit}.db"
+            async with trio.open_nursery() as nursery:
+                rt = await nursery.start(partial(app.run, _config(mm, db,
+                                                                  MCHAT_RATE_LIMIT="10")))
+                await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
+                facts = [await mm.post_as("kim", cid, "@mchat-bot /remember X부품 불량률 12%")
+                         for cid in channels]
+                await _wait(lambda: all(str(f["id"]) in _replies(mm) for f in facts))
+                await trio.sleep(1.5)  # the warm-up's 10 replies leave the 1-s budget window
+                asked = []
+                for i in range(n):
+                    asked.append(await mm.post_as("kim", channels[i % len(channels)],
+                                                  QUESTION))
+                    await trio.sleep(0.2)
+                await _wait(lambda: all(str(q["id"]) in _replies(mm) for q in asked))
+                replies = _replies(mm)
+                rt.request_shutdown()
+    finally:
+        (Answering.prepare_answer, EmbeddedChatService.send_message,  # type: ignore[method-assign]
+         Handler._answers_in_commit) = saved
+    added = [(int(replies[str(q["id"])]["create_at"]) - int(q["create_at"])) / 1000
+             - spent[str(q["id"])] for q in asked]
+    own = [spent[str(q["id"])] for q in asked]
+    if "--verbose" in sys.argv:
+        print("  added, sorted (ms):", [round(a * 1000, 1) for a in sorted(added)])
+    return {"added_p50": _pct(added, .5), "added_p99": _pct(added, .99),
+            "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)}
 
 
 # -- 2. ingest against the raw socket --------------------------------------------------------
@@ -230,7 +322,7 @@ async def bench_ingest(n: int, tmp: str, counters: Counters | None = None
     return n / (stored_at - start), raw, commits
 
 
-async def main(small: bool) -> None:
+async def main(small: bool, cost_only: bool = False) -> None:
     counters = Counters()
     instrument(counters)
     n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
@@ -240,7 +332,23 @@ async def main(small: bool) -> None:
         print(f"  per plain post:        {cost['post_round_trips']:6.2f} round trips, "
               f"{cost['post_commits']:6.2f} commits")
         print(f"  per answered question: {cost['answer_round_trips']:6.2f} round trips, "
-              f"{cost['answer_commits']:6.2f} commits")
+              f"{cost['answer_commits']:6.2f} commits; round trips by call site:")
+        for key, per in sorted(cost.items(), key=lambda kv: -kv[1]):
+            if key.startswith("site "):
+                print(f"    {per:5.2f}  {key.removeprefix('site ')}")
+        if cost_only:
+            return
+        n_lat = 30 if small else 150
+        for in_commit in (False, True):
+            lat = await bench_latency(n_lat, tmp, in_commit=in_commit)
+            how = ("question + answer + outbox in the post's commit" if in_commit else
+                   "one by one (baseline: the path before, same run)")
+            print(f"latency, questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), "
+                  f"n={n_lat}, {how}:")
+            print(f"  added by the runtime: p50 {lat['added_p50'] * 1000:6.1f} ms, "
+                  f"p99 {lat['added_p99'] * 1000:6.1f} ms  (target p99 <= 5 ms)")
+            print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
+                  f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
         stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
         print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
         print(f"  stored in chat_messages: {stored:8.0f} events/s")
@@ -252,10 +360,12 @@ async def main(small: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="fewer posts (a quick check)")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only the cost per post and per answer")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
     if args.bare_client:
         url, token, count = args.bare_client
         trio.run(bare_client, url, token, int(count))
     else:
-        trio.run(main, args.small)
+        trio.run(main, args.small, args.cost_only)

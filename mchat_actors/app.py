@@ -43,6 +43,7 @@ from .mattermost.incoming_webhook import IncomingWebhookPoster, open_incoming_we
 from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
+from .ports import Reactions
 from .ratelimit import TokenBucket
 from .repository import sqlite_repositories
 from .retry_queue import SqliteRetryQueue
@@ -263,7 +264,8 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
                     timeout_s=config.chat.timeout_s, repos=repos)
     invoker = Invoker(chat=chat, timeout_s=config.chat.timeout_s,
                       limiter=trio.CapacityLimiter(config.queues.max_concurrent_chats),
-                      store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores))
+                      store_limiter=trio.CapacityLimiter(config.queues.max_concurrent_stores),
+                      reactions=Reactions(replies_send))
     webhook_replies = WebhookReplies()
     handler = Handler(cfg=mm, store=store, mapper=mapper, invoker=invoker,
                       webhook_replies=webhook_replies,

@@ -95,6 +95,11 @@ class StoreUnavailable(StoreError):
     """The database is busy, locked, full or cannot be read: trying again later can help."""
 
 
+class PostAlreadyHandled(MchatActorsError):
+    """A unit of work found the post already recorded as handled and wrote nothing (a
+    duplicate delivery: the caller drops it)."""
+
+
 class SupervisionError(MchatActorsError):
     """An actor crashed more often than its restart policy allows."""
 

@@ -81,6 +81,13 @@ class LoopGuard:
                            channel_id, self.max_per_min, WINDOW_S)
         return False
 
+    def give_back(self, channel_id: str) -> None:
+        """Undo the channel's newest ``take`` (the caller's own: one lane per channel takes at
+        a time): the post turned out to be a duplicate and is not answered again."""
+        window = self._answers.get(channel_id)
+        if window:
+            window.pop()
+
     def forget_idle(self, now: float | None = None) -> None:
         """Drop windows with no answer in the last minute (bounded memory)."""
         now = trio.current_time() if now is None else now

@@ -58,6 +58,10 @@ class OutboxRow:
     sent_at: float | None = None
     mm_post_id: str | None = None
     last_error: str | None = None
+    # not a column: the commit that created the row also recorded its first attempt
+    # (``premark_attempt``) and nobody has posted it yet; the sender then posts it without
+    # marking again. Rows read back from the table never carry it.
+    marked_unsent: bool = attrs.field(default=False, eq=False)
 
     @classmethod
     def from_db(cls, row: dict[str, Any]) -> OutboxRow:
@@ -164,6 +168,16 @@ def mark_attempt(db: sqlite_utils.Database, row_id: int, *, now: float) -> None:
         "first_attempt_at = COALESCE(first_attempt_at, ?), last_attempt_at = ? WHERE id = ?",
         (now, now, row_id),
     )
+
+
+def premark_attempt(db: sqlite_utils.Database, row: OutboxRow, *, now: float) -> OutboxRow:
+    """``mark_attempt`` for a row never attempted (in the transaction that wrote it), the row as
+    it is now with ``marked_unsent``; a row attempted before is returned unchanged."""
+    if row.attempts:
+        return row
+    mark_attempt(db, row.id, now=now)
+    return attrs.evolve(row, attempts=1, first_attempt_at=now, last_attempt_at=now,
+                        marked_unsent=True)
 
 
 def mark_retry(

@@ -5,17 +5,28 @@ each other's modules (``app`` wires the real ones in at construction).
 - ``InvokerPort``: the ChatService under a timeout and a concurrency limit (``actors.invoker``).
 - ``ReplyWaiters``: an HTTP request waiting for a post's reply (``webhook_replies``).
 - ``SweeperPort``: REST reads of what the WebSocket may have missed (``actors.sweeper``).
+- ``Reactions``: the ChatService's progress marks on a post, as requests to the sender.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
+import trio
 
-from .chat.protocol import ReactFn, SendResult
-from .messages import AgentUserId, ChannelId, MattermostUserId, Post, RoomId
+from .chat.protocol import NewMessage, PreparedAnswer, ReactFn, SendResult
+from .messages import (
+    AddReaction,
+    AgentUserId,
+    ChannelId,
+    MattermostUserId,
+    OutboundRequest,
+    Post,
+    PostId,
+    RoomId,
+)
 from .ratelimit import RequestClass
 
 
@@ -44,6 +55,32 @@ class Outcome:
     error: str = ""  # the error's type name, for counting
 
 
+HOURGLASS = "hourglass_flowing_sand"
+
+
+@attrs.frozen
+class Reactions:
+    """How the ChatService marks a post it is working on (the summary's hourglass, then a check
+    mark, which takes the hourglass away): ``AddReaction`` requests on the sender's channel.
+    ``app`` gives it to the invoker at construction; the invoker hands ``for_post(id)`` to the
+    service as its ``ReactFn``. ``replies`` is the sender's channel itself (not a clone: it
+    closes when the dispatcher closes it)."""
+
+    replies: trio.MemorySendChannel[OutboundRequest]
+
+    def for_post(self, post_id: PostId) -> ReactFn:
+        async def react(emoji: str) -> None:
+            await self.react(post_id, emoji)
+
+        return react
+
+    async def react(self, post_id: PostId, emoji: str) -> None:
+        if emoji == "white_check_mark":
+            await self.replies.send(AddReaction(post_id=post_id, emoji_name=HOURGLASS,
+                                                remove=True))
+        await self.replies.send(AddReaction(post_id=post_id, emoji_name=emoji))
+
+
 class MapperPort(Protocol):
     """``request_class``: the caller's lane's class in the shared REST budget (raised to
     ``ratelimit.Priority.QUESTION`` while the lane holds a question)."""
@@ -61,8 +98,16 @@ class MapperPort(Protocol):
 
 class InvokerPort(Protocol):
     async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
-                   prompt: str, permalink: str | None = None,
-                   react: ReactFn | None = None) -> Outcome: ...
+                   prompt: str, permalink: str | None = None) -> Outcome:
+        """Store ``post`` and answer it when ``respond`` (the service may mark the post with
+        reactions meanwhile: ``Reactions``)."""
+        ...
+
+    async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
+                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+        """The answer to a question with nothing stored yet (None: use ``send``; a failed
+        ``Outcome`` when the service failed)."""
+        ...
 
     async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool: ...
 

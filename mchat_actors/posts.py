@@ -9,20 +9,25 @@ Every function takes the transaction handle first (``repository.Tx``; here the s
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import sqlite_utils
 
 from . import outbox
 from .chat.protocol import NewMessage, SharedStorage, StoredMessage
+from .errors import PostAlreadyHandled
 from .messages import Post, SendReply
 from .writer import transaction
 
 
-def is_post_seen(db: sqlite_utils.Database, post_id: str) -> bool:
-    row = db.conn.execute("SELECT 1 FROM mchat_posts WHERE post_id = ?", (post_id,)).fetchone()
+def is_post_seen(db: sqlite_utils.Database | sqlite3.Connection, post_id: str) -> bool:
+    """Whether ``post_id`` is recorded; also on a plain connection to the same file (the
+    embedded ChatService's read snapshot, ``SharedStorage.prepare_answer``)."""
+    conn = db if isinstance(db, sqlite3.Connection) else db.conn
+    row = conn.execute("SELECT 1 FROM mchat_posts WHERE post_id = ?", (post_id,)).fetchone()
     return row is not None
 
 
@@ -77,16 +82,31 @@ def cursors(db: sqlite_utils.Database) -> list[tuple[str, str | None, float]]:
 
 def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: str,
                 replies: tuple[SendReply, ...], max_chars: int,
-                delivered_in_response: bool = False) -> list[outbox.OutboxRow]:
+                delivered_in_response: bool = False,
+                chat_work: Callable[[sqlite_utils.Database], object] | None = None,
+                unless_seen: bool = False, attempt_at: float | None = None
+                ) -> list[outbox.OutboxRow]:
     """Mark handled + advance the cursor + write the outbox rows, atomically.
 
     ``delivered_in_response``: the reply went back in a webhook's HTTP response; its outbox
     rows are recorded as sent so the sender never posts them.
+    ``chat_work``: the ChatService's unit of work for this post (the question and its answer,
+    ``SharedStorage.prepare_answer``), run first in the same transaction.
+    ``unless_seen``: raise ``PostAlreadyHandled`` (writing nothing) when the post is recorded.
+    ``attempt_at``: record the first send attempt (at this wall time) of the rows not attempted
+    before, as the sender does before posting (``outbox.mark_attempt``), so the sender posts
+    them without a round trip of its own; those rows come back with ``marked_unsent`` set.
+    Marking before the post is the safe side: a crash then makes the next run look for the
+    post first (``in_doubt``), and an early ``first_attempt_at`` only widens that look-up.
 
     Returns:
         The replies' pending outbox rows as committed (for the sender: no re-read).
     """
     with transaction(db.conn):
+        if unless_seen and is_post_seen(db, post.id):
+            raise PostAlreadyHandled(post.id)
+        if chat_work is not None:
+            chat_work(db)
         record_post(db, post, status=status, source=source)
         if not replies:
             return []
@@ -95,7 +115,10 @@ def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
             for reply in replies:
                 outbox.mark_delivered_elsewhere(db, reply.reply_key, how="webhook-response")
             return []
-        return outbox.load_pending(db, ids=ids)
+        rows = outbox.load_pending(db, ids=ids)
+        if attempt_at is None:
+            return rows
+        return [outbox.premark_attempt(db, row, now=attempt_at) for row in rows]
 
 
 @attrs.frozen

@@ -20,7 +20,7 @@ The memories/chat area is the ChatService's (``chat.protocol.ChatService``; in-p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -52,8 +52,14 @@ class PostsRepo(Protocol):
 
     def finish_post(self, tx: Tx, post: Post, *, status: str, source: str,
                     replies: tuple[SendReply, ...], max_chars: int,
-                    delivered_in_response: bool = False) -> list[OutboxRow]:
-        """Record the post and its reply rows together; the rows as committed."""
+                    delivered_in_response: bool = False,
+                    chat_work: Callable[[Tx], object] | None = None,
+                    unless_seen: bool = False, attempt_at: float | None = None
+                    ) -> list[OutboxRow]:
+        """Record the post and its reply rows together; the rows as committed. ``chat_work``
+        (the ChatService's rows for the post) runs first in the same transaction;
+        ``unless_seen``: raise ``errors.PostAlreadyHandled`` when the post is recorded;
+        ``attempt_at``: new rows get their first attempt recorded (``marked_unsent``)."""
         ...
 
     def store_plain_posts(self, tx: Tx, items: Sequence[PlainPost], chat: SharedStorage
@@ -83,6 +89,10 @@ class MappingRepo(Protocol):
         """Insert unless present (idempotent); the row now stored."""
         ...
 
+    def list_users(self, tx: Tx) -> list[Row]:
+        """Every mapped user, oldest first (the admin API)."""
+        ...
+
 
 class OutboxRepo(Protocol):
     """Replies waiting for the sender; ``reply_key`` makes each reply exactly-once."""
@@ -100,6 +110,27 @@ class OutboxRepo(Protocol):
 
     def mark_failed(self, tx: Tx, row_id: int, *, error: str) -> None: ...
 
+    # administration and health (the admin API, /mchat/health, metrics)
+
+    def get_row(self, tx: Tx, row_id: int) -> OutboxRow | None: ...
+
+    def retry_failed(self, tx: Tx, row_id: int, *, now: float) -> bool:
+        """A failed row back in the queue (same ``pending_post_id``); False: none was failed."""
+        ...
+
+    def mark_delivered_elsewhere(self, tx: Tx, reply_key: str, *, how: str,
+                                 now: float | None = None) -> int:
+        """A reply's pending rows recorded as sent without a REST post; how many."""
+        ...
+
+    def status_counts(self, tx: Tx) -> dict[str, int]: ...
+
+    def oldest_pending_age_s(self, tx: Tx, *, now: float) -> float | None: ...
+
+    def summary(self, tx: Tx, *, now: float | None = None) -> dict[str, object]:
+        """Counts by status and the oldest pending row's age."""
+        ...
+
 
 class StateRepo(Protocol):
     """Small named values (the sweeper's read horizon) and the audit log."""
@@ -107,6 +138,11 @@ class StateRepo(Protocol):
     def get_state(self, tx: Tx, key: str) -> str | None: ...
 
     def set_state(self, tx: Tx, key: str, value: str) -> None: ...
+
+    def audit(self, tx: Tx, *, actor: str, action: str, target: str = "", detail: str = "",
+              remote_addr: str = "") -> None:
+        """Append an audit row (who, what, when, from where)."""
+        ...
 
 
 @attrs.frozen

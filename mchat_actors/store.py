@@ -219,14 +219,24 @@ class Store:
 
         Cancellation: a call still queued is dropped; a started one completes first.
         """
-        work = partial(fn, self.db, *args, **kwargs)
+        return await self._submit(partial(fn, self.db, *args, **kwargs), fn, lazy=False)
+
+    async def run_lazy(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run`` for a write nobody downstream waits for (a "sent" mark, the bot's own post
+        recorded): alone in the queue it waits a few ms for another request to commit with
+        (``writer.Writer``'s ``lazy``). Without a storage actor: ``run``."""
+        if self.writer is None:
+            return await self.run(fn, *args, **kwargs)
+        return await self._submit(partial(fn, self.db, *args, **kwargs), fn, lazy=True)
+
+    async def _submit(self, work: Callable[[], T], fn: Callable[..., T], *, lazy: bool) -> T:
         if self.writer is None:
             try:
                 return await trio.to_thread.run_sync(work, limiter=self._read_limiter)
             except sqlite3.Error as exc:
                 raise store_error(fn, exc) from exc
         try:
-            return await self.writer.submit(lambda _conn: work(),
+            return await self.writer.submit(lambda _conn: work(), lazy=lazy,
                                             name=getattr(fn, "__name__", "query"))
         except sqlite3.Error as exc:
             raise store_error(fn, exc) from exc

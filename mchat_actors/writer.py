@@ -17,6 +17,11 @@ Guarantees (tested under hypothesis in ``tests/test_writer.py``):
 - Cancellation: a request cancelled while still queued is skipped (never runs); one already
   running completes, and its caller's cancellation is delivered after it (as ``trio.to_thread``
   with ``abandon_on_cancel=False``: a started write always completes).
+- A ``lazy`` request (a write nobody downstream waits for: the sender's "sent" mark, the
+  record of the bot's own post coming back) does not start a batch at once when it is all
+  that is queued: the actor waits up to ``linger_s`` for one more request and commits them
+  together (the "sent" mark and its post's echo arrive within a few ms of each other). Any
+  other request starts its batch at once and takes the lazy ones queued with it.
 
 The unit of work sees a connection already inside a transaction: ``store.transaction`` nests as
 a savepoint there, so the same repository functions run alone or in a batch.
@@ -40,6 +45,7 @@ RUNNING = "running"
 ABANDONED = "abandoned"
 DEFAULT_MAX_BATCH = 256
 QUEUE_SIZE = 1024
+DEFAULT_LINGER_S = 0.025
 
 
 @contextmanager
@@ -91,6 +97,7 @@ class WriteRequest(Generic[T]):
     work: Callable[[sqlite3.Connection], T]
     name: str
     reply: _Reply[T] = attrs.Factory(_Reply)
+    lazy: bool = False
 
 
 @attrs.define
@@ -100,6 +107,7 @@ class WriterStats:
     commits: int = 0
     failed_batches: int = 0
     largest_batch: int = 0
+    lingered: int = 0  # lazy requests that found company while they waited
 
 
 def commit_batch(conn: sqlite3.Connection, batch: list[WriteRequest[Any]]) -> bool:
@@ -140,6 +148,7 @@ class Writer:
 
     conn: sqlite3.Connection
     max_batch: int = DEFAULT_MAX_BATCH
+    linger_s: float = DEFAULT_LINGER_S
     stats: WriterStats = attrs.Factory(WriterStats)
     _send: trio.MemorySendChannel[WriteRequest[Any]] = attrs.field(init=False)
     _recv: trio.MemoryReceiveChannel[WriteRequest[Any]] = attrs.field(init=False)
@@ -147,14 +156,17 @@ class Writer:
     def __attrs_post_init__(self) -> None:
         self._send, self._recv = trio.open_memory_channel[WriteRequest[Any]](QUEUE_SIZE)
 
-    async def submit(self, work: Callable[[sqlite3.Connection], T], *, name: str = "") -> T:
+    async def submit(self, work: Callable[[sqlite3.Connection], T], *, name: str = "",
+                     lazy: bool = False) -> T:
         """Run ``work(conn)`` in the next batch; its value once committed, or its error.
+        ``lazy``: alone, it waits up to ``linger_s`` for company (see the module's doc).
 
         Raises:
             WriterClosed: the actor has stopped.
             sqlite3.Error: the batch could not commit, or ``work`` failed.
         """
-        request: WriteRequest[T] = WriteRequest(work, name or getattr(work, "__name__", "work"))
+        request: WriteRequest[T] = WriteRequest(work, name or getattr(work, "__name__", "work"),
+                                                lazy=lazy)
         reply = request.reply
         try:
             await self._send.send(request)
@@ -178,16 +190,25 @@ class Writer:
         try:
             async for first in self._recv:
                 batch = [first]
-                while len(batch) < self.max_batch:
-                    try:
-                        batch.append(self._recv.receive_nowait())
-                    except trio.WouldBlock:
-                        break
+                self._drain(batch)
+                if self.linger_s > 0 and all(r.lazy for r in batch):
+                    with trio.move_on_after(self.linger_s):
+                        batch.append(await self._recv.receive())  # company: commit together
+                        self.stats.lingered += 1
+                    self._drain(batch)
                 await self._run_batch([r for r in batch if r.reply.state != ABANDONED])
         finally:
             self._send.close()
             self._fail_queued()
             self._recv.close()
+
+    def _drain(self, batch: list[WriteRequest[Any]]) -> None:
+        """Add what is queued now to ``batch`` (up to ``max_batch``)."""
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._recv.receive_nowait())
+            except trio.WouldBlock:
+                return
 
     async def _run_batch(self, batch: list[WriteRequest[Any]]) -> None:
         if not batch:

@@ -56,7 +56,7 @@ def _work(i: int, kind: str):  # noqa: ANN202
 
 
 OPS = st.lists(st.tuples(st.sampled_from(["put", "put", "put", "fail", "poison", "crash"]),
-                         st.integers(0, 4)), min_size=1, max_size=25)
+                         st.integers(0, 4), st.booleans()), min_size=1, max_size=25)
 
 
 @given(ops=OPS, stop_at=st.one_of(st.none(), st.integers(0, 25)),
@@ -69,15 +69,16 @@ def test_acknowledged_writes_survive_a_restart(tmp_path_factory, ops, stop_at, m
 
     async def main() -> None:
         conn = _open(path)
-        writer = Writer(conn, max_batch=max_batch)
+        writer = Writer(conn, max_batch=max_batch, linger_s=0.002)
 
-        async def call(i: int, kind: str, delay: int, nursery: trio.Nursery) -> None:
+        async def call(i: int, kind: str, delay: int, lazy: bool,
+                       nursery: trio.Nursery) -> None:
             for _ in range(delay):
                 await trio.lowlevel.checkpoint()
             if i == stop_at:  # the actor stops between batches (shutdown, crash of the loop)
                 nursery.cancel_scope.cancel()
             try:
-                assert await writer.submit(_work(i, kind)) == i
+                assert await writer.submit(_work(i, kind), lazy=lazy) == i
                 acked[i] = True
             except (ValueError, sqlite3.Error, WriterClosed):
                 acked[i] = False
@@ -86,8 +87,8 @@ def test_acknowledged_writes_survive_a_restart(tmp_path_factory, ops, stop_at, m
             async with trio.open_nursery() as callers:
                 async with trio.open_nursery() as actor:
                     await actor.start(writer.run)
-                    for i, (kind, delay) in enumerate(ops):
-                        callers.start_soon(call, i, kind, delay, actor)
+                    for i, (kind, delay, lazy) in enumerate(ops):
+                        callers.start_soon(call, i, kind, delay, lazy, actor)
                     await trio.sleep(0)
                     while len(acked) < len(ops) and not actor.cancel_scope.cancel_called:
                         await trio.sleep(0.001)
@@ -100,7 +101,7 @@ def test_acknowledged_writes_survive_a_restart(tmp_path_factory, ops, stop_at, m
             conn.close()
 
     trio.run(main)
-    kinds = dict(enumerate(k for k, _ in ops))
+    kinds = dict(enumerate(k for k, _, _ in ops))
     restarted = _open(path)
     try:
         present = {row[0] for row in restarted.execute("SELECT id FROM kv")}
@@ -136,6 +137,38 @@ async def test_a_burst_is_one_commit(tmp_path):
             nursery.cancel_scope.cancel()
         assert sorted(results) == list(range(50))
         assert writer.stats.commits == 1 and writer.stats.largest_batch == 50
+    finally:
+        conn.close()
+
+
+async def test_a_lazy_request_waits_for_company_and_no_longer(tmp_path):
+    """A lazy request alone waits (up to linger_s) for the next request and commits with it;
+    alone it still commits after linger_s; a request that is not lazy never waits."""
+    conn = _open(tmp_path / "l.db")
+    writer = Writer(conn, linger_s=0.5)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            done: list[int] = []
+
+            async def put(i: int, lazy: bool) -> None:
+                done.append(await writer.submit(_work(i, "put"), lazy=lazy))
+
+            nursery.start_soon(put, 1, True)
+            await trio.sleep(0.05)
+            assert done == [] and writer.stats.batches == 0  # waiting for company
+            with trio.fail_after(0.4):
+                await put(2, False)  # comes, commits at once, takes the lazy one along
+            await trio.sleep(0.01)
+            assert sorted(done) == [1, 2]
+            assert (writer.stats.batches, writer.stats.lingered) == (1, 1)
+            start = trio.current_time()
+            await put(3, True)  # alone: committed after the linger
+            assert 0.4 < trio.current_time() - start < 5 and writer.stats.batches == 2
+            with trio.fail_after(0.4):
+                await put(4, False)  # not lazy: never waits
+            nursery.cancel_scope.cancel()
+        assert {r[0] for r in conn.execute("SELECT id FROM kv")} == {1, 2, 3, 4}
     finally:
         conn.close()
 

@@ -7,12 +7,13 @@ intervals), or skips a sequence number (the next connect resumes and the server 
 ``NotAuthenticated`` when the server never accepted the token (the supervisor checks users/me).
 
 Once the socket is proven (a ``hello``, or the answer to our first ``ping`` on a resumed socket)
-the connection runs ``on_ready(is_new)`` (the backfill; ``is_new`` is true when a hello carried
-a connection id different from the one we held: events were lost) *while it keeps reading the
-socket*: live events are held in a buffer meanwhile (so the server never drops a socket we do
-not read, and a drop is seen at once), then forwarded in order after the backfill's posts, so
-per-channel order holds (duplicates are dropped downstream by post id). A buffer that
-overflows ``BUFFER_CAP`` is dropped and the backfill runs again (REST has those posts).
+the connection awaits ``on_ready(is_new)`` (the backfill, which the reconnect supervisor runs
+in its own nursery; ``is_new`` is true when a hello carried a connection id different from the
+one we held: events were lost) *while it keeps reading the socket*: live events are held in a
+buffer meanwhile (so the server never drops a socket we do not read, and a drop is seen at
+once), then forwarded in order after the backfill's posts, so per-channel order holds
+(duplicates are dropped downstream by post id). A buffer that overflows ``BUFFER_CAP`` is
+dropped and the backfill runs again (REST has those posts).
 """
 
 from __future__ import annotations

@@ -12,19 +12,26 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Sequence
 
 import attrs
 import trio
 
-from ..chat.protocol import NewMessage, ReactFn, SharedStorage
+from ..chat.protocol import (
+    AnswersInCommit,
+    NewMessage,
+    PreparedAnswer,
+    SharedStorage,
+    StoredMessage,
+)
 from ..config import MattermostConfig
-from ..errors import ChatServiceError
+from ..errors import ChatServiceError, PostAlreadyHandled
 from ..logsetup import fields as log_fields
 from ..loopguard import LoopGuard
 from ..messages import (
-    AddReaction,
+    AgentUserId,
     ChannelCreated,
     ChannelDeleted,
     InboundEvent,
@@ -35,11 +42,11 @@ from ..messages import (
     PostCreated,
     PostDeleted,
     PostEdited,
-    PostId,
+    RoomId,
     SendEphemeral,
     SendReply,
 )
-from ..ports import InvokerPort, MapperPort, ReplyWaiters
+from ..ports import InvokerPort, MapperPort, Outcome, ReplyWaiters
 from ..posts import PlainPost
 from ..ratelimit import RequestClass
 from ..repository import Repositories, sqlite_repositories
@@ -49,7 +56,6 @@ from ..webhook_replies import WebhookReplies
 
 logger = logging.getLogger(__name__)
 
-HOURGLASS = "hourglass_flowing_sand"
 PRIVATE_NOTE = ("결과는 요청하신 분께만 보이도록 DM으로 보냈습니다. / "
                 "Sent to you by DM: only you may see these results.")
 
@@ -142,7 +148,11 @@ class Handler:
             items.append(item)
         if not items:
             return 0
-        seen, stored = await self.store.run(self.repos.posts.store_plain_posts, items, chat)
+        # only the bot's own posts (its replies coming back): nobody waits for the record, so
+        # it may wait a few ms to commit with the sender's "sent" mark of the same post
+        run = self.store.run_lazy if all(i.status == "ignored_own" for i in items) \
+            else self.store.run
+        seen, stored = await run(self.repos.posts.store_plain_posts, items, chat)
         chat.messages_stored(stored)
         counted: set[str] = set()
         for item in items:
@@ -173,22 +183,20 @@ class Handler:
                                              pattern=self._pattern).respond:
             return None
         user = await self.mapper.user(post.user_id, request_class=request_class)
-        return PlainPost(post, "stored", event.source, NewMessage(
-            room=info.room_id, user=user, content=post.message, post_id=post.id,
-            root_id=post.root_id, created_at_ms=post.create_at or None,
-            permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}"))
+        return PlainPost(post, "stored", event.source, self._message(post, info.room_id, user))
 
     async def _post_created(self, event: PostCreated,
                             request_class: RequestClass | None) -> None:
         post = event.post
         started = trio.current_time()
-        if await self.store.read(self.repos.posts.is_post_seen, post.id):
-            self.stats.duplicates += 1
-            if event.source == "webhook":
-                self.webhook_replies.no_reply(post.id)
-            return
         early = decide(post, channel_type=event.channel_type, bot=self.bot,
                        pattern=self._pattern)
+        # a question for an in-process ChatService: the seen check joins its read (below);
+        # another bot's post is checked first (the loop guard counts what it refuses)
+        in_commit = (early.respond and event.source != "webhook" and self._answers_in_commit()
+                     and not LoopGuard.is_automated(post))
+        if not in_commit and await self._duplicate(post, event.source):
+            return
         if not early.store:  # own or system posts: no mapping, no storage
             await self._finish(post, early.reason, event.source, ())
             return
@@ -202,10 +210,21 @@ class Handler:
         guarded = await self._guard(post, decision.respond)
         if guarded:
             decision = attrs.evolve(decision, respond=False, reason=guarded)
-        outcome = await self.invoker.send(
+        prepared: PreparedAnswer | Outcome | None = None
+        if in_commit and decision.respond:
+            prepared = await self.invoker.prepare(
+                post, self._message(post, info.room_id, user), prompt=decision.prompt,
+                seen=lambda conn: self.repos.posts.is_post_seen(conn, post.id))
+        if isinstance(prepared, PreparedAnswer):
+            if not await self._answer_in_commit(post, event.source, prepared, started):
+                self._give_back(post, decision.respond)
+            return
+        if in_commit and await self._duplicate(post, event.source):
+            self._give_back(post, decision.respond)
+            return  # a command, a guarded post or a failed answer: the one-by-one path
+        outcome = prepared if isinstance(prepared, Outcome) else await self.invoker.send(
             post, room=info.room_id, user=user, respond=decision.respond,
-            prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}",
-            react=self._reactor(post.id) if decision.respond else None)
+            prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}")
         if outcome.failed and outcome.result is None and not await self.invoker.store_only(
                 post, room=info.room_id, user=user):
             # not stored: not done. The dispatcher retries, then parks it in the retry queue;
@@ -245,6 +264,67 @@ class Handler:
             latency_s=trio.current_time() - started, source=event.source,
             memory_count=len(outcome.result.extracted_memories) if outcome.result else None))
 
+    def _answers_in_commit(self) -> bool:
+        chat = self.shared_chat
+        return (chat is not None and chat.shares_store()
+                and isinstance(chat, AnswersInCommit))
+
+    async def _duplicate(self, post: Post, source: str) -> bool:
+        """Whether ``post`` was handled before (a read); a webhook's waiter is then released."""
+        if not await self.store.read(self.repos.posts.is_post_seen, post.id):
+            return False
+        self.stats.duplicates += 1
+        if source == "webhook":
+            self.webhook_replies.no_reply(post.id)
+        return True
+
+    def _message(self, post: Post, room: RoomId, user: AgentUserId) -> NewMessage:
+        return NewMessage(room=room, user=user, content=post.message, post_id=post.id,
+                          root_id=post.root_id, created_at_ms=post.create_at or None,
+                          permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}")
+
+    def _give_back(self, post: Post, took: bool) -> None:
+        """A duplicate found after the loop guard counted its answer: uncount it."""
+        if took and self.guard is not None:
+            self.guard.give_back(post.channel_id)
+
+    async def _answer_in_commit(self, post: Post, source: str, prepared: PreparedAnswer,
+                                started: float) -> bool:
+        """ONE request: unless the post was handled meanwhile, the question and its answer
+        (the ChatService's unit of work), the seen mark, the cursor and the reply's outbox row
+        with its first attempt recorded; then the committed row goes to the sender. False: the
+        post was a duplicate (nothing written)."""
+        if prepared.seen or prepared.work is None:
+            self.stats.duplicates += 1
+            return False
+        reply = SendReply(channel_id=post.channel_id, message=f"{MARKER} {prepared.answer}",
+                          reply_key=f"{post.id}:reply",
+                          root_id=reply_root(post, self.cfg.reply_mode), trigger_post_id=post.id)
+        stored: list[StoredMessage] = []
+        work = prepared.work
+
+        def chat_work(tx: object) -> None:
+            stored.append(work(tx))
+
+        try:
+            rows = await self.store.run(
+                self.repos.posts.finish_post, post, status="answered", source=source,
+                replies=(reply,), max_chars=self.cfg.max_post_chars, chat_work=chat_work,
+                unless_seen=True, attempt_at=time.time())
+        except PostAlreadyHandled:
+            self.stats.duplicates += 1
+            return False
+        if self.shared_chat is not None:
+            self.shared_chat.messages_stored(stored)
+        self.stats.posts["answered"] += 1
+        self.stats.ai_responses += 1
+        await self.replies.send(attrs.evolve(reply, committed=tuple(rows)))
+        self.stats.replies_queued += 1
+        logger.info("handler: post %s answered", post.id, extra=log_fields(
+            channel_id=post.channel_id, user_id=post.user_id, post_id=post.id,
+            action="answered", latency_s=trio.current_time() - started, source=source))
+        return True
+
     async def _guard(self, post: Post, respond: bool) -> str:
         """Why the loop guard refuses an answer ("" when it does not): see ``loopguard``."""
         guard = self.guard
@@ -265,7 +345,8 @@ class Handler:
             rows = await self.store.run(
                 self.repos.posts.finish_post, post, status=status, source=source,
                 replies=replies, max_chars=self.cfg.max_post_chars,
-                delivered_in_response=in_response)
+                delivered_in_response=in_response,
+                attempt_at=None if in_response else time.time())
         except BaseException:
             if source == "webhook":  # not committed: the waiter gets nothing, the retry posts
                 self.webhook_replies.no_reply(post.id)
@@ -284,13 +365,3 @@ class Handler:
             # earlier run) carries none and the sender's enqueue is then a no-op
             await self.replies.send(attrs.evolve(reply, committed=committed))
             self.stats.replies_queued += 1
-
-    def _reactor(self, post_id: PostId) -> ReactFn:
-        async def react(emoji: str) -> None:
-            if emoji == "white_check_mark":
-                await self.replies.send(AddReaction(post_id=post_id, emoji_name=HOURGLASS,
-                                                    remove=True))
-            await self.replies.send(AddReaction(post_id=post_id, emoji_name=emoji))
-
-        return react
-

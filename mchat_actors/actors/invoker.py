@@ -17,11 +17,12 @@ from functools import partial
 import attrs
 import trio
 
-from ..chat.protocol import ChatService, ReactFn
+from ..chat.protocol import AnswersInCommit, ChatService, NewMessage, PreparedAnswer
 from ..errors import ChatServiceError, StoreError
 from ..logsetup import fields as log_fields
 from ..messages import AgentUserId, Post, RoomId
 from ..ports import Outcome as Outcome
+from ..ports import Reactions
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,13 @@ class Invoker:
     # calls that only store (plain posts, edits, deletes): never queued behind answers
     store_limiter: trio.CapacityLimiter = attrs.Factory(lambda: trio.CapacityLimiter(16))
     stats: InvokerStats = attrs.Factory(InvokerStats)
+    # the service's progress marks on a post it answers (None: it makes none)
+    reactions: Reactions | None = None
 
     async def send(self, post: Post, *, room: RoomId, user: AgentUserId, respond: bool,
-                   prompt: str, permalink: str | None = None,
-                   react: ReactFn | None = None) -> Outcome:
+                   prompt: str, permalink: str | None = None) -> Outcome:
         """Store ``post`` in the ChatService and get the answer when ``respond``."""
+        react = self.reactions.for_post(post.id) if respond and self.reactions else None
         start = trio.current_time()
         self.stats.calls += 1
         try:
@@ -84,6 +87,41 @@ class Invoker:
             del self.stats.latencies_s[:-1000]
         answer = result.assistant_message if respond else None
         return Outcome(result=result, answer=answer)
+
+    async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
+                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+        """The answer to ``post``'s question, nothing stored yet (``AnswersInCommit``), under
+        the same limit and timeout as ``send``. None: the service cannot (a remote one) or the
+        prompt is a command (use ``send``); a failed ``Outcome`` (the apology) on failure."""
+        chat = self.chat
+        if not isinstance(chat, AnswersInCommit):
+            return None
+        start = trio.current_time()
+        failed: Outcome | None = None
+        try:
+            async with self.limiter:
+                with trio.fail_after(self.timeout_s):
+                    prepared = await chat.prepare_answer(message, prompt=prompt, seen=seen)
+        except trio.TooSlowError:
+            self.stats.timeouts += 1
+            logger.warning("invoker: ChatService timed out for post %s", post.id)
+            failed = self._failed(post, "ChatServiceTimeout", True)
+        except (ChatServiceError, StoreError) as exc:
+            logger.warning("invoker: ChatService failed for post %s in %s: %s", post.id,
+                           post.channel_id, type(exc).__name__)
+            failed = self._failed(post, type(exc).__name__, True)
+        except Exception as exc:  # the invoker's error boundary: one post, apology, count
+            logger.exception("invoker: unexpected ChatService error for post %s", post.id)
+            failed = self._failed(post, type(exc).__name__, True)
+        else:
+            if prepared is None:  # a command: ``send`` makes (and counts) the call
+                return None
+        self.stats.calls += 1
+        elapsed = trio.current_time() - start
+        self.stats.latency_sum_s += elapsed
+        self.stats.latencies_s.append(elapsed)
+        del self.stats.latencies_s[:-1000]
+        return prepared if failed is None else failed
 
     def _failed(self, post: Post, error: str, respond: bool) -> Outcome:
         self.stats.failures += 1

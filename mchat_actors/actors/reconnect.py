@@ -11,6 +11,10 @@
 - ``MCHAT_MODE=polling``: polls only. ``MCHAT_MODE=websocket``: never polls.
 - A socket that never authenticates is checked against ``users/me``: a 401 there is fatal
   (``MattermostAuthError``), anything else is retried.
+- The sweeps run in this supervisor's nursery, never in the connection's: the verification
+  sweep, and the backfill (``_backfill_worker``): a proven connection asks for it through a
+  channel and waits for it while its reader keeps reading the socket; a connection that fails
+  meanwhile cancels the backfill it asked for (it stays owed to the next connection).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import ssl
 from typing import Protocol
 
 import attrs
+import outcome
 import trio
 
 from .._groups import collapse_groups
@@ -91,13 +96,51 @@ async def run(
         _set_state(stats, "polling")
         await sweeper.poll_forever(cfg.poll_interval_s)
         return
+    backfills, requests = trio.open_memory_channel[_BackfillRequest](1)
     with collapse_groups():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_verify_forever, sweeper, stats, control, verify_every_s)
+            nursery.start_soon(_backfill_worker, sweeper, requests)
             await _connect_forever(cfg, rest=rest, sweeper=sweeper, events=events,
                                    bot_user_id=bot_user_id, stats=stats, control=control,
-                                   bucket=bucket,
+                                   bucket=bucket, backfills=backfills,
                                    rng=rng, ssl_context=ssl_context)
+
+
+@attrs.define(eq=False)
+class _BackfillRequest:
+    """A proven connection's request for a backfill; ``scope`` lets it cancel the sweep."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    result: outcome.Outcome[int] | None = None
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+
+
+async def _backfill_worker(sweeper: SweeperPort,
+                           requests: trio.MemoryReceiveChannel[_BackfillRequest]) -> None:
+    """Run each requested backfill sweep, one at a time, in the supervisor's nursery; its
+    outcome (a count, or the sweep's error) goes back to the connection that asked."""
+    async for request in requests:
+        with request.scope:  # cancelled by a connection that no longer waits
+            try:
+                request.result = outcome.Value(await sweeper.sweep(source="backfill"))
+            except Exception as exc:  # noqa: BLE001 - the sweep's error is its caller's
+                request.result = outcome.Error(exc)
+        request.done.set()
+
+
+async def _backfill(backfills: trio.MemorySendChannel[_BackfillRequest]) -> int:
+    """Ask the worker for a backfill and wait for it; its error is raised here (the connection
+    then fails and reconnects). Cancelled (the connection is gone): the sweep is cancelled."""
+    request = _BackfillRequest()
+    try:
+        await backfills.send(request)
+        await request.done.wait()
+    except trio.Cancelled:
+        request.scope.cancel()
+        raise
+    assert request.result is not None
+    return request.result.unwrap()
 
 
 async def _verify_forever(sweeper: SweeperPort, stats: ReconnectStats, control: ReconnectControl,
@@ -124,6 +167,7 @@ async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sw
                            events: trio.MemorySendChannel[InboundEvent], bot_user_id: str,
                            stats: ReconnectStats, control: ReconnectControl,
                            bucket: _Bucket | None,
+                           backfills: trio.MemorySendChannel[_BackfillRequest],
                            rng: random.Random | None,
                            ssl_context: ssl.SSLContext | None) -> None:
     resume = control.resume
@@ -133,7 +177,7 @@ async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sw
         if is_new:
             control.backfill_owed = True
         if control.backfill_owed:
-            await sweeper.sweep(source="backfill")
+            await _backfill(backfills)  # in the supervisor's nursery, not the connection's
             control.backfill_owed = False
 
     while True:

@@ -290,17 +290,20 @@ class Sender:
     async def _send_head(self, state: _State, channel: str, entry: _Entry) -> None:
         row = entry.row
         try:
-            if self._transport is None and self._is_in_doubt(row):
-                post_id = await self._find_earlier_post(row)
-                if post_id is not None:
-                    await self._finish(state, channel, entry, post_id)
-                    return
-            wall = self._wall()
-            await self._store.run(self._repos.outbox.mark_attempt, row.id, now=wall)
-            entry.row = row = attrs.evolve(
-                row, attempts=row.attempts + 1, last_attempt_at=wall,
-                first_attempt_at=wall if row.first_attempt_at is None else row.first_attempt_at,
-            )
+            if row.marked_unsent:  # its attempt was recorded by the commit that wrote it
+                entry.row = row = attrs.evolve(row, marked_unsent=False)
+            else:
+                if self._transport is None and self._is_in_doubt(row):
+                    post_id = await self._find_earlier_post(row)
+                    if post_id is not None:
+                        await self._finish(state, channel, entry, post_id)
+                        return
+                wall = self._wall()
+                await self._store.run(self._repos.outbox.mark_attempt, row.id, now=wall)
+                entry.row = row = attrs.evolve(
+                    row, attempts=row.attempts + 1, last_attempt_at=wall,
+                    first_attempt_at=wall if row.first_attempt_at is None
+                    else row.first_attempt_at)
             post = await (self._transport or self._client).create_post(
                 channel_id=row.channel_id, message=row.message, root_id=row.root_id,
                 pending_post_id=row.pending_post_id,
@@ -346,7 +349,9 @@ class Sender:
         return found
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
-        await self._store.run(self._repos.outbox.mark_sent, entry.row.id, mm_post_id=post_id,
+        # lazy: it commits with the echo of this post (the lane records the bot's own post)
+        await self._store.run_lazy(self._repos.outbox.mark_sent, entry.row.id,
+                                   mm_post_id=post_id,
                               now=self._wall())
         self.stats.sent += 1
         self._pop_head(state, channel)

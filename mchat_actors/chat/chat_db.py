@@ -127,5 +127,10 @@ class ChatDatabase:
         now = self.now_ms()
         items = tuple(m if m.created_at_ms is not None else attrs.evolve(m, created_at_ms=now)
                       for m in messages)
-        work = self._on_shared(units.store_user_messages, items)
+        return self.shared_work(units.store_user_messages, items)
+
+    def shared_work(self, fn: Callable[..., T], *args: Any) -> Callable[[Any], T]:
+        """``fn(conn, *args)`` as a unit of work inside a request of the runtime's storage
+        actor: its handle is the store's ``sqlite_utils.Database`` (its connection is used)."""
+        work = self._on_shared(fn, *args)
         return lambda db: work(getattr(db, "conn", db))

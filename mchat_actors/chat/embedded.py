@@ -36,9 +36,7 @@ from . import memory_store, repo, summary, units
 from .analysis import Analyzer
 from .answer import (
     DEFAULT_TIMEZONE,
-    compose_answer,
     format_version,
-    history_question,
     matching,
 )
 from .audience import Audience, RoomInfo
@@ -63,7 +61,7 @@ from .protocol import (
     SendResult,
     StoredMessage,
 )
-from .rewrite import interleave, other_language
+from .questions import EMPTY_PROMPT_REPLY, Answering
 from .schema import connect
 from .search import analyzer_of, memory_from_row
 
@@ -74,14 +72,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-QUESTION_MEMORIES = 8
-EMPTY_PROMPT_REPLY = ("무엇을 도와드릴까요? `/help`로 명령 목록을 볼 수 있습니다. / "
-                      "How can I help? `/help` lists the commands.")
 EXTRACTION_CONTEXT_MESSAGES = 30
 
 
 @final
-class EmbeddedChatService(ChatDatabase):
+class EmbeddedChatService(Answering, ChatDatabase):
     """The ``ChatService`` on SQLite. Create it with ``open_embedded_chat_service``. Its
     database plumbing (``db``, ``read``, the shared-storage units) is ``ChatDatabase``'s."""
 
@@ -238,31 +233,6 @@ class EmbeddedChatService(ChatDatabase):
         sees) and kind, members and team of ``memory_rooms``, for ``chat.audience.may_use``."""
         return await self.read(units.audience_scope, room, user, only_asker, list(memory_rooms))
 
-    async def answer_question(self, room: RoomId, user: AgentUserId, question: str) -> str:
-        now = self.now_ms()
-        past = history_question(question)
-        text = past[0] if past else question
-        dense = await dense_query(self.embeddings, text)
-        other = None
-        if self.llm is not None:  # also searched in the other language (chat.rewrite)
-            other = await other_language(self.llm, text, mask=self.mask_llm)
-        if other is None:  # one snapshot, one round trip
-            found, hidden, history = await self.read(_answer_context, room, user, text, now,
-                                                     past is not None, dense)
-        else:
-            found, hidden = await self.read(units.search_for_audience, room, user, text, now,
-                                            QUESTION_MEMORIES, False, dense)
-            more, more_hidden = await self.read(
-                units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
-                False, await dense_query(self.embeddings, other))
-            found = interleave(found, more, QUESTION_MEMORIES)
-            hidden = interleave(hidden, more_hidden, QUESTION_MEMORIES)
-            found, history = await self.read(units.with_versions, found, past is not None)
-        others = await trio.to_thread.run_sync(matching, text, hidden, self.analyzer)
-        return await compose_answer(question, found, llm=self.llm, tz=self.timezone,
-                                    hidden=len(others), history=history,
-                                    now_ms=now, mask=self.mask_llm, analyzer=self.analyzer)
-
     async def explain(self, query: str, memories: Sequence[MemoryRecord]) -> list[str]:
         """Why each of ``memories`` matches ``query``: its concepts found exactly or through
         which expansion (glossary, Kiwi similarity, typo), one line per memory."""
@@ -354,17 +324,6 @@ class EmbeddedChatService(ChatDatabase):
 
     async def _extract_pending(self, room: str, ids: frozenset[int]) -> int:
         return len(await self.extract_memories(RoomId(room), ids=ids))
-
-
-def _answer_context(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
-                    history: bool, dense: tuple[list[float], str] | None
-                    ) -> tuple[list[MemoryRecord], list[MemoryRecord],
-                               dict[str, list[MemoryRecord]]]:
-    """What a question's answer is built from, read in one snapshot (one round trip)."""
-    found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
-                                              False, dense)
-    found, chains = units.with_versions(conn, found, history)
-    return found, hidden, chains
 
 
 @asynccontextmanager

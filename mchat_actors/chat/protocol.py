@@ -171,6 +171,20 @@ class NewMessage:
     permalink: str | None = None
 
 
+@attrs.frozen(kw_only=True)
+class PreparedAnswer:
+    """A question's answer, not stored yet (``SharedStorage.prepare_answer``).
+
+    ``seen``: the runtime had already handled the post (nothing to do, no answer). Otherwise
+    ``work`` is the unit of work that stores the question and the answer (idempotent on the
+    post id), to run inside the runtime's request that records the post and its reply.
+    """
+
+    seen: bool
+    answer: str
+    work: Callable[[Any], StoredMessage] | None
+
+
 @runtime_checkable
 class SharedStorage(Protocol):
     """A ChatService whose storage is the runtime's own store (the embedded one, in-process).
@@ -197,8 +211,28 @@ class SharedStorage(Protocol):
         ...
 
 
+@runtime_checkable
+class AnswersInCommit(Protocol):
+    """A ``SharedStorage`` ChatService that answers a question before anything is stored, so
+    the question, its answer and the runtime's rows for the post commit in ONE request."""
+
+    async def prepare_answer(self, message: NewMessage, *, prompt: str,
+                             seen: Callable[[Any], bool] | None = None
+                             ) -> PreparedAnswer | None:
+        """The answer to the question ``message`` asks, read without writing, and the unit of
+        work that stores both; None when ``prompt`` is a command (use ``send_message``).
+        ``seen(handle)``: whether the runtime handled the post before (same read snapshot).
+
+        Raises:
+            ChatServiceError: the database or the LLM failed (nothing was stored).
+        """
+        ...
+
+
 __all__ = [
+    "AnswersInCommit",
     "NewMessage",
+    "PreparedAnswer",
     "SharedStorage",
     "ChatRoom",
     "ChatService",

@@ -20,13 +20,14 @@ sees; each write keeps its promise under READ COMMITTED (the pool's default):
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from psycopg.rows import dict_row
 
 from ..chat.protocol import SharedStorage, StoredMessage
+from ..errors import PostAlreadyHandled
 from ..messages import Post, SendReply
 from ..outbox import OutboxRow
 from ..posts import PlainPost
@@ -91,10 +92,18 @@ class PgPosts:
 
     def finish_post(self, conn: Conn, post: Post, *, status: str, source: str,
                     replies: tuple[SendReply, ...], max_chars: int,
-                    delivered_in_response: bool = False) -> list[OutboxRow]:
+                    delivered_in_response: bool = False,
+                    chat_work: Callable[[Conn], object] | None = None,
+                    unless_seen: bool = False, attempt_at: float | None = None
+                    ) -> list[OutboxRow]:
         """Mark handled + advance the cursor + write the outbox rows, atomically (a savepoint
-        inside the caller's transaction); the replies' pending rows as committed."""
+        inside the caller's transaction); the replies' pending rows as committed. The options
+        as in ``posts.finish_post``."""
         with conn.transaction():
+            if unless_seen and self.is_post_seen(conn, post.id):
+                raise PostAlreadyHandled(post.id)
+            if chat_work is not None:
+                chat_work(conn)
             self.record_post(conn, post, status=status, source=source)
             if not replies:
                 return []
@@ -104,7 +113,15 @@ class PgPosts:
                     self.outbox.mark_delivered_elsewhere(conn, reply.reply_key,
                                                          how="webhook-response")
                 return []
-            return self.outbox.load_pending(conn, ids=ids)
+            rows = self.outbox.load_pending(conn, ids=ids)
+            if attempt_at is None:
+                return rows
+            for row in rows:
+                if not row.attempts:
+                    self.outbox.mark_attempt(conn, row.id, now=attempt_at)
+            return [row if row.attempts else attrs.evolve(
+                row, attempts=1, first_attempt_at=attempt_at, last_attempt_at=attempt_at,
+                marked_unsent=True) for row in rows]
 
     def store_plain_posts(self, conn: Conn, items: Sequence[PlainPost], chat: SharedStorage
                           ) -> tuple[set[str], list[StoredMessage]]:

@@ -13,14 +13,21 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mchat_actors import outbox
+from mchat_actors import outbox, posts
 from mchat_actors.actors import sender as sender_module
 from mchat_actors.actors.sender import Sender, SenderStats
 from mchat_actors.config import MattermostConfig
 from mchat_actors.errors import MattermostAuthError, StoreError
 from mchat_actors.mattermost.rest import open_mattermost_client
 from mchat_actors.mattermost.split import split_message
-from mchat_actors.messages import AddReaction, ChannelId, OutboundRequest, PostId, SendReply
+from mchat_actors.messages import (
+    AddReaction,
+    ChannelId,
+    OutboundRequest,
+    Post,
+    PostId,
+    SendReply,
+)
 from mchat_actors.ratelimit import TokenBucket
 from mchat_actors.store import connect, migrate
 
@@ -47,6 +54,9 @@ class InlineStore:
             return fn(self.db, *args, **kwargs)
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
+
+    async def run_lazy(self, fn, *args, **kwargs):
+        return await self.run(fn, *args, **kwargs)
 
 
 class FakeMattermost:
@@ -161,6 +171,12 @@ class FakeMattermost:
                 if channel is None or p["channel_id"] == channel]
 
 
+def trigger(r: SendReply) -> Post:
+    """The post ``r`` answers."""
+    assert r.trigger_post_id is not None
+    return Post(id=r.trigger_post_id, channel_id=r.channel_id, user_id="kim", message="@ai ?")
+
+
 def reply(channel: str, n: int, message: str | None = None) -> SendReply:
     return SendReply(channel_id=ChannelId(channel), message=message or f"answer {n} in {channel}",
                      reply_key=f"{channel}-trigger{n}:0", root_id=PostId(f"root-{channel}"),
@@ -213,6 +229,58 @@ async def test_posts_a_reply_with_its_pending_post_id_and_props(autojump_clock, 
     assert isinstance(snapshot, SenderStats) and snapshot.sent == 1 and snapshot.pending == 0
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         snapshot.sent = 5
+
+
+class CountingStore(InlineStore):
+    """``InlineStore`` that records the name of every unit of work it runs."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.calls: list[str] = []
+
+    async def run(self, fn, *args, **kwargs):
+        self.calls.append(fn.__name__)
+        return await super().run(fn, *args, **kwargs)
+
+
+async def test_a_row_committed_with_its_attempt_is_posted_without_marking_again(autojump_clock,
+                                                                            tmp_path):
+    """The handler's commit wrote the row and its first attempt: the sender posts it with no
+    store call before the post (only mark_sent after), and the row says one attempt."""
+    store, fake = CountingStore(tmp_path / "s.db"), FakeMattermost()
+    r = reply("c1", 1)
+    async with sender_running(store, fake) as run:
+        (row,) = posts.finish_post(store.db, trigger(r), status="answered", source="websocket",
+                                   replies=(r,), max_chars=1000, attempt_at=wall())
+        assert row.marked_unsent and row.attempts == 1
+        assert outbox.load_pending(store.db)[0].marked_unsent is False  # never read back
+        await run.send.send(attrs.evolve(r, committed=(row,)))
+    assert fake.keys() == ["c1-trigger1:0"]
+    assert store.calls == ["load_pending", "mark_sent"]  # the start's load, then after the post
+    stored = outbox.get_row(store.db, row.id)
+    assert (stored.status, stored.attempts) == ("sent", 1)
+
+
+async def test_a_committed_row_whose_post_was_lost_is_found_not_posted_again(autojump_clock,
+                                                                            tmp_path):
+    """Crash after the server made the post of a row the commit marked attempted: restarted
+    40 s later (past the pending_post_id memory), the row is looked up, not posted again."""
+    path = tmp_path / "s.db"
+    store, fake = InlineStore(path), FakeMattermost()
+    fake.always = "lost"
+    r = reply("a", 0)
+    async with sender_running(store, fake) as run:
+        rows = posts.finish_post(store.db, trigger(r), status="answered", source="websocket",
+                                 replies=(r,), max_chars=1000, attempt_at=wall())
+        await run.send.send(attrs.evolve(r, committed=tuple(rows)))
+        await fake.created.wait()
+        run.crash()
+    await trio.sleep(40)
+    fake.always = None
+    async with sender_running(InlineStore(path), fake):
+        pass
+    assert len(fake.posts) == 1 and fake.get_posts_calls == 1
+    assert pending_count(store) == 0
 
 
 async def test_duplicate_requests_post_once(autojump_clock, tmp_path):
@@ -510,10 +578,14 @@ FAULTS = st.sampled_from(["ok", "ok", "429", "503", "network", "pending500", "lo
         lambda runs: [fault for fault, n in runs for _ in range(n)]),
     crash_after=st.one_of(st.none(), st.floats(0, 15)),
     restart_gap=st.floats(0, 80),
+    committed=st.sets(st.sampled_from("abc")),
 )
 def test_every_reply_is_posted_exactly_once_in_channel_order(plan, faults, crash_after,
-                                                             restart_gap):
-    """For random replies, duplicates, fault schedules and crashes: once per key, in order."""
+                                                             restart_gap, committed):
+    """For random replies, duplicates, fault schedules and crashes: once per key, in order.
+    The replies of the ``committed`` channels come as the handler sends them: written by its
+    commit with their first attempt recorded (``finish_post(attempt_at=...)``), so the sender
+    posts them without marking an attempt itself."""
     fake = FakeMattermost()
     fake.faults = list(faults)
     store = InlineStore(":memory:")
@@ -532,6 +604,11 @@ def test_every_reply_is_posted_exactly_once_in_channel_order(plan, faults, crash
     async def main():
         async with sender_running(store, fake, cfg=cfg) as run:
             for r in requests:
+                if r.channel_id in committed:
+                    rows = posts.finish_post(store.db, trigger(r), status="answered",
+                                             source="websocket", replies=(r,), max_chars=40,
+                                             attempt_at=wall())
+                    r = attrs.evolve(r, committed=tuple(rows))
                 await run.send.send(r)
             if crash_after is not None:
                 await trio.testing.wait_all_tasks_blocked()  # every request is in the outbox

@@ -33,6 +33,20 @@ async def test_mapping_inserts_are_idempotent_and_keep_the_first_row(backend: Ba
                         agent_user_id="agent-2", matched_by="email")
     assert other == user and user["agent_user_id"] == "agent-1"
     assert await b.scalar("SELECT count(*) FROM mchat_user_mapping") == 1
+    await b.run(mapping.insert_user, user_id="v", username="lee", email="l@x",
+                agent_user_id="agent-2", matched_by="email")
+    assert [(r["mchat_user_id"], r["mchat_username"], r["mchat_email"])
+            for r in await b.run(mapping.list_users)] == [("u", "kim", None), ("v", "lee", "l@x")]
+
+
+async def test_audit_rows_keep_who_what_and_from_where(backend: Backend) -> None:
+    b, state = backend, backend.repos.state
+    await b.run(state.audit, actor="admin", action="outbox.retry", target="7",
+                detail="channel c", remote_addr="10.0.0.9")
+    await b.run(state.audit, actor="admin", action="mapping.channel.sync", target="c")
+    assert await b.scalar("SELECT count(*) FROM audit_log") == 2
+    assert await b.scalar("SELECT remote_addr FROM audit_log WHERE action = 'outbox.retry'"
+                          " AND target = '7' AND detail = 'channel c'") == "10.0.0.9"
 
 
 async def test_state_values_are_set_and_replaced(backend: Backend) -> None:

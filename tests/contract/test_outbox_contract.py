@@ -53,8 +53,8 @@ async def test_a_reply_of_many_chunks_is_found_whole_when_enqueued_again(
 
 
 async def test_admin_calls_on_outbox_rows(backend: Backend) -> None:
-    """Beyond the Protocol, what the admin page and health call: get_row, retry_failed,
-    status_counts, summary, mark_delivered_elsewhere (both backends have them)."""
+    """What the admin page and health call (``repository.OutboxRepo``): get_row,
+    retry_failed, status_counts, summary, mark_delivered_elsewhere."""
     b, outbox = backend, backend.repos.outbox
     one, two = await b.run(outbox.enqueue_replies, [reply("r:1"), reply("r:2")],
                            max_chars=100)

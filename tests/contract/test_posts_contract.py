@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mchat_actors.chat.protocol import NewMessage
-from mchat_actors.errors import ChatServiceError, StoreError
+from mchat_actors.errors import ChatServiceError, PostAlreadyHandled, StoreError
 from mchat_actors.messages import (
     SendReply,
 )
@@ -131,6 +131,45 @@ async def test_finish_post_is_all_or_nothing(backend: Backend) -> None:
     assert not await b.run(posts.is_post_seen, "p1")
     assert await b.run(posts.channel_cursor, "c") is None
     assert await b.scalar("SELECT count(*) FROM outbox") == 0
+
+
+async def test_finish_post_with_the_chat_rows_unless_seen_and_the_first_attempt(
+        backend: Backend) -> None:
+    """The options of the question path: ``chat_work`` runs in the same transaction (its
+    failure leaves nothing), ``attempt_at`` records the new rows' first attempt (the rows come
+    back ``marked_unsent``; read back they never are), ``unless_seen`` writes nothing for a
+    recorded post (``PostAlreadyHandled``)."""
+    b, posts, outbox, state = (backend, backend.repos.posts, backend.repos.outbox,
+                               backend.repos.state)
+    await map_channel(b)
+
+    def failing(tx: Any) -> None:
+        state.set_state(tx, "chat", "written")
+        raise ValueError("the ChatService's unit failed")
+
+    with pytest.raises(ValueError):
+        await b.run(posts.finish_post, post(1), status="answered", source="websocket",
+                    replies=(reply("p1:reply"),), max_chars=100, chat_work=failing,
+                    unless_seen=True, attempt_at=100.0)
+    assert not await b.run(posts.is_post_seen, "p1")
+    assert await b.run(state.get_state, "chat") is None
+    assert await b.scalar("SELECT count(*) FROM outbox") == 0
+    (row,) = await b.run(posts.finish_post, post(1), status="answered", source="websocket",
+                         replies=(reply("p1:reply"),), max_chars=100,
+                         chat_work=lambda tx: state.set_state(tx, "chat", "written"),
+                         unless_seen=True, attempt_at=100.0)
+    assert row.marked_unsent and (row.attempts, row.first_attempt_at, row.last_attempt_at) == (
+        1, 100.0, 100.0)
+    (stored,) = await b.run(outbox.load_pending)
+    assert stored.id == row.id and stored.attempts == 1 and not stored.marked_unsent
+    assert await b.run(state.get_state, "chat") == "written"
+    with pytest.raises(PostAlreadyHandled):
+        await b.run(posts.finish_post, post(1), status="answered", source="websocket",
+                    replies=(reply("p1:reply"),), max_chars=100,
+                    chat_work=lambda tx: state.set_state(tx, "chat", "twice"),
+                    unless_seen=True, attempt_at=200.0)
+    assert await b.run(state.get_state, "chat") == "written"
+    assert (await b.run(outbox.get_row, row.id)).attempts == 1
 
 
 async def test_a_reply_delivered_in_the_response_is_never_pending(backend: Backend) -> None:

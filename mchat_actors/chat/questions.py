@@ -1,0 +1,174 @@
+"""How the embedded ChatService answers a question (``EmbeddedChatService`` builds on it).
+
+``answer_question``: the memories a reply may use, read in ONE snapshot on the service's read
+connection, ranked and (without an LLM) worded in the same worker-thread hop.
+
+``prepare_answer`` (``protocol.SharedStorage``): the answer to a question the runtime has not
+stored yet, and the unit of work that stores it. The runtime runs that unit inside its own
+``posts.finish_post`` request, so the question, its answer row, the post's seen mark, the cursor
+and the reply's outbox row commit together: one read round trip and one write for an answered
+question. Nothing is written before that commit: a crash before it leaves nothing behind (the
+backfill brings the post back and it is answered then); a crash after it leaves the reply in the
+outbox. A post stored earlier by ``send_message`` keeps the answer stored for it then.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import repo, units
+from .answer import builtin_answer, compose_answer, history_question, matching
+from .commands import parse_command
+from .embeddings import EmbeddingsClient, dense_query
+from .protocol import LLM, MemoryRecord, NewMessage, PreparedAnswer, StoredMessage
+from .rewrite import interleave, other_language
+
+if TYPE_CHECKING:
+    from .analysis import Analyzer
+
+QUESTION_MEMORIES = 8
+EMPTY_PROMPT_REPLY = ("무엇을 도와드릴까요? `/help`로 명령 목록을 볼 수 있습니다. / "
+                      "How can I help? `/help` lists the commands.")
+
+Seen = Callable[[Any], bool]
+
+
+class _Service(Protocol):
+    """What ``Answering`` needs of the service it is mixed into."""
+
+    llm: LLM | None
+    embeddings: EmbeddingsClient | None
+    timezone: str
+    mask_llm: bool
+    analyzer: Analyzer
+
+    def now_ms(self) -> int: ...
+
+    def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+
+    def shared_work(self, fn: Callable[..., Any], *args: Any) -> Callable[[Any], Any]: ...
+
+
+class Answering:
+    """Questions answered from the memories their reply's audience may see."""
+
+    async def answer_question(self: _Service, room: str, user: str, question: str) -> str:
+        return str(await _answer(self, room, user, question, None))
+
+    async def prepare_answer(self: _Service, message: NewMessage, *, prompt: str,
+                             seen: Seen | None = None) -> PreparedAnswer | None:
+        """The answer to the question ``message`` asks (``prompt``: the text addressed to the
+        bot) and the unit of work storing both, for the caller's transaction; None for a
+        command (it writes as it runs: ``send_message``). ``seen(conn)``: whether the runtime
+        handled the post already, checked in the same read snapshot (then no answer is made).
+
+        Raises:
+            ChatServiceError: the database or the LLM failed (nothing was stored).
+        """
+        if parse_command(prompt) is not None:
+            return None
+        answer_key = f"{message.post_id}:answer"
+        created = message.created_at_ms if message.created_at_ms is not None else self.now_ms()
+
+        def earlier(conn: sqlite3.Connection) -> bool | str | None:
+            if seen is not None and seen(conn):
+                return True
+            row = repo.message_by_post(conn, answer_key)
+            return None if row is None else str(row["content"])
+
+        if prompt:
+            got = await _answer(self, message.room, message.user, prompt, earlier)
+        else:
+            got = await self.read(earlier)
+            got = EMPTY_PROMPT_REPLY if got is None else got
+        if got is True:
+            return PreparedAnswer(seen=True, answer="", work=None)
+        answer = str(got)
+        answered_at = self.now_ms()
+
+        def store(conn: sqlite3.Connection) -> StoredMessage:
+            stored = units.store_user_message(conn, message.room, message.user, message.content,
+                                              message.post_id, message.root_id, created,
+                                              message.permalink)
+            repo.insert_message(conn, room=message.room, user=None, content=answer,
+                                role="assistant", post_id=answer_key,
+                                root_id=message.root_id or message.post_id,
+                                created_at_ms=answered_at)
+            return stored
+
+        return PreparedAnswer(seen=False, answer=answer, work=self.shared_work(store))
+
+
+async def _answer(svc: _Service, room: str, user: str, question: str,
+                  first: Callable[[sqlite3.Connection], bool | str | None] | None
+                  ) -> bool | str:
+    """The answer to ``question``; ``first(conn)``, when given, runs first in the same read
+    snapshot, and what it returns (not None) is returned instead (seen, or an earlier answer)."""
+    now = svc.now_ms()
+    past = history_question(question)
+    text = past[0] if past else question
+    dense = await dense_query(svc.embeddings, text)
+    other = None
+    if svc.llm is not None:  # also searched in the other language (chat.rewrite)
+        other = await other_language(svc.llm, text, mask=svc.mask_llm)
+    builtin = svc.llm is None
+    if other is None:  # one snapshot, one round trip (ranked and worded in it, without an LLM)
+        got = await svc.read(_answer_context, room, user, question, text, now, past is not None,
+                             dense, first, builtin, svc.timezone, svc.analyzer)
+        if not isinstance(got, tuple):
+            return bool(got) if isinstance(got, bool) else str(got)
+        found, hidden, history, others, worded = got
+        if worded is not None:
+            return str(worded)
+    else:
+        found, hidden = await svc.read(_searched, room, user, text, now, dense, first)
+        if not isinstance(found, list):
+            return bool(found) if isinstance(found, bool) else str(found)
+        more, more_hidden = await svc.read(
+            units.search_for_audience, room, user, other, now, QUESTION_MEMORIES,
+            False, await dense_query(svc.embeddings, other))
+        found = interleave(found, more, QUESTION_MEMORIES)
+        hidden = interleave(hidden, more_hidden, QUESTION_MEMORIES)
+        found, history = await svc.read(units.with_versions, found, past is not None)
+        others = matching(text, hidden, svc.analyzer)
+    return await compose_answer(question, found, llm=svc.llm, tz=svc.timezone,
+                                hidden=len(others), history=history, now_ms=now,
+                                mask=svc.mask_llm, analyzer=svc.analyzer)
+
+
+def _searched(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
+              dense: tuple[list[float], str] | None,
+              first: Callable[[sqlite3.Connection], bool | str | None] | None
+              ) -> tuple[Any, Any]:
+    pre = first(conn) if first is not None else None
+    if pre is not None:
+        return pre, None
+    return units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES, False,
+                                     dense)
+
+
+def _answer_context(conn: sqlite3.Connection, room: str, user: str, question: str, text: str,
+                    now: int, history: bool, dense: tuple[list[float], str] | None,
+                    first: Callable[[sqlite3.Connection], bool | str | None] | None,
+                    builtin: bool, tz: str, analyzer: Analyzer
+                    ) -> bool | str | tuple[list[MemoryRecord], list[MemoryRecord],
+                                            dict[str, list[MemoryRecord]], list[MemoryRecord],
+                                            str | None]:
+    """What a question's answer is built from, read in one snapshot (one round trip): the
+    memories found, those outside the audience, versions, the hidden ones that match; with
+    ``builtin`` the answer's text too (the ranking and wording run in this thread)."""
+    pre = first(conn) if first is not None else None
+    if pre is not None:
+        return pre
+    found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
+                                              False, dense)
+    found, chains = units.with_versions(conn, found, history)
+    others = matching(text, hidden, analyzer)
+    worded = builtin_answer(question, found, tz=tz, hidden=len(others), history=chains,
+                            now_ms=now, analyzer=analyzer) if builtin else None
+    return found, hidden, chains, others, worded
+
+
+__all__ = ["EMPTY_PROMPT_REPLY", "QUESTION_MEMORIES", "Answering"]

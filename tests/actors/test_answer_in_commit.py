@@ -1,0 +1,240 @@
+"""A question for the in-process ChatService: one read, then ONE storage request that holds the
+question, its answer, the seen mark, the cursor and the outbox row with its first attempt.
+
+Exactly once: a crash at any step (before, inside or after that request) and the restart's
+re-delivery leave one question row, one answer row, one outbox row (which the sender posts
+once: tests/actors/test_sender.py), never a second reply.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mchat_actors import mapping, outbox, posts
+from mchat_actors import store as store_module
+from mchat_actors.actors.handler import Handler
+from mchat_actors.actors.invoker import Invoker
+from mchat_actors.chat.analysis import PlainAnalyzer
+from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
+from mchat_actors.config import MattermostConfig
+from mchat_actors.messages import (
+    AgentUserId,
+    ChannelId,
+    MattermostUserId,
+    OutboundRequest,
+    Post,
+    PostCreated,
+    PostId,
+    RoomId,
+    SendReply,
+)
+from mchat_actors.ports import ChannelInfo
+from mchat_actors.repository import Repositories
+from mchat_actors.store import Store, open_store
+from mchat_actors.trigger import BotIdentity
+
+CFG = MattermostConfig(url="http://mm.test", token="t0ken-secret")
+BOT = BotIdentity(user_id="bot", username="ai-bot")
+QUESTION = "@ai X부품 불량률 몇 %야?"
+
+
+class Crash(Exception):
+    """The process dies here (nothing after it runs)."""
+
+
+@attrs.define
+class Mapper:
+    room: RoomId
+    agent_user: AgentUserId
+
+    async def channel(self, channel_id: ChannelId, *, request_class: object = None
+                      ) -> ChannelInfo:
+        return ChannelInfo(channel_id=channel_id, room_id=self.room, type="O", name="quality",
+                           team_id="t1", sync_enabled=True)
+
+    async def user(self, user_id: MattermostUserId, *, request_class: object = None
+                   ) -> AgentUserId:
+        return self.agent_user
+
+    async def member_joined(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
+        pass
+
+    async def member_left(self, channel_id: ChannelId, user_id: MattermostUserId) -> None:
+        pass
+
+
+class CrashingPosts:
+    """``posts`` whose ``finish_post`` dies at ``point``: before the ChatService's rows, after
+    them, or after every write of the request (all inside it: nothing is committed)."""
+
+    def __init__(self, point: str) -> None:
+        self.point = point
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(posts, name)
+
+    def finish_post(self, db: Any, post: Post, **kwargs: Any) -> Any:
+        work = kwargs.get("chat_work")
+
+        def chat_work(tx: Any) -> None:
+            if self.point == "before_chat_rows":
+                raise Crash
+            if work is not None:
+                work(tx)
+            if self.point == "after_chat_rows":
+                raise Crash
+
+        rows = posts.finish_post(db, post, **(kwargs | {"chat_work": chat_work}))
+        if self.point == "after_outbox_row":
+            raise Crash
+        return rows
+
+
+@attrs.define
+class World:
+    store: Store
+    chat: EmbeddedChatService
+    mapper: Mapper
+
+    def handler(self, replies: trio.MemorySendChannel[OutboundRequest],
+                crash: str | None = None) -> Handler:
+        repos = Repositories(posts=CrashingPosts(crash) if crash else posts,  # type: ignore
+                             mapping=mapping, outbox=outbox, state=store_module)
+        invoker = Invoker(chat=self.chat, timeout_s=30, limiter=trio.CapacityLimiter(4))
+        return Handler(cfg=CFG, store=self.store, mapper=self.mapper, invoker=invoker,
+                       replies=replies, bot=BOT, shared_chat=self.chat, repos=repos)
+
+    def count(self, sql: str, *args: object) -> int:
+        return int(self.store.db.conn.execute(sql, args).fetchone()[0])
+
+
+async def world(path: str, stack: Any) -> World:
+    store = await stack.enter_async_context(open_store(path))
+    chat = await stack.enter_async_context(open_embedded_chat_service(
+        path, store=store, analyzer=PlainAnalyzer()))
+    room = await chat.create_room(name="quality", kind="channel")
+    kim = await chat.create_user(name="kim", email=None)
+    await chat.add_room_member(room.id, kim.id)
+    await chat.send_message(room.id, kim.id, "/remember X부품 불량률 12%", post_id="m1",
+                            respond=True, prompt="/remember X부품 불량률 12%")
+    return World(store, chat, Mapper(room.id, kim.id))
+
+
+def question(post_id: str = "q1") -> PostCreated:
+    return PostCreated(post=Post(id=PostId(post_id), channel_id=ChannelId("c1"),
+                                 user_id=MattermostUserId("u-kim"), message=QUESTION,
+                                 create_at=1_700_000_000_000))
+
+
+async def test_a_question_is_one_read_and_one_storage_request(tmp_path):
+    """Answered with one read of the ChatService and ONE request to the storage actor; the
+    reply reaches the sender as its committed row with the first attempt recorded."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        w = await world(str(tmp_path / "q.db"), stack)
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        before = w.store.writer.stats.requests
+        await w.handler(send)(question())
+        assert w.store.writer.stats.requests - before == 1
+        reply = recv.receive_nowait()
+        assert isinstance(reply, SendReply) and "12%" in reply.message
+        (row,) = reply.committed
+        assert row.marked_unsent and row.attempts == 1 and row.first_attempt_at is not None
+        assert w.count("SELECT count(*) FROM chat_messages WHERE mchat_post_id = 'q1'") == 1
+        assert w.count("SELECT count(*) FROM chat_messages WHERE mchat_post_id = 'q1:answer'"
+                       " AND role = 'assistant'") == 1
+        assert w.count("SELECT attempts FROM outbox WHERE reply_key = 'q1:reply'") == 1
+        # delivered again (backfill, replay): dropped, nothing new, no second reply
+        await w.handler(send)(question())
+        assert recv.statistics().current_buffer_used == 0
+        assert w.count("SELECT count(*) FROM outbox") == 1
+
+
+async def test_a_duplicate_gives_back_its_answer_in_the_loop_guard_s_cap(tmp_path):
+    """The seen check comes after the loop guard on this path: a duplicate's reserved answer
+    is given back, so it never pushes a later question over MCHAT_MAX_ANSWERS_PER_MIN."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        w = await world(str(tmp_path / "g.db"), stack)
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        handler = w.handler(send)
+        assert handler.guard is not None
+        handler.guard.max_per_min = 2
+        for post_id in ("q1", "q1", "q1", "q2"):
+            await handler(question(post_id))
+        assert [r.reply_key for r in (recv.receive_nowait(), recv.receive_nowait())] == [
+            "q1:reply", "q2:reply"]
+        assert handler.guard.stats.total_capped() == 0
+        assert handler.stats.duplicates == 2
+
+
+POINTS = st.sampled_from(["before_chat_rows", "after_chat_rows", "after_outbox_row",
+                          "after_commit", None])
+
+
+@settings(max_examples=25, deadline=None)
+@given(crash=POINTS, stored_before=st.booleans(), deliveries=st.integers(1, 3))
+def test_a_crash_at_any_step_neither_loses_the_question_nor_answers_twice(
+        crash, stored_before, deliveries):
+    """Crash at ``crash`` (inside the request: nothing committed; after the commit: the reply
+    is in the outbox but never reached the sender), then the restart delivers the post again
+    ``deliveries`` times. ``stored_before``: an older release stored the question and its answer
+    (``send_message``) and died before recording the post. Always: one question row, one
+    answer row, one outbox row, and a reply handed to the sender at most once."""
+    from contextlib import AsyncExitStack
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with AsyncExitStack() as stack:
+                w = await world(str(Path(tmp) / "c.db"), stack)
+                earlier = None
+                if stored_before:
+                    earlier = (await w.chat.send_message(
+                        w.mapper.room, w.mapper.agent_user, QUESTION, post_id="q1", respond=True,
+                        prompt="X부품 불량률 몇 %야?")).assistant_message
+                send, recv = trio.open_memory_channel[OutboundRequest](10)
+                first = send
+                if crash == "after_commit":
+                    first, dead = trio.open_memory_channel[OutboundRequest](0)
+                    await dead.aclose()  # the hand-off to the sender dies
+                try:
+                    await w.handler(first, crash if crash != "after_commit" else None)(
+                        question())
+                except (Crash, trio.BrokenResourceError):
+                    assert crash is not None
+                else:
+                    assert crash is None
+                if crash not in (None, "after_commit"):  # nothing of the request committed
+                    assert w.count("SELECT count(*) FROM outbox") == 0
+                    assert w.count("SELECT count(*) FROM mchat_posts WHERE post_id = 'q1'") == 0
+                for _ in range(deliveries):  # the restart's backfill, replays
+                    await w.handler(send)(question())
+                handed = []
+                while True:
+                    try:
+                        handed.append(recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                assert w.count("SELECT count(*) FROM chat_messages WHERE mchat_post_id = 'q1'"
+                               " AND role = 'user'") == 1
+                assert w.count("SELECT count(*) FROM chat_messages"
+                               " WHERE mchat_post_id = 'q1:answer'") == 1
+                assert w.count("SELECT count(*) FROM outbox WHERE reply_key = 'q1:reply'") == 1
+                assert w.count("SELECT count(*) FROM mchat_posts WHERE post_id = 'q1'") == 1
+                assert len(handed) == (0 if crash == "after_commit" else 1)
+                (row,) = outbox.load_pending(w.store.db)  # what the sender loads at start
+                assert "12%" in row.message
+                if earlier is not None:  # the answer stored then is the one sent
+                    assert row.message.endswith(earlier)
+
+    trio.run(main)
