@@ -44,9 +44,8 @@ from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
-from .repository import sqlite_repositories
-from .retry_queue import SqliteRetryQueue
-from .store import Store, open_store
+from .storage_backend import chat_store, open_runtime_store, repositories_for, retry_queue_for
+from .store import Store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
 from .tls import client_ssl_context, log_tls_settings
 from .trigger import BotIdentity
@@ -127,9 +126,9 @@ async def run(
             url = await http.start(partial(serve_gate, config.http, gate,
                                            ssl_context=tls_context))
             early = _Serving(gate, url or "", tls_context, http.cancel_scope)
-            async with open_store(config.db_path) as store:
+            async with open_runtime_store(config) as store:
                 if chat is None:
-                    async with open_chat_service(config, store) as chat_service:
+                    async with open_chat_service(config, chat_store(store)) as chat_service:
                         gate.reason = "starting"
                         await _run(config, store, chat_service, startup_quiet_s, task_status,
                                    early)
@@ -257,7 +256,7 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     mm = config.mattermost
     events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
-    repos = sqlite_repositories()
+    repos = repositories_for(store)
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
                     rest_in=None if directory else client.with_priority,
                     timeout_s=config.chat.timeout_s, repos=repos)
@@ -307,7 +306,7 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            handler: Handler, rt: Runtime,
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
-                         retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
+                         retry_queue=retry_queue_for(rt.store), catch_up=rt.sweeper.catch_up,
                          handle_batch=handler.store_posts, lanes=rt.dispatcher_lanes,
                          is_question=handler.is_question, task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
