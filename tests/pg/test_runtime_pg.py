@@ -19,9 +19,9 @@ from tests.scenarios.harness import replies_to, running_bot, wait_until
 pytestmark = pytest.mark.pg
 
 
-def _count(pg_url: str, sql: str) -> int:
+def _count(pg_url: str, sql: str, *params: object) -> int:
     with psycopg.connect(pg_url) as conn:
-        row = conn.execute(sql).fetchone()
+        row = conn.execute(sql, params).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -37,7 +37,7 @@ async def test_the_runtime_runs_on_postgresql_with_the_remote_chat_service(
         await wait_until(lambda: replies_to(mm, str(question["id"])), timeout=15)
         plain = await mm.post_as("kim", "quality", "그냥 잡담입니다")
         await wait_until(lambda: _count(pg_url, "SELECT count(*) FROM mchat_posts WHERE "
-                                        f"post_id = '{plain['id']}'") == 1, timeout=10)
+                                        "post_id = %s", plain["id"]) == 1, timeout=10)
         [answer] = replies_to(mm, str(question["id"]))
         assert "12%" in answer["message"]
         async with httpx.AsyncClient(base_url=rt.http_url) as client:
