@@ -44,7 +44,7 @@ from .mattermost.payload_directory import PayloadDirectory
 from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ratelimit import TokenBucket
-from .storage_backend import chat_store, open_runtime_store, repositories_for, retry_queue_for
+from .storage_backend import open_runtime_store, repositories_for, retry_queue_for
 from .store import Store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
 from .tls import client_ssl_context, log_tls_settings
@@ -128,7 +128,7 @@ async def run(
             early = _Serving(gate, url or "", tls_context, http.cancel_scope)
             async with open_runtime_store(config) as store:
                 if chat is None:
-                    async with open_chat_service(config, chat_store(store)) as chat_service:
+                    async with open_chat_service(config, store) as chat_service:
                         gate.reason = "starting"
                         await _run(config, store, chat_service, startup_quiet_s, task_status,
                                    early)

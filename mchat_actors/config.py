@@ -182,10 +182,10 @@ class Config:
 
 _PREFIXES = ("MCHAT_", "LLM_", "CHAT_", "EMBEDDINGS_")
 EMBEDDED_ON_POSTGRES = (
-    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is embedded (the default): the embedded "
-    "ChatService keeps its memories in SQLite only and does not run on PostgreSQL yet. Set "
-    "CHAT_BACKEND=remote (or agent-chat) to keep memories in the AI Memory Agent, or unset "
-    "MCHAT_DATABASE_URL to run everything on SQLite (MCHAT_DB)")
+    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is {backend}: the embedded ChatService keeps "
+    "its memories, and agent-chat its own tables, in SQLite only; neither runs on PostgreSQL "
+    "yet. Set CHAT_BACKEND=remote (memories in the AI Memory Agent, everything else on "
+    "PostgreSQL), or unset MCHAT_DATABASE_URL to run everything on SQLite (MCHAT_DB)")
 _NONE: tuple[str, ...] = ()
 
 
@@ -361,8 +361,8 @@ class _Builder:
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return None
-        if chat_backend == "embedded":
-            self.problems.append(EMBEDDED_ON_POSTGRES)
+        if chat_backend != "remote":
+            self.problems.append(EMBEDDED_ON_POSTGRES.format(backend=chat_backend))
         return url
 
 

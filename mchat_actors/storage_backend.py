@@ -1,12 +1,11 @@
 """Which database the runtime runs on: SQLite (``MCHAT_DB``, the default) or PostgreSQL
-(``MCHAT_DATABASE_URL``). ``app.run`` opens the store here and asks for the repositories, the
-retry queue and the store the embedded ChatService may join; the actors see only the ``Store``
-interface and ``repository.Repositories`` either way.
+(``MCHAT_DATABASE_URL``). ``app.run`` opens the store here and asks for the repositories and
+the retry queue; ``chat_service`` asks which store the embedded ChatService may join. The
+actors see only the ``Store`` interface and ``repository.Repositories`` either way.
 
-On PostgreSQL the embedded ChatService is not available (config refuses it: its memories are
-SQLite-only); the remote ChatServices keep users, rooms and messages in their local SQLite
-file at ``MCHAT_DB``, outside the runtime's transactions (one process per file: see
-docs/postgresql.md).
+On PostgreSQL only the remote ChatService runs (config refuses the others: the embedded one's
+memories and agent-chat's tables are SQLite-only); its local store (users, rooms, members,
+messages) is on the same database (``pg.chat_local``).
 """
 
 from __future__ import annotations
@@ -38,15 +37,14 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
         async with open_store(config.db_path) as store:
             yield store
         return
-    if config.chat.backend == "embedded":
-        raise ConfigError([EMBEDDED_ON_POSTGRES])
+    if config.chat.backend != "remote":
+        raise ConfigError([EMBEDDED_ON_POSTGRES.format(backend=config.chat.backend)])
     from .pg.database import open_database
     from .pg.store import PgStore
 
     async with open_database(config.database_url) as database:
-        logger.info("storage: runtime tables on %s; the %s ChatService keeps users, rooms and "
-                    "messages in %s", config.database_display, config.chat.backend,
-                    config.db_path)
+        logger.info("storage: runtime tables and the ChatService's local store on %s",
+                    config.database_display)
         yield PgStore(database)
 
 

@@ -176,9 +176,11 @@ def test_database_url_with_the_embedded_chat_service_is_a_clear_error():
     [problem] = info.value.problems
     assert "CHAT_BACKEND" in problem and "embedded" in problem and "PostgreSQL" in problem
     assert "pg-Pa55word" not in problem
-    Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL, CHAT_BACKEND="agent-chat",
-                         CHAT_BACKEND_URL="http://127.0.0.1:9",
-                         CHAT_AGENT_SERVICE_EMAIL="bot@example.com"))
+    with pytest.raises(ConfigError) as info:  # agent-chat's own tables are SQLite-only too
+        Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL, CHAT_BACKEND="agent-chat",
+                             CHAT_BACKEND_URL="http://127.0.0.1:9",
+                             CHAT_AGENT_SERVICE_EMAIL="bot@example.com"))
+    assert "CHAT_BACKEND is agent-chat" in "".join(info.value.problems)
 
 
 @pytest.mark.parametrize("url", [

@@ -155,3 +155,26 @@ def test_two_transactions_make_one_user_and_one_message(pg_url: str) -> None:
     with psycopg.connect(pg_url) as check:
         assert check.execute("SELECT count(*) FROM users").fetchone() == (1,)
         assert check.execute("SELECT count(*) FROM chat_messages").fetchone() == (1,)
+
+
+def test_the_audience_rules_read_alike(chat: tuple[ModuleType, Any]) -> None:
+    """``units.audience_scope`` (one implementation) over either backend's queries."""
+    from mchat_actors.chat import units
+
+    repo, conn = chat
+    kim, lee = repo.create_user(conn, "kim", None, 1), repo.create_user(conn, "lee", None, 1)
+    a_room = repo.create_room(conn, "a", "channel", 1)
+    b_room = repo.create_room(conn, "b", "channel", 1)
+    dm = repo.create_room(conn, "dm", "direct", 1)
+    _map(conn, "ca", "team-a", a_room.id)
+    _map(conn, "cb", "team-b", b_room.id)
+    repo.set_room_members(conn, a_room.id, [kim.id, lee.id], 2)
+    repo.set_room_members(conn, b_room.id, [kim.id], 2)
+    repo.set_room_members(conn, dm.id, [kim.id, lee.id], 2)
+    audience, infos = units.audience_scope(conn, dm.id, kim.id, False, [a_room.id, b_room.id],
+                                           q=repo)
+    assert audience.teams == {"team-a"}  # a DM's readers: the teams all of them are in
+    assert audience.readers == {kim.id, lee.id} and audience.kind == "direct"
+    assert {r: i.team for r, i in infos.items()} == {a_room.id: "team-a", b_room.id: "team-b"}
+    alone, _ = units.audience_scope(conn, dm.id, kim.id, True, [], q=repo)
+    assert alone.teams == {"team-a", "team-b"} and alone.readers == {kim.id}

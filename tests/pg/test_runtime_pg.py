@@ -1,7 +1,8 @@
-"""The whole service (``app.run``) with MCHAT_DATABASE_URL: the runtime's tables on the test
-PostgreSQL server, the remote ChatService (the AI Memory Agent twin) for memories, the fake
-Mattermost over real sockets. Answers once, records on PostgreSQL (not in the local SQLite
-file), and health and the admin page show the database without its password."""
+"""The whole service (``app.run``) with MCHAT_DATABASE_URL: the runtime's tables and the remote
+ChatService's local store on the test PostgreSQL server, the AI Memory Agent twin for
+memories, the fake Mattermost over real sockets. Answers once, records on PostgreSQL (no local
+SQLite file), a public channel's memory is team-wide as on SQLite, and health and the admin
+page show the database without its password."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ async def test_the_runtime_runs_on_postgresql_with_the_remote_chat_service(
                                         "post_id = %s", plain["id"]) == 1, timeout=10)
         [answer] = replies_to(mm, str(question["id"]))
         assert "12%" in answer["message"]
+        # a public channel's memory is team-wide (the rooms' teams come from the channel
+        # mapping, in the same database); a private channel's stays there
+        elsewhere = await ask(mm, "lee", "@ai X부품 불량률 몇 %야?", channel="town-square")
+        assert "12%" in elsewhere
+        await ask(mm, "kim", "@ai /remember 신제품 출시일은 3월 2일", channel="defects")
+        assert "3월 2일" not in await ask(mm, "kim", "@ai 신제품 출시일이 언제였지?",
+                                         channel="town-square")
         async with httpx.AsyncClient(base_url=rt.http_url) as client:
             health = (await client.get("/mchat/health")).json()
             admin = {"Authorization": "Bearer adm-token"}
@@ -52,11 +60,9 @@ async def test_the_runtime_runs_on_postgresql_with_the_remote_chat_service(
         assert outbox["counts"]["failed"] == 0 and outbox["failed"] == []
         assert password not in str(health) + str(status) + str(outbox)
         # the runtime's rows are on PostgreSQL: three posts handled, two replies sent
-        assert _count(pg_url, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 2
+        assert _count(pg_url, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 5
         assert _count(pg_url, "SELECT count(*) FROM mchat_posts") >= 3
-    # ... and not in the local SQLite file (the remote service's users/rooms/messages only)
-    with sqlite3.connect(local) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        leaked = [t for t in ("outbox", "mchat_posts", "mchat_retry") if t in tables and
-                  conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]]
-    assert leaked == []
+    # ... and nothing in a local SQLite file: the remote service's local store (users, rooms,
+    # members, messages) is on PostgreSQL too (pg.chat_local)
+    assert not local.exists()
+    assert _count(pg_url, "SELECT count(*) FROM chat_messages") >= 3
