@@ -6,7 +6,6 @@ page show the database without its password."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import httpx
