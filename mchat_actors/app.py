@@ -337,7 +337,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                 if every:
                     n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
                                          every_hours=every, stats=rt.summary_stats,
-                                         max_chars=rt.config.mattermost.max_post_chars))
+                                         max_chars=rt.config.mattermost.max_post_chars,
+                                     repos=repositories_for(rt.store)))
                 n.start_soon(_replay_webhooks, rt)
                 return
             joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
@@ -346,7 +347,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             if every:
                 n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
                                      every_hours=every, stats=rt.summary_stats,
-                                     max_chars=rt.config.mattermost.max_post_chars))
+                                     max_chars=rt.config.mattermost.max_post_chars,
+                                     repos=repositories_for(rt.store)))
 
             control = reconnect.ReconnectControl()  # the resume handle outlives restarts
 

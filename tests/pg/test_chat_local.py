@@ -47,3 +47,47 @@ async def test_the_local_store_on_postgresql(pg_url: str) -> None:
         audience, infos = await local.audience_scope(room.id, kim.id, only_asker=False,
                                                      memory_rooms=[room.id])
         assert audience.readers == {kim.id} and infos[room.id].kind == "channel"
+
+
+async def test_scheduled_summaries_run_on_postgresql(pg_url: str) -> None:
+    """``summaries.run`` with the store's repositories (as ``app.py`` passes them): the
+    summary of a mapped channel is queued in PostgreSQL's outbox (with SQLite's default
+    repositories the PostgreSQL store refuses ``outbox.enqueue_replies``: no twin)."""
+    import trio
+
+    from mchat_actors.actors import summaries
+    from mchat_actors.config import ChatConfig, Config, MattermostConfig
+    from mchat_actors.pg.url import parse_database_url
+    from mchat_actors.storage_backend import open_runtime_store, repositories_for
+
+    config = Config(mattermost=MattermostConfig(url="http://mm.test", token="t"),
+                    chat=ChatConfig(backend="remote"), database_url=parse_database_url(pg_url))
+    async with open_runtime_store(config) as store:
+        from mchat_actors.pg.store import PgStore
+
+        assert isinstance(store, PgStore)
+        local = PgLocalChat(store.database, analyzer=PlainAnalyzer())
+        kim = await local.create_user(name="kim", email=None)
+        room = await local.create_room(name="quality", kind="channel")
+        await local.send_message(room.id, kim.id, "라인 2 가동률 87%로 올랐습니다", post_id="p1")
+        repos = repositories_for(store)
+        await store.run(repos.mapping.insert_channel, channel_id="c1", team_id="t",
+                        name="quality", display_name="Quality", channel_type="O",
+                        room_id=room.id)
+        send, recv = trio.open_memory_channel[object](4)
+        stats = summaries.SummaryStats()
+
+        async def at_once(deadline: float) -> None:
+            await trio.lowlevel.checkpoint()
+
+        with trio.move_on_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: summaries.run(
+                    local, store, send, every_hours=24, stats=stats,  # type: ignore[arg-type]
+                    sleep_until=at_once, repos=repos))
+                reply = await recv.receive()
+                nursery.cancel_scope.cancel()
+        assert stats.failures == 0 and stats.posted >= 1
+        assert "87%" in reply.message  # type: ignore[attr-defined]
+        [row] = await store.run(repos.outbox.load_pending)
+        assert row.reply_key.startswith("summary:c1:")
