@@ -31,6 +31,7 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
     Raises:
         ConfigError: PostgreSQL with the embedded ChatService (config refuses it already).
         StoreUnavailable: the PostgreSQL server cannot be reached or refuses the login.
+        DatabaseInUse: another mchat-actors process runs on that database (``pg.single``).
         StoreError: the database cannot be opened or was made by a newer release.
     """
     if config.database_url is None:
@@ -40,9 +41,10 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
     if config.chat.backend != "remote":
         raise ConfigError([EMBEDDED_ON_POSTGRES.format(backend=config.chat.backend)])
     from .pg.database import open_database
+    from .pg.single import one_runtime
     from .pg.store import PgStore
 
-    async with open_database(config.database_url) as database:
+    async with one_runtime(config.database_url), open_database(config.database_url) as database:
         logger.info("storage: runtime tables and the ChatService's local store on %s",
                     config.database_display)
         yield PgStore(database)

@@ -1,9 +1,10 @@
 """Black box: ``mchat-actors serve`` as a real process with MCHAT_DATABASE_URL on the test
 PostgreSQL server, the fake Mattermost, and the AI Memory Agent twin as the remote
-ChatService. A burst of questions, SIGKILL mid-burst, a restart: every question answered
-exactly once, every post recorded once, the /remember applied once; the password in no log
-line. And the start-up errors: the embedded ChatService on PostgreSQL (exit 2), an unreachable
-database (exit 1), both one clear line without the password."""
+ChatService. A burst of questions, a second process refused (one runtime per database), SIGKILL
+mid-burst, a restart: every question answered exactly once, every post recorded once, the
+/remember applied once; the password in no log line. And the start-up errors: the embedded
+ChatService on PostgreSQL (exit 2), an unreachable database (exit 1), both one clear line
+without the password."""
 
 from __future__ import annotations
 
@@ -64,6 +65,12 @@ async def test_kill_9_on_postgresql_loses_nothing_and_answers_once(tmp_path, pg_
             await wait_until(lambda: bot_connected(mm), timeout=START_S)
             remember = await mm.post_as("kim", "quality", "@ai /remember X부품 불량률 12%")
             await wait_until(lambda: replies_to(mm, str(remember["id"])), timeout=20)
+            # a second process on the same database is refused (one runtime per database)
+            with trio.fail_after(START_S):
+                second = await trio.run_process(SERVE, env=env, capture_stdout=True,
+                                                capture_stderr=True, check=False)
+            assert second.returncode == 1, second.stderr.decode()[-2000:]
+            assert "another mchat-actors process" in second.stderr.decode()
             ids, plain = [], []
             for i in range(15):
                 for channel in ("town-square", "quality"):
@@ -71,7 +78,7 @@ async def test_kill_9_on_postgresql_loses_nothing_and_answers_once(tmp_path, pg_
                                                      f"@ai X부품 불량률 질문 {i}"))["id"]))
                     plain.append(str((await mm.post_as("kim", channel, f"잡담 {i}"))["id"]))
             await wait_until(lambda: sum(bool(replies_to(mm, p)) for p in ids) >= 4, timeout=30)
-            proc.kill()  # SIGKILL: no cleanup at all
+            proc.kill()  # SIGKILL: no cleanup at all; the restart below needs its lock freed
             await proc.wait()
             answered_before = sum(bool(replies_to(mm, p)) for p in ids)
             assert answered_before < len(ids), "the burst finished before the kill"
