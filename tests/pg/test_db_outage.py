@@ -1,7 +1,7 @@
 """The whole service on PostgreSQL while the database server goes away and comes back (its own
 server: the session's stays up). Posts arriving during the outage are answered once the server
 is back, exactly once, and every post is recorded once; health says the database is not
-writable meanwhile."""
+writable meanwhile; the runtime takes its one-process lock again after the restart."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import psycopg
 import pytest
 import trio
 
+from mchat_actors.pg.single import LOCK_KEY, DatabaseInUse
+from mchat_actors.storage_backend import open_runtime_store
 from mchat_actors.testing import FakeMattermost
 from tests.chat.test_remote_e2e import backend_env, twin
 from tests.scenarios.harness import replies_to, running_bot, wait_until
@@ -19,6 +21,13 @@ from tests.scenarios.harness import replies_to, running_bot, wait_until
 from .server import PgServer
 
 pytestmark = pytest.mark.pg
+
+
+def _lock_taken(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                           (LOCK_KEY,)).fetchone()
+        return not (row and row[0])  # taken by us: freed when this connection closes
 
 
 def _count(url: str, sql: str, *params: object) -> int:
@@ -62,5 +71,11 @@ async def test_a_database_outage_loses_nothing_and_answers_once(tmp_path: Any) -
             assert all("12%" in a for a in answers), answers
             assert _count(url, "SELECT count(*) FROM chat_messages WHERE mchat_post_id ="
                           " ANY(%s)", every) == len(every)
+            # the runtime's lock was lost with the server and is taken again: a second
+            # runtime on this database is refused again
+            await wait_until(lambda: _lock_taken(url), timeout=20)
+            with pytest.raises(DatabaseInUse):
+                async with open_runtime_store(rt.config):
+                    pytest.fail("a second runtime opened the database")
     finally:
         await trio.to_thread.run_sync(server.stop)
