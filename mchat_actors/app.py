@@ -45,9 +45,8 @@ from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ports import Reactions
 from .ratelimit import TokenBucket
-from .repository import sqlite_repositories
-from .retry_queue import SqliteRetryQueue
-from .store import Store, open_store
+from .storage_backend import open_runtime_store, repositories_for, retry_queue_for
+from .store import Store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
 from .tls import client_ssl_context, log_tls_settings
 from .trigger import BotIdentity
@@ -128,7 +127,7 @@ async def run(
             url = await http.start(partial(serve_gate, config.http, gate,
                                            ssl_context=tls_context))
             early = _Serving(gate, url or "", tls_context, http.cancel_scope)
-            async with open_store(config.db_path) as store:
+            async with open_runtime_store(config) as store:
                 if chat is None:
                     async with open_chat_service(config, store) as chat_service:
                         gate.reason = "starting"
@@ -258,7 +257,7 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     mm = config.mattermost
     events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
-    repos = sqlite_repositories()
+    repos = repositories_for(store)
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
                     rest_in=None if directory else client.with_priority,
                     timeout_s=config.chat.timeout_s, repos=repos)
@@ -309,7 +308,7 @@ async def _dispatcher_task(config: Config, inbox: trio.MemoryReceiveChannel[Inbo
                            handler: Handler, rt: Runtime,
                            task_status: trio.TaskStatus[None]) -> None:
     await dispatcher.run(config.queues, inbox=inbox, handle=handler, stats=rt.dispatcher_stats,
-                         retry_queue=SqliteRetryQueue(rt.store), catch_up=rt.sweeper.catch_up,
+                         retry_queue=retry_queue_for(rt.store), catch_up=rt.sweeper.catch_up,
                          handle_batch=handler.store_posts, lanes=rt.dispatcher_lanes,
                          is_question=handler.is_question, task_status=task_status)
     await rt.replies.aclose()  # every serializer finished: the sender drains and returns
@@ -340,7 +339,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
                 if every:
                     n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
                                          every_hours=every, stats=rt.summary_stats,
-                                         max_chars=rt.config.mattermost.max_post_chars))
+                                         max_chars=rt.config.mattermost.max_post_chars,
+                                     repos=repositories_for(rt.store)))
                 n.start_soon(_replay_webhooks, rt)
                 return
             joiner = AutoJoiner(rt.config.mattermost, rest=rt.client, bot_user_id=rt.bot.user_id)
@@ -349,7 +349,8 @@ async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
             if every:
                 n.start_soon(partial(summaries.run, rt.chat, rt.store, rt.replies,
                                      every_hours=every, stats=rt.summary_stats,
-                                     max_chars=rt.config.mattermost.max_post_chars))
+                                     max_chars=rt.config.mattermost.max_post_chars,
+                                     repos=repositories_for(rt.store)))
 
             control = reconnect.ReconnectControl()  # the resume handle outlives restarts
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chat.protocol import LLM, ChatService
 from .config import Config
+from .storage_backend import chat_store, is_postgres
 
 if TYPE_CHECKING:
     from .store import Store
@@ -32,13 +33,19 @@ async def open_chat_service(config: Config, store: Store | None = None
         # remote, agent-chat: the local store keeps users/rooms/messages only; memories live
         # remotely, so the local service must not extract memories of its own (no LLM for it;
         # agent-chat's summaries are then the built-in ones)
-        async with open_embedded_chat_service(config.db_path,
-                                              llm=None if remote else llm,
-                                              timezone=config.chat.timezone,
-                                              mask_llm=config.chat.mask_llm,
-                                              glossary_path=config.chat.glossary_path,
-                                              embeddings=embeddings,
-                                              store=store) as local:
+        if store is not None and is_postgres(store) and config.chat.backend == "remote":
+            from .chat.remote import open_remote_chat_service
+
+            # the local store in the runtime's PostgreSQL database: nothing in a local file
+            async with _open_pg_local(config, store) as pg_local, \
+                    open_remote_chat_service(config.chat, local=pg_local, llm=llm) as svc:
+                yield svc
+            return
+        async with open_embedded_chat_service(
+                config.db_path, llm=None if remote else llm, timezone=config.chat.timezone,
+                mask_llm=config.chat.mask_llm, glossary_path=config.chat.glossary_path,
+                embeddings=embeddings,
+                store=None if store is None else chat_store(store)) as local:
             if not remote:
                 yield local
                 return
@@ -52,6 +59,24 @@ async def open_chat_service(config: Config, store: Store | None = None
 
             async with open_remote_chat_service(config.chat, local=local, llm=llm) as svc:
                 yield svc
+
+
+@asynccontextmanager
+async def _open_pg_local(config: Config, store: Store) -> AsyncIterator[ChatService]:
+    """The remote service's local store on the runtime's PostgreSQL (``pg.chat_local``)."""
+    import functools
+
+    import trio
+
+    from .chat.morph import KiwiAnalyzer
+    from .pg.chat_local import PgLocalChat
+    from .pg.store import PgStore
+
+    assert isinstance(store, PgStore)
+    glossary = {"glossary_path": config.chat.glossary_path} if config.chat.glossary_path else {}
+    analyzer = await trio.to_thread.run_sync(functools.partial(KiwiAnalyzer.load, **glossary))
+    yield PgLocalChat(store.database, analyzer=analyzer, timezone=config.chat.timezone,
+                      mask_llm=config.chat.mask_llm)
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ import attrs
 
 from . import config_values as parse
 from .errors import ConfigError
+from .pg.url import DatabaseUrl, parse_database_url
 from .secrecy import SECRET_SETTINGS, Secret, resolve_secret_files, secret, secrets_tuple
 
 T = TypeVar("T")
@@ -147,10 +148,23 @@ class Config:
     chat: ChatConfig = ChatConfig()
     queues: QueueConfig = QueueConfig()
     db_path: str = "./mchat-actors.db"
+    # MCHAT_DATABASE_URL: the runtime's tables on PostgreSQL instead of db_path (holds the
+    # password: repr=False, shown only as ``database_display``)
+    database_url: DatabaseUrl | None = attrs.field(default=None, repr=False)
     shutdown_grace_s: float = 5.0
     max_restarts: int = 5
     restart_window_s: float = 60.0
     log_format: str = "text"  # MCHAT_LOG_FORMAT (applied by the CLI; validated here)
+
+    @property
+    def database_backend(self) -> str:
+        """``postgresql`` with MCHAT_DATABASE_URL, else ``sqlite``."""
+        return "sqlite" if self.database_url is None else "postgresql"
+
+    @property
+    def database_display(self) -> str:
+        """Where the runtime's tables are, password redacted (logs, health, admin page)."""
+        return self.db_path if self.database_url is None else self.database_url.display()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, toml_path: str | None = None) -> Config:
@@ -167,6 +181,11 @@ class Config:
 
 
 _PREFIXES = ("MCHAT_", "LLM_", "CHAT_", "EMBEDDINGS_")
+EMBEDDED_ON_POSTGRES = (
+    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is {backend}: the embedded ChatService keeps "
+    "its memories, and agent-chat its own tables, in SQLite only; neither runs on PostgreSQL "
+    "yet. Set CHAT_BACKEND=remote (memories in the AI Memory Agent, everything else on "
+    "PostgreSQL), or unset MCHAT_DATABASE_URL to run everything on SQLite (MCHAT_DB)")
 _NONE: tuple[str, ...] = ()
 
 
@@ -319,6 +338,7 @@ class _Builder:
             max_concurrent_stores=g("MCHAT_MAX_CONCURRENT_STORES", parse.positive_int, 16),
         )
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
+        database_url = self._database_url(chat.backend)
         log_format = g("MCHAT_LOG_FORMAT", parse.choice(("text", "json")), "text")
         if self.problems:
             raise ConfigError(self.problems)
@@ -328,18 +348,34 @@ class _Builder:
             chat=chat,
             queues=queues,
             db_path=db_path,
+            database_url=database_url,
             log_format=log_format,
         )
+
+    def _database_url(self, chat_backend: str) -> DatabaseUrl | None:
+        raw = (self.values.get("MCHAT_DATABASE_URL") or "").strip()
+        if not raw:
+            return None
+        try:
+            url = parse_database_url(raw)  # its problems never quote the URL (the password)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        if chat_backend != "remote":
+            self.problems.append(EMBEDDED_ON_POSTGRES.format(backend=chat_backend))
+        return url
 
 
 def describe(config: Config) -> dict[str, Any]:
     """A secret-free view of the config, for the admin page and the start-up log (secret
-    fields left out; ``user:password@`` in URLs masked)."""
-    return attrs.asdict(
+    fields left out; ``user:password@`` in URLs masked; the database URL redacted)."""
+    out = attrs.asdict(
         config,
         filter=lambda a, v: a.repr is not False,
         value_serializer=_describe_value,
     )
+    out["database"] = {"backend": config.database_backend, "where": config.database_display}
+    return out
 
 
 def _describe_value(inst: Any, a: Any, v: Any) -> Any:

@@ -140,3 +140,57 @@ def test_concurrency_limits_are_settable_and_checked():
     text = "\n".join(info.value.problems)
     assert "MCHAT_MAX_CONCURRENT_CHATS: must be greater than 0" in text
     assert "MCHAT_MAX_CONCURRENT_STORES: expected a whole number" in text
+
+
+REMOTE = {"CHAT_BACKEND": "remote", "CHAT_BACKEND_URL": "http://127.0.0.1:9",
+          "CHAT_BACKEND_API_KEY": "agent-key", "CHAT_BACKEND_AGENT_ID": "a1"}
+PG_URL = "postgresql://mchat:pg-Pa55word@db.example:6543/mchat?sslmode=require"
+
+
+def test_database_url_selects_postgresql_and_never_shows_the_password(tmp_path):
+    from mchat_actors.secrecy import secret_values
+
+    cfg = Config.from_env(dict(BASE, **REMOTE, MCHAT_DATABASE_URL=PG_URL))
+    assert cfg.database_backend == "postgresql"
+    assert cfg.database_url is not None and cfg.database_url.port == 6543
+    assert cfg.database_display == ("postgresql://mchat:[redacted]@db.example:6543/mchat"
+                                    "?sslmode=require")
+    described = describe(cfg)
+    assert described["database"] == {"backend": "postgresql", "where": cfg.database_display}
+    for text in (repr(cfg), str(described)):
+        assert "pg-Pa55word" not in text
+    assert "pg-Pa55word" in secret_values(cfg)  # so the log filter scrubs it
+    # from a file (container secret mounts), like every secret
+    path = tmp_path / "db-url"
+    path.write_text(PG_URL + "\n")
+    from_file = Config.from_env(dict(BASE, **REMOTE, MCHAT_DATABASE_URL_FILE=str(path)))
+    assert from_file.database_url == cfg.database_url
+    assert Config.from_env(BASE).database_backend == "sqlite"
+    assert describe(Config.from_env(BASE))["database"]["where"] == "./mchat-actors.db"
+
+
+def test_database_url_with_the_embedded_chat_service_is_a_clear_error():
+    """The embedded ChatService's memories are SQLite-only: never silently split them off."""
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL))
+    [problem] = info.value.problems
+    assert "CHAT_BACKEND" in problem and "embedded" in problem and "PostgreSQL" in problem
+    assert "pg-Pa55word" not in problem
+    with pytest.raises(ConfigError) as info:  # agent-chat's own tables are SQLite-only too
+        Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL, CHAT_BACKEND="agent-chat",
+                             CHAT_BACKEND_URL="http://127.0.0.1:9",
+                             CHAT_AGENT_SERVICE_EMAIL="bot@example.com"))
+    assert "CHAT_BACKEND is agent-chat" in "".join(info.value.problems)
+
+
+@pytest.mark.parametrize("url", [
+    "mysql://u:pg-Pa55word@h/db",
+    "postgresql://u:pg-Pa55word@h/db?sslmod=require",
+    "postgresql://u:pg-Pa55word@h:99999/db",
+    "postgresql://u:pg-Pa55word@/db",
+])
+def test_a_bad_database_url_is_reported_without_the_password(url):
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(dict(BASE, **REMOTE, MCHAT_DATABASE_URL=url))
+    text = "\n".join(info.value.problems)
+    assert "MCHAT_DATABASE_URL" in text and "pg-Pa55word" not in text

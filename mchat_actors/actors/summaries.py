@@ -83,8 +83,10 @@ async def summarize_all(chat: Any, store: Store, replies: trio.MemorySendChannel
 
 async def run(chat: Any, store: Store, replies: trio.MemorySendChannel[OutboundRequest], *,
               every_hours: float, stats: SummaryStats, max_chars: int = 16383,
-              sleep_until: Callable[[float], Awaitable[None]] = trio.sleep_until) -> None:
-    """Summarise every ``every_hours`` until cancelled."""
+              sleep_until: Callable[[float], Awaitable[None]] = trio.sleep_until,
+              repos: Repositories | None = None) -> None:
+    """Summarise every ``every_hours`` until cancelled (``repos``: the store's, see
+    ``summarize_all``)."""
     if not isinstance(chat, _Summarizer):
         logger.warning("summaries: this ChatService cannot summarise; scheduled summaries off")
         return
@@ -94,7 +96,7 @@ async def run(chat: Any, store: Store, replies: trio.MemorySendChannel[OutboundR
         await sleep_until(deadline)
         try:
             await summarize_all(chat, store, replies, every_hours=every_hours, stats=stats,
-                                max_chars=max_chars)
+                                max_chars=max_chars, repos=repos)
         except StoreError as exc:
             stats.failures += 1
             logger.warning("summaries: %s", exc)

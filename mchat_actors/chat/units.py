@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from types import ModuleType
+from typing import Any
 
 import attrs
 
@@ -50,27 +52,30 @@ def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: s
                          keep=lambda m: may_use(audience, m, infos), dense=dense)
 
 
-def audience_for(conn: sqlite3.Connection, room: str, user: str,
-                 only_asker: bool = False) -> Audience:
+def audience_for(conn: Any, room: str, user: str, only_asker: bool = False, *,
+                 q: ModuleType = repo) -> Audience:
     """The readers of a reply in ``room`` to ``user`` (or of one only ``user`` sees), with the
-    teams they all belong to (``chat.audience``: what "team-wide" means)."""
+    teams they all belong to (``chat.audience``: what "team-wide" means). ``q``: the queries'
+    module for ``conn`` (``chat.repo`` on SQLite, ``pg.chat_repo`` on PostgreSQL)."""
     if only_asker:
-        return Audience.only(user, room, repo.user_teams(conn, user) | {repo.room_team(conn, room)})
-    kind = repo.room_kind(conn, room)
-    members = repo.room_members(conn, room)
+        return Audience.only(user, room, q.user_teams(conn, user) | {q.room_team(conn, room)})
+    kind: str = q.room_kind(conn, room)
+    members: frozenset[str] = q.room_members(conn, room)
     teams: frozenset[str]
     if kind in (DIRECT, GROUP):  # a DM's readers may be more than the asker: all must be in it
-        teams = frozenset.intersection(*[repo.user_teams(conn, m) for m in members | {user}])
+        teams = frozenset.intersection(*[q.user_teams(conn, m) for m in members | {user}])
     else:
-        teams = frozenset({repo.room_team(conn, room)})
+        teams = frozenset({q.room_team(conn, room)})
     return Audience.of(kind=kind, room=room, members=members, asker=user, teams=teams)
 
 
-def audience_scope(conn: sqlite3.Connection, room: str, user: str, only_asker: bool,
-                   memory_rooms: list[str]) -> tuple[Audience, dict[str, RoomInfo]]:
+def audience_scope(conn: Any, room: str, user: str, only_asker: bool,
+                   memory_rooms: list[str], *, q: ModuleType = repo
+                   ) -> tuple[Audience, dict[str, RoomInfo]]:
     """The reply's audience and what the rules need to know of ``memory_rooms`` (for a
     ChatService whose memories live elsewhere: the remote one)."""
-    return audience_for(conn, room, user, only_asker), repo.room_infos(conn, memory_rooms)
+    infos: dict[str, RoomInfo] = q.room_infos(conn, memory_rooms)
+    return audience_for(conn, room, user, only_asker, q=q), infos
 
 
 class _RoomInfos(Mapping[str, RoomInfo]):

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from .. import retry_queue
+from ..errors import StoreError
 from ..tls import insecure_warning
 from . import outbox_admin
 from .context import HealthRules, Surface, surface
@@ -67,7 +68,15 @@ async def gather(s: Surface) -> dict[str, Any]:
     since = max(state.since, rt.started_at)  # the default state predates the start
     last_sweep = rt.sweeper.stats.last_sweep_at
     last_event = rt.reconnect_stats.connection.last_event_at
-    box = await rt.store.run(outbox_admin.overview)
+    writable = await rt.store.is_writable()
+    box: dict[str, Any] = {"counts": {}, "oldest_pending_age_s": None}
+    parked: dict[str, Any] = {"pending": None, "channels": None, "oldest_pending_age_s": None}
+    if writable:  # else unknown: health answers now instead of waiting on the database
+        try:
+            box = await rt.store.run(outbox_admin.overview)
+            parked = await rt.store.run(retry_queue.health)
+        except StoreError:  # gone since the probe (a PostgreSQL server restarting)
+            writable = False
     return {
         "connection": {
             "state": state.mode,
@@ -77,13 +86,15 @@ async def gather(s: Surface) -> dict[str, Any]:
             "since_sweep_s": round(now - max(since, last_sweep or since), 3),
             "certificate_problem": "TLS certificate" in rt.reconnect_stats.last_error,
         },
-        "database": {"writable": await rt.store.is_writable()},
+        "database": {"writable": writable,
+                     "backend": rt.config.database_backend,
+                     "where": rt.config.database_display},
         "tls": {"verify": rt.config.mattermost.verify_ssl,
                 "warning": insecure_warning(rt.config.mattermost)},
-        "outbox": {"pending": box["counts"].get("pending", 0),
-                   "failed": box["counts"].get("failed", 0),
+        "outbox": {"pending": box["counts"].get("pending", 0 if writable else None),
+                   "failed": box["counts"].get("failed", 0 if writable else None),
                    "oldest_pending_age_s": box["oldest_pending_age_s"]},
-        "retry_queue": await rt.store.run(retry_queue.health),
+        "retry_queue": parked,
         "channels_behind": len(rt.dispatcher_lanes.behind_channels()),
     }
 

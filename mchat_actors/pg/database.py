@@ -37,6 +37,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 POOL_MIN = 1
 POOL_MAX = 8
 POOL_TIMEOUT_S = 10.0
+PROBE_WAIT_S = 2.0  # is_writable (health): how long to wait for a connection
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03"})
 
 
@@ -62,8 +63,9 @@ class PgDatabase:
     def __repr__(self) -> str:
         return f"PgDatabase({self.url.display()!r})"
 
-    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        with self._pool.connection() as conn, conn.transaction():
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+              wait_s: float | None = None) -> T:
+        with self._pool.connection(timeout=wait_s) as conn, conn.transaction():
             return fn(conn, *args, **kwargs)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -99,7 +101,9 @@ class PgDatabase:
         except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
             raise pg_error(self.url, name, exc) from None
 
-    async def is_writable(self) -> bool:
+    async def is_writable(self, *, wait_s: float = PROBE_WAIT_S) -> bool:
+        """Whether a write commits now. Waits at most ``wait_s`` for a connection (not the
+        pool's ``timeout_s``): health answers quickly while the server is down."""
         def probe(conn: Conn) -> bool:
             conn.execute("INSERT INTO mchat_state (key, value) VALUES ('health_probe', "
                          "extract(epoch FROM now())::text) ON CONFLICT (key) DO UPDATE "
@@ -107,8 +111,9 @@ class PgDatabase:
             return True
 
         try:
-            return await self.run(probe)
-        except StoreError:
+            return await trio.to_thread.run_sync(partial(self._call, probe, (), {}, wait_s),
+                                                 limiter=self._limiter)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed):
             return False
 
 

@@ -14,9 +14,21 @@ from mchat_actors.testing.fake_openai import FakeOpenAI
 from mchat_actors.testing.seed import default_seed
 from tests.scenarios.harness import running_bot, wait_until
 
+from ..pg.conftest import pg_server, pg_url  # noqa: F401  (remote-postgresql: its server)
 from .test_remote_e2e import ask, backend_env, twin
 
 SECRET = "/remember 신제품 코드명은 블루버드, 출시일 3월 2일 (대외비)"
+
+
+REMOTE = ["remote", pytest.param("remote-postgresql", marks=pytest.mark.pg)]
+
+
+def remote_env(mode: str, fake: Any, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The remote backend, on SQLite or (``remote-postgresql``) on the test PostgreSQL."""
+    env = backend_env("remote", fake)
+    if mode == "remote-postgresql":
+        env["MCHAT_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    return env
 
 
 def bot_texts(mm: FakeMattermost, channel: str) -> list[str]:
@@ -32,13 +44,15 @@ async def command(mm: FakeMattermost, user: str, channel: str, text: str) -> Map
     return post
 
 
-async def test_a_private_channels_secret_stays_out_of_a_public_channel(tmp_path: Any) -> None:
+@pytest.mark.parametrize("mode", REMOTE)
+async def test_a_private_channels_secret_stays_out_of_a_public_channel(
+        tmp_path: Any, mode: str, request: pytest.FixtureRequest) -> None:
     """Issue #8, example 3, on the remote backend: kim remembers in the private ``defects``;
     a question, ``/search`` and ``/memory`` in the public ``town-square`` neither show the
     secret there nor send it to the LLM; a DM may use it (kim is in ``defects``)."""
     async with twin() as fake, FakeOpenAI(api_key="sk-llm") as openai, FakeMattermost() as mm, \
             running_bot(mm, str(tmp_path / "b.db"), LLM_BASE_URL=openai.url,
-                        LLM_API_KEY="sk-llm", LLM_MODEL="m", **backend_env("remote", fake)):
+                        LLM_API_KEY="sk-llm", LLM_MODEL="m", **remote_env(mode, fake, request)):
         saved = await ask(mm, "kim", "@ai " + SECRET, channel="defects")
         assert "블루버드" in saved
         answer = await ask(mm, "kim", "@ai 신제품 코드명 뭐였지?", channel="town-square")
@@ -76,12 +90,13 @@ def two_teams() -> dict[str, Any]:
     return seed
 
 
-@pytest.mark.parametrize("mode", ["embedded", "remote"])
-async def test_team_wide_is_the_same_team_only(tmp_path: Any, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["embedded", *REMOTE])
+async def test_team_wide_is_the_same_team_only(tmp_path: Any, mode: str,
+                                               request: pytest.FixtureRequest) -> None:
     """A public channel of team rnd is team-wide in rnd, not in team qa (before: everywhere)."""
     async with twin() as fake, FakeMattermost(seed=two_teams()) as mm, \
             running_bot(mm, str(tmp_path / "b.db"),
-                        **(backend_env(mode, fake) if mode == "remote" else {})):
+                        **(remote_env(mode, fake, request) if mode != "embedded" else {})):
         await ask(mm, "kim", "@ai /remember 시제품 B 도면 번호는 DW-7781", channel="rnd-lab")
         await ask(mm, "lee", "@ai /remember 라인 2 가동률 87%", channel="quality")
         same_team = await ask(mm, "jung", "@ai 시제품 B 도면 번호 뭐야?", channel="rnd-talk")

@@ -45,7 +45,8 @@ async def test_health_is_200_with_the_facts_at_start(harness):
     assert body["status"] == "ok"
     assert body["connection"]["state"] == "connecting"
     assert body["connection"]["last_event_age_s"] is None
-    assert body["database"] == {"writable": True}
+    assert body["database"] == {"writable": True, "backend": "sqlite",
+                                "where": harness.rt.config.db_path}
     assert body["outbox"] == {"pending": 0, "failed": 0, "oldest_pending_age_s": None}
 
 

@@ -1,0 +1,206 @@
+"""Channel ownership across replicas (PostgreSQL only): which channels this replica serves.
+
+Every replica keeps its own WebSocket and sees every event (docs/postgresql.md, "Replicas:
+who reads the events"); this actor decides which of them it handles. Channels are grouped in
+``buckets`` hash buckets (``pg.leases.bucket_of``), one lease row each, so the lease table
+and the renewing statement stay small with thousands of channels. ``ChannelOwnership.run``
+ticks the replica's ``pg.leases.Lessee`` every ``renew_every_s`` (heartbeat, renew, give back
+the excess, take up to the fair share: one transaction) and sends an ``OwnershipChange`` when
+the set of buckets held changed.
+
+- ``owns(channel_id)``: true while this replica may act on the channel: the lease's local
+  deadline (``Lessee.owns``) lapses before the database lets another replica take it, so two
+  replicas never both own a channel, even when a tick fails (the deadlines then just lapse).
+- ``forward_owned``: the filter between intake and dispatcher: events of channels this
+  replica does not own are dropped (counted); their owner handles them from its own stream.
+- ``resume_gained``: on gaining buckets, each mapped channel of them is read again from its
+  durable cursor (``Sweeper.catch_up``): the posts the previous owner had not recorded when it
+  died or gave the lease back are handled here (the handler drops the ones it recorded).
+
+Not wired into ``app.py`` yet, and writes are not fenced by the lease epoch yet: a replica
+whose tick stalls past its deadline stops taking new events, but a post already in its lane
+is finished (its writes are idempotent on the post id and the reply key).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import trio
+
+from ..errors import MattermostError, StoreError
+from ..messages import InboundEvent, channel_of
+from ..pg.leases import Lessee, bucket_of, declare
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BUCKETS = 64
+
+
+class LeaseDatabase(Protocol):
+    """What the actor needs of ``pg.database.PgDatabase``."""
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    async def run_own(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+
+@attrs.frozen
+class OwnershipChange:
+    """Buckets (``bucket:<n>``) this replica gained and lost at one tick."""
+
+    gained: frozenset[str]
+    lost: frozenset[str]
+
+
+@attrs.define
+class OwnershipStats:
+    ticks: int = 0
+    tick_failures: int = 0
+    last_error: str = ""
+    held: int = 0
+    gained: int = 0
+    lost: int = 0
+    dropped_events: int = 0  # events of channels another replica owns
+    resumed_channels: int = 0
+    resume_failures: int = 0
+
+
+@attrs.define
+class ChannelOwnership:
+    """One replica's channel leases. ``clock``: the replica's monotonic clock (only ever
+    compared with deadlines computed from the same clock)."""
+
+    db: LeaseDatabase
+    lessee: Lessee
+    buckets: int = BUCKETS
+    clock: Callable[[], float] = trio.current_time
+    stats: OwnershipStats = attrs.Factory(OwnershipStats)
+    _held: frozenset[str] = frozenset()
+
+    def resource_of(self, channel_id: str) -> str:
+        return bucket_of(channel_id, self.buckets)
+
+    def owns(self, channel_id: str) -> bool:
+        return self.lessee.owns(self.resource_of(channel_id), self.clock())
+
+    def held(self) -> frozenset[str]:
+        return frozenset(self.lessee.held(self.clock()))
+
+    async def tick(self) -> OwnershipChange | None:
+        """One lease tick; the change of the buckets held, None when nothing changed.
+
+        Raises:
+            StoreError: the tick failed (nothing changed in the database; the deadlines of
+                what was held lapse on their own).
+        """
+        await self.db.run_own(self.lessee.tick, self.clock())
+        self.stats.ticks += 1
+        now_held = self.held()
+        gained, lost = now_held - self._held, self._held - now_held
+        self._held = now_held
+        self.stats.held = len(now_held)
+        if not gained and not lost:
+            return None
+        self.stats.gained += len(gained)
+        self.stats.lost += len(lost)
+        logger.info("ownership: %s holds %d buckets (+%d -%d)", self.lessee.replica,
+                    len(now_held), len(gained), len(lost))
+        return OwnershipChange(gained=frozenset(gained), lost=frozenset(lost))
+
+    async def run(self, changes: trio.MemorySendChannel[OwnershipChange], *,
+                  release_on_exit: bool = True,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Declare the buckets, tick until cancelled; started after the first tick
+        (successful or not). On exit the leases are given back (a clean stop: the others
+        take them at their next tick, not after the lease time)."""
+        await self.db.run(declare, [f"bucket:{n}" for n in range(self.buckets)])
+        every = self.lessee.settings.renew_every_s
+        started = False
+        try:
+            async with changes:
+                while True:
+                    try:
+                        change = await self.tick()
+                    except StoreError as exc:
+                        self.stats.tick_failures += 1
+                        self.stats.last_error = str(exc)
+                        logger.warning("ownership: lease tick failed (%s); what is held "
+                                       "lapses at its deadline", exc)
+                        change = self._lapsed()
+                    if change is not None:
+                        await changes.send(change)
+                    if not started:
+                        task_status.started()
+                        started = True
+                    await trio.sleep(every)
+        finally:
+            if release_on_exit:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    try:
+                        await self.db.run_own(self.lessee.shutdown)
+                    except StoreError as exc:
+                        logger.warning("ownership: could not give the leases back (%s); "
+                                       "they expire after the lease time", exc)
+
+    def _lapsed(self) -> OwnershipChange | None:
+        now_held = self.held()
+        lost = self._held - now_held
+        self._held = now_held
+        self.stats.held = len(now_held)
+        if not lost:
+            return None
+        self.stats.lost += len(lost)
+        return OwnershipChange(gained=frozenset(), lost=frozenset(lost))
+
+
+async def forward_owned(inbox: trio.MemoryReceiveChannel[InboundEvent],
+                        outbox: trio.MemorySendChannel[InboundEvent],
+                        ownership: ChannelOwnership) -> None:
+    """Pass on the events of owned channels, in order; drop (and count) the others."""
+    async with inbox, outbox:
+        async for event in inbox:
+            if ownership.owns(str(channel_of(event))):
+                await outbox.send(event)
+            else:
+                ownership.stats.dropped_events += 1
+
+
+CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
+
+
+async def resume_gained(changes: trio.MemoryReceiveChannel[OwnershipChange],
+                        events: trio.MemorySendChannel[InboundEvent],
+                        ownership: ChannelOwnership, *,
+                        channel_ids: Callable[[], Awaitable[Sequence[str]]],
+                        catch_up: CatchUp, since_ms: Callable[[], int],
+                        retry_s: float = 1.0, attempts: int = 5) -> None:
+    """For each gained bucket, read its mapped channels again from their durable cursors
+    and send what comes back to ``events`` (the handler drops posts already recorded). A
+    channel whose read fails is tried again (``attempts`` times, ``retry_s`` apart) while it
+    is still owned; after that the next reconnect's backfill covers it."""
+    async with changes, events:
+        async for change in changes:
+            if not change.gained:
+                continue
+            for cid in await channel_ids():
+                if ownership.resource_of(cid) not in change.gained:
+                    continue
+                for attempt in range(attempts):
+                    if not ownership.owns(cid):
+                        break
+                    try:
+                        async for batch in catch_up(cid, since_ms()):
+                            for event in batch:
+                                await events.send(event)
+                        ownership.stats.resumed_channels += 1
+                        break
+                    except (MattermostError, StoreError) as exc:
+                        ownership.stats.resume_failures += 1
+                        logger.warning("ownership: reading channel %s after taking it failed "
+                                       "(try %d): %s", cid, attempt + 1, exc)
+                        await trio.sleep(retry_s)
