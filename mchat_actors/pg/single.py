@@ -51,6 +51,17 @@ def _lock(url: DatabaseUrl) -> psycopg.Connection[tuple[object, ...]]:
     return conn
 
 
+def _release(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Unlock, then close: closing alone frees the lock only when the server's backend has
+    finished exiting, so a process starting right after a clean stop could find it taken."""
+    try:
+        conn.execute("SELECT pg_advisory_unlock_all()")
+    except psycopg.Error:
+        pass  # a dead connection holds nothing
+    finally:
+        conn.close()
+
+
 def _alive(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     try:
         conn.execute("SELECT 1")
@@ -97,4 +108,4 @@ async def one_runtime(url: DatabaseUrl, *, check_every_s: float = CHECK_EVERY_S
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(held[0].close)
+            await trio.to_thread.run_sync(_release, held[0])
