@@ -5,12 +5,20 @@ request waits for the latest of them:
 
 * GCRA pacing: one emission interval (``1 / rate_per_s``) between requests, with a tolerance
   of ``burst - 1`` intervals.
-* A sliding-window log of the last ``N = floor(rate_per_s * window_s)`` send times: the next
-  request never goes before ``(N-th previous send) + window_s + margin_s``. This is what
-  guarantees that **no half-open window of ``window_s`` ever holds more than ``N`` requests**,
-  whatever the burst and the scheduler's jitter; ``margin_s`` absorbs the jitter between
-  ``acquire()`` returning and the request reaching the server (it costs ``margin_s`` of
-  throughput per ``N`` requests: 10/s with the default 10 ms margin paces at ~9.9/s).
+* A sliding window over the server's clock, ``N = floor(rate_per_s * window_s)``: request
+  ``j`` never goes before ``window_s`` after the **latest moment any request ``i <= j - N``
+  can have reached the server**. A request reaches the server after it was let go and, if it
+  was answered, before its answer came back: ``async with bucket.request() as slot`` and
+  ``slot.answered()`` when the response arrived give that bound exactly, whatever the
+  connection set-up, scheduling or network jitter; the next request waits while an older one
+  (``i <= j - N``) is still in flight. So, as long as answers are marked, **no half-open
+  window of ``window_s`` of the server's arrivals ever holds more than ``N`` requests**
+  (request ``j`` arrives at or after its release, at least ``window_s`` after any of
+  ``i <= j - N``; arrivals may reorder, the bound holds for every pair ``N`` apart). It costs
+  one round trip per ``N`` requests (10/s with 3 ms answers paces at ~9.97/s). A request
+  that was not answered (network error, timeout, cancelled) and a bare ``acquire()`` (no
+  answer to wait for, e.g. a WebSocket upgrade) are assumed to arrive within ``margin_s`` of
+  their release or failure: the old rule, ``(N-th previous send) + window_s + margin_s``.
 * What the server said: ``update_from_headers`` (``X-Ratelimit-Remaining: 0`` blocks everyone
   until ``X-Ratelimit-Reset``) and ``penalize`` (after a 429, everyone waits ``Retry-After``).
 
@@ -34,8 +42,8 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from types import MappingProxyType
 from typing import final
 
@@ -99,6 +107,25 @@ class RequestClass:
         self.priority = priority
 
 
+@attrs.define(eq=False)
+class Slot:
+    """One request let through by ``TokenBucket.request``: call ``answered()`` as soon as the
+    server's response (its status line and headers) has come back."""
+
+    released_at: float
+    _bucket: TokenBucket
+    _end: float | None = None  # latest moment the request can have reached the server
+
+    def answered(self) -> None:
+        """The server has answered: the request reached it before now."""
+        if self._end is None:
+            self._bucket._finish(self, self._bucket._clock())
+
+    @property
+    def in_flight(self) -> bool:
+        return self._end is None
+
+
 @attrs.frozen(kw_only=True)
 class BucketStatistics:
     """A snapshot of a ``TokenBucket``'s counters (trio's ``statistics()`` convention)."""
@@ -112,6 +139,7 @@ class BucketStatistics:
     blocked_until: float | None  # trio time before which nobody goes (None: not blocked)
     server_limit: int | None  # last X-Ratelimit-Limit seen
     server_remaining: int | None  # last X-Ratelimit-Remaining seen
+    in_flight: int = 0  # requests let through and not answered or failed yet
     acquired_by_priority: Mapping[str, int] = MappingProxyType({})  # reply/question/background
 
 
@@ -124,7 +152,8 @@ class TokenBucket:
         burst: requests that may go back to back after an idle period (GCRA tolerance);
             the sliding window still caps any ``window_s`` at ``floor(rate_per_s * window_s)``.
         window_s: length of the window the budget is counted over.
-        margin_s: extra spacing added to the window rule, to absorb network jitter.
+        margin_s: how long after its release (or failure) an unanswered request may still
+            reach the server (the window rule's allowance for requests without an answer).
         clock: returns trio's current time (the default); deadlines are slept with
             ``trio.sleep_until``, so a replacement must share trio's time base.
         question_run: question-class slots in a row before an older background waiter gets
@@ -156,7 +185,10 @@ class TokenBucket:
         self._margin_s = margin_s
         self._clock = clock
         # A tiny epsilon so that 10.0 * 1.0 is not floored to 9 by float noise.
-        self._sent: deque[float] = deque(maxlen=max(1, math.floor(rate_per_s * window_s + 1e-9)))
+        self._n = max(1, math.floor(rate_per_s * window_s + 1e-9))  # requests per window
+        # requests not yet folded into _floor, in release order; the newest N-1 stay here
+        self._recent: deque[Slot] = deque()
+        self._floor = -math.inf  # latest arrival bound of every request folded out of _recent
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._blocked_until = -math.inf
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
@@ -173,8 +205,7 @@ class TokenBucket:
         self._server_remaining: int | None = None
 
     def __repr__(self) -> str:
-        used, size = len(self._sent), self._sent.maxlen
-        return f"<TokenBucket rate_per_s={self._rate:g} window={used}/{size}>"
+        return f"<TokenBucket rate_per_s={self._rate:g} window={len(self._recent)}/{self._n}>"
 
     @property
     def rate_per_s(self) -> float:
@@ -183,13 +214,33 @@ class TokenBucket:
     def next_allowed_at(self) -> float:
         """The earliest trio time at which a request may go, given what is known now."""
         at = max(self._tat - self._tolerance, self._blocked_until)
-        if len(self._sent) == self._sent.maxlen:
-            at = max(at, self._sent[0] + self._window_s + self._margin_s)
-        return at
+        keep = self._n - 1  # the newest N-1 requests do not bound the next one
+        recent = self._recent
+        while len(recent) > keep and (end := recent[0]._end) is not None:
+            recent.popleft()
+            self._floor = max(self._floor, end)
+        if len(recent) > keep:
+            return math.inf  # a request N back is still in flight: wait for its answer
+        return max(at, self._floor + self._window_s)
+
+    @asynccontextmanager
+    async def request(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
+                      urgent: bool = False) -> AsyncIterator[Slot]:
+        """``acquire()`` for one request whose answer is awaited in the block: call
+        ``slot.answered()`` when the response came back. Leaving the block without it (an
+        error, a timeout, a cancellation) counts the request as reaching the server up to
+        ``margin_s`` after that moment."""
+        slot = await self._acquire(priority, urgent)
+        try:
+            yield slot
+        finally:
+            if slot._end is None:
+                self._finish(slot, self._clock() + self._margin_s)
 
     async def acquire(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
                       urgent: bool = False) -> None:
-        """Wait until one request may go, and count it as sent.
+        """Wait until one request may go, and count it as sent (reaching the server within
+        ``margin_s``; ``request()`` measures that instead).
 
         ``priority`` is the request's class, or a ``RequestClass`` whose class may be raised
         while it waits (``urgent=True`` is ``Priority.REPLY``); see the module docstring for
@@ -198,6 +249,10 @@ class TokenBucket:
 
         Cancellation: a cancelled waiter consumes nothing; it is always a checkpoint.
         """
+        slot = await self._acquire(priority, urgent)
+        self._finish(slot, slot.released_at + self._margin_s)
+
+    async def _acquire(self, priority: Priority | RequestClass, urgent: bool) -> Slot:
         await trio.lowlevel.checkpoint_if_cancelled()
         group = priority if isinstance(priority, RequestClass) else None
         level = priority.priority if isinstance(priority, RequestClass) else Priority(priority)
@@ -236,7 +291,14 @@ class TokenBucket:
         if now > start:
             self._waits += 1
             self._total_wait_s += now - start
+        slot = Slot(now, self)
+        self._recent.append(slot)
         await trio.lowlevel.cancel_shielded_checkpoint()
+        return slot
+
+    def _finish(self, slot: Slot, end: float) -> None:
+        slot._end = end
+        self._wake_head()  # an answer can free the window
 
     def _head(self) -> _Waiter | None:
         """The waiter that goes next (see the module docstring)."""
@@ -258,7 +320,6 @@ class TokenBucket:
             self._question_run += 1
         self._by_priority[waiter.priority] += 1
         self._tat = max(self._tat, now) + self._interval
-        self._sent.append(now)
 
     def _promote(self, waiter: _Waiter, priority: Priority) -> None:
         """Move a waiting request to a higher class, in its arrival order there."""
@@ -317,6 +378,7 @@ class TokenBucket:
             blocked_until=blocked,
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
+            in_flight=sum(1 for slot in self._recent if slot._end is None),
             acquired_by_priority=MappingProxyType(
                 {p.name.lower(): n for p, n in self._by_priority.items()}),
         )
