@@ -6,19 +6,15 @@ request waits for the latest of them:
 * GCRA pacing: one emission interval (``1 / rate_per_s``) between requests, with a tolerance
   of ``burst - 1`` intervals.
 * A sliding window over the server's clock, ``N = floor(rate_per_s * window_s)``: request
-  ``j`` never goes before ``window_s`` after the **latest moment any request ``i <= j - N``
-  can have reached the server**. A request reaches the server after it was let go and, if it
-  was answered, before its answer came back: ``async with bucket.request() as slot`` and
-  ``slot.answered()`` when the response arrived give that bound exactly, whatever the
-  connection set-up, scheduling or network jitter; the next request waits while an older one
-  (``i <= j - N``) is still in flight. So, as long as answers are marked, **no half-open
-  window of ``window_s`` of the server's arrivals ever holds more than ``N`` requests**
-  (request ``j`` arrives at or after its release, at least ``window_s`` after any of
-  ``i <= j - N``; arrivals may reorder, the bound holds for every pair ``N`` apart). It costs
-  one round trip per ``N`` requests (10/s with 3 ms answers paces at ~9.97/s). A request
-  that was not answered (network error, timeout, cancelled) and a bare ``acquire()`` (no
-  answer to wait for, e.g. a WebSocket upgrade) are assumed to arrive within ``margin_s`` of
-  their release or failure: the old rule, ``(N-th previous send) + window_s + margin_s``.
+  ``j`` goes at least ``window_s`` after the **latest moment any request ``i <= j - N`` can
+  have reached the server**, i.e. its answer (``async with bucket.request() as slot`` ...
+  ``slot.answered()``), waiting while such a request is still in flight. A request arrives
+  after its release and before its answer, so **no half-open window of ``window_s`` of the
+  server's arrivals holds more than ``N`` requests**, whatever the connection set-up,
+  scheduling or network jitter (and arrivals may reorder). It costs one round trip per ``N``
+  requests (10/s with 5 ms answers: ~9.95/s). An unanswered request (error, timeout,
+  cancelled) and a bare ``acquire()`` (e.g. a WebSocket upgrade) are assumed to arrive within
+  ``margin_s`` of their failure or release.
 * What the server said: ``update_from_headers`` (``X-Ratelimit-Remaining: 0`` blocks everyone
   until ``X-Ratelimit-Reset``) and ``penalize`` (after a 429, everyone waits ``Retry-After``).
 
@@ -31,9 +27,10 @@ background waiter waits, at most ``question_run`` question-class slots in a row 
 then one goes to the oldest background waiter, if it arrived before the oldest question waiter
 (so a question never waits behind a background request that arrived later). The oldest
 background waiter therefore goes after at most (question waiters older than it) +
-``question_run`` question slots; replies always go first (their volume is that of answers).
-The bucket is generic: a per-minute budget is
-``rate_per_s=1.0`` or ``rate_per_s=n / 60`` with ``window_s=60.0``.
+``question_run`` question slots. Replies go first with the same guard (``reply_run``): a
+sustained reply backlog must not hold a channel whose question needs one read forever (the
+backlog scenario saw one wait 37 s). A per-minute budget is ``rate_per_s=n / 60``,
+``window_s=60.0``.
 """
 
 from __future__ import annotations
@@ -60,6 +57,7 @@ class Priority(enum.IntEnum):
 
 
 QUESTION_RUN = 4  # question slots in a row before a waiting (older) background request
+REPLY_RUN = 4  # reply slots in a row before a waiting (older) question or background request
 
 
 @attrs.define(eq=False)
@@ -117,7 +115,6 @@ class Slot:
     _end: float | None = None  # latest moment the request can have reached the server
 
     def answered(self) -> None:
-        """The server has answered: the request reached it before now."""
         if self._end is None:
             self._bucket._finish(self, self._bucket._clock())
 
@@ -158,6 +155,7 @@ class TokenBucket:
             ``trio.sleep_until``, so a replacement must share trio's time base.
         question_run: question-class slots in a row before an older background waiter gets
             one (the starvation guard, see the module docstring).
+        reply_run: reply slots in a row before an older waiter of another class gets one.
     """
 
     def __init__(
@@ -169,6 +167,7 @@ class TokenBucket:
         margin_s: float = 0.01,
         clock: Callable[[], float] = trio.current_time,
         question_run: int = QUESTION_RUN,
+        reply_run: int = REPLY_RUN,
     ) -> None:
         if not rate_per_s > 0:
             raise ValueError(f"rate_per_s must be > 0, got {rate_per_s!r}")
@@ -176,8 +175,9 @@ class TokenBucket:
             raise ValueError(f"burst must be >= 1, got {burst!r}")
         if not window_s > 0 or margin_s < 0:
             raise ValueError("window_s must be > 0 and margin_s >= 0")
-        if question_run < 1:
-            raise ValueError(f"question_run must be >= 1, got {question_run!r}")
+        if question_run < 1 or reply_run < 1:
+            raise ValueError(f"question_run and reply_run must be >= 1, got {question_run!r}, "
+                             f"{reply_run!r}")
         self._rate = rate_per_s
         self._interval = 1.0 / rate_per_s
         self._tolerance = (burst - 1) * self._interval
@@ -189,12 +189,15 @@ class TokenBucket:
         # requests not yet folded into _floor, in release order; the newest N-1 stay here
         self._recent: deque[Slot] = deque()
         self._floor = -math.inf  # latest arrival bound of every request folded out of _recent
+        self._in_flight = 0
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._blocked_until = -math.inf
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
         self._seq = itertools.count()
         self._question_run_max = question_run
         self._question_run = 0  # question slots taken in a row while background waited
+        self._reply_run_max = reply_run
+        self._reply_run = 0  # reply slots taken in a row while another class waited
         self._by_priority = {p: 0 for p in Priority}
         self._acquired = 0
         self._waits = 0
@@ -293,17 +296,24 @@ class TokenBucket:
             self._total_wait_s += now - start
         slot = Slot(now, self)
         self._recent.append(slot)
+        self._in_flight += 1
         await trio.lowlevel.cancel_shielded_checkpoint()
         return slot
 
     def _finish(self, slot: Slot, end: float) -> None:
         slot._end = end
+        self._in_flight -= 1
         self._wake_head()  # an answer can free the window
 
     def _head(self) -> _Waiter | None:
         """The waiter that goes next (see the module docstring)."""
         replies, questions, background = (self._queues[p] for p in Priority)
         if replies:
+            others = [q[0] for q in (questions, background) if q]
+            oldest = min(others, key=lambda w: w.seq, default=None)
+            if (oldest is not None and oldest.seq < replies[0].seq
+                    and self._reply_run >= self._reply_run_max):
+                return oldest
             return replies[0]
         if not questions or not background:
             return (questions or background or (None,))[0]
@@ -314,6 +324,10 @@ class TokenBucket:
 
     def _take(self, waiter: _Waiter, now: float) -> None:
         self._queues[waiter.priority].popleft()
+        if waiter.priority is not Priority.REPLY:
+            self._reply_run = 0
+        elif self._queues[Priority.QUESTION] or self._queues[Priority.BACKGROUND]:
+            self._reply_run += 1
         if waiter.priority is Priority.BACKGROUND:
             self._question_run = 0
         elif waiter.priority is Priority.QUESTION and self._queues[Priority.BACKGROUND]:
@@ -378,7 +392,7 @@ class TokenBucket:
             blocked_until=blocked,
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
-            in_flight=sum(1 for slot in self._recent if slot._end is None),
+            in_flight=self._in_flight,
             acquired_by_priority=MappingProxyType(
                 {p.name.lower(): n for p, n in self._by_priority.items()}),
         )
