@@ -118,10 +118,6 @@ class Slot:
         if self._end is None:
             self._bucket._finish(self, self._bucket._clock())
 
-    @property
-    def in_flight(self) -> bool:
-        return self._end is None
-
 
 @attrs.frozen(kw_only=True)
 class BucketStatistics:
@@ -268,18 +264,23 @@ class TokenBucket:
             group._waiting[waiter] = self
         self._waiting += 1
         taken = False
+        slept_from: float | None = None
         try:
             while True:
                 waiter.wake = trio.Event()
                 if self._head() is not waiter:
+                    slept_from = None
                     await waiter.wake.wait()
                     continue
                 now = self._clock()
                 deadline = self.next_allowed_at()
                 if now >= deadline:
-                    self._take(waiter, now)
+                    # the pacing grid keeps the time it was due, not the scheduler's lateness
+                    due = now if slept_from is None else max(deadline, slept_from)
+                    self._take(waiter, now, due)
                     taken = True
                     break
+                slept_from = now
                 # woken early when a penalty or a request of a higher class arrives
                 with trio.move_on_at(deadline):
                     await waiter.wake.wait()
@@ -322,7 +323,7 @@ class TokenBucket:
             return background[0]
         return questions[0]
 
-    def _take(self, waiter: _Waiter, now: float) -> None:
+    def _take(self, waiter: _Waiter, now: float, due: float) -> None:
         self._queues[waiter.priority].popleft()
         if waiter.priority is not Priority.REPLY:
             self._reply_run = 0
@@ -333,7 +334,7 @@ class TokenBucket:
         elif waiter.priority is Priority.QUESTION and self._queues[Priority.BACKGROUND]:
             self._question_run += 1
         self._by_priority[waiter.priority] += 1
-        self._tat = max(self._tat, now) + self._interval
+        self._tat = max(self._tat, due) + self._interval
 
     def _promote(self, waiter: _Waiter, priority: Priority) -> None:
         """Move a waiting request to a higher class, in its arrival order there."""
