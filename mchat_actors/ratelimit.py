@@ -29,8 +29,7 @@ then one goes to the oldest background waiter, if it arrived before the oldest q
 background waiter therefore goes after at most (question waiters older than it) +
 ``question_run`` question slots. Replies go first with the same guard (``reply_run``): a
 sustained reply backlog must not hold a channel whose question needs one read forever (the
-backlog scenario saw one wait 37 s). A per-minute budget is ``rate_per_s=n / 60``,
-``window_s=60.0``.
+backlog scenario saw one wait 37 s). Per minute: ``rate_per_s=n / 60``, ``window_s=60``.
 """
 
 from __future__ import annotations
@@ -275,13 +274,14 @@ class TokenBucket:
                 now = self._clock()
                 deadline = self.next_allowed_at()
                 if now >= deadline:
-                    # the pacing grid keeps the time it was due, not the scheduler's lateness
-                    due = now if slept_from is None else max(deadline, slept_from)
+                    # the pacing grid keeps the time it was due, not the scheduler's lateness,
+                    # unless the server has no burst to spare for two requests < 1 interval apart
+                    spare = self._server_remaining is None or self._server_remaining >= 2
+                    due = now if slept_from is None or not spare else max(deadline, slept_from)
                     self._take(waiter, now, due)
                     taken = True
                     break
-                slept_from = now
-                # woken early when a penalty or a request of a higher class arrives
+                slept_from = now  # woken early by a penalty, a higher class, an answer
                 with trio.move_on_at(deadline):
                     await waiter.wake.wait()
         finally:

@@ -241,3 +241,32 @@ def test_the_schedulers_lateness_does_not_slow_the_pace():
     rate = (len(sent) - 1) / (sent[-1] - sent[0])
     assert rate >= 9.9
     assert max_in_window(arrivals) <= 10
+
+
+def test_lateness_is_not_caught_up_when_the_server_has_no_burst_to_spare():
+    """A server with a burst of 1 (X-Ratelimit-Remaining 1 at our pace): catching up a late
+    wake-up would put two requests less than one interval apart, which such a server answers
+    with Remaining 0 (and the bucket then waits for its Reset, a whole second). Then every
+    two releases stay one interval apart."""
+    rng = random.Random(5)
+    sent: list[float] = []
+
+    async def main() -> None:
+        mock = trio.lowlevel.current_clock()
+        assert isinstance(mock, trio.testing.MockClock)
+
+        def late_clock() -> float:
+            mock.jump(rng.uniform(0.0, 0.004))
+            return trio.current_time()
+
+        bucket = TokenBucket(10.0, margin_s=MARGIN, clock=late_clock)
+        for _ in range(50):
+            async with bucket.request(Priority.REPLY) as slot:
+                sent.append(trio.current_time())
+                await trio.sleep(0.002)
+                slot.answered()
+                bucket.update_from_headers(2, 1, 1.0)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert min(gaps) >= 0.1 - 1e-9
