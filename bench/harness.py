@@ -99,13 +99,17 @@ class Run:
         """
         ready_s = await self.wait_ready(timeout_s=timeout_s)
         names = channels if channels is not None else self.channels()
-        before = self.watcher.replies
+        round_ids: set[str] = set()
         for name in names:  # at half the budget: a peer without a limiter must not get 429s
-            await self.users.post(name, "@ai 준비됐어? warm-up", question=True)
+            sent = await self.users.post(name, "@ai 준비됐어? warm-up", question=True)
+            if sent is not None:
+                round_ids.add(sent.post_id)
             await trio.sleep(0.2)
-        await self.wait_replies(before + len(names), timeout_s=timeout_s, quiet_s=timeout_s)
-        if self.watcher.replies < before + len(names):
-            raise BenchError(f"{self.system} answered {self.watcher.replies - before} of "
+        # wait for the answers to THESE questions: a reply to a "ready" question still queued
+        # in c0 must not count for them (the load then began behind c0's warm-up backlog)
+        answered = await self._wait_answered(round_ids, timeout_s=timeout_s)
+        if answered < len(names):
+            raise BenchError(f"{self.system} answered {answered} of "
                              f"{len(names)} warm-up questions in {timeout_s:g} s"
                              + (f":\n{self.bot.tail()}" if self.bot else ""))
         await trio.sleep(0.5)  # let the last warm-up reply's request leave the log window
@@ -115,6 +119,17 @@ class Run:
         self.base_seen = len(self.watcher.reply_roots)
         self.warm_up_ids = frozenset(s.post_id for s in self.users.sent if s.question)
         return ready_s
+
+    async def _wait_answered(self, ids: set[str], *, timeout_s: float) -> int:
+        """Until every post of ``ids`` has a reply of the bot (or timeout); how many have."""
+        deadline = time.time() + timeout_s
+        while True:
+            posts = await self.fake.posts()
+            roots = {str(p.get("root_id") or "") for p in posts
+                     if p.get("user_id") == self.fake.bot_id}
+            if ids <= roots or time.time() >= deadline:
+                return len(ids & roots)
+            await trio.sleep(0.25)
 
     async def wait_replies(self, expected: int, *, timeout_s: float, quiet_s: float) -> bool:
         """Until the watcher has seen ``expected`` replies, none came for ``quiet_s``, or timeout.

@@ -216,6 +216,8 @@ def bot_env(fake: Fake, agent_url: str, db: Path, extra: dict[str, str] | None =
         "CHAT_BACKEND": "remote", "CHAT_BACKEND_URL": agent_url,
         "CHAT_BACKEND_API_KEY": AGENT_KEY, "CHAT_BACKEND_AGENT_ID": AGENT_ID,
         "CHAT_BACKEND_RATE_PER_MIN": "10000000", "CHAT_TIMEOUT": "90",
+        # the users ask far more than the loop guard's 30 answers a minute per channel
+        "MCHAT_MAX_ANSWERS_PER_MIN": "100000",
         **(extra or {}),
     }
 

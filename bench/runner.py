@@ -83,7 +83,8 @@ async def run_scenario(name: str, *, quick: bool, systems: list[str] | None, wor
         "scenario": name, "quick": quick,
         "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started, 1), "machine": machine(),
-        "command": "python -m bench run" + (" --quick" if quick else "") + f" {name}",
+        "command": "python -m bench run" + (" --quick" if quick else "")
+                   + (f" --systems {','.join(systems)}" if systems else "") + f" {name}",
         "columns": [{"key": c.key, "header": c.header, "target": c.target, "ratio": c.ratio}
                     for c in module.COLUMNS],
         "systems": results,

@@ -57,7 +57,9 @@ async def open_chat_service(config: Config, store: Store | None = None
                 return
             from .chat.remote import open_remote_chat_service
 
-            async with open_remote_chat_service(config.chat, local=local, llm=llm) as svc:
+            async with open_remote_chat_service(
+                    config.chat, local=local, llm=llm,
+                    max_connections=max(8, config.queues.max_concurrent_chats)) as svc:
                 yield svc
 
 

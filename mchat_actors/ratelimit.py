@@ -5,12 +5,16 @@ request waits for the latest of them:
 
 * GCRA pacing: one emission interval (``1 / rate_per_s``) between requests, with a tolerance
   of ``burst - 1`` intervals.
-* A sliding-window log of the last ``N = floor(rate_per_s * window_s)`` send times: the next
-  request never goes before ``(N-th previous send) + window_s + margin_s``. This is what
-  guarantees that **no half-open window of ``window_s`` ever holds more than ``N`` requests**,
-  whatever the burst and the scheduler's jitter; ``margin_s`` absorbs the jitter between
-  ``acquire()`` returning and the request reaching the server (it costs ``margin_s`` of
-  throughput per ``N`` requests: 10/s with the default 10 ms margin paces at ~9.9/s).
+* A sliding window over the server's clock, ``N = floor(rate_per_s * window_s)``: request
+  ``j`` goes at least ``window_s`` after the **latest moment any request ``i <= j - N`` can
+  have reached the server**, i.e. its answer (``async with bucket.request() as slot`` ...
+  ``slot.answered()``), waiting while such a request is still in flight. A request arrives
+  after its release and before its answer, so **no half-open window of ``window_s`` of the
+  server's arrivals holds more than ``N`` requests**, whatever the connection set-up,
+  scheduling or network jitter (and arrivals may reorder). It costs one round trip per ``N``
+  requests (10/s with 5 ms answers: ~9.95/s). An unanswered request (error, timeout,
+  cancelled) and a bare ``acquire()`` (e.g. a WebSocket upgrade) are assumed to arrive within
+  ``margin_s`` of their failure or release.
 * What the server said: ``update_from_headers`` (``X-Ratelimit-Remaining: 0`` blocks everyone
   until ``X-Ratelimit-Reset``) and ``penalize`` (after a 429, everyone waits ``Retry-After``).
 
@@ -23,9 +27,9 @@ background waiter waits, at most ``question_run`` question-class slots in a row 
 then one goes to the oldest background waiter, if it arrived before the oldest question waiter
 (so a question never waits behind a background request that arrived later). The oldest
 background waiter therefore goes after at most (question waiters older than it) +
-``question_run`` question slots; replies always go first (their volume is that of answers).
-The bucket is generic: a per-minute budget is
-``rate_per_s=1.0`` or ``rate_per_s=n / 60`` with ``window_s=60.0``.
+``question_run`` question slots. Replies go first with the same guard (``reply_run``): a
+sustained reply backlog must not hold a channel whose question needs one read forever (the
+backlog scenario saw one wait 37 s). Per minute: ``rate_per_s=n / 60``, ``window_s=60``.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from types import MappingProxyType
 from typing import final
 
@@ -52,6 +56,7 @@ class Priority(enum.IntEnum):
 
 
 QUESTION_RUN = 4  # question slots in a row before a waiting (older) background request
+REPLY_RUN = 4  # reply slots in a row before a waiting (older) question or background request
 
 
 @attrs.define(eq=False)
@@ -99,6 +104,20 @@ class RequestClass:
         self.priority = priority
 
 
+@attrs.define(eq=False)
+class Slot:
+    """One request let through by ``TokenBucket.request``: call ``answered()`` as soon as the
+    server's response (its status line and headers) has come back."""
+
+    released_at: float
+    _bucket: TokenBucket
+    _end: float | None = None  # latest moment the request can have reached the server
+
+    def answered(self) -> None:
+        if self._end is None:
+            self._bucket._finish(self, self._bucket._clock())
+
+
 @attrs.frozen(kw_only=True)
 class BucketStatistics:
     """A snapshot of a ``TokenBucket``'s counters (trio's ``statistics()`` convention)."""
@@ -112,6 +131,7 @@ class BucketStatistics:
     blocked_until: float | None  # trio time before which nobody goes (None: not blocked)
     server_limit: int | None  # last X-Ratelimit-Limit seen
     server_remaining: int | None  # last X-Ratelimit-Remaining seen
+    in_flight: int = 0  # requests let through and not answered or failed yet
     acquired_by_priority: Mapping[str, int] = MappingProxyType({})  # reply/question/background
 
 
@@ -124,11 +144,13 @@ class TokenBucket:
         burst: requests that may go back to back after an idle period (GCRA tolerance);
             the sliding window still caps any ``window_s`` at ``floor(rate_per_s * window_s)``.
         window_s: length of the window the budget is counted over.
-        margin_s: extra spacing added to the window rule, to absorb network jitter.
+        margin_s: how long after its release (or failure) an unanswered request may still
+            reach the server (the window rule's allowance for requests without an answer).
         clock: returns trio's current time (the default); deadlines are slept with
             ``trio.sleep_until``, so a replacement must share trio's time base.
         question_run: question-class slots in a row before an older background waiter gets
             one (the starvation guard, see the module docstring).
+        reply_run: reply slots in a row before an older waiter of another class gets one.
     """
 
     def __init__(
@@ -140,6 +162,7 @@ class TokenBucket:
         margin_s: float = 0.01,
         clock: Callable[[], float] = trio.current_time,
         question_run: int = QUESTION_RUN,
+        reply_run: int = REPLY_RUN,
     ) -> None:
         if not rate_per_s > 0:
             raise ValueError(f"rate_per_s must be > 0, got {rate_per_s!r}")
@@ -147,8 +170,9 @@ class TokenBucket:
             raise ValueError(f"burst must be >= 1, got {burst!r}")
         if not window_s > 0 or margin_s < 0:
             raise ValueError("window_s must be > 0 and margin_s >= 0")
-        if question_run < 1:
-            raise ValueError(f"question_run must be >= 1, got {question_run!r}")
+        if question_run < 1 or reply_run < 1:
+            raise ValueError(f"question_run and reply_run must be >= 1, got {question_run!r}, "
+                             f"{reply_run!r}")
         self._rate = rate_per_s
         self._interval = 1.0 / rate_per_s
         self._tolerance = (burst - 1) * self._interval
@@ -156,13 +180,19 @@ class TokenBucket:
         self._margin_s = margin_s
         self._clock = clock
         # A tiny epsilon so that 10.0 * 1.0 is not floored to 9 by float noise.
-        self._sent: deque[float] = deque(maxlen=max(1, math.floor(rate_per_s * window_s + 1e-9)))
+        self._n = max(1, math.floor(rate_per_s * window_s + 1e-9))  # requests per window
+        # requests not yet folded into _floor, in release order; the newest N-1 stay here
+        self._recent: deque[Slot] = deque()
+        self._floor = -math.inf  # latest arrival bound of every request folded out of _recent
+        self._in_flight = 0
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._blocked_until = -math.inf
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
         self._seq = itertools.count()
         self._question_run_max = question_run
         self._question_run = 0  # question slots taken in a row while background waited
+        self._reply_run_max = reply_run
+        self._reply_run = 0  # reply slots taken in a row while another class waited
         self._by_priority = {p: 0 for p in Priority}
         self._acquired = 0
         self._waits = 0
@@ -173,8 +203,7 @@ class TokenBucket:
         self._server_remaining: int | None = None
 
     def __repr__(self) -> str:
-        used, size = len(self._sent), self._sent.maxlen
-        return f"<TokenBucket rate_per_s={self._rate:g} window={used}/{size}>"
+        return f"<TokenBucket rate_per_s={self._rate:g} window={len(self._recent)}/{self._n}>"
 
     @property
     def rate_per_s(self) -> float:
@@ -183,13 +212,33 @@ class TokenBucket:
     def next_allowed_at(self) -> float:
         """The earliest trio time at which a request may go, given what is known now."""
         at = max(self._tat - self._tolerance, self._blocked_until)
-        if len(self._sent) == self._sent.maxlen:
-            at = max(at, self._sent[0] + self._window_s + self._margin_s)
-        return at
+        keep = self._n - 1  # the newest N-1 requests do not bound the next one
+        recent = self._recent
+        while len(recent) > keep and (end := recent[0]._end) is not None:
+            recent.popleft()
+            self._floor = max(self._floor, end)
+        if len(recent) > keep:
+            return math.inf  # a request N back is still in flight: wait for its answer
+        return max(at, self._floor + self._window_s)
+
+    @asynccontextmanager
+    async def request(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
+                      urgent: bool = False) -> AsyncIterator[Slot]:
+        """``acquire()`` for one request whose answer is awaited in the block: call
+        ``slot.answered()`` when the response came back. Leaving the block without it (an
+        error, a timeout, a cancellation) counts the request as reaching the server up to
+        ``margin_s`` after that moment."""
+        slot = await self._acquire(priority, urgent)
+        try:
+            yield slot
+        finally:
+            if slot._end is None:
+                self._finish(slot, self._clock() + self._margin_s)
 
     async def acquire(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
                       urgent: bool = False) -> None:
-        """Wait until one request may go, and count it as sent.
+        """Wait until one request may go, and count it as sent (reaching the server within
+        ``margin_s``; ``request()`` measures that instead).
 
         ``priority`` is the request's class, or a ``RequestClass`` whose class may be raised
         while it waits (``urgent=True`` is ``Priority.REPLY``); see the module docstring for
@@ -198,6 +247,10 @@ class TokenBucket:
 
         Cancellation: a cancelled waiter consumes nothing; it is always a checkpoint.
         """
+        slot = await self._acquire(priority, urgent)
+        self._finish(slot, slot.released_at + self._margin_s)
+
+    async def _acquire(self, priority: Priority | RequestClass, urgent: bool) -> Slot:
         await trio.lowlevel.checkpoint_if_cancelled()
         group = priority if isinstance(priority, RequestClass) else None
         level = priority.priority if isinstance(priority, RequestClass) else Priority(priority)
@@ -210,19 +263,25 @@ class TokenBucket:
             group._waiting[waiter] = self
         self._waiting += 1
         taken = False
+        slept_from: float | None = None
         try:
             while True:
                 waiter.wake = trio.Event()
                 if self._head() is not waiter:
+                    slept_from = None
                     await waiter.wake.wait()
                     continue
                 now = self._clock()
                 deadline = self.next_allowed_at()
                 if now >= deadline:
-                    self._take(waiter, now)
+                    # the pacing grid keeps the time it was due, not the scheduler's lateness,
+                    # unless the server has no burst to spare for two requests < 1 interval apart
+                    spare = self._server_remaining is None or self._server_remaining >= 2
+                    due = now if slept_from is None or not spare else max(deadline, slept_from)
+                    self._take(waiter, now, due)
                     taken = True
                     break
-                # woken early when a penalty or a request of a higher class arrives
+                slept_from = now  # woken early by a penalty, a higher class, an answer
                 with trio.move_on_at(deadline):
                     await waiter.wake.wait()
         finally:
@@ -236,12 +295,26 @@ class TokenBucket:
         if now > start:
             self._waits += 1
             self._total_wait_s += now - start
+        slot = Slot(now, self)
+        self._recent.append(slot)
+        self._in_flight += 1
         await trio.lowlevel.cancel_shielded_checkpoint()
+        return slot
+
+    def _finish(self, slot: Slot, end: float) -> None:
+        slot._end = end
+        self._in_flight -= 1
+        self._wake_head()  # an answer can free the window
 
     def _head(self) -> _Waiter | None:
         """The waiter that goes next (see the module docstring)."""
         replies, questions, background = (self._queues[p] for p in Priority)
         if replies:
+            others = [q[0] for q in (questions, background) if q]
+            oldest = min(others, key=lambda w: w.seq, default=None)
+            if (oldest is not None and oldest.seq < replies[0].seq
+                    and self._reply_run >= self._reply_run_max):
+                return oldest
             return replies[0]
         if not questions or not background:
             return (questions or background or (None,))[0]
@@ -250,15 +323,18 @@ class TokenBucket:
             return background[0]
         return questions[0]
 
-    def _take(self, waiter: _Waiter, now: float) -> None:
+    def _take(self, waiter: _Waiter, now: float, due: float) -> None:
         self._queues[waiter.priority].popleft()
+        if waiter.priority is not Priority.REPLY:
+            self._reply_run = 0
+        elif self._queues[Priority.QUESTION] or self._queues[Priority.BACKGROUND]:
+            self._reply_run += 1
         if waiter.priority is Priority.BACKGROUND:
             self._question_run = 0
         elif waiter.priority is Priority.QUESTION and self._queues[Priority.BACKGROUND]:
             self._question_run += 1
         self._by_priority[waiter.priority] += 1
-        self._tat = max(self._tat, now) + self._interval
-        self._sent.append(now)
+        self._tat = max(self._tat, due) + self._interval
 
     def _promote(self, waiter: _Waiter, priority: Priority) -> None:
         """Move a waiting request to a higher class, in its arrival order there."""
@@ -317,6 +393,7 @@ class TokenBucket:
             blocked_until=blocked,
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
+            in_flight=self._in_flight,
             acquired_by_priority=MappingProxyType(
                 {p.name.lower(): n for p, n in self._by_priority.items()}),
         )

@@ -50,7 +50,7 @@ def run_mix(rate: float, arrivals: list[tuple[float, Priority, float | None]],
             bucket.penalize(seconds)
 
     async def main() -> None:
-        bucket = TokenBucket(rate, question_run=question_run)
+        bucket = TokenBucket(rate, question_run=question_run, reply_run=question_run)
         with trio.fail_after(100_000):  # a lost wake-up deadlocks: fail instead of hanging
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(penalize, bucket)
@@ -85,7 +85,9 @@ def test_classes_keep_the_window_order_and_progress(rate, arrivals, penalties, q
     * no 1 s window holds more than the rate; cancelled waiters consume nothing;
     * nobody waits behind a request of a lower class, or of its own class, that arrived later;
     * while a background request waits, at most ``question_run`` questions that arrived after
-      it go between two background grants (the starvation bound)."""
+      it go between two background grants (the starvation bound);
+    * while a question or background request waits, at most ``reply_run`` (here the same
+      number) replies that arrived after it go between two grants of other classes."""
     reqs, log, stats = run_mix(rate, arrivals, sorted(penalties), question_run)
     done = [r for r in reqs if r.granted is not None]
     assert all(r.cancelled != (r.granted is not None) for r in reqs)
@@ -109,6 +111,17 @@ def test_classes_keep_the_window_order_and_progress(rate, arrivals, penalties, q
             elif by_seq[seq].priority is Priority.QUESTION and seq > w.seq:
                 newer_questions += 1
                 assert newer_questions <= question_run, (w, span)
+    for w in (r for r in done if r.priority is not Priority.REPLY):
+        span = log[log.index(("arrive", w.seq)):log.index(("grant", w.seq))]
+        newer_replies = 0  # since the last grant of another class
+        for kind, seq in span:
+            if kind != "grant":
+                continue
+            if by_seq[seq].priority is not Priority.REPLY:
+                newer_replies = 0
+            elif seq > w.seq:
+                newer_replies += 1
+                assert newer_replies <= question_run, (w, span)
 
 
 async def test_question_goes_before_a_background_backlog(autojump_clock):
@@ -168,6 +181,44 @@ async def test_urgent_flag_is_the_reply_class(autojump_clock):
 def test_question_run_must_be_positive():
     with pytest.raises(ValueError, match="question_run"):
         TokenBucket(1.0, question_run=0)
+    with pytest.raises(ValueError, match="reply_run"):
+        TokenBucket(1.0, reply_run=0)
+
+
+async def test_a_question_read_is_not_starved_by_a_reply_backlog(autojump_clock):
+    """The backlog scenario: replies keep coming at the whole budget (10/s) and a channel's
+    question needs one read (its mapping). The read goes after at most reply_run replies
+    (old code: only once the replies ran out, 37 s in the scenario), and replies keep
+    4 of every 5 slots while reads keep coming."""
+    bucket = TokenBucket(10.0)
+    grants: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        await bucket.acquire(priority)
+        grants.append(name)
+
+    async def replies(worker: int) -> None:
+        for i in range(200):  # two senders, each always waiting with its next reply
+            await take(f"r{worker}.{i}", Priority.REPLY)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(replies, 0)
+        nursery.start_soon(replies, 1)
+        await trio.sleep(2.0)
+        nursery.start_soon(take, "read", Priority.QUESTION)
+        await trio.sleep(0)
+        at = len(grants)
+        await trio.sleep(3.0)
+        assert "read" in grants[at:at + 5]
+        for i in range(10):  # background reads behind the replies
+            nursery.start_soon(take, f"bg{i}", Priority.BACKGROUND)
+        await trio.sleep(0)
+        at = len(grants)
+        await trio.sleep(6.0)
+        nursery.cancel_scope.cancel()
+    window = grants[at:at + 50]
+    assert sum(n.startswith("bg") for n in window) == 10
+    assert sum(n.startswith("r") for n in window) == 40
 
 
 async def test_raising_a_request_class_moves_its_waiting_request_up(autojump_clock):

@@ -139,13 +139,19 @@ def agent_bucket(rate_per_min: float) -> TokenBucket:
 
 
 def agent_client(base_url: str, *, timeout_s: float, headers: Mapping[str, str],
-                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one pooled client for one server (``base_url`` ends with ``/``)."""
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 max_connections: int = 8) -> httpx.AsyncClient:
+    """The one pooled client for one server (``base_url`` ends with ``/``).
+
+    ``max_connections``: requests in flight at once; the remote ChatService passes the
+    runtime's answer concurrency (MCHAT_MAX_CONCURRENT_CHATS), so that a slow agent's answers
+    never queue for a connection behind the limiter that already bounds them."""
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"Accept": "application/json", **headers},
         timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+        limits=httpx.Limits(max_connections=max_connections,
+                            max_keepalive_connections=max_connections),
         transport=transport,
     )
 

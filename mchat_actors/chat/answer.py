@@ -165,6 +165,8 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
             ) -> list[tuple[float, int, MemoryRecord]]:
     """The memories that could answer ``question`` (its identifiers, most of its concepts),
     with their coverage, best first."""
+    if not memories:  # nothing to score: no analysis (Kiwi's costs ms on the event loop)
+        return []
     analyzer = analyzer if analyzer is not None else PlainAnalyzer()
     past = history_question(question)
     text = past[0] if past else question
@@ -328,7 +330,7 @@ def memory_context(memories: Sequence[MemoryRecord], *, tz: str = DEFAULT_TIMEZO
 async def _builtin_off_the_loop(question: str, memories: Sequence[MemoryRecord], *,
                                 analyzer: Analyzer | None, **kwargs: Any) -> str:
     """The built-in answer; with a model-backed analyzer (Kiwi) in a worker thread."""
-    if analyzer is None:  # the plain analyzer: a few regexes, fine on the event loop
+    if analyzer is None or not memories:  # the plain analyzer's regexes, or nothing to score
         return builtin_answer(question, memories, **kwargs)
     return await trio.to_thread.run_sync(functools.partial(
         builtin_answer, question, memories, analyzer=analyzer, **kwargs))

@@ -18,11 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..messages import AgentUserId, RoomId
 from .audience import TEAM, Audience, RoomInfo, may_use
-from .protocol import MemoryRecord
+from .protocol import ChatService, MemoryRecord
+
+Scoped = tuple[list[MemoryRecord], list[MemoryRecord], Audience, Mapping[str, RoomInfo]]
+
+
+@runtime_checkable
+class _AudienceSource(Protocol):
+    async def audience_scope(self, room: RoomId, user: AgentUserId, *, only_asker: bool,
+                             memory_rooms: Sequence[str]
+                             ) -> tuple[Audience, dict[str, RoomInfo]]: ...
 
 
 def parse_server_time(value: Any) -> int:
@@ -88,6 +97,25 @@ def audience_filter(memories: Sequence[MemoryRecord], audience: Audience,
     return allowed, hidden
 
 
+async def scoped(local: ChatService, records: Sequence[MemoryRecord], room: RoomId,
+                 user: AgentUserId, *, only_asker: bool) -> Scoped:
+    """``records`` split by the audience of a reply in ``room`` to ``user`` (``only_asker``:
+    one only ``user`` reads), the audience read from the ``local`` store: (allowed, left out,
+    the audience, the memories' rooms)."""
+    audience: Audience
+    rooms: Mapping[str, RoomInfo]
+    if isinstance(local, _AudienceSource):
+        audience, rooms = await local.audience_scope(
+            room, user, only_asker=only_asker,
+            memory_rooms=sorted({m.room_id for m in records if m.room_id}))
+    else:  # a local store that cannot say who reads what: this room's memories only
+        audience = (Audience.only(user, room) if only_asker
+                    else Audience.of(kind="channel", room=room, members=(), asker=user))
+        rooms = {}
+    allowed, hidden = audience_filter(records, audience, rooms)
+    return allowed, hidden, audience, rooms
+
+
 def hidden_elsewhere(hidden: Sequence[MemoryRecord]) -> list[MemoryRecord]:
     """Of the memories a reply left out, those some other reply (a DM) could show: a memory
     with neither room nor team is shown nowhere, so it is not worth a note."""
@@ -107,5 +135,5 @@ def forgettable(memory: MemoryRecord, room: str, user: str,
     return memory.room_id == room or (info is not None and user in info.members)
 
 
-__all__ = ["audience_filter", "forgettable", "hidden_elsewhere", "meta", "meta_str",
-           "parse_server_time", "record_from_result"]
+__all__ = ["Scoped", "audience_filter", "forgettable", "hidden_elsewhere", "meta", "meta_str",
+           "parse_server_time", "record_from_result", "scoped"]

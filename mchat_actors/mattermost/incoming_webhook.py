@@ -122,14 +122,15 @@ class IncomingWebhookPoster:
             body["username"] = self._username
         if self._icon_url:
             body["icon_url"] = self._icon_url
-        await self._bucket.acquire(Priority.REPLY)  # a reply: before every read
-        self._requests += 1
-        try:
-            response = await self._http.post(self._url, json=body)
-        except httpx.HTTPError as exc:
-            self._errors["unavailable"] += 1
-            raise MattermostUnavailable(
-                f"incoming webhook: {type(exc).__name__} (network)") from None
+        async with self._bucket.request(Priority.REPLY) as slot:  # a reply: before every read
+            self._requests += 1
+            try:
+                response = await self._http.post(self._url, json=body)
+            except httpx.HTTPError as exc:
+                self._errors["unavailable"] += 1
+                raise MattermostUnavailable(
+                    f"incoming webhook: {type(exc).__name__} (network)") from None
+            slot.answered()
         status = response.status_code
         if status == 429:
             retry_after = _retry_after_s(response.headers)

@@ -258,20 +258,23 @@ class MattermostClient:
     ) -> Any:
         what = f"{method} /{path.split('?')[0]}"
         # writes (replies, reactions) first, then a question's reads, then background reads
-        await self._bucket.acquire(Priority.REPLY if method != "GET" else self._priority)
-        self._counts.requests += 1
-        try:
-            response = await self._http.request(method, path, params=params, json=json)
-        except httpx.TimeoutException as exc:
-            self._errors["unavailable"] += 1
-            raise MattermostUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            self._errors["unavailable"] += 1
-            problem = certificate_problem(exc)
-            if problem is not None:
-                self._errors["certificate"] += 1
-                raise MattermostCertificateError(f"{what}: {problem}") from exc
-            raise MattermostUnavailable(f"{what}: {type(exc).__name__}") from exc
+        # the answer bounds when the server counted the request: the bucket's window runs from it
+        async with self._bucket.request(
+                Priority.REPLY if method != "GET" else self._priority) as slot:
+            self._counts.requests += 1
+            try:
+                response = await self._http.request(method, path, params=params, json=json)
+            except httpx.TimeoutException as exc:
+                self._errors["unavailable"] += 1
+                raise MattermostUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
+            except httpx.TransportError as exc:
+                self._errors["unavailable"] += 1
+                problem = certificate_problem(exc)
+                if problem is not None:
+                    self._errors["certificate"] += 1
+                    raise MattermostCertificateError(f"{what}: {problem}") from exc
+                raise MattermostUnavailable(f"{what}: {type(exc).__name__}") from exc
+            slot.answered()
         status = response.status_code
         logger.debug("mattermost: %s -> %d", what, status)
         if status == 429:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mchat_actors.chat.answer import compose_answer
@@ -71,3 +73,23 @@ async def test_llm_errors_propagate(kiwi: KiwiAnalyzer) -> None:
     """A ChatServiceError from the LLM reaches the caller unchanged."""
     with pytest.raises(ChatServiceTimeout):
         await compose_answer("X?", [], llm=FakeLLM(error=ChatServiceTimeout("slow")))
+
+
+class _NoAnalysis:
+    """An analyzer that must not be asked: nothing to score means nothing to analyze."""
+
+    def analyze_query(self, text: str) -> object:
+        raise AssertionError(f"analyzed {text!r} with no memories to score")
+
+
+async def test_no_memories_means_no_analysis_and_no_thread() -> None:
+    """The remote backend's answer when the agent found nothing (and the count of hidden
+    matches when none are hidden): no Kiwi analysis, which used to run on the event loop
+    for `matching` and in a worker thread for the answer, costing ms per question."""
+    from mchat_actors.chat.answer import matching
+
+    stub: Any = _NoAnalysis()
+    assert matching("X부품 불량률 몇 %야?", [], stub) == []
+    answer = await compose_answer("X부품 불량률 몇 %야?", [], llm=None, analyzer=stub,
+                                  hidden=2)
+    assert answer.startswith("관련된 기억을 찾지 못했습니다") and "2" in answer

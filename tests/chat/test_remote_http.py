@@ -117,3 +117,31 @@ async def test_unreachable_backend_is_an_error_after_retries(
             await svc.send_message(room.id, user.id, "@ai hi", respond=True, prompt="hi")
     assert "ConnectError" in str(info.value)
     assert KEY not in "".join(traceback.format_exception(info.value)) + caplog.text
+
+
+@pytest.mark.parametrize("connections", [8, 12])
+async def test_answers_in_flight_are_not_capped_below_the_pool_size(
+    db_path: str, autojump_clock: trio.testing.MockClock, connections: int
+) -> None:
+    """12 questions at once against an agent that takes 1 s per search: with a pool of 12
+    (the runtime passes MCHAT_MAX_CONCURRENT_CHATS) all 12 searches reach the agent at once;
+    with the old fixed 8, four of them waited a whole second for a connection."""
+    fake = FakeAgentAPI(api_key=KEY, rate_per_min=10_000)
+    for _ in range(12):
+        fake.script(Fault(status=404, delay_s=1.0, path="/memories/search"))
+    async with fake:
+        cfg = remote_cfg(fake.url, backend_rate_per_min=10_000.0)
+        async with open_remote_chat_service(cfg, local=ThreadFreeLocal(), llm=None,
+                                            max_connections=connections) as svc:
+            async def ask(i: int) -> None:
+                with pytest.raises(ChatServiceRejected):
+                    await svc.send_message("r1", "u1", f"@ai 질문 {i}", post_id=f"p{i}",
+                                           respond=True, prompt=f"질문 {i}")
+
+            async with trio.open_nursery() as nursery:
+                for i in range(12):
+                    nursery.start_soon(ask, i)
+    arrivals = sorted(r.at for r in fake.requests if r.path.endswith("/memories/search"))
+    assert len(arrivals) == 12
+    late = sum(1 for t in arrivals if t - arrivals[0] >= 0.9)
+    assert late == (0 if connections >= 12 else 12 - connections)

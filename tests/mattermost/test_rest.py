@@ -126,9 +126,32 @@ async def test_every_call_goes_through_the_bucket(autojump_clock):
         await mm.get_me()
         await mm.ping()
         await mm.get_post("p1")
-        assert trio.current_time() - start == pytest.approx(2.02)
+        assert trio.current_time() - start == pytest.approx(2.0)  # answered at once
         assert mm.statistics().requests == 3
     assert bucket.statistics().acquired == 3
+
+
+async def test_the_window_runs_from_the_answer_not_the_release(autojump_clock):
+    """A 1/s bucket, a server answering after 3 s: the next request waits one window after
+    that answer (the server may have counted the first at any moment before it), and a
+    failed request holds the window until its failure plus the margin."""
+    bucket = TokenBucket(1.0, margin_s=0.05)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(3.0)
+        if request.url.path.endswith("/ping"):
+            raise httpx.ReadTimeout("slow", request=request)
+        return reply()
+
+    async with open_mattermost_client(
+        CFG, bucket=bucket, transport=httpx.MockTransport(slow)
+    ) as mm:
+        await mm.get_me()  # released at 0, answered at 3
+        with pytest.raises(MattermostUnavailable):
+            await mm.ping()  # released at 4, failed at 7
+        await mm.get_post("p1")  # released at 7 + 0.05 + 1
+        assert trio.current_time() == pytest.approx(8.05 + 3.0)
+    assert bucket.statistics().in_flight == 0
 
 
 async def test_rate_limit_headers_feed_the_bucket():
