@@ -45,6 +45,7 @@ from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ports import Reactions
 from .ratelimit import TokenBucket
+from .replica import Replica, build_replica
 from .storage_backend import open_runtime_store, repositories_for, retry_queue_for
 from .store import Store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
@@ -83,6 +84,7 @@ class Runtime:
     sender: sender.Sender | None = None  # built with the rest (``_build``)
     sender_stats: object = None
     directory: PayloadDirectory | None = None  # webhook-only mode: users/channels of payloads
+    replica: Replica | None = None  # MCHAT_REPLICAS=on: channels owned by leases
     started_at: float = 0.0
     http_url: str = ""  # where the HTTP surface listens (its real port when configured as 0)
     ssl_context: ssl.SSLContext | None = None  # towards Mattermost, built once at start
@@ -271,15 +273,18 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
                       replies=replies_send, bot=bot,
                       shared_chat=chat if isinstance(chat, SharedStorage) else None,
                       repos=repos)
+    replica = build_replica(config, store)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
-                      after_sweep=MembershipCheck(mapper), repos=repos)
+                      after_sweep=MembershipCheck(mapper), repos=repos,
+                      owns=None if replica is None else replica.ownership.owns)
     snd = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id,
                         transport=transport, repos=repos)
     rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                  bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                  events=events_send, replies=replies_send, webhook_replies=webhook_replies,
                  started_at=trio.current_time(), sender=snd, sender_stats=snd.stats,
-                 ssl_context=ssl_context, directory=directory, http_url=http_url)
+                 ssl_context=ssl_context, directory=directory, http_url=http_url,
+                 replica=replica)
     return rt, events_recv, replies_recv
 
 
@@ -293,6 +298,10 @@ async def _run_pipeline(rt: Runtime, events_recv: trio.MemoryReceiveChannel[Inbo
     async with trio.open_nursery() as pipeline:
         await pipeline.start(partial(supervise, "sender", partial(rt.sender.run, replies_recv),
                                      policy, stats=rt.supervisor_stats))
+        if rt.replica is not None:  # only the channels this replica owns go on
+            owned_send, owned_recv = trio.open_memory_channel[InboundEvent](0)
+            pipeline.start_soon(rt.replica.filter_events, events_recv, owned_send)
+            events_recv = owned_recv
         await pipeline.start(_dispatcher_task, config, events_recv, rt.handler, rt)
         gate.open(rt)
         root.start_soon(_intake_task, rt, policy)
@@ -332,6 +341,11 @@ async def _replay_webhooks(rt: Runtime) -> None:
 async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
     with rt._intake:
         async with trio.open_nursery() as n:
+            if rt.replica is not None:  # leases first: the first backfill reads owned channels
+                await n.start(partial(supervise, "replica",
+                                      partial(rt.replica.run, rt.store, rt.sweeper,
+                                              repositories_for(rt.store)),
+                                      policy, stats=rt.supervisor_stats))
             every = rt.config.chat.summary_every_hours
             if rt.directory is not None:  # webhook-only: the HTTP surface is the only intake
                 rt.reconnect_stats.state = ConnectionState(mode="webhook",

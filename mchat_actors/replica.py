@@ -1,0 +1,111 @@
+"""The runtime as one of several replicas on one PostgreSQL database (MCHAT_REPLICAS=on).
+
+Built by ``app`` when the setting is on (docs/postgresql.md, "Replicas"): a
+``ChannelOwnership`` over the hash buckets of the channels, leased through ``pg.leases``.
+
+- ``filter_events``: between intake (WebSocket, sweeps, HTTP) and the dispatcher, events of
+  channels this replica does not own are dropped (their owner reads them from its own
+  WebSocket); the sweeper reads only owned channels (``Sweeper.owns``).
+- ``run``: ticks the leases (the first tick before intake starts, so the first backfill
+  already knows what is owned) and re-reads every channel of a gained bucket from its durable
+  cursor (``resume_gained`` over ``Sweeper.catch_up``); the outbox rows the previous owner
+  committed are the sender's (``Sender`` rescans the outbox).
+
+Off (the default), none of this exists and ``pg.single`` keeps one process per database.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .actors.ownership import ChannelOwnership, OwnershipChange, forward_owned, resume_gained
+from .config import Config
+from .messages import InboundEvent
+from .pg.leases import LeaseSettings, Lessee, new_replica_id
+from .store import Store
+
+if TYPE_CHECKING:
+    from .actors.sweeper import Sweeper
+    from .repository import Repositories
+
+logger = logging.getLogger(__name__)
+
+# channels never mapped (no cursor) in a gained bucket are read from this long ago: a post
+# the dead owner had not recorded yet is at most a lease time old, this covers it widely
+RESUME_HORIZON_MS = 10 * 60_000
+
+
+def lease_settings(config: Config) -> LeaseSettings:
+    rc = config.replicas
+    margin = min(0.5, (rc.lease_ttl_s - rc.lease_renew_s) / 2)
+    return LeaseSettings(ttl_s=rc.lease_ttl_s, renew_every_s=rc.lease_renew_s, margin_s=margin)
+
+
+@attrs.define
+class Replica:
+    """This process's identity among the replicas and its channel leases."""
+
+    replica_id: str
+    ownership: ChannelOwnership
+    database: str  # where (redacted), for health and the admin page
+
+    def describe(self) -> dict[str, Any]:
+        """Health and the admin page: who this replica is and what it holds."""
+        stats = self.ownership.stats
+        return {
+            "replica_id": self.replica_id,
+            "leases_held": len(self.ownership.held()),
+            "buckets": self.ownership.buckets,
+            "lease_ttl_s": self.ownership.lessee.settings.ttl_s,
+            "database": self.database,
+            "ticks": stats.ticks,
+            "tick_failures": stats.tick_failures,
+            "dropped_events": stats.dropped_events,
+            "resumed_channels": stats.resumed_channels,
+            "resume_failures": stats.resume_failures,
+        }
+
+    async def filter_events(self, inbox: trio.MemoryReceiveChannel[InboundEvent],
+                            outbox: trio.MemorySendChannel[InboundEvent]) -> None:
+        await forward_owned(inbox, outbox, self.ownership)
+
+    async def run(self, store: Store, sweeper: Sweeper, repos: Repositories, *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick the leases and resume gained channels until cancelled; started after the
+        first tick. The leases are given back when cancelled (a clean stop)."""
+        send, recv = trio.open_memory_channel[OwnershipChange](64)
+
+        async def channel_ids() -> Sequence[str]:
+            rows = await store.run(repos.posts.cursors_with_times)
+            return [str(r[0]) for r in rows]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(
+                resume_gained, recv, sweeper.events.clone(), self.ownership,
+                channel_ids=channel_ids, catch_up=sweeper.catch_up,
+                since_ms=lambda: int(time.time() * 1000) - RESUME_HORIZON_MS))
+            await nursery.start(self.ownership.run, send)
+            task_status.started()
+
+
+def build_replica(config: Config, store: Store) -> Replica | None:
+    """The replica of this process when MCHAT_REPLICAS=on (PostgreSQL), else None."""
+    if not config.replicas.enabled:
+        return None
+    from .pg.store import PgStore
+
+    assert isinstance(store, PgStore)  # config refuses replicas without MCHAT_DATABASE_URL
+    replica_id = new_replica_id()
+    ownership = ChannelOwnership(store.database, Lessee(replica_id, lease_settings(config)),
+                                 buckets=config.replicas.buckets)
+    logger.info("replica: %s on %s, %d buckets, leases of %g s", replica_id,
+                config.database_display, config.replicas.buckets, config.replicas.lease_ttl_s)
+    return Replica(replica_id=replica_id, ownership=ownership,
+                   database=config.database_display)
