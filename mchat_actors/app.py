@@ -45,7 +45,7 @@ from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ports import Reactions
 from .ratelimit import TokenBucket
-from .replica import Replica, build_replica
+from .replica import Replica, budget_for, build_replica
 from .storage_backend import open_runtime_store, repositories_for, retry_queue_for
 from .store import Store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
@@ -189,7 +189,7 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
     mm = config.mattermost
     # 50 ms of margin: a request's token is taken before its connection is made, so arrivals
     # at the server jitter; the server counts arrivals (measured by bench/chaos_soak.py)
-    bucket = TokenBucket(mm.rate_limit_per_s, margin_s=0.05)
+    replica_id, budget, bucket = budget_for(config, store, margin_s=0.05)
     bucket.hold_off(startup_quiet_s)
     payloads = PayloadDirectory()
     tls_context = early.tls_context  # built once: REST and every WebSocket connect
@@ -198,6 +198,11 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
         gate, http_url = early.gate, early.url
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as root:
+                if budget is not None:  # replicas: this one's shares of the token's budget
+                    policy = RestartPolicy(max_restarts=config.max_restarts,
+                                           within_s=config.restart_window_s)
+                    await root.start(partial(supervise, "budget", partial(budget.run, bucket),
+                                             policy))
                 if poster is not None:
                     bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
                                       respond_to_all_dm=mm.respond_to_all_dm)
@@ -213,6 +218,8 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
                 directory = payloads if poster is not None else None
                 rt, events_recv, replies_recv = _build(config, store, chat, client, bucket, bot,
                                                        directory=directory,
+                                                       replica=build_replica(
+                                                           config, store, replica_id, budget),
                                                        ssl_context=tls_context,
                                                        transport=poster,
                                                        http_url=http_url or "")
@@ -252,6 +259,7 @@ async def _identify(client: MattermostClient, mm: MattermostConfig,
 
 def _build(config: Config, store: Store, chat: ChatService, client: MattermostClient,
            bucket: TokenBucket, bot: BotIdentity, *, directory: PayloadDirectory | None,
+           replica: Replica | None = None,
            ssl_context: ssl.SSLContext | None, transport: IncomingWebhookPoster | None = None,
            http_url: str = "") -> tuple[
                Runtime, trio.MemoryReceiveChannel[InboundEvent],
@@ -273,7 +281,6 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
                       replies=replies_send, bot=bot,
                       shared_chat=chat if isinstance(chat, SharedStorage) else None,
                       repos=repos)
-    replica = build_replica(config, store)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
                       after_sweep=MembershipCheck(mapper), repos=repos,
                       owns=None if replica is None else replica.ownership.owns)

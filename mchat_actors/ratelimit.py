@@ -37,7 +37,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import final
 
 import attrs
 import trio
@@ -115,8 +114,7 @@ class BucketStatistics:
     acquired_by_priority: Mapping[str, int] = MappingProxyType({})  # reply/question/background
 
 
-@final
-class TokenBucket:
+class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased shares)
     """Paces requests; share one instance between every caller of one budget.
 
     Args:

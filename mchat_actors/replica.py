@@ -17,6 +17,7 @@ Off (the default), none of this exists and ``pg.single`` keeps one process per d
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -26,9 +27,11 @@ import attrs
 import trio
 
 from .actors.ownership import ChannelOwnership, OwnershipChange, forward_owned, resume_gained
+from .budget_share import PREFIX, BudgetShares, ShareBucket
 from .config import Config
 from .messages import InboundEvent
 from .pg.leases import LeaseSettings, Lessee, new_replica_id
+from .ratelimit import TokenBucket
 from .store import Store
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ class Replica:
     replica_id: str
     ownership: ChannelOwnership
     database: str  # where (redacted), for health and the admin page
+    budget: BudgetShares | None = None
 
     def describe(self) -> dict[str, Any]:
         """Health and the admin page: who this replica is and what it holds."""
@@ -65,6 +69,9 @@ class Replica:
             "buckets": self.ownership.buckets,
             "lease_ttl_s": self.ownership.lessee.settings.ttl_s,
             "database": self.database,
+            # no sender leader: every replica sends within its leased shares of the budget
+            "budget_shares": None if self.budget is None else self.budget.held(),
+            "budget_limit": None if self.budget is None else self.budget.limit,
             "ticks": stats.ticks,
             "tick_failures": stats.tick_failures,
             "dropped_events": stats.dropped_events,
@@ -95,17 +102,38 @@ class Replica:
             task_status.started()
 
 
-def build_replica(config: Config, store: Store) -> Replica | None:
+def budget_for(config: Config, store: Store, *, margin_s: float
+               ) -> tuple[str, BudgetShares | None, TokenBucket]:
+    """This process's replica id, its budget shares and the bucket every request goes
+    through: the token's whole budget (one process per database), or with MCHAT_REPLICAS=on
+    the shares this replica holds of it (``budget_share``)."""
+    limit = config.mattermost.rate_limit_per_s
+    if not config.replicas.enabled:
+        return "", None, TokenBucket(limit, margin_s=margin_s)
+    from .pg.store import PgStore
+
+    assert isinstance(store, PgStore)  # config refuses replicas without MCHAT_DATABASE_URL
+    replica_id = new_replica_id()
+    settings = lease_settings(config)
+    budget = BudgetShares(store.database, Lessee(replica_id, settings, prefix=PREFIX),
+                          limit=max(1, math.floor(limit)), span_s=1.0 + margin_s)
+    bucket = ShareBucket(limit, margin_s=margin_s, shares=budget.usable,
+                         recheck_s=settings.renew_every_s)
+    return replica_id, budget, bucket
+
+
+def build_replica(config: Config, store: Store, replica_id: str,
+                  budget: BudgetShares | None) -> Replica | None:
     """The replica of this process when MCHAT_REPLICAS=on (PostgreSQL), else None."""
     if not config.replicas.enabled:
         return None
     from .pg.store import PgStore
 
-    assert isinstance(store, PgStore)  # config refuses replicas without MCHAT_DATABASE_URL
-    replica_id = new_replica_id()
-    ownership = ChannelOwnership(store.database, Lessee(replica_id, lease_settings(config)),
+    assert isinstance(store, PgStore)
+    ownership = ChannelOwnership(store.database,
+                                 Lessee(replica_id, lease_settings(config), prefix="bucket:"),
                                  buckets=config.replicas.buckets)
     logger.info("replica: %s on %s, %d buckets, leases of %g s", replica_id,
                 config.database_display, config.replicas.buckets, config.replicas.lease_ttl_s)
     return Replica(replica_id=replica_id, ownership=ownership,
-                   database=config.database_display)
+                   database=config.database_display, budget=budget)

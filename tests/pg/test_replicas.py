@@ -65,6 +65,11 @@ async def test_two_replicas_share_the_channels_and_answer_each_question_once(
                 assert health["replica"]["leases_held"] == 4
                 assert health["replica"]["database"].startswith("postgresql://mchat:[redacted]@")
                 assert status["replica"]["replica_id"] == b.replica.replica_id
+                # one budget: the two replicas' shares add up to the token's limit
+                assert a.replica.budget is not None and b.replica.budget is not None
+                shares = [a.replica.budget.held(), b.replica.budget.held()]
+                assert min(shares) > 0 and sum(shares) == a.replica.budget.limit
+                assert health["replica"]["budget_shares"] == shares[1]
                 assert password not in str(health) + str(status)
             # b stopped cleanly (leases given back): a owns everything and answers everywhere
             await wait_until(lambda: len(oa.held()) == 8, timeout=5)
