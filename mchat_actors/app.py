@@ -285,7 +285,8 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
                       after_sweep=MembershipCheck(mapper), repos=repos,
                       owns=None if replica is None else replica.ownership.owns)
     snd = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id,
-                        transport=transport, repos=repos)
+                        transport=transport, repos=repos,
+                        **({} if replica is None else replica.sender_options()))
     rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                  bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                  events=events_send, replies=replies_send, webhook_replies=webhook_replies,

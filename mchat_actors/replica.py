@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,15 @@ class Replica:
             "resume_failures": stats.resume_failures,
         }
 
+    def sender_options(self) -> dict[str, Any]:
+        """The sender sends only owned channels' rows, and rescans the outbox every renew
+        period: the rows a dead owner committed go out soon after the channel is taken."""
+        from .actors.send_queue import SenderSettings
+
+        every = self.ownership.lessee.settings.renew_every_s
+        return {"owns": self.ownership.owns,
+                "settings": SenderSettings(rescan_interval_s=min(10.0, every))}
+
     async def filter_events(self, inbox: trio.MemoryReceiveChannel[InboundEvent],
                             outbox: trio.MemorySendChannel[InboundEvent]) -> None:
         await forward_owned(inbox, outbox, self.ownership)
@@ -90,13 +99,23 @@ class Replica:
         send, recv = trio.open_memory_channel[OwnershipChange](64)
 
         async def channel_ids() -> Sequence[str]:
+            # mapped channels, and the bot's channels never mapped yet (a first question
+            # posted while their owner was dead is read from RESUME_HORIZON_MS back)
             rows = await store.run(repos.posts.cursors_with_times)
-            return [str(r[0]) for r in rows]
+            mapped = [str(r[0]) for r in rows]
+            return mapped + sorted(set(await sweeper.bot_channels()) - set(mapped))
+
+        async def catch_up(cid: str, since_ms: int) -> AsyncIterator[Sequence[InboundEvent]]:
+            n = 0
+            async for batch in sweeper.catch_up(cid, since_ms):
+                n += len(batch)
+                yield batch
+            logger.info("replica: channel %s taken over, %d posts read again", cid, n)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(
                 resume_gained, recv, sweeper.events.clone(), self.ownership,
-                channel_ids=channel_ids, catch_up=sweeper.catch_up,
+                channel_ids=channel_ids, catch_up=catch_up,
                 since_ms=lambda: int(time.time() * 1000) - RESUME_HORIZON_MS))
             await nursery.start(self.ownership.run, send)
             task_status.started()

@@ -79,6 +79,10 @@ class Sweeper:
     # owners read theirs: N replicas must not spend N times the budget on backfill)
     owns: Callable[[str], bool] | None = None
 
+    async def bot_channels(self) -> list[str]:
+        """The bot's channels, mapped or not (one request per team)."""
+        return sorted(await self._list_channels())
+
     async def _load_horizon(self) -> None:
         """A restart reads channels without a cursor from the stored horizon (the earlier of
         it and this process's start), so the time the process was down is never skipped."""
