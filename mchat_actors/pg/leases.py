@@ -20,7 +20,8 @@ a replica that joins gets its part within two renew periods; the channels given 
 unowned until the next tick of a replica under its share (at most one renew period).
 
 ``Lessee`` is one replica's view; its ``tick(conn, local_now)`` runs one transaction of its
-own (``PgDatabase.run_own``). Nothing here is wired into the actors yet (docs/postgresql.md).
+own (``PgDatabase.run_own``). Used by ``actors.ownership`` (prefix ``bucket:``) and
+``budget_share`` (prefix ``budget:``) with MCHAT_REPLICAS=on (docs/postgresql.md).
 """
 
 from __future__ import annotations
