@@ -18,8 +18,8 @@ the set of buckets held changed.
   died or gave the lease back are handled here (the handler drops the ones it recorded).
 
 Wired by ``replica.py`` with MCHAT_REPLICAS=on. Writes are not fenced by the lease epoch
-yet: a replica whose tick stalls past its deadline stops taking new events, but a post already in its lane
-is finished (its writes are idempotent on the post id and the reply key).
+yet: a replica whose tick stalls past its deadline stops taking new events, but a post
+already in its lane is finished (its writes are idempotent on the post id and the reply key).
 """
 
 from __future__ import annotations
