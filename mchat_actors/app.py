@@ -45,6 +45,7 @@ from .mattermost.rest import MattermostClient, open_mattermost_client
 from .messages import ConnectionState, InboundEvent, OutboundRequest
 from .ports import Reactions
 from .ratelimit import TokenBucket
+from .replica import Replica, budget_for, build_replica
 from .storage_backend import open_runtime_store, repositories_for, retry_queue_for
 from .store import Store
 from .supervision import FATAL, RestartPolicy, SupervisorStats, backoff_delay, supervise
@@ -83,6 +84,7 @@ class Runtime:
     sender: sender.Sender | None = None  # built with the rest (``_build``)
     sender_stats: object = None
     directory: PayloadDirectory | None = None  # webhook-only mode: users/channels of payloads
+    replica: Replica | None = None  # MCHAT_REPLICAS=on: channels owned by leases
     started_at: float = 0.0
     http_url: str = ""  # where the HTTP surface listens (its real port when configured as 0)
     ssl_context: ssl.SSLContext | None = None  # towards Mattermost, built once at start
@@ -187,7 +189,7 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
     mm = config.mattermost
     # 50 ms of margin: a request's token is taken before its connection is made, so arrivals
     # at the server jitter; the server counts arrivals (measured by bench/chaos_soak.py)
-    bucket = TokenBucket(mm.rate_limit_per_s, margin_s=0.05)
+    replica_id, budget, bucket = budget_for(config, store, margin_s=0.05)
     bucket.hold_off(startup_quiet_s)
     payloads = PayloadDirectory()
     tls_context = early.tls_context  # built once: REST and every WebSocket connect
@@ -196,6 +198,11 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
         gate, http_url = early.gate, early.url
         with trio.CancelScope() as hard_stop:
             async with trio.open_nursery() as root:
+                if budget is not None:  # replicas: this one's shares of the token's budget
+                    policy = RestartPolicy(max_restarts=config.max_restarts,
+                                           within_s=config.restart_window_s)
+                    await root.start(partial(supervise, "budget", partial(budget.run, bucket),
+                                             policy))
                 if poster is not None:
                     bot = BotIdentity(user_id="", username=mm.bot_name or "ai",
                                       respond_to_all_dm=mm.respond_to_all_dm)
@@ -211,6 +218,8 @@ async def _run(config: Config, store: Store, chat: ChatService, startup_quiet_s:
                 directory = payloads if poster is not None else None
                 rt, events_recv, replies_recv = _build(config, store, chat, client, bucket, bot,
                                                        directory=directory,
+                                                       replica=build_replica(
+                                                           config, store, replica_id, budget),
                                                        ssl_context=tls_context,
                                                        transport=poster,
                                                        http_url=http_url or "")
@@ -250,6 +259,7 @@ async def _identify(client: MattermostClient, mm: MattermostConfig,
 
 def _build(config: Config, store: Store, chat: ChatService, client: MattermostClient,
            bucket: TokenBucket, bot: BotIdentity, *, directory: PayloadDirectory | None,
+           replica: Replica | None = None,
            ssl_context: ssl.SSLContext | None, transport: IncomingWebhookPoster | None = None,
            http_url: str = "") -> tuple[
                Runtime, trio.MemoryReceiveChannel[InboundEvent],
@@ -272,14 +282,17 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
                       shared_chat=chat if isinstance(chat, SharedStorage) else None,
                       repos=repos)
     sweeper = Sweeper(rest=client, store=store, events=events_send.clone(),
-                      after_sweep=MembershipCheck(mapper), repos=repos)
+                      after_sweep=MembershipCheck(mapper), repos=repos,
+                      owns=None if replica is None else replica.ownership.owns)
     snd = sender.Sender(mm, store=store, client=client, bot_user_id=bot.user_id,
-                        transport=transport, repos=repos)
+                        transport=transport, repos=repos,
+                        **({} if replica is None else replica.sender_options()))
     rt = Runtime(config=config, store=store, chat=chat, client=client, bucket=bucket,
                  bot=bot, mapper=mapper, invoker=invoker, handler=handler, sweeper=sweeper,
                  events=events_send, replies=replies_send, webhook_replies=webhook_replies,
                  started_at=trio.current_time(), sender=snd, sender_stats=snd.stats,
-                 ssl_context=ssl_context, directory=directory, http_url=http_url)
+                 ssl_context=ssl_context, directory=directory, http_url=http_url,
+                 replica=replica)
     return rt, events_recv, replies_recv
 
 
@@ -293,6 +306,10 @@ async def _run_pipeline(rt: Runtime, events_recv: trio.MemoryReceiveChannel[Inbo
     async with trio.open_nursery() as pipeline:
         await pipeline.start(partial(supervise, "sender", partial(rt.sender.run, replies_recv),
                                      policy, stats=rt.supervisor_stats))
+        if rt.replica is not None:  # only the channels this replica owns go on
+            owned_send, owned_recv = trio.open_memory_channel[InboundEvent](0)
+            pipeline.start_soon(rt.replica.filter_events, events_recv, owned_send)
+            events_recv = owned_recv
         await pipeline.start(_dispatcher_task, config, events_recv, rt.handler, rt)
         gate.open(rt)
         root.start_soon(_intake_task, rt, policy)
@@ -332,6 +349,11 @@ async def _replay_webhooks(rt: Runtime) -> None:
 async def _intake_task(rt: Runtime, policy: RestartPolicy) -> None:
     with rt._intake:
         async with trio.open_nursery() as n:
+            if rt.replica is not None:  # leases first: the first backfill reads owned channels
+                await n.start(partial(supervise, "replica",
+                                      partial(rt.replica.run, rt.store, rt.sweeper,
+                                              repositories_for(rt.store)),
+                                      policy, stats=rt.supervisor_stats))
             every = rt.config.chat.summary_every_hours
             if rt.directory is not None:  # webhook-only: the HTTP surface is the only intake
                 rt.reconnect_stats.state = ConnectionState(mode="webhook",

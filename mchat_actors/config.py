@@ -141,6 +141,17 @@ class QueueConfig:
     max_concurrent_stores: int = 16
 
 
+@attrs.frozen
+class ReplicaConfig:
+    """MCHAT_REPLICAS=on: several ``serve`` processes share one PostgreSQL database, channels
+    owned by leases (docs/postgresql.md, "Replicas"). Off: one process per database."""
+
+    enabled: bool = False
+    lease_ttl_s: float = 10.0  # MCHAT_LEASE_TTL_S
+    lease_renew_s: float = 3.0  # MCHAT_LEASE_RENEW_S (at most half the ttl)
+    buckets: int = 64  # MCHAT_LEASE_BUCKETS: channels hashed into this many leases
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     mattermost: MattermostConfig
@@ -151,6 +162,7 @@ class Config:
     # MCHAT_DATABASE_URL: the runtime's tables on PostgreSQL instead of db_path (holds the
     # password: repr=False, shown only as ``database_display``)
     database_url: DatabaseUrl | None = attrs.field(default=None, repr=False)
+    replicas: ReplicaConfig = ReplicaConfig()
     shutdown_grace_s: float = 5.0
     max_restarts: int = 5
     restart_window_s: float = 60.0
@@ -340,6 +352,7 @@ class _Builder:
         db_path = g("MCHAT_DB", str, "./mchat-actors.db")
         database_url = self._database_url(chat.backend)
         log_format = g("MCHAT_LOG_FORMAT", parse.choice(("text", "json")), "text")
+        replicas = self._replicas(database_url is not None)
         if self.problems:
             raise ConfigError(self.problems)
         return Config(
@@ -349,8 +362,23 @@ class _Builder:
             queues=queues,
             db_path=db_path,
             database_url=database_url,
+            replicas=replicas,
             log_format=log_format,
         )
+
+    def _replicas(self, on_postgres: bool) -> ReplicaConfig:
+        g = self.get
+        rc = ReplicaConfig(enabled=g("MCHAT_REPLICAS", parse.boolean, False),
+                           lease_ttl_s=g("MCHAT_LEASE_TTL_S", parse.positive, 10.0),
+                           lease_renew_s=g("MCHAT_LEASE_RENEW_S", parse.positive, 3.0),
+                           buckets=g("MCHAT_LEASE_BUCKETS", parse.positive_int, 64))
+        if rc.enabled and not on_postgres:
+            self.problems.append("MCHAT_REPLICAS=on needs MCHAT_DATABASE_URL (replicas share "
+                                 "one PostgreSQL database; SQLite is one process)")
+        if rc.lease_renew_s * 2 > rc.lease_ttl_s:
+            self.problems.append("MCHAT_LEASE_RENEW_S must be at most half of "
+                                 "MCHAT_LEASE_TTL_S")
+        return rc
 
     def _database_url(self, chat_backend: str) -> DatabaseUrl | None:
         raw = (self.values.get("MCHAT_DATABASE_URL") or "").strip()

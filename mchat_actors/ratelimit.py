@@ -43,7 +43,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from types import MappingProxyType
-from typing import final
 
 import attrs
 import trio
@@ -150,8 +149,7 @@ class BucketStatistics:
     acquired_by_priority: Mapping[str, int] = MappingProxyType({})  # reply/question/background
 
 
-@final
-class TokenBucket:
+class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased shares)
     """Paces requests; share one instance between every caller of one budget.
 
     Args:

@@ -31,7 +31,8 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
     Raises:
         ConfigError: PostgreSQL with the embedded ChatService (config refuses it already).
         StoreUnavailable: the PostgreSQL server cannot be reached or refuses the login.
-        DatabaseInUse: another mchat-actors process runs on that database (``pg.single``).
+        DatabaseInUse: another mchat-actors process runs on that database (``pg.single``;
+            not with MCHAT_REPLICAS=on).
         StoreError: the database cannot be opened or was made by a newer release.
     """
     if config.database_url is None:
@@ -44,6 +45,12 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
     from .pg.single import one_runtime
     from .pg.store import PgStore
 
+    if config.replicas.enabled:  # channels owned by leases instead (actors.ownership)
+        async with open_database(config.database_url) as database:
+            logger.info("storage: replica on %s (channels owned by leases)",
+                        config.database_display)
+            yield PgStore(database)
+        return
     async with one_runtime(config.database_url), open_database(config.database_url) as database:
         logger.info("storage: runtime tables and the ChatService's local store on %s",
                     config.database_display)

@@ -194,3 +194,33 @@ def test_a_bad_database_url_is_reported_without_the_password(url):
         Config.from_env(dict(BASE, **REMOTE, MCHAT_DATABASE_URL=url))
     text = "\n".join(info.value.problems)
     assert "MCHAT_DATABASE_URL" in text and "pg-Pa55word" not in text
+
+
+def test_replicas_are_off_by_default_and_need_postgresql():
+    from mchat_actors.config import ReplicaConfig
+
+    assert Config.from_env(dict(BASE, **REMOTE, MCHAT_DATABASE_URL=PG_URL)).replicas == \
+        ReplicaConfig(enabled=False)
+    cfg = Config.from_env(dict(BASE, **REMOTE, MCHAT_DATABASE_URL=PG_URL, MCHAT_REPLICAS="on",
+                               MCHAT_LEASE_TTL_S="4", MCHAT_LEASE_RENEW_S="1",
+                               MCHAT_LEASE_BUCKETS="16"))
+    assert cfg.replicas == ReplicaConfig(enabled=True, lease_ttl_s=4.0, lease_renew_s=1.0,
+                                         buckets=16)
+    assert describe(cfg)["replicas"]["enabled"] is True
+    with pytest.raises(ConfigError) as info:  # SQLite is one process
+        Config.from_env(dict(BASE, MCHAT_REPLICAS="on"))
+    assert "MCHAT_REPLICAS=on needs MCHAT_DATABASE_URL" in "\n".join(info.value.problems)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MCHAT_REPLICAS": "maybe"}, "MCHAT_REPLICAS: expected true or false"),
+    ({"MCHAT_LEASE_TTL_S": "0"}, "MCHAT_LEASE_TTL_S"),
+    ({"MCHAT_LEASE_TTL_S": "4", "MCHAT_LEASE_RENEW_S": "3"},
+     "MCHAT_LEASE_RENEW_S must be at most half of MCHAT_LEASE_TTL_S"),
+    ({"MCHAT_LEASE_BUCKETS": "0"}, "MCHAT_LEASE_BUCKETS"),
+])
+def test_bad_replica_settings_are_refused(env, message):
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({**BASE, **REMOTE, "MCHAT_DATABASE_URL": PG_URL,
+                         "MCHAT_REPLICAS": "on", **env})
+    assert message in "\n".join(info.value.problems)

@@ -17,9 +17,9 @@ the set of buckets held changed.
   durable cursor (``Sweeper.catch_up``): the posts the previous owner had not recorded when it
   died or gave the lease back are handled here (the handler drops the ones it recorded).
 
-Not wired into ``app.py`` yet, and writes are not fenced by the lease epoch yet: a replica
-whose tick stalls past its deadline stops taking new events, but a post already in its lane
-is finished (its writes are idempotent on the post id and the reply key).
+Wired by ``replica.py`` with MCHAT_REPLICAS=on. Writes are not fenced by the lease epoch
+yet: a replica whose tick stalls past its deadline stops taking new events, but a post
+already in its lane is finished (its writes are idempotent on the post id and the reply key).
 """
 
 from __future__ import annotations
@@ -98,10 +98,15 @@ class ChannelOwnership:
             StoreError: the tick failed (nothing changed in the database; the deadlines of
                 what was held lapse on their own).
         """
+        before = dict(self.lessee.deadlines)
         await self.db.run_own(self.lessee.tick, self.clock())
         self.stats.ticks += 1
         now_held = self.held()
-        gained, lost = now_held - self._held, self._held - now_held
+        # a lease renewed after its local deadline had passed (a slow tick) was not trusted
+        # meanwhile: events of its channels were dropped, so it is read again like a gain
+        lapsed = {r for r, deadline in before.items() if deadline <= self.clock()}
+        gained = (now_held - self._held) | (now_held & lapsed)
+        lost = self._held - now_held
         self._held = now_held
         self.stats.held = len(now_held)
         if not gained and not lost:

@@ -96,8 +96,11 @@ class Sender:
         wall_clock: Callable[[], float] = time.time,
         transport: PostTransport | None = None,
         repos: Repositories | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self._cfg = cfg
+        # replicas: only the rows of channels this replica owns (their owner sends the rest)
+        self._owns = owns
         self._repos = repos or sqlite_repositories()
         self._transport = transport  # None: post through ``client`` (REST)
         self._store = store
@@ -248,7 +251,8 @@ class Sender:
         """Queue rows not seen yet, keeping each channel's queue in id order."""
         now, wall = trio.current_time(), self._wall()
         for row in rows:
-            if row.id in state.known:
+            if row.id in state.known or (self._owns is not None
+                                         and not self._owns(row.channel_id)):
                 continue
             state.known.add(row.id)
             # Capped, so a wall clock that jumped back cannot park a row for long.
@@ -289,6 +293,10 @@ class Sender:
     # ------------------------------------------------------------------ one row
     async def _send_head(self, state: _State, channel: str, entry: _Entry) -> None:
         row = entry.row
+        if self._owns is not None and not self._owns(channel):  # lost: the new owner sends
+            while channel in state.queues:
+                self._pop_head(state, channel)
+            return
         try:
             if row.marked_unsent:  # its attempt was recorded by the commit that wrote it
                 entry.row = row = attrs.evolve(row, marked_unsent=False)

@@ -75,6 +75,13 @@ class Sweeper:
     # called after every sweep with its source ("backfill", "poll" or "verify"): the member
     # re-check (actors.mapper.MembershipCheck)
     after_sweep: Callable[[str], Awaitable[None]] | None = None
+    # replicas (MCHAT_REPLICAS=on): only the channels this replica owns are read (the others'
+    # owners read theirs: N replicas must not spend N times the budget on backfill)
+    owns: Callable[[str], bool] | None = None
+
+    async def bot_channels(self) -> list[str]:
+        """The bot's channels, mapped or not (one request per team)."""
+        return sorted(await self._list_channels())
 
     async def _load_horizon(self) -> None:
         """A restart reads channels without a cursor from the stored horizon (the earlier of
@@ -120,6 +127,8 @@ class Sweeper:
                       in await self.store.run(self.repos.posts.cursors_with_times)}
         emitted = 0
         for cid in sorted(listed):
+            if self.owns is not None and not self.owns(cid):
+                continue  # another replica's channel (read again by us if we gain it)
             last, created_at, db_last_at = db_cursors.get(cid, (None, None, 0))
             moved_at = listed[cid]
             if moved_at <= self._read_up_to.get(cid, db_last_at):

@@ -96,6 +96,8 @@ async def gather(s: Surface) -> dict[str, Any]:
                    "oldest_pending_age_s": box["oldest_pending_age_s"]},
         "retry_queue": parked,
         "channels_behind": len(rt.dispatcher_lanes.behind_channels()),
+        # MCHAT_REPLICAS=on: this replica's id, leases held, the database (redacted)
+        "replica": None if rt.replica is None else rt.replica.describe(),
     }
 
 

@@ -47,6 +47,7 @@ async def collect(s: Surface) -> dict[str, Any]:
             "unexpected_errors": s.stats.unexpected_errors,
         },
         "config": describe(rt.config),
+        "replica": None if rt.replica is None else rt.replica.describe(),
         "warnings": warnings(s),
         "safety": safety.status(s),
     }

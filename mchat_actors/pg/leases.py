@@ -20,7 +20,8 @@ a replica that joins gets its part within two renew periods; the channels given 
 unowned until the next tick of a replica under its share (at most one renew period).
 
 ``Lessee`` is one replica's view; its ``tick(conn, local_now)`` runs one transaction of its
-own (``PgDatabase.run_own``). Nothing here is wired into the actors yet (docs/postgresql.md).
+own (``PgDatabase.run_own``). Used by ``actors.ownership`` (prefix ``bucket:``) and
+``budget_share`` (prefix ``budget:``) with MCHAT_REPLICAS=on (docs/postgresql.md).
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ def renew(conn: Conn, replica: str, held: Iterable[str], ttl_s: float,
 
 
 def acquire(conn: Conn, replica: str, limit: int, ttl_s: float,
-            now: float | None = None) -> dict[str, int]:
-    """Take up to ``limit`` free or expired leases; each taken one's new epoch.
+            now: float | None = None, prefix: str = "") -> dict[str, int]:
+    """Take up to ``limit`` free or expired leases (of resources starting with ``prefix``);
+    each taken one's new epoch.
 
     Rows another transaction is taking are skipped (``SKIP LOCKED``), so replicas ticking at
     once never wait on each other, nor both take one row.
@@ -123,12 +125,12 @@ def acquire(conn: Conn, replica: str, limit: int, ttl_s: float,
         return {}
     rows = conn.execute(
         "WITH free AS (SELECT resource FROM leases"
-        f" WHERE owner IS NULL OR expires_at <= {_NOW}"
+        f" WHERE (owner IS NULL OR expires_at <= {_NOW}) AND starts_with(resource, %(prefix)s)"
         " ORDER BY resource LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
         f" UPDATE leases AS l SET owner = %(r)s, expires_at = {_NOW} + %(ttl)s,"
         f" epoch = l.epoch + 1, acquired_at = {_NOW} FROM free"
         " WHERE l.resource = free.resource RETURNING l.resource, l.epoch",
-        {"r": replica, "limit": limit, "ttl": ttl_s, "now": now}).fetchall()
+        {"r": replica, "limit": limit, "ttl": ttl_s, "now": now, "prefix": prefix}).fetchall()
     return {str(r[0]): int(r[1]) for r in rows}
 
 
@@ -160,10 +162,13 @@ class TickResult:
 
 @attrs.define
 class Lessee:
-    """One replica's leases and until when (its own clock) it may act on each."""
+    """One replica's leases and until when (its own clock) it may act on each.
+    ``prefix``: the resources this lessee shares out (``bucket:``, ``budget:``): its fair
+    share counts only those, and it takes only those (one replica runs one lessee each)."""
 
     replica: str
     settings: LeaseSettings = attrs.field(factory=LeaseSettings)
+    prefix: str = ""
     deadlines: dict[str, float] = attrs.field(factory=dict)
     epochs: dict[str, int] = attrs.field(factory=dict)
 
@@ -194,13 +199,14 @@ class Lessee:
         with conn.transaction():
             heartbeat(conn, self.replica, db_now)
             renewed = renew(conn, self.replica, believed, ttl, db_now)
-            row = conn.execute("SELECT count(*) FROM leases").fetchone()
+            row = conn.execute("SELECT count(*) FROM leases WHERE starts_with(resource, %s)",
+                               (self.prefix,)).fetchone()
             total = int(row[0]) if row else 0
             share = math.ceil(total / max(1, live_replicas(conn, ttl, db_now)))
             excess = sorted(renewed)[share:] if len(renewed) > share else []
             released = release(conn, self.replica, excess)
             kept = renewed - released
-            acquired = acquire(conn, self.replica, share - len(kept), ttl, db_now)
+            acquired = acquire(conn, self.replica, share - len(kept), ttl, db_now, self.prefix)
         self.deadlines = {r: deadline for r in (*kept, *acquired)}
         self.epochs = {r: self.epochs.get(r, 0) for r in kept} | dict(acquired)
         return TickResult(renewed=frozenset(kept), acquired=acquired,

@@ -107,6 +107,11 @@
       (st.chat.latency_p50_s === null ? "" : " · p50 " + (st.chat.latency_p50_s * 1000).toFixed(0) + " ms");
     $("c-429").textContent = st.rate_limit.rest_429s;
     $("c-waits").textContent = st.rate_limit.waits + " bucket waits";
+    const db = (st.config || {}).database || {};
+    $("c-db").textContent = db.backend || "–";
+    const rp = st.replica;
+    $("c-replica").textContent = (db.where || "") + (rp ? " · replica " + rp.replica_id + " · " +
+      rp.leases_held + "/" + rp.buckets + " leases" : "");
     const lg = (st.safety || {}).loop_guard;
     if (lg) {
       $("c-capped").textContent = lg.answers_capped + " capped";
