@@ -50,6 +50,8 @@ class _Service(Protocol):
 
     def shared_work(self, fn: Callable[..., Any], *args: Any) -> Callable[[Any], Any]: ...
 
+    def shares_store(self) -> bool: ...
+
 
 class Answering:
     """Questions answered from the memories their reply's audience may see."""
@@ -67,8 +69,8 @@ class Answering:
         Raises:
             ChatServiceError: the database or the LLM failed (nothing was stored).
         """
-        if parse_command(prompt) is not None:
-            return None
+        if parse_command(prompt) is not None or not self.shares_store():
+            return None  # a command, or storage the runtime's transaction cannot join
         answer_key = f"{message.post_id}:answer"
         created = message.created_at_ms if message.created_at_ms is not None else self.now_ms()
 
@@ -138,21 +140,21 @@ async def _answer(svc: _Service, room: str, user: str, question: str,
                                 mask=svc.mask_llm, analyzer=svc.analyzer)
 
 
-def _searched(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
+def _searched(conn: Any, room: str, user: str, text: str, now: int,
               dense: tuple[list[float], str] | None,
-              first: Callable[[sqlite3.Connection], bool | str | None] | None
+              first: Callable[[Any], bool | str | None] | None, *, q: Any = repo
               ) -> tuple[Any, Any]:
     pre = first(conn) if first is not None else None
     if pre is not None:
         return pre, None
     return units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES, False,
-                                     dense)
+                                     dense, q=q)
 
 
-def _answer_context(conn: sqlite3.Connection, room: str, user: str, question: str, text: str,
+def _answer_context(conn: Any, room: str, user: str, question: str, text: str,
                     now: int, history: bool, dense: tuple[list[float], str] | None,
-                    first: Callable[[sqlite3.Connection], bool | str | None] | None,
-                    builtin: bool, tz: str, analyzer: Analyzer
+                    first: Callable[[Any], bool | str | None] | None,
+                    builtin: bool, tz: str, analyzer: Analyzer, *, q: Any = repo
                     ) -> bool | str | tuple[list[MemoryRecord], list[MemoryRecord],
                                             dict[str, list[MemoryRecord]], list[MemoryRecord],
                                             str | None]:
@@ -163,8 +165,8 @@ def _answer_context(conn: sqlite3.Connection, room: str, user: str, question: st
     if pre is not None:
         return pre
     found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
-                                              False, dense)
-    found, chains = units.with_versions(conn, found, history)
+                                              False, dense, q=q)
+    found, chains = units.with_versions(conn, found, history, q=q)
     others = matching(text, hidden, analyzer)
     worded = builtin_answer(question, found, tz=tz, hidden=len(others), history=chains,
                             now_ms=now, analyzer=analyzer) if builtin else None
