@@ -47,7 +47,7 @@ async def test_remember_then_ask_in_other_words_on_postgresql(pg_url: str, kiwi:
         await svc.send_message(secret.id, kim.id, "/remember 코드명 블루버드 출시 6월",
                                post_id="p2", respond=True,
                                prompt="/remember 코드명 블루버드 출시 6월")
-        asked = await svc.send_message(quality.id, lee.id, "@ai 엑스부품 불량률이 몇 퍼센트였지?",
+        asked = await svc.send_message(quality.id, lee.id, "@ai X부품 불량 비율 얼마였어?",
                                        post_id="q1", respond=True,
                                        prompt="X부품 불량 비율 얼마였어?")
         assert "12%" in (asked.assistant_message or "")
