@@ -43,6 +43,8 @@ class PgQueries:
     """``chat.repo``'s names on PostgreSQL, for ``chat.units``' ``q``: the analyzer is bound
     where SQLite reads it from its connection."""
 
+    create_user = staticmethod(chat_repo.create_user)
+    create_room = staticmethod(chat_repo.create_room)
     add_member = staticmethod(chat_repo.add_member)
     remove_member = staticmethod(chat_repo.remove_member)
     room_exists = staticmethod(chat_repo.room_exists)
