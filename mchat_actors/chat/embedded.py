@@ -1,4 +1,5 @@
-"""The embedded ChatService: users, rooms, messages and memories in the runtime's SQLite file.
+"""The embedded ChatService: users, rooms, messages and memories in the runtime's database
+(the SQLite file here; on PostgreSQL ``pg.chat_db`` gives it a handle over the runtime's pool).
 
     async with open_embedded_chat_service(cfg.db_path, llm=llm) as svc:
         result = await svc.send_message(room, user, text, post_id=..., respond=True, prompt=...)
