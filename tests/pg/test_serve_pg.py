@@ -130,10 +130,15 @@ async def test_the_embedded_chat_service_on_postgresql(tmp_path, pg_url):
             asked = await mm.post_as("lee", "quality", "@ai X부품 불량 비율이 얼마였지?")
             leak = await mm.post_as("kim", "town-square", "@ai 신제품 코드명 출시일 언제야?")
             inside = await mm.post_as("lee", "defects", "@ai 블루버드 출시일 언제였지?")
+            plain = await mm.post_as("lee", "quality", "내일 회의는 3층에서 합니다")
             posts = [str(p["id"]) for p in (asked, leak, inside)]
             await wait_until(lambda: all(replies_to(mm, p) for p in posts), timeout=30)
+            await wait_until(lambda: scalar(pg_url, "SELECT count(*) FROM chat_messages WHERE"
+                                            " mchat_post_id = %s", str(plain["id"])) == 1,
+                             timeout=30)  # a plain post: stored, not answered
             await trio.sleep(1.0)  # a duplicate would show up now
             assert [len(replies_to(mm, p)) for p in posts] == [1, 1, 1]
+            assert replies_to(mm, str(plain["id"])) == []
             answer, leaked, inner = (replies_to(mm, p)[0]["message"] for p in posts)
             assert "12%" in answer, answer
             assert "블루버드" not in leaked and "3월 2일" not in leaked, leaked
