@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -27,6 +27,27 @@ if TYPE_CHECKING:
     from ..store import Store
 
 T = TypeVar("T")
+
+
+class ChatHandle(Protocol):
+    """How the service reaches its tables: ``chat.chat_db.ChatDatabase`` (SQLite) or
+    ``pg.chat_db.PgChatDatabase``. ``db``/``read`` run ``fn(conn, ...)`` in one transaction;
+    the functions are ``chat``'s (the PostgreSQL handle runs their twins)."""
+
+    analyzer: Analyzer
+
+    def now_ms(self) -> int: ...
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    def shares_store(self) -> bool: ...
+
+    def store_messages_work(self, messages: Sequence[NewMessage]
+                            ) -> Callable[[Any], list[StoredMessage]]: ...
+
+    def shared_work(self, fn: Callable[..., T], *args: Any) -> Callable[[Any], T]: ...
 
 
 class ChatDatabase:

@@ -27,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import trio
 
@@ -41,7 +41,7 @@ from .answer import (
     matching,
 )
 from .audience import Audience, RoomInfo
-from .chat_db import ChatDatabase
+from .chat_db import ChatDatabase, ChatHandle
 from .commands import parse_command, strip_mentions
 from .embeddings import EmbeddingsClient, dense_query, run_embedder
 from .extraction import (
@@ -75,27 +75,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXTRACTION_CONTEXT_MESSAGES = 30
-
-
-class ChatHandle(Protocol):
-    """How the service reaches its tables: ``chat.chat_db.ChatDatabase`` (SQLite) or
-    ``pg.chat_db.PgChatDatabase``. ``db``/``read`` run ``fn(conn, ...)`` in one transaction;
-    the functions are ``chat``'s (the PostgreSQL handle runs their twins)."""
-
-    analyzer: Analyzer
-
-    def now_ms(self) -> int: ...
-
-    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
-
-    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
-
-    def shares_store(self) -> bool: ...
-
-    def store_messages_work(self, messages: Sequence[NewMessage]
-                            ) -> Callable[[Any], list[StoredMessage]]: ...
-
-    def shared_work(self, fn: Callable[..., T], *args: Any) -> Callable[[Any], T]: ...
 
 
 @final
