@@ -177,3 +177,29 @@ def test_search_returns_only_visible_memories_on_postgresql(
                 assert memory.owner_id == asker
 
 
+
+
+async def test_extraction_with_an_llm_on_postgresql(pg_url: str, kiwi: Any) -> None:
+    """Memories the LLM finds in a room's messages are stored on PostgreSQL (room scope, the
+    source message's author and post), and a deleted post's extracted memory is retracted."""
+    from tests.chat.chat_fakes import FakeLLM
+    from tests.chat.test_embedded_extraction import extract_every_line
+
+    llm = FakeLLM(extract_every_line)
+    async with open_database(pg_url) as db, open_pg_embedded_chat_service(
+            db, analyzer=kiwi, llm=llm, extraction_debounce_s=3600.0,
+            clock=lambda: 1_800_000_000.0) as svc:
+        kim = await svc.create_user(name="kim", email="kim@example.com")
+        room = await svc.create_room(name="quality", kind="private")
+        await svc.add_room_member(room.id, kim.id)
+        await svc.send_message(room.id, kim.id, "Y부품 출하 검사는 매주 목요일", post_id="e1")
+        await svc.send_message(room.id, kim.id, "금형 3호기 수리 완료", post_id="e2")
+        saved = await svc.extract_memories(room.id)
+        assert sorted(m.content for m in saved) == ["Y부품 출하 검사는 매주 목요일",
+                                                    "금형 3호기 수리 완료"]
+        assert {m.scope for m in saved} == {"room"} and {m.kind for m in saved} == {"extracted"}
+        found = await svc.search(room.id, kim.id, "Y부품 출하 검사 언제")
+        assert [m.content for m in found][:1] == ["Y부품 출하 검사는 매주 목요일"]
+        await svc.delete_message(post_id="e1")
+        assert all("Y부품" not in m.content
+                   for m in await svc.search(room.id, kim.id, "Y부품 출하 검사 언제"))
