@@ -200,6 +200,11 @@ async def test_extraction_with_an_llm_on_postgresql(pg_url: str, kiwi: Any) -> N
         assert {m.scope for m in saved} == {"room"} and {m.kind for m in saved} == {"extracted"}
         found = await svc.search(room.id, kim.id, "Y부품 출하 검사 언제")
         assert [m.content for m in found][:1] == ["Y부품 출하 검사는 매주 목요일"]
+        llm.reply = "[]"  # the update decision: no target (the rules decide)
+        done = await svc.send_message(room.id, kim.id, "/remember 금형 3호기 점검 주기 2주",
+                                      post_id="e3", respond=True,
+                                      prompt="/remember 금형 3호기 점검 주기 2주")
+        assert "기억했습니다" in (done.assistant_message or "")  # _update_candidates ran on PG
         await svc.delete_message(post_id="e1")
         assert all("Y부품" not in m.content
                    for m in await svc.search(room.id, kim.id, "Y부품 출하 검사 언제"))
