@@ -20,6 +20,7 @@ from mchat_actors.pg import chat_repo
 from mchat_actors.pg.chat_db import PgQueries, open_pg_embedded_chat_service
 from mchat_actors.pg.database import open_database
 from tests.chat import test_confidentiality_property as confidentiality
+from tests.chat import test_team_confidentiality_property as teams
 from tests.chat.test_visibility_property import ROOMS, USERS, WORDS, memory_specs
 
 pytestmark = pytest.mark.pg
@@ -208,3 +209,26 @@ async def test_extraction_with_an_llm_on_postgresql(pg_url: str, kiwi: Any) -> N
         await svc.delete_message(post_id="e1")
         assert all("Y부품" not in m.content
                    for m in await svc.search(room.id, kim.id, "Y부품 출하 검사 언제"))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(*teams._CROSS_TEAM)  # noqa: SLF001
+@given(initial=st.sets(st.tuples(st.sampled_from(sorted(teams.ROOMS)),
+                                 st.sampled_from(teams.USERS))),
+       steps=st.lists(st.one_of(teams.remember, teams.membership, teams.question),
+                      min_size=1, max_size=25))
+def test_no_reply_shows_another_teams_or_a_private_memory_on_postgresql(
+        pg_conn: tuple[psycopg.Connection[Any], PgQueries],
+        initial: set[tuple[str, str]], steps: list[tuple[object, ...]]) -> None:
+    """The rooms' teams come from the runtime's channel mapping in the same database."""
+    conn, q = pg_conn
+    with conn.transaction(force_rollback=True):
+        for room, (kind, team) in teams.ROOMS.items():
+            conn.execute("INSERT INTO chat_rooms (id, name, kind, created_at)"
+                         " VALUES (%s, %s, %s, 0)", (room, room, kind))
+            if room != "unmapped":
+                conn.execute("INSERT INTO mchat_channel_mapping (mchat_channel_id,"
+                             " mchat_team_id, agent_room_id, created_at, updated_at)"
+                             " VALUES (%s, %s, %s, 0, 0)", (f"ch-{room}", team, room))
+        teams.check_team_steps(conn, q, initial, steps)
