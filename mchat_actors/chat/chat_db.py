@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from ..errors import ChatServiceError
-from . import units
+from . import repo, units
 from .analysis import Analyzer
 from .protocol import NewMessage, StoredMessage
 from .schema import transaction
@@ -35,6 +35,9 @@ class ChatHandle(Protocol):
     the functions are ``chat``'s (the PostgreSQL handle runs their twins)."""
 
     analyzer: Analyzer
+
+    # the queries the units run with: the chat.repo module, or pg.chat_db.PgQueries
+    queries: Any
 
     def now_ms(self) -> int: ...
 
@@ -61,6 +64,7 @@ class ChatDatabase:
         self._clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self.analyzer = analyzer
+        self.queries: Any = repo
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -114,6 +114,11 @@ class EmbeddedChatService(Answering):
     def shares_store(self) -> bool:
         return self.database.shares_store()
 
+    @property
+    def queries(self) -> Any:
+        """The queries the units run with (``chat.units.Queries``)."""
+        return self.database.queries
+
     def store_messages_work(self, messages: Sequence[NewMessage]
                             ) -> Callable[[Any], list[StoredMessage]]:
         return self.database.store_messages_work(messages)

@@ -52,6 +52,9 @@ class _Service(Protocol):
 
     def shares_store(self) -> bool: ...
 
+    @property
+    def queries(self) -> Any: ...
+
 
 class Answering:
     """Questions answered from the memories their reply's audience may see."""
@@ -74,10 +77,12 @@ class Answering:
         answer_key = f"{message.post_id}:answer"
         created = message.created_at_ms if message.created_at_ms is not None else self.now_ms()
 
-        def earlier(conn: sqlite3.Connection) -> bool | str | None:
+        q = self.queries  # the handle's queries: chat.repo, or PgQueries on PostgreSQL
+
+        def earlier(conn: Any) -> bool | str | None:
             if seen is not None and seen(conn):
                 return True
-            row = repo.message_by_post(conn, answer_key)
+            row = q.message_by_post(conn, answer_key)
             return None if row is None else str(row["content"])
 
         if prompt:
@@ -90,11 +95,11 @@ class Answering:
         answer = str(got)
         answered_at = self.now_ms()
 
-        def store(conn: sqlite3.Connection) -> StoredMessage:
+        def store(conn: Any) -> StoredMessage:
             stored = units.store_user_message(conn, message.room, message.user, message.content,
                                               message.post_id, message.root_id, created,
-                                              message.permalink)
-            repo.insert_message(conn, room=message.room, user=None, content=answer,
+                                              message.permalink, q=q)
+            q.insert_message(conn, room=message.room, user=None, content=answer,
                                 role="assistant", post_id=answer_key,
                                 root_id=message.root_id or message.post_id,
                                 created_at_ms=answered_at)

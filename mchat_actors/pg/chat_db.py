@@ -10,19 +10,22 @@ queries' twins in ``pg.chat_repo``/``pg.memory_store``. A ``chat`` function with
 refused (``ChatServiceError``), never run on a psycopg connection.
 
 Every call is one transaction on a pooled connection (reads too: READ COMMITTED, each
-statement sees what is committed). The service does not join the runtime's transactions
-(``shares_store`` is False): plain posts are stored one request each and questions are
-answered through ``send_message`` (no ``prepare_answer``). Embeddings (vector search) are not
-on PostgreSQL yet: the service searches lexically.
+statement sees what is committed). Like the SQLite service it joins the runtime's
+transactions (``shares_store``): plain posts (``pg.chat_messages.store_user_messages``) and a
+question's answer (``prepare_answer``'s unit, over ``PgQueries``) are stored inside the
+runtime's ``finish_post``/``store_plain_posts`` transaction on the same connection.
+Embeddings (vector search) are not on PostgreSQL yet: the service searches lexically.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 import trio
 
 from ..chat import handlers, memory_store, questions, repo, units
@@ -33,6 +36,7 @@ from ..chat.summary import DEFAULT_TIMEZONE
 from ..errors import ChatServiceError, StoreError
 from . import chat_repo, search
 from . import memory_store as pg_memory
+from .chat_messages import store_user_messages
 from .database import PgDatabase
 from .outbox_repo import Conn
 
@@ -144,27 +148,48 @@ class PgChatDatabase:
         Raises:
             ChatServiceError: the database failed, or ``fn`` has no PostgreSQL twin.
         """
-        twin = self._twins.get(fn)
-        if twin is None and getattr(fn, "__module__", "").startswith("mchat_actors.chat."):
-            raise ChatServiceError(f"{fn.__module__}.{getattr(fn, '__qualname__', fn)} has no "
-                                   "PostgreSQL twin (pg/chat_db.py)")
         try:
-            result: T = await self._database.run(twin or fn, *args, **kwargs)
+            result: T = await self._database.run(self._twin(fn), *args, **kwargs)
         except StoreError as exc:
             raise ChatServiceError(f"chat database: {exc}") from exc
         return result
 
     read = db  # a transaction of its own, as every call
 
+    def _twin(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """What runs on PostgreSQL for ``fn``: its twin; ``fn`` itself when it is no ``chat``
+        module's own function (a closure the service built over ``queries``, a runtime one).
+
+        Raises:
+            ChatServiceError: ``fn`` is a ``chat`` module's function without a twin.
+        """
+        twin = self._twins.get(fn)
+        if twin is not None:
+            return twin
+        module = getattr(fn, "__module__", "") or ""
+        name = getattr(fn, "__name__", "")
+        if module.startswith("mchat_actors.chat.") and \
+                getattr(sys.modules.get(module), name, None) is fn:
+            raise ChatServiceError(f"{module}.{name} has no PostgreSQL twin (pg/chat_db.py)")
+        return fn
+
+    # -- shared storage: units of work inside the runtime's transaction -----------------------
+
     def shares_store(self) -> bool:
-        return False
+        return True
 
     def store_messages_work(self, messages: Sequence[NewMessage]
                             ) -> Callable[[Any], list[StoredMessage]]:
-        raise ChatServiceError("the embedded ChatService on PostgreSQL does not share requests")
+        """Plain posts stored on the runtime's connection, in its transaction."""
+        now = self.now_ms()
+        items = tuple(m if m.created_at_ms is not None else attrs.evolve(m, created_at_ms=now)
+                      for m in messages)
+        return lambda conn: store_user_messages(conn, items)
 
     def shared_work(self, fn: Callable[..., T], *args: Any) -> Callable[[Any], T]:
-        raise ChatServiceError("the embedded ChatService on PostgreSQL does not share requests")
+        """``fn(conn, *args)`` (its twin) on the runtime's connection, in its transaction."""
+        work = self._twin(fn)
+        return lambda conn: work(conn, *args)
 
 
 def _ensure_index(conn: Conn, analyzer: Analyzer) -> int:

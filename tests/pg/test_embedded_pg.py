@@ -52,6 +52,20 @@ async def test_remember_then_ask_in_other_words_on_postgresql(pg_url: str, kiwi:
                                        post_id="q1", respond=True,
                                        prompt="X부품 불량 비율 얼마였어?")
         assert "12%" in (asked.assistant_message or "")
+        # the one-commit path: the answer, and the unit storing it in the runtime's transaction
+        prepared = await svc.prepare_answer(_message(quality.id, lee.id),
+                                            prompt="X부품 불량 비율 얼마였어?")
+        assert prepared is not None and not prepared.seen and "12%" in prepared.answer
+        assert prepared.work is not None
+        assert await db.run(lambda c: c.execute(
+            "SELECT count(*) FROM chat_messages WHERE mchat_post_id = 'x1'").fetchone()) == (0,)
+        await db.run(prepared.work)  # as the runtime's finish_post runs it
+        stored = await svc.send_message(quality.id, lee.id, "@ai 불량률?", post_id="x1",
+                                        respond=True, prompt="X부품 불량 비율 얼마였어?")
+        assert not stored.user_message.is_new and stored.assistant_message == prepared.answer
+        handled = await svc.prepare_answer(_message(quality.id, lee.id), prompt="불량률?",
+                                           seen=lambda conn: True)
+        assert handled is not None and handled.seen and handled.work is None
         # the private room's memory: not in the public channel, even for its member kim
         leak = await svc.send_message(quality.id, kim.id, "@ai 블루버드 출시 언제?",
                                       post_id="q2", respond=True, prompt="블루버드 출시 언제?")
@@ -101,8 +115,6 @@ async def test_remember_then_ask_in_other_words_on_postgresql(pg_url: str, kiwi:
                                post_id="m1")
         summary = await svc.summarize_room(quality.id, hours=1)
         assert summary is not None and "품질 회의" in summary.content
-        assert await svc.prepare_answer(  # the runtime's transaction cannot be joined
-            _message(quality.id, lee.id), prompt="불량률?") is None
         with pytest.raises(ChatServiceError, match="no PostgreSQL twin"):
             await svc.db(handlers._labelled)  # noqa: SLF001 - a chat function with no twin
     with psycopg.connect(pg_url) as conn:  # all of it on PostgreSQL
