@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ from .storage_backend import chat_store, is_postgres
 
 if TYPE_CHECKING:
     from .store import Store
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -41,6 +44,11 @@ async def open_chat_service(config: Config, store: Store | None = None
                     open_remote_chat_service(config.chat, local=pg_local, llm=llm) as svc:
                 yield svc
             return
+        if store is not None and is_postgres(store) and config.chat.backend == "embedded":
+            # users, rooms, messages and memories in the runtime's PostgreSQL database
+            async with _open_pg_embedded(config, store, llm) as svc:
+                yield svc
+            return
         async with open_embedded_chat_service(
                 config.db_path, llm=None if remote else llm, timezone=config.chat.timezone,
                 mask_llm=config.chat.mask_llm, glossary_path=config.chat.glossary_path,
@@ -63,22 +71,43 @@ async def open_chat_service(config: Config, store: Store | None = None
                 yield svc
 
 
-@asynccontextmanager
-async def _open_pg_local(config: Config, store: Store) -> AsyncIterator[ChatService]:
-    """The remote service's local store on the runtime's PostgreSQL (``pg.chat_local``)."""
+async def _load_analyzer(config: Config) -> Any:
     import functools
 
     import trio
 
     from .chat.morph import KiwiAnalyzer
+
+    glossary = {"glossary_path": config.chat.glossary_path} if config.chat.glossary_path else {}
+    return await trio.to_thread.run_sync(functools.partial(KiwiAnalyzer.load, **glossary))
+
+
+@asynccontextmanager
+async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None
+                            ) -> AsyncIterator[ChatService]:
+    """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``)."""
+    from .pg.chat_db import open_pg_embedded_chat_service
+    from .pg.store import PgStore
+
+    assert isinstance(store, PgStore)
+    if config.chat.embeddings_base_url:
+        logger.warning("chat: EMBEDDINGS_BASE_URL is ignored on PostgreSQL (no vector search"
+                       " there yet): memories are searched lexically")
+    async with open_pg_embedded_chat_service(
+            store.database, analyzer=await _load_analyzer(config), llm=llm,
+            timezone=config.chat.timezone, mask_llm=config.chat.mask_llm) as svc:
+        yield svc
+
+
+@asynccontextmanager
+async def _open_pg_local(config: Config, store: Store) -> AsyncIterator[ChatService]:
+    """The remote service's local store on the runtime's PostgreSQL (``pg.chat_local``)."""
     from .pg.chat_local import PgLocalChat
     from .pg.store import PgStore
 
     assert isinstance(store, PgStore)
-    glossary = {"glossary_path": config.chat.glossary_path} if config.chat.glossary_path else {}
-    analyzer = await trio.to_thread.run_sync(functools.partial(KiwiAnalyzer.load, **glossary))
-    yield PgLocalChat(store.database, analyzer=analyzer, timezone=config.chat.timezone,
-                      mask_llm=config.chat.mask_llm)
+    yield PgLocalChat(store.database, analyzer=await _load_analyzer(config),
+                      timezone=config.chat.timezone, mask_llm=config.chat.mask_llm)
 
 
 @asynccontextmanager

@@ -194,10 +194,12 @@ class Config:
 
 _PREFIXES = ("MCHAT_", "LLM_", "CHAT_", "EMBEDDINGS_")
 EMBEDDED_ON_POSTGRES = (
-    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is {backend}: the embedded ChatService keeps "
-    "its memories, and agent-chat its own tables, in SQLite only; neither runs on PostgreSQL "
-    "yet. Set CHAT_BACKEND=remote (memories in the AI Memory Agent, everything else on "
-    "PostgreSQL), or unset MCHAT_DATABASE_URL to run everything on SQLite (MCHAT_DB)")
+    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is {backend}: agent-chat keeps its own tables "
+    "in SQLite only; it does not run on PostgreSQL yet. Set CHAT_BACKEND=embedded (everything "
+    "on PostgreSQL) or remote (memories in the AI Memory Agent), or unset MCHAT_DATABASE_URL "
+    "to run everything on SQLite (MCHAT_DB)")
+# the ChatServices that run on PostgreSQL (agent-chat's tables are SQLite-only)
+POSTGRES_CHAT_BACKENDS = ("embedded", "remote")
 _NONE: tuple[str, ...] = ()
 
 
@@ -389,7 +391,7 @@ class _Builder:
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return None
-        if chat_backend != "remote":
+        if chat_backend not in POSTGRES_CHAT_BACKENDS:
             self.problems.append(EMBEDDED_ON_POSTGRES.format(backend=chat_backend))
         return url
 

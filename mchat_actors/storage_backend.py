@@ -3,9 +3,9 @@
 the retry queue; ``chat_service`` asks which store the embedded ChatService may join. The
 actors see only the ``Store`` interface and ``repository.Repositories`` either way.
 
-On PostgreSQL only the remote ChatService runs (config refuses the others: the embedded one's
-memories and agent-chat's tables are SQLite-only); its local store (users, rooms, members,
-messages) is on the same database (``pg.chat_local``).
+On PostgreSQL the embedded ChatService keeps everything in the same database
+(``pg.chat_db``), and the remote one its local store (users, rooms, members, messages:
+``pg.chat_local``); config refuses agent-chat (its tables are SQLite-only).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from .config import EMBEDDED_ON_POSTGRES, Config
+from .config import EMBEDDED_ON_POSTGRES, POSTGRES_CHAT_BACKENDS, Config
 from .errors import ConfigError
 from .repository import Repositories, sqlite_repositories
 from .retry_queue import RetryQueue, SqliteRetryQueue
@@ -39,7 +39,7 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
         async with open_store(config.db_path) as store:
             yield store
         return
-    if config.chat.backend != "remote":
+    if config.chat.backend not in POSTGRES_CHAT_BACKENDS:
         raise ConfigError([EMBEDDED_ON_POSTGRES.format(backend=config.chat.backend)])
     from .pg.database import open_database
     from .pg.single import one_runtime

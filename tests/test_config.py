@@ -169,17 +169,18 @@ def test_database_url_selects_postgresql_and_never_shows_the_password(tmp_path):
     assert describe(Config.from_env(BASE))["database"]["where"] == "./mchat-actors.db"
 
 
-def test_database_url_with_the_embedded_chat_service_is_a_clear_error():
-    """The embedded ChatService's memories are SQLite-only: never silently split them off."""
+def test_database_url_with_the_embedded_chat_service_runs_on_postgresql():
+    """The embedded ChatService runs on PostgreSQL (pg.chat_db): the default config works;
+    agent-chat's own tables are SQLite-only: refused, never silently split off."""
+    cfg = Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL))
+    assert cfg.chat.backend == "embedded" and cfg.database_backend == "postgresql"
     with pytest.raises(ConfigError) as info:
-        Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL))
-    [problem] = info.value.problems
-    assert "CHAT_BACKEND" in problem and "embedded" in problem and "PostgreSQL" in problem
-    assert "pg-Pa55word" not in problem
-    with pytest.raises(ConfigError) as info:  # agent-chat's own tables are SQLite-only too
         Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL, CHAT_BACKEND="agent-chat",
                              CHAT_BACKEND_URL="http://127.0.0.1:9",
                              CHAT_AGENT_SERVICE_EMAIL="bot@example.com"))
+    [problem] = info.value.problems
+    assert "PostgreSQL" in problem and "CHAT_BACKEND=embedded" in problem
+    assert "pg-Pa55word" not in problem
     assert "CHAT_BACKEND is agent-chat" in "".join(info.value.problems)
 
 

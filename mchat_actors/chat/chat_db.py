@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 from ..errors import ChatServiceError
-from . import units
+from . import repo, units
 from .analysis import Analyzer
 from .protocol import NewMessage, StoredMessage
 from .schema import transaction
@@ -27,6 +27,30 @@ if TYPE_CHECKING:
     from ..store import Store
 
 T = TypeVar("T")
+
+
+class ChatHandle(Protocol):
+    """How the service reaches its tables: ``chat.chat_db.ChatDatabase`` (SQLite) or
+    ``pg.chat_db.PgChatDatabase``. ``db``/``read`` run ``fn(conn, ...)`` in one transaction;
+    the functions are ``chat``'s (the PostgreSQL handle runs their twins)."""
+
+    analyzer: Analyzer
+
+    # the queries the units run with: the chat.repo module, or pg.chat_db.PgQueries
+    queries: Any
+
+    def now_ms(self) -> int: ...
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    def shares_store(self) -> bool: ...
+
+    def store_messages_work(self, messages: Sequence[NewMessage]
+                            ) -> Callable[[Any], list[StoredMessage]]: ...
+
+    def shared_work(self, fn: Callable[..., T], *args: Any) -> Callable[[Any], T]: ...
 
 
 class ChatDatabase:
@@ -40,6 +64,7 @@ class ChatDatabase:
         self._clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self.analyzer = analyzer
+        self.queries: Any = repo
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)

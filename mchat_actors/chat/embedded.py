@@ -1,4 +1,5 @@
-"""The embedded ChatService: users, rooms, messages and memories in the runtime's SQLite file.
+"""The embedded ChatService: users, rooms, messages and memories in the runtime's database
+(the SQLite file here; on PostgreSQL ``pg.chat_db`` gives it a handle over the runtime's pool).
 
     async with open_embedded_chat_service(cfg.db_path, llm=llm) as svc:
         result = await svc.send_message(room, user, text, post_id=..., respond=True, prompt=...)
@@ -26,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import trio
 
@@ -40,7 +41,7 @@ from .answer import (
     matching,
 )
 from .audience import Audience, RoomInfo
-from .chat_db import ChatDatabase
+from .chat_db import ChatDatabase, ChatHandle
 from .commands import parse_command, strip_mentions
 from .embeddings import EmbeddingsClient, dense_query, run_embedder
 from .extraction import (
@@ -57,13 +58,14 @@ from .protocol import (
     ChatRoom,
     ChatUser,
     MemoryRecord,
+    NewMessage,
     ReactFn,
     SendResult,
     StoredMessage,
 )
 from .questions import EMPTY_PROMPT_REPLY, Answering
 from .schema import connect
-from .search import analyzer_of, memory_from_row
+from .search import memory_from_row
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -76,18 +78,15 @@ EXTRACTION_CONTEXT_MESSAGES = 30
 
 
 @final
-class EmbeddedChatService(Answering, ChatDatabase):
-    """The ``ChatService`` on SQLite. Create it with ``open_embedded_chat_service``. Its
-    database plumbing (``db``, ``read``, the shared-storage units) is ``ChatDatabase``'s."""
+class EmbeddedChatService(Answering):
+    """The embedded ``ChatService`` over a ``ChatHandle`` (SQLite: ``open_embedded_chat_service``;
+    PostgreSQL: ``pg.chat_db.open_pg_embedded_chat_service``)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, llm: LLM | None, nursery: trio.Nursery,
-                 extraction_debounce_s: float, clock: Callable[[], float],
-                 timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
-                 analyzer: Analyzer | None = None,
-                 embeddings: EmbeddingsClient | None = None,
-                 store: Store | None = None) -> None:
-        super().__init__(conn, clock=clock, store=store,
-                         analyzer=analyzer if analyzer is not None else analyzer_of(conn))
+    def __init__(self, database: ChatHandle, *, llm: LLM | None, nursery: trio.Nursery,
+                 extraction_debounce_s: float, timezone: str = DEFAULT_TIMEZONE,
+                 mask_llm: bool = True, embeddings: EmbeddingsClient | None = None) -> None:
+        self.database = database
+        self.analyzer = database.analyzer
         self.embeddings = embeddings
         if embeddings is not None:
             nursery.start_soon(run_embedder, self.db, embeddings)
@@ -95,6 +94,37 @@ class EmbeddedChatService(Answering, ChatDatabase):
         self.timezone = timezone
         self.mask_llm = mask_llm
         self._extractor = Debouncer(nursery, extraction_debounce_s, self._extract_pending)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The SQLite service's own connection (white-box tests)."""
+        return cast(ChatDatabase, self.database)._conn  # noqa: SLF001
+
+    # -- the database handle ---------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return self.database.now_ms()
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.database.db(fn, *args, **kwargs)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.database.read(fn, *args, **kwargs)
+
+    def shares_store(self) -> bool:
+        return self.database.shares_store()
+
+    @property
+    def queries(self) -> Any:
+        """The queries the units run with (``chat.units.Queries``)."""
+        return self.database.queries
+
+    def store_messages_work(self, messages: Sequence[NewMessage]
+                            ) -> Callable[[Any], list[StoredMessage]]:
+        return self.database.store_messages_work(messages)
+
+    def shared_work(self, fn: Callable[..., T], *args: Any) -> Callable[[Any], T]:
+        return self.database.shared_work(fn, *args)
 
     # -- shared storage (``protocol.SharedStorage``) ---------------------------------------------
 
@@ -378,10 +408,11 @@ async def open_embedded_chat_service(
             logger.info("chat: vector search with sqlite-vec")
     try:
         async with trio.open_nursery() as nursery:
-            yield EmbeddedChatService(conn, llm=llm, nursery=nursery,
-                                      extraction_debounce_s=extraction_debounce_s, clock=clock,
+            database = ChatDatabase(conn, clock=clock, store=store, analyzer=analyzer)
+            yield EmbeddedChatService(database, llm=llm, nursery=nursery,
+                                      extraction_debounce_s=extraction_debounce_s,
                                       timezone=timezone, mask_llm=mask_llm,
-                                      analyzer=analyzer, embeddings=embeddings, store=store)
+                                      embeddings=embeddings)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 import attrs
 import trio
 
 from ..errors import MchatActorsError
 from ..messages import AgentUserId, RoomId
-from . import memory_store, repo
+from . import repo
 from .analysis import normalize
 from .answer import format_memory, hidden_note, is_korean
 from .commands import Command, Forget, Help, ListMemories, Remember, Search, Summarize
@@ -25,8 +24,9 @@ from .decide import llm_update_target
 from .masking import mask_for_storage
 from .memory_store import SUPERSEDED, UNCHANGED
 from .protocol import MemoryRecord, ReactFn, StoredMessage
-from .search import analyzer_of, memory_from_row, search_memories
+from .search import memory_from_row
 from .subject import subject_of
+from .units import Queries
 
 if TYPE_CHECKING:
     from .embedded import EmbeddedChatService
@@ -132,48 +132,47 @@ async def _remember(svc: EmbeddedChatService, req: Request, text: str) -> Outcom
 _Saved = tuple[MemoryRecord, str, MemoryRecord | None]
 
 
-def _update_candidates(conn: sqlite3.Connection, text: str, req: Request) -> list[MemoryRecord]:
+def _update_candidates(conn: Any, text: str, req: Request, *, q: Queries = repo
+                       ) -> list[MemoryRecord]:
     """Current memories of the room like ``text`` that the rules would keep beside it (no exact
-    repeat, no same subject): what an LLM may judge ``text`` to update."""
+    repeat, no same subject): what an LLM may judge ``text`` to update. ``q``: the queries
+    (``chat.units.Queries``)."""
     norm, subject = normalize(mask_for_storage(text)), subject_of(text)
-    room_current = "scope = 'room' AND room_id = ? AND " + memory_store.CURRENT
-    if conn.execute(f"SELECT 1 FROM memories WHERE {room_current} AND (norm = ? OR"
-                    " (subject != '' AND subject = ?))", (req.room, norm, subject)).fetchone():
+    if q.room_has_current(conn, req.room, norm, subject):
         return []
-    analyzer = analyzer_of(conn)
+    analyzer = q.analyzer_of(conn)
     query = analyzer.analyze_query(text)
-    found = search_memories(conn, text, rooms=[req.room], owner=None, current_room=req.room,
+    found = q.search_memories(conn, text, rooms=[req.room], owner=None, current_room=req.room,
                             now_ms=0, limit=5)
     return [m for m in found
             if m.scope == "room" and analyzer.relevance(query, m.content) >= UPDATE_CANDIDATE_MIN]
 
 
-def _remember_both(conn: sqlite3.Connection, text: str, req: Request, now_ms: int,
-                   target: int | None = None) -> tuple[_Saved, _Saved]:
+def _remember_both(conn: Any, text: str, req: Request, now_ms: int,
+                   target: int | None = None, *, q: Queries = repo) -> tuple[_Saved, _Saved]:
     """The room copy and the personal copy, each with its outcome and the version it replaced;
     ``target``: the room memory the LLM judged this one to update (and its personal twin)."""
     saved = []
     updates: dict[str, int | None] = {"room": None, "personal": None}
-    target_row = memory_store.get_memory(conn, target) if target is not None else None
+    target_row = q.get_memory(conn, target) if target is not None else None
     if target_row is not None:
         updates["room"] = target
-        twin = repo.twins(conn, target_row, req.user)
+        twin = q.twins(conn, target_row, req.user)
         updates["personal"] = twin[0]["id"] if twin else None
     for scope, owner in (("room", None), ("personal", req.user)):
-        memory, outcome = repo.save_memory(
+        memory, outcome = q.save_memory(
             conn, text, scope=scope, owner=owner, kind="remember", room=req.room,
             author=req.user, source_post_id=req.post_id, permalink=req.permalink,
             now_ms=now_ms, supersedes=updates[scope])
-        old = memory_store.previous_version(conn, int(memory.id[1:]))
+        old = q.previous_version(conn, int(memory.id[1:]))
         previous = memory_from_row(old) if outcome == SUPERSEDED and old is not None else None
         saved.append((memory, outcome, previous))
     return saved[0], saved[1]
 
 
-def _room_names(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, str]:
-    marks = ",".join("?" * len(rooms))
-    rows = conn.execute(f"SELECT id, name FROM chat_rooms WHERE id IN ({marks})", rooms)
-    return {row["id"]: row["name"] for row in rows}
+def _room_names(conn: Any, rooms: list[str], *, q: Queries = repo) -> dict[str, str]:
+    names: dict[str, str] = q.room_names(conn, rooms)
+    return names
 
 
 async def _labelled(svc: EmbeddedChatService, req: Request, memories: Sequence[MemoryRecord],
@@ -234,32 +233,32 @@ async def _forget(svc: EmbeddedChatService, req: Request, target: str) -> Outcom
             "can restore it."), (), False
 
 
-def _forget_best(conn: sqlite3.Connection, req: Request, target: str,
-                 now_ms: int) -> MemoryRecord | None:
+def _forget_best(conn: Any, req: Request, target: str,
+                 now_ms: int, *, q: Queries = repo) -> MemoryRecord | None:
     # the room asked in and the rooms the asker belongs to (not every public room: reading a
     # team-wide memory does not make it yours to forget)
-    rooms = repo.member_rooms(conn, req.user, req.room)
+    rooms = q.member_rooms(conn, req.user, req.room)
     by_id = _MEMORY_ID.match(target.strip())
     row = None
     if by_id:
-        row = repo.get_memory(conn, int(by_id.group(1)))
+        row = q.get_memory(conn, int(by_id.group(1)))
         if row is not None and not (
             (row["scope"] == "room" and row["room_id"] in rooms)
             or (row["scope"] == "personal" and row["owner_id"] == req.user)
         ):
             row = None
     else:
-        found = search_memories(conn, target, rooms=rooms, owner=req.user,
+        found = q.search_memories(conn, target, rooms=rooms, owner=req.user,
                                 current_room=req.room, now_ms=now_ms, limit=1)
-        analyzer = analyzer_of(conn)
+        analyzer = q.analyzer_of(conn)
         if found and analyzer.relevance(analyzer.analyze_query(target),
                                         found[0].content) >= FORGET_MIN_RELEVANCE:
-            row = repo.get_memory(conn, int(found[0].id[1:]))
+            row = q.get_memory(conn, int(found[0].id[1:]))
     if row is None:
         return None
-    for twin in repo.twins(conn, row, req.user):
-        repo.forget_memory(conn, twin["id"], actor=req.user, now_ms=now_ms)
-    repo.forget_memory(conn, row["id"], actor=req.user, now_ms=now_ms)
+    for twin in q.twins(conn, row, req.user):
+        q.forget_memory(conn, twin["id"], actor=req.user, now_ms=now_ms)
+    q.forget_memory(conn, row["id"], actor=req.user, now_ms=now_ms)
     return memory_from_row(row)
 
 
@@ -298,11 +297,11 @@ async def _history(svc: EmbeddedChatService, req: Request, query: str) -> Outcom
     return "\n".join(lines), (), True
 
 
-def _chains(conn: sqlite3.Connection, ids: list[int]) -> list[list[MemoryRecord]]:
+def _chains(conn: Any, ids: list[int], *, q: Queries = repo) -> list[list[MemoryRecord]]:
     seen: set[int] = set()
     out = []
     for memory_id in ids:
-        rows = memory_store.versions(conn, memory_id)
+        rows = q.versions(conn, memory_id)
         if memory_id in seen or not rows:
             continue
         seen.update(r["id"] for r in rows)

@@ -193,6 +193,14 @@ def twins(conn: sqlite3.Connection, row: sqlite3.Row, user: str) -> list[sqlite3
         (row["norm"], row["id"], *args)).fetchall()
 
 
+def room_has_current(conn: sqlite3.Connection, room: str, norm: str, subject: str) -> bool:
+    """Whether the room has a current memory of this normalized text or of this subject."""
+    return conn.execute(
+        f"SELECT 1 FROM memories WHERE scope = 'room' AND room_id = ? AND {CURRENT}"
+        " AND (norm = ? OR (subject != '' AND subject = ?))", (room, norm, subject)
+    ).fetchone() is not None
+
+
 def recent_room_memories(conn: sqlite3.Connection, room: str, limit: int) -> list[MemoryRecord]:
     rows = conn.execute(
         f"SELECT * FROM memories WHERE room_id = ? AND scope = 'room' AND {CURRENT}"
@@ -231,6 +239,7 @@ __all__ = [
     "ADDED", "CURRENT", "SUPERSEDED", "UNCHANGED", "admin_list", "audit", "audit_trail",
     "find_memories",
     "forget_memory", "get_memory", "memories_from_post", "previous_version",
-    "recent_room_memories", "restore_memory", "retract_memory", "save_memory", "tidy", "twins",
+    "recent_room_memories", "restore_memory", "room_has_current", "retract_memory",
+    "save_memory", "tidy", "twins",
     "versions",
 ]

@@ -50,6 +50,11 @@ class _Service(Protocol):
 
     def shared_work(self, fn: Callable[..., Any], *args: Any) -> Callable[[Any], Any]: ...
 
+    def shares_store(self) -> bool: ...
+
+    @property
+    def queries(self) -> Any: ...
+
 
 class Answering:
     """Questions answered from the memories their reply's audience may see."""
@@ -67,15 +72,17 @@ class Answering:
         Raises:
             ChatServiceError: the database or the LLM failed (nothing was stored).
         """
-        if parse_command(prompt) is not None:
-            return None
+        if parse_command(prompt) is not None or not self.shares_store():
+            return None  # a command, or storage the runtime's transaction cannot join
         answer_key = f"{message.post_id}:answer"
         created = message.created_at_ms if message.created_at_ms is not None else self.now_ms()
 
-        def earlier(conn: sqlite3.Connection) -> bool | str | None:
+        q = self.queries  # the handle's queries: chat.repo, or PgQueries on PostgreSQL
+
+        def earlier(conn: Any) -> bool | str | None:
             if seen is not None and seen(conn):
                 return True
-            row = repo.message_by_post(conn, answer_key)
+            row = q.message_by_post(conn, answer_key)
             return None if row is None else str(row["content"])
 
         if prompt:
@@ -88,11 +95,11 @@ class Answering:
         answer = str(got)
         answered_at = self.now_ms()
 
-        def store(conn: sqlite3.Connection) -> StoredMessage:
+        def store(conn: Any) -> StoredMessage:
             stored = units.store_user_message(conn, message.room, message.user, message.content,
                                               message.post_id, message.root_id, created,
-                                              message.permalink)
-            repo.insert_message(conn, room=message.room, user=None, content=answer,
+                                              message.permalink, q=q)
+            q.insert_message(conn, room=message.room, user=None, content=answer,
                                 role="assistant", post_id=answer_key,
                                 root_id=message.root_id or message.post_id,
                                 created_at_ms=answered_at)
@@ -138,21 +145,21 @@ async def _answer(svc: _Service, room: str, user: str, question: str,
                                 mask=svc.mask_llm, analyzer=svc.analyzer)
 
 
-def _searched(conn: sqlite3.Connection, room: str, user: str, text: str, now: int,
+def _searched(conn: Any, room: str, user: str, text: str, now: int,
               dense: tuple[list[float], str] | None,
-              first: Callable[[sqlite3.Connection], bool | str | None] | None
+              first: Callable[[Any], bool | str | None] | None, *, q: Any = repo
               ) -> tuple[Any, Any]:
     pre = first(conn) if first is not None else None
     if pre is not None:
         return pre, None
     return units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES, False,
-                                     dense)
+                                     dense, q=q)
 
 
-def _answer_context(conn: sqlite3.Connection, room: str, user: str, question: str, text: str,
+def _answer_context(conn: Any, room: str, user: str, question: str, text: str,
                     now: int, history: bool, dense: tuple[list[float], str] | None,
-                    first: Callable[[sqlite3.Connection], bool | str | None] | None,
-                    builtin: bool, tz: str, analyzer: Analyzer
+                    first: Callable[[Any], bool | str | None] | None,
+                    builtin: bool, tz: str, analyzer: Analyzer, *, q: Any = repo
                     ) -> bool | str | tuple[list[MemoryRecord], list[MemoryRecord],
                                             dict[str, list[MemoryRecord]], list[MemoryRecord],
                                             str | None]:
@@ -163,8 +170,8 @@ def _answer_context(conn: sqlite3.Connection, room: str, user: str, question: st
     if pre is not None:
         return pre
     found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
-                                              False, dense)
-    found, chains = units.with_versions(conn, found, history)
+                                              False, dense, q=q)
+    found, chains = units.with_versions(conn, found, history, q=q)
     others = matching(text, hidden, analyzer)
     worded = builtin_answer(question, found, tz=tz, hidden=len(others), history=chains,
                             now_ms=now, analyzer=analyzer) if builtin else None

@@ -17,13 +17,16 @@ from .memory_store import (  # the memory functions' old home
     forget_memory,
     get_memory,
     memories_from_post,
+    previous_version,
     recent_room_memories,
     retract_memory,
+    room_has_current,
     save_memory,
     twins,
     versions,
 )
 from .protocol import ChatRoom, ChatUser, StoredMessage
+from .search import analyzer_of, search_memories, search_scoped  # what the units search with
 
 
 def new_id() -> str:
@@ -167,6 +170,12 @@ def set_room_members(conn: sqlite3.Connection, room: str, users: Iterable[str],
 # -- messages -------------------------------------------------------------------------------------
 
 
+def room_names(conn: sqlite3.Connection, rooms: list[str]) -> dict[str, str]:
+    marks = ",".join("?" * len(rooms))
+    rows = conn.execute(f"SELECT id, name FROM chat_rooms WHERE id IN ({marks})", rooms)
+    return {row["id"]: row["name"] for row in rows}
+
+
 def message_from_row(row: sqlite3.Row, *, is_new: bool = True) -> StoredMessage:
     return StoredMessage(
         id=str(row["id"]), room_id=row["room_id"], user_id=AgentUserId(row["user_id"] or ""),
@@ -239,5 +248,6 @@ __all__ = [
     "member_rooms", "retract_memory", "room_exists", "room_infos", "room_kind", "room_members",
     "room_team", "set_room_members", "room_messages", "save_memory", "twins", "user_exists",
     "user_teams",
-    "versions", "visible_rooms",
+    "versions", "visible_rooms", "previous_version", "room_has_current", "room_names",
+    "analyzer_of", "search_memories", "search_scoped",
 ]

@@ -7,29 +7,34 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 import attrs
 
 from ..errors import ChatServiceRejected
-from . import memory_store, repo
+from . import repo
 from .audience import DIRECT, GROUP, Audience, RoomInfo, may_use
 from .commands import Remember, parse_command, strip_mentions
 from .protocol import MemoryRecord, NewMessage, StoredMessage
-from .search import memory_from_row, search_scoped
+from .search import memory_from_row
+
+# The queries a unit runs: the ``chat.repo`` module on SQLite, a ``pg.chat_db.PgQueries``
+# on PostgreSQL (the same names and calls: one implementation of the rules on both).
+Queries = Any
 
 
-def store_user_message(conn: sqlite3.Connection, room: str, user: str, content: str,
+def store_user_message(conn: Any, room: str, user: str, content: str,
                         post_id: str | None, root_id: str | None,
-                        created_ms: int, permalink: str | None = None) -> StoredMessage:
-    if not repo.room_exists(conn, room):
+                        created_ms: int, permalink: str | None = None, *,
+                        q: Queries = repo) -> StoredMessage:
+    if not q.room_exists(conn, room):
         raise ChatServiceRejected(f"unknown room {room}")
-    if not repo.user_exists(conn, user):
+    if not q.user_exists(conn, user):
         raise ChatServiceRejected(f"unknown user {user}")
-    return repo.insert_message(conn, room=room, user=user, content=content, role="user",
-                               post_id=post_id, root_id=root_id, created_at_ms=created_ms,
-                               permalink=permalink)
+    stored: StoredMessage = q.insert_message(
+        conn, room=room, user=user, content=content, role="user", post_id=post_id,
+        root_id=root_id, created_at_ms=created_ms, permalink=permalink)
+    return stored
 
 
 def store_user_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]
@@ -39,21 +44,23 @@ def store_user_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]
                                m.created_at_ms or 0, m.permalink) for m in messages]
 
 
-def search_for_audience(conn: sqlite3.Connection, room: str, user: str, query: str,
+def search_for_audience(conn: Any, room: str, user: str, query: str,
                          now_ms: int, limit: int, only_asker: bool = False,
-                         dense: tuple[list[float], str] | None = None,
+                         dense: tuple[list[float], str] | None = None, *, q: Queries = repo,
                          ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
-    """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see."""
-    audience = audience_for(conn, room, user, only_asker)
-    rooms = repo.visible_rooms(conn, user, room)
-    infos = _RoomInfos(conn)  # only the rooms of memories found are looked up
-    return search_scoped(conn, query, rooms=rooms, owner=user, current_room=room,
-                         now_ms=now_ms, limit=limit,
-                         keep=lambda m: may_use(audience, m, infos), dense=dense)
+    """Search what ``user`` may see; keep what every reader of a reply in ``room`` may see.
+    ``q``: the queries (``chat.repo`` on SQLite, ``pg.chat_db.PgQueries``)."""
+    audience = audience_for(conn, room, user, only_asker, q=q)
+    rooms = q.visible_rooms(conn, user, room)
+    infos = _RoomInfos(conn, q)  # only the rooms of memories found are looked up
+    found: tuple[list[MemoryRecord], list[MemoryRecord]] = q.search_scoped(
+        conn, query, rooms=rooms, owner=user, current_room=room, now_ms=now_ms, limit=limit,
+        keep=lambda m: may_use(audience, m, infos), dense=dense)
+    return found
 
 
 def audience_for(conn: Any, room: str, user: str, only_asker: bool = False, *,
-                 q: ModuleType = repo) -> Audience:
+                 q: Queries = repo) -> Audience:
     """The readers of a reply in ``room`` to ``user`` (or of one only ``user`` sees), with the
     teams they all belong to (``chat.audience``: what "team-wide" means). ``q``: the queries'
     module for ``conn`` (``chat.repo`` on SQLite, ``pg.chat_repo`` on PostgreSQL)."""
@@ -70,7 +77,7 @@ def audience_for(conn: Any, room: str, user: str, only_asker: bool = False, *,
 
 
 def audience_scope(conn: Any, room: str, user: str, only_asker: bool,
-                   memory_rooms: list[str], *, q: ModuleType = repo
+                   memory_rooms: list[str], *, q: Queries = repo
                    ) -> tuple[Audience, dict[str, RoomInfo]]:
     """The reply's audience and what the rules need to know of ``memory_rooms`` (for a
     ChatService whose memories live elsewhere: the remote one)."""
@@ -81,13 +88,14 @@ def audience_scope(conn: Any, room: str, user: str, only_asker: bool,
 class _RoomInfos(Mapping[str, RoomInfo]):
     """Kind and members of a room, read when first asked for (in the database thread)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any, q: Queries) -> None:
         self._conn = conn
+        self._q = q
         self._cache: dict[str, RoomInfo | None] = {}
 
     def __getitem__(self, room: str) -> RoomInfo:
         if room not in self._cache:
-            self._cache[room] = repo.room_infos(self._conn, [room]).get(room)
+            self._cache[room] = self._q.room_infos(self._conn, [room]).get(room)
         info = self._cache[room]
         if info is None:
             raise KeyError(room)
@@ -100,60 +108,61 @@ class _RoomInfos(Mapping[str, RoomInfo]):
         return sum(i is not None for i in self._cache.values())
 
 
-def with_versions(conn: sqlite3.Connection, found: list[MemoryRecord], history: bool
-                   ) -> tuple[list[MemoryRecord], dict[str, list[MemoryRecord]]]:
+def with_versions(conn: Any, found: list[MemoryRecord], history: bool, *, q: Queries = repo
+                  ) -> tuple[list[MemoryRecord], dict[str, list[MemoryRecord]]]:
     """Each memory with the version it replaced; with ``history`` every version, by id."""
     out, chains = [], {}
     for memory in found:
-        previous = memory_store.previous_version(conn, int(memory.id[1:]))
+        previous = q.previous_version(conn, int(memory.id[1:]))
         if previous is not None:
             memory = attrs.evolve(memory, previous_content=previous["content"])
         out.append(memory)
         if history:  # forgotten and retracted versions never reach an answer
-            chains[memory.id] = [memory_from_row(r) for r in memory_store.versions(
+            chains[memory.id] = [memory_from_row(r) for r in q.versions(
                 conn, int(memory.id[1:])) if r["forgotten_at"] is None
                 and r["deleted_at"] is None]
     return out, chains
 
 
-def apply_edit(conn: sqlite3.Connection, post_id: str, content: str, now_ms: int, *,
-                extract: bool) -> tuple[str, int] | None:
+def apply_edit(conn: Any, post_id: str, content: str, now_ms: int, *,
+               extract: bool, q: Queries = repo) -> tuple[str, int] | None:
     """Edit the message and its memories; the (room, message id) to re-extract, if any."""
-    row = repo.message_by_post(conn, post_id)
+    row = q.message_by_post(conn, post_id)
     if row is None or row["deleted_at"] is not None:
         return None
-    repo.edit_message(conn, post_id, content, now_ms)
+    q.edit_message(conn, post_id, content, now_ms)
     command = parse_command(strip_mentions(content))
-    for memory in repo.memories_from_post(conn, post_id):
+    for memory in q.memories_from_post(conn, post_id):
         if memory["kind"] == "remember" and isinstance(command, Remember) and command.text:
             # a new version of what the post says; the old one stays in the history
-            saved, _ = repo.save_memory(
+            saved, _ = q.save_memory(
                 conn, command.text, scope=memory["scope"], kind="remember",
                 room=memory["room_id"], owner=memory["owner_id"], author=memory["author_id"],
                 source_post_id=post_id, permalink=memory["permalink"], now_ms=now_ms,
                 supersedes=memory["id"])
-            if saved.id != f"m{memory['id']}" and repo.get_memory(conn, memory["id"]):
+            if saved.id != f"m{memory['id']}" and q.get_memory(conn, memory["id"]):
                 # the edit repeats another current memory: this post's version goes
-                repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
+                q.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
         elif memory["kind"] != "summary":
-            repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
+            q.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} edited")
     if extract and command is None and row["role"] == "user":
         return row["room_id"], row["id"]
     return None
 
 
-def apply_delete(conn: sqlite3.Connection, post_id: str, now_ms: int) -> None:
-    repo.delete_message(conn, post_id, now_ms)
-    for memory in repo.memories_from_post(conn, post_id):
-        repo.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} deleted")
+def apply_delete(conn: Any, post_id: str, now_ms: int, *, q: Queries = repo) -> None:
+    q.delete_message(conn, post_id, now_ms)
+    for memory in q.memories_from_post(conn, post_id):
+        q.retract_memory(conn, memory["id"], now_ms, reason=f"post {post_id} deleted")
 
 
-def save_extracted(conn: sqlite3.Connection, room: str, rows: list[sqlite3.Row],
-                    found: list[tuple[str, int]], now_ms: int) -> list[MemoryRecord]:
+def save_extracted(conn: Any, room: str, rows: list[Any],
+                   found: list[tuple[str, int]], now_ms: int, *, q: Queries = repo
+                   ) -> list[MemoryRecord]:
     saved = []
     for content, index in found:
         source = rows[index]
-        memory, _ = repo.save_memory(
+        memory, _ = q.save_memory(
             conn, content, scope="room", kind="extracted", room=room, owner=None,
             author=source["user_id"], source_post_id=source["mchat_post_id"],
             permalink=source["permalink"],

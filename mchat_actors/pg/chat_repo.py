@@ -228,3 +228,8 @@ def delete_message(conn: Conn, post_id: str, now_ms: int) -> bool:
 def stored_message(row: Row, *, is_new: bool = True) -> StoredMessage:
     """``repo.message_from_row`` for a dict row."""
     return message_from_row(row, is_new=is_new)  # type: ignore[arg-type]
+
+
+def room_names(conn: Conn, rooms: list[str]) -> dict[str, str]:
+    return {str(r[0]): str(r[1]) for r in conn.execute(
+        "SELECT id, name FROM chat_rooms WHERE id = ANY(%s)", (list(rooms),)).fetchall()}

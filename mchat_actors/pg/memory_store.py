@@ -184,3 +184,43 @@ def recent_room_memories(conn: Conn, room: str, limit: int) -> list[MemoryRecord
     rows = _all(conn, f"SELECT * FROM memories WHERE room_id = %s AND scope = 'room'"
                 f" AND {CURRENT} ORDER BY valid_from DESC, id DESC LIMIT %s", (room, limit))
     return [record(r) for r in rows]
+
+
+def twins(conn: Conn, row: Row, user: str) -> list[Row]:
+    """The other current copies of a memory ``user`` stored with /remember (room <-> personal)."""
+    if row["scope"] == "room":
+        sql = "scope = 'personal' AND owner_id = %s"
+        args: tuple[object, ...] = (user,)
+    else:
+        sql = "scope = 'room' AND room_id = %s AND author_id = %s"
+        args = (row["room_id"], user)
+    return _all(conn, f"SELECT * FROM memories WHERE {CURRENT} AND norm = %s AND id <> %s"
+                f" AND {sql}", (row["norm"], row["id"], *args))
+
+
+def room_has_current(conn: Conn, room: str, norm: str, subject: str) -> bool:
+    """Whether the room has a current memory of this normalized text or of this subject."""
+    return _one(conn, f"SELECT 1 AS found FROM memories WHERE scope = 'room' AND room_id = %s"
+                f" AND {CURRENT} AND (norm = %s OR (subject <> '' AND subject = %s))",
+                (room, norm, subject)) is not None
+
+
+_ADMIN_STATES = {
+    "current": CURRENT,
+    "forgotten": "forgotten_at IS NOT NULL",
+    "superseded": "valid_to IS NOT NULL",
+    "retracted": "deleted_at IS NOT NULL",
+    "all": "TRUE",
+}
+
+
+def admin_list(conn: Conn, *, query: str, state: str, limit: int) -> list[Row]:
+    """``chat.memory_store.admin_list`` on PostgreSQL (``strpos``: a substring, no pattern)."""
+    where = _ADMIN_STATES[state]
+    return _all(conn,
+                "SELECT m.*, COALESCE(u.name, '') AS author_name,"
+                " COALESCE(r.name, '') AS room_name"
+                " FROM memories AS m LEFT JOIN users AS u ON u.id = m.author_id"
+                " LEFT JOIN chat_rooms AS r ON r.id = m.room_id"
+                f" WHERE {where} AND strpos(m.norm, %s) > 0 ORDER BY m.id DESC LIMIT %s",
+                (normalize(query), limit))

@@ -24,7 +24,7 @@ rooms, or owner), as on SQLite: nothing outside the audience is ever scored or r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import attrs
@@ -236,11 +236,23 @@ def search_memories(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequenc
                     limit: int = 10) -> list[MemoryRecord]:
     """The memories matching ``text`` among the visible ones, best first (``chat.search``'s
     ``search_memories`` on PostgreSQL)."""
+    return search_scoped(conn, analyzer, text, rooms=rooms, owner=owner,
+                         current_room=current_room, now_ms=now_ms, limit=limit)[0]
+
+
+def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[str],
+                  owner: str | None, current_room: str | None, now_ms: int, limit: int = 10,
+                  keep: Callable[[MemoryRecord], bool] | None = None,
+                  dense: tuple[Sequence[float], str] | None = None,
+                  ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
+    """``chat.search.search_scoped`` on PostgreSQL: ``(kept, left out)``, ``keep`` applied
+    before copies of one text are merged. ``dense`` (embeddings) is not searched on
+    PostgreSQL yet: lexical only."""
     query = analyzer.analyze_query(text)
     vis = [visibility_token("room", r) for r in rooms]
     vis += [visibility_token("personal", owner)] if owner else []
     if not query.concepts or not vis:
-        return []
+        return [], []
     docs, total = document_counts(conn, query)
     query = with_typos(conn, query, docs)
     room_list = list(rooms)
@@ -256,7 +268,7 @@ def search_memories(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequenc
         for rank, memory_id in enumerate(ids):
             fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     if not fused:
-        return []
+        return [], []
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT m.*, COALESCE(u.name, '') AS author_name, COALESCE(r.name, '') AS room_name,"
@@ -269,4 +281,13 @@ def search_memories(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequenc
     weights = concept_weights(_concept_counts(query, docs), total)
     scored = [(_score(analyzer, query, weights, cast(Any, row), fused[row["id"]], current_room,
                       now_ms), cast(Any, row)) for row in rows]
-    return [memory_from_row(row, score) for score, row in _dedupe(scored)[:limit]]
+    records = {row["id"]: memory_from_row(row, score) for score, row in scored}
+    kept: list[tuple[float, Any]] = []
+    left: list[tuple[float, Any]] = []
+    for score, row in scored:
+        (kept if keep is None or keep(records[row["id"]]) else left).append((score, row))
+    best = _dedupe(kept)[:limit]
+    shown = {row["norm"] for _, row in best}
+    hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
+    return ([records[row["id"]] for _, row in best],
+            [records[row["id"]] for _, row in hidden[:limit]])

@@ -67,31 +67,39 @@ def test_no_reply_shows_a_memory_outside_its_audience(
     for room, kind in KINDS.items():
         conn.execute("INSERT INTO chat_rooms (id, name, kind, created_at) VALUES (?, ?, ?, 0)",
                      (room, room, kind))
+    check_steps(conn, repo, initial, steps)
+    conn.close()
+
+
+def check_steps(conn: Any, q: Any, initial: set[tuple[str, str]],
+                steps: list[tuple[object, ...]]) -> None:
+    """Run ``steps`` on ``conn`` (rooms ``KINDS`` created) with the queries ``q``
+    (``chat.repo`` on SQLite, ``pg.chat_db.PgQueries``) and check every reply's memories."""
     for room, user in initial:
-        repo.add_member(conn, room, user, 0)
+        q.add_member(conn, room, user, 0)
     where: dict[int, tuple[str, str, str | None]] = {}  # marker -> (scope, room, owner)
     for n, step in enumerate(steps):
         if step[0] == "remember":
             _, room, user, words, personal = step
             marker = len(where)
             scope = "personal" if personal else "room"
-            repo.save_memory(conn, f"{words} 메모{marker:03d}", scope=scope, kind="remember",
-                             room=str(room), owner=str(user) if personal else None,
-                             author=str(user), source_post_id=None, permalink=None, now_ms=n)
+            q.save_memory(conn, f"{words} 메모{marker:03d}", scope=scope, kind="remember",
+                          room=str(room), owner=str(user) if personal else None,
+                          author=str(user), source_post_id=None, permalink=None, now_ms=n)
             where[marker] = (scope, str(room), str(user) if personal else None)
         elif step[0] == "join":
-            repo.add_member(conn, str(step[1]), str(step[2]), n)
+            q.add_member(conn, str(step[1]), str(step[2]), n)
         elif step[0] == "leave":
-            repo.remove_member(conn, str(step[1]), str(step[2]))
+            q.remove_member(conn, str(step[1]), str(step[2]))
         else:
             _, room, asker, words, search = step
             found, _ = _search_for_audience(conn, str(room), str(asker), str(words), n, 50,
-                                            bool(search))
+                                            bool(search), q=q)
             shown = "\n".join(m.content for m in found)
             if not search:
                 shown += "\n" + builtin_answer(str(words), found)
             readers = {str(asker)} if search else (
-                set(repo.room_members(conn, str(room))) | {str(asker)})
+                set(q.room_members(conn, str(room))) | {str(asker)})
             for mark in _MARK.findall(shown):
                 scope, memory_room, owner = where[int(mark)]
                 for reader in readers:
@@ -99,6 +107,5 @@ def test_no_reply_shows_a_memory_outside_its_audience(
                         assert owner == reader, (step, mark, reader)
                     else:
                         assert (KINDS[memory_room] == "channel" or memory_room == room
-                                or reader in repo.room_members(conn, memory_room)), (
+                                or reader in q.room_members(conn, memory_room)), (
                             step, mark, reader)
-    conn.close()

@@ -11,6 +11,7 @@ owns it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -63,9 +64,17 @@ def test_no_reply_shows_another_teams_or_a_private_memory(
         if room != "unmapped":
             conn.execute("INSERT INTO mchat_channel_mapping VALUES (?, ?, ?)",
                          (f"ch-{room}", team, room))
+    check_team_steps(conn, repo, initial, steps)
+    conn.close()
+
+
+def check_team_steps(conn: Any, q: Any, initial: set[tuple[str, str]],
+                     steps: list[tuple[object, ...]]) -> None:
+    """Run ``steps`` on ``conn`` (rooms ``ROOMS`` created and mapped to their teams) with the
+    queries ``q`` (``chat.repo`` on SQLite, ``pg.chat_db.PgQueries``); check every reply."""
     for room, user in initial:
         if _in_team(room, user):
-            repo.add_member(conn, room, user, 0)
+            q.add_member(conn, room, user, 0)
     where: dict[int, tuple[str, str, str | None]] = {}
     for n, step in enumerate(steps):
         kind, room, user = str(step[0]), str(step[1]), str(step[2])
@@ -74,23 +83,24 @@ def test_no_reply_shows_another_teams_or_a_private_memory(
         if kind == "remember":
             personal = bool(step[4])
             marker = len(where)
-            repo.save_memory(conn, f"{step[3]} 메모{marker:03d}",
-                             scope="personal" if personal else "room", kind="remember",
-                             room=room, owner=user if personal else None, author=user,
-                             source_post_id=None, permalink=None, now_ms=n)
+            q.save_memory(conn, f"{step[3]} 메모{marker:03d}",
+                          scope="personal" if personal else "room", kind="remember",
+                          room=room, owner=user if personal else None, author=user,
+                          source_post_id=None, permalink=None, now_ms=n)
             where[marker] = ("personal" if personal else "room", room,
                              user if personal else None)
         elif kind == "join":
-            repo.add_member(conn, room, user, n)
+            q.add_member(conn, room, user, n)
         elif kind == "leave":
-            repo.remove_member(conn, room, user)
+            q.remove_member(conn, room, user)
         else:
             search = bool(step[4])
-            found, _ = search_for_audience(conn, room, user, str(step[3]), n, 50, search)
+            found, _ = search_for_audience(conn, room, user, str(step[3]), n, 50, search,
+                                           q=q)
             shown = "\n".join(m.content for m in found)
             if not search:
                 shown += "\n" + builtin_answer(str(step[3]), found)
-            readers = {user} if search else set(repo.room_members(conn, room)) | {user}
+            readers = {user} if search else set(q.room_members(conn, room)) | {user}
             for mark in _MARK.findall(shown):
                 scope, memory_room, owner = where[int(mark)]
                 for reader in readers:
@@ -99,10 +109,9 @@ def test_no_reply_shows_another_teams_or_a_private_memory(
                         continue
                     memory_kind, team = ROOMS[memory_room]
                     assert (memory_room == room
-                            or reader in repo.room_members(conn, memory_room)
+                            or reader in q.room_members(conn, memory_room)
                             or (memory_kind == "channel" and bool(team)
                                 and reader in TEAMS[team])), (step, mark, reader)
-    conn.close()
 
 
 def test_a_public_channel_is_team_wide_in_its_own_team() -> None:

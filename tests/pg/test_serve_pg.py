@@ -2,9 +2,9 @@
 PostgreSQL server, the fake Mattermost, and the AI Memory Agent twin as the remote
 ChatService. A burst of questions, a second process refused (one runtime per database), SIGKILL
 mid-burst, a restart: every question answered exactly once, every post recorded once, the
-/remember applied once; the password in no log line. And the start-up errors: the embedded
-ChatService on PostgreSQL (exit 2), an unreachable database (exit 1), both one clear line
-without the password."""
+/remember applied once; the password in no log line. The embedded ChatService (the default) on
+PostgreSQL. And the start-up errors: agent-chat on PostgreSQL (exit 2), an unreachable
+database (exit 1), both one clear line without the password."""
 
 from __future__ import annotations
 
@@ -111,13 +111,60 @@ async def test_kill_9_on_postgresql_loses_nothing_and_answers_once(tmp_path, pg_
     assert password_of(pg_url) not in text and KEY not in text
 
 
-async def test_the_embedded_chat_service_on_postgresql_is_exit_2(tmp_path, pg_url):
+@pytest.mark.slow
+@pytest.mark.serve
+async def test_the_embedded_chat_service_on_postgresql(tmp_path, pg_url):
+    """The default configuration (CHAT_BACKEND=embedded) with MCHAT_DATABASE_URL: /remember,
+    a question in other words answered once with the fact; a private channel's memory not
+    shown in another channel, even to its member; everything in PostgreSQL, no local file."""
+    local, log = tmp_path / "chat-local.db", tmp_path / "serve.log"
     async with FakeMattermost() as mm:
-        done = await trio.run_process(SERVE, env=pg_env(mm, tmp_path / "x.db", pg_url, None),
-                                      capture_stdout=True, capture_stderr=True, check=False)
+        proc = await start(pg_env(mm, local, pg_url, None), log)
+        try:
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
+            remember = await mm.post_as("kim", "quality", "@ai /remember X부품 불량률 12%")
+            await wait_until(lambda: replies_to(mm, str(remember["id"])), timeout=30)
+            secret = await mm.post_as("kim", "defects",
+                                      "@ai /remember 신제품 코드명은 블루버드, 출시일 3월 2일")
+            await wait_until(lambda: replies_to(mm, str(secret["id"])), timeout=30)
+            asked = await mm.post_as("lee", "quality", "@ai X부품 불량 비율이 얼마였지?")
+            leak = await mm.post_as("kim", "town-square", "@ai 신제품 코드명 출시일 언제야?")
+            inside = await mm.post_as("lee", "defects", "@ai 블루버드 출시일 언제였지?")
+            plain = await mm.post_as("lee", "quality", "내일 회의는 3층에서 합니다")
+            posts = [str(p["id"]) for p in (asked, leak, inside)]
+            await wait_until(lambda: all(replies_to(mm, p) for p in posts), timeout=30)
+            await wait_until(lambda: scalar(pg_url, "SELECT count(*) FROM chat_messages WHERE"
+                                            " mchat_post_id = %s", str(plain["id"])) == 1,
+                             timeout=30)  # a plain post: stored, not answered
+            await trio.sleep(1.0)  # a duplicate would show up now
+            assert [len(replies_to(mm, p)) for p in posts] == [1, 1, 1]
+            assert replies_to(mm, str(plain["id"])) == []
+            answer, leaked, inner = (replies_to(mm, p)[0]["message"] for p in posts)
+            assert "12%" in answer, answer
+            assert "블루버드" not in leaked and "3월 2일" not in leaked, leaked
+            assert "3월 2일" in inner, inner
+            assert scalar(pg_url, "SELECT count(*) FROM memories WHERE valid_to IS NULL"
+                          " AND scope = 'room'") == 2
+            assert scalar(pg_url, "SELECT count(*) FROM chat_messages WHERE role = 'assistant'"
+                          ) == 5
+            assert not local.exists()  # nothing in a local SQLite file
+        finally:
+            status = await stop(proc)
+    text = log.read_text()
+    assert status == 0, text[-3000:]
+    assert password_of(pg_url) not in text
+
+
+async def test_agent_chat_on_postgresql_is_exit_2(tmp_path, pg_url):
+    async with FakeMattermost() as mm:
+        env = pg_env(mm, tmp_path / "x.db", pg_url, None)
+        env.update(CHAT_BACKEND="agent-chat", CHAT_BACKEND_URL="http://127.0.0.1:9",
+                   CHAT_AGENT_SERVICE_EMAIL="bot@example.com")
+        done = await trio.run_process(SERVE, env=env, capture_stdout=True,
+                                      capture_stderr=True, check=False)
     err = done.stderr.decode()
     assert done.returncode == 2, err[-2000:]
-    assert "embedded ChatService" in err and "CHAT_BACKEND=remote" in err
+    assert "agent-chat" in err and "CHAT_BACKEND=embedded" in err
     assert "Traceback" not in err and password_of(pg_url) not in err + done.stdout.decode()
     assert not (tmp_path / "x.db").exists()  # nothing was opened
 
