@@ -142,6 +142,15 @@ def commit_batch(conn: sqlite3.Connection, batch: list[WriteRequest[Any]]) -> bo
         return False
 
 
+def _fail(batch: list[WriteRequest[Any]]) -> None:
+    """Wake the callers of requests that were never run."""
+    for request in batch:
+        if not request.reply.done.is_set():
+            if request.reply.result is None:
+                request.reply.result = outcome.Error(WriterClosed("the storage actor stopped"))
+            request.reply.done.set()
+
+
 @attrs.define(eq=False)
 class Writer:
     """The storage actor of one connection. Start ``run`` in a nursery; call ``submit``."""
@@ -187,6 +196,7 @@ class Writer:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve requests until cancelled; queued requests then fail with ``WriterClosed``."""
         task_status.started()
+        batch: list[WriteRequest[Any]] = []
         try:
             async for first in self._recv:
                 batch = [first]
@@ -197,8 +207,10 @@ class Writer:
                         self.stats.lingered += 1
                     self._drain(batch)
                 await self._run_batch([r for r in batch if r.reply.state != ABANDONED])
+                batch = []
         finally:
             self._send.close()
+            _fail(batch)  # taken from the queue, not run: stopped while it lingered
             self._fail_queued()
             self._recv.close()
 

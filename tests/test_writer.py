@@ -173,6 +173,35 @@ async def test_a_lazy_request_waits_for_company_and_no_longer(tmp_path):
         conn.close()
 
 
+async def test_an_actor_stopped_while_a_lazy_request_lingers_fails_it(tmp_path):
+    """The actor stops while a lazy request waits for company: its caller hears WriterClosed
+    at once (it hung before: the request was off the queue and in no batch), nothing of it is
+    committed."""
+    conn = _open(tmp_path / "s.db")
+    writer = Writer(conn, linger_s=10.0)
+    outcomes: list[object] = []
+
+    async def put() -> None:
+        try:
+            outcomes.append(await writer.submit(_work(1, "put"), lazy=True))
+        except WriterClosed as exc:
+            outcomes.append(exc)
+
+    try:
+        with trio.fail_after(5):
+            async with trio.open_nursery() as callers:
+                async with trio.open_nursery() as actor:
+                    await actor.start(writer.run)
+                    callers.start_soon(put)
+                    await trio.sleep(0.05)  # taken from the queue, lingering
+                    assert writer.stats.batches == 0
+                    actor.cancel_scope.cancel()
+        assert len(outcomes) == 1 and isinstance(outcomes[0], WriterClosed)
+        assert conn.execute("SELECT count(*) FROM kv").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
 async def test_nested_transaction_is_a_savepoint_of_the_batch(tmp_path):
     """``store.transaction`` inside a request rolls back its own rows only."""
     conn = _open(tmp_path / "n.db")
