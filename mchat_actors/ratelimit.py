@@ -260,6 +260,9 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
         if group is not None:
             group._waiting[waiter] = self
         self._waiting += 1
+        # an arrival can hand the head to someone else: a reply arriving while the reply run
+        # is spent makes the oldest waiting read the head (it was asleep, not the head before)
+        self._wake_head()
         taken = False
         slept_from: float | None = None
         try:

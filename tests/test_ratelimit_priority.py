@@ -271,3 +271,30 @@ async def test_lending_raises_the_holder_now_and_later(autojump_clock):
     holder.reset()
     waiting.raise_to(Priority.REPLY)
     assert holder.priority is Priority.BACKGROUND
+
+
+async def test_a_reply_arriving_when_the_reply_run_is_spent_wakes_the_oldest_read(
+        autojump_clock):
+    """Four replies in a row while a background and a question read wait: the run is spent.
+    The question (head while no reply waits) sleeps until its turn; a fifth reply arriving
+    meanwhile makes the older background read the head. The bucket must wake it: it hung
+    forever before (a lost wake-up seen as test_rate's backlog stalling for 30 s)."""
+    bucket = TokenBucket(10.0, burst=1)
+    order: list[str] = []
+
+    async def take(name: str, priority: Priority, at: float) -> None:
+        await trio.sleep_until(at)
+        await bucket.acquire(priority)
+        order.append(name)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(take, "r0", Priority.REPLY, 0.0)
+            nursery.start_soon(take, "b", Priority.BACKGROUND, 0.01)
+            nursery.start_soon(take, "q", Priority.QUESTION, 0.02)
+            for n in range(1, 5):
+                nursery.start_soon(take, f"r{n}", Priority.REPLY, 0.03 + n / 1000)
+            nursery.start_soon(take, "r5", Priority.REPLY, 0.45)
+    assert order[:5] == ["r0", "r1", "r2", "r3", "r4"]
+    assert sorted(order[5:]) == ["b", "q", "r5"]
+    assert order[5] == "b"  # the oldest read after a spent reply run
