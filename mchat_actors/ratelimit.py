@@ -12,7 +12,9 @@ request waits for the latest of them:
   after its release and before its answer, so **no half-open window of ``window_s`` of the
   server's arrivals holds more than ``N`` requests**, whatever the connection set-up,
   scheduling or network jitter (and arrivals may reorder). It costs one round trip per ``N``
-  requests (10/s with 5 ms answers: ~9.95/s). An unanswered request (error, timeout,
+  requests (10/s with 5 ms answers: ~9.95/s). A request whose last byte is written
+  (``slot.sent()``, from httpx's trace) reaches the server within ``margin_s`` of that: a
+  server slow to answer holds the window that long, not until the answer or the time-out. An unanswered request (error, timeout,
   cancelled) and a bare ``acquire()`` (e.g. a WebSocket upgrade) are assumed to arrive within
   ``margin_s`` of their failure or release.
 * What the server said: ``update_from_headers`` (``X-Ratelimit-Remaining: 0`` blocks everyone
@@ -38,7 +40,7 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from types import MappingProxyType
 
@@ -111,10 +113,23 @@ class Slot:
     released_at: float
     _bucket: TokenBucket
     _end: float | None = None  # latest moment the request can have reached the server
+    _sent_by: float | None = None  # its last byte written: it reaches the server by then
+
+    def sent(self) -> None:
+        """The request's last byte has been written to the socket (httpx's trace
+        ``send_request_body.complete``): it reaches the server within ``margin_s``, so a
+        request the server is slow to answer holds the window only that long, not until its
+        answer or time-out."""
+        if self._end is None and self._sent_by is None:
+            self._sent_by = self._bucket._clock() + self._bucket._margin_s
+            self._bucket._wake_head()
 
     def answered(self) -> None:
         if self._end is None:
             self._bucket._finish(self, self._bucket._clock())
+
+    def _bound(self, end: float) -> float:
+        return end if self._sent_by is None else min(end, self._sent_by)
 
 
 @attrs.frozen(kw_only=True)
@@ -215,9 +230,14 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
         while len(recent) > keep and (end := recent[0]._end) is not None:
             recent.popleft()
             self._floor = max(self._floor, end)
-        if len(recent) > keep:
-            return math.inf  # a request N back is still in flight: wait for its answer
-        return max(at, self._floor + self._window_s)
+        floor = self._floor
+        for slot in itertools.islice(recent, 0, max(0, len(recent) - keep)):
+            # still in flight, N or more back: bounded by its last byte written, if known
+            bound = slot._end if slot._end is not None else slot._sent_by
+            if bound is None:
+                return math.inf  # not even written yet: wait for its answer or failure
+            floor = max(floor, bound)
+        return max(at, floor + self._window_s)
 
     @asynccontextmanager
     async def request(self, priority: Priority | RequestClass = Priority.BACKGROUND, *,
@@ -303,7 +323,7 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
         return slot
 
     def _finish(self, slot: Slot, end: float) -> None:
-        slot._end = end
+        slot._end = slot._bound(end)
         self._in_flight -= 1
         self._wake_head()  # an answer can free the window
 
@@ -398,3 +418,13 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
             acquired_by_priority=MappingProxyType(
                 {p.name.lower(): n for p, n in self._by_priority.items()}),
         )
+
+
+def written(slot: Slot) -> Callable[[str, Mapping[str, object]], Awaitable[None]]:
+    """An httpx ``trace`` extension telling ``slot`` when the request's body is written."""
+
+    async def trace(event: str, _info: Mapping[str, object]) -> None:
+        if event.endswith("send_request_body.complete"):
+            slot.sent()
+
+    return trace

@@ -30,7 +30,8 @@ def max_in_window(times: list[float], window_s: float = 1.0) -> int:
 
 
 # One request's fate, drawn by hypothesis:
-#   kind "ok": arrives `before` s after its release, answered `after` s later;
+#   kind "ok": arrives `before` s after its release (its last byte written up to MARGIN
+#              before that: slot.sent()), answered `after` s later;
 #   kind "lost": never arrives (connect refused), the client fails after `before` s;
 #   kind "timeout": arrives after `before` s, the client gives up `after` s later, unanswered;
 #   kind "late": the client fails after `before` s, the request still arrives up to MARGIN later
@@ -64,7 +65,14 @@ def play(rate: float, burst: int, requests: list[tuple[str, float, float, Priori
         try:
             async with bucket.request(priority) as slot:
                 released += 1
-                await trio.sleep(before)
+                # "ok"/"timeout": the last byte is written up to MARGIN before it arrives
+                lead = MARGIN * after / 0.3
+                if kind in ("ok", "timeout") and before >= lead:
+                    await trio.sleep(before - lead)
+                    slot.sent()
+                    await trio.sleep(lead)
+                else:
+                    await trio.sleep(before)
                 if kind == "lost":
                     raise ConnectionError
                 if kind == "late":
@@ -270,3 +278,38 @@ def test_lateness_is_not_caught_up_when_the_server_has_no_burst_to_spare():
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
     assert min(gaps) >= 0.1 - 1e-9
+
+
+async def test_a_written_request_bounds_the_window_while_its_answer_is_late(autojump_clock):
+    """Rate 1/s: a request written at 0.2 s and answered only at 30 s holds the next one
+    until 0.2 s + margin + 1 s, not until its answer (a stalled server must not stop every
+    reply for the length of the REST time-out)."""
+    bucket = TokenBucket(1.0, margin_s=MARGIN)
+    went: list[float] = []
+
+    async def stalled() -> None:
+        async with bucket.request() as slot:
+            await trio.sleep(0.2)
+            slot.sent()
+            await trio.sleep(29.8)
+            slot.answered()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stalled)
+        await trio.sleep(0.1)
+        await bucket.acquire()
+        went.append(trio.current_time())
+        assert bucket.statistics().in_flight == 1
+    assert went == [pytest.approx(1.2 + MARGIN)]
+
+
+async def test_an_answer_before_the_written_bound_frees_the_window_earlier(autojump_clock):
+    """The answer is a bound too: written at 0, answered at 0.01 s (< margin), the next
+    request at rate 1/s goes at 1.01 s."""
+    bucket = TokenBucket(1.0, margin_s=MARGIN)
+    async with bucket.request() as slot:
+        slot.sent()
+        await trio.sleep(0.01)
+        slot.answered()
+    await bucket.acquire()
+    assert trio.current_time() == pytest.approx(1.01)

@@ -41,7 +41,7 @@ import httpx
 
 from ..config import MattermostConfig
 from ..errors import MattermostApiError, MattermostUnavailable, RateLimited
-from ..ratelimit import Priority, TokenBucket
+from ..ratelimit import Priority, TokenBucket, written
 from ..tls import client_ssl_context
 from .rest import ClientStatistics, _retry_after_s
 
@@ -125,7 +125,8 @@ class IncomingWebhookPoster:
         async with self._bucket.request(Priority.REPLY) as slot:  # a reply: before every read
             self._requests += 1
             try:
-                response = await self._http.post(self._url, json=body)
+                response = await self._http.post(self._url, json=body,
+                                                 extensions={"trace": written(slot)})
             except httpx.HTTPError as exc:
                 self._errors["unavailable"] += 1
                 raise MattermostUnavailable(

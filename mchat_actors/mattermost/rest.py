@@ -40,7 +40,7 @@ from ..errors import (
     MattermostUnavailable,
     RateLimited,
 )
-from ..ratelimit import Priority, RequestClass, TokenBucket
+from ..ratelimit import Priority, RequestClass, TokenBucket, written
 from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,8 @@ class MattermostClient:
                 Priority.REPLY if method != "GET" else self._priority) as slot:
             self._counts.requests += 1
             try:
-                response = await self._http.request(method, path, params=params, json=json)
+                response = await self._http.request(method, path, params=params, json=json,
+                                                    extensions={"trace": written(slot)})
             except httpx.TimeoutException as exc:
                 self._errors["unavailable"] += 1
                 raise MattermostUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc

@@ -345,3 +345,43 @@ async def test_a_priority_view_shares_pool_bucket_and_counters(autojump_clock):
         assert mm.statistics().requests == 5
     assert dict(bucket.statistics().acquired_by_priority) == {
         "reply": 1, "question": 2, "background": 2}
+
+
+async def test_a_stalled_answer_holds_the_window_only_until_its_request_is_written():
+    """Over a real socket: the server reads the first request and answers it only after 3 s.
+    The request's last byte was written at once (httpx's trace), so at rate 1/s the second
+    request goes about 1 s later, long before the stalled answer, not after it."""
+    stall = trio.Event()
+    went: list[float] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        went.append(trio.current_time())
+        if len(went) == 1:
+            with trio.move_on_after(3.0):
+                await stall.wait()
+        body = b'{"id": "p"}'
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                              + body)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        cfg = MattermostConfig(url=f"http://127.0.0.1:{port}", token=TOKEN, rest_timeout_s=10.0)
+        bucket = TokenBucket(1.0, margin_s=0.05)
+        with trio.fail_after(10):
+            async with open_mattermost_client(cfg, bucket=bucket) as mm:
+                async with trio.open_nursery() as calls:
+                    calls.start_soon(mm.get_me)
+                    await trio.sleep(0.1)
+                    await mm.get_me()
+                    second_done = trio.current_time()
+                    stall.set()
+        nursery.cancel_scope.cancel()
+    assert len(went) == 2
+    assert 0.9 < went[1] - went[0] < 2.0  # one window after the write, not after the answer
+    assert second_done - went[0] < 2.5
