@@ -15,8 +15,8 @@ request waits for the latest of them:
   requests (10/s with 5 ms answers: ~9.95/s). A request whose last byte is written
   (``slot.sent()``, from httpx's trace) reaches the server within ``margin_s`` of that: a
   server slow to answer holds the window that long, not until the answer or the time-out.
-  An unanswered request (error, timeout, cancelled) and a bare ``acquire()`` (e.g. a WebSocket upgrade) are assumed to arrive within
-  ``margin_s`` of their failure or release.
+  An unanswered request (error, timeout, cancelled) and a bare ``acquire()`` (e.g. a
+  WebSocket upgrade) are assumed to arrive within ``margin_s`` of their failure or release.
 * What the server said: ``update_from_headers`` (``X-Ratelimit-Remaining: 0`` blocks everyone
   until ``X-Ratelimit-Reset``) and ``penalize`` (after a 429, everyone waits ``Retry-After``).
 
