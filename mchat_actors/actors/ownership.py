@@ -25,7 +25,7 @@ already in its lane is finished (its writes are idempotent on the post id and th
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -80,13 +80,29 @@ class ChannelOwnership:
     buckets: int = BUCKETS
     clock: Callable[[], float] = trio.current_time
     stats: OwnershipStats = attrs.Factory(OwnershipStats)
+    # with resume_gained: a bucket gained (or renewed after its deadline lapsed) is owned
+    # only once ``trust`` is called, after its channels' cursors were read (below)
+    gate_gains: bool = False
     _held: frozenset[str] = frozenset()
+    _trusted: set[str] = attrs.Factory(set)
 
     def resource_of(self, channel_id: str) -> str:
         return bucket_of(channel_id, self.buckets)
 
     def owns(self, channel_id: str) -> bool:
-        return self.lessee.owns(self.resource_of(channel_id), self.clock())
+        bucket = self.resource_of(channel_id)
+        if not self.lessee.owns(bucket, self.clock()):
+            self._trusted.discard(bucket)  # lapsed or lost: trusted again only via ``trust``
+            return False
+        return not self.gate_gains or bucket in self._trusted
+
+    def trust(self, buckets: frozenset[str]) -> None:
+        """``gate_gains``: start serving ``buckets`` (those still held). ``resume_gained``
+        calls it once it has read the cursors of their channels: no event of them was passed
+        on before that, so no post handled here can move a cursor past a post the previous
+        owner left unrecorded (the re-read starts from the cursors read before)."""
+        now = self.clock()
+        self._trusted |= {b for b in buckets if self.lessee.owns(b, now)}
 
     def held(self) -> frozenset[str]:
         return frozenset(self.lessee.held(self.clock()))
@@ -108,6 +124,7 @@ class ChannelOwnership:
         gained = (now_held - self._held) | (now_held & lapsed)
         lost = self._held - now_held
         self._held = now_held
+        self._trusted -= gained | lost
         self.stats.held = len(now_held)
         if not gained and not lost:
             return None
@@ -156,6 +173,7 @@ class ChannelOwnership:
         now_held = self.held()
         lost = self._held - now_held
         self._held = now_held
+        self._trusted -= lost
         self.stats.held = len(now_held)
         if not lost:
             return None
@@ -175,7 +193,21 @@ async def forward_owned(inbox: trio.MemoryReceiveChannel[InboundEvent],
                 ownership.stats.dropped_events += 1
 
 
-CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
+# (channel id, since_ms) or, with ``cursors``, (channel id, since_ms, the channel's cursor
+# when it was taken: None for a channel without one, read from since_ms)
+CatchUp = Callable[..., AsyncIterator[Sequence[InboundEvent]]]
+
+
+async def _snapshot(cursors: Callable[[], Awaitable[Mapping[str, str | None]]],
+                    retry_s: float, attempts: int) -> Mapping[str, str | None] | None:
+    for attempt in range(attempts):
+        try:
+            return await cursors()
+        except StoreError as exc:
+            logger.warning("ownership: reading the cursors of gained channels failed (try %d):"
+                           " %s", attempt + 1, exc)
+            await trio.sleep(retry_s)
+    return None
 
 
 async def resume_gained(changes: trio.MemoryReceiveChannel[OwnershipChange],
@@ -183,23 +215,38 @@ async def resume_gained(changes: trio.MemoryReceiveChannel[OwnershipChange],
                         ownership: ChannelOwnership, *,
                         channel_ids: Callable[[], Awaitable[Sequence[str]]],
                         catch_up: CatchUp, since_ms: Callable[[], int],
+                        cursors: Callable[[], Awaitable[Mapping[str, str | None]]] | None = None,
                         retry_s: float = 1.0, attempts: int = 5) -> None:
-    """For each gained bucket, read its mapped channels again from their durable cursors
-    and send what comes back to ``events`` (the handler drops posts already recorded). A
-    channel whose read fails is tried again (``attempts`` times, ``retry_s`` apart) while it
-    is still owned; after that the next reconnect's backfill covers it."""
+    """For each gained bucket, read its channels again and send what comes back to
+    ``events`` (the handler drops posts already recorded). A channel whose read fails is
+    tried again (``attempts`` times, ``retry_s`` apart) while it is still owned; after that
+    the next reconnect's backfill covers it.
+
+    With ``cursors`` (every mapped channel's durable cursor, None when it has none) and
+    ``ownership.gate_gains``: the cursors are read FIRST, then the gained buckets are trusted
+    (``ChannelOwnership.trust``: their events are passed on from then on), then every channel
+    is read from the cursor it had when it was taken (none: from ``since_ms``). Reading the
+    durable cursor later would lose a post: the previous owner died (or gave the bucket back)
+    before recording post 1, this replica already handled post 2 of the same channel from its
+    WebSocket (recording it moves the cursor past post 1), and the re-read from that cursor
+    skipped post 1 (issue #15: a channel's first question lost around a hand-over)."""
     async with changes, events:
         async for change in changes:
             if not change.gained:
                 continue
+            taken = None if cursors is None else await _snapshot(cursors, retry_s, attempts)
+            since = since_ms()
+            ownership.trust(change.gained)
             for cid in await channel_ids():
                 if ownership.resource_of(cid) not in change.gained:
                     continue
+                args: tuple[object, ...] = (cid, since) if taken is None else (
+                    cid, since, taken.get(cid))
                 for attempt in range(attempts):
                     if not ownership.owns(cid):
                         break
                     try:
-                        async for batch in catch_up(cid, since_ms()):
+                        async for batch in catch_up(*args):
                             for event in batch:
                                 await events.send(event)
                         ownership.stats.resumed_channels += 1

@@ -120,7 +120,7 @@ async def test_three_replicas_lose_two_and_answer_every_question_once(tmp_path, 
                                                                   / 1000)),
                          int(mm.state.posts[p]["create_at"]) % 1000) for p in lost]
                 lines = [ln for ln in log.read_text().splitlines()
-                         if "WARNING" in ln or "ERROR" in ln] + [str(made)]
+                         if "WARNING" in ln or "ERROR" in ln] + [str(made)] + [str([(c, mm.state.posts[p]['channel_id']) for c, p in zip([c for c, _ in missing], lost)])]
                 parked = scalar(pg_url, "SELECT count(*) FROM mchat_retry")
                 raise AssertionError((missing, rows, box, parked, "\n".join(lines[-60:])))
             await trio.sleep(2.0)  # a second answer would show up now
