@@ -13,8 +13,9 @@ the set of buckets held changed.
   replicas never both own a channel, even when a tick fails (the deadlines then just lapse).
 - ``forward_owned``: the filter between intake and dispatcher: events of channels this
   replica does not own are dropped (counted); their owner handles them from its own stream.
-- ``resume_gained``: on gaining buckets, each mapped channel of them is read again from its
-  durable cursor (``Sweeper.catch_up``): the posts the previous owner had not recorded when it
+- ``resume_gained``: on gaining buckets, the cursors are read, then the buckets are served
+  (``gate_gains``/``trust``), then each channel of them is read again from the cursor it had
+  when taken (``Sweeper.catch_up``): the posts the previous owner had not recorded when it
   died or gave the lease back are handled here (the handler drops the ones it recorded).
 
 Wired by ``replica.py`` with MCHAT_REPLICAS=on. Writes are not fenced by the lease epoch
