@@ -8,7 +8,7 @@ Built by ``app`` when the setting is on (docs/postgresql.md, "Replicas"): a
   WebSocket); the sweeper reads only owned channels (``Sweeper.owns``).
 - ``run``: ticks the leases (the first tick before intake starts, so the first backfill
   already knows what is owned) and re-reads every channel of a gained bucket from the cursor
-  it had when taken, read before the bucket is served (``resume_gained`` over
+  it had when taken, before the bucket is served (``resume_gained`` over
   ``Sweeper.catch_up``, ``ChannelOwnership.gate_gains``); the outbox rows the previous owner
   committed are the sender's (``Sender`` rescans the outbox).
 

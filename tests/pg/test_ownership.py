@@ -183,15 +183,18 @@ class Channel:
 
 async def test_a_taken_channel_is_read_from_the_cursor_it_had_when_taken(pg_url):
     """Issue #15's lost first question, deterministic: the previous owner died before it
-    recorded p1; the new owner handles p2 from its WebSocket before its re-read reaches the
-    channel (the re-read waits for the bot's channel list, a rate-limited REST call), which
-    moves the durable cursor past p1. The re-read must start from the cursor the channel had
-    when it was taken (p0), not from the durable one (p2, which skips p1)."""
+    recorded p1; p2 comes from the new owner's WebSocket before its re-read reaches the
+    channel (the re-read waits for the bot's channel list, a rate-limited REST call). Before
+    the fix the new owner handled p2 at once, which moved the durable cursor past p1, and
+    the re-read started from that cursor: p1 lost. Now the gained bucket is served only
+    after its channels were read again from the cursors they had when taken: p1, p2 in
+    order."""
     ch = Channel(["p0", "p1", "p2"], cursor="p0")
 
-    def post(pid: str) -> PostCreated:
+    def post(pid: str, source: str = "websocket") -> PostCreated:
         return PostCreated(post=Post(id=PostId(pid), channel_id=ChannelId("ch1"),
-                                     user_id=MattermostUserId("u"), message="@ai 질문"))
+                                     user_id=MattermostUserId("u"), message="@ai 질문"),
+                           source=source)
 
     async def cursors() -> dict[str, str | None]:
         return {"ch1": ch.cursor}
@@ -203,7 +206,7 @@ async def test_a_taken_channel_is_read_from_the_cursor_it_had_when_taken(pg_url)
     async def catch_up(cid: str, since_ms: int, *taken: str | None
                        ) -> AsyncIterator[Sequence[InboundEvent]]:
         start = taken[0] if taken else ch.cursor  # as Sweeper.catch_up
-        yield [post(p) for p in ch.posts[ch.posts.index(start) + 1:]] if start else []
+        yield [post(p, "catch_up") for p in ch.posts[ch.posts.index(start) + 1:]] if start else []
 
     async with open_database(pg_url) as db, trio.open_nursery() as nursery:
         b = ChannelOwnership(db, Lessee("replica-b", FAST), buckets=1, gate_gains=True)
@@ -222,13 +225,17 @@ async def test_a_taken_channel_is_read_from_the_cursor_it_had_when_taken(pg_url)
 
         nursery.start_soon(handler)
         await nursery.start(partial(b.run, changes_send))  # b takes the only bucket
-        assert b.held() == {"bucket:0"}
-        await wait_for(lambda: b.owns("ch1"), within_s=2)  # served once its cursors are read
+        assert b.held() == {"bucket:0"} and not b.owns("ch1")  # not served before the re-read
         await raw_send.send(post("p2"))  # live, from b's WebSocket, before the re-read
-        await wait_for(lambda: "p2" in ch.handled, within_s=2)
-        assert ch.cursor == "p2"
+        await wait_for(lambda: b.stats.dropped_events == 1, within_s=1)  # held back
+        await wait_for(lambda: b.owns("ch1"), within_s=3)  # served once it was read again
         await wait_for(lambda: "p1" in ch.handled, within_s=3)  # lost before the fix
-        assert sorted(ch.handled) == ["p0", "p1", "p2"]
+        # in order: the cursor never moved past a post not recorded yet (a replica killed
+        # during its re-read leaves a cursor the next owner can start from)
+        assert ch.handled == ["p0", "p1", "p2"] and ch.cursor == "p2"
+        await raw_send.send(post("p3"))
+        ch.posts.append("p3")
+        await wait_for(lambda: "p3" in ch.handled, within_s=1)  # served: live events pass
         nursery.cancel_scope.cancel()
 
 
