@@ -7,8 +7,9 @@ Built by ``app`` when the setting is on (docs/postgresql.md, "Replicas"): a
   channels this replica does not own are dropped (their owner reads them from its own
   WebSocket); the sweeper reads only owned channels (``Sweeper.owns``).
 - ``run``: ticks the leases (the first tick before intake starts, so the first backfill
-  already knows what is owned) and re-reads every channel of a gained bucket from its durable
-  cursor (``resume_gained`` over ``Sweeper.catch_up``); the outbox rows the previous owner
+  already knows what is owned) and re-reads every channel of a gained bucket from the cursor
+  it had when taken, before the bucket is served (``resume_gained`` over
+  ``Sweeper.catch_up``, ``ChannelOwnership.gate_gains``); the outbox rows the previous owner
   committed are the sender's (``Sender`` rescans the outbox).
 
 Off (the default), none of this exists and ``pg.single`` keeps one process per database.
@@ -105,17 +106,22 @@ class Replica:
             mapped = [str(r[0]) for r in rows]
             return mapped + sorted(set(await sweeper.bot_channels()) - set(mapped))
 
-        async def catch_up(cid: str, since_ms: int) -> AsyncIterator[Sequence[InboundEvent]]:
+        async def catch_up(cid: str, since_ms: int, cursor: str | None
+                           ) -> AsyncIterator[Sequence[InboundEvent]]:
             n = 0
-            async for batch in sweeper.catch_up(cid, since_ms):
+            async for batch in sweeper.catch_up(cid, since_ms, cursor):
                 n += len(batch)
                 yield batch
             logger.info("replica: channel %s taken over, %d posts read again", cid, n)
 
+        async def cursors() -> dict[str, str | None]:
+            rows = await store.run(repos.posts.cursors_with_times)
+            return {str(r[0]): r[1] for r in rows}
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(
                 resume_gained, recv, sweeper.events.clone(), self.ownership,
-                channel_ids=channel_ids, catch_up=catch_up,
+                channel_ids=channel_ids, catch_up=catch_up, cursors=cursors,
                 since_ms=lambda: int(time.time() * 1000) - RESUME_HORIZON_MS))
             await nursery.start(self.ownership.run, send)
             task_status.started()
@@ -151,7 +157,7 @@ def build_replica(config: Config, store: Store, replica_id: str,
     assert isinstance(store, PgStore)
     ownership = ChannelOwnership(store.database,
                                  Lessee(replica_id, lease_settings(config), prefix="bucket:"),
-                                 buckets=config.replicas.buckets)
+                                 buckets=config.replicas.buckets, gate_gains=True)
     logger.info("replica: %s on %s, %d buckets, leases of %g s", replica_id,
                 config.database_display, config.replicas.buckets, config.replicas.lease_ttl_s)
     return Replica(replica_id=replica_id, ownership=ownership,

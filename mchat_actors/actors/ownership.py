@@ -13,8 +13,10 @@ the set of buckets held changed.
   replicas never both own a channel, even when a tick fails (the deadlines then just lapse).
 - ``forward_owned``: the filter between intake and dispatcher: events of channels this
   replica does not own are dropped (counted); their owner handles them from its own stream.
-- ``resume_gained``: on gaining buckets, each mapped channel of them is read again from its
-  durable cursor (``Sweeper.catch_up``): the posts the previous owner had not recorded when it
+- ``resume_gained``: on gaining buckets, the cursors are read, each channel of them is read
+  again from the cursor it had when taken (``Sweeper.catch_up``), and only then are the
+  buckets served (``gate_gains``/``trust``; a second read covers the posts of the meantime):
+  the posts the previous owner had not recorded when it
   died or gave the lease back are handled here (the handler drops the ones it recorded).
 
 Wired by ``replica.py`` with MCHAT_REPLICAS=on. Writes are not fenced by the lease epoch
@@ -25,14 +27,14 @@ already in its lane is finished (its writes are idempotent on the post id and th
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 from ..errors import MattermostError, StoreError
-from ..messages import InboundEvent, channel_of
+from ..messages import InboundEvent, PostCreated, channel_of
 from ..pg.leases import Lessee, bucket_of, declare
 
 logger = logging.getLogger(__name__)
@@ -80,13 +82,53 @@ class ChannelOwnership:
     buckets: int = BUCKETS
     clock: Callable[[], float] = trio.current_time
     stats: OwnershipStats = attrs.Factory(OwnershipStats)
+    # with resume_gained: a bucket gained (or renewed after its deadline lapsed) is owned
+    # only once ``trust`` is called, after its channels' cursors were read (below)
+    gate_gains: bool = False
     _held: frozenset[str] = frozenset()
+    _trusted: set[str] = attrs.Factory(set)
+    _trusted_channels: set[str] = attrs.Factory(set)  # served before their whole bucket
 
     def resource_of(self, channel_id: str) -> str:
         return bucket_of(channel_id, self.buckets)
 
     def owns(self, channel_id: str) -> bool:
+        bucket = self.resource_of(channel_id)
+        if not self.lessee.owns(bucket, self.clock()):
+            self._trusted.discard(bucket)  # lapsed or lost: trusted again only via ``trust``
+            self._trusted_channels.discard(channel_id)
+            return False
+        return (not self.gate_gains or bucket in self._trusted
+                or channel_id in self._trusted_channels)
+
+    def holds(self, channel_id: str) -> bool:
+        """Whether the lease of the channel's bucket is held (served or not yet)."""
         return self.lessee.owns(self.resource_of(channel_id), self.clock())
+
+    def passes(self, event: InboundEvent) -> bool:
+        """The filter's rule: an owned channel's event; or, of a channel held but not served
+        yet, a post read again by ``resume_gained`` (source ``catch_up``): those go first, in
+        order, so the cursor never moves past a post the previous owner left unrecorded."""
+        cid = str(channel_of(event))
+        if self.owns(cid):
+            return True
+        return (isinstance(event, PostCreated) and event.source == "catch_up"
+                and self.holds(cid))
+
+    def trust(self, buckets: frozenset[str]) -> None:
+        """``gate_gains``: start serving ``buckets`` (those still held). ``resume_gained``
+        calls it once their channels were read again from the cursors they had when taken:
+        no live event of them was passed on before that, so no post handled here can move a
+        cursor past a post the previous owner left unrecorded."""
+        now = self.clock()
+        self._trusted |= {b for b in buckets if self.lessee.owns(b, now)}
+        self._trusted_channels = {c for c in self._trusted_channels
+                                  if self.resource_of(c) not in buckets}
+
+    def trust_channel(self, channel_id: str) -> None:
+        """Serve one channel of a gained bucket before the rest of it (its re-read done)."""
+        if self.holds(channel_id):
+            self._trusted_channels.add(channel_id)
 
     def held(self) -> frozenset[str]:
         return frozenset(self.lessee.held(self.clock()))
@@ -108,6 +150,9 @@ class ChannelOwnership:
         gained = (now_held - self._held) | (now_held & lapsed)
         lost = self._held - now_held
         self._held = now_held
+        self._trusted -= gained | lost
+        self._trusted_channels = {c for c in self._trusted_channels
+                                  if self.resource_of(c) not in gained | lost}
         self.stats.held = len(now_held)
         if not gained and not lost:
             return None
@@ -156,6 +201,7 @@ class ChannelOwnership:
         now_held = self.held()
         lost = self._held - now_held
         self._held = now_held
+        self._trusted -= lost
         self.stats.held = len(now_held)
         if not lost:
             return None
@@ -169,13 +215,27 @@ async def forward_owned(inbox: trio.MemoryReceiveChannel[InboundEvent],
     """Pass on the events of owned channels, in order; drop (and count) the others."""
     async with inbox, outbox:
         async for event in inbox:
-            if ownership.owns(str(channel_of(event))):
+            if ownership.passes(event):
                 await outbox.send(event)
             else:
                 ownership.stats.dropped_events += 1
 
 
-CatchUp = Callable[[str, int], AsyncIterator[Sequence[InboundEvent]]]
+# (channel id, since_ms) or, with ``cursors``, (channel id, since_ms, the channel's cursor
+# when it was taken: None for a channel without one, read from since_ms)
+CatchUp = Callable[..., AsyncIterator[Sequence[InboundEvent]]]
+
+
+async def _snapshot(cursors: Callable[[], Awaitable[Mapping[str, str | None]]],
+                    retry_s: float, attempts: int) -> Mapping[str, str | None] | None:
+    for attempt in range(attempts):
+        try:
+            return await cursors()
+        except StoreError as exc:
+            logger.warning("ownership: reading the cursors of gained channels failed (try %d):"
+                           " %s", attempt + 1, exc)
+            await trio.sleep(retry_s)
+    return None
 
 
 async def resume_gained(changes: trio.MemoryReceiveChannel[OwnershipChange],
@@ -183,29 +243,71 @@ async def resume_gained(changes: trio.MemoryReceiveChannel[OwnershipChange],
                         ownership: ChannelOwnership, *,
                         channel_ids: Callable[[], Awaitable[Sequence[str]]],
                         catch_up: CatchUp, since_ms: Callable[[], int],
+                        cursors: Callable[[], Awaitable[Mapping[str, str | None]]] | None = None,
                         retry_s: float = 1.0, attempts: int = 5) -> None:
-    """For each gained bucket, read its mapped channels again from their durable cursors
-    and send what comes back to ``events`` (the handler drops posts already recorded). A
-    channel whose read fails is tried again (``attempts`` times, ``retry_s`` apart) while it
-    is still owned; after that the next reconnect's backfill covers it."""
+    """For each gained bucket, read its channels again and send what comes back to
+    ``events`` (the handler drops posts already recorded). A channel whose read fails is
+    tried again (``attempts`` times, ``retry_s`` apart) while it is still owned; after that
+    the next reconnect's backfill covers it.
+
+    With ``cursors`` (every mapped channel's durable cursor, None when it has none) and
+    ``ownership.gate_gains``: the cursors are read FIRST; every channel of the gained buckets
+    is then read from the cursor it had then (none: from ``since_ms``) while it is held but
+    not served (the filter passes these re-read posts only: ``passes``); then the channel is
+    served (``trust_channel``) and read once more from the last post of the first read (what
+    was posted meanwhile); at the end the buckets are served (``trust``). So the re-read
+    posts are handled before newer live posts and the cursor only moves in order (but for
+    the one request of a channel's second read). Before: the bucket was served at
+    once, the previous owner died (or gave the bucket back) before recording post 1, this
+    replica handled post 2 of the same channel from its WebSocket before its slow re-read
+    reached the channel (recording post 2 moves the cursor past post 1), and the re-read from
+    that cursor skipped post 1 (issue #15: a channel's first question lost around a hand-over)."""
     async with changes, events:
         async for change in changes:
             if not change.gained:
                 continue
-            for cid in await channel_ids():
-                if ownership.resource_of(cid) not in change.gained:
-                    continue
-                for attempt in range(attempts):
-                    if not ownership.owns(cid):
-                        break
-                    try:
-                        async for batch in catch_up(cid, since_ms()):
-                            for event in batch:
-                                await events.send(event)
-                        ownership.stats.resumed_channels += 1
-                        break
-                    except (MattermostError, StoreError) as exc:
-                        ownership.stats.resume_failures += 1
-                        logger.warning("ownership: reading channel %s after taking it failed "
-                                       "(try %d): %s", cid, attempt + 1, exc)
-                        await trio.sleep(retry_s)
+            taken = None if cursors is None else await _snapshot(cursors, retry_s, attempts)
+            since = since_ms()
+            if taken is None:  # no gate: served already (or the cursors could not be read)
+                ownership.trust(change.gained)
+            last: dict[str, str | None] = {}
+            ids: list[str] = []
+            try:
+                ids = [cid for cid in await channel_ids()
+                       if ownership.resource_of(cid) in change.gained]
+                for cid in ids:  # its live events held back until it was read again
+                    last[cid] = await _read(cid, (cid, since) if taken is None else (
+                        cid, since, taken.get(cid)), events, ownership, catch_up,
+                        retry_s=retry_s, attempts=attempts)
+                    if taken is None:
+                        continue
+                    ownership.trust_channel(cid)  # served; read once more: what was posted
+                    await _read(cid, (cid, since, last[cid] or taken.get(cid)), events,
+                                ownership, catch_up, retry_s=retry_s, attempts=attempts,
+                                count=False)  # (and dropped) during its first read
+            finally:
+                ownership.trust(change.gained)  # served from now on, whatever happened
+
+
+async def _read(cid: str, args: tuple[object, ...], events: trio.MemorySendChannel[InboundEvent],
+                ownership: ChannelOwnership, catch_up: CatchUp, *, retry_s: float,
+                attempts: int, count: bool = True) -> str | None:
+    """Read one gained channel again; the id of the last post read (None: none)."""
+    last: str | None = None
+    for attempt in range(attempts):
+        if not ownership.holds(cid):
+            break
+        try:
+            async for batch in catch_up(*args):
+                for event in batch:
+                    await events.send(event)
+                    if isinstance(event, PostCreated):
+                        last = str(event.post.id)
+            ownership.stats.resumed_channels += count
+            break
+        except (MattermostError, StoreError) as exc:
+            ownership.stats.resume_failures += 1
+            logger.warning("ownership: reading channel %s after taking it failed "
+                           "(try %d): %s", cid, attempt + 1, exc)
+            await trio.sleep(retry_s)
+    return last

@@ -177,11 +177,16 @@ class Sweeper:
             deadline = max(deadline + interval_s, trio.current_time())
             await trio.sleep_until(deadline)
 
-    async def catch_up(self, cid: str, since_ms: int) -> AsyncIterator[list[InboundEvent]]:
+    async def catch_up(self, cid: str, since_ms: int, *taken: str | None
+                       ) -> AsyncIterator[list[InboundEvent]]:
         """A lane that fell behind reads its channel again: every post after the channel's
         cursor (the last post recorded), a page at a time; a channel without a cursor is read
-        from ``since_ms`` (the oldest post it dropped) on. For ``dispatcher.run``."""
-        cursor = await self.store.run(self.repos.posts.channel_cursor, cid)
+        from ``since_ms`` (the oldest post it dropped) on. For ``dispatcher.run``.
+
+        ``taken``: the cursor to start from instead of the durable one (a replica taking the
+        channel over passes the cursor it read before serving it: ``resume_gained``)."""
+        cursor = taken[0] if taken else await self.store.run(self.repos.posts.channel_cursor,
+                                                             cid)
         ctype = self._channels.get(cid, "")
 
         def events(posts: list[Post]) -> list[InboundEvent]:

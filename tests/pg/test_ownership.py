@@ -30,7 +30,7 @@ from mchat_actors.messages import (
     channel_of,
 )
 from mchat_actors.pg.database import PgDatabase, open_database
-from mchat_actors.pg.leases import LeaseSettings, Lessee, owners
+from mchat_actors.pg.leases import LeaseSettings, Lessee, declare, owners
 
 pytestmark = pytest.mark.pg
 
@@ -166,3 +166,91 @@ async def test_a_failed_tick_lets_the_leases_lapse_instead_of_trusting_them(pg_u
             assert change.lost and not change.gained and a.stats.tick_failures >= 1
             nursery.cancel_scope.cancel()
         recv.close()
+
+
+class Channel:
+    """One channel as the server and the database see it: its posts in order, the durable
+    cursor (the last post recorded, never moved back) and what was handled."""
+
+    def __init__(self, posts: list[str], cursor: str) -> None:
+        self.posts, self.cursor, self.handled = posts, cursor, [cursor]
+
+    def record(self, post_id: str) -> None:
+        self.handled.append(post_id)
+        if self.posts.index(post_id) > self.posts.index(self.cursor):
+            self.cursor = post_id
+
+
+async def test_a_taken_channel_is_read_from_the_cursor_it_had_when_taken(pg_url):
+    """Issue #15's lost first question, deterministic: the previous owner died before it
+    recorded p1; p2 comes from the new owner's WebSocket before its re-read reaches the
+    channel (the re-read waits for the bot's channel list, a rate-limited REST call). Before
+    the fix the new owner handled p2 at once, which moved the durable cursor past p1, and
+    the re-read started from that cursor: p1 lost. Now the gained bucket is served only
+    after its channels were read again from the cursors they had when taken: p1, p2 in
+    order."""
+    ch = Channel(["p0", "p1", "p2"], cursor="p0")
+
+    def post(pid: str, source: str = "websocket") -> PostCreated:
+        return PostCreated(post=Post(id=PostId(pid), channel_id=ChannelId("ch1"),
+                                     user_id=MattermostUserId("u"), message="@ai 질문"),
+                           source=source)
+
+    async def cursors() -> dict[str, str | None]:
+        return {"ch1": ch.cursor}
+
+    async def channel_ids() -> list[str]:
+        await trio.sleep(0.5)  # the bot's channel list: one REST request in a small budget
+        return ["ch1"]
+
+    async def catch_up(cid: str, since_ms: int, *taken: str | None
+                       ) -> AsyncIterator[Sequence[InboundEvent]]:
+        start = taken[0] if taken else ch.cursor  # as Sweeper.catch_up
+        yield [post(p, "catch_up") for p in ch.posts[ch.posts.index(start) + 1:]] if start else []
+
+    async with open_database(pg_url) as db, trio.open_nursery() as nursery:
+        b = ChannelOwnership(db, Lessee("replica-b", FAST), buckets=1, gate_gains=True)
+        changes_send, changes_recv = trio.open_memory_channel[OwnershipChange](8)
+        raw_send, raw_recv = trio.open_memory_channel[InboundEvent](64)
+        out_send, out_recv = trio.open_memory_channel[InboundEvent](64)
+        nursery.start_soon(forward_owned, raw_recv, out_send, b)
+        nursery.start_soon(partial(resume_gained, changes_recv, raw_send.clone(), b,
+                                   channel_ids=channel_ids, catch_up=catch_up,
+                                   cursors=cursors, since_ms=lambda: 0))
+
+        async def handler() -> None:  # records what passes the filter, in order
+            async for e in out_recv:
+                if e.post.id not in ch.handled:  # type: ignore[union-attr]
+                    ch.record(str(e.post.id))  # type: ignore[union-attr]
+
+        nursery.start_soon(handler)
+        await nursery.start(partial(b.run, changes_send))  # b takes the only bucket
+        assert b.held() == {"bucket:0"} and not b.owns("ch1")  # not served before the re-read
+        await raw_send.send(post("p2"))  # live, from b's WebSocket, before the re-read
+        await wait_for(lambda: b.stats.dropped_events == 1, within_s=1)  # held back
+        await wait_for(lambda: b.owns("ch1"), within_s=3)  # served once it was read again
+        await wait_for(lambda: "p1" in ch.handled, within_s=3)  # lost before the fix
+        # in order: the cursor never moved past a post not recorded yet (a replica killed
+        # during its re-read leaves a cursor the next owner can start from)
+        assert ch.handled == ["p0", "p1", "p2"] and ch.cursor == "p2"
+        await raw_send.send(post("p3"))
+        ch.posts.append("p3")
+        await wait_for(lambda: "p3" in ch.handled, within_s=1)  # served: live events pass
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_gained_bucket_is_not_served_before_its_cursors_are_read(pg_url):
+    """Events of a gained bucket are dropped (and read again) until resume_gained has read
+    the cursors: nothing handled meanwhile can move a cursor the re-read starts from."""
+    async with open_database(pg_url) as db:
+        b = ChannelOwnership(db, Lessee("replica-b2", FAST), buckets=1, gate_gains=True)
+        await db.run(declare, ["bucket:0"])
+        change = await b.tick()
+        assert change is not None and change.gained == {"bucket:0"}
+        assert b.held() == {"bucket:0"} and not b.owns("ch1")
+        b.trust(change.gained)
+        assert b.owns("ch1")
+        await db.run_own(b.lessee.shutdown)
+        assert not b.owns("ch1")
+        b.trust(change.gained)  # given back: trusting it again serves nothing
+        assert not b.owns("ch1")

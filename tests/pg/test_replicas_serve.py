@@ -24,11 +24,11 @@ from tests.scenarios.test_processes import START_S, killed, stop
 
 pytestmark = [
     pytest.mark.pg, pytest.mark.serve, pytest.mark.slow,
-    # KNOWN BUG, not hidden: 3-7 channels' FIRST question (a channel never mapped, posted
-    # around a kill or the start-up rebalancing) is never handled by any replica (not in
-    # mchat_posts, not parked, no warning); everything else passes. See docs/postgresql.md.
-    pytest.mark.xfail(reason="replicas: a never-mapped channel's first question can be lost "
-                      "around a hand-over (issue #15, open)", strict=False),
+    # KNOWN BUG, not hidden: the lost first questions are fixed (the hand-over reads a gained
+    # bucket's channels again before serving them); what still fails some runs is the order
+    # check: one channel's answers out of order after a hand-over (see docs/postgresql.md).
+    pytest.mark.xfail(reason="replicas: one channel's answers can go out of order around a "
+                      "hand-over (issue #15, open)", strict=False),
 ]
 
 CHANNELS = [f"line-{n:02d}" for n in range(30)]
@@ -120,7 +120,7 @@ async def test_three_replicas_lose_two_and_answer_every_question_once(tmp_path, 
                                                                   / 1000)),
                          int(mm.state.posts[p]["create_at"]) % 1000) for p in lost]
                 lines = [ln for ln in log.read_text().splitlines()
-                         if "WARNING" in ln or "ERROR" in ln] + [str(made)]
+                         if "WARNING" in ln or "ERROR" in ln] + [str(made)] + [str([(c, mm.state.posts[p]['channel_id']) for c, p in zip([c for c, _ in missing], lost)])]
                 parked = scalar(pg_url, "SELECT count(*) FROM mchat_retry")
                 raise AssertionError((missing, rows, box, parked, "\n".join(lines[-60:])))
             await trio.sleep(2.0)  # a second answer would show up now
