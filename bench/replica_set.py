@@ -34,9 +34,12 @@ LIVE = "expires_at > extract(epoch FROM clock_timestamp())"
 @asynccontextmanager
 async def pg_server() -> AsyncIterator[object]:
     """A started ``tests.pg.server.PgServer``; stopped (and its folder removed) on exit."""
-    from tests.pg.server import PgServer  # the tests' server: one way to start PostgreSQL
+    from tests.pg.server import PgNotFound, PgServer  # one way to start PostgreSQL
 
-    server = PgServer()
+    try:
+        server = PgServer()
+    except PgNotFound as exc:  # the runner reports the scenario as not run, with the hint
+        raise BenchError(str(exc)) from exc
     try:
         await trio.to_thread.run_sync(server.start)
         yield server

@@ -28,6 +28,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
+import psycopg
 import trio
 
 from ..harness import Run, open_run
@@ -84,7 +86,8 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
                 fresh_database, server, f"bench_{k}")
             try:
                 out[label] = await run_variant(system, workdir, label, n, url, quick)
-            except BenchError as exc:  # one variant failing leaves the others' figures
+            except (BenchError, psycopg.Error, httpx.HTTPError) as exc:
+                # one variant failing leaves the others' figures (its processes are stopped)
                 print(f"  {label}: FAILED: {exc}", flush=True)
                 out[label] = {"failed": str(exc)[:300]}
     return out

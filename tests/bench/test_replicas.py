@@ -19,6 +19,7 @@ import trio
 
 from bench import replica_set
 from bench.harness import open_run
+from bench.procs import BenchError
 from bench.runner import main as run_main
 from bench.scenarios import NAMED, ORDER, replicas
 from bench.scenarios.replicas import shares, worst_window
@@ -69,6 +70,16 @@ def test_the_scenario_runs_only_when_named(capsys: pytest.CaptureFixture[str]) -
     assert "replicas" in capsys.readouterr().err  # offered among the choices
     assert [v[2] for v in replicas.variants(False)] == [1, 1, 2, 3]
     assert [v[1] for v in replicas.variants(False)] == ["sqlite", "pg", "pg", "pg"]
+
+
+async def test_no_postgresql_is_a_bench_error_naming_the_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCHAT_PG_BINDIR", str(tmp_path / "none"))
+    monkeypatch.setenv("MCHAT_PG_ROOT", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BenchError, match="system-deps.sh"):
+        async with replica_set.pg_server():
+            raise AssertionError("no server can start here")
 
 
 @pytest.mark.pg
