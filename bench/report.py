@@ -110,11 +110,11 @@ def markdown_main(argv: list[str]) -> int:
     from pathlib import Path
 
     from .runner import RESULTS
-    from .scenarios import ORDER
+    from .scenarios import NAMED, ORDER
 
     folder = Path(argv[0]) if argv else RESULTS
     found = 0
-    for name in ORDER:
+    for name in ORDER + NAMED:
         path = folder / f"{name}.json"
         if not path.exists():
             continue

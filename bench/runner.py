@@ -1,6 +1,7 @@
 """``python -m bench run [--quick] [--systems a,b] [--out DIR] [SCENARIO ...]``.
 
-Runs each named scenario (all by default, in the order of ``scenarios.ORDER``) against
+Runs each named scenario (all of ``scenarios.ORDER`` by default; ``NAMED`` ones only when
+named) against
 mchat-actors and every peer, one after the other, each in fresh processes; prints a table per
 scenario and writes ``<out>/<scenario>.json`` (default ``bench/results``, or
 ``bench/results/quick`` with ``--quick``). A system that cannot run here (a peer not installed)
@@ -26,7 +27,7 @@ import trio
 
 from . import report
 from .procs import ROOT, SYSTEMS, BenchError, available
-from .scenarios import ORDER, load
+from .scenarios import NAMED, ORDER, load
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -105,8 +106,10 @@ async def run(names: list[str], *, quick: bool, systems: list[str] | None, out_d
             doc = await run_scenario(name, quick=quick, systems=systems,
                                      workdir=workdir or Path(tmp), out_dir=out_dir)
             failed += sum(1 for r in doc["systems"].values()  # type: ignore[union-attr]
-                          if isinstance(r, dict) and str(r.get("error", "")).startswith(
-                              ("BenchError", "OSError", "ValueError", "KeyError")))
+                          if isinstance(r, dict) and (str(r.get("error", "")).startswith(
+                              ("BenchError", "OSError", "ValueError", "KeyError"))
+                              or any(isinstance(v, dict) and "failed" in v
+                                     for v in r.values())))
     print(f"\nresults in {out_dir}", flush=True)
     return 1 if failed else 0
 
@@ -115,7 +118,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                        help=f"any of {', '.join(ORDER)} (default: all)")
+                        help=f"any of {', '.join(ORDER + NAMED)} (default: all but "
+                             f"{', '.join(NAMED)}, which run only when named)")
     parser.add_argument("--quick", action="store_true", help="short form of every scenario")
     parser.add_argument("--systems", default=None,
                         help="comma-separated, from " + ", ".join(SYSTEMS) + " (default: all; "
@@ -125,9 +129,10 @@ def main(argv: list[str]) -> int:
                         help="keep the processes' logs and databases here (default: a temporary "
                              "folder, removed)")
     args = parser.parse_args(argv)
-    unknown = [s for s in args.scenarios if s not in ORDER]
+    unknown = [s for s in args.scenarios if s not in ORDER + NAMED]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(ORDER + NAMED)}")
     systems = None if args.systems is None else [
         s.strip() for s in args.systems.split(",") if s.strip()]
     bad = [s for s in systems or () if s not in SYSTEMS]

@@ -9,6 +9,9 @@ import attrs
 import trio
 
 ORDER = ("answer", "backlog", "noisy", "storm", "ingest", "scale")
+# run only when named (``python -m bench run replicas``): not in the default run nor in the
+# ``--quick`` test suite (it starts PostgreSQL and up to 3 replicas per variant: minutes)
+NAMED = ("replicas",)
 
 QUESTIONS = (
     "@ai 오늘 X부품 불량률 몇 %야?",
