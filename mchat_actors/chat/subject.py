@@ -149,6 +149,15 @@ def identifiers(text: str) -> frozenset[str]:
     return frozenset(form for form, _ in _identifier_spans(text))
 
 
+def without_identifiers(text: str) -> str:
+    """``text`` (normalised) without the words that write its identifiers: ``2라인 솔더 세척
+    주기 단축`` -> ``솔더 세척 주기 단축`` (the 2 of 2라인 is a name, not a value)."""
+    tokens = _TOKEN.findall(normalize(text))
+    drop = {i for i, token in enumerate(tokens) if is_identifier(
+        token, tokens[i - 1] if i else None)}
+    return " ".join(t for i, t in enumerate(tokens) if i not in drop)
+
+
 def identifier_words(text: str) -> frozenset[str]:
     """The words (as ``chat.analysis`` splits them) that write ``text``'s identifiers."""
     words: set[str] = set()
@@ -275,5 +284,5 @@ def value_of(text: str) -> str:
 
 
 __all__ = ["IDENTIFIER_NOUNS", "identifier_words", "identifiers", "identifiers_match",
-           "is_identifier",
+           "is_identifier", "without_identifiers",
            "split_subject", "subject_of", "value_of"]
