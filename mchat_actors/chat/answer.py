@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 
 import trio
 
-from .analysis import Analyzer, PlainAnalyzer, Query
+from .analysis import Analyzer, PlainAnalyzer, Query, normalize
 from .asked import asked_kind, states
 from .masking import mask_for_llm
 from .protocol import LLM, MemoryRecord
@@ -249,8 +249,8 @@ def select_memories(question: str, memories: Sequence[MemoryRecord],
     for score, _, m in scored[1:]:  # as good an answer about something else: ambiguous
         if score < best_score - AMBIGUOUS_MARGIN:
             break
-        if not (best_subject and _same_subject(m.subject or subject_of(m.content),
-                                               best_subject)):
+        if normalize(m.content) != normalize(best.content) and not (
+                best_subject and _same_subject(m.subject or subject_of(m.content), best_subject)):
             return []
     chosen = [best]
     for score, _, m in scored[1:]:

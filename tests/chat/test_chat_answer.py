@@ -131,3 +131,13 @@ async def test_two_equally_good_memories_on_other_subjects_are_no_answer(
     assert answer.startswith(IDK), answer
     answer = await compose_answer("고객 클레임 회의 언제야?", memories, llm=None, analyzer=kiwi)
     assert "목요일" in answer
+
+
+async def test_two_copies_of_one_text_are_not_ambiguous(kiwi: KiwiAnalyzer) -> None:
+    """The same text twice (a room copy and a personal one, as another backend may return
+    them) ties with itself: that is one fact, quoted, even when it has no subject."""
+    text = "Supplier Acme ships housings from the Penang plant"
+    memories = [memory(text, i=1), memory(text, scope="personal", i=2)]
+    answer = await compose_answer("Where does Acme ship housings from?", memories, llm=None,
+                                  analyzer=kiwi)
+    assert "Penang" in answer, answer
