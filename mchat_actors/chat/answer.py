@@ -14,10 +14,17 @@ Built-in answerer (no LLM):
    only by memories that name one of them.
 2. A memory answers when it covers at least ``RELATED_THRESHOLD`` of the question's concepts
    (``ID_THRESHOLD`` when it names the question's identifier: the identifier is the key, and
-   its words count as covered); otherwise the answer says it does not know.
-3. The best memory is quoted; another one only when it scores within ``CLOSE_MARGIN`` of the best
-   and is about the same subject.
-4. Each quoted memory says who said it, when (``tz``, KST by default), in which room, and links
+   its words count as covered, but a memory must also say something of what is asked about
+   it: one of the question's other words that the candidates hold); otherwise the answer
+   says it does not know.
+3. A memory answers only when it states a value of the kind the question asks for
+   (``chat.asked``): ``몇 명`` a number of people, ``몇 %`` a share, ``언제``/``when`` a time,
+   ``how long`` a length of time, ``얼마``/``how much`` a number.
+4. The best memory is quoted; another one only when it scores within ``CLOSE_MARGIN`` of the best
+   and is about the same subject. When a memory about another subject scores within
+   ``AMBIGUOUS_MARGIN`` of the best, the question does not say which fact it wants: the
+   answer says it does not know rather than pick one.
+5. Each quoted memory says who said it, when (``tz``, KST by default), in which room, and links
    to its source post; a memory that replaced an older version says when and what it was
    ("3주 (11/28 변경, 이전: 2주)"). A question about the past ("이전", "예전", "지난달",
    "before") lists the versions.
@@ -39,7 +46,8 @@ from zoneinfo import ZoneInfo
 
 import trio
 
-from .analysis import Analyzer, PlainAnalyzer, Query
+from .analysis import Analyzer, PlainAnalyzer, Query, normalize
+from .asked import asked_kind, states
 from .masking import mask_for_llm
 from .protocol import LLM, MemoryRecord
 from .subject import identifier_words, identifiers, identifiers_match, subject_of, value_of
@@ -50,6 +58,7 @@ DENSE_THRESHOLD = 0.8  # cosine similarity of embeddings at which a memory answe
 OOV_GUARD = 0.5  # share of the question that must be in the memories' vocabulary
 EXACT_THRESHOLD = 0.99
 CLOSE_MARGIN = 0.1
+AMBIGUOUS_MARGIN = 0.05  # a memory on another subject this close to the best: no answer
 MAX_QUOTED = 3
 MAX_CONTEXT_MEMORIES = 8
 ANSWER_MAX_TOKENS = 600
@@ -194,10 +203,16 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
     id_weight = sum(c.weight for c in query.concepts if c.stem in id_terms)
     total = sum(c.weight for c in query.concepts)
     rest = total - id_weight
+    kind = asked_kind(text)
+    said = keyed.only({c.stem for c in keyed.concepts if c.weight >= 1.0}) if asked else keyed
     scored = []
     for i, m in enumerate(memories):
         if asked and not identifiers_match(asked, identifiers(m.content)):
             continue
+        if not states(m.content, kind):
+            continue  # the question asks for a unit, a time or an amount it does not state
+        if asked and said.concepts and cover(said, m) == 0:
+            continue  # the thing the question names, but nothing of what it asks about it
         if asked and total:  # the identifier matched: its words are covered
             score = (id_weight + (cover(keyed, m) * rest if rest else 0)) / total
             threshold = ID_THRESHOLD
@@ -231,6 +246,12 @@ def select_memories(question: str, memories: Sequence[MemoryRecord],
         return []
     best_score, _, best = scored[0]
     best_subject = best.subject or subject_of(best.content)
+    for score, _, m in scored[1:]:  # as good an answer about something else: ambiguous
+        if score < best_score - AMBIGUOUS_MARGIN:
+            break
+        if normalize(m.content) != normalize(best.content) and not (
+                best_subject and _same_subject(m.subject or subject_of(m.content), best_subject)):
+            return []
     chosen = [best]
     for score, _, m in scored[1:]:
         subject = m.subject or subject_of(m.content)

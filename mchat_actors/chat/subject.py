@@ -52,8 +52,16 @@ _CANONICAL = {
     "이슈": "issue", "챔버": "chamber", "노즐": "nozzle", "지그": "jig", "프레스": "press",
     "로봇": "robot", "버전": "version", "ver": "version", "펌웨어": "firmware",
 }
-_PARTICLES_AFTER_LATIN = ("에서", "으로", "은", "는", "이", "가", "을", "를", "의", "에", "로",
-                          "와", "과", "도", "만")
+_PARTICLES_AFTER_LATIN = ("에서", "으로", "이랑", "은", "는", "이", "가", "을", "를", "의", "에",
+                          "로", "와", "과", "도", "만", "랑")
+# What else Korean attaches to a Latin word or a unit and does not name anything: more
+# particles and the copula with its endings (``MPa야``, ``ppm이에요``, ``X부품이야``).
+_ENDINGS_AFTER_LATIN = frozenset(
+    "에게 한테 까지 부터 보다 처럼 마다 하고 이나 나 요 "
+    "야 이야 예요 이에요 입니다 입니까 이다 다 였다 이었다 였어 이었어 인데 인데요 인가 인가요 "
+    "인지 인지요 이고 고 이면 면 이라 라 이라고 라고 이라서 라서 이죠 죠 이지 지 일까 일까요 "
+    "이냐 냐 이니 니 이네 네 임".split())
+_COPULA_TAIL = re.compile(r"^(.*[\uac00-\ud7a3])(이야|이에요|이죠|입니다|이다|인가요|인데)$")
 # Counters that make a number an identifier when attached: "1호기", "2라인", "3번", "A동".
 _ID_COUNTERS = ("호기", "라인", "번", "호", "동", "차")
 _TIME_WORDS = frozenset(
@@ -82,8 +90,12 @@ def _strip_id_particle(token: str) -> str:
     if m:
         return m.group(1)
     latin = re.match(r"^([a-z0-9][a-z0-9\-_./]*)([\uac00-\ud7a3]+)$", token)
-    if latin and latin.group(2) in _PARTICLES_AFTER_LATIN:
+    if latin and (latin.group(2) in _PARTICLES_AFTER_LATIN
+                  or latin.group(2) in _ENDINGS_AFTER_LATIN):
         return latin.group(1)
+    copula = _COPULA_TAIL.match(token)  # x부품이야 -> x부품
+    if copula and re.match(r"^[a-z0-9]", token):
+        return copula.group(1)
     for particle in _PARTICLES_AFTER_LATIN:  # 라인은 -> 라인, x부품의 -> x부품
         if token.endswith(particle) and len(token) - len(particle) >= 2:
             return token[: -len(particle)]
@@ -98,7 +110,8 @@ def is_identifier(token: str, previous: str | None = None) -> bool:
     """Whether ``token`` (normalised) names a thing rather than measuring it."""
     token = _strip_id_particle(token)
     if previous is not None and _strip_id_particle(previous) in IDENTIFIER_NOUNS and (
-            _NUMBER.match(token) or _MIXED_ID.match(token) or len(token) == 1):
+            _NUMBER.match(token) or _MIXED_ID.match(token)
+            or (len(token) == 1 and token.isascii() and token.isalnum())):  # 라인 A, not 지그 왜
         return True
     if _MIXED_ID.match(token) and not re.match(r"^\d+(\.\d+)?[a-z]{1,3}$", token):
         return True  # g7, k-220, v3, but not 2.5nm, 45db, 3h
@@ -134,6 +147,15 @@ def _identifier_spans(text: str) -> list[tuple[str, list[str]]]:
 def identifiers(text: str) -> frozenset[str]:
     """The identifiers written in ``text``, in one spelling each (``라인 2`` -> ``line 2``)."""
     return frozenset(form for form, _ in _identifier_spans(text))
+
+
+def without_identifiers(text: str) -> str:
+    """``text`` (normalised) without the words that write its identifiers: ``2라인 솔더 세척
+    주기 단축`` -> ``솔더 세척 주기 단축`` (the 2 of 2라인 is a name, not a value)."""
+    tokens = _TOKEN.findall(normalize(text))
+    drop = {i for i, token in enumerate(tokens) if is_identifier(
+        token, tokens[i - 1] if i else None)}
+    return " ".join(t for i, t in enumerate(tokens) if i not in drop)
 
 
 def identifier_words(text: str) -> frozenset[str]:
@@ -262,5 +284,5 @@ def value_of(text: str) -> str:
 
 
 __all__ = ["IDENTIFIER_NOUNS", "identifier_words", "identifiers", "identifiers_match",
-           "is_identifier",
+           "is_identifier", "without_identifiers",
            "split_subject", "subject_of", "value_of"]

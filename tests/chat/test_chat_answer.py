@@ -93,3 +93,51 @@ async def test_no_memories_means_no_analysis_and_no_thread() -> None:
     answer = await compose_answer("X부품 불량률 몇 %야?", [], llm=None, analyzer=stub,
                                   hidden=2)
     assert answer.startswith("관련된 기억을 찾지 못했습니다") and "2" in answer
+
+
+IDK = "관련된 기억을 찾지 못했습니다"
+
+
+async def test_a_memory_naming_only_the_identifier_is_no_answer(kiwi: KiwiAnalyzer) -> None:
+    """`라인 4 설비 고장?` names line 4 and asks about its breakdowns: a memory of line 4's takt
+    time shares only the identifier (설비 is a word other memories hold): no answer."""
+    memories = [memory("라인 4 택트타임 42초로 단축", i=1), memory("측정 장비 대여 중", i=2)]
+    answer = await compose_answer("라인 4 설비 고장 났어?", memories, llm=None, analyzer=kiwi)
+    assert answer.startswith(IDK), answer
+    answer = await compose_answer("라인 4 택트타임 얼마야?", memories, llm=None, analyzer=kiwi)
+    assert "42초" in answer
+
+
+async def test_a_memory_without_the_unit_or_time_asked_is_no_answer(kiwi: KiwiAnalyzer) -> None:
+    """`몇 명`, `언제`: a memory on the same words that states no number of people, no time,
+    is not quoted as the answer."""
+    memories = [memory("라인 4 작업자 교육 완료, 택트타임 42초", i=1),
+                memory("R사 납품 단가 3% 인하 합의", i=2)]
+    for question in ("라인 4 작업자 몇 명이야?", "R사 납품 언제야?"):
+        answer = await compose_answer(question, memories, llm=None, analyzer=kiwi)
+        assert answer.startswith(IDK), (question, answer)
+    answer = await compose_answer("R사 납품 단가 몇 % 내렸어?", memories, llm=None,
+                                  analyzer=kiwi)
+    assert "3%" in answer
+
+
+async def test_two_equally_good_memories_on_other_subjects_are_no_answer(
+        kiwi: KiwiAnalyzer) -> None:
+    """A question two facts answer equally well (here: 고객 클레임, said of a form and of a
+    meeting) does not say which it wants: the answerer does not pick one."""
+    memories = [memory("고객 클레임 접수 양식 개정", i=1),
+                memory("고객 클레임 대응 회의는 목요일", i=2)]
+    answer = await compose_answer("고객 클레임 어떻게 됐어?", memories, llm=None, analyzer=kiwi)
+    assert answer.startswith(IDK), answer
+    answer = await compose_answer("고객 클레임 회의 언제야?", memories, llm=None, analyzer=kiwi)
+    assert "목요일" in answer
+
+
+async def test_two_copies_of_one_text_are_not_ambiguous(kiwi: KiwiAnalyzer) -> None:
+    """The same text twice (a room copy and a personal one, as another backend may return
+    them) ties with itself: that is one fact, quoted, even when it has no subject."""
+    text = "Supplier Acme ships housings from the Penang plant"
+    memories = [memory(text, i=1), memory(text, scope="personal", i=2)]
+    answer = await compose_answer("Where does Acme ship housings from?", memories, llm=None,
+                                  analyzer=kiwi)
+    assert "Penang" in answer, answer

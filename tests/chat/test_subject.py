@@ -59,9 +59,29 @@ def test_value_is_what_follows_the_subject_in_the_memorys_own_spelling() -> None
     ("도면 02-1234-5678 개정", {"drawing 02-1234-5678"}),
     ("G7 양산", {"g7"}),
     ("불량률 12%, 2.5 Nm, 45dB, 5월 17일", set()),
+    # a unit with the copula or a particle attached asks for a value, it names nothing
+    ("용접 인장강도 스펙이 몇 MPa야?", set()),
+    ("허용 진동 몇 mm/s예요?", set()),
+    ("R사랑 단가 몇 % 내리기로 했어?", {"r사"}),
+    ("X부품이야?", {"x부품"}),
+    # a question word after an identifier noun is not the thing's name (라인 A, 게이트 B are)
+    ("지그 왜 바꿔?", set()),
+    ("라인 A 가동률", {"line a"}),
 ])
 def test_identifiers(text: str, expected: set[str]) -> None:
     assert identifiers(text) == expected
+
+
+@given(unit=st.sampled_from(("MPa", "ppm", "mm", "kg", "rpm", "dB", "Nm", "um", "kgf")),
+       ending=st.sampled_from(("야", "이야", "예요", "이에요", "입니다", "인데", "인가요", "이죠",
+                               "로", "으로", "은", "는", "이", "가", "를", "의", "에", "까지",
+                               "부터", "이랑", "랑", "보다")),
+       number=st.sampled_from(("", "400", "2.5", "45")))
+def test_a_unit_with_an_ending_is_no_identifier(unit: str, ending: str, number: str) -> None:
+    """`몇 MPa야?`, `400MPa이에요`: a unit (with or without its number) followed by the
+    copula or a particle measures something; it never names a thing a memory must name."""
+    assert identifiers(f"인장강도 기준 {number}{unit}{ending}") == frozenset()
+    assert identifiers(f"인장강도 기준 몇 {unit}{ending}?") == frozenset()
 
 
 def test_identifiers_match_on_the_number_and_the_noun_when_both_name_it() -> None:

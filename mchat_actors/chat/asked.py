@@ -1,0 +1,146 @@
+"""What kind of value a question asks for, and whether a memory states one.
+
+A question names the kind of its answer: ``몇 명`` a number of people, ``몇 %`` a share, ``몇 시``
+an hour, ``언제`` / ``when`` a time. A memory that states no value of that kind cannot be its
+answer, however many of the question's words it shares: ``라인 4 작업자 몇 명이야?`` is not
+answered by ``라인 4 택트타임 42초로 단축`` (no number of people), ``R사 납기 언제야?`` not by
+``R사 납품 단가 3% 인하 합의`` (no time). The built-in answerer (``chat.answer``) says it does not
+know rather than quote such a memory.
+
+    >>> asked_kind("라인 4 작업자 몇 명이야?").unit
+    ('명', '인', 'people', 'persons', 'person')
+    >>> states("라인 4 택트타임 42초로 단축", asked_kind("라인 4 작업자 몇 명이야?"))
+    False
+    >>> states("측정실 온도는 23±1도 유지", asked_kind("측정실 온도 몇 도로 유지해?"))
+    True
+
+The units are Korean counters and the common units of measure with their other spellings (a
+closed class of words, like the time words below); a unit not listed is compared as written
+(``몇 사이클`` is stated by ``500사이클``). Nothing is asked of a question that names no unit and
+no time (``얼마야?``, ``how many chargers``): what it wants is not known well enough to refuse.
+Pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from .analysis import normalize
+from .subject import without_identifiers
+
+# A counter or unit and its other spellings (the first is how Korean writes it after 몇).
+_UNITS: tuple[tuple[str, ...], ...] = (
+    ("개", "ea", "pcs", "pc", "개소"),
+    ("명", "인", "people", "persons", "person"),
+    ("건", "cases", "case", "件"),
+    ("번", "회", "차례", "times", "time"),
+    ("시간", "h", "hr", "hrs", "hour", "hours"),
+    ("시", "am", "pm", "o'clock", ":"),
+    ("분", "min", "mins", "minute", "minutes"),
+    ("초", "s", "sec", "secs", "second", "seconds"),
+    ("일", "day", "days"),
+    ("주", "week", "weeks", "wk"),
+    ("개월", "달", "month", "months"),
+    ("년", "year", "years"),
+    ("%", "퍼센트", "프로", "percent", "pct"),
+    ("도", "℃", "°c", "°", "degree", "degrees"),
+    ("대", "units", "unit"),
+    ("원", "won", "krw"),
+    ("달러", "$", "usd", "dollar", "dollars"),
+)
+_BY_SPELLING = {s: group for group in _UNITS for s in group}
+_ENDING = re.compile(  # what Korean attaches to the unit after 몇 (몇 명이야, 몇 도로, 몇 시에)
+    r"(?:이에요|이었어|이었지|이야|이죠|이지|이고|이나|인가요|인가|인지|인데|입니다|예요|였어|였지"
+    r"|에서|으로|까지|부터|째|쯤|정도|이|가|은|는|을|를|에|로|야|요|나|지|죠)+$")
+_HOW_MANY = re.compile(r"\bhow many ([a-z%°℃]+)")
+_HANGUL_UNIT = re.compile(r"몇\s*([^\s\d?!.,~]+)")
+_WHEN = re.compile(r"언제|며칠|몇\s*시(?!간)|몇\s*월|몇\s*일|\bwhen\b|\bwhat time\b|\bwhat date\b")
+_NUMBER = r"\d[\d.,]*"
+_TIME = re.compile(
+    r"\d\s*(?:월|일|시|분|주|년|개월|주년)|\d{1,2}:\d{2}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}"
+    r"|\d(?:st|nd|rd|th)\b|[월화수목금토일]요일|매일|매주|매월|매달|매년|주간|월간|연간|격주"
+    r"|오늘|내일|모레|어제|이번\s*주|다음\s*주|지난\s*주|이번\s*달|다음\s*달|지난\s*달|올해|내년|작년"
+    r"|상반기|하반기|분기|연초|연말|월초|월말|오전|오후|아침|저녁|점심|새벽|\bq[1-4]\b"
+    r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep"
+    r"|sept|oct|nov|dec)[a-z]*\b|\b(?:today|tomorrow|yesterday|daily|weekly|monthly|annually"
+    r"|yearly|every|noon|midnight|morning|afternoon|evening|quarter|am|pm)\b"
+    r"|\b(?:this|next|last) (?:week|month|year)\b")
+
+
+_AMOUNT = re.compile(r"얼마|몇|\bhow much\b")
+_DURATION = re.compile(r"\bhow long\b|얼마\s*동안|며칠\s*동안|얼마나\s*걸")
+_DURATION_UNITS = ("초", "분", "시간", "일", "주", "개월", "달", "년", "h", "hr", "hrs", "min",
+                   "sec", "second", "seconds", "minute", "minutes", "hour", "hours", "day",
+                   "days", "week", "weeks", "month", "months", "year", "years")
+_NUMBER_WORD = re.compile(
+    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty"
+    r"|thirty|forty|fifty|hundred|thousand|million|dozen)\b"
+    r"|(?<![\uac00-\ud7a3])(?:하나|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열|스물|백|천|만|억)"
+    r"(?![\uac00-\ud7a3])")
+
+
+@attrs.frozen
+class Asked:
+    """The kind of value a question asks for: a unit's spellings, a time, a length of time,
+    an amount (a number), or nothing known."""
+
+    unit: tuple[str, ...] = ()
+    time: bool = False
+    duration: bool = False
+    amount: bool = False
+
+
+def _unit_spellings(word: str) -> tuple[str, ...]:
+    """The spellings of the unit ``word`` (as written after 몇) names; () for none."""
+    bare = _ENDING.sub("", word)
+    if bare in _BY_SPELLING:
+        return _BY_SPELLING[bare]
+    for length in range(len(bare) - 1, 0, -1):  # 시간째, 개야: the longest Korean unit first
+        if bare[:length] in _BY_SPELLING and not bare[:length].isascii():
+            return _BY_SPELLING[bare[:length]]
+    return (bare,) if bare else ()
+
+
+def asked_kind(question: str) -> Asked:
+    """What ``question`` asks for (``Asked()``: nothing recognisable)."""
+    text = normalize(question)
+    unit: tuple[str, ...] = ()
+    m = _HANGUL_UNIT.search(text)
+    if m and not re.match(r"^(?:살|월|일)", m.group(1)):  # 몇 살, 몇 월, 몇 일: times/ages
+        unit = _unit_spellings(m.group(1))
+    else:
+        e = _HOW_MANY.search(text)
+        if e and e.group(1) in _BY_SPELLING:  # how many days/hours/people; not how many chargers
+            unit = _BY_SPELLING[e.group(1)]
+    duration = bool(_DURATION.search(text))
+    return Asked(unit=unit, time=bool(_WHEN.search(text)) and not duration, duration=duration,
+                 amount=bool(_AMOUNT.search(text)))
+
+
+def states(text: str, asked: Asked) -> bool:
+    """Whether ``text`` states a value of the kind ``asked`` (always, when nothing is asked)."""
+    norm = without_identifiers(text)  # the 4 of 라인 4 names the line, it is not a value
+    if asked.time and not _TIME.search(norm):
+        return False
+    if asked.unit:
+        return any(_states_unit(norm, s) for s in asked.unit)
+    if asked.duration:
+        return any(_states_unit(norm, s) for s in _DURATION_UNITS)
+    if asked.amount:
+        return bool(_NUMBER_WORD.search(norm))
+    return True
+
+
+def _states_unit(norm: str, spelling: str) -> bool:
+    if spelling == "$":
+        return bool(re.search(r"\$\s*\d", norm))
+    if spelling == ":":
+        return bool(re.search(r"\d:\d\d", norm))
+    after = r"(?![a-z])" if spelling[-1].isascii() and spelling[-1].isalpha() else ""
+    return bool(re.search(_NUMBER + r"(?:\s*(?:~|-|to|±)\s*" + _NUMBER + r")?\s*"
+                          + re.escape(spelling) + after, norm))
+
+
+__all__ = ["Asked", "asked_kind", "states"]
