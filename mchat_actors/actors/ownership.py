@@ -88,6 +88,8 @@ class ChannelOwnership:
     _held: frozenset[str] = frozenset()
     _trusted: set[str] = attrs.Factory(set)
     _trusted_channels: set[str] = attrs.Factory(set)  # served before their whole bucket
+    _gains: dict[str, int] = attrs.Factory(dict)  # bucket -> which gain of it is held now
+    _gain_count: int = 0
 
     def resource_of(self, channel_id: str) -> str:
         return bucket_of(channel_id, self.buckets)
@@ -130,6 +132,21 @@ class ChannelOwnership:
         if self.holds(channel_id):
             self._trusted_channels.add(channel_id)
 
+    def lease_of(self, channel_id: str) -> tuple[str, int] | None:
+        """The sender's view: (bucket, which gain of it) while the channel's lease is held
+        (served or not yet), None when not. The number changes every time the bucket is
+        gained anew (taken, or renewed after its deadline lapsed), so the sender knows to
+        read the outbox again: rows committed by the previous owner (or by this replica
+        before it lost the bucket) go first."""
+        bucket = self.resource_of(channel_id)
+        if not self.lessee.owns(bucket, self.clock()):
+            return None
+        return bucket, self._gains.get(bucket, 0)
+
+    def leases(self) -> dict[str, int]:
+        """Every bucket held now and which gain of it (``lease_of``)."""
+        return {b: self._gains.get(b, 0) for b in self.held()}
+
     def held(self) -> frozenset[str]:
         return frozenset(self.lessee.held(self.clock()))
 
@@ -150,6 +167,9 @@ class ChannelOwnership:
         gained = (now_held - self._held) | (now_held & lapsed)
         lost = self._held - now_held
         self._held = now_held
+        for bucket in gained:
+            self._gain_count += 1
+            self._gains[bucket] = self._gain_count
         self._trusted -= gained | lost
         self._trusted_channels = {c for c in self._trusted_channels
                                   if self.resource_of(c) not in gained | lost}
