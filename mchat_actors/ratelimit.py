@@ -131,6 +131,11 @@ class Slot:
     def _bound(self, end: float) -> float:
         return end if self._sent_by is None else min(end, self._sent_by)
 
+    def arrived_by(self) -> float | None:
+        """The latest moment the request can have reached the server; None while unknown
+        (released, not written yet, not answered)."""
+        return self._end if self._end is not None else self._sent_by
+
 
 @attrs.frozen(kw_only=True)
 class BucketStatistics:
@@ -318,9 +323,13 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
             self._total_wait_s += now - start
         slot = Slot(now, self)
         self._recent.append(slot)
+        self._track(slot)
         self._in_flight += 1
         await trio.lowlevel.cancel_shielded_checkpoint()
         return slot
+
+    def _track(self, slot: Slot) -> None:
+        """A request let through (``ShareBucket`` counts its own)."""
 
     def _finish(self, slot: Slot, end: float) -> None:
         slot._end = slot._bound(end)
