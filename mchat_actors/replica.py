@@ -80,6 +80,19 @@ class Replica:
             "resume_failures": stats.resume_failures,
         }
 
+    def repositories(self) -> Repositories:
+        """The PostgreSQL repositories with the writes that act on a channel fenced by its
+        lease (``pg.fence``): the answer commit, the posts' records with the cursor, the
+        outbox claim."""
+        from .pg.fence import FencedOutbox, FencedPosts
+        from .pg.outbox_repo import PgOutbox
+        from .pg.repos import pg_repositories
+
+        fence_of = self.ownership.fence_of
+        return attrs.evolve(pg_repositories(),
+                            posts=FencedPosts(PgOutbox(), fence_of=fence_of),
+                            outbox=FencedOutbox(fence_of=fence_of))
+
     def sender_options(self) -> dict[str, Any]:
         """The sender sends only the rows of channels whose lease is held (served or still
         being read again: the answers of the re-read posts go too), and reads the outbox

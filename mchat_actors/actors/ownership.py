@@ -19,9 +19,9 @@ the set of buckets held changed.
   the posts the previous owner had not recorded when it
   died or gave the lease back are handled here (the handler drops the ones it recorded).
 
-Wired by ``replica.py`` with MCHAT_REPLICAS=on. Writes are not fenced by the lease epoch
-yet: a replica whose tick stalls past its deadline stops taking new events, but a post
-already in its lane is finished (its writes are idempotent on the post id and the reply key).
+Wired by ``replica.py`` with MCHAT_REPLICAS=on. The writes that act on a channel are fenced
+by its lease in the database (``fence_of``, ``pg.fence``): a replica whose lease expired
+(paused, cut off) while a post was in its lane gets ``LeaseLost`` and writes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import trio
 
 from ..errors import MattermostError, StoreError
 from ..messages import InboundEvent, PostCreated, channel_of
+from ..pg.fence import Fence
 from ..pg.leases import Lessee, bucket_of, declare
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,15 @@ class ChannelOwnership:
         if not self.lessee.owns(bucket, self.clock()):
             return None
         return bucket, self._gains.get(bucket, 0)
+
+    def fence_of(self, channel_id: str) -> Fence | None:
+        """The channel's lease as taken (bucket, this replica, epoch) for the writes fenced
+        in the database (``pg.fence``); None when the last tick did not keep it. Called
+        from the database's worker threads: it reads no clock (the database's check of the
+        lease row decides)."""
+        bucket = self.resource_of(channel_id)
+        epoch = self.lessee.epochs.get(bucket)
+        return None if epoch is None else Fence(bucket, self.lessee.replica, epoch)
 
     def leases(self) -> dict[str, int]:
         """Every bucket held now and which gain of it (``lease_of``)."""

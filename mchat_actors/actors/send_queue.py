@@ -89,6 +89,7 @@ class SenderCounters:
     circuit_opens: int = 0  # server-wide failures seen (rows held, server probed)
     probes: int = 0
     circuit_open: bool = False
+    lease_lost: int = 0  # replicas: claims refused, the channel's lease lost (pg.fence)
 
 
 @attrs.frozen(kw_only=True)
@@ -113,6 +114,7 @@ class SenderStats:
     circuit_opens: int
     probes: int
     circuit_open: bool
+    lease_lost: int = 0
 
 
 @attrs.define

@@ -40,6 +40,7 @@ import trio
 
 from ..config import MattermostConfig
 from ..errors import (
+    LeaseLost,
     MalformedEvent,
     MattermostApiError,
     MattermostAuthError,
@@ -340,6 +341,12 @@ class Sender:
                 raise MalformedEvent("create_post answered without a post id")
         except MattermostAuthError:
             raise
+        except LeaseLost as exc:  # replicas: its claim refused, nothing posted
+            self.stats.lease_lost += 1
+            logger.warning("sender: channel %s: %s; its rows are left to its owner", channel, exc)
+            while channel in state.queues:
+                self._pop_head(state, channel)
+            return
         except _TRANSIENT as exc:
             failed_at = trio.current_time()
             if isinstance(exc, MattermostUnavailable) and (
