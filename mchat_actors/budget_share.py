@@ -46,6 +46,10 @@ from .ratelimit import Slot, TokenBucket
 logger = logging.getLogger(__name__)
 
 PREFIX = "budget:"
+# a request without an answer counts against this replica's shares this long after it ended:
+# a WebSocket upgrade reached the fake server later than its release + 50 ms on 2 loaded
+# cores (one more request in a 1 s window of the 3-replica test)
+UNANSWERED_S = 1.0
 
 
 class ShareBucket(TokenBucket):
@@ -90,7 +94,10 @@ class ShareBucket(TokenBucket):
         self._mine.append(slot)
 
     def _finish(self, slot: Slot, end: float) -> None:
-        self._ended[slot] = end
+        now = self._clock()
+        # an answer ends a request now; one without an answer (failed, cancelled, a WebSocket
+        # upgrade: the base counts it until ``margin_s`` later) may reach a busy server later
+        self._ended[slot] = end if end <= now else max(end, now + UNANSWERED_S)
         super()._finish(slot, end)
 
     def settled(self, since: float) -> bool:
@@ -156,13 +163,16 @@ class BudgetShares:
                     result = await self.db.run_own(partial(
                         self.lessee.tick, releasable=self._releasable(bucket)), began)
                     self.ticks += 1
+                    # from the commit, not the tick's start: the acquiring statement may run
+                    # after the previous holder's give-back committed, late in a slow tick
+                    taken = self.clock()
                     for r in result.acquired:
-                        self._taken_at[r] = began
+                        self._taken_at[r] = taken
                     for r in list(self._taken_at):
                         if r not in self.lessee.deadlines:
                             del self._taken_at[r]
-                    now = self.clock()  # not used from now on, given back once settled
-                    self._retiring = {r: self._retiring.get(r, now) for r in result.held_back}
+                    # not used from now on, given back once settled
+                    self._retiring = {r: self._retiring.get(r, taken) for r in result.held_back}
                 except StoreError as exc:
                     self.tick_failures += 1
                     logger.warning("budget: share tick failed (%s); shares lapse", exc)

@@ -136,3 +136,17 @@ async def test_a_share_given_back_is_not_used_while_its_requests_are_on_their_wa
         await nursery.start(replica, "c", lambda: 0.0, end)
     assert len(arrivals) >= LIMIT * 4
     assert worst_window(arrivals, window=US) <= LIMIT
+
+
+async def test_a_request_without_an_answer_counts_until_it_can_have_arrived(autojump_clock):
+    """Two shares; a WebSocket upgrade (``acquire()``: no answer is awaited) reaches a busy
+    server 0.3 s after its release, the requests after it are answered at once. Counted
+    until 50 ms after its release (before), the next two went 1.05 s and 1.1 s after it:
+    3 in one window of arrivals on 2 shares."""
+    bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=lambda _now: 2, recheck_s=0.25)
+    arrivals: list[int] = []
+    await bucket.acquire()
+    arrivals.append(round((trio.current_time() + 0.3) * US))
+    await _hammer(bucket, lambda: 0.0, arrivals, until=5.0)
+    assert len(arrivals) >= 2 * 4
+    assert worst_window(arrivals, window=US) <= 2
