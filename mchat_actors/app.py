@@ -267,7 +267,8 @@ def _build(config: Config, store: Store, chat: ChatService, client: MattermostCl
     mm = config.mattermost
     events_send, events_recv = trio.open_memory_channel[InboundEvent](config.queues.events)
     replies_send, replies_recv = trio.open_memory_channel[OutboundRequest](config.queues.replies)
-    repos = repositories_for(store)
+    # replicas: the writes acting on a channel fenced by its lease (``Replica.repositories``)
+    repos = repositories_for(store) if replica is None else replica.repositories()
     mapper = Mapper(store=store, rest=directory or client, chat=chat, bot_user_id=bot.user_id,
                     rest_in=None if directory else client.with_priority,
                     timeout_s=config.chat.timeout_s, repos=repos)

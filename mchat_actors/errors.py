@@ -100,6 +100,13 @@ class PostAlreadyHandled(MchatActorsError):
     duplicate delivery: the caller drops it)."""
 
 
+class LeaseLost(MchatActorsError):
+    """Replicas: a write for a channel whose lease this replica no longer holds (it expired
+    while the replica was paused or cut off, and another replica may own it now) was refused
+    in its own transaction, so nothing of it was written. The caller drops what it was doing
+    for that channel: its owner reads the channel again from the durable cursor."""
+
+
 class SupervisionError(MchatActorsError):
     """An actor crashed more often than its restart policy allows."""
 

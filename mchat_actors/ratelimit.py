@@ -32,77 +32,26 @@ background waiter therefore goes after at most (question waiters older than it) 
 ``question_run`` question slots. Replies go first with the same guard (``reply_run``): a
 sustained reply backlog must not hold a channel whose question needs one read forever (the
 backlog scenario saw one wait 37 s). Per minute: ``rate_per_s=n / 60``, ``window_s=60``.
+The classes and the raisable ``RequestClass`` live in ``request_class`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from types import MappingProxyType
 
 import attrs
 import trio
 
-
-class Priority(enum.IntEnum):
-    """A request's class in the shared budget (lower goes first)."""
-
-    REPLY = 0  # writes: replies, reactions, joins
-    QUESTION = 1  # reads a waiting question needs (its channel's mapping and earlier posts)
-    BACKGROUND = 2  # backfill, sweeps, plain posts' mapping, membership re-checks, polls
-
-
-QUESTION_RUN = 4  # question slots in a row before a waiting (older) background request
-REPLY_RUN = 4  # reply slots in a row before a waiting (older) question or background request
-
-
-@attrs.define(eq=False)
-class _Waiter:
-    priority: Priority
-    seq: int  # arrival order
-    wake: trio.Event = attrs.Factory(trio.Event)
-
-
-@attrs.define(eq=False)
-class RequestClass:
-    """The class of a group of requests (a channel's lane) that can be raised while its
-    requests wait: ``raise_to(Priority.QUESTION)`` when a question is queued behind a post
-    whose mapping already waits in the background class moves that request up too, in its
-    arrival order. ``reset()`` is for requests made from then on."""
-
-    priority: Priority = Priority.BACKGROUND
-    _waiting: dict[_Waiter, TokenBucket] = attrs.Factory(dict)
-    _lent_to: list[RequestClass] = attrs.Factory(list)
-
-    def raise_to(self, priority: Priority) -> None:
-        if priority >= self.priority:
-            return
-        self.priority = priority
-        for waiter, bucket in list(self._waiting.items()):
-            bucket._promote(waiter, priority)
-        for other in list(self._lent_to):
-            other.raise_to(priority)
-
-    @contextmanager
-    def lending_to(self, holder: RequestClass | None) -> Iterator[None]:
-        """While this class waits for something ``holder`` holds (a lock), ``holder`` is
-        raised to this class, now and whenever this class is raised (priority inheritance)."""
-        if holder is None or holder is self:
-            yield
-            return
-        self._lent_to.append(holder)
-        holder.raise_to(self.priority)
-        try:
-            yield
-        finally:
-            self._lent_to.remove(holder)
-
-    def reset(self, priority: Priority = Priority.BACKGROUND) -> None:
-        self.priority = priority
+from .request_class import QUESTION_RUN as QUESTION_RUN
+from .request_class import REPLY_RUN as REPLY_RUN
+from .request_class import Priority as Priority
+from .request_class import RequestClass as RequestClass
+from .request_class import _Waiter
 
 
 @attrs.define(eq=False)
@@ -318,9 +267,13 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
             self._total_wait_s += now - start
         slot = Slot(now, self)
         self._recent.append(slot)
+        self._track(slot)
         self._in_flight += 1
         await trio.lowlevel.cancel_shielded_checkpoint()
         return slot
+
+    def _track(self, slot: Slot) -> None:
+        """A request let through (``ShareBucket`` counts its own)."""
 
     def _finish(self, slot: Slot, end: float) -> None:
         slot._end = slot._bound(end)

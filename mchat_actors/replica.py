@@ -80,13 +80,29 @@ class Replica:
             "resume_failures": stats.resume_failures,
         }
 
+    def repositories(self) -> Repositories:
+        """The PostgreSQL repositories with the writes that act on a channel fenced by its
+        lease (``pg.fence``): the answer commit, the posts' records with the cursor, the
+        outbox claim."""
+        from .pg.fence import FencedOutbox, FencedPosts
+        from .pg.outbox_repo import PgOutbox
+        from .pg.repos import pg_repositories
+
+        fence_of = self.ownership.fence_of
+        return attrs.evolve(pg_repositories(),
+                            posts=FencedPosts(PgOutbox(), fence_of=fence_of),
+                            outbox=FencedOutbox(fence_of=fence_of))
+
     def sender_options(self) -> dict[str, Any]:
-        """The sender sends only owned channels' rows, and rescans the outbox every renew
-        period: the rows a dead owner committed go out soon after the channel is taken."""
+        """The sender sends only the rows of channels whose lease is held (served or still
+        being read again: the answers of the re-read posts go too), and reads the outbox
+        again before the first row of a bucket gained anew: the rows a dead owner committed
+        go before the newer answers of their channel (``Sender._inherit``); it also rescans
+        every renew period."""
         from .actors.send_queue import SenderSettings
 
         every = self.ownership.lessee.settings.renew_every_s
-        return {"owns": self.ownership.owns,
+        return {"leases": self.ownership,
                 "settings": SenderSettings(rescan_interval_s=min(10.0, every))}
 
     async def filter_events(self, inbox: trio.MemoryReceiveChannel[InboundEvent],

@@ -40,6 +40,7 @@ import trio
 from ..config import QueueConfig
 from ..errors import (
     ChatServiceError,
+    LeaseLost,
     MattermostAuthError,
     MattermostUnavailable,
     RateLimited,
@@ -308,6 +309,9 @@ async def _handle_in_place(cid: str, event: InboundEvent, lane: _Lane,
             logger.warning("dispatcher: channel %s: %s; retrying in %g s", cid,
                            type(exc).__name__, delay)
             await trio.sleep(delay)
+        except LeaseLost as exc:
+            _lease_lost(cid, event, exc, ctx)
+            return True  # dropped, nothing written: the channel's owner reads it again
         except Exception as exc:  # the serializer's error boundary: a bug is parked, not lost
             stats.errors += 1
             logger.exception("dispatcher: channel %s: failed to handle %s; parked", cid,
@@ -378,6 +382,9 @@ async def _try_parked(cid: str, parked: ParkedEvent, lane: _Lane,
         raise
     except TRANSIENT as exc:
         return _describe(exc)
+    except LeaseLost as exc:
+        _lease_lost(cid, parked.event, exc, ctx)
+        return None  # dropped (see _handle_in_place)
     except Exception as exc:  # the serializer's error boundary (see _handle_in_place)
         ctx.stats.errors += 1
         logger.exception("dispatcher: channel %s: parked %s failed with a bug", cid,
@@ -386,6 +393,14 @@ async def _try_parked(cid: str, parked: ParkedEvent, lane: _Lane,
     finally:
         lane.questions_done(0)
     return None
+
+
+def _lease_lost(cid: str, event: InboundEvent, exc: LeaseLost, ctx: _Context) -> None:
+    """Replicas: the channel's lease was lost while ``event`` was in its lane (this replica
+    paused or cut off past its lease); its writes were refused (``pg.fence``)."""
+    ctx.stats.lease_lost += 1
+    logger.warning("dispatcher: channel %s: %s dropped, its lease is lost (%s); its owner "
+                   "reads it again", cid, type(event).__name__, exc)
 
 
 def _parked_backoff(attempts: int) -> float:

@@ -59,6 +59,7 @@ class DispatcherStats:
     batch_fallbacks: int = 0  # batches that failed and were handled one post at a time
     catch_up_failures: int = 0
     overflow_lost: int = 0  # non-post events beyond OVERFLOW_CAP (logged as errors)
+    lease_lost: int = 0  # replicas: events dropped, their channel's lease lost (pg.fence)
 
 
 @attrs.define

@@ -19,9 +19,9 @@ the set of buckets held changed.
   the posts the previous owner had not recorded when it
   died or gave the lease back are handled here (the handler drops the ones it recorded).
 
-Wired by ``replica.py`` with MCHAT_REPLICAS=on. Writes are not fenced by the lease epoch
-yet: a replica whose tick stalls past its deadline stops taking new events, but a post
-already in its lane is finished (its writes are idempotent on the post id and the reply key).
+Wired by ``replica.py`` with MCHAT_REPLICAS=on. The writes that act on a channel are fenced
+by its lease in the database (``fence_of``, ``pg.fence``): a replica whose lease expired
+(paused, cut off) while a post was in its lane gets ``LeaseLost`` and writes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import trio
 
 from ..errors import MattermostError, StoreError
 from ..messages import InboundEvent, PostCreated, channel_of
+from ..pg.fence import Fence
 from ..pg.leases import Lessee, bucket_of, declare
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class ChannelOwnership:
     _held: frozenset[str] = frozenset()
     _trusted: set[str] = attrs.Factory(set)
     _trusted_channels: set[str] = attrs.Factory(set)  # served before their whole bucket
+    _gains: dict[str, int] = attrs.Factory(dict)  # bucket -> which gain of it is held now
+    _gain_count: int = 0
 
     def resource_of(self, channel_id: str) -> str:
         return bucket_of(channel_id, self.buckets)
@@ -130,6 +133,30 @@ class ChannelOwnership:
         if self.holds(channel_id):
             self._trusted_channels.add(channel_id)
 
+    def lease_of(self, channel_id: str) -> tuple[str, int] | None:
+        """The sender's view: (bucket, which gain of it) while the channel's lease is held
+        (served or not yet), None when not. The number changes every time the bucket is
+        gained anew (taken, or renewed after its deadline lapsed), so the sender knows to
+        read the outbox again: rows committed by the previous owner (or by this replica
+        before it lost the bucket) go first."""
+        bucket = self.resource_of(channel_id)
+        if not self.lessee.owns(bucket, self.clock()):
+            return None
+        return bucket, self._gains.get(bucket, 0)
+
+    def fence_of(self, channel_id: str) -> Fence | None:
+        """The channel's lease as taken (bucket, this replica, epoch) for the writes fenced
+        in the database (``pg.fence``); None when the last tick did not keep it. Called
+        from the database's worker threads: it reads no clock (the database's check of the
+        lease row decides)."""
+        bucket = self.resource_of(channel_id)
+        epoch = self.lessee.epochs.get(bucket)
+        return None if epoch is None else Fence(bucket, self.lessee.replica, epoch)
+
+    def leases(self) -> dict[str, int]:
+        """Every bucket held now and which gain of it (``lease_of``)."""
+        return {b: self._gains.get(b, 0) for b in self.held()}
+
     def held(self) -> frozenset[str]:
         return frozenset(self.lessee.held(self.clock()))
 
@@ -150,6 +177,9 @@ class ChannelOwnership:
         gained = (now_held - self._held) | (now_held & lapsed)
         lost = self._held - now_held
         self._held = now_held
+        for bucket in gained:
+            self._gain_count += 1
+            self._gains[bucket] = self._gain_count
         self._trusted -= gained | lost
         self._trusted_channels = {c for c in self._trusted_channels
                                   if self.resource_of(c) not in gained | lost}

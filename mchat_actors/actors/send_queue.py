@@ -25,6 +25,18 @@ class Reacting(Protocol):
     async def remove_reaction(self, *, user_id: str, post_id: str, emoji_name: str) -> Any: ...
 
 
+class LeaseView(Protocol):
+    """Replicas: the channel leases as the sender needs them (``ChannelOwnership``)."""
+
+    def lease_of(self, channel_id: str) -> tuple[str, int] | None:
+        """(bucket, which gain of it) while held, else None."""
+        ...
+
+    def leases(self) -> Mapping[str, int]:
+        """Every bucket held now and which gain of it."""
+        ...
+
+
 class PostTransport(Protocol):
     """Where rows are posted when it is not the REST client (webhook-only mode:
     ``mattermost.incoming_webhook.IncomingWebhookPoster``). Such a transport cannot read
@@ -77,6 +89,7 @@ class SenderCounters:
     circuit_opens: int = 0  # server-wide failures seen (rows held, server probed)
     probes: int = 0
     circuit_open: bool = False
+    lease_lost: int = 0  # replicas: claims refused, the channel's lease lost (pg.fence)
 
 
 @attrs.frozen(kw_only=True)
@@ -101,6 +114,7 @@ class SenderStats:
     circuit_opens: int
     probes: int
     circuit_open: bool
+    lease_lost: int = 0
 
 
 @attrs.define
@@ -135,6 +149,7 @@ class _State:
     known: set[int] = attrs.Factory(set)
     incoming: list[int] = attrs.Factory(list)
     committed: list[OutboxRow] = attrs.Factory(list)  # rows as committed, not yet queued
+    inherited: Mapping[str, int] = attrs.Factory(dict)  # replicas: leases as at the last read
     wakeup: trio.Event = attrs.Factory(trio.Event)
     closing: bool = False
 

@@ -40,6 +40,7 @@ import trio
 
 from ..config import MattermostConfig
 from ..errors import (
+    LeaseLost,
     MalformedEvent,
     MattermostApiError,
     MattermostAuthError,
@@ -56,6 +57,7 @@ from ..store import Store
 from . import ephemeral
 from .circuit import Circuit
 from .in_doubt import find_earlier_post
+from .send_queue import LeaseView as LeaseView
 from .send_queue import PostTransport as PostTransport
 from .send_queue import SenderCounters as SenderCounters
 from .send_queue import SenderSettings as SenderSettings
@@ -96,11 +98,12 @@ class Sender:
         wall_clock: Callable[[], float] = time.time,
         transport: PostTransport | None = None,
         repos: Repositories | None = None,
-        owns: Callable[[str], bool] | None = None,
+        leases: LeaseView | None = None,
     ) -> None:
         self._cfg = cfg
-        # replicas: only the rows of channels this replica owns (their owner sends the rest)
-        self._owns = owns
+        # replicas: only the rows of channels whose lease this replica holds (their owner
+        # sends the rest); a lease gained anew has the outbox read again first (``_inherit``)
+        self._leases = leases
         self._repos = repos or sqlite_repositories()
         self._transport = transport  # None: post through ``client`` (REST)
         self._store = store
@@ -226,6 +229,8 @@ class Sender:
                     state.wakeup = trio.Event()
                 continue
             channel = self._next_due(state, now)
+            if channel is not None and await self._inherit(state, channel):
+                continue  # its queue may have an older head now
             if channel is not None:
                 entry = state.queues[channel][0]
                 ok = await guarded(self.stats, f"row {entry.row.id} ({entry.row.reply_key})",
@@ -251,8 +256,8 @@ class Sender:
         """Queue rows not seen yet, keeping each channel's queue in id order."""
         now, wall = trio.current_time(), self._wall()
         for row in rows:
-            if row.id in state.known or (self._owns is not None
-                                         and not self._owns(row.channel_id)):
+            if row.id in state.known or (self._leases is not None
+                                         and self._leases.lease_of(row.channel_id) is None):
                 continue
             state.known.add(row.id)
             # Capped, so a wall clock that jumped back cannot park a row for long.
@@ -267,6 +272,21 @@ class Sender:
                 at -= 1
             queue.insert(at, entry)
         self._count_queued(state)
+
+    async def _inherit(self, state: _State, channel: str) -> bool:
+        """Replicas: before the first row of a channel whose lease was gained since the
+        outbox was last read for it, read the outbox again, so the rows the previous owner
+        committed and did not send (lower ids) go before this replica's newer answers of the
+        channel; True when it read. Before: they waited for the next rescan while newer
+        answers went at once (issue #15: answers out of order after a hand-over)."""
+        lease = None if self._leases is None else self._leases.lease_of(channel)
+        if lease is None or state.inherited.get(lease[0]) == lease[1]:
+            return False  # not held (``_send_head`` drops it) or read since it was gained
+        assert self._leases is not None
+        held = self._leases.leases()  # before the read: a later gain reads again
+        self._merge(state, await self._store.run(self._repos.outbox.load_pending))
+        state.inherited = held
+        return True
 
     @staticmethod
     def _next_due(state: _State, now: float) -> str | None:
@@ -293,7 +313,7 @@ class Sender:
     # ------------------------------------------------------------------ one row
     async def _send_head(self, state: _State, channel: str, entry: _Entry) -> None:
         row = entry.row
-        if self._owns is not None and not self._owns(channel):  # lost: the new owner sends
+        if self._leases is not None and self._leases.lease_of(channel) is None:  # lost
             while channel in state.queues:
                 self._pop_head(state, channel)
             return
@@ -321,6 +341,12 @@ class Sender:
                 raise MalformedEvent("create_post answered without a post id")
         except MattermostAuthError:
             raise
+        except LeaseLost as exc:  # replicas: its claim refused, nothing posted
+            self.stats.lease_lost += 1
+            logger.warning("sender: channel %s: %s; its rows are left to its owner", channel, exc)
+            while channel in state.queues:
+                self._pop_head(state, channel)
+            return
         except _TRANSIENT as exc:
             failed_at = trio.current_time()
             if isinstance(exc, MattermostUnavailable) and (

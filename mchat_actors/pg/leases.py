@@ -31,7 +31,7 @@ import math
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -158,6 +158,7 @@ class TickResult:
     released: frozenset[str]
     lost: frozenset[str]  # believed held, not renewable any more (expired, taken)
     share: int
+    held_back: frozenset[str] = frozenset()  # over the share, kept: not ``releasable`` yet
 
 
 @attrs.define
@@ -178,14 +179,18 @@ class Lessee:
     def held(self, local_now: float) -> set[str]:
         return {r for r, deadline in self.deadlines.items() if deadline > local_now}
 
-    def tick(self, conn: Conn, local_now: float, db_now: float | None = None) -> TickResult:
+    def tick(self, conn: Conn, local_now: float, db_now: float | None = None, *,
+             releasable: Collection[str] | None = None) -> TickResult:
         """Heartbeat, renew, give back the excess, take up to the fair share, in one
         transaction of its own; the replica's view changes only once it has committed (a
         failed tick keeps the previous deadlines, which lapse before the database's expiry).
 
         ``conn``: a pooled connection outside any transaction (``PgDatabase.run_own``);
         ``local_now``: this replica's clock when the tick starts; ``db_now``: a fake database
-        clock (tests), else the database's own.
+        clock (tests), else the database's own; ``releasable``: when given, only these of
+        the leases over the share are given back, the others are renewed (``held_back``:
+        the budget's shares stop being used first, and go once their requests have
+        arrived: ``budget_share``).
 
         Raises:
             RuntimeError: ``conn`` is inside a transaction (the commit would not be ours).
@@ -204,14 +209,15 @@ class Lessee:
             total = int(row[0]) if row else 0
             share = math.ceil(total / max(1, live_replicas(conn, ttl, db_now)))
             excess = sorted(renewed)[share:] if len(renewed) > share else []
-            released = release(conn, self.replica, excess)
+            released = release(conn, self.replica, [
+                r for r in excess if releasable is None or r in releasable])
             kept = renewed - released
             acquired = acquire(conn, self.replica, share - len(kept), ttl, db_now, self.prefix)
         self.deadlines = {r: deadline for r in (*kept, *acquired)}
         self.epochs = {r: self.epochs.get(r, 0) for r in kept} | dict(acquired)
         return TickResult(renewed=frozenset(kept), acquired=acquired,
                           released=frozenset(released), lost=frozenset(believed - renewed),
-                          share=share)
+                          share=share, held_back=frozenset(excess) - released)
 
     def forget(self) -> None:
         """Stop trusting every lease (the tick failed: the database could not be reached).

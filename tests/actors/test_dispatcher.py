@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mchat_actors import retry_queue
 from mchat_actors.actors import dispatcher
 from mchat_actors.config import QueueConfig
-from mchat_actors.errors import MattermostUnavailable, StoreError
+from mchat_actors.errors import LeaseLost, MattermostUnavailable, StoreError
 from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostCreated, PostId
 from mchat_actors.retry_queue import SqliteRetryQueue
 from tests.fakes import InlineStore
@@ -501,3 +501,20 @@ async def test_a_question_parked_behind_a_parked_event_leaves_no_raised_class(au
         assert lanes.by_channel["a"].questions == 0
         assert lanes.by_channel["a"].request_class.priority is Priority.BACKGROUND
         n.cancel_scope.cancel()
+
+
+async def test_an_event_whose_channel_lease_is_lost_is_dropped_not_parked(autojump_clock):
+    """Replicas: a write refused by the lease's fence (``LeaseLost``: another replica owns
+    the channel now and reads it again from the cursor) drops the event: not retried, not
+    parked (a parked event would be retried by a replica that does not own its channel); the
+    channel's next events are handled (a lease gained again)."""
+    calls = []
+
+    async def handle(e):
+        calls.append(e.post.id)
+        if len(calls) == 1:
+            raise LeaseLost("bucket:3 (epoch 4) is no longer this replica's")
+
+    stats = await run_dispatch([ev("a", 0), ev("a", 1)], handle)
+    assert calls == ["a-0", "a-1"]
+    assert stats.lease_lost == 1 and stats.parked == 0 and stats.errors == 0

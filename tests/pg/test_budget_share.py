@@ -6,6 +6,9 @@ and one window); every live replica gets a share."""
 
 from __future__ import annotations
 
+import itertools
+import random
+from collections.abc import Callable
 from functools import partial
 
 import pytest
@@ -20,9 +23,10 @@ pytestmark = pytest.mark.pg
 LIMIT = 10
 FAST = LeaseSettings(ttl_s=1.0, renew_every_s=0.25, margin_s=0.1)
 MARGIN = 0.05
+US = 1_000_000
 
 
-def worst_window(times: list[float], window: float = 1.0) -> int:
+def worst_window(times: list[float] | list[int], window: float = 1.0) -> int:
     times = sorted(times)
     best, start = 0, 0
     for end, t in enumerate(times):
@@ -47,9 +51,10 @@ async def test_replicas_never_exceed_the_limit_together(pg_url):
                 async with trio.open_nursery() as inner:
                     await inner.start(partial(shares.run, bucket, release_on_exit=release))
                     task_status.started()
-                    while True:  # as fast as the bucket lets it
-                        await bucket.acquire()
-                        mine.append(trio.current_time())
+                    while True:  # as fast as the bucket lets it, answered at once
+                        async with bucket.request() as slot:
+                            mine.append(trio.current_time())
+                            slot.answered()
 
         scopes = {n: trio.CancelScope() for n in "abc"}
         await nursery.start(replica, "a", scopes["a"], False)
@@ -69,3 +74,80 @@ async def test_replicas_never_exceed_the_limit_together(pg_url):
     # the survivors took the dead one's shares: near the full limit in the last 2 s
     last = [t for n in "bc" for t in sent[n][before[n]:]]
     assert len(last) >= LIMIT * 2 * 0.7
+
+
+async def _hammer(bucket: ShareBucket, delays: Callable[[], float], arrivals: list[int],
+                  until: float) -> None:
+    """Requests as fast as ``bucket`` lets them go, each in flight ``delays()`` seconds and
+    reaching the server at the end of that (the latest a request can arrive: its answer),
+    recorded in ``arrivals`` in µs."""
+
+    async def worker() -> None:
+        while trio.current_time() < until:
+            async with bucket.request() as slot:
+                await trio.sleep(delays())
+                arrivals.append(round(trio.current_time() * US))  # exact sums: whole µs
+                slot.answered()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(2 * LIMIT):  # more than can be in flight: the bucket is the limit
+            nursery.start_soon(worker)
+
+
+async def test_a_replica_counts_its_requests_by_arrival_not_release(autojump_clock):
+    """Five shares; every sixth request is slow to reach the server (a busy machine, a slow
+    connection set-up), the others fast. Counted from their release (before), the sixth
+    went 1.05 s after the first's release and shared a window of arrivals with the first five:
+    6 in 1 s on 5 shares."""
+    bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=lambda _now: 5, recheck_s=0.25)
+    slow = itertools.cycle([0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
+    arrivals: list[int] = []
+    await _hammer(bucket, lambda: next(slow), arrivals, until=20.0)
+    assert len(arrivals) >= 5 * 15  # the shares are used, not just respected
+    assert worst_window(arrivals, window=US) <= 5
+
+
+async def test_a_share_given_back_is_not_used_while_its_requests_are_on_their_way(pg_url):
+    """Replica a holds every share, its requests slow to arrive (up to 0.6 s); b and then c
+    join, a gives shares back, and theirs arrive at once. Given back in the tick that found
+    them over the fair share (before), a request a had just sent on one could still be on
+    its way when the next holder's went: over the limit in one window."""
+    arrivals: list[int] = []
+    rng = random.Random(15)
+    async with open_database(pg_url) as db, trio.open_nursery() as nursery:
+
+        async def replica(name: str, delays: Callable[[], float], until: float,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                          ) -> None:
+            shares = BudgetShares(db, Lessee(name, FAST, prefix="budget:"), limit=LIMIT,
+                                  span_s=1.0 + MARGIN)
+            bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=shares.usable,
+                                 recheck_s=FAST.renew_every_s)
+            async with trio.open_nursery() as inner:
+                await inner.start(partial(shares.run, bucket, release_on_exit=False))
+                task_status.started()
+                await _hammer(bucket, delays, arrivals, until)
+                inner.cancel_scope.cancel()
+
+        end = trio.current_time() + 7
+        await nursery.start(replica, "a", lambda: rng.uniform(0.0, 0.6), end)
+        await trio.sleep(2)
+        await nursery.start(replica, "b", lambda: 0.0, end)
+        await trio.sleep(2)
+        await nursery.start(replica, "c", lambda: 0.0, end)
+    assert len(arrivals) >= LIMIT * 4
+    assert worst_window(arrivals, window=US) <= LIMIT
+
+
+async def test_a_request_without_an_answer_counts_until_it_can_have_arrived(autojump_clock):
+    """Two shares; a WebSocket upgrade (``acquire()``: no answer is awaited) reaches a busy
+    server 0.3 s after its release, the requests after it are answered at once. Counted
+    until 50 ms after its release (before), the next two went 1.05 s and 1.1 s after it:
+    3 in one window of arrivals on 2 shares."""
+    bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=lambda _now: 2, recheck_s=0.25)
+    arrivals: list[int] = []
+    await bucket.acquire()
+    arrivals.append(round((trio.current_time() + 0.3) * US))
+    await _hammer(bucket, lambda: 0.0, arrivals, until=5.0)
+    assert len(arrivals) >= 2 * 4
+    assert worst_window(arrivals, window=US) <= 2
