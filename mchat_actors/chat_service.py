@@ -46,7 +46,7 @@ async def open_chat_service(config: Config, store: Store | None = None
             return
         if store is not None and is_postgres(store) and config.chat.backend == "embedded":
             # users, rooms, messages and memories in the runtime's PostgreSQL database
-            async with _open_pg_embedded(config, store, llm) as svc:
+            async with _open_pg_embedded(config, store, llm, embeddings) as svc:
                 yield svc
             return
         async with open_embedded_chat_service(
@@ -83,19 +83,20 @@ async def _load_analyzer(config: Config) -> Any:
 
 
 @asynccontextmanager
-async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None
+async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None, embeddings: Any
                             ) -> AsyncIterator[ChatService]:
-    """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``)."""
+    """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``), with hybrid
+    retrieval when ``embeddings`` (an ``EmbeddingsClient``) is given."""
     from .pg.chat_db import open_pg_embedded_chat_service
     from .pg.store import PgStore
 
     assert isinstance(store, PgStore)
-    if config.chat.embeddings_base_url:
-        logger.warning("chat: EMBEDDINGS_BASE_URL is ignored on PostgreSQL (no vector search"
-                       " there yet): memories are searched lexically")
+    if embeddings is not None:
+        logger.info("chat: vector search on PostgreSQL: an exact scan of the visible vectors")
     async with open_pg_embedded_chat_service(
             store.database, analyzer=await _load_analyzer(config), llm=llm,
-            timezone=config.chat.timezone, mask_llm=config.chat.mask_llm) as svc:
+            timezone=config.chat.timezone, mask_llm=config.chat.mask_llm,
+            embeddings=embeddings) as svc:
         yield svc
 
 

@@ -14,7 +14,9 @@ statement sees what is committed). Like the SQLite service it joins the runtime'
 transactions (``shares_store``): plain posts (``pg.chat_messages.store_user_messages``) and a
 question's answer (``prepare_answer``'s unit, over ``PgQueries``) are stored inside the
 runtime's ``finish_post``/``store_plain_posts`` transaction on the same connection.
-Embeddings (vector search) are not on PostgreSQL yet: the service searches lexically.
+With an embeddings endpoint (EMBEDDINGS_BASE_URL), the service's embedder stores vectors
+through ``pg.embeddings`` (the twins of ``chat.embeddings.pending``/``store``) and searches
+fuse the nearest visible vectors with the lexical lists as on SQLite (``pg.search``).
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from ..chat import handlers, memory_store, questions, repo, units
+from ..chat import embeddings, handlers, memory_store, questions, repo, units
 from ..chat.analysis import Analyzer
 from ..chat.embedded import EmbeddedChatService
+from ..chat.embeddings import EmbeddingsClient
 from ..chat.protocol import LLM, MemoryRecord, NewMessage, StoredMessage
 from ..chat.summary import DEFAULT_TIMEZONE
 from ..errors import ChatServiceError, StoreError
 from . import chat_repo, search
+from . import embeddings as pg_embeddings
 from . import memory_store as pg_memory
 from .chat_messages import store_user_messages
 from .database import PgDatabase
@@ -124,6 +128,8 @@ def _twins(q: PgQueries) -> dict[Callable[..., Any], Callable[..., Any]]:
         memory_store.admin_list: pg_memory.admin_list,
         memory_store.audit_trail: pg_memory.audit_trail,
         memory_store.versions: pg_memory.versions,
+        embeddings.pending: pg_embeddings.pending,
+        embeddings.store: pg_embeddings.store,
     })
     return twins
 
@@ -206,8 +212,10 @@ async def open_pg_embedded_chat_service(
     database: PgDatabase, *, analyzer: Analyzer, llm: LLM | None = None,
     extraction_debounce_s: float = 5.0, clock: Callable[[], float] | None = None,
     timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
+    embeddings: EmbeddingsClient | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """The embedded ChatService on ``database`` (the runtime's; migrated by ``open_database``).
+    ``embeddings``: hybrid retrieval (module docstring); None: lexical only.
 
     Raises:
         ChatServiceError: the database failed while the index was checked.
@@ -222,5 +230,6 @@ async def open_pg_embedded_chat_service(
     async with trio.open_nursery() as nursery:
         yield EmbeddedChatService(handle, llm=llm, nursery=nursery,
                                   extraction_debounce_s=extraction_debounce_s,
-                                  timezone=timezone, mask_llm=mask_llm)
+                                  timezone=timezone, mask_llm=mask_llm,
+                                  embeddings=embeddings)
         nursery.cancel_scope.cancel()
