@@ -195,13 +195,20 @@ def rank(query: np.ndarray[Any, np.dtype[np.float32]], rows: Sequence[tuple[int,
     exact brute-force scan both backends use where no vector index serves (``pg.embeddings``).
     """
     rows = [r for r in rows if len(r[1]) == 4 * len(query)]
-    if not rows:
+    return rank_packed(query, [r[0] for r in rows], b"".join(r[1] for r in rows), limit)
+
+
+def rank_packed(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int],
+                packed: bytes, limit: int) -> list[tuple[int, float]]:
+    """``rank`` over vectors packed end to end (``ids[i]``'s is the i-th), all of
+    ``query``'s length."""
+    if not ids:
         return []
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    matrix = np.frombuffer(packed, dtype=np.float32).reshape(len(ids), len(query))
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
     sims = (matrix @ query) / np.where(norms == 0, 1.0, norms)
     order = np.argsort(-sims, kind="stable")[:limit]
-    return [(rows[i][0], float(sims[i])) for i in order]
+    return [(int(ids[i]), float(sims[i])) for i in order]
 
 
 # -- the background task ---------------------------------------------------------------------
@@ -251,4 +258,4 @@ async def dense_query(client: EmbeddingsClient | None, text: str
 
 
 __all__ = ["EmbeddingsClient", "dense_query", "load_sqlite_vec", "nearest", "open_embeddings",
-           "pending", "query_vector", "rank", "run_embedder", "store"]
+           "pending", "query_vector", "rank", "rank_packed", "run_embedder", "store"]

@@ -8,7 +8,9 @@ where this runs, so the search is exact and brute force. ``nearest`` selects, in
 vectors of the memories the asker may see (``pg.search``'s visibility condition, the one the
 lexical search applies: current, not forgotten, a room in the asker's rooms or the asker's
 own personal memory) and of the question's model and length; NumPy ranks them by cosine
-similarity (``chat.embeddings.rank``, the SQLite backend's scan). Nothing outside the
+similarity (``chat.embeddings.rank_packed``, the SQLite backend's scan). The visible vectors
+come back as one row (their ids, and their bytes end to end, in binary format): no per-row
+work in Python, no hex encoding. Nothing outside the
 audience is ever read out of the database, let alone ranked.
 
 Its cost grows with the visible vectors (each search reads them all: docs/retrieval.md
@@ -18,11 +20,10 @@ gives the measured figures and the scale it is fit for).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from ..chat.embeddings import CANDIDATES, rank
+from ..chat.embeddings import CANDIDATES, rank_packed
 from .outbox_repo import Conn
 from .search import VISIBLE
 
@@ -57,14 +58,16 @@ def nearest(conn: Conn, vector: Sequence[float], model: str, *, rooms: Sequence[
     query = np.asarray(vector, dtype=np.float32)
     if not np.any(query):
         return []
-    rows: list[tuple[Any, ...]] = conn.execute(
-        "SELECT e.memory_id, e.vector FROM memory_embeddings AS e"
-        " JOIN memories AS m ON m.id = e.memory_id"
+    row = conn.execute(
+        "SELECT array_agg(e.memory_id ORDER BY e.memory_id),"
+        " string_agg(e.vector, ''::bytea ORDER BY e.memory_id)"
+        " FROM memory_embeddings AS e JOIN memories AS m ON m.id = e.memory_id"
         " WHERE e.model = %(model)s AND octet_length(e.vector) = %(size)s"
-        f" AND {VISIBLE} ORDER BY e.memory_id",
+        f" AND {VISIBLE}",
         {"model": model, "size": 4 * len(query), "rooms": list(rooms), "owner": owner},
-    ).fetchall()
-    return rank(query, [(int(r[0]), bytes(r[1])) for r in rows], limit)
-
+        binary=True).fetchone()
+    if row is None or row[0] is None:
+        return []
+    return rank_packed(query, row[0], bytes(row[1]), limit)
 
 __all__ = ["nearest", "pending", "store"]
