@@ -12,6 +12,7 @@ from .config import Config
 from .storage_backend import chat_store, is_postgres
 
 if TYPE_CHECKING:
+    from .chat.embedded import EmbeddedChatService
     from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,14 @@ async def open_chat_service(config: Config, store: Store | None = None
             async with _open_pg_local(config, store) as pg_local, \
                     open_remote_chat_service(config.chat, local=pg_local, llm=llm) as svc:
                 yield svc
+            return
+        if store is not None and is_postgres(store) and config.chat.backend == "agent-chat":
+            from .chat.agent_chat import open_agent_chat_service
+
+            # its local store (users, rooms, messages, the mapping tables) on PostgreSQL
+            async with _open_pg_embedded(config, store, None, None) as pg_local, \
+                    open_agent_chat_service(config.chat, local=pg_local) as agent_chat:
+                yield agent_chat
             return
         if store is not None and is_postgres(store) and config.chat.backend == "embedded":
             # users, rooms, messages and memories in the runtime's PostgreSQL database
@@ -84,7 +93,7 @@ async def _load_analyzer(config: Config) -> Any:
 
 @asynccontextmanager
 async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None, embeddings: Any
-                            ) -> AsyncIterator[ChatService]:
+                            ) -> AsyncIterator[EmbeddedChatService]:
     """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``), with hybrid
     retrieval when ``embeddings`` (an ``EmbeddingsClient``) is given."""
     from .pg.chat_db import open_pg_embedded_chat_service

@@ -17,6 +17,9 @@ runtime's ``finish_post``/``store_plain_posts`` transaction on the same connecti
 With an embeddings endpoint (EMBEDDINGS_BASE_URL), the service's embedder stores vectors
 through ``pg.embeddings`` (the twins of ``chat.embeddings.pending``/``store``) and searches
 fuse the nearest visible vectors with the lexical lists as on SQLite (``pg.search``).
+
+It is also agent-chat's local store on PostgreSQL (``CHAT_BACKEND=agent-chat``, no LLM): the
+mapping tables of ``chat.agent_chat_store`` run as ``pg.agent_chat_store``'s twins.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from ..chat import embeddings, handlers, memory_store, questions, repo, units
+from ..chat import agent_chat_store, embeddings, handlers, memory_store, questions, repo, units
 from ..chat.analysis import Analyzer
 from ..chat.embedded import EmbeddedChatService
 from ..chat.embeddings import EmbeddingsClient
 from ..chat.protocol import LLM, MemoryRecord, NewMessage, StoredMessage
 from ..chat.summary import DEFAULT_TIMEZONE
 from ..errors import ChatServiceError, StoreError
+from . import agent_chat_store as pg_agent_chat
 from . import chat_repo, search
 from . import embeddings as pg_embeddings
 from . import memory_store as pg_memory
@@ -131,6 +135,8 @@ def _twins(q: PgQueries) -> dict[Callable[..., Any], Callable[..., Any]]:
         embeddings.pending: pg_embeddings.pending,
         embeddings.store: pg_embeddings.store,
     })
+    twins.update({getattr(agent_chat_store, name): getattr(pg_agent_chat, name)
+                  for name in pg_agent_chat.__all__})
     return twins
 
 

@@ -10,14 +10,11 @@ searched by ``pg.embeddings``' exact scan)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import asynccontextmanager
 
-import attrs
-import pytest
 import trio
 
-from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
+from mchat_actors.chat.embedded import EmbeddedChatService
 from mchat_actors.chat.embeddings import (
     BATCH,
     QUERY_TIMEOUT_S,
@@ -26,45 +23,11 @@ from mchat_actors.chat.embeddings import (
     pending,
 )
 from mchat_actors.config import ChatConfig
-from mchat_actors.pg.chat_db import open_pg_embedded_chat_service
-from mchat_actors.pg.database import open_database
 from mchat_actors.testing.fake_openai import FakeOpenAI, Hang
 
-from ..pg.conftest import pg_server, pg_url  # noqa: F401  (the PostgreSQL server's fixtures)
+from .both_backends import Where, both_backends_db, open_local, pg_server, pg_url  # noqa: F401
 from .chat_fakes import FakeClock
 from .conftest import World, make_world
-
-
-@attrs.frozen
-class Where:
-    """A backend's database: a SQLite file, or a PostgreSQL database (with the analyzer the
-    PostgreSQL service is given; the SQLite one loads the session's own)."""
-
-    backend: str
-    target: str
-    analyzer: Any = None
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def db_path(request: pytest.FixtureRequest, tmp_path: Any) -> Where:
-    if request.param == "sqlite":
-        return Where("sqlite", str(tmp_path / "chat.db"))
-    return Where("postgresql", request.getfixturevalue("pg_url"),
-                 request.getfixturevalue("kiwi"))
-
-
-@asynccontextmanager
-async def open_service(where: Where, clock: FakeClock, embeddings: EmbeddingsClient
-                       ) -> AsyncIterator[EmbeddedChatService]:
-    if where.backend == "sqlite":
-        async with open_embedded_chat_service(where.target, clock=clock,
-                                              embeddings=embeddings) as svc:
-            yield svc
-        return
-    async with AsyncExitStack() as stack:
-        database = await stack.enter_async_context(open_database(where.target))
-        yield await stack.enter_async_context(open_pg_embedded_chat_service(
-            database, analyzer=where.analyzer, clock=clock, embeddings=embeddings))
 
 
 @asynccontextmanager
@@ -75,7 +38,7 @@ async def hybrid(db_path: Where, fake: FakeOpenAI, model: str = "emb-1",
     clock = FakeClock()
     async with open_embeddings(cfg, rate_per_min=rate_per_min, idle_s=0.02,
                                retry_s=0.05) as client, \
-            open_service(db_path, clock, client) as svc:
+            open_local(db_path, clock=clock, embeddings=client) as svc:
         yield await make_world(svc, clock), client
 
 
