@@ -1,17 +1,18 @@
 """Benchmark of the exact vector search on PostgreSQL (``pg.embeddings.nearest``) beside the
 SQLite backend's (``chat.embeddings.nearest``) on the same vectors, in the same run.
 
-    python -m bench.bench_pg_vectors                 # 1 000, 10 000, 30 000 memories; 768, 1536 dims
-    python -m bench.bench_pg_vectors --small         # 1 000 and 5 000; 384 and 768 dims
-    python -m bench.bench_pg_vectors --url postgresql://...   # an existing server (a new database)
+    python -m bench.bench_pg_vectors            # 1 000, 10 000, 30 000 memories; 768, 1536 dims
+    python -m bench.bench_pg_vectors --small    # 1 000 and 5 000; 384 and 768 dims
+    python -m bench.bench_pg_vectors --url postgresql://...  # an existing server, new database
 
 Without ``--url`` a throw-away PostgreSQL server is started (``tests/pg/server.py``: Debian's
 binaries, a temporary cluster on 127.0.0.1). For each size and dimension: memories in 40 rooms
 with one random unit vector each; questions asked by someone who sees every room, then by
-someone who sees 4 of them (10 %): p50/p99 of one ``nearest`` call (select the visible vectors
-in SQL, rank them by cosine similarity) on PostgreSQL and on SQLite (sqlite-vec where this
-Python can load it, else the NumPy scan), and vectors stored per second (``store``, batches of
-32 as the embedder writes them). Prints numbers; asserts nothing.
+someone who sees 4 of them (10 %): p50/p99 of one ``nearest`` call on PostgreSQL without a
+cache (the visible vectors read in SQL, ranked by cosine similarity) and with the service's
+warm ``VectorCache`` (only the visible ids read in SQL), and on SQLite (sqlite-vec where this
+Python can load it, else the NumPy scan) on the same vectors; and vectors stored per second
+(``store``, batches of 32 as the embedder writes them). Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -136,6 +137,29 @@ def store_rate_pg(conn: psycopg.Connection[Any], dims: int) -> float:
     return 320 / (time.perf_counter() - start)
 
 
+def measure(conn: psycopg.Connection[Any], lite: sqlite3.Connection,
+            questions: np.ndarray[Any, Any], rooms: list[str],
+            cache: pg_embeddings.VectorCache) -> tuple[float, ...]:
+    """p50, p99 of PostgreSQL without a cache, with ``cache`` (warm after the first call),
+    and of SQLite, asked the same questions in turn by someone who sees ``rooms``."""
+    asked = iter(np.concatenate([questions] * 9))
+    rooms_json = json.dumps(rooms)
+
+    def pg_call() -> object:
+        return pg_embeddings.nearest(conn, next(asked).tolist(), MODEL, rooms=rooms,
+                                     owner="u0")
+
+    def cached_call() -> object:
+        return pg_embeddings.nearest(conn, next(asked).tolist(), MODEL, rooms=rooms,
+                                     owner="u0", cache=cache)
+
+    def lite_call() -> object:
+        return sqlite_embeddings.nearest(lite, next(asked).tolist(), MODEL,
+                                         visible=SQLITE_VISIBLE, args=(rooms_json, "u0"))
+
+    return (*timed(pg_call, QUERIES), *timed(cached_call, QUERIES), *timed(lite_call, QUERIES))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true")
@@ -152,6 +176,7 @@ def main() -> int:
         scan = "sqlite-vec" if getattr(lite, "sqlite_vec", False) else "NumPy scan"
         print(f"exact cosine search, {QUERIES} questions each; SQLite path: {scan}")
         print(f"{'memories':>9} {'dims':>5} {'sees':>5} | {'PG p50':>8} {'PG p99':>8} |"
+              f" {'cached p50':>10} {'cached p99':>10} |"
               f" {'SQLite p50':>10} {'SQLite p99':>10}  (ms)")
         with psycopg.connect(url, autocommit=True) as conn:
             for dims in dims_list:
@@ -160,25 +185,12 @@ def main() -> int:
                     load_pg(conn, matrix)
                     load_sqlite(lite, matrix)
                     questions = vectors(QUERIES, dims, 2)
+                    cache = pg_embeddings.VectorCache()
                     for label, rooms in (("all", all_rooms), ("10%", few_rooms)):
-                        it = iter(np.concatenate([questions] * 3))
-
-                        def pg_call(rooms: list[str] = rooms) -> object:
-                            return pg_embeddings.nearest(conn, next(it).tolist(), MODEL,
-                                                         rooms=rooms, owner="u0")
-
-                        lit = iter(np.concatenate([questions] * 3))
-                        rooms_json = json.dumps(rooms)
-
-                        def lite_call(rooms_json: str = rooms_json) -> object:
-                            return sqlite_embeddings.nearest(
-                                lite, next(lit).tolist(), MODEL, visible=SQLITE_VISIBLE,
-                                args=(rooms_json, "u0"))
-
-                        pg50, pg99 = timed(pg_call, QUERIES)
-                        sq50, sq99 = timed(lite_call, QUERIES)
-                        print(f"{n:>9} {dims:>5} {label:>5} | {pg50:>8.1f} {pg99:>8.1f} |"
-                              f" {sq50:>10.1f} {sq99:>10.1f}", flush=True)
+                        cells = measure(conn, lite, questions, rooms, cache)
+                        print(f"{n:>9} {dims:>5} {label:>5} | {cells[0]:>8.1f} {cells[1]:>8.1f}"
+                              f" | {cells[2]:>10.1f} {cells[3]:>10.1f}"
+                              f" | {cells[4]:>10.1f} {cells[5]:>10.1f}", flush=True)
                 print(f"  {dims} dims: PostgreSQL stores {store_rate_pg(conn, dims):,.0f}"
                       " vectors/s (batches of 32, one transaction each)", flush=True)
         lite.close()

@@ -84,6 +84,7 @@ class PgQueries:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
+        self.vectors = pg_embeddings.VectorCache()  # the embeddings read so far (this process)
 
     def analyzer_of(self, conn: Conn) -> Analyzer:
         return self.analyzer
@@ -96,7 +97,8 @@ class PgQueries:
 
     def search_scoped(self, conn: Conn, text: str, **kwargs: Any
                       ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
-        return search.search_scoped(conn, self.analyzer, text, **kwargs)
+        return search.search_scoped(conn, self.analyzer, text,
+                                    **{"vectors": self.vectors, **kwargs})
 
     def search_memories(self, conn: Conn, text: str, **kwargs: Any) -> list[MemoryRecord]:
         return search.search_memories(conn, self.analyzer, text, **kwargs)

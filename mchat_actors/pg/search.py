@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import psycopg
@@ -45,6 +45,9 @@ from ..chat.search import (
     memory_from_row,
     visibility_token,
 )
+
+if TYPE_CHECKING:
+    from .embeddings import VectorCache
 
 Conn = psycopg.Connection[Any]
 
@@ -244,11 +247,13 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
                   owner: str | None, current_room: str | None, now_ms: int, limit: int = 10,
                   keep: Callable[[MemoryRecord], bool] | None = None,
                   dense: tuple[Sequence[float], str] | None = None,
+                  vectors: VectorCache | None = None,
                   ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """``chat.search.search_scoped`` on PostgreSQL: ``(kept, left out)``, ``keep`` applied
     before copies of one text are merged. ``dense``: the question's embedding and its model;
     the visible memories nearest it (``pg.embeddings.nearest``) are one more ranked list,
-    fused as on SQLite, each found so carrying its ``similarity``."""
+    fused as on SQLite, each found so carrying its ``similarity``; ``vectors``: the process's
+    cache of vectors already read (``PgQueries.vectors``)."""
     from .embeddings import nearest  # pg.embeddings imports VISIBLE from here
 
     query = analyzer.analyze_query(text)
@@ -263,7 +268,7 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
     ranked = [_ranked_ids(conn, strict, vis, room_list, owner, total)] if strict else []
     similarity: dict[int, float] = {}
     if dense is not None:
-        near = nearest(conn, dense[0], dense[1], rooms=room_list, owner=owner)
+        near = nearest(conn, dense[0], dense[1], rooms=room_list, owner=owner, cache=vectors)
         similarity = dict(near)
         ranked.append([memory_id for memory_id, _ in near])
     if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):

@@ -23,6 +23,7 @@ from mchat_actors.pg import chat_repo
 from mchat_actors.pg import embeddings as pg_embeddings
 from mchat_actors.pg.chat_db import PgQueries
 from mchat_actors.pg.database import open_database
+from mchat_actors.pg.embeddings import VectorCache
 from tests.chat.test_visibility_property import ROOMS, USERS, WORDS, memory_specs
 
 pytestmark = pytest.mark.pg
@@ -70,20 +71,25 @@ def test_a_vector_hit_outside_the_audience_never_comes_back(
             q.add_member(conn, member_room, user, 0)
         ids = [_save(conn, q, *spec) for spec in memories]
         pg_embeddings.store(conn, "emb-1", [(i, QUESTION) for i in ids])
+        rooms = chat_repo.visible_rooms(conn, asker, room)
+        caches = [None, VectorCache(max_vectors=3), VectorCache()]
+        for cache in caches[1:]:  # warmed with every vector, before some are forgotten
+            pg_embeddings.nearest(conn, QUESTION, "emb-1", rooms=ROOMS, owner=asker,
+                                  cache=cache)
         hidden = {ids[i] for i in gone if i < len(ids)}
         for memory_id in hidden:  # forgotten: its vector stays, it must not be found
             q.forget_memory(conn, memory_id, actor="u0", now_ms=1)
-        rooms = chat_repo.visible_rooms(conn, asker, room)
         current = {int(r[0]) for r in conn.execute(
             "SELECT id FROM memories WHERE valid_to IS NULL AND forgotten_at IS NULL"
             " AND deleted_at IS NULL").fetchall()}
         may_see = {int(r[0]) for r in conn.execute(
             "SELECT id FROM memories WHERE (scope = 'room' AND room_id = ANY(%s))"
             " OR (scope = 'personal' AND owner_id = %s)", (rooms, asker)).fetchall()} & current
-        near = pg_embeddings.nearest(conn, QUESTION, "emb-1", rooms=rooms, owner=asker,
-                                     limit=100)
-        assert {i for i, _ in near} == may_see  # all of them, and nothing else
-        assert all(abs(similarity - 1.0) < 1e-6 for _, similarity in near)
+        for cache in caches:  # visibility comes from SQL, never from what a cache holds
+            near = pg_embeddings.nearest(conn, QUESTION, "emb-1", rooms=rooms, owner=asker,
+                                         limit=100, cache=cache)
+            assert {i for i, _ in near} == may_see  # all of them, and nothing else
+            assert all(abs(similarity - 1.0) < 1e-6 for _, similarity in near)
         found, left = q.search_scoped(conn, query, rooms=rooms, owner=asker,
                                       current_room=room, now_ms=0, limit=50,
                                       dense=(QUESTION, "emb-1"))
@@ -113,6 +119,41 @@ def test_vectors_of_another_model_or_length_are_not_ranked(
         assert [i for i, _ in pg_embeddings.pending(conn, "emb-2", 10)] == [a, b, c]
         pg_embeddings.store(conn, "emb-2", [(a, QUESTION)])
         assert [i for i, _ in pg_embeddings.pending(conn, "emb-1", 10)] == [a, d]
+
+
+def test_the_cache_ranks_exactly_as_the_scan(
+        pg_conn: tuple[psycopg.Connection[Any], PgQueries]) -> None:
+    """Same ids, same order, same similarities with no cache, a cache too small for all of
+    them (the rest read at each search) and a large one, cold and warm; a model change
+    empties it."""
+    conn, _ = pg_conn
+    rng = np.random.default_rng(5)
+    with conn.transaction(force_rollback=True):
+        ids = [int(conn.execute(
+            "INSERT INTO memories (content, norm, scope, kind, room_id, created_at, updated_at,"
+            " valid_from) VALUES (%s, %s, 'room', 'remember', %s, 0, 0, 0) RETURNING id",
+            (f"m{n}", f"m{n}", f"r{n % 3}")).fetchone()[0]) for n in range(60)]
+        vectors = rng.normal(size=(len(ids), 16)).astype(np.float32)
+        vectors[4] = vectors[9]  # a tie: broken by id
+        pg_embeddings.store(conn, "emb-1", [(i, v.tolist())
+                                            for i, v in zip(ids, vectors, strict=True)])
+        small, large = VectorCache(max_vectors=10), VectorCache()
+        for question in (vectors[9], rng.normal(size=16), vectors[20] + 0.1 * vectors[21]):
+            plain = pg_embeddings.nearest(conn, question.tolist(), "emb-1", rooms=["r0", "r1"],
+                                          owner="u1", limit=25)
+            assert len(plain) == 25
+            for cache in (small, large, small, large):
+                got = pg_embeddings.nearest(conn, question.tolist(), "emb-1",
+                                            rooms=["r0", "r1"], owner="u1", limit=25,
+                                            cache=cache)
+                assert [i for i, _ in got] == [i for i, _ in plain]
+                assert np.allclose([s for _, s in got], [s for _, s in plain], atol=1e-5)
+        assert len(small) == 10 and len(large) == 40  # the visible ones, as many as fit
+        pg_embeddings.store(conn, "emb-2", [(ids[0], vectors[0].tolist())])
+        assert [i for i, _ in pg_embeddings.nearest(conn, vectors[0].tolist(), "emb-2",
+                                                    rooms=["r0"], owner="u1",
+                                                    cache=large)] == [ids[0]]
+        assert len(large) == 1
 
 
 def test_the_scan_ranks_as_the_sqlite_fallback_does() -> None:
