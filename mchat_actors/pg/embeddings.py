@@ -5,16 +5,20 @@ Vectors are kept as on SQLite (``memory_embeddings``: memory id, model, float32 
 per memory, replaced when the configured model changes (``pending`` counts a vector of
 another model as missing). There is no vector index: the pgvector extension is not available
 where this runs, so the search is exact and brute force. ``nearest`` selects, in SQL, the
-vectors of the memories the asker may see (``pg.search``'s visibility condition, the one the
-lexical search applies: current, not forgotten, a room in the asker's rooms or the asker's
-own personal memory) and of the question's model and length; NumPy ranks them by cosine
-similarity (``chat.embeddings.rank_packed``, the SQLite backend's scan). The visible vectors
-come back as one row (their ids, and their bytes end to end, in binary format): no per-row
-work in Python, no hex encoding. Nothing outside the
-audience is ever read out of the database, let alone ranked.
+memories the asker may see (``pg.search.VISIBLE``, the condition the lexical search applies:
+current, not forgotten or retracted, a room memory of the asker's rooms or their own personal
+memory) that have a vector of the question's model and length, and NumPy ranks their vectors
+by cosine similarity. Nothing outside the audience is ranked: the ids always come from that
+SQL, at every search.
 
-Its cost grows with the visible vectors (each search reads them all: docs/retrieval.md
-gives the measured figures and the scale it is fit for).
+Where the vectors come from: the service's ``VectorCache`` (``PgQueries.vectors``), which
+keeps what it has read, so a search reads only the visible ids and the vectors it does not
+hold yet; without a cache (or past its size) the visible vectors are read as one row (ids,
+and bytes end to end in binary format: no per-row work in Python, no hex encoding) and ranked
+by ``chat.embeddings.rank_packed``, the SQLite backend's scan.
+
+Its cost grows with the vectors visible to the asker (docs/postgresql.md, "Vector search on
+PostgreSQL", gives the measured figures and the scale it is fit for).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import numpy as np
 from ..chat.embeddings import CANDIDATES, rank_packed
 from .outbox_repo import Conn
 from .search import VISIBLE
+
+MAX_CACHE_BYTES = 256 * 2**20  # the vectors a process keeps (``VectorCache``)
 
 
 def pending(conn: Conn, model: str, limit: int) -> list[tuple[int, str]]:
@@ -58,13 +64,16 @@ class VectorCache:
     model never changes (a new text is a new memory, a new model replaces the vector under
     another name), so a search needs only the ids of the vectors the asker may see from SQL.
 
-    Holds at most ``max_vectors`` (float32 rows, with their norms); what does not fit is read
-    from the database at each search, as without a cache. Another model or length empties
+    Holds at most ``max_bytes`` of vectors (float32 rows; 256 MiB: 87 000 vectors of 768
+    dimensions, 43 000 of 1536) or ``max_vectors`` when given; what does not fit is read from
+    the database at each search, as without a cache. Another model or length empties
     it. Shared by the pool's worker threads: lookups and appends under a lock; a search ranks
     on the arrays it was handed (growth copies, it never rewrites rows in place)."""
 
-    def __init__(self, max_vectors: int = 100_000) -> None:
+    def __init__(self, max_bytes: int = MAX_CACHE_BYTES, max_vectors: int | None = None) -> None:
+        self.max_bytes = max_bytes
         self.max_vectors = max_vectors
+        self._cap = 0
         self._lock = threading.Lock()
         self._key: tuple[str, int] | None = None
         self._index: dict[int, int] = {}
@@ -81,6 +90,8 @@ class VectorCache:
         with self._lock:
             if self._key != (model, dims):
                 self._key, self._index = (model, dims), {}
+                self._cap = (self.max_vectors if self.max_vectors is not None
+                             else self.max_bytes // (4 * max(1, dims)))
                 self._matrix = np.empty((1024, dims), np.float32)
                 self._norms = np.empty(1024, np.float32)
             get = self._index.get
@@ -94,7 +105,7 @@ class VectorCache:
         with self._lock:
             if self._key != (model, dims):
                 return
-            room = max(0, self.max_vectors - len(self._index))
+            room = max(0, self._cap - len(self._index))
             new = [(i, k) for k, i in enumerate(ids) if i not in self._index][:room]
             if not new:
                 return
