@@ -86,7 +86,8 @@ class VectorCache:
     def rows(self, model: str, dims: int, ids: Sequence[int]) -> tuple[
             np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.float32]],
             np.ndarray[Any, np.dtype[np.float32]]]:
-        """(row of each id, -1 when not held; the matrix; the norms) for ``model``/``dims``."""
+        """(row of each id, -1 when not held; the rows held; their norms) for ``model`` and
+        ``dims``: views of the rows filled now, which later additions never rewrite."""
         with self._lock:
             if self._key != (model, dims):
                 self._key, self._index = (model, dims), {}
@@ -96,7 +97,8 @@ class VectorCache:
                 self._norms = np.empty(1024, np.float32)
             get = self._index.get
             rows = np.fromiter((get(i, -1) for i in ids), dtype=np.intp, count=len(ids))
-            return rows, self._matrix, self._norms
+            filled = len(self._index)
+            return rows, self._matrix[:filled], self._norms[:filled]
 
     def add(self, model: str, dims: int, ids: Sequence[int],
             matrix: np.ndarray[Any, np.dtype[np.float32]],
@@ -179,7 +181,10 @@ def nearest(conn: Conn, vector: Sequence[float], model: str, *, rooms: Sequence[
     held = rows >= 0
     if held.any():
         picked = rows[held]
-        dots = matrix[picked] @ query
+        # a product with every row held is cheaper than copying the picked ones out, unless
+        # the asker sees few of them
+        dots = (matrix @ query)[picked] if 4 * len(picked) >= len(matrix) else \
+            matrix[picked] @ query
         denominators = norms[picked] * np.linalg.norm(query)
         sims[held] = dots / np.where(denominators == 0, 1.0, denominators)
     if not held.all():
