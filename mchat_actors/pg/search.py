@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 Conn = psycopg.Connection[Any]
 
 VISIBLE = ("m.deleted_at IS NULL AND m.valid_to IS NULL AND m.forgotten_at IS NULL"
-            " AND ((m.scope = 'room' AND m.room_id = ANY(%(rooms)s::text[]))"
-            " OR (m.scope = 'personal' AND m.owner_id = %(owner)s))")
+           " AND ((m.scope = 'room' AND m.room_id = ANY(%(rooms)s::text[]))"
+           " OR (m.scope = 'personal' AND m.owner_id = %(owner)s))")
 
 
 def lexeme(term: str) -> str:
