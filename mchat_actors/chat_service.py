@@ -12,6 +12,7 @@ from .config import Config
 from .storage_backend import chat_store, is_postgres
 
 if TYPE_CHECKING:
+    from .chat.embedded import EmbeddedChatService
     from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,17 @@ async def open_chat_service(config: Config, store: Store | None = None
                     open_remote_chat_service(config.chat, local=pg_local, llm=llm) as svc:
                 yield svc
             return
+        if store is not None and is_postgres(store) and config.chat.backend == "agent-chat":
+            from .chat.agent_chat import open_agent_chat_service
+
+            # its local store (users, rooms, messages, the mapping tables) on PostgreSQL
+            async with _open_pg_embedded(config, store, None, None) as pg_local, \
+                    open_agent_chat_service(config.chat, local=pg_local) as agent_chat:
+                yield agent_chat
+            return
         if store is not None and is_postgres(store) and config.chat.backend == "embedded":
             # users, rooms, messages and memories in the runtime's PostgreSQL database
-            async with _open_pg_embedded(config, store, llm) as svc:
+            async with _open_pg_embedded(config, store, llm, embeddings) as svc:
                 yield svc
             return
         async with open_embedded_chat_service(
@@ -83,19 +92,20 @@ async def _load_analyzer(config: Config) -> Any:
 
 
 @asynccontextmanager
-async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None
-                            ) -> AsyncIterator[ChatService]:
-    """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``)."""
+async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None, embeddings: Any
+                            ) -> AsyncIterator[EmbeddedChatService]:
+    """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``), with hybrid
+    retrieval when ``embeddings`` (an ``EmbeddingsClient``) is given."""
     from .pg.chat_db import open_pg_embedded_chat_service
     from .pg.store import PgStore
 
     assert isinstance(store, PgStore)
-    if config.chat.embeddings_base_url:
-        logger.warning("chat: EMBEDDINGS_BASE_URL is ignored on PostgreSQL (no vector search"
-                       " there yet): memories are searched lexically")
+    if embeddings is not None:
+        logger.info("chat: vector search on PostgreSQL: an exact scan of the visible vectors")
     async with open_pg_embedded_chat_service(
             store.database, analyzer=await _load_analyzer(config), llm=llm,
-            timezone=config.chat.timezone, mask_llm=config.chat.mask_llm) as svc:
+            timezone=config.chat.timezone, mask_llm=config.chat.mask_llm,
+            embeddings=embeddings) as svc:
         yield svc
 
 

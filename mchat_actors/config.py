@@ -84,12 +84,11 @@ class Config:
 
 _PREFIXES = ("MCHAT_", "LLM_", "CHAT_", "EMBEDDINGS_")
 EMBEDDED_ON_POSTGRES = (
-    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is {backend}: agent-chat keeps its own tables "
-    "in SQLite only; it does not run on PostgreSQL yet. Set CHAT_BACKEND=embedded (everything "
-    "on PostgreSQL) or remote (memories in the AI Memory Agent), or unset MCHAT_DATABASE_URL "
+    "MCHAT_DATABASE_URL is set but CHAT_BACKEND is {backend}, which does not run on "
+    "PostgreSQL. Set CHAT_BACKEND=embedded, remote or agent-chat, or unset MCHAT_DATABASE_URL "
     "to run everything on SQLite (MCHAT_DB)")
-# the ChatServices that run on PostgreSQL (agent-chat's tables are SQLite-only)
-POSTGRES_CHAT_BACKENDS = ("embedded", "remote")
+# the ChatServices that run on PostgreSQL: all of them (agent-chat's tables: pg.agent_chat_store)
+POSTGRES_CHAT_BACKENDS = CHAT_BACKENDS
 _NONE: tuple[str, ...] = ()
 
 

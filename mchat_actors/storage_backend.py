@@ -4,8 +4,9 @@ the retry queue; ``chat_service`` asks which store the embedded ChatService may 
 actors see only the ``Store`` interface and ``repository.Repositories`` either way.
 
 On PostgreSQL the embedded ChatService keeps everything in the same database
-(``pg.chat_db``), and the remote one its local store (users, rooms, members, messages:
-``pg.chat_local``); config refuses agent-chat (its tables are SQLite-only).
+(``pg.chat_db``), the remote one its local store (users, rooms, members, messages:
+``pg.chat_local``), and agent-chat its local store and mapping tables (``pg.chat_db`` with
+``pg.agent_chat_store``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ async def open_runtime_store(config: Config) -> AsyncIterator[Store]:
     when ``config.database_url`` is set.
 
     Raises:
-        ConfigError: PostgreSQL with the embedded ChatService (config refuses it already).
+        ConfigError: PostgreSQL with a ChatService that cannot run there (none today; config
+            refuses it already).
         StoreUnavailable: the PostgreSQL server cannot be reached or refuses the login.
         DatabaseInUse: another mchat-actors process runs on that database (``pg.single``;
             not with MCHAT_REPLICAS=on).

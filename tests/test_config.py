@@ -170,18 +170,15 @@ def test_database_url_selects_postgresql_and_never_shows_the_password(tmp_path):
 
 
 def test_database_url_with_the_embedded_chat_service_runs_on_postgresql():
-    """The embedded ChatService runs on PostgreSQL (pg.chat_db): the default config works;
-    agent-chat's own tables are SQLite-only: refused, never silently split off."""
+    """Every ChatService runs on PostgreSQL (pg.chat_db; agent-chat's tables in
+    pg.agent_chat_store): the default config works, and so does agent-chat."""
     cfg = Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL))
     assert cfg.chat.backend == "embedded" and cfg.database_backend == "postgresql"
-    with pytest.raises(ConfigError) as info:
-        Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL, CHAT_BACKEND="agent-chat",
-                             CHAT_BACKEND_URL="http://127.0.0.1:9",
-                             CHAT_AGENT_SERVICE_EMAIL="bot@example.com"))
-    [problem] = info.value.problems
-    assert "PostgreSQL" in problem and "CHAT_BACKEND=embedded" in problem
-    assert "pg-Pa55word" not in problem
-    assert "CHAT_BACKEND is agent-chat" in "".join(info.value.problems)
+    agent_chat = Config.from_env(dict(BASE, MCHAT_DATABASE_URL=PG_URL, CHAT_BACKEND="agent-chat",
+                                      CHAT_BACKEND_URL="http://127.0.0.1:9",
+                                      CHAT_AGENT_SERVICE_EMAIL="bot@example.com"))
+    assert agent_chat.chat.backend == "agent-chat"
+    assert agent_chat.database_backend == "postgresql"
 
 
 @pytest.mark.parametrize("url", [

@@ -185,14 +185,30 @@ def nearest(conn: sqlite3.Connection, vector: Sequence[float], model: str, *, vi
     rows = conn.execute(
         "SELECT e.memory_id, e.vector FROM memory_embeddings AS e JOIN memories AS m"
         f" ON m.id = e.memory_id WHERE e.model = ? AND {visible}", (model, *args)).fetchall()
+    return rank(query, [(int(r[0]), bytes(r[1])) for r in rows], limit)
+
+
+def rank(query: np.ndarray[Any, np.dtype[np.float32]], rows: Sequence[tuple[int, bytes]],
+         limit: int) -> list[tuple[int, float]]:
+    """``(memory id, cosine similarity)`` of ``rows`` (id, float32 blob) nearest ``query``,
+    best first (ties: in the order of ``rows``); a blob of another length is left out. The
+    exact brute-force scan both backends use where no vector index serves (``pg.embeddings``).
+    """
     rows = [r for r in rows if len(r[1]) == 4 * len(query)]
-    if not rows:
+    return rank_packed(query, [r[0] for r in rows], b"".join(r[1] for r in rows), limit)
+
+
+def rank_packed(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int],
+                packed: bytes, limit: int) -> list[tuple[int, float]]:
+    """``rank`` over vectors packed end to end (``ids[i]``'s is the i-th), all of
+    ``query``'s length."""
+    if not ids:
         return []
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    matrix = np.frombuffer(packed, dtype=np.float32).reshape(len(ids), len(query))
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
     sims = (matrix @ query) / np.where(norms == 0, 1.0, norms)
-    order = np.argsort(-sims)[:limit]
-    return [(int(rows[i][0]), float(sims[i])) for i in order]
+    order = np.argsort(-sims, kind="stable")[:limit]
+    return [(int(ids[i]), float(sims[i])) for i in order]
 
 
 # -- the background task ---------------------------------------------------------------------
@@ -242,4 +258,4 @@ async def dense_query(client: EmbeddingsClient | None, text: str
 
 
 __all__ = ["EmbeddingsClient", "dense_query", "load_sqlite_vec", "nearest", "open_embeddings",
-           "pending", "query_vector", "run_embedder", "store"]
+           "pending", "query_vector", "rank", "rank_packed", "run_embedder", "store"]

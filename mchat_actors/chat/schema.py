@@ -19,17 +19,19 @@ document frequencies for ranking.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatServiceError
 from ..migrations import Migration, statements, upgrade
 from ..store import transaction as transaction  # the one transaction helper
 from .analysis import Analyzer, PlainAnalyzer
+from .memory_versions import SCHEMA_VERSION as SCHEMA_VERSION  # noqa: PLC0414 - re-exported
+from .memory_versions import memory_versions
 
 if TYPE_CHECKING:
     from .search import TermCounts
 
-SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -151,60 +153,30 @@ def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
     return conn
 
 
-# Version 2: memories are versioned (never overwritten) and forgotten softly.
-_MEMORY_COLUMNS_V2 = (
-    ("subject", "TEXT NOT NULL DEFAULT ''"),
-    ("valid_from", "INTEGER"),
-    ("valid_to", "INTEGER"),  # NULL: the current version
-    ("superseded_by", "INTEGER"),
-    ("forgotten_at", "INTEGER"),
-    ("forgotten_by", "TEXT"),
-)
-_INDEXES_V2 = """
-CREATE INDEX IF NOT EXISTS memories_subject ON memories (subject, scope, room_id, owner_id)
-    WHERE valid_to IS NULL;
-CREATE INDEX IF NOT EXISTS memories_superseded_by ON memories (superseded_by);
-DROP INDEX IF EXISTS memories_window;
-CREATE UNIQUE INDEX IF NOT EXISTS memories_window_current ON memories (room_id, window_key)
-    WHERE window_key IS NOT NULL AND deleted_at IS NULL AND valid_to IS NULL;
-"""
-
-
 def migrate(conn: sqlite3.Connection) -> None:
     """Create the ChatService's tables if missing and upgrade older ones (``migrations``,
     area ``chat``). Never drops anything. Idempotent."""
     upgrade(conn, "chat", MIGRATIONS)
 
 
-def _memory_versions(conn: sqlite3.Connection) -> None:
-    """Version 1 -> 2: ``chat_messages.permalink`` and the version columns of ``memories`` are
-    added, and ``memory_audit`` created; every existing memory becomes
-    the current version of its subject (``valid_from`` = ``created_at``), its subject computed
-    from its text. A no-op where already done.
-    """
-    from .subject import subject_of  # the subject rules live with the text analysis
+class _SqliteStep:
+    """``chat.memory_versions.StepDatabase`` over a SQLite connection."""
 
-    messages = {row[1] for row in conn.execute("PRAGMA table_info(chat_messages)")}
-    if "permalink" not in messages:  # the source post's link, for extracted memories
-        conn.execute("ALTER TABLE chat_messages ADD COLUMN permalink TEXT")
-    have = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
-    for name, decl in _MEMORY_COLUMNS_V2:
-        if name not in have:
-            conn.execute(f"ALTER TABLE memories ADD COLUMN {name} {decl}")
-    for statement in _INDEXES_V2.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    rows = conn.execute("SELECT id, content, kind FROM memories WHERE valid_from IS NULL"
-                        ).fetchall()
-    for row in rows:
-        subject = subject_of(row[1]) if row[2] != "summary" else ""
-        conn.execute("UPDATE memories SET subject = ?, valid_from = created_at WHERE id = ?",
-                     (subject, row[0]))
-    conn.execute(
-        "INSERT INTO chat_state (key, value) VALUES ('schema_version', ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (str(SCHEMA_VERSION),),
-    )
+    integer = "INTEGER"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql, tuple(args)).fetchall()]
+
+
+def _memory_versions(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2 (``chat.memory_versions``, shared with PostgreSQL)."""
+    memory_versions(_SqliteStep(conn))
 
 
 # Version 3 (release 5e193d6, #9): the optional dense vectors of memories (``chat.embeddings``).

@@ -14,7 +14,12 @@ statement sees what is committed). Like the SQLite service it joins the runtime'
 transactions (``shares_store``): plain posts (``pg.chat_messages.store_user_messages``) and a
 question's answer (``prepare_answer``'s unit, over ``PgQueries``) are stored inside the
 runtime's ``finish_post``/``store_plain_posts`` transaction on the same connection.
-Embeddings (vector search) are not on PostgreSQL yet: the service searches lexically.
+With an embeddings endpoint (EMBEDDINGS_BASE_URL), the service's embedder stores vectors
+through ``pg.embeddings`` (the twins of ``chat.embeddings.pending``/``store``) and searches
+fuse the nearest visible vectors with the lexical lists as on SQLite (``pg.search``).
+
+It is also agent-chat's local store on PostgreSQL (``CHAT_BACKEND=agent-chat``, no LLM): the
+mapping tables of ``chat.agent_chat_store`` run as ``pg.agent_chat_store``'s twins.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from ..chat import handlers, memory_store, questions, repo, units
+from ..chat import agent_chat_store, embeddings, handlers, memory_store, questions, repo, units
 from ..chat.analysis import Analyzer
 from ..chat.embedded import EmbeddedChatService
+from ..chat.embeddings import EmbeddingsClient
 from ..chat.protocol import LLM, MemoryRecord, NewMessage, StoredMessage
 from ..chat.summary import DEFAULT_TIMEZONE
 from ..errors import ChatServiceError, StoreError
+from . import agent_chat_store as pg_agent_chat
 from . import chat_repo, search
+from . import embeddings as pg_embeddings
 from . import memory_store as pg_memory
 from .chat_messages import store_user_messages
 from .database import PgDatabase
@@ -76,6 +84,7 @@ class PgQueries:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
+        self.vectors = pg_embeddings.VectorCache()  # the embeddings read so far (this process)
 
     def analyzer_of(self, conn: Conn) -> Analyzer:
         return self.analyzer
@@ -88,7 +97,8 @@ class PgQueries:
 
     def search_scoped(self, conn: Conn, text: str, **kwargs: Any
                       ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
-        return search.search_scoped(conn, self.analyzer, text, **kwargs)
+        return search.search_scoped(conn, self.analyzer, text,
+                                    **{"vectors": self.vectors, **kwargs})
 
     def search_memories(self, conn: Conn, text: str, **kwargs: Any) -> list[MemoryRecord]:
         return search.search_memories(conn, self.analyzer, text, **kwargs)
@@ -124,7 +134,11 @@ def _twins(q: PgQueries) -> dict[Callable[..., Any], Callable[..., Any]]:
         memory_store.admin_list: pg_memory.admin_list,
         memory_store.audit_trail: pg_memory.audit_trail,
         memory_store.versions: pg_memory.versions,
+        embeddings.pending: pg_embeddings.pending,
+        embeddings.store: pg_embeddings.store,
     })
+    twins.update({getattr(agent_chat_store, name): getattr(pg_agent_chat, name)
+                  for name in pg_agent_chat.__all__})
     return twins
 
 
@@ -206,8 +220,10 @@ async def open_pg_embedded_chat_service(
     database: PgDatabase, *, analyzer: Analyzer, llm: LLM | None = None,
     extraction_debounce_s: float = 5.0, clock: Callable[[], float] | None = None,
     timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
+    embeddings: EmbeddingsClient | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """The embedded ChatService on ``database`` (the runtime's; migrated by ``open_database``).
+    ``embeddings``: hybrid retrieval (module docstring); None: lexical only.
 
     Raises:
         ChatServiceError: the database failed while the index was checked.
@@ -222,5 +238,6 @@ async def open_pg_embedded_chat_service(
     async with trio.open_nursery() as nursery:
         yield EmbeddedChatService(handle, llm=llm, nursery=nursery,
                                   extraction_debounce_s=extraction_debounce_s,
-                                  timezone=timezone, mask_llm=mask_llm)
+                                  timezone=timezone, mask_llm=mask_llm,
+                                  embeddings=embeddings)
         nursery.cancel_scope.cancel()

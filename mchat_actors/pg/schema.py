@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import psycopg
@@ -281,36 +282,30 @@ CREATE TABLE IF NOT EXISTS chat_state (
 )
 """
 
-_CHAT_V2 = """
-ALTER TABLE chat_messages ADD COLUMN IF NOT EXISTS permalink TEXT;
-ALTER TABLE memories ADD COLUMN IF NOT EXISTS subject TEXT NOT NULL DEFAULT '';
-ALTER TABLE memories ADD COLUMN IF NOT EXISTS valid_from BIGINT;
-ALTER TABLE memories ADD COLUMN IF NOT EXISTS valid_to BIGINT;
-ALTER TABLE memories ADD COLUMN IF NOT EXISTS superseded_by BIGINT;
-ALTER TABLE memories ADD COLUMN IF NOT EXISTS forgotten_at BIGINT;
-ALTER TABLE memories ADD COLUMN IF NOT EXISTS forgotten_by TEXT;
-CREATE INDEX IF NOT EXISTS memories_subject ON memories (subject, scope, room_id, owner_id)
-    WHERE valid_to IS NULL;
-CREATE INDEX IF NOT EXISTS memories_superseded_by ON memories (superseded_by);
-CREATE UNIQUE INDEX IF NOT EXISTS memories_window_current ON memories (room_id, window_key)
-    WHERE window_key IS NOT NULL AND deleted_at IS NULL AND valid_to IS NULL
-"""
+class _PgStep:
+    """``chat.memory_versions.StepDatabase`` over a psycopg connection."""
+
+    integer = "BIGINT"
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._conn = conn
+
+    def columns(self, table: str) -> set[str]:
+        rows = self._conn.execute("SELECT column_name FROM information_schema.columns"
+                                  " WHERE table_schema = current_schema() AND table_name = %s",
+                                  (table,)).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        cur = self._conn.execute(sql.replace("?", "%s").encode(), tuple(args))
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
 def _chat_v2(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """As SQLite's step 2: the version columns, and every memory the current version of its
-    subject (computed by the same rules)."""
-    from ..chat.subject import subject_of
+    """Version 1 -> 2: SQLite's step itself (``chat.memory_versions``)."""
+    from ..chat.memory_versions import memory_versions
 
-    statements(_CHAT_V2)(conn)
-    rows = conn.execute("SELECT id, content, kind FROM memories WHERE valid_from IS NULL"
-                        ).fetchall()
-    for memory_id, content, kind in rows:
-        subject = subject_of(str(content)) if kind != "summary" else ""
-        conn.execute("UPDATE memories SET subject = %s, valid_from = created_at WHERE id = %s",
-                     (subject, memory_id))
-    conn.execute("INSERT INTO chat_state (key, value) VALUES ('schema_version', '2') "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    memory_versions(_PgStep(conn))
 
 
 _CHAT_V3 = """

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import psycopg
@@ -46,11 +46,14 @@ from ..chat.search import (
     visibility_token,
 )
 
+if TYPE_CHECKING:
+    from .embeddings import VectorCache
+
 Conn = psycopg.Connection[Any]
 
-_VISIBLE = ("m.deleted_at IS NULL AND m.valid_to IS NULL AND m.forgotten_at IS NULL"
-            " AND ((m.scope = 'room' AND m.room_id = ANY(%(rooms)s::text[]))"
-            " OR (m.scope = 'personal' AND m.owner_id = %(owner)s))")
+VISIBLE = ("m.deleted_at IS NULL AND m.valid_to IS NULL AND m.forgotten_at IS NULL"
+           " AND ((m.scope = 'room' AND m.room_id = ANY(%(rooms)s::text[]))"
+           " OR (m.scope = 'personal' AND m.owner_id = %(owner)s))")
 
 
 def lexeme(term: str) -> str:
@@ -223,7 +226,7 @@ def _ranked_ids(conn: Conn, match: _Match, vis: list[str], rooms: list[str],
     score, score_params = _bm25(conn, match, total)
     sql = (f"SELECT s.memory_id, {score} AS rank FROM memories_search AS s"
            " JOIN memories AS m ON m.id = s.memory_id"
-           f" WHERE ({match.sql}) AND s.vis = ANY(%s::text[]) AND {_VISIBLE}"
+           f" WHERE ({match.sql}) AND s.vis = ANY(%s::text[]) AND {VISIBLE}"
            " ORDER BY rank DESC, s.memory_id LIMIT %s")
     positional = sql.replace("%(rooms)s", "%s").replace("%(owner)s", "%s")
     rows = conn.execute(positional.encode(), [*score_params, *match.params, vis, rooms, owner,
@@ -244,21 +247,31 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
                   owner: str | None, current_room: str | None, now_ms: int, limit: int = 10,
                   keep: Callable[[MemoryRecord], bool] | None = None,
                   dense: tuple[Sequence[float], str] | None = None,
+                  vectors: VectorCache | None = None,
                   ) -> tuple[list[MemoryRecord], list[MemoryRecord]]:
     """``chat.search.search_scoped`` on PostgreSQL: ``(kept, left out)``, ``keep`` applied
-    before copies of one text are merged. ``dense`` (embeddings) is not searched on
-    PostgreSQL yet: lexical only."""
+    before copies of one text are merged. ``dense``: the question's embedding and its model;
+    the visible memories nearest it (``pg.embeddings.nearest``) are one more ranked list,
+    fused as on SQLite, each found so carrying its ``similarity``; ``vectors``: the process's
+    cache of vectors already read (``PgQueries.vectors``)."""
+    from .embeddings import nearest  # pg.embeddings imports VISIBLE from here
+
     query = analyzer.analyze_query(text)
     vis = [visibility_token("room", r) for r in rooms]
     vis += [visibility_token("personal", owner)] if owner else []
-    if not query.concepts or not vis:
+    if not (query.concepts or dense) or not vis:
         return [], []
     docs, total = document_counts(conn, query)
     query = with_typos(conn, query, docs)
     room_list = list(rooms)
     strict = strict_match(query)
     ranked = [_ranked_ids(conn, strict, vis, room_list, owner, total)] if strict else []
-    if not ranked or len(ranked[0]) < 2 * limit:
+    similarity: dict[int, float] = {}
+    if dense is not None:
+        near = nearest(conn, dense[0], dense[1], rooms=room_list, owner=owner, cache=vectors)
+        similarity = dict(near)
+        ranked.append([memory_id for memory_id, _ in near])
+    if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):
         narrow = _selective(query, docs, total)
         for match in (word_match(narrow), gram_match(narrow)):
             if match is not None:
@@ -276,12 +289,13 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
             " FROM memories AS m LEFT JOIN users AS u ON u.id = m.author_id"
             " LEFT JOIN chat_rooms AS r ON r.id = m.room_id"
             " LEFT JOIN memories_search AS s ON s.memory_id = m.id"
-            " WHERE m.id = ANY(%s::bigint[]) AND m.valid_to IS NULL"
-            " AND m.forgotten_at IS NULL AND m.deleted_at IS NULL", (list(fused),)).fetchall()
+            f" WHERE m.id = ANY(%(ids)s::bigint[]) AND {VISIBLE}",
+            {"ids": list(fused), "rooms": room_list, "owner": owner}).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
     scored = [(_score(analyzer, query, weights, cast(Any, row), fused[row["id"]], current_room,
                       now_ms), cast(Any, row)) for row in rows]
-    records = {row["id"]: memory_from_row(row, score) for score, row in scored}
+    records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
+               for score, row in scored}
     kept: list[tuple[float, Any]] = []
     left: list[tuple[float, Any]] = []
     for score, row in scored:

@@ -1,7 +1,11 @@
 """Hybrid retrieval's plumbing against a local OpenAI-compatible server (FakeOpenAI's
 /v1/embeddings: hashed character bigrams, which prove plumbing, not the quality of real
 embeddings): batching, the rate limit, an outage, re-embedding when the model changes, fusion
-with the lexical search, and the audience rules on what embeddings find."""
+with the lexical search, and the audience rules on what embeddings find.
+
+Every test runs on both backends: the embedded service on a SQLite file, and on a real
+PostgreSQL server (``tests/pg``'s throw-away server; vectors in ``memory_embeddings``,
+searched by ``pg.embeddings``' exact scan)."""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from mchat_actors.chat import repo
-from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
+from mchat_actors.chat.embedded import EmbeddedChatService
 from mchat_actors.chat.embeddings import (
     BATCH,
     QUERY_TIMEOUT_S,
@@ -22,28 +25,31 @@ from mchat_actors.chat.embeddings import (
 from mchat_actors.config import ChatConfig
 from mchat_actors.testing.fake_openai import FakeOpenAI, Hang
 
+from .both_backends import Where, both_backends_db, open_local, pg_server, pg_url  # noqa: F401
 from .chat_fakes import FakeClock
 from .conftest import World, make_world
 
 
 @asynccontextmanager
-async def hybrid(db_path: str, fake: FakeOpenAI, model: str = "emb-1",
+async def hybrid(db_path: Where, fake: FakeOpenAI, model: str = "emb-1",
                  rate_per_min: float = 6000.0) -> AsyncIterator[tuple[World, EmbeddingsClient]]:
     cfg = ChatConfig(embeddings_base_url=fake.url, embeddings_api_key="sk-fake",
                      embeddings_model=model)
     clock = FakeClock()
     async with open_embeddings(cfg, rate_per_min=rate_per_min, idle_s=0.02,
                                retry_s=0.05) as client, \
-            open_embedded_chat_service(db_path, clock=clock, embeddings=client) as svc:
+            open_local(db_path, clock=clock, embeddings=client) as svc:
         yield await make_world(svc, clock), client
 
 
 async def remember_many(svc: EmbeddedChatService, world: World, texts: list[str]) -> None:
+    q = svc.database.queries  # chat.repo on SQLite, pg.chat_db.PgQueries on PostgreSQL
+
     def load(conn) -> None:  # noqa: ANN001
         for text in texts:
-            repo.save_memory(conn, text, scope="room", kind="remember", room=world.quality.id,
-                             owner=None, author=world.kim.id, source_post_id=None,
-                             permalink=None, now_ms=0)
+            q.save_memory(conn, text, scope="room", kind="remember", room=world.quality.id,
+                          owner=None, author=world.kim.id, source_post_id=None,
+                          permalink=None, now_ms=0)
 
     await svc.db(load)
 
@@ -54,7 +60,7 @@ async def all_embedded(svc: EmbeddedChatService, model: str) -> None:
             await trio.sleep(0.02)
 
 
-async def test_memories_are_embedded_in_batches_under_the_rate_limit(db_path: str) -> None:
+async def test_memories_are_embedded_in_batches_under_the_rate_limit(db_path: Where) -> None:
     async with FakeOpenAI(api_key="sk-fake") as fake, \
             hybrid(db_path, fake, rate_per_min=120.0) as (world, client):
         texts = [f"부품 {i}번 검사 결과 메모" for i in range(3 * BATCH)]
@@ -70,7 +76,7 @@ async def test_memories_are_embedded_in_batches_under_the_rate_limit(db_path: st
         assert client.statistics.embedded == 3 * BATCH
 
 
-async def test_an_outage_keeps_lexical_answers_and_is_retried(db_path: str) -> None:
+async def test_an_outage_keeps_lexical_answers_and_is_retried(db_path: Where) -> None:
     async with FakeOpenAI(api_key="sk-fake") as fake, hybrid(db_path, fake) as (world, client):
         fake.down = True
         await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
@@ -84,7 +90,7 @@ async def test_an_outage_keeps_lexical_answers_and_is_retried(db_path: str) -> N
         assert found[0].content == "X부품 불량률 12%" and found[0].similarity is not None
 
 
-async def test_a_slow_endpoint_does_not_hold_up_an_answer(db_path: str) -> None:
+async def test_a_slow_endpoint_does_not_hold_up_an_answer(db_path: Where) -> None:
     async with FakeOpenAI(api_key="sk-fake") as fake, hybrid(db_path, fake) as (world, _):
         await world.say(world.quality, world.kim, "/remember 배포는 금요일")
         await all_embedded(world.svc, "emb-1")
@@ -95,7 +101,7 @@ async def test_a_slow_endpoint_does_not_hold_up_an_answer(db_path: str) -> None:
         assert trio.current_time() - start < QUERY_TIMEOUT_S + 2.0
 
 
-async def test_a_new_model_name_re_embeds_every_memory(db_path: str) -> None:
+async def test_a_new_model_name_re_embeds_every_memory(db_path: Where) -> None:
     async with FakeOpenAI(api_key="sk-fake") as fake:
         async with hybrid(db_path, fake, model="emb-1") as (world, client):
             await remember_many(world.svc, world, ["납기 6월 2일", "수율 98%"])
@@ -108,7 +114,7 @@ async def test_a_new_model_name_re_embeds_every_memory(db_path: str) -> None:
         assert sorted(fake.embedded_texts) == sorted(["납기 6월 2일", "수율 98%"] * 2)
 
 
-async def test_embeddings_never_bring_a_memory_outside_the_audience(db_path: str) -> None:
+async def test_embeddings_never_bring_a_memory_outside_the_audience(db_path: Where) -> None:
     """The secret room's memory is the nearest vector to the question, and still never
     reaches an answer in the quality room nor kim's search (kim is not in the secret room)."""
     async with FakeOpenAI(api_key="sk-fake") as fake, hybrid(db_path, fake) as (world, client):

@@ -20,13 +20,15 @@ from mchat_actors.chat.agent_chat import (
     defuse,
     open_agent_chat_service,
 )
-from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
+from mchat_actors.chat.embedded import EmbeddedChatService
 from mchat_actors.chat.protocol import ChatRoom, ChatUser, SendResult
 from mchat_actors.config import ChatConfig, Config
 from mchat_actors.errors import ChatServiceError, ConfigError
 from mchat_actors.testing.fake_agent_api import FakeAgentAPI, Fault
 from mchat_actors.testing.fake_agent_chat import COMMAND, MENTION
 from mchat_actors.testing.fake_agent_state import AI_USER_ID, AgentWorld
+
+from .both_backends import Where, both_backends_db, open_local, pg_server, pg_url  # noqa: F401
 
 BOT_EMAIL, BOT_PASSWORD = "mchat-bot@example.com", "bot-PASSWORD-77"
 
@@ -71,9 +73,9 @@ class Env:
 
 
 @pytest.fixture
-async def env(db_path: str) -> AsyncIterator[Env]:
+async def env(db_path: Where) -> AsyncIterator[Env]:
     async with FakeAgentAPI(world=new_world()) as fake, \
-            open_embedded_chat_service(db_path) as local, \
+            open_local(db_path) as local, \
             open_agent_chat_service(agent_chat_cfg(fake.url), local=local) as svc:
         room = await svc.create_room(name="quality", kind="channel")
         kim = await svc.create_user(name="kim", email="kim@example.com")
@@ -83,13 +85,13 @@ async def env(db_path: str) -> AsyncIterator[Env]:
         yield Env(fake, svc, local, room, kim, lee)
 
 
-async def test_channel_and_users_map_to_a_real_room_and_real_users(db_path: str) -> None:
+async def test_channel_and_users_map_to_a_real_room_and_real_users(db_path: Where) -> None:
     """A room owned by the service account, members matched by e-mail (an existing agent user
     keeps their id), all stored in our mapping tables."""
     world = new_world()
     existing = world.add_user("김철수", "kim@example.com")
     async with FakeAgentAPI(world=world) as fake, \
-            open_embedded_chat_service(db_path) as local, \
+            open_local(db_path) as local, \
             open_agent_chat_service(agent_chat_cfg(fake.url), local=local) as svc:
         room = await svc.create_room(name="quality", kind="channel")
         kim = await svc.create_user(name="kim", email="kim@example.com")
@@ -192,11 +194,11 @@ async def test_two_ambiguous_failures_raise_and_a_replay_reconciles(env: Env) ->
     assert len(env.messages()) == 2 and len(env.fake.world.memories) == 1
 
 
-async def test_restart_keeps_the_mapping_and_the_sent_posts(db_path: str) -> None:
+async def test_restart_keeps_the_mapping_and_the_sent_posts(db_path: Where) -> None:
     world = new_world()
     async with FakeAgentAPI(world=world) as fake:
         for attempt in range(2):
-            async with open_embedded_chat_service(db_path) as local, \
+            async with open_local(db_path) as local, \
                     open_agent_chat_service(agent_chat_cfg(fake.url), local=local) as svc:
                 if attempt == 0:
                     room = await svc.create_room(name="quality", kind="channel")
@@ -239,9 +241,9 @@ async def test_remove_member_and_edits_stay_consistent(env: Env) -> None:
     assert [c for _, c in env.messages()] == ["원래 내용"]  # the chat API cannot edit
 
 
-async def test_x_user_id_mode_posts_with_the_header(db_path: str) -> None:
+async def test_x_user_id_mode_posts_with_the_header(db_path: Where) -> None:
     async with FakeAgentAPI(world=new_world()) as fake, \
-            open_embedded_chat_service(db_path) as local, \
+            open_local(db_path) as local, \
             open_agent_chat_service(agent_chat_cfg(fake.url, agent_user_auth="x-user-id"),
                                     local=local) as svc:
         room = await svc.create_room(name="quality", kind="channel")
@@ -263,10 +265,10 @@ async def test_summary_comes_from_the_local_store(env: Env) -> None:
 
 
 async def test_secrets_stay_out_of_logs_reprs_and_errors(
-        db_path: str, caplog: pytest.LogCaptureFixture) -> None:
+        db_path: Where, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     async with FakeAgentAPI(world=new_world()) as fake, \
-            open_embedded_chat_service(db_path) as local:
+            open_local(db_path) as local:
         bad = agent_chat_cfg(fake.url, agent_service_password="wrong-PASSWORD-1")
         async with open_agent_chat_service(bad, local=local) as svc:
             room = await svc.create_room(name="r", kind="channel")

@@ -3,8 +3,8 @@ PostgreSQL server, the fake Mattermost, and the AI Memory Agent twin as the remo
 ChatService. A burst of questions, a second process refused (one runtime per database), SIGKILL
 mid-burst, a restart: every question answered exactly once, every post recorded once, the
 /remember applied once; the password in no log line. The embedded ChatService (the default) on
-PostgreSQL. And the start-up errors: agent-chat on PostgreSQL (exit 2), an unreachable
-database (exit 1), both one clear line without the password."""
+PostgreSQL, and agent-chat on PostgreSQL. And the start-up error of an unreachable database
+(exit 1): one clear line without the password."""
 
 from __future__ import annotations
 
@@ -155,18 +155,41 @@ async def test_the_embedded_chat_service_on_postgresql(tmp_path, pg_url):
     assert password_of(pg_url) not in text
 
 
-async def test_agent_chat_on_postgresql_is_exit_2(tmp_path, pg_url):
-    async with FakeMattermost() as mm:
-        env = pg_env(mm, tmp_path / "x.db", pg_url, None)
-        env.update(CHAT_BACKEND="agent-chat", CHAT_BACKEND_URL="http://127.0.0.1:9",
-                   CHAT_AGENT_SERVICE_EMAIL="bot@example.com")
-        done = await trio.run_process(SERVE, env=env, capture_stdout=True,
-                                      capture_stderr=True, check=False)
-    err = done.stderr.decode()
-    assert done.returncode == 2, err[-2000:]
-    assert "agent-chat" in err and "CHAT_BACKEND=embedded" in err
-    assert "Traceback" not in err and password_of(pg_url) not in err + done.stdout.decode()
-    assert not (tmp_path / "x.db").exists()  # nothing was opened
+@pytest.mark.slow
+@pytest.mark.serve
+async def test_agent_chat_on_postgresql(tmp_path, pg_url):
+    """CHAT_BACKEND=agent-chat with MCHAT_DATABASE_URL: /remember and a question go through
+    the agent's own chat pipeline, each answered once; the local store and the mapping tables
+    (agent_chat_*) in PostgreSQL, nothing in a local SQLite file."""
+    from tests.chat.test_remote_agent_chat import BOT_EMAIL, BOT_PASSWORD, new_world
+
+    local, log = tmp_path / "chat-local.db", tmp_path / "serve.log"
+    async with FakeAgentAPI(world=new_world()) as agent, FakeMattermost() as mm:
+        env = pg_env(mm, local, pg_url, None)
+        env.update(CHAT_BACKEND="agent-chat", CHAT_BACKEND_URL=agent.url,
+                   CHAT_AGENT_SERVICE_EMAIL=BOT_EMAIL, CHAT_AGENT_SERVICE_PASSWORD=BOT_PASSWORD)
+        proc = await start(env, log)
+        try:
+            await wait_until(lambda: bot_connected(mm), timeout=START_S)
+            remember = await mm.post_as("kim", "quality", "@ai /remember X부품 불량률 12%")
+            await wait_until(lambda: replies_to(mm, str(remember["id"])), timeout=30)
+            asked = await mm.post_as("lee", "quality", "@ai X부품 불량률 몇 %야?")
+            await wait_until(lambda: replies_to(mm, str(asked["id"])), timeout=30)
+            await trio.sleep(1.0)  # a duplicate would show up now
+            assert len(replies_to(mm, str(remember["id"]))) == 1
+            [answer] = replies_to(mm, str(asked["id"]))
+            assert "12%" in answer["message"], answer["message"]
+            assert scalar(pg_url, "SELECT count(*) FROM agent_chat_posts WHERE state = 'sent'"
+                          " AND post_id = ANY(%s)", [str(remember["id"]), str(asked["id"])]) == 2
+            assert scalar(pg_url, "SELECT count(*) FROM agent_chat_rooms") >= 1
+            assert scalar(pg_url, "SELECT count(*) FROM chat_messages WHERE mchat_post_id = %s",
+                          str(asked["id"])) == 1
+            assert not local.exists()  # nothing in a local SQLite file
+        finally:
+            status = await stop(proc)
+    text = log.read_text()
+    assert status == 0, text[-3000:]
+    assert password_of(pg_url) not in text and BOT_PASSWORD not in text
 
 
 @pytest.mark.serve
