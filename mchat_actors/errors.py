@@ -100,6 +100,11 @@ class PostAlreadyHandled(MchatActorsError):
     duplicate delivery: the caller drops it)."""
 
 
+class AnswerOverBudget(MchatActorsError):
+    """A question's read inside the storage actor's request ran past its time budget and was
+    interrupted (nothing of the request was written): the caller reads outside it instead."""
+
+
 class SupervisionError(MchatActorsError):
     """An actor crashed more often than its restart policy allows."""
 

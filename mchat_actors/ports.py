@@ -104,9 +104,11 @@ class InvokerPort(Protocol):
         ...
 
     async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
-                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+                      seen: Callable[[object], bool], in_commit: bool = True
+                      ) -> PreparedAnswer | Outcome | None:
         """The answer to a question with nothing stored yet (None: use ``send``; a failed
-        ``Outcome`` when the service failed)."""
+        ``Outcome`` when the service failed); ``in_commit``: or a unit that reads inside the
+        commit (``PreparedAnswer.compose``)."""
         ...
 
     async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool: ...

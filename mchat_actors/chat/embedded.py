@@ -119,6 +119,15 @@ class EmbeddedChatService(Answering):
         """The queries the units run with (``chat.units.Queries``)."""
         return self.database.queries
 
+    @property
+    def commit_read_budget_s(self) -> float | None:
+        """How long a question's read may run inside the runtime's storage request (None: it
+        reads apart: PostgreSQL, or a store without a storage actor)."""
+        if not self.shares_store():
+            return None
+        budget: float | None = getattr(self.database, "commit_read_budget_s", None)
+        return budget
+
     def store_messages_work(self, messages: Sequence[NewMessage]
                             ) -> Callable[[Any], list[StoredMessage]]:
         return self.database.store_messages_work(messages)

@@ -10,14 +10,25 @@ and the reply's outbox row commit together: one read round trip and one write fo
 question. Nothing is written before that commit: a crash before it leaves nothing behind (the
 backfill brings the post back and it is answered then); a crash after it leaves the reply in the
 outbox. A post stored earlier by ``send_message`` keeps the answer stored for it then.
+
+In the commit (``in_commit``, SQLite shared store, no LLM): the read, the ranking and the
+wording need nothing asynchronous, so they run INSIDE that request too (``compose``): the whole
+question is one hop into the storage actor's thread. The read then holds the storage actor, so
+it runs under a time budget (``COMMIT_READ_BUDGET_S``, an SQLite progress handler): past it
+the read is interrupted, the unit raises ``AnswerOverBudget`` with nothing written, and the
+caller asks again with ``in_commit=False`` (read on the service's connection, then commit). With
+an LLM the wording is a network call between the read and the commit: the read stays apart.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import AnswerOverBudget
 from . import repo, units
 from .answer import builtin_answer, compose_answer, history_question, matching
 from .commands import parse_command
@@ -33,6 +44,9 @@ EMPTY_PROMPT_REPLY = ("무엇을 도와드릴까요? `/help`로 명령 목록을
                       "How can I help? `/help` lists the commands.")
 
 Seen = Callable[[Any], bool]
+# How long a question's read may hold the storage actor (plain posts queue behind it)
+COMMIT_READ_BUDGET_S = 0.025
+_PROGRESS_STEPS = 4_000  # SQLite VM steps between two looks at the clock
 
 
 class _Service(Protocol):
@@ -55,6 +69,9 @@ class _Service(Protocol):
     @property
     def queries(self) -> Any: ...
 
+    @property
+    def commit_read_budget_s(self) -> float | None: ...
+
 
 class Answering:
     """Questions answered from the memories their reply's audience may see."""
@@ -63,11 +80,15 @@ class Answering:
         return str(await _answer(self, room, user, question, None))
 
     async def prepare_answer(self: _Service, message: NewMessage, *, prompt: str,
-                             seen: Seen | None = None) -> PreparedAnswer | None:
+                             seen: Seen | None = None,
+                             in_commit: bool = True) -> PreparedAnswer | None:
         """The answer to the question ``message`` asks (``prompt``: the text addressed to the
         bot) and the unit of work storing both, for the caller's transaction; None for a
         command (it writes as it runs: ``send_message``). ``seen(conn)``: whether the runtime
         handled the post already, checked in the same read snapshot (then no answer is made).
+        ``in_commit``: without an LLM on the shared SQLite store, no read here: the answer's
+        unit (``PreparedAnswer.compose``) reads and words it inside the caller's request (the
+        caller checks ``seen`` there itself).
 
         Raises:
             ChatServiceError: the database or the LLM failed (nothing was stored).
@@ -78,6 +99,9 @@ class Answering:
         created = message.created_at_ms if message.created_at_ms is not None else self.now_ms()
 
         q = self.queries  # the handle's queries: chat.repo, or PgQueries on PostgreSQL
+        budget = self.commit_read_budget_s
+        if in_commit and budget is not None and self.llm is None:
+            return await _composed(self, message, prompt, answer_key, created, budget)
 
         def earlier(conn: Any) -> bool | str | None:
             if seen is not None and seen(conn):
@@ -106,6 +130,58 @@ class Answering:
             return stored
 
         return PreparedAnswer(seen=False, answer=answer, work=self.shared_work(store))
+
+
+async def _composed(svc: _Service, message: NewMessage, prompt: str, answer_key: str,
+                    created: int, budget_s: float) -> PreparedAnswer:
+    """The in-commit answer (``PreparedAnswer.compose``): what needs no database (the query's
+    embedding, the clock) now; the read, ranking, wording and the two rows in the unit."""
+    q = svc.queries
+    now = svc.now_ms()
+    past = history_question(prompt) if prompt else None
+    text = past[0] if past else prompt
+    dense = await dense_query(svc.embeddings, text) if prompt else None
+    tz, analyzer = svc.timezone, svc.analyzer
+
+    def compose(conn: sqlite3.Connection) -> tuple[str, StoredMessage]:
+        row = q.message_by_post(conn, answer_key)
+        if row is not None:  # stored by ``send_message`` before: that answer is the one
+            answer = str(row["content"])
+        elif not prompt:
+            answer = EMPTY_PROMPT_REPLY
+        else:
+            with _bounded(conn, budget_s):
+                got = _answer_context(conn, message.room, message.user, prompt, text, now,
+                                      past is not None, dense, None, True, tz, analyzer, q=q)
+            assert isinstance(got, tuple) and got[4] is not None  # built-in wording
+            answer = got[4]
+        stored = units.store_user_message(conn, message.room, message.user, message.content,
+                                          message.post_id, message.root_id, created,
+                                          message.permalink, q=q)
+        q.insert_message(conn, room=message.room, user=None, content=answer, role="assistant",
+                         post_id=answer_key, root_id=message.root_id or message.post_id,
+                         created_at_ms=svc.now_ms())
+        return answer, stored
+
+    return PreparedAnswer(seen=False, answer="", work=None,
+                          compose=svc.shared_work(compose))
+
+
+@contextmanager
+def _bounded(conn: sqlite3.Connection, budget_s: float) -> Iterator[None]:
+    """Interrupt the SQL run inside past ``budget_s`` (``AnswerOverBudget``). A read that is
+    interrupted leaves the transaction open: the caller's savepoint rolls back the unit."""
+    deadline = time.monotonic() + budget_s
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc) and time.monotonic() > deadline:
+            raise AnswerOverBudget(f"the question's read ran past {budget_s * 1000:.0f} ms"
+                                   ) from exc
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
 
 
 async def _answer(svc: _Service, room: str, user: str, question: str,
@@ -178,4 +254,4 @@ def _answer_context(conn: Any, room: str, user: str, question: str, text: str,
     return found, hidden, chains, others, worded
 
 
-__all__ = ["EMPTY_PROMPT_REPLY", "QUESTION_MEMORIES", "Answering"]
+__all__ = ["COMMIT_READ_BUDGET_S", "EMPTY_PROMPT_REPLY", "QUESTION_MEMORIES", "Answering"]
