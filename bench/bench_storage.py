@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -39,9 +40,10 @@ import trio
 
 from mchat_actors import app
 from mchat_actors.config import Config
+from mchat_actors.mattermost.rest import MattermostClient
 from mchat_actors.testing import FakeMattermost
 
-from .bench_runtime import _config, _replies, _wait
+from .bench_runtime import _config, _wait
 from .procs import start_fake, stop_fake
 
 QUESTION = "@mchat-bot X부품 불량률 몇 %야?"
@@ -181,14 +183,76 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, float]:
-    """Questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), embedded ChatService.
+async def _replies_of(fake: Any, key: str = "mchat_reply_key") -> dict[str, dict[str, Any]]:
+    """The bot's replies in the fake's own record, by the id of the post they answer (from
+    the reply key in their props, or with ``key="root_id"`` their thread's root)."""
+    out = {}
+    for p in await fake.posts():
+        found = p.get("root_id") if key == "root_id" and p.get("message") == "pong" else (
+            p.get("props") or {}).get(key)
+        if found:
+            out[str(found).split(":")[0]] = p
+    return out
+
+
+async def bench_floor(n: int, tmp: str) -> dict[str, float]:
+    """The same questions, the same pace, to ``bench.peers.raw`` (its own process: reads the
+    WebSocket, decodes each post and answers an ``@ai`` with one REST post, nothing else): the
+    time any bot needs on this machine now, for the fake's broadcast and one POST."""
+    from .load import Users
+    from .procs import start_bot
+
+    work = Path(tmp) / "floor"
+    work.mkdir(exist_ok=True)
+    fake = await start_fake(work, n_channels=10, n_users=4, rate_per_s=0)
+    users = Users.open(fake)
+    bot = start_bot("raw", work, {"MCHAT_URL": fake.url, "MCHAT_TOKEN": fake.bot_token})
+    try:
+        channels = sorted(fake.channels)
+        for _ in range(100):  # its WebSocket is up when a probe is answered
+            probe = await users.post(channels[0], "@ai probe", question=True)
+            assert probe is not None
+            with trio.move_on_after(1.0):
+                await _wait_replies(fake, [probe.post_id], key="root_id")
+                break
+        asked = []
+        for i in range(n):
+            sent = await users.post(channels[i % len(channels)], "@ai X부품 불량률 몇 %야?",
+                                    question=True)
+            assert sent is not None, "the fake refused a question"
+            asked.append(sent)
+            await trio.sleep(0.2)
+        replies = await _wait_replies(fake, [q.post_id for q in asked], key="root_id")
+    finally:
+        await bot.stop()
+        await users.aclose()
+        await stop_fake(fake)
+    took = [(int(replies[q.post_id]["create_at"]) - q.create_at) / 1000 for q in asked]
+    return {"p50": _pct(took, .5), "p99": _pct(took, .99)}
+
+
+async def _wait_replies(fake: Any, ids: list[str], limit_s: float = 120.0,
+                        key: str = "mchat_reply_key") -> dict[str, dict[str, Any]]:
+    with trio.fail_after(limit_s):
+        while True:
+            replies = await _replies_of(fake, key)
+            if all(i in replies for i in ids):
+                return replies
+            await trio.sleep(0.25)
+
+
+async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, Any]:
+    """Questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), embedded ChatService,
+    the fake Mattermost in its own process (``bench.procs.start_fake``; the questions are
+    posted through its REST API as users do, and both times are its own clock's).
     Added by the runtime = the reply's server time - the question's - the ChatService's own
     time for it (``prepare_answer``, or ``send_message`` on the one-by-one path). With
     ``in_commit`` False the handler takes the one-by-one path (the baseline, same run)."""
     from mchat_actors.actors.handler import Handler
     from mchat_actors.chat.embedded import EmbeddedChatService
     from mchat_actors.chat.questions import Answering
+
+    from .load import Users
 
     spent: dict[str, float] = {}
 
@@ -201,46 +265,111 @@ async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, float
                 spent[key(*args, **kwargs)] = time.perf_counter() - start
         return wrapper
 
+    def composed_too(real: Callable[..., Any]) -> Callable[..., Any]:
+        """``prepare_answer``'s time, plus its ``compose`` unit's (the ChatService's read,
+        wording and rows, run inside the storage actor's request) when it returns one."""
+        async def wrapper(self: Any, message: Any, **kwargs: Any) -> Any:
+            prepared = await timed(real, lambda *_a, **_k: str(message.post_id))(
+                self, message, **kwargs)
+            compose = getattr(prepared, "compose", None)
+            if compose is None:
+                return prepared
+
+            def unit(tx: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return compose(tx)
+                finally:
+                    spent[str(message.post_id)] += time.perf_counter() - start
+            return attrs.evolve(prepared, compose=unit)
+        return wrapper
+
+    # --steps: when each question reached the handler, left it (committed), and when its
+    # reply's POST started and ended (this process's wall clock; the fake's stamps are ms)
+    marks: dict[str, dict[str, float]] = {}
+    real_call, real_post = Handler.__call__, MattermostClient.create_post
+
+    async def handler_call(self: Any, event: Any, **kwargs: Any) -> Any:
+        post_id = str(getattr(getattr(event, "post", None), "id", ""))
+        marks.setdefault(post_id, {})["handler"] = time.time()
+        try:
+            return await real_call(self, event, **kwargs)
+        finally:
+            marks[post_id]["handled"] = time.time()
+
+    async def create_post(self: Any, **kwargs: Any) -> Any:
+        key = str((kwargs.get("props") or {}).get("mchat_reply_key", "")).split(":")[0]
+        marks.setdefault(key, {})["post"] = time.time()
+        try:
+            return await real_post(self, **kwargs)
+        finally:
+            marks[key]["posted"] = time.time()
+
     saved = (Answering.prepare_answer, EmbeddedChatService.send_message,
              Handler._answers_in_commit)
-    Answering.prepare_answer = timed(  # type: ignore[method-assign]
-        saved[0], lambda _self, message, **_: str(message.post_id))
+    Handler.__call__ = handler_call  # type: ignore[method-assign]
+    MattermostClient.create_post = create_post  # type: ignore[method-assign]
+    Answering.prepare_answer = composed_too(saved[0])  # type: ignore[method-assign]
     EmbeddedChatService.send_message = timed(  # type: ignore[method-assign]
         saved[1], lambda *_, post_id=None, **__: str(post_id))
     if not in_commit:
         Handler._answers_in_commit = lambda _self: False  # type: ignore[method-assign]
+    work = Path(tmp) / f"latency-{in_commit}"
+    work.mkdir(exist_ok=True)
+    fake = await start_fake(work, n_channels=10, n_users=4, rate_per_s=0)
+    users = Users.open(fake)
     try:
-        async with FakeMattermost() as mm:
-            channels = [(await mm.create_channel(f"lat-{i}", "O",
-                                                 members=["kim", "mchat-bot"])).id
-                        for i in range(10)]
-            db = f"{tmp}/latency-{in_commit}.db"
-            async with trio.open_nursery() as nursery:
-                rt = await nursery.start(partial(app.run, _config(mm, db,
-                                                                  MCHAT_RATE_LIMIT="10")))
-                await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
-                facts = [await mm.post_as("kim", cid, "@mchat-bot /remember X부품 불량률 12%")
-                         for cid in channels]
-                await _wait(lambda: all(str(f["id"]) in _replies(mm) for f in facts))
-                await trio.sleep(1.5)  # the warm-up's 10 replies leave the 1-s budget window
-                asked = []
-                for i in range(n):
-                    asked.append(await mm.post_as("kim", channels[i % len(channels)],
-                                                  QUESTION))
-                    await trio.sleep(0.2)
-                await _wait(lambda: all(str(q["id"]) in _replies(mm) for q in asked))
-                replies = _replies(mm)
-                rt.request_shutdown()
+        channels = sorted(fake.channels)
+        cfg = Config.from_env({"MCHAT_URL": fake.url, "MCHAT_TOKEN": fake.bot_token,
+                               "MCHAT_DB": str(work / "latency.db"),
+                               "MCHAT_HTTP_LISTEN": "127.0.0.1:0",
+                               "MCHAT_WS_PING_INTERVAL": "30", "MCHAT_RATE_LIMIT": "10",
+                               "MCHAT_MAX_ANSWERS_PER_MIN": "1000000"})
+        async with trio.open_nursery() as nursery:
+            rt = await nursery.start(partial(app.run, cfg))
+            await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
+            facts = [await users.post(c, "@mchat-bot /remember X부품 불량률 12%", question=True)
+                     for c in channels]
+            await _wait_replies(fake, [f.post_id for f in facts if f is not None])
+            await trio.sleep(1.5)  # the warm-up's 10 replies leave the 1-s budget window
+            asked = []
+            for i in range(n):
+                sent = await users.post(channels[i % len(channels)], QUESTION, question=True)
+                assert sent is not None, "the fake refused a question"
+                asked.append(sent)
+                await trio.sleep(0.2)
+            replies = await _wait_replies(fake, [q.post_id for q in asked])
+            rt.request_shutdown()
     finally:
         (Answering.prepare_answer, EmbeddedChatService.send_message,  # type: ignore[method-assign]
          Handler._answers_in_commit) = saved
-    added = [(int(replies[str(q["id"])]["create_at"]) - int(q["create_at"])) / 1000
-             - spent[str(q["id"])] for q in asked]
-    own = [spent[str(q["id"])] for q in asked]
+        Handler.__call__, MattermostClient.create_post = (  # type: ignore[method-assign]
+            real_call, real_post)
+        await users.aclose()
+        await stop_fake(fake)
+    added = [(int(replies[q.post_id]["create_at"]) - q.create_at) / 1000 - spent[q.post_id]
+             for q in asked]
+    own = [spent[q.post_id] for q in asked]
     if "--verbose" in sys.argv:
         print("  added, sorted (ms):", [round(a * 1000, 1) for a in sorted(added)])
+    steps = {
+        "to the handler (fake's broadcast, WebSocket, lane)": [
+            marks[q.post_id]["handler"] - q.create_at / 1000 for q in asked],
+        "in the handler less the ChatService (storage hop)": [
+            marks[q.post_id]["handled"] - marks[q.post_id]["handler"] - spent[q.post_id]
+            for q in asked],
+        "to the POST (sender, rate limiter)": [
+            marks[q.post_id]["post"] - marks[q.post_id]["handled"] for q in asked],
+        "POST until the fake's stamp": [
+            int(replies[q.post_id]["create_at"]) / 1000 - marks[q.post_id]["post"]
+            for q in asked],
+        "the whole POST (until its answer is read)": [
+            marks[q.post_id]["posted"] - marks[q.post_id]["post"] for q in asked],
+    }
     return {"added_p50": _pct(added, .5), "added_p99": _pct(added, .99),
-            "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)}
+            "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)} | {
+            f"step {name}": (_pct(v, .5), _pct(v, .9), _pct(v, .99))
+            for name, v in steps.items()}
 
 
 # -- 2. ingest against the raw socket --------------------------------------------------------
@@ -322,11 +451,14 @@ async def bench_ingest(n: int, tmp: str, counters: Counters | None = None
     return n / (stored_at - start), raw, commits
 
 
-async def main(small: bool, cost_only: bool = False) -> None:
+async def main(small: bool, cost_only: bool = False, latency_only: bool = False) -> None:
     counters = Counters()
     instrument(counters)
     n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
     with tempfile.TemporaryDirectory() as tmp:
+        if latency_only:
+            await _latency(30 if small else 150, tmp)
+            return
         cost = await bench_cost(n_posts, n_questions, tmp, counters)
         print(f"cost ({n_posts} plain posts over 20 channels, {n_questions} questions):")
         print(f"  per plain post:        {cost['post_round_trips']:6.2f} round trips, "
@@ -338,17 +470,7 @@ async def main(small: bool, cost_only: bool = False) -> None:
                 print(f"    {per:5.2f}  {key.removeprefix('site ')}")
         if cost_only:
             return
-        n_lat = 30 if small else 150
-        for in_commit in (False, True):
-            lat = await bench_latency(n_lat, tmp, in_commit=in_commit)
-            how = ("question + answer + outbox in the post's commit" if in_commit else
-                   "one by one (baseline: the path before, same run)")
-            print(f"latency, questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), "
-                  f"n={n_lat}, {how}:")
-            print(f"  added by the runtime: p50 {lat['added_p50'] * 1000:6.1f} ms, "
-                  f"p99 {lat['added_p99'] * 1000:6.1f} ms  (target p99 <= 5 ms)")
-            print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
-                  f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
+        await _latency(30 if small else 150, tmp)
         stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
         print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
         print(f"  stored in chat_messages: {stored:8.0f} events/s")
@@ -357,15 +479,43 @@ async def main(small: bool, cost_only: bool = False) -> None:
         print(f"  commits per post under this load: {load_commits:6.3f}")
 
 
+async def _latency(n_lat: int, tmp: str) -> None:
+    floor = await bench_floor(n_lat, tmp)
+    print(f"latency floor: bench.peers.raw (WebSocket in, one POST, nothing else; its own "
+          f"process), the same questions: p50 {floor['p50'] * 1000:6.1f} ms, "
+          f"p99 {floor['p99'] * 1000:6.1f} ms")
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for in_commit in (False, True):
+        lat = await bench_latency(n_lat, tmp, in_commit=in_commit)
+        how = ("the question read and answered in the post's commit" if in_commit else
+               "one by one (baseline: the path before, same run)")
+        print(f"latency, questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), "
+              f"n={n_lat}, the fake in its own process, {how}:")
+        print(f"  added by the runtime: p50 {lat['added_p50'] * 1000:6.1f} ms, "
+              f"p99 {lat['added_p99'] * 1000:6.1f} ms  (target p99 <= 5 ms)")
+        print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
+              f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
+        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print("  steps, p50 / p90 / p99 ms (the fake's stamps have ms resolution):")
+        for key, value in lat.items():
+            if key.startswith("step "):
+                p50, p90, p99 = value  # type: ignore[misc]
+                print(f"    {p50 * 1000:6.1f} / {p90 * 1000:6.1f} / {p99 * 1000:6.1f}  "
+                      f"{key.removeprefix('step ')}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="fewer posts (a quick check)")
     parser.add_argument("--cost-only", action="store_true",
                         help="only the cost per post and per answer")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the runtime-added latency of an answer")
+    parser.add_argument("--verbose", action="store_true", help="print every latency sample")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
     if args.bare_client:
         url, token, count = args.bare_client
         trio.run(bare_client, url, token, int(count))
     else:
-        trio.run(main, args.small, args.cost_only)
+        trio.run(main, args.small, args.cost_only, args.latency_only)
