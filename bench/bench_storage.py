@@ -40,6 +40,7 @@ import trio
 
 from mchat_actors import app
 from mchat_actors.config import Config
+from mchat_actors.errors import AnswerOverBudget
 from mchat_actors.mattermost.rest import MattermostClient
 from mchat_actors.testing import FakeMattermost
 
@@ -372,6 +373,108 @@ async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, Any]:
             for name, v in steps.items()}
 
 
+# -- 4. plain posts queued behind a question read inside the storage actor ------------------
+
+
+async def bench_behind(tmp: str, memories: int, rounds: int) -> dict[str, dict[str, float]]:
+    """What a question read inside the storage actor's request does to the plain posts queued
+    behind it. One store and embedded ChatService (Kiwi) with ``memories`` memories of
+    ``bench_chat``'s Zipf corpus; each round a question is answered and, 1 ms after it starts,
+    20 lanes each send a run of 10 plain posts (``posts.store_plain_posts``, as lanes do).
+    Variants, interleaved round by round: ``in_commit`` (``answer_post``: the read in the
+    request), ``read_apart`` (the read on the service's connection, then ``finish_post``),
+    ``alone`` (the plain posts, no question). Figures: each plain request's time from its
+    submission to its commit (p50/p99/max), and the question's own time."""
+    from mchat_actors import posts
+    from mchat_actors.chat.embedded import open_embedded_chat_service
+    from mchat_actors.chat.morph import KiwiAnalyzer
+    from mchat_actors.chat.protocol import NewMessage
+    from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostId, SendReply
+    from mchat_actors.store import open_store
+
+    from .bench_chat import Corpus, bulk_load
+
+    corpus = Corpus("zipf", seed=1)
+    kiwi = await trio.to_thread.run_sync(KiwiAnalyzer.load)
+    plain_ms: dict[str, list[float]] = {"in_commit": [], "read_apart": [], "alone": []}
+    question_ms: dict[str, list[float]] = {"in_commit": [], "read_apart": []}
+    over = [0]  # in-commit reads over their budget (then read apart)
+    path = f"{tmp}/behind-{memories}.db"
+    async with open_store(path) as store, open_embedded_chat_service(
+            path, store=store, analyzer=kiwi) as svc:
+        rooms = [(await svc.create_room(name=f"room{i}", kind="channel")).id for i in range(20)]
+        users = [(await svc.create_user(name=f"user{i}", email=None)).id for i in range(20)]
+        for room in rooms:
+            await svc.add_room_member(room, users[0])
+        await svc.db(bulk_load, corpus, rooms, users, memories)
+        seq = iter(range(10**9))
+
+        def post(room: int) -> tuple[Post, NewMessage]:
+            pid = f"p{next(seq)}"
+            p = Post(id=PostId(pid), channel_id=ChannelId(f"c{room}"),
+                     user_id=MattermostUserId("u0"), message="일반 대화 메시지",
+                     create_at=int(time.time() * 1000))
+            return p, NewMessage(room=rooms[room], user=users[0], content=p.message,
+                                 post_id=pid, created_at_ms=p.create_at)
+
+        async def lane(room: int, out: list[float]) -> None:
+            items = [posts.PlainPost(p, "stored", "websocket", m)
+                     for p, m in (post(room) for _ in range(10))]
+            start = time.perf_counter()
+            await store.run(posts.store_plain_posts, items, svc)
+            out.append(time.perf_counter() - start)
+
+        async def question(how: str) -> None:
+            p, message = post(0)
+            prompt = corpus.question()
+            start = time.perf_counter()
+            prepared = await svc.prepare_answer(message, prompt=prompt,
+                                                in_commit=how == "in_commit")
+            assert prepared is not None
+
+            def reply_of(answer: str) -> SendReply:
+                return SendReply(channel_id=p.channel_id, message=answer,
+                                 reply_key=f"{p.id}:reply", trigger_post_id=p.id)
+
+            if prepared.compose is not None:
+                try:
+                    await store.run(posts.answer_post, p, source="websocket",
+                                    compose=prepared.compose, reply_of=reply_of,
+                                    max_chars=16000, attempt_at=time.time())
+                    question_ms[how].append(time.perf_counter() - start)
+                    return
+                except AnswerOverBudget:  # as the handler does: read apart
+                    over[0] += 1
+                    prepared = await svc.prepare_answer(message, prompt=prompt,
+                                                        in_commit=False)
+                    assert prepared is not None
+            work = prepared.work
+            if work is not None:
+                await store.run(posts.finish_post, p, status="answered", source="websocket",
+                                replies=(reply_of(prepared.answer),), max_chars=16000,
+                                chat_work=work, unless_seen=True, attempt_at=time.time())
+            question_ms[how].append(time.perf_counter() - start)
+
+        for _ in range(rounds):
+            for how in ("in_commit", "read_apart", "alone"):
+                async with trio.open_nursery() as nursery:
+                    if how != "alone":
+                        nursery.start_soon(question, how)
+                    await trio.sleep(0.001)
+                    for room in range(20):
+                        nursery.start_soon(lane, room, plain_ms[how])
+                await trio.sleep(0.05)
+    out: dict[str, dict[str, float]] = {}
+    for how, values in plain_ms.items():
+        out[how] = {"plain_p50": _pct(values, .5), "plain_p99": _pct(values, .99),
+                    "plain_max": max(values)}
+        if how in question_ms:
+            out[how] |= {"question_p50": _pct(question_ms[how], .5),
+                         "question_p99": _pct(question_ms[how], .99)}
+    out["in_commit"]["over_budget"] = over[0]
+    return out
+
+
 # -- 2. ingest against the raw socket --------------------------------------------------------
 
 
@@ -451,13 +554,17 @@ async def bench_ingest(n: int, tmp: str, counters: Counters | None = None
     return n / (stored_at - start), raw, commits
 
 
-async def main(small: bool, cost_only: bool = False, latency_only: bool = False) -> None:
+async def main(small: bool, cost_only: bool = False, latency_only: bool = False,
+               behind_only: bool = False) -> None:
     counters = Counters()
     instrument(counters)
     n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
     with tempfile.TemporaryDirectory() as tmp:
         if latency_only:
             await _latency(30 if small else 150, tmp)
+            return
+        if behind_only:
+            await _behind(small, tmp)
             return
         cost = await bench_cost(n_posts, n_questions, tmp, counters)
         print(f"cost ({n_posts} plain posts over 20 channels, {n_questions} questions):")
@@ -471,12 +578,35 @@ async def main(small: bool, cost_only: bool = False, latency_only: bool = False)
         if cost_only:
             return
         await _latency(30 if small else 150, tmp)
+        await _behind(small, tmp)
         stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
         print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
         print(f"  stored in chat_messages: {stored:8.0f} events/s")
         print(f"  bare WebSocket client:   {raw:8.0f} events/s  (raw limit, same run)")
         print(f"  ratio:                   {100 * stored / raw:8.1f} %")
         print(f"  commits per post under this load: {load_commits:6.3f}")
+
+
+async def _behind(small: bool, tmp: str) -> None:
+    rounds = 20 if small else 40
+    for memories in (100, 2_000 if small else 5_000):
+        await _behind_one(tmp, memories, rounds)
+
+
+async def _behind_one(tmp: str, memories: int, rounds: int) -> None:
+    got = await bench_behind(tmp, memories, rounds)
+    print(f"plain posts behind a question ({memories} memories, Kiwi; {rounds} rounds of a "
+          f"question + 20 lanes x 10 posts, variants interleaved): ms per plain request")
+    for how, figures in got.items():
+        line = (f"  {how:10s} plain p50 {figures['plain_p50'] * 1000:6.1f}, p99 "
+                f"{figures['plain_p99'] * 1000:6.1f}, max {figures['plain_max'] * 1000:6.1f}")
+        if "question_p50" in figures:
+            line += (f"; the question p50 {figures['question_p50'] * 1000:6.1f}, p99 "
+                     f"{figures['question_p99'] * 1000:6.1f}")
+        if "over_budget" in figures:
+            line += f"; reads over budget (then apart): {figures['over_budget']:.0f}"
+        print(line)
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 async def _latency(n_lat: int, tmp: str) -> None:
@@ -511,6 +641,8 @@ if __name__ == "__main__":
                         help="only the cost per post and per answer")
     parser.add_argument("--latency-only", action="store_true",
                         help="only the runtime-added latency of an answer")
+    parser.add_argument("--behind-only", action="store_true",
+                        help="only the plain posts queued behind a question's read")
     parser.add_argument("--verbose", action="store_true", help="print every latency sample")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
@@ -518,4 +650,4 @@ if __name__ == "__main__":
         url, token, count = args.bare_client
         trio.run(bare_client, url, token, int(count))
     else:
-        trio.run(main, args.small, args.cost_only, args.latency_only)
+        trio.run(main, args.small, args.cost_only, args.latency_only, args.behind_only)

@@ -63,7 +63,7 @@ from .protocol import (
     SendResult,
     StoredMessage,
 )
-from .questions import EMPTY_PROMPT_REPLY, Answering
+from .questions import EMPTY_PROMPT_REPLY, Answering, ReadCost
 from .schema import connect
 from .search import memory_from_row
 
@@ -93,6 +93,7 @@ class EmbeddedChatService(Answering):
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm
+        self.read_cost = ReadCost()  # its question reads' time (``chat.questions``)
         self._extractor = Debouncer(nursery, extraction_debounce_s, self._extract_pending)
 
     @property
@@ -118,15 +119,6 @@ class EmbeddedChatService(Answering):
     def queries(self) -> Any:
         """The queries the units run with (``chat.units.Queries``)."""
         return self.database.queries
-
-    @property
-    def commit_read_budget_s(self) -> float | None:
-        """How long a question's read may run inside the runtime's storage request (None: it
-        reads apart: PostgreSQL, or a store without a storage actor)."""
-        if not self.shares_store():
-            return None
-        budget: float | None = getattr(self.database, "commit_read_budget_s", None)
-        return budget
 
     def store_messages_work(self, messages: Sequence[NewMessage]
                             ) -> Callable[[Any], list[StoredMessage]]:

@@ -16,8 +16,11 @@ wording need nothing asynchronous, so they run INSIDE that request too (``compos
 question is one hop into the storage actor's thread. The read then holds the storage actor, so
 it runs under a time budget (``COMMIT_READ_BUDGET_S``, an SQLite progress handler): past it
 the read is interrupted, the unit raises ``AnswerOverBudget`` with nothing written, and the
-caller asks again with ``in_commit=False`` (read on the service's connection, then commit). With
-an LLM the wording is a network call between the read and the commit: the read stays apart.
+caller asks again with ``in_commit=False`` (read on the service's connection, then commit).
+The service keeps a running mean of its question reads' time (``ReadCost``, both paths): while
+it is over half the budget (a large memory store, a loaded machine) questions read apart at
+once, so a slow search neither holds the writes nor wastes its budget twice. With an LLM the
+wording is a network call between the read and the commit: the read stays apart.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
 
 from ..errors import AnswerOverBudget
 from . import repo, units
@@ -49,10 +54,28 @@ COMMIT_READ_BUDGET_S = 0.025
 _PROGRESS_STEPS = 4_000  # SQLite VM steps between two looks at the clock
 
 
+@attrs.define
+class ReadCost:
+    """The recent question reads' time, seconds (an exponentially weighted mean; the service's
+    own, updated from the thread that read)."""
+
+    mean_s: float = 0.0
+    weight: float = 0.2
+
+    def note(self, seconds: float) -> None:
+        self.mean_s = seconds if self.mean_s == 0 else (
+            (1 - self.weight) * self.mean_s + self.weight * seconds)
+
+    def over(self, budget_s: float) -> None:
+        """A read was interrupted at ``budget_s``: it costs at least that."""
+        self.mean_s = max(self.mean_s, budget_s)
+
+
 class _Service(Protocol):
     """What ``Answering`` needs of the service it is mixed into."""
 
     llm: LLM | None
+    read_cost: ReadCost
     embeddings: EmbeddingsClient | None
     timezone: str
     mask_llm: bool
@@ -70,7 +93,7 @@ class _Service(Protocol):
     def queries(self) -> Any: ...
 
     @property
-    def commit_read_budget_s(self) -> float | None: ...
+    def database(self) -> Any: ...
 
 
 class Answering:
@@ -99,8 +122,11 @@ class Answering:
         created = message.created_at_ms if message.created_at_ms is not None else self.now_ms()
 
         q = self.queries  # the handle's queries: chat.repo, or PgQueries on PostgreSQL
-        budget = self.commit_read_budget_s
-        if in_commit and budget is not None and self.llm is None:
+        # how long its read may run inside the runtime's request (None: it reads apart,
+        # PostgreSQL or a store without a storage actor)
+        budget: float | None = getattr(self.database, "commit_read_budget_s", None)
+        if (in_commit and budget is not None and self.llm is None
+                and self.read_cost.mean_s <= budget / 2):
             return await _composed(self, message, prompt, answer_key, created, budget)
 
         def earlier(conn: Any) -> bool | str | None:
@@ -150,9 +176,16 @@ async def _composed(svc: _Service, message: NewMessage, prompt: str, answer_key:
         elif not prompt:
             answer = EMPTY_PROMPT_REPLY
         else:
-            with _bounded(conn, budget_s):
-                got = _answer_context(conn, message.room, message.user, prompt, text, now,
-                                      past is not None, dense, None, True, tz, analyzer, q=q)
+            start = time.monotonic()
+            try:
+                with _bounded(conn, budget_s):
+                    got = _answer_context(conn, message.room, message.user, prompt, text, now,
+                                          past is not None, dense, None, True, tz, analyzer,
+                                          q=q)
+            except AnswerOverBudget:
+                svc.read_cost.over(budget_s)
+                raise
+            svc.read_cost.note(time.monotonic() - start)
             assert isinstance(got, tuple) and got[4] is not None  # built-in wording
             answer = got[4]
         stored = units.store_user_message(conn, message.room, message.user, message.content,
@@ -198,8 +231,10 @@ async def _answer(svc: _Service, room: str, user: str, question: str,
         other = await other_language(svc.llm, text, mask=svc.mask_llm)
     builtin = svc.llm is None
     if other is None:  # one snapshot, one round trip (ranked and worded in it, without an LLM)
+        start = time.monotonic()
         got = await svc.read(_answer_context, room, user, question, text, now, past is not None,
                              dense, first, builtin, svc.timezone, svc.analyzer)
+        svc.read_cost.note(time.monotonic() - start)  # with its hop: errs on the safe side
         if not isinstance(got, tuple):
             return bool(got) if isinstance(got, bool) else str(got)
         found, hidden, history, others, worded = got
@@ -254,4 +289,5 @@ def _answer_context(conn: Any, room: str, user: str, question: str, text: str,
     return found, hidden, chains, others, worded
 
 
-__all__ = ["COMMIT_READ_BUDGET_S", "EMPTY_PROMPT_REPLY", "QUESTION_MEMORIES", "Answering"]
+__all__ = ["COMMIT_READ_BUDGET_S", "EMPTY_PROMPT_REPLY", "QUESTION_MEMORIES", "Answering",
+           "ReadCost"]

@@ -251,6 +251,46 @@ async def test_a_read_over_its_budget_is_read_apart_and_holds_back_no_other_writ
         assert w.count("SELECT count(*) FROM outbox") == 1
 
 
+async def test_after_a_read_over_budget_questions_read_apart_until_reads_are_quick(
+        tmp_path, monkeypatch):
+    """A read over its budget raises the service's read cost: while it is over half the
+    budget, questions read apart at once (no second interrupted attempt holding the storage
+    actor); once the reads are quick again, they are read inside the request again."""
+    from contextlib import AsyncExitStack
+
+    from mchat_actors.chat.chat_db import ChatDatabase
+
+    reads: list[str] = []
+    real_read = ChatDatabase.read
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(getattr(fn, "__name__", "?"))
+        return await real_read(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ChatDatabase, "read", counted)
+    async with AsyncExitStack() as stack:
+        w = await world(str(tmp_path / "a.db"), stack)
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        handler = w.handler(send)
+        use_path(w, "over_budget")
+        try:
+            await handler(question("q1"))  # interrupted, then read apart
+            assert handler.stats.reads_over_budget == 1 and len(reads) == 1
+            cost = w.chat.read_cost.mean_s
+            assert cost > 0
+            w.chat.database.commit_read_budget_s = 1.9 * cost  # the mean is over half of it
+            await handler(question("q2"))
+            assert handler.stats.reads_over_budget == 1 and len(reads) == 2  # apart at once
+        finally:
+            use_path(w, "in_commit")
+        w.chat.read_cost.mean_s = 0.001  # quick reads since
+        before = w.store.writer.stats.requests
+        await handler(question("q3"))
+        assert w.store.writer.stats.requests - before == 1 and len(reads) == 2  # in the request
+        assert [recv.receive_nowait().reply_key for _ in range(3)] == [
+            "q1:reply", "q2:reply", "q3:reply"]
+
+
 POINTS = st.sampled_from(["before_chat_rows", "after_chat_rows", "after_outbox_row",
                           "after_commit", None])
 PATHS = st.sampled_from(["in_commit", "read_apart", "over_budget"])
