@@ -10,7 +10,7 @@ each other's modules (``app`` wires the real ones in at construction).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -139,8 +139,10 @@ class SweeperPort(Protocol):
         """Posts may be missing from ``since_ms`` on: the next sweeps read from there."""
         ...
 
-    async def sweep(self, *, source: str) -> int:
-        """Read every channel that moved and emit its new posts; how many were emitted."""
+    async def sweep(self, *, source: str,
+                    done: Callable[[str], Awaitable[None]] | None = None) -> int:
+        """Read every channel that moved and emit its new posts; how many were emitted.
+        ``done(channel)``: awaited once a channel's posts are all emitted (or it had none)."""
         ...
 
     async def poll_forever(self, interval_s: float) -> None: ...
