@@ -14,7 +14,7 @@ outbox. A post stored earlier by ``send_message`` keeps the answer stored for it
 In the commit (``in_commit``, SQLite shared store, no LLM): the read, the ranking and the
 wording need nothing asynchronous, so they run INSIDE that request too (``compose``): the whole
 question is one hop into the storage actor's thread. The read then holds the storage actor, so
-it runs under a time budget (``COMMIT_READ_BUDGET_S``, an SQLite progress handler): past it
+it runs under a time budget (``COMMIT_READ_BUDGET_S``, 50 ms, an SQLite progress handler): past it
 the read is interrupted, the unit raises ``AnswerOverBudget`` with nothing written, and the
 caller asks again with ``in_commit=False`` (read on the service's connection, then commit).
 The service keeps a running mean of its question reads' time (``ReadCost``, both paths): while
@@ -49,8 +49,9 @@ EMPTY_PROMPT_REPLY = ("무엇을 도와드릴까요? `/help`로 명령 목록을
                       "How can I help? `/help` lists the commands.")
 
 Seen = Callable[[Any], bool]
-# How long a question's read may hold the storage actor (plain posts queue behind it)
-COMMIT_READ_BUDGET_S = 0.025
+# How long a question's read may hold the storage actor (every write queues behind it);
+# while the reads' mean is over half of it, they run apart (``ReadCost``)
+COMMIT_READ_BUDGET_S = 0.050
 _PROGRESS_STEPS = 4_000  # SQLite VM steps between two looks at the clock
 
 
@@ -176,16 +177,14 @@ async def _composed(svc: _Service, message: NewMessage, prompt: str, answer_key:
         elif not prompt:
             answer = EMPTY_PROMPT_REPLY
         else:
-            start = time.monotonic()
             try:
                 with _bounded(conn, budget_s):
                     got = _answer_context(conn, message.room, message.user, prompt, text, now,
                                           past is not None, dense, None, True, tz, analyzer,
-                                          q=q)
+                                          q=q, cost=svc.read_cost)
             except AnswerOverBudget:
                 svc.read_cost.over(budget_s)
                 raise
-            svc.read_cost.note(time.monotonic() - start)
             assert isinstance(got, tuple) and got[4] is not None  # built-in wording
             answer = got[4]
         stored = units.store_user_message(conn, message.room, message.user, message.content,
@@ -231,10 +230,9 @@ async def _answer(svc: _Service, room: str, user: str, question: str,
         other = await other_language(svc.llm, text, mask=svc.mask_llm)
     builtin = svc.llm is None
     if other is None:  # one snapshot, one round trip (ranked and worded in it, without an LLM)
-        start = time.monotonic()
         got = await svc.read(_answer_context, room, user, question, text, now, past is not None,
-                             dense, first, builtin, svc.timezone, svc.analyzer)
-        svc.read_cost.note(time.monotonic() - start)  # with its hop: errs on the safe side
+                             dense, first, builtin, svc.timezone, svc.analyzer,
+                             cost=svc.read_cost)
         if not isinstance(got, tuple):
             return bool(got) if isinstance(got, bool) else str(got)
         found, hidden, history, others, worded = got
@@ -270,22 +268,27 @@ def _searched(conn: Any, room: str, user: str, text: str, now: int,
 def _answer_context(conn: Any, room: str, user: str, question: str, text: str,
                     now: int, history: bool, dense: tuple[list[float], str] | None,
                     first: Callable[[Any], bool | str | None] | None,
-                    builtin: bool, tz: str, analyzer: Analyzer, *, q: Any = repo
+                    builtin: bool, tz: str, analyzer: Analyzer, *, q: Any = repo,
+                    cost: ReadCost | None = None
                     ) -> bool | str | tuple[list[MemoryRecord], list[MemoryRecord],
                                             dict[str, list[MemoryRecord]], list[MemoryRecord],
                                             str | None]:
     """What a question's answer is built from, read in one snapshot (one round trip): the
     memories found, those outside the audience, versions, the hidden ones that match; with
-    ``builtin`` the answer's text too (the ranking and wording run in this thread)."""
+    ``builtin`` the answer's text too (the ranking and wording run in this thread). ``cost``:
+    told how long it took (``ReadCost``)."""
     pre = first(conn) if first is not None else None
     if pre is not None:
         return pre
+    start = time.monotonic()
     found, hidden = units.search_for_audience(conn, room, user, text, now, QUESTION_MEMORIES,
                                               False, dense, q=q)
     found, chains = units.with_versions(conn, found, history, q=q)
     others = matching(text, hidden, analyzer)
     worded = builtin_answer(question, found, tz=tz, hidden=len(others), history=chains,
                             now_ms=now, analyzer=analyzer) if builtin else None
+    if cost is not None:
+        cost.note(time.monotonic() - start)
     return found, hidden, chains, others, worded
 
 
