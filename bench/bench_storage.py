@@ -1,8 +1,12 @@
 """Storage benchmark: what a post costs the database, and intake against the raw socket.
 
-    .venv/bin/python -m bench.bench_storage [--small]
+    .venv/bin/python -m bench.bench_storage [--small] [--cost-only | --latency-only |
+                                                       --behind-only] [--verbose]
 
-Prints two measurements, each beside its baseline from the same run:
+Prints four measurements, each beside its baseline from the same run (1, 3, 4, 2 in that
+order; 3 and 4 are described at ``bench_latency`` and ``bench_behind``: the runtime-added
+latency of an answer with the fake in its own process, beside the one-by-one path and a bare
+bot's floor, and the plain posts queued behind a question's read):
 
 1. cost: the whole service (app.run, the embedded ChatService, real SQLite on disk) against
    the fake Mattermost; plain posts made as fast as the fake can broadcast them over 20
