@@ -20,7 +20,8 @@ caller asks again with ``in_commit=False`` (read on the service's connection, th
 The service keeps a running mean of its question reads' time (``ReadCost``, both paths): while
 it is over half the budget (a large memory store, a loaded machine) questions read apart at
 once, so a slow search neither holds the writes nor wastes its budget twice. With an LLM the
-wording is a network call between the read and the commit: the read stays apart.
+wording is a network call between the read and the commit, and with embeddings the vector
+search is numpy work no progress handler interrupts: the read stays apart.
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ class Answering:
         bot) and the unit of work storing both, for the caller's transaction; None for a
         command (it writes as it runs: ``send_message``). ``seen(conn)``: whether the runtime
         handled the post already, checked in the same read snapshot (then no answer is made).
-        ``in_commit``: without an LLM on the shared SQLite store, no read here: the answer's
-        unit (``PreparedAnswer.compose``) reads and words it inside the caller's request (the
+        ``in_commit``: without an LLM or embeddings on the shared SQLite store (and while its
+        reads are quick: ``ReadCost``), no read here: the answer's unit
+        (``PreparedAnswer.compose``) reads and words it inside the caller's request (the
         caller checks ``seen`` there itself).
 
         Raises:
@@ -126,7 +128,9 @@ class Answering:
         # how long its read may run inside the runtime's request (None: it reads apart,
         # PostgreSQL or a store without a storage actor)
         budget: float | None = getattr(self.database, "commit_read_budget_s", None)
-        if (in_commit and budget is not None and self.llm is None
+        # with embeddings the vector search is numpy work the budget cannot interrupt (and
+        # sqlite-vec is loaded on the service's connection only): read apart
+        if (in_commit and budget is not None and self.llm is None and self.embeddings is None
                 and self.read_cost.mean_s <= budget / 2):
             return await _composed(self, message, prompt, answer_key, created, budget)
 
