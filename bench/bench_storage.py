@@ -1,8 +1,12 @@
 """Storage benchmark: what a post costs the database, and intake against the raw socket.
 
-    .venv/bin/python -m bench.bench_storage [--small]
+    .venv/bin/python -m bench.bench_storage [--small] [--cost-only | --latency-only |
+                                                       --behind-only] [--verbose]
 
-Prints two measurements, each beside its baseline from the same run:
+Prints four measurements, each beside its baseline from the same run (1, 3, 4, 2 in that
+order; 3 and 4 are described at ``bench_latency`` and ``bench_behind``: the runtime-added
+latency of an answer with the fake in its own process, beside the one-by-one path and a bare
+bot's floor, and the plain posts queued behind a question's read):
 
 1. cost: the whole service (app.run, the embedded ChatService, real SQLite on disk) against
    the fake Mattermost; plain posts made as fast as the fake can broadcast them over 20
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -39,9 +44,11 @@ import trio
 
 from mchat_actors import app
 from mchat_actors.config import Config
+from mchat_actors.errors import AnswerOverBudget
+from mchat_actors.mattermost.rest import MattermostClient
 from mchat_actors.testing import FakeMattermost
 
-from .bench_runtime import _config, _replies, _wait
+from .bench_runtime import _config, _wait
 from .procs import start_fake, stop_fake
 
 QUESTION = "@mchat-bot X부품 불량률 몇 %야?"
@@ -181,14 +188,76 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, float]:
-    """Questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), embedded ChatService.
+async def _replies_of(fake: Any, key: str = "mchat_reply_key") -> dict[str, dict[str, Any]]:
+    """The bot's replies in the fake's own record, by the id of the post they answer (from
+    the reply key in their props, or with ``key="root_id"`` their thread's root)."""
+    out = {}
+    for p in await fake.posts():
+        found = p.get("root_id") if key == "root_id" and p.get("message") == "pong" else (
+            p.get("props") or {}).get(key)
+        if found:
+            out[str(found).split(":")[0]] = p
+    return out
+
+
+async def bench_floor(n: int, tmp: str) -> dict[str, float]:
+    """The same questions, the same pace, to ``bench.peers.raw`` (its own process: reads the
+    WebSocket, decodes each post and answers an ``@ai`` with one REST post, nothing else): the
+    time any bot needs on this machine now, for the fake's broadcast and one POST."""
+    from .load import Users
+    from .procs import start_bot
+
+    work = Path(tmp) / "floor"
+    work.mkdir(exist_ok=True)
+    fake = await start_fake(work, n_channels=10, n_users=4, rate_per_s=0)
+    users = Users.open(fake)
+    bot = start_bot("raw", work, {"MCHAT_URL": fake.url, "MCHAT_TOKEN": fake.bot_token})
+    try:
+        channels = sorted(fake.channels)
+        for _ in range(100):  # its WebSocket is up when a probe is answered
+            probe = await users.post(channels[0], "@ai probe", question=True)
+            assert probe is not None
+            with trio.move_on_after(1.0):
+                await _wait_replies(fake, [probe.post_id], key="root_id")
+                break
+        asked = []
+        for i in range(n):
+            sent = await users.post(channels[i % len(channels)], "@ai X부품 불량률 몇 %야?",
+                                    question=True)
+            assert sent is not None, "the fake refused a question"
+            asked.append(sent)
+            await trio.sleep(0.2)
+        replies = await _wait_replies(fake, [q.post_id for q in asked], key="root_id")
+    finally:
+        await bot.stop()
+        await users.aclose()
+        await stop_fake(fake)
+    took = [(int(replies[q.post_id]["create_at"]) - q.create_at) / 1000 for q in asked]
+    return {"p50": _pct(took, .5), "p99": _pct(took, .99)}
+
+
+async def _wait_replies(fake: Any, ids: list[str], limit_s: float = 120.0,
+                        key: str = "mchat_reply_key") -> dict[str, dict[str, Any]]:
+    with trio.fail_after(limit_s):
+        while True:
+            replies = await _replies_of(fake, key)
+            if all(i in replies for i in ids):
+                return replies
+            await trio.sleep(0.25)
+
+
+async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, Any]:
+    """Questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), embedded ChatService,
+    the fake Mattermost in its own process (``bench.procs.start_fake``; the questions are
+    posted through its REST API as users do, and both times are its own clock's).
     Added by the runtime = the reply's server time - the question's - the ChatService's own
     time for it (``prepare_answer``, or ``send_message`` on the one-by-one path). With
     ``in_commit`` False the handler takes the one-by-one path (the baseline, same run)."""
     from mchat_actors.actors.handler import Handler
     from mchat_actors.chat.embedded import EmbeddedChatService
     from mchat_actors.chat.questions import Answering
+
+    from .load import Users
 
     spent: dict[str, float] = {}
 
@@ -201,46 +270,213 @@ async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, float
                 spent[key(*args, **kwargs)] = time.perf_counter() - start
         return wrapper
 
+    def composed_too(real: Callable[..., Any]) -> Callable[..., Any]:
+        """``prepare_answer``'s time, plus its ``compose`` unit's (the ChatService's read,
+        wording and rows, run inside the storage actor's request) when it returns one."""
+        async def wrapper(self: Any, message: Any, **kwargs: Any) -> Any:
+            prepared = await timed(real, lambda *_a, **_k: str(message.post_id))(
+                self, message, **kwargs)
+            compose = getattr(prepared, "compose", None)
+            if compose is None:
+                return prepared
+
+            def unit(tx: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return compose(tx)
+                finally:
+                    spent[str(message.post_id)] += time.perf_counter() - start
+            return attrs.evolve(prepared, compose=unit)
+        return wrapper
+
+    # --steps: when each question reached the handler, left it (committed), and when its
+    # reply's POST started and ended (this process's wall clock; the fake's stamps are ms)
+    marks: dict[str, dict[str, float]] = {}
+    real_call, real_post = Handler.__call__, MattermostClient.create_post
+
+    async def handler_call(self: Any, event: Any, **kwargs: Any) -> Any:
+        post_id = str(getattr(getattr(event, "post", None), "id", ""))
+        marks.setdefault(post_id, {})["handler"] = time.time()
+        try:
+            return await real_call(self, event, **kwargs)
+        finally:
+            marks[post_id]["handled"] = time.time()
+
+    async def create_post(self: Any, **kwargs: Any) -> Any:
+        key = str((kwargs.get("props") or {}).get("mchat_reply_key", "")).split(":")[0]
+        marks.setdefault(key, {})["post"] = time.time()
+        try:
+            return await real_post(self, **kwargs)
+        finally:
+            marks[key]["posted"] = time.time()
+
     saved = (Answering.prepare_answer, EmbeddedChatService.send_message,
              Handler._answers_in_commit)
-    Answering.prepare_answer = timed(  # type: ignore[method-assign]
-        saved[0], lambda _self, message, **_: str(message.post_id))
+    Handler.__call__ = handler_call  # type: ignore[method-assign]
+    MattermostClient.create_post = create_post  # type: ignore[method-assign]
+    Answering.prepare_answer = composed_too(saved[0])  # type: ignore[method-assign]
     EmbeddedChatService.send_message = timed(  # type: ignore[method-assign]
         saved[1], lambda *_, post_id=None, **__: str(post_id))
     if not in_commit:
         Handler._answers_in_commit = lambda _self: False  # type: ignore[method-assign]
+    work = Path(tmp) / f"latency-{in_commit}"
+    work.mkdir(exist_ok=True)
+    fake = await start_fake(work, n_channels=10, n_users=4, rate_per_s=0)
+    users = Users.open(fake)
     try:
-        async with FakeMattermost() as mm:
-            channels = [(await mm.create_channel(f"lat-{i}", "O",
-                                                 members=["kim", "mchat-bot"])).id
-                        for i in range(10)]
-            db = f"{tmp}/latency-{in_commit}.db"
-            async with trio.open_nursery() as nursery:
-                rt = await nursery.start(partial(app.run, _config(mm, db,
-                                                                  MCHAT_RATE_LIMIT="10")))
-                await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
-                facts = [await mm.post_as("kim", cid, "@mchat-bot /remember X부품 불량률 12%")
-                         for cid in channels]
-                await _wait(lambda: all(str(f["id"]) in _replies(mm) for f in facts))
-                await trio.sleep(1.5)  # the warm-up's 10 replies leave the 1-s budget window
-                asked = []
-                for i in range(n):
-                    asked.append(await mm.post_as("kim", channels[i % len(channels)],
-                                                  QUESTION))
-                    await trio.sleep(0.2)
-                await _wait(lambda: all(str(q["id"]) in _replies(mm) for q in asked))
-                replies = _replies(mm)
-                rt.request_shutdown()
+        channels = sorted(fake.channels)
+        cfg = Config.from_env({"MCHAT_URL": fake.url, "MCHAT_TOKEN": fake.bot_token,
+                               "MCHAT_DB": str(work / "latency.db"),
+                               "MCHAT_HTTP_LISTEN": "127.0.0.1:0",
+                               "MCHAT_WS_PING_INTERVAL": "30", "MCHAT_RATE_LIMIT": "10",
+                               "MCHAT_MAX_ANSWERS_PER_MIN": "1000000"})
+        async with trio.open_nursery() as nursery:
+            rt = await nursery.start(partial(app.run, cfg))
+            await _wait(lambda: rt.reconnect_stats.state.mode == "websocket")
+            facts = [await users.post(c, "@mchat-bot /remember X부품 불량률 12%", question=True)
+                     for c in channels]
+            await _wait_replies(fake, [f.post_id for f in facts if f is not None])
+            await trio.sleep(1.5)  # the warm-up's 10 replies leave the 1-s budget window
+            asked = []
+            for i in range(n):
+                sent = await users.post(channels[i % len(channels)], QUESTION, question=True)
+                assert sent is not None, "the fake refused a question"
+                asked.append(sent)
+                await trio.sleep(0.2)
+            replies = await _wait_replies(fake, [q.post_id for q in asked])
+            rt.request_shutdown()
     finally:
         (Answering.prepare_answer, EmbeddedChatService.send_message,  # type: ignore[method-assign]
          Handler._answers_in_commit) = saved
-    added = [(int(replies[str(q["id"])]["create_at"]) - int(q["create_at"])) / 1000
-             - spent[str(q["id"])] for q in asked]
-    own = [spent[str(q["id"])] for q in asked]
+        Handler.__call__, MattermostClient.create_post = (  # type: ignore[method-assign]
+            real_call, real_post)
+        await users.aclose()
+        await stop_fake(fake)
+    added = [(int(replies[q.post_id]["create_at"]) - q.create_at) / 1000 - spent[q.post_id]
+             for q in asked]
+    own = [spent[q.post_id] for q in asked]
     if "--verbose" in sys.argv:
         print("  added, sorted (ms):", [round(a * 1000, 1) for a in sorted(added)])
+    steps = {
+        "to the handler (fake's broadcast, WebSocket, lane)": [
+            marks[q.post_id]["handler"] - q.create_at / 1000 for q in asked],
+        "in the handler less the ChatService (storage hop)": [
+            marks[q.post_id]["handled"] - marks[q.post_id]["handler"] - spent[q.post_id]
+            for q in asked],
+        "to the POST (sender, rate limiter)": [
+            marks[q.post_id]["post"] - marks[q.post_id]["handled"] for q in asked],
+        "POST until the fake's stamp": [
+            int(replies[q.post_id]["create_at"]) / 1000 - marks[q.post_id]["post"]
+            for q in asked],
+        "the whole POST (until its answer is read)": [
+            marks[q.post_id]["posted"] - marks[q.post_id]["post"] for q in asked],
+    }
     return {"added_p50": _pct(added, .5), "added_p99": _pct(added, .99),
-            "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)}
+            "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)} | {
+            f"step {name}": (_pct(v, .5), _pct(v, .9), _pct(v, .99))
+            for name, v in steps.items()}
+
+
+# -- 4. plain posts queued behind a question read inside the storage actor ------------------
+
+
+async def bench_behind(tmp: str, memories: int, rounds: int) -> dict[str, dict[str, float]]:
+    """What a question read inside the storage actor's request does to the plain posts queued
+    behind it. One store and embedded ChatService (Kiwi) with ``memories`` memories of
+    ``bench_chat``'s Zipf corpus; each round a question is answered and, 1 ms after it starts,
+    20 lanes each send a run of 10 plain posts (``posts.store_plain_posts``, as lanes do).
+    Variants, interleaved round by round: ``in_commit`` (``answer_post``: the read in the
+    request), ``read_apart`` (the read on the service's connection, then ``finish_post``),
+    ``alone`` (the plain posts, no question). Figures: each plain request's time from its
+    submission to its commit (p50/p99/max), and the question's own time."""
+    from mchat_actors import posts
+    from mchat_actors.chat.embedded import open_embedded_chat_service
+    from mchat_actors.chat.morph import KiwiAnalyzer
+    from mchat_actors.chat.protocol import NewMessage
+    from mchat_actors.messages import ChannelId, MattermostUserId, Post, PostId, SendReply
+    from mchat_actors.store import open_store
+
+    from .bench_chat import Corpus, bulk_load
+
+    corpus = Corpus("zipf", seed=1)
+    kiwi = await trio.to_thread.run_sync(KiwiAnalyzer.load)
+    plain_ms: dict[str, list[float]] = {"in_commit": [], "read_apart": [], "alone": []}
+    question_ms: dict[str, list[float]] = {"in_commit": [], "read_apart": []}
+    over = [0]  # in-commit reads over their budget (then read apart)
+    path = f"{tmp}/behind-{memories}.db"
+    async with open_store(path) as store, open_embedded_chat_service(
+            path, store=store, analyzer=kiwi) as svc:
+        rooms = [(await svc.create_room(name=f"room{i}", kind="channel")).id for i in range(20)]
+        users = [(await svc.create_user(name=f"user{i}", email=None)).id for i in range(20)]
+        for room in rooms:
+            await svc.add_room_member(room, users[0])
+        await svc.db(bulk_load, corpus, rooms, users, memories)
+        seq = iter(range(10**9))
+
+        def post(room: int) -> tuple[Post, NewMessage]:
+            pid = f"p{next(seq)}"
+            p = Post(id=PostId(pid), channel_id=ChannelId(f"c{room}"),
+                     user_id=MattermostUserId("u0"), message="일반 대화 메시지",
+                     create_at=int(time.time() * 1000))
+            return p, NewMessage(room=rooms[room], user=users[0], content=p.message,
+                                 post_id=pid, created_at_ms=p.create_at)
+
+        async def lane(room: int, out: list[float]) -> None:
+            items = [posts.PlainPost(p, "stored", "websocket", m)
+                     for p, m in (post(room) for _ in range(10))]
+            start = time.perf_counter()
+            await store.run(posts.store_plain_posts, items, svc)
+            out.append(time.perf_counter() - start)
+
+        async def question(how: str) -> None:
+            p, message = post(0)
+            prompt = corpus.question()
+            start = time.perf_counter()
+            prepared = await svc.prepare_answer(message, prompt=prompt,
+                                                in_commit=how == "in_commit")
+            assert prepared is not None
+
+            def reply_of(answer: str) -> SendReply:
+                return SendReply(channel_id=p.channel_id, message=answer,
+                                 reply_key=f"{p.id}:reply", trigger_post_id=p.id)
+
+            if prepared.compose is not None:
+                try:
+                    await store.run(posts.answer_post, p, source="websocket",
+                                    compose=prepared.compose, reply_of=reply_of,
+                                    max_chars=16000, attempt_at=time.time())
+                    question_ms[how].append(time.perf_counter() - start)
+                    return
+                except AnswerOverBudget:  # as the handler does: read apart
+                    over[0] += 1
+                    prepared = await svc.prepare_answer(message, prompt=prompt,
+                                                        in_commit=False)
+                    assert prepared is not None
+            work = prepared.work
+            if work is not None:
+                await store.run(posts.finish_post, p, status="answered", source="websocket",
+                                replies=(reply_of(prepared.answer),), max_chars=16000,
+                                chat_work=work, unless_seen=True, attempt_at=time.time())
+            question_ms[how].append(time.perf_counter() - start)
+
+        for _ in range(rounds):
+            for how in ("in_commit", "read_apart", "alone"):
+                async with trio.open_nursery() as nursery:
+                    if how != "alone":
+                        nursery.start_soon(question, how)
+                    await trio.sleep(0.001)
+                    for room in range(20):
+                        nursery.start_soon(lane, room, plain_ms[how])
+                await trio.sleep(0.05)
+    out: dict[str, dict[str, float]] = {}
+    for how, values in plain_ms.items():
+        out[how] = {"plain_p50": _pct(values, .5), "plain_p99": _pct(values, .99),
+                    "plain_max": max(values)}
+        if how in question_ms:
+            out[how] |= {"question_p50": _pct(question_ms[how], .5),
+                         "question_p99": _pct(question_ms[how], .99)}
+    out["in_commit"]["over_budget"] = over[0]
+    return out
 
 
 # -- 2. ingest against the raw socket --------------------------------------------------------
@@ -322,11 +558,18 @@ async def bench_ingest(n: int, tmp: str, counters: Counters | None = None
     return n / (stored_at - start), raw, commits
 
 
-async def main(small: bool, cost_only: bool = False) -> None:
+async def main(small: bool, cost_only: bool = False, latency_only: bool = False,
+               behind_only: bool = False) -> None:
     counters = Counters()
     instrument(counters)
     n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
     with tempfile.TemporaryDirectory() as tmp:
+        if latency_only:
+            await _latency(30 if small else 150, tmp)
+            return
+        if behind_only:
+            await _behind(small, tmp)
+            return
         cost = await bench_cost(n_posts, n_questions, tmp, counters)
         print(f"cost ({n_posts} plain posts over 20 channels, {n_questions} questions):")
         print(f"  per plain post:        {cost['post_round_trips']:6.2f} round trips, "
@@ -338,17 +581,8 @@ async def main(small: bool, cost_only: bool = False) -> None:
                 print(f"    {per:5.2f}  {key.removeprefix('site ')}")
         if cost_only:
             return
-        n_lat = 30 if small else 150
-        for in_commit in (False, True):
-            lat = await bench_latency(n_lat, tmp, in_commit=in_commit)
-            how = ("question + answer + outbox in the post's commit" if in_commit else
-                   "one by one (baseline: the path before, same run)")
-            print(f"latency, questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), "
-                  f"n={n_lat}, {how}:")
-            print(f"  added by the runtime: p50 {lat['added_p50'] * 1000:6.1f} ms, "
-                  f"p99 {lat['added_p99'] * 1000:6.1f} ms  (target p99 <= 5 ms)")
-            print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
-                  f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
+        await _latency(30 if small else 150, tmp)
+        await _behind(small, tmp)
         stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
         print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
         print(f"  stored in chat_messages: {stored:8.0f} events/s")
@@ -357,15 +591,67 @@ async def main(small: bool, cost_only: bool = False) -> None:
         print(f"  commits per post under this load: {load_commits:6.3f}")
 
 
+async def _behind(small: bool, tmp: str) -> None:
+    rounds = 20 if small else 40
+    for memories in (100, 2_000 if small else 5_000):
+        await _behind_one(tmp, memories, rounds)
+
+
+async def _behind_one(tmp: str, memories: int, rounds: int) -> None:
+    got = await bench_behind(tmp, memories, rounds)
+    print(f"plain posts behind a question ({memories} memories, Kiwi; {rounds} rounds of a "
+          f"question + 20 lanes x 10 posts, variants interleaved): ms per plain request")
+    for how, figures in got.items():
+        line = (f"  {how:10s} plain p50 {figures['plain_p50'] * 1000:6.1f}, p99 "
+                f"{figures['plain_p99'] * 1000:6.1f}, max {figures['plain_max'] * 1000:6.1f}")
+        if "question_p50" in figures:
+            line += (f"; the question p50 {figures['question_p50'] * 1000:6.1f}, p99 "
+                     f"{figures['question_p99'] * 1000:6.1f}")
+        if "over_budget" in figures:
+            line += f"; reads over budget (then apart): {figures['over_budget']:.0f}"
+        print(line)
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+async def _latency(n_lat: int, tmp: str) -> None:
+    floor = await bench_floor(n_lat, tmp)
+    print(f"latency floor: bench.peers.raw (WebSocket in, one POST, nothing else; its own "
+          f"process), the same questions: p50 {floor['p50'] * 1000:6.1f} ms, "
+          f"p99 {floor['p99'] * 1000:6.1f} ms")
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for in_commit in (False, True):
+        lat = await bench_latency(n_lat, tmp, in_commit=in_commit)
+        how = ("the question read and answered in the post's commit" if in_commit else
+               "one by one (baseline: the path before, same run)")
+        print(f"latency, questions at 5/s over 10 channels (half of MCHAT_RATE_LIMIT=10), "
+              f"n={n_lat}, the fake in its own process, {how}:")
+        print(f"  added by the runtime: p50 {lat['added_p50'] * 1000:6.1f} ms, "
+              f"p99 {lat['added_p99'] * 1000:6.1f} ms  (target p99 <= 5 ms)")
+        print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
+              f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
+        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print("  steps, p50 / p90 / p99 ms (the fake's stamps have ms resolution):")
+        for key, value in lat.items():
+            if key.startswith("step "):
+                p50, p90, p99 = value  # type: ignore[misc]
+                print(f"    {p50 * 1000:6.1f} / {p90 * 1000:6.1f} / {p99 * 1000:6.1f}  "
+                      f"{key.removeprefix('step ')}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="fewer posts (a quick check)")
     parser.add_argument("--cost-only", action="store_true",
                         help="only the cost per post and per answer")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the runtime-added latency of an answer")
+    parser.add_argument("--behind-only", action="store_true",
+                        help="only the plain posts queued behind a question's read")
+    parser.add_argument("--verbose", action="store_true", help="print every latency sample")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
     if args.bare_client:
         url, token, count = args.bare_client
         trio.run(bare_client, url, token, int(count))
     else:
-        trio.run(main, args.small, args.cost_only)
+        trio.run(main, args.small, args.cost_only, args.latency_only, args.behind_only)

@@ -107,6 +107,11 @@ class LeaseLost(MchatActorsError):
     for that channel: its owner reads the channel again from the durable cursor."""
 
 
+class AnswerOverBudget(MchatActorsError):
+    """A question's read inside the storage actor's request ran past its time budget and was
+    interrupted (nothing of the request was written): the caller reads outside it instead."""
+
+
 class SupervisionError(MchatActorsError):
     """An actor crashed more often than its restart policy allows."""
 

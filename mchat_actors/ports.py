@@ -10,7 +10,7 @@ each other's modules (``app`` wires the real ones in at construction).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -104,9 +104,11 @@ class InvokerPort(Protocol):
         ...
 
     async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
-                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+                      seen: Callable[[object], bool], in_commit: bool = True
+                      ) -> PreparedAnswer | Outcome | None:
         """The answer to a question with nothing stored yet (None: use ``send``; a failed
-        ``Outcome`` when the service failed)."""
+        ``Outcome`` when the service failed); ``in_commit``: or a unit that reads inside the
+        commit (``PreparedAnswer.compose``)."""
         ...
 
     async def store_only(self, post: Post, *, room: RoomId, user: AgentUserId) -> bool: ...
@@ -137,8 +139,10 @@ class SweeperPort(Protocol):
         """Posts may be missing from ``since_ms`` on: the next sweeps read from there."""
         ...
 
-    async def sweep(self, *, source: str) -> int:
-        """Read every channel that moved and emit its new posts; how many were emitted."""
+    async def sweep(self, *, source: str,
+                    done: Callable[[str], Awaitable[None]] | None = None) -> int:
+        """Read every channel that moved and emit its new posts; how many were emitted.
+        ``done(channel)``: awaited once a channel's posts are all emitted (or it had none)."""
         ...
 
     async def poll_forever(self, interval_s: float) -> None: ...

@@ -121,6 +121,28 @@ def finish_post(db: sqlite_utils.Database, post: Post, *, status: str, source: s
         return [outbox.premark_attempt(db, row, now=attempt_at) for row in rows]
 
 
+def answer_post(db: sqlite_utils.Database, post: Post, *, source: str,
+                compose: Callable[[sqlite_utils.Database], tuple[str, StoredMessage]],
+                reply_of: Callable[[str], SendReply], max_chars: int, attempt_at: float
+                ) -> tuple[SendReply, StoredMessage, list[outbox.OutboxRow]]:
+    """A question answered in ONE unit of work (``PreparedAnswer.compose``): unless the post
+    is recorded (``PostAlreadyHandled``, nothing written), the ChatService reads, words and
+    stores the question and its answer, then ``finish_post`` records the post, moves the cursor
+    and writes the reply's outbox row with its first attempt (``attempt_at``).
+
+    Returns:
+        (the reply, the question as stored, the reply's pending rows as committed).
+    """
+    with transaction(db.conn):
+        if is_post_seen(db, post.id):
+            raise PostAlreadyHandled(post.id)
+        answer, stored = compose(db)
+        reply = reply_of(answer)
+        rows = finish_post(db, post, status="answered", source=source, replies=(reply,),
+                           max_chars=max_chars, attempt_at=attempt_at)
+        return reply, stored, rows
+
+
 @attrs.frozen
 class PlainPost:
     """A post of a lane's batch that is stored without an answer (or not stored at all)."""

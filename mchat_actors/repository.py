@@ -62,6 +62,14 @@ class PostsRepo(Protocol):
         ``attempt_at``: new rows get their first attempt recorded (``marked_unsent``)."""
         ...
 
+    def answer_post(self, tx: Tx, post: Post, *, source: str,
+                    compose: Callable[[Tx], tuple[str, StoredMessage]],
+                    reply_of: Callable[[str], SendReply], max_chars: int, attempt_at: float
+                    ) -> tuple[SendReply, StoredMessage, list[OutboxRow]]:
+        """A question read, answered and recorded in one unit (``compose``: the ChatService's
+        part); ``errors.PostAlreadyHandled`` when the post is recorded."""
+        ...
+
     def store_plain_posts(self, tx: Tx, items: Sequence[PlainPost], chat: SharedStorage
                           ) -> tuple[set[str], list[StoredMessage]]:
         """A lane's plain posts in one request: (ids seen before, messages stored now)."""

@@ -117,7 +117,7 @@ async def test_websocket_frames_no_crash_no_loss_bad_ones_counted(items):
         send, recv = trio.open_memory_channel(100)
         stats = ConnectionStats()
 
-        async def on_ready(is_new: bool) -> None:
+        async def on_ready(is_new: bool, release: object = None) -> None:
             pass
 
         resume = ResumeState()
@@ -315,7 +315,7 @@ async def test_a_frame_over_the_size_limit_drops_the_socket_but_loses_nothing():
         send, recv = trio.open_memory_channel(10)
         resume = ResumeState()
 
-        async def on_ready(is_new: bool) -> None:
+        async def on_ready(is_new: bool, release: object = None) -> None:
             pass
 
         with trio.fail_after(10), pytest.raises(MattermostUnavailable, match="websocket closed"):

@@ -14,6 +14,12 @@ buffer meanwhile (so the server never drops a socket we do not read, and a drop 
 once), then forwarded in order after the backfill's posts, so per-channel order holds
 (duplicates are dropped downstream by post id). A buffer that overflows ``BUFFER_CAP`` is
 dropped and the backfill runs again (REST has those posts).
+
+A channel need not wait for the whole backfill: ``on_ready`` gets ``release(channel_id)``,
+which the backfill calls once that channel's posts are in ``events`` (or it had none to
+read). Its held events are forwarded then, in order, and its later ones as they come
+(``send_nowait``: the reader never waits; a full ``events`` holds the channel again until the
+end), so a live question in a channel already read is answered during a long backfill.
 """
 
 from __future__ import annotations
@@ -75,10 +81,13 @@ class ConnectionStats:
     last_event_at: float | None = None  # trio time
     last_frame_wall_ms: int | None = None  # wall ms of the last frame (what was surely read)
     buffer_dropped: int = 0  # live events dropped at a full buffer (read again by REST)
+    released: int = 0  # live events forwarded during a backfill (their channel was read)
     ready_at: float | None = None  # when the current socket was proven authenticated
 
 
-OnReady = Callable[[bool], Awaitable[None]]  # (is_new: the server could not resume)
+Release = Callable[[str], Awaitable[None]]  # a channel's backfill is done: its events pass
+# (is_new: the server could not resume; release: for the backfill, per channel)
+OnReady = Callable[[bool, Release], Awaitable[None]]
 
 
 def websocket_url(cfg: MattermostConfig, resume: ResumeState) -> str:
@@ -138,6 +147,7 @@ class _Connection:
     read_seq: int = 0  # the next seq expected from the socket
     # live events held while the backfill runs (None: forwarding live)
     buffer: list[tuple[int | None, InboundEvent]] | None = None
+    released: set[str] = attrs.Factory(set)  # channels read by the backfill: events pass
     overflowed: bool = False
     _forward: trio.Lock = attrs.Factory(trio.Lock)
 
@@ -201,7 +211,7 @@ class _Connection:
         is_new = self.is_new
         while True:
             self.overflowed = False
-            await self.on_ready(is_new)
+            await self.on_ready(is_new, self._release)
             if not self.overflowed:
                 break
             logger.warning("connection: live buffer overflowed during the backfill; "
@@ -209,6 +219,7 @@ class _Connection:
             is_new = True
         async with self._forward:
             buffered, self.buffer = self.buffer or [], None
+            self.released.clear()
             for seq, event in buffered:
                 await self.events.send(event)
                 if seq is not None:
@@ -282,7 +293,10 @@ class _Connection:
                     self.stats.events[name] += 1
                     self.stats.last_event_at = trio.current_time()
                     if self.buffer is not None:  # backfilling: hold it, keep reading
-                        self._hold(seq, value)
+                        if not self._pass_released(value):
+                            self._hold(seq, value)
+                        elif seq is not None:
+                            self.read_seq = seq + 1  # resume.next_seq stays at the held
                         return
                     async with self._forward:
                         await self.events.send(value)
@@ -300,6 +314,34 @@ class _Connection:
                         previous or "none")
         self.ready.set()
 
+    async def _release(self, channel_id: str) -> None:
+        """The backfill has emitted ``channel_id``'s posts: forward its held events, in order,
+        then let its next ones pass (the set is joined only when none is held any more)."""
+        while self.buffer is not None and not self.overflowed:  # overflowed: all wait
+            mine = [held for held in self.buffer if _channel_of(held[1]) == channel_id]
+            if not mine:
+                self.released.add(channel_id)
+                return
+            # a drop before they are sent is covered: resume.next_seq is still at the first
+            # held event (a resume replays it), and a new connection backfills again
+            self.buffer = [held for held in self.buffer if _channel_of(held[1]) != channel_id]
+            for _seq, event in mine:
+                await self.events.send(event)
+
+    def _pass_released(self, event: InboundEvent) -> bool:
+        """Forward a live event of a released channel now; False: hold it (not released, or
+        ``events`` is full: then the channel is held again, so its order is kept)."""
+        channel = _channel_of(event)
+        if channel is None or channel not in self.released:
+            return False
+        try:
+            self.events.send_nowait(event)
+        except trio.WouldBlock:
+            self.released.discard(channel)
+            return False
+        self.stats.released += 1
+        return True
+
     def _hold(self, seq: int | None, event: InboundEvent) -> None:
         """Buffer a live event during the backfill (``resume.next_seq`` stays at the first
         one held, so a resume replays them if the socket drops before they are forwarded)."""
@@ -314,6 +356,7 @@ class _Connection:
             self.overflowed = True
             self.stats.buffer_dropped += len(self.buffer)
             self.buffer.clear()
+            self.released.clear()  # dropped events are read again: nothing may pass them
 
     def _accept_seq(self, seq: int | None) -> bool:
         if seq is None:
@@ -331,6 +374,12 @@ class _Connection:
             self.read_seq = seq + 1
             if self.buffer is None:
                 self.resume.next_seq = self.read_seq
+
+
+def _channel_of(event: InboundEvent) -> str | None:
+    post = getattr(event, "post", None)
+    channel = post.channel_id if post is not None else getattr(event, "channel_id", None)
+    return None if channel is None else str(channel)
 
 
 def _raise_if_certificate(exc: BaseException) -> None:

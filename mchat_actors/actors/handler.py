@@ -27,7 +27,7 @@ from ..chat.protocol import (
     StoredMessage,
 )
 from ..config import MattermostConfig
-from ..errors import ChatServiceError, PostAlreadyHandled
+from ..errors import AnswerOverBudget, ChatServiceError, PostAlreadyHandled
 from ..logsetup import fields as log_fields
 from ..loopguard import LoopGuard
 from ..messages import (
@@ -70,6 +70,7 @@ class HandlerStats:
     memories_saved: int = 0
     edits: int = 0
     deletes: int = 0
+    reads_over_budget: int = 0  # questions read again apart (``AnswerOverBudget``)
 
 
 @attrs.define
@@ -211,10 +212,23 @@ class Handler:
         if guarded:
             decision = attrs.evolve(decision, respond=False, reason=guarded)
         prepared: PreparedAnswer | Outcome | None = None
-        if in_commit and decision.respond:
+        read_first = False  # the read inside the commit ran past its budget: read apart
+        while in_commit and decision.respond:
             prepared = await self.invoker.prepare(
                 post, self._message(post, info.room_id, user), prompt=decision.prompt,
-                seen=lambda conn: self.repos.posts.is_post_seen(conn, post.id))
+                seen=lambda conn: self.repos.posts.is_post_seen(conn, post.id),
+                in_commit=not read_first)
+            if not isinstance(prepared, PreparedAnswer) or prepared.compose is None:
+                break
+            try:
+                done = await self._answer_in_commit(post, event.source, prepared, started)
+            except AnswerOverBudget:
+                self.stats.reads_over_budget += 1
+                read_first = True
+                continue
+            if not done:
+                self._give_back(post, decision.respond)
+            return
         if isinstance(prepared, PreparedAnswer):
             if not await self._answer_in_commit(post, event.source, prepared, started):
                 self._give_back(post, decision.respond)
@@ -291,26 +305,43 @@ class Handler:
     async def _answer_in_commit(self, post: Post, source: str, prepared: PreparedAnswer,
                                 started: float) -> bool:
         """ONE request: unless the post was handled meanwhile, the question and its answer
-        (the ChatService's unit of work), the seen mark, the cursor and the reply's outbox row
-        with its first attempt recorded; then the committed row goes to the sender. False: the
-        post was a duplicate (nothing written)."""
-        if prepared.seen or prepared.work is None:
+        (the ChatService's unit of work; with ``compose`` its read and wording too), the seen
+        mark, the cursor and the reply's outbox row with its first attempt recorded; then the
+        committed row goes to the sender. False: the post was a duplicate (nothing written).
+
+        Raises:
+            AnswerOverBudget: ``compose``'s read ran past its budget (nothing written).
+        """
+        if prepared.seen or (prepared.work is None and prepared.compose is None):
             self.stats.duplicates += 1
             return False
-        reply = SendReply(channel_id=post.channel_id, message=f"{MARKER} {prepared.answer}",
-                          reply_key=f"{post.id}:reply",
-                          root_id=reply_root(post, self.cfg.reply_mode), trigger_post_id=post.id)
+
+        def reply_of(answer: str) -> SendReply:
+            return SendReply(channel_id=post.channel_id, message=f"{MARKER} {answer}",
+                             reply_key=f"{post.id}:reply",
+                             root_id=reply_root(post, self.cfg.reply_mode),
+                             trigger_post_id=post.id)
+
         stored: list[StoredMessage] = []
         work = prepared.work
 
         def chat_work(tx: object) -> None:
+            assert work is not None
             stored.append(work(tx))
 
         try:
-            rows = await self.store.run(
-                self.repos.posts.finish_post, post, status="answered", source=source,
-                replies=(reply,), max_chars=self.cfg.max_post_chars, chat_work=chat_work,
-                unless_seen=True, attempt_at=time.time())
+            if prepared.compose is not None:
+                reply, question, rows = await self.store.run(
+                    self.repos.posts.answer_post, post, source=source,
+                    compose=prepared.compose, reply_of=reply_of,
+                    max_chars=self.cfg.max_post_chars, attempt_at=time.time())
+                stored.append(question)
+            else:
+                reply = reply_of(prepared.answer)
+                rows = await self.store.run(
+                    self.repos.posts.finish_post, post, status="answered", source=source,
+                    replies=(reply,), max_chars=self.cfg.max_post_chars, chat_work=chat_work,
+                    unless_seen=True, attempt_at=time.time())
         except PostAlreadyHandled:
             self.stats.duplicates += 1
             return False

@@ -89,10 +89,13 @@ class Invoker:
         return Outcome(result=result, answer=answer)
 
     async def prepare(self, post: Post, message: NewMessage, *, prompt: str,
-                      seen: Callable[[object], bool]) -> PreparedAnswer | Outcome | None:
+                      seen: Callable[[object], bool], in_commit: bool = True
+                      ) -> PreparedAnswer | Outcome | None:
         """The answer to ``post``'s question, nothing stored yet (``AnswersInCommit``), under
         the same limit and timeout as ``send``. None: the service cannot (a remote one) or the
-        prompt is a command (use ``send``); a failed ``Outcome`` (the apology) on failure."""
+        prompt is a command (use ``send``); a failed ``Outcome`` (the apology) on failure.
+        ``in_commit``: the service may hand back a unit that reads inside the commit
+        (``PreparedAnswer.compose``)."""
         chat = self.chat
         if not isinstance(chat, AnswersInCommit):
             return None
@@ -101,7 +104,8 @@ class Invoker:
         try:
             async with self.limiter:
                 with trio.fail_after(self.timeout_s):
-                    prepared = await chat.prepare_answer(message, prompt=prompt, seen=seen)
+                    prepared = await chat.prepare_answer(message, prompt=prompt, seen=seen,
+                                                         in_commit=in_commit)
         except trio.TooSlowError:
             self.stats.timeouts += 1
             logger.warning("invoker: ChatService timed out for post %s", post.id)

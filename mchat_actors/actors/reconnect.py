@@ -36,7 +36,13 @@ from ..messages import ConnectionState, InboundEvent
 from ..ports import SweeperPort
 from ..supervision import backoff_delay
 from ..tls import client_ssl_context
-from .connection import ConnectionStats, NotAuthenticated, ResumeState, run_connection
+from .connection import (
+    ConnectionStats,
+    NotAuthenticated,
+    Release,
+    ResumeState,
+    run_connection,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +117,7 @@ async def run(
 class _BackfillRequest:
     """A proven connection's request for a backfill; ``scope`` lets it cancel the sweep."""
 
+    release: Release | None = None  # the connection's: a channel's posts are all emitted
     done: trio.Event = attrs.Factory(trio.Event)
     result: outcome.Outcome[int] | None = None
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
@@ -123,16 +130,19 @@ async def _backfill_worker(sweeper: SweeperPort,
     async for request in requests:
         with request.scope:  # cancelled by a connection that no longer waits
             try:
-                request.result = outcome.Value(await sweeper.sweep(source="backfill"))
+                request.result = outcome.Value(await sweeper.sweep(
+                    source="backfill", done=request.release))
             except Exception as exc:  # noqa: BLE001 - the sweep's error is its caller's
                 request.result = outcome.Error(exc)
         request.done.set()
 
 
-async def _backfill(backfills: trio.MemorySendChannel[_BackfillRequest]) -> int:
+async def _backfill(backfills: trio.MemorySendChannel[_BackfillRequest],
+                    release: Release | None = None) -> int:
     """Ask the worker for a backfill and wait for it; its error is raised here (the connection
-    then fails and reconnects). Cancelled (the connection is gone): the sweep is cancelled."""
-    request = _BackfillRequest()
+    then fails and reconnects). Cancelled (the connection is gone): the sweep is cancelled.
+    ``release(channel)``: called as each channel's backfill is done (its live events pass)."""
+    request = _BackfillRequest(release)
     try:
         await backfills.send(request)
         await request.done.wait()
@@ -172,12 +182,12 @@ async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sw
                            ssl_context: ssl.SSLContext | None) -> None:
     resume = control.resume
 
-    async def on_ready(is_new: bool) -> None:
+    async def on_ready(is_new: bool, release: Release) -> None:
         """Backfill when the server could not resume, or when an earlier backfill failed."""
         if is_new:
             control.backfill_owed = True
-        if control.backfill_owed:
-            await _backfill(backfills)  # in the supervisor's nursery, not the connection's
+        if control.backfill_owed:  # in the supervisor's nursery, not the connection's
+            await _backfill(backfills, release)
             control.backfill_owed = False
 
     while True:

@@ -102,20 +102,23 @@ class Sweeper:
         if self.lost_since_ms is None or at < self.lost_since_ms:
             self.lost_since_ms = at
 
-    async def sweep(self, *, source: str) -> int:
+    async def sweep(self, *, source: str,
+                    done: Callable[[str], Awaitable[None]] | None = None) -> int:
         """Read every channel that moved and emit its new posts. Returns how many were emitted.
+        ``done(channel)`` is awaited once a channel's posts are all emitted, or it had none to
+        read (the connection then lets that channel's live events pass during a backfill).
 
         Costs one request per team (the bot's channel list, whose ``last_post_at`` says which
         channels moved since they were last read) plus one per moved channel (more for a
         channel with more than a page of new posts), not one per channel.
         """
         async with self._lock:  # the verification sweep and a backfill never interleave
-            emitted = await self._sweep(source)
+            emitted = await self._sweep(source, done or _nothing)
         if self.after_sweep is not None:
             await self.after_sweep(source)
         return emitted
 
-    async def _sweep(self, source: str) -> int:
+    async def _sweep(self, source: str, done: Callable[[str], Awaitable[None]]) -> int:
         started_ms = int(time.time() * 1000)
         if not self._horizon_loaded:
             await self._load_horizon()
@@ -132,6 +135,7 @@ class Sweeper:
             last, created_at, db_last_at = db_cursors.get(cid, (None, None, 0))
             moved_at = listed[cid]
             if moved_at <= self._read_up_to.get(cid, db_last_at):
+                await done(cid)
                 continue  # nothing new since it was last read
             cursor = self._cursors.get(cid) or last
             if cursor:
@@ -142,9 +146,11 @@ class Sweeper:
                     mapped = int(created_at * 1000) - 1_000  # not have been stored then
                     since = mapped if since is None else min(since, mapped)
                 if since is None or moved_at < since:
+                    await done(cid)
                     continue
                 emitted += await self._read_since(ChannelId(cid), since, source)
             self._read_up_to[cid] = moved_at
+            await done(cid)
         if self._losses == losses:  # a loss seen meanwhile (the verification sweep runs
             self.lost_since_ms = None  # beside the connection) is read by the next sweep
         self._swept_since_ms = started_ms - 5_000
@@ -280,3 +286,7 @@ class Sweeper:
         if posts:
             self._cursors[cid] = posts[-1].id
         return emitted
+
+
+async def _nothing(channel_id: str) -> None:
+    """``done`` for a sweep nobody waits on per channel."""

@@ -21,6 +21,7 @@ from ..errors import ChatServiceError
 from . import repo, units
 from .analysis import Analyzer
 from .protocol import NewMessage, StoredMessage
+from .questions import COMMIT_READ_BUDGET_S
 from .schema import transaction
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ class ChatDatabase:
         self._limiter = trio.CapacityLimiter(1)
         self.analyzer = analyzer
         self.queries: Any = repo
+        # a question's read runs inside the storage actor's request, this long at most
+        # (``chat.questions``); None: it reads on this connection first
+        self.commit_read_budget_s: float | None = COMMIT_READ_BUDGET_S
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)

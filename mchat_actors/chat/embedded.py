@@ -54,7 +54,7 @@ from .protocol import (
     SendResult,
     StoredMessage,
 )
-from .questions import EMPTY_PROMPT_REPLY, Answering
+from .questions import EMPTY_PROMPT_REPLY, Answering, ReadCost
 from .schema import connect
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class EmbeddedChatService(Answering, Curation):
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm
+        self.read_cost = ReadCost()  # its question reads' time (``chat.questions``)
         self._extractor = Debouncer(nursery, extraction_debounce_s, self._extract_pending)
 
     @property

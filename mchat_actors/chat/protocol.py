@@ -183,6 +183,11 @@ class PreparedAnswer:
     seen: bool
     answer: str
     work: Callable[[Any], StoredMessage] | None
+    # The answer read, worded and stored INSIDE the caller's request (one storage hop for the
+    # whole question): set instead of ``answer``/``work``; ``compose(handle)`` returns (the
+    # answer, the question stored). It raises ``AnswerOverBudget`` (nothing written) when its
+    # read runs past its time budget: ask again with ``in_commit=False``.
+    compose: Callable[[Any], tuple[str, StoredMessage]] | None = None
 
 
 @runtime_checkable
@@ -217,11 +222,14 @@ class AnswersInCommit(Protocol):
     the question, its answer and the runtime's rows for the post commit in ONE request."""
 
     async def prepare_answer(self, message: NewMessage, *, prompt: str,
-                             seen: Callable[[Any], bool] | None = None
-                             ) -> PreparedAnswer | None:
+                             seen: Callable[[Any], bool] | None = None,
+                             in_commit: bool = True) -> PreparedAnswer | None:
         """The answer to the question ``message`` asks, read without writing, and the unit of
         work that stores both; None when ``prompt`` is a command (use ``send_message``).
         ``seen(handle)``: whether the runtime handled the post before (same read snapshot).
+        ``in_commit``: the service may instead hand back ``PreparedAnswer.compose``, a unit
+        that reads, words and stores the answer inside the caller's request (no read of its
+        own); False asks for the read first (after ``AnswerOverBudget``).
 
         Raises:
             ChatServiceError: the database or the LLM failed (nothing was stored).

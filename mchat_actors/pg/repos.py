@@ -123,6 +123,21 @@ class PgPosts:
                 row, attempts=1, first_attempt_at=attempt_at, last_attempt_at=attempt_at,
                 marked_unsent=True) for row in rows]
 
+    def answer_post(self, conn: Conn, post: Post, *, source: str,
+                    compose: Callable[[Conn], tuple[str, StoredMessage]],
+                    reply_of: Callable[[str], SendReply], max_chars: int, attempt_at: float
+                    ) -> tuple[SendReply, StoredMessage, list[OutboxRow]]:
+        """As ``posts.answer_post`` (a savepoint inside the caller's transaction)."""
+        with conn.transaction():
+            if self.is_post_seen(conn, post.id):
+                raise PostAlreadyHandled(post.id)
+            answer, stored = compose(conn)
+            reply = reply_of(answer)
+            rows = self.finish_post(conn, post, status="answered", source=source,
+                                    replies=(reply,), max_chars=max_chars,
+                                    attempt_at=attempt_at)
+            return reply, stored, rows
+
     def store_plain_posts(self, conn: Conn, items: Sequence[PlainPost], chat: SharedStorage
                           ) -> tuple[set[str], list[StoredMessage]]:
         """A lane's plain posts in one request: skip those handled before, store the others'

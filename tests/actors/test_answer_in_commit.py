@@ -1,5 +1,7 @@
-"""A question for the in-process ChatService: one read, then ONE storage request that holds the
-question, its answer, the seen mark, the cursor and the outbox row with its first attempt.
+"""A question for the in-process ChatService: ONE storage request that reads the memories,
+words the answer and holds the question, its answer, the seen mark, the cursor and the outbox
+row with its first attempt (``PreparedAnswer.compose``); or, when that read runs past its
+budget or the service reads apart (an LLM, PostgreSQL), one read and then that request.
 
 Exactly once: a crash at any step (before, inside or after that request) and the restart's
 re-delivery leave one question row, one answer row, one outbox row (which the sender posts
@@ -22,6 +24,7 @@ from mchat_actors import mapping, outbox, posts
 from mchat_actors import store as store_module
 from mchat_actors.actors.handler import Handler
 from mchat_actors.actors.invoker import Invoker
+from mchat_actors.chat import questions
 from mchat_actors.chat.analysis import PlainAnalyzer
 from mchat_actors.chat.embedded import EmbeddedChatService, open_embedded_chat_service
 from mchat_actors.config import MattermostConfig
@@ -44,6 +47,7 @@ from mchat_actors.trigger import BotIdentity
 CFG = MattermostConfig(url="http://mm.test", token="t0ken-secret")
 BOT = BotIdentity(user_id="bot", username="ai-bot")
 QUESTION = "@ai X부품 불량률 몇 %야?"
+PROGRESS_STEPS = questions._PROGRESS_STEPS  # noqa: SLF001
 
 
 class Crash(Exception):
@@ -97,6 +101,31 @@ class CrashingPosts:
             raise Crash
         return rows
 
+    def answer_post(self, db: Any, post: Post, **kwargs: Any) -> Any:
+        compose = kwargs["compose"]
+
+        def crashing(tx: Any) -> Any:
+            if self.point == "before_chat_rows":
+                raise Crash
+            got = compose(tx)
+            if self.point == "after_chat_rows":
+                raise Crash
+            return got
+
+        out = posts.answer_post(db, post, **(kwargs | {"compose": crashing}))
+        if self.point == "after_outbox_row":
+            raise Crash
+        return out
+
+
+def use_path(w: World, path: str) -> None:
+    """``in_commit``: the read inside the request; ``read_apart``: the service reads first (as
+    with an LLM); ``over_budget``: the read inside the request is interrupted at once (a budget
+    of 0, the clock looked at every VM step), so the handler reads apart after it."""
+    w.chat.database.commit_read_budget_s = {"in_commit": questions.COMMIT_READ_BUDGET_S,
+                                            "read_apart": None, "over_budget": 0.0}[path]
+    questions._PROGRESS_STEPS = 1 if path == "over_budget" else PROGRESS_STEPS  # noqa: SLF001
+
 
 @attrs.define
 class World:
@@ -134,17 +163,29 @@ def question(post_id: str = "q1") -> PostCreated:
                                  create_at=1_700_000_000_000))
 
 
-async def test_a_question_is_one_read_and_one_storage_request(tmp_path):
-    """Answered with one read of the ChatService and ONE request to the storage actor; the
-    reply reaches the sender as its committed row with the first attempt recorded."""
+async def test_a_question_is_one_storage_request_and_no_read_of_its_own(tmp_path, monkeypatch):
+    """Answered with ONE request to the storage actor (the read, the wording and every row in
+    it) and no read of the ChatService's own; the reply reaches the sender as its committed
+    row with the first attempt recorded."""
     from contextlib import AsyncExitStack
 
+    from mchat_actors.chat.chat_db import ChatDatabase
+
+    reads: list[str] = []
+    real_read = ChatDatabase.read
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(getattr(fn, "__name__", "?"))
+        return await real_read(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ChatDatabase, "read", counted)
     async with AsyncExitStack() as stack:
         w = await world(str(tmp_path / "q.db"), stack)
         send, recv = trio.open_memory_channel[OutboundRequest](10)
         before = w.store.writer.stats.requests
         await w.handler(send)(question())
         assert w.store.writer.stats.requests - before == 1
+        assert reads == []
         reply = recv.receive_nowait()
         assert isinstance(reply, SendReply) and "12%" in reply.message
         (row,) = reply.committed
@@ -178,25 +219,100 @@ async def test_a_duplicate_gives_back_its_answer_in_the_loop_guard_s_cap(tmp_pat
         assert handler.stats.duplicates == 2
 
 
+async def test_a_read_over_its_budget_is_read_apart_and_holds_back_no_other_write(tmp_path):
+    """The read inside the request runs past its budget: it is interrupted, the request alone
+    is rolled back (a plain post committed in the same batch stays), and the question is
+    answered once by the read-apart path (a read, then the request)."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        w = await world(str(tmp_path / "b.db"), stack)
+        use_path(w, "over_budget")
+        try:
+            send, recv = trio.open_memory_channel[OutboundRequest](10)
+            handler = w.handler(send)
+            before = w.store.writer.stats.requests
+
+            async def plain() -> None:
+                await w.store.run(store_module.set_state, "beside", "committed")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(handler, question())
+                nursery.start_soon(plain)
+        finally:
+            use_path(w, "in_commit")
+        assert handler.stats.reads_over_budget == 1
+        assert w.store.writer.stats.requests - before == 3  # over budget, plain, the answer
+        assert store_module.get_state(w.store.db, "beside") == "committed"
+        reply = recv.receive_nowait()
+        assert "12%" in reply.message
+        assert w.count("SELECT count(*) FROM chat_messages WHERE mchat_post_id = 'q1:answer'"
+                       ) == 1
+        assert w.count("SELECT count(*) FROM outbox") == 1
+
+
+async def test_after_a_read_over_budget_questions_read_apart_until_reads_are_quick(
+        tmp_path, monkeypatch):
+    """A read over its budget raises the service's read cost: while it is over half the
+    budget, questions read apart at once (no second interrupted attempt holding the storage
+    actor); once the reads are quick again, they are read inside the request again."""
+    from contextlib import AsyncExitStack
+
+    from mchat_actors.chat.chat_db import ChatDatabase
+
+    reads: list[str] = []
+    real_read = ChatDatabase.read
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(getattr(fn, "__name__", "?"))
+        return await real_read(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ChatDatabase, "read", counted)
+    async with AsyncExitStack() as stack:
+        w = await world(str(tmp_path / "a.db"), stack)
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        handler = w.handler(send)
+        use_path(w, "over_budget")
+        try:
+            await handler(question("q1"))  # interrupted, then read apart
+            assert handler.stats.reads_over_budget == 1 and len(reads) == 1
+            cost = w.chat.read_cost.mean_s
+            assert cost > 0
+            w.chat.database.commit_read_budget_s = 1.9 * cost  # the mean is over half of it
+            await handler(question("q2"))
+            assert handler.stats.reads_over_budget == 1 and len(reads) == 2  # apart at once
+        finally:
+            use_path(w, "in_commit")
+        w.chat.read_cost.mean_s = 0.001  # quick reads since
+        before = w.store.writer.stats.requests
+        await handler(question("q3"))
+        assert w.store.writer.stats.requests - before == 1 and len(reads) == 2  # in the request
+        assert [recv.receive_nowait().reply_key for _ in range(3)] == [
+            "q1:reply", "q2:reply", "q3:reply"]
+
+
 POINTS = st.sampled_from(["before_chat_rows", "after_chat_rows", "after_outbox_row",
                           "after_commit", None])
+PATHS = st.sampled_from(["in_commit", "read_apart", "over_budget"])
 
 
-@settings(max_examples=25, deadline=None)
-@given(crash=POINTS, stored_before=st.booleans(), deliveries=st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+@given(crash=POINTS, stored_before=st.booleans(), deliveries=st.integers(1, 3), path=PATHS)
 def test_a_crash_at_any_step_neither_loses_the_question_nor_answers_twice(
-        crash, stored_before, deliveries):
+        crash, stored_before, deliveries, path):
     """Crash at ``crash`` (inside the request: nothing committed; after the commit: the reply
     is in the outbox but never reached the sender), then the restart delivers the post again
     ``deliveries`` times. ``stored_before``: an older release stored the question and its answer
-    (``send_message``) and died before recording the post. Always: one question row, one
-    answer row, one outbox row, and a reply handed to the sender at most once."""
+    (``send_message``) and died before recording the post. ``path``: the read inside the
+    request, apart from it, or inside it and over its budget (then apart). Always: one question
+    row, one answer row, one outbox row, and a reply handed to the sender at most once."""
     from contextlib import AsyncExitStack
 
     async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             async with AsyncExitStack() as stack:
                 w = await world(str(Path(tmp) / "c.db"), stack)
+                use_path(w, path)
                 earlier = None
                 if stored_before:
                     earlier = (await w.chat.send_message(
@@ -237,4 +353,7 @@ def test_a_crash_at_any_step_neither_loses_the_question_nor_answers_twice(
                 if earlier is not None:  # the answer stored then is the one sent
                     assert row.message.endswith(earlier)
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    finally:
+        questions._PROGRESS_STEPS = PROGRESS_STEPS  # noqa: SLF001

@@ -80,7 +80,7 @@ async def test_prepare_turns_a_failure_into_the_apology_and_leaves_commands_to_s
     class Answering(FakeChat):
         mode = "ok"
 
-        async def prepare_answer(self, message, *, prompt, seen=None):
+        async def prepare_answer(self, message, *, prompt, seen=None, in_commit=True):
             if self.mode == "bug":
                 raise RuntimeError("a bug")
             if self.mode == "hang":

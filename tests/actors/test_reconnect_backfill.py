@@ -22,7 +22,7 @@ class Sweeper:
     def connection_lost(self, *, since_ms: int | None = None) -> None:
         pass
 
-    async def sweep(self, *, source: str) -> int:
+    async def sweep(self, *, source: str, done: object = None) -> int:
         self.ran_in.append(trio.lowlevel.current_task().name)
         try:
             if self.hang:

@@ -205,3 +205,36 @@ async def test_posts_already_handled_are_not_emitted_nor_counted_as_missed(tmp_p
     assert recv.receive_nowait().post.id == missed["id"]
     with pytest.raises(trio.WouldBlock):
         recv.receive_nowait()
+
+
+async def test_a_backfill_says_when_each_channel_is_done_after_its_posts(tmp_path,
+                                                                         autojump_clock):
+    """``done(channel)`` comes for every listed channel, those read after their posts were all
+    emitted, those with nothing new at once: the connection then lets that channel's live
+    events pass while the backfill goes on."""
+    server = FakeServer(channels={f"c{i}": [] for i in range(4)})
+    store = InlineStore.open(tmp_path / "d.db")
+    for cid in server.channels:
+        await store.run(mapping.insert_channel, channel_id=cid, team_id="t1", name=cid,
+                        display_name=cid, channel_type="O", room_id=f"r-{cid}")
+        first = server.post(cid)
+        await store.run(posts.record_post, Post(
+            id=PostId(first["id"]), channel_id=ChannelId(cid), user_id=MattermostUserId("u"),
+            message="m", create_at=first["create_at"]), status="stored", source="test")
+    send, recv = trio.open_memory_channel(100)
+    sweeper = Sweeper(rest=server, store=store, events=send)
+    await sweeper.sweep(source="poll")
+    moved = [server.post("c2")["id"], server.post("c2")["id"]]
+    done: list[tuple[str, list[str]]] = []
+
+    async def release(channel_id: str) -> None:
+        emitted = []
+        while True:
+            try:
+                emitted.append(recv.receive_nowait().post.id)
+            except trio.WouldBlock:
+                break
+        done.append((channel_id, emitted))
+
+    await sweeper.sweep(source="backfill", done=release)
+    assert done == [("c0", []), ("c1", []), ("c2", moved), ("c3", [])]

@@ -87,7 +87,7 @@ async def test_plain_ws_tunnels_through_http_proxy(tmp_path, clean_proxy_env):
         clean_proxy_env.setenv("http_proxy", proxy.url)
         ready = trio.Event()
 
-        async def on_ready(is_new: bool) -> None:
+        async def on_ready(is_new: bool, release: object = None) -> None:
             ready.set()
 
         send, _recv = trio.open_memory_channel(8)

@@ -93,7 +93,7 @@ async def test_websocket_over_wss_with_the_ca_and_refused_without(ca, ca_file, t
         send, recv = trio.open_memory_channel(16)
         ready = trio.Event()
 
-        async def on_ready(is_new: bool) -> None:
+        async def on_ready(is_new: bool, release: object = None) -> None:
             ready.set()
 
         async with trio.open_nursery() as nursery:
