@@ -97,7 +97,7 @@ class Replica:
         """The sender sends only the rows of channels whose lease is held (served or still
         being read again: the answers of the re-read posts go too), and reads the outbox
         again before the first row of a bucket gained anew: the rows a dead owner committed
-        go before the newer answers of their channel (``Sender._inherit``); it also rescans
+        go before the newer answers of their channel (``SendOrder.inherit``); it also rescans
         every renew period."""
         from .actors.send_queue import SenderSettings
 

@@ -5,7 +5,7 @@ on the reply key), then posted by one sending loop through the shared token buck
 
 * Per channel, rows go strictly in id order; a failing head holds back only its own channel.
   Channels with work are served round-robin, one post each, so a busy channel cannot starve
-  the others.
+  the others (the queues: ``send_order.py``, with the replicas' hand-over of outbox rows).
 * 429, 5xx, network errors and unparseable answers are transient: the head is retried after
   1 s, 2 s, 4 s (``SenderSettings``; after a 429 the bucket's penalty is the wait), then
   deferred (30 s, doubling, capped) and tried again later: never dropped.
@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import assert_never, final
 
 import attrs
@@ -57,6 +57,7 @@ from ..store import Store
 from . import ephemeral
 from .circuit import Circuit
 from .in_doubt import find_earlier_post
+from .send_order import SendOrder
 from .send_queue import LeaseView as LeaseView
 from .send_queue import PostTransport as PostTransport
 from .send_queue import SenderCounters as SenderCounters
@@ -101,9 +102,6 @@ class Sender:
         leases: LeaseView | None = None,
     ) -> None:
         self._cfg = cfg
-        # replicas: only the rows of channels whose lease this replica holds (their owner
-        # sends the rest); a lease gained anew has the outbox read again first (``_inherit``)
-        self._leases = leases
         self._repos = repos or sqlite_repositories()
         self._transport = transport  # None: post through ``client`` (REST)
         self._store = store
@@ -112,6 +110,9 @@ class Sender:
         self._settings = settings or SenderSettings()
         self._wall = wall_clock
         self.stats = SenderCounters()
+        # the queues' order; replicas: only the channels whose lease is held (``send_order``)
+        self._order = SendOrder(store=store, repos=self._repos, settings=self._settings,
+                                stats=self.stats, wall_clock=wall_clock, leases=leases)
         s = self._settings
         # the probe goes where the posts go: a token-less webhook-only client must not ask REST
         ping = transport.ping if transport is not None else client.ping
@@ -140,7 +141,7 @@ class Sender:
         Cancellation: safe at any point; an interrupted post is recognised on the next run.
         """
         state = _State()
-        self._merge(state, await self._store.run(self._repos.outbox.load_pending))
+        self._order.merge(state, await self._store.run(self._repos.outbox.load_pending))
         react_send, react_recv = trio.open_memory_channel[AddReaction](
             self._settings.reaction_queue
         )
@@ -208,13 +209,14 @@ class Sender:
         while True:
             if state.committed:
                 rows, state.committed = state.committed, []
-                self._merge(state, rows)
+                self._order.merge(state, rows)
             if state.incoming:
                 ids, state.incoming = state.incoming, []
-                self._merge(state, await self._store.run(self._repos.outbox.load_pending, ids=ids))
+                self._order.merge(state,
+                                  await self._store.run(self._repos.outbox.load_pending, ids=ids))
             now = trio.current_time()
             if not state.closing and now >= next_rescan:
-                self._merge(state, await self._store.run(self._repos.outbox.load_pending))
+                self._order.merge(state, await self._store.run(self._repos.outbox.load_pending))
                 next_rescan = now + self._settings.rescan_interval_s
             probe_at = self._circuit.probe_at
             if probe_at is not None:  # the circuit is open: rows wait for the server
@@ -228,8 +230,8 @@ class Sender:
                 if state.wakeup.is_set():
                     state.wakeup = trio.Event()
                 continue
-            channel = self._next_due(state, now)
-            if channel is not None and await self._inherit(state, channel):
+            channel = self._order.next_due(state, now)
+            if channel is not None and await self._order.inherit(state, channel):
                 continue  # its queue may have an older head now
             if channel is not None:
                 entry = state.queues[channel][0]
@@ -252,70 +254,11 @@ class Sender:
             if state.wakeup.is_set():
                 state.wakeup = trio.Event()
 
-    def _merge(self, state: _State, rows: Sequence[OutboxRow]) -> None:
-        """Queue rows not seen yet, keeping each channel's queue in id order."""
-        now, wall = trio.current_time(), self._wall()
-        for row in rows:
-            if row.id in state.known or (self._leases is not None
-                                         and self._leases.lease_of(row.channel_id) is None):
-                continue
-            state.known.add(row.id)
-            # Capped, so a wall clock that jumped back cannot park a row for long.
-            delay = min(max(0.0, row.next_attempt_at - wall), self._settings.retry_later_max_s)
-            entry = _Entry(row=row, not_before=now + delay)
-            queue = state.queues.get(row.channel_id)
-            if queue is None:
-                queue = state.queues[row.channel_id] = deque()
-                state.turns.append(row.channel_id)
-            at = len(queue)
-            while at > 0 and queue[at - 1].row.id > row.id:
-                at -= 1
-            queue.insert(at, entry)
-        self._count_queued(state)
-
-    async def _inherit(self, state: _State, channel: str) -> bool:
-        """Replicas: before the first row of a channel whose lease was gained since the
-        outbox was last read for it, read the outbox again, so the rows the previous owner
-        committed and did not send (lower ids) go before this replica's newer answers of the
-        channel; True when it read. Before: they waited for the next rescan while newer
-        answers went at once (issue #15: answers out of order after a hand-over)."""
-        lease = None if self._leases is None else self._leases.lease_of(channel)
-        if lease is None or state.inherited.get(lease[0]) == lease[1]:
-            return False  # not held (``_send_head`` drops it) or read since it was gained
-        assert self._leases is not None
-        held = self._leases.leases()  # before the read: a later gain reads again
-        self._merge(state, await self._store.run(self._repos.outbox.load_pending))
-        state.inherited = held
-        return True
-
-    @staticmethod
-    def _next_due(state: _State, now: float) -> str | None:
-        """The next channel in round-robin order whose head is due (it moves to the back)."""
-        for _ in range(len(state.turns)):
-            channel = state.turns[0]
-            state.turns.rotate(-1)
-            if state.queues[channel][0].not_before <= now:
-                return channel
-        return None
-
-    def _pop_head(self, state: _State, channel: str) -> None:
-        entry = state.queues[channel].popleft()
-        state.known.discard(entry.row.id)
-        if not state.queues[channel]:
-            del state.queues[channel]
-            state.turns.remove(channel)
-        self._count_queued(state)
-
-    def _count_queued(self, state: _State) -> None:
-        self.stats.pending = len(state.known)
-        self.stats.channels = len(state.queues)
-
     # ------------------------------------------------------------------ one row
     async def _send_head(self, state: _State, channel: str, entry: _Entry) -> None:
         row = entry.row
-        if self._leases is not None and self._leases.lease_of(channel) is None:  # lost
-            while channel in state.queues:
-                self._pop_head(state, channel)
+        if not self._order.holds(channel):  # lost
+            self._order.drop(state, channel)
             return
         try:
             if row.marked_unsent:  # its attempt was recorded by the commit that wrote it
@@ -344,8 +287,7 @@ class Sender:
         except LeaseLost as exc:  # replicas: its claim refused, nothing posted
             self.stats.lease_lost += 1
             logger.warning("sender: channel %s: %s; its rows are left to its owner", channel, exc)
-            while channel in state.queues:
-                self._pop_head(state, channel)
+            self._order.drop(state, channel)
             return
         except _TRANSIENT as exc:
             failed_at = trio.current_time()
@@ -360,7 +302,7 @@ class Sender:
             self.stats.failed += 1
             logger.warning("sender: channel %s: row %s (%s) failed permanently: %s",
                            channel, row.id, row.reply_key, exc)
-            self._pop_head(state, channel)
+            self._order.pop_head(state, channel)
             return
         await self._finish(state, channel, entry, str(post["id"]))
 
@@ -388,7 +330,7 @@ class Sender:
                                    mm_post_id=post_id,
                               now=self._wall())
         self.stats.sent += 1
-        self._pop_head(state, channel)
+        self._order.pop_head(state, channel)
 
     # ------------------------------------------------------------------ the circuit
     def _open_circuit(self, state: _State, entry: _Entry, exc: MattermostError) -> None:
