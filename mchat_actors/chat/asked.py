@@ -14,11 +14,11 @@ know rather than quote such a memory.
     >>> states("측정실 온도는 23±1도 유지", asked_kind("측정실 온도 몇 도로 유지해?"))
     True
 
-A question about how often (``언제마다``, ``얼마나 자주``, ``몇 시간마다``, ``주기``, ``how often``)
-asks for an interval, not a time or a number: it is answered by a memory that states one
-(``500샷마다``, ``매주 월요일``, ``2주에 한 번``, ``월 1회``, ``주기 3개월``, ``every 4 hours``,
-``daily``, ``once per lot``, ``twice a shift``), whatever its unit, and not by a date, a moment
-or a length of time (``11월 28일 완료``, ``500시간 시점``).
+A question about how often (``언제마다``, ``얼마나 자주``, ``몇 시간마다``, ``주기 얼마야``,
+``how often``) asks for an interval, not a time or a number: it is answered by a memory that
+states one (``500샷마다``, ``매주 월요일``, ``2주에 한 번``, ``월 1회``, ``주기 3개월``, ``every
+4 hours``, ``daily``, ``once per lot``, ``twice a shift``), whatever its unit, and not by a
+date, a moment or a length of time (``11월 28일 완료``, ``500시간 시점``).
 
     >>> states("전동 드라이버 점검은 2주에 한 번", asked_kind("드라이버 얼마나 자주 점검해?"))
     True
@@ -95,9 +95,10 @@ _OFTEN = re.compile(
     r"|몇\s*[^\s\d?!.,~]{0,4}?\s*에\s*한\s*번|(?:에|당)\s*몇\s*(?:번|회)"
     r"|\bhow (?:often|frequently|regularly)\b|\bevery how many\b"
     r"|\bhow many times (?:a|an|per|each|every)\b")
-# 주기, interval: how often when the question asks for a value (주기 얼마야, what interval), not
-# in a yes/no question about it (주기 줄였어?)
-_PERIOD_WORD = re.compile(r"주기|간격|빈도|\b(?:frequency|intervals?)\b")
+# 주기: how often when the question asks for a value (주기 얼마야), not in a yes/no question about
+# it (주기 줄였어?). Not 간격/interval (also a spacing: 볼트 간격, confidence interval) nor
+# 빈도/frequency (also a rate: 불량 빈도): those ask nothing known
+_PERIOD_WORD = re.compile(r"주기")
 _VALUE_WORD = re.compile(r"얼마|몇|어떻게|어때|뭐|무엇|무슨|언제|\b(?:what|how|which)\b")
 # a period (하루, 2주, 교대, shift...) and how many times in it; an interval
 _TIMES = r"(?:\d+|한|두|세|네|다섯)\s*(?:번|회|차례)(?!차|째)"
@@ -106,7 +107,7 @@ _PERIOD = (r"(?:(?:하루|이틀|사흘|일주일|보름|반년|한\s*(?:주|달
            r"|(?:\d+|두|세|네)\s*[^\s\d]{1,4}?\s*(?:에|당|마다))\s*" + _TIMES)
 _INTERVAL = re.compile(
     r"[^\s\d]마다|\d\s*마다|매\s*(?:일|주|월|달|년|분기|반기|시간|교대|근무|로트|회|번|\d)"
-    r"|격주|격일|격월|(?:일|주|월|분기|연)별|" + _PERIOD
+    r"|격주|격일|격월|(?:시간|일|주|월|분기|반기|연)별|" + _PERIOD
     + r"|(?:주기|간격)\s*(?:은|는|가|이|:)?\s*(?:약\s*)?\d|\d[^\s\d]{0,3}\s*(?:주기|간격)"
     r"|\bevery\b|\b(?:hourly|daily|nightly|weekly|biweekly|fortnightly|monthly|bimonthly"
     r"|quarterly|yearly|annually|annual|semiannually)\b"

@@ -74,8 +74,9 @@ def test_the_number_with_its_unit_states_it_whatever_the_ending(n: int, unit: st
      "Resin was tested on lot 8812"),
     ("How many times per shift is the pot skimmed?", "The pot is skimmed twice a shift",
      "The pot was skimmed at the start of the shift"),
-    ("What's the calibration interval?", "Calibration interval is 6 months",
-     "Calibration was done in 6 hours"),
+    ("Every how many hours is the filter changed?", "The filter is changed every 8 hours",
+     "The filter was changed 8 hours ago"),
+    ("교정 주기 얼마야?", "교정 간격 6개월", "교정 6개월 전 완료"),
 ])
 def test_how_often_is_answered_by_an_interval_only(question: str, interval: str,
                                                    no_interval: str) -> None:
@@ -102,6 +103,9 @@ def test_how_often_asks_for_an_interval_not_a_time_or_number() -> None:
     assert asked_kind("금형 세척 언제마다 하지?") == Asked(often=True)
     assert asked_kind("How often is mold 2 cleaned?") == Asked(often=True)
     assert not asked_kind("세척 언제 했어?").often  # a time
+    # 간격 and interval are spacings too, 빈도 and frequency rates: no interval asked
+    assert not asked_kind("볼트 간격 몇 mm야?").often
+    assert not asked_kind("What's the confidence interval?").often
     # a yes/no question about the period asks for no interval: 주기 단축 answers it
     assert not asked_kind("스텐실 세척 주기 줄였어?").often
     assert states("스텐실 세척 주기 단축", asked_kind("스텐실 세척 주기 줄였어?"))
