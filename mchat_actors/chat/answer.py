@@ -19,7 +19,8 @@ Built-in answerer (no LLM):
    says it does not know.
 3. A memory answers only when it states a value of the kind the question asks for
    (``chat.asked``): ``몇 명`` a number of people, ``몇 %`` a share, ``언제``/``when`` a time,
-   ``how long`` a length of time, ``얼마``/``how much`` a number.
+   ``how long`` a length of time, ``얼마``/``how much`` a number, ``언제마다``/``얼마나 자주``/
+   ``how often`` an interval (``500샷마다``, ``매주``, ``every 4 hours``).
 4. The best memory is quoted; another one only when it scores within ``CLOSE_MARGIN`` of the best
    and is about the same subject. When a memory about another subject scores within
    ``AMBIGUOUS_MARGIN`` of the best, the question does not say which fact it wants: the

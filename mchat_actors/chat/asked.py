@@ -14,6 +14,21 @@ know rather than quote such a memory.
     >>> states("측정실 온도는 23±1도 유지", asked_kind("측정실 온도 몇 도로 유지해?"))
     True
 
+A question about how often (``언제마다``, ``얼마나 자주``, ``몇 시간마다``, ``주기 얼마야``,
+``how often``) asks for an interval, not a time or a number: it is answered by a memory that
+states one (``500샷마다``, ``매주 월요일``, ``2주에 한 번``, ``월 1회``, ``주기 3개월``, ``every
+4 hours``, ``daily``, ``once per lot``, ``twice a shift``), whatever its unit, and not by a
+date, a moment or a length of time (``11월 28일 완료``, ``500시간 시점``).
+
+    >>> states("전동 드라이버 점검은 2주에 한 번", asked_kind("드라이버 얼마나 자주 점검해?"))
+    True
+    >>> states("정전기 측정기 교정 11월 28일 완료", asked_kind("측정기 교정 언제마다 해?"))
+    False
+
+``몇`` said of a revision (``개정 몇이야``, ``몇 번째 개정``, ``버전 몇``) is answered by a
+revision letter as well as a number (``Rev.D``, ``개정 B``): drawings and documents are revised
+A, B, C as often as 1, 2, 3.
+
 The units are Korean counters and the common units of measure with their other spellings (a
 closed class of words, like the time words below); a unit not listed is compared as written
 (``몇 사이클`` is stated by ``500사이클``). Nothing is asked of a question that names no unit and
@@ -74,6 +89,39 @@ _DURATION = re.compile(r"\bhow long\b|얼마\s*동안|며칠\s*동안|얼마나\
 _DURATION_UNITS = ("초", "분", "시간", "일", "주", "개월", "달", "년", "h", "hr", "hrs", "min",
                    "sec", "second", "seconds", "minute", "minutes", "hour", "hours", "day",
                    "days", "week", "weeks", "month", "months", "year", "years")
+# how often: every how many, how many times a period, the period or interval asked for
+_OFTEN = re.compile(
+    r"언제\s*마다|얼마\s*마다|얼마나\s*자주|며칠\s*마다|몇\s*[^\s\d?!.,~]{0,4}?\s*마다"
+    r"|몇\s*[^\s\d?!.,~]{0,4}?\s*에\s*한\s*번|(?:에|당)\s*몇\s*(?:번|회)"
+    r"|\bhow (?:often|frequently|regularly)\b|\bevery how many\b"
+    r"|\bhow many times (?:a|an|per|each|every)\b")
+# 주기: how often when the question asks for a value (주기 얼마야), not in a yes/no question about
+# it (주기 줄였어?). Not 간격/interval (also a spacing: 볼트 간격, confidence interval) nor
+# 빈도/frequency (also a rate: 불량 빈도): those ask nothing known
+_PERIOD_WORD = re.compile(r"주기")
+_VALUE_WORD = re.compile(r"얼마|몇|어떻게|어때|뭐|무엇|무슨|언제|\b(?:what|how|which)\b")
+# a period (하루, 2주, 교대, shift...) and how many times in it; an interval
+_TIMES = r"(?:\d+|한|두|세|네|다섯)\s*(?:번|회|차례)(?!차|째)"
+_PERIOD = (r"(?:(?:하루|이틀|사흘|일주일|보름|반년|한\s*(?:주|달)"
+           r"|(?<![\d\uac00-\ud7a3])(?:일|주|월|연|년|분기|반기|교대|시간))\s*(?:에|당|마다)?"
+           r"|(?:\d+|두|세|네)\s*[^\s\d]{1,4}?\s*(?:에|당|마다))\s*" + _TIMES)
+_INTERVAL = re.compile(
+    r"[^\s\d]마다|\d\s*마다|매\s*(?:일|주|월|달|년|분기|반기|시간|교대|근무|로트|회|번|\d)"
+    r"|격주|격일|격월|(?:시간|일|주|월|분기|반기|연)별|" + _PERIOD
+    + r"|(?:주기|간격)\s*(?:은|는|가|이|:)?\s*(?:약\s*)?\d|\d[^\s\d]{0,3}\s*(?:주기|간격)"
+    r"|\bevery\b|\b(?:hourly|daily|nightly|weekly|biweekly|fortnightly|monthly|bimonthly"
+    r"|quarterly|yearly|annually|annual|semiannually)\b"
+    r"|\b(?:once|twice|thrice|\d+\s*(?:times|x)|(?:one|two|three|four|five|six) times)"
+    r"\s+(?:a|an|per|each|every)\b|\b(?:per|each)\s+(?:shift|lot|batch|day|week|month|year"
+    r"|hour|run|quarter|morning|night)\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)days\b"
+    r"|\b(?:intervals?|frequency)\b[^.;]{0,20}?\d")
+# 몇 said of a revision, and a revision letter
+_REVISION_ASKED = re.compile(
+    r"(?:개정|리비전|리비젼|버전|\brev(?:ision)?\b\.?|\bver(?:sion)?\b\.?)\s*(?:은|는|이|가)?\s*몇"
+    r"|몇\s*(?:번째\s*)?(?:개정|리비전|리비젼|버전|판)")
+_REVISION = re.compile(  # read in the text as written: 버전 2 reads as an identifier
+    r"(?:개정|리비전|리비젼|버전|\brev(?:ision)?|\bver(?:sion)?)\s*\.?\s*(?:[a-z](?![a-z])|\d)"
+    r"|\d+\s*차\s*개정")
 _NUMBER_WORD = re.compile(
     r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty"
     r"|thirty|forty|fifty|hundred|thousand|million|dozen)\b"
@@ -84,12 +132,15 @@ _NUMBER_WORD = re.compile(
 @attrs.frozen
 class Asked:
     """The kind of value a question asks for: a unit's spellings, a time, a length of time,
-    an amount (a number), or nothing known."""
+    an amount (a number; with ``revision``, a revision letter too), how often (an interval),
+    or nothing known."""
 
     unit: tuple[str, ...] = ()
     time: bool = False
     duration: bool = False
     amount: bool = False
+    often: bool = False
+    revision: bool = False
 
 
 def _unit_spellings(word: str) -> tuple[str, ...]:
@@ -106,6 +157,9 @@ def _unit_spellings(word: str) -> tuple[str, ...]:
 def asked_kind(question: str) -> Asked:
     """What ``question`` asks for (``Asked()``: nothing recognisable)."""
     text = normalize(question)
+    if _OFTEN.search(text) or (_PERIOD_WORD.search(text) and _VALUE_WORD.search(text)):
+        # 언제마다, 몇 시간마다, 얼마나 자주, 주기 얼마야: an interval, whatever its unit
+        return Asked(often=True)
     unit: tuple[str, ...] = ()
     m = _HANGUL_UNIT.search(text)
     if m and not re.match(r"^(?:살|월|일)", m.group(1)):  # 몇 살, 몇 월, 몇 일: times/ages
@@ -115,13 +169,16 @@ def asked_kind(question: str) -> Asked:
         if e and e.group(1) in _BY_SPELLING:  # how many days/hours/people; not how many chargers
             unit = _BY_SPELLING[e.group(1)]
     duration = bool(_DURATION.search(text))
-    return Asked(unit=unit, time=bool(_WHEN.search(text)) and not duration, duration=duration,
-                 amount=bool(_AMOUNT.search(text)))
+    revision = bool(_REVISION_ASKED.search(text))  # 몇 번째 개정: which revision, no count
+    return Asked(unit=() if revision else unit, time=bool(_WHEN.search(text)) and not duration,
+                 duration=duration, amount=bool(_AMOUNT.search(text)), revision=revision)
 
 
 def states(text: str, asked: Asked) -> bool:
     """Whether ``text`` states a value of the kind ``asked`` (always, when nothing is asked)."""
     norm = without_identifiers(text)  # the 4 of 라인 4 names the line, it is not a value
+    if asked.often:
+        return bool(_INTERVAL.search(norm))
     if asked.time and not _TIME.search(norm):
         return False
     if asked.unit:
@@ -129,7 +186,8 @@ def states(text: str, asked: Asked) -> bool:
     if asked.duration:
         return any(_states_unit(norm, s) for s in _DURATION_UNITS)
     if asked.amount:
-        return bool(_NUMBER_WORD.search(norm))
+        return bool(_NUMBER_WORD.search(norm)
+                    or (asked.revision and _REVISION.search(normalize(text))))
     return True
 
 

@@ -48,6 +48,21 @@ MEMORIES = [
     "측정실 온도는 23±1도 유지",
     "검사 지그 2번 마모로 교체 발주함",
     "사내 품질 분임조 발표회 12월 3일 본관 강당",
+    # periods and intervals, written the ways a team writes them (issue 9, i37)
+    "사출 3호기 노즐 청소는 1,000샷마다 실시",
+    "리플로우 오븐 온도 프로파일 측정 주기 3개월",
+    "3차원 측정기 프로브 캘리브레이션 매주 월요일 오전",
+    "전동 드라이버 체결력 점검은 2주에 한 번",
+    "AOI 기준 보드 검증은 교대조마다 1회",
+    "온습도 기록계 데이터 백업 월 1회",
+    "The conveyor belt tension on the packing line is checked every 4 hours",
+    "Nitrogen purity in the wave solder machine is logged daily",
+    "Incoming resin is tested for moisture once per lot",
+    "Fire extinguishers in the warehouse are inspected monthly",
+    "Solder pot dross is skimmed twice a shift",
+    "정전기 측정기 교정 11월 28일 완료",
+    "The spare motor for the packing line conveyor was replaced on Tuesday",
+    "H7 하우징 검사 기준서 개정 B 배포",
 ]
 
 # Same words, other facts: what a good answer must not be confused with.
@@ -212,6 +227,36 @@ CASES: list[tuple[str, str | None, str]] = [
     ("cross-language", None, "경도계 교정 업체 어디야?"),
     ("cross-language", MEMORIES[22], "H7 파일럿 언제부터야?"),
     ("cross-language", MEMORIES[26], "클린룸 습도 몇 % 아래로 유지해야 돼?"),
+    # how often (issue 9, i37): questions about a period or interval, written before the
+    # answerer's frequency reading was run on them and committed before it; the memories
+    # above state intervals as people write them (N마다, 매주, 2주에 한 번, 월 1회, 주기 3개월,
+    # every 4 hours, daily, once per lot, twice a shift). The ones without an answer ask how
+    # often about a memory that states a date, a moment or a length of time, but no interval.
+    ("paraphrase", MEMORIES[32], "3호기 사출기 노즐 몇 샷마다 닦아?"),
+    ("paraphrase", MEMORIES[33], "리플로우 프로파일은 몇 달에 한 번 재?"),
+    ("paraphrase", MEMORIES[34], "3차원 측정기 프로브 교정은 언제마다 해?"),
+    ("paraphrase", MEMORIES[35], "전동 드라이버 체결력 얼마나 자주 확인해?"),
+    ("paraphrase", MEMORIES[9], "정전기 손목밴드 점검은 얼마나 자주 해?"),
+    ("paraphrase", MEMORIES[38], "How often do we check the belt tension on the packing conveyor?"),
+    ("paraphrase", MEMORIES[40], "How frequently do we test incoming resin for moisture?"),
+    ("paraphrase", MEMORIES[24], "How often do we run onboarding for new inspectors?"),
+    ("endings", MEMORIES[36], "AOI 기준 보드 검증 주기가 어떻게 되나요?"),
+    ("endings", MEMORIES[37], "온습도 기록계 백업은 한 달에 몇 번 하나요?"),
+    ("endings", MEMORIES[41], "How often are the warehouse fire extinguishers inspected?"),
+    ("endings", MEMORIES[42], "How many times per shift do we skim dross off the solder pot?"),
+    ("typos", MEMORIES[33], "리플로우 오븐 온도 프로파일 측정 주기 몇개월마다얌?"),
+    ("typos", MEMORIES[39], "How oftn is nitrogen purity loged on the wave solder machine?"),
+    ("cross-language", MEMORIES[38], "포장 라인 컨베이어 벨트 장력 몇 시간마다 점검해?"),
+    ("cross-language", MEMORIES[37], "How often is the temperature-humidity logger backed up?"),
+    ("paraphrase", MEMORIES[45], "H7 하우징 검사 기준서 몇 번째 개정이야?"),
+    ("endings", MEMORIES[45], "H7 하우징 검사 기준서 개정 몇이죠?"),
+    ("paraphrase", None, "정전기 측정기 교정 얼마나 자주 해?"),
+    ("paraphrase", None, "경도계 교정은 몇 개월마다 해?"),
+    ("paraphrase", None, "모터 베어링 몇 시간마다 갈아?"),
+    ("endings", None, "라인 4 택트타임 측정은 얼마나 자주 하나요?"),
+    ("endings", None, "How often is the packing line conveyor motor replaced?"),
+    ("typos", None, "스텐실 얼마나 자주 닦아여?"),
+    ("cross-language", None, "How often do we run the thermal shock test?"),
 ]
 
 CATEGORIES = ("paraphrase", "endings", "typos", "cross-language")

@@ -1,5 +1,5 @@
-"""What a question asks for (chat.asked): the unit, time, length of time or amount a memory
-must state to answer it."""
+"""What a question asks for (chat.asked): the unit, time, length of time, amount or interval a
+memory must state to answer it."""
 
 from __future__ import annotations
 
@@ -54,3 +54,90 @@ def test_the_number_with_its_unit_states_it_whatever_the_ending(n: int, unit: st
     assert states(f"검사원 {n}{unit}", asked)
     other = "초" if unit != "초" else "명"
     assert not states(f"검사원 {n}{other}", asked)
+
+
+
+@pytest.mark.parametrize(("question", "interval", "no_interval"), [
+    ("세척 언제마다 해?", "세척은 500샷마다", "세척 11월 28일 완료"),
+    ("얼마나 자주 교정해?", "교정은 매주 월요일", "교정 11월 28일 완료"),
+    ("몇 시간마다 점검해요?", "점검은 매일 아침", "500시간 시점 베어링 마모 확인"),
+    ("필터 몇 주에 한 번 갈아?", "필터 교체 2주에 한 번", "필터 교체 2주 걸림"),
+    ("기록계 백업 한 달에 몇 번 해?", "기록계 백업 월 1회", "기록계 백업 3회 실패"),
+    ("교정 주기 얼마야?", "교정 주기 3개월", "교정 3개월 전 완료"),
+    ("교정 주기 얼마야?", "6개월 주기로 교정", "교정 비용 6만 원"),
+    ("검증 주기가 어떻게 되나요?", "기준 보드 검증은 교대조마다 1회", "기준 보드 검증 11월 완료"),
+    ("How often do we calibrate the torque driver?", "The driver is calibrated weekly",
+     "Calibrated the driver on Tuesday"),
+    ("How often is belt tension checked?", "Belt tension is checked every 4 hours",
+     "Belt tension was checked 4 hours ago"),
+    ("How frequently is resin tested?", "Resin is tested once per lot",
+     "Resin was tested on lot 8812"),
+    ("How many times per shift is the pot skimmed?", "The pot is skimmed twice a shift",
+     "The pot was skimmed at the start of the shift"),
+    ("Every how many hours is the filter changed?", "The filter is changed every 8 hours",
+     "The filter was changed 8 hours ago"),
+    ("교정 주기 얼마야?", "교정 간격 6개월", "교정 6개월 전 완료"),
+])
+def test_how_often_is_answered_by_an_interval_only(question: str, interval: str,
+                                                   no_interval: str) -> None:
+    """A how-often question is answered by an interval in any unit, not by a date, a moment,
+    a count or a length of time (before: read as asking a time or a number, or nothing)."""
+    asked = asked_kind(question)
+    assert states(interval, asked)
+    assert not states(no_interval, asked)
+
+
+@pytest.mark.parametrize(("question", "revision", "none"), [
+    ("도면 개정 몇이야", "도면 개정 A", "도면 배포 완료"),
+    ("기준서 몇 번째 개정이야?", "기준서 Rev.C 배포", "기준서 배포 완료"),
+    ("기준서 버전 몇이죠?", "기준서 버전 2 배포", "기준서 배포 완료"),
+])
+def test_a_revision_asked_with_myeot_is_a_letter_or_a_number(question: str, revision: str,
+                                                             none: str) -> None:
+    asked = asked_kind(question)
+    assert states(revision, asked)
+    assert not states(none, asked)
+
+
+def test_how_often_asks_for_an_interval_not_a_time_or_number() -> None:
+    assert asked_kind("금형 세척 언제마다 하지?") == Asked(often=True)
+    assert asked_kind("How often is mold 2 cleaned?") == Asked(often=True)
+    assert not asked_kind("세척 언제 했어?").often  # a time
+    # 간격 and interval are spacings too, 빈도 and frequency rates: no interval asked
+    assert not asked_kind("볼트 간격 몇 mm야?").often
+    assert not asked_kind("What's the confidence interval?").often
+    # a yes/no question about the period asks for no interval: 주기 단축 answers it
+    assert not asked_kind("스텐실 세척 주기 줄였어?").often
+    assert states("스텐실 세척 주기 단축", asked_kind("스텐실 세척 주기 줄였어?"))
+    # a letter is no count outside a revision
+    assert not asked_kind("불량 몇 건이야?").revision
+    assert not states("불량 A등급", asked_kind("불량 몇 건이야?"))
+
+
+_HOW_OFTEN = ("언제마다 해?", "얼마나 자주 해?", "몇 {u}마다 해?", "주기가 어떻게 돼?",
+              "몇 {u}에 한 번 해?", "주기 얼마야?")
+
+
+@given(n=st.integers(1, 9_999), unit=st.sampled_from(("샷", "시간", "일", "주", "개월", "사이클")),
+       form=st.sampled_from(("{n}{u}마다", "{n}{u}에 한 번", "주기 {n}{u}", "{n}{u} 주기로",
+                             "{n}{u} 간격으로", "{n}{u}에 2회")),
+       question=st.sampled_from(_HOW_OFTEN))
+def test_an_interval_answers_how_often_and_a_moment_does_not(n: int, unit: str, form: str,
+                                                             question: str) -> None:
+    """However the interval is written and the question asked, `N단위마다` answers it; the same
+    number and unit as a moment (`N단위 시점에 점검 완료`) never does."""
+    asked = asked_kind("세척 " + question.format(u=unit))
+    assert asked.often
+    assert states("세척 " + form.format(n=n, u=unit), asked)
+    assert not states(f"세척 {n}{unit} 시점에 점검 완료", asked)
+
+
+@given(n=st.integers(2, 999), unit=st.sampled_from(("hours", "days", "weeks", "months", "lots")),
+       form=st.sampled_from(("every {n} {u}", "once every {n} {u}", "at intervals of {n} {u}")),
+       question=st.sampled_from(("How often is it cleaned?", "How frequently do we clean it?",
+                                 "Every how many {u} is it cleaned?")))
+def test_an_interval_answers_how_often_in_english(n: int, unit: str, form: str,
+                                                  question: str) -> None:
+    asked = asked_kind(question.format(u=unit))
+    assert states("It is cleaned " + form.format(n=n, u=unit), asked)
+    assert not states(f"It was cleaned {n} {unit} ago", asked)

@@ -141,3 +141,22 @@ async def test_two_copies_of_one_text_are_not_ambiguous(kiwi: KiwiAnalyzer) -> N
     answer = await compose_answer("Where does Acme ship housings from?", memories, llm=None,
                                   analyzer=kiwi)
     assert "Penang" in answer, answer
+
+
+async def test_how_often_is_answered_by_the_interval_not_the_date(kiwi: KiwiAnalyzer) -> None:
+    """`언제마다`, `how often`: the memory stating the interval is quoted (언제 alone would ask a
+    time, and `500샷마다` is none); a memory with only a date of the same work is no answer."""
+    interval = [memory("사출 3호기 노즐 청소는 500샷마다", i=1),
+                memory("Belt tension is checked every 4 hours", i=2)]
+    answer = await compose_answer("3호기 노즐 청소 언제마다 해?", interval, llm=None,
+                                  analyzer=kiwi)
+    assert "500샷마다" in answer, answer
+    answer = await compose_answer("How often is belt tension checked?", interval, llm=None,
+                                  analyzer=kiwi)
+    assert "every 4 hours" in answer, answer
+    dated = [memory("사출 3호기 노즐 청소 11월 28일 완료", i=3),
+             memory("Belt tension was checked on Tuesday", i=4)]
+    for question in ("3호기 노즐 청소 얼마나 자주 해?", "How often is belt tension checked?"):
+        answer = await compose_answer(question, dated, llm=None, analyzer=kiwi)
+        assert answer.startswith(("관련된 기억을 찾지 못했습니다", "I have no stored memory")), (
+            question, answer)

@@ -18,8 +18,10 @@ from .meaning_measure import Tally, measure, table
 # recall@1 of the search, precision of the answers and abstentions (unanswerable questions
 # answered "I don't know") on the default configuration, as measured
 MIN_RECALL_AT_1 = {"paraphrase": 0.95, "endings": 1.0, "typos": 1.0}
-MIN_PRECISION = 0.87
-MIN_ABSTENTION = 0.62
+# (0.845 / 0.590 when the how-often block was added, i37, before the answerer read how-often
+# questions; 0.881 / 0.692 with it)
+MIN_PRECISION = 0.88
+MIN_ABSTENTION = 0.69
 
 
 async def test_development_set(tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> None:
