@@ -138,8 +138,8 @@ class ShareBucket(TokenBucket):
 class BudgetShares:
     """This replica's shares of the budget, ticked like the channel leases.
 
-    Giving shares back (a replica joined: the fair share fell; a clean stop) takes two
-    steps: a share over the fair share stops being used at once (``_retiring``), and is
+    Giving shares back (another replica needs them: ``pg.share_plan``; a clean stop) takes two
+    steps: a share to give back stops being used at once (``_retiring``), and is
     given back at a later tick, once every request this replica released while it still
     counted that share has reached the server (``ShareBucket.settled``). The next holder
     uses it one window (+ margin) after taking it, so their requests never share a window.
