@@ -188,3 +188,22 @@ async def test_the_shares_follow_the_replica_with_the_backlog(pg_url):
     # both busy: b got shares back from a within the time left, and a kept its part
     assert sum(1 for t in b if 7.0 <= t < 9.0) >= 2 * 3
     assert sum(1 for t in a if 7.0 <= t < 9.0) >= 2 * 3
+
+
+async def test_a_bucket_reports_what_it_wanted_and_whether_its_shares_held_it(autojump_clock):
+    """``ShareBucket.demand``: idle, nothing; requests within its shares, their count and not
+    held back; more than its shares, held back (``BudgetShares`` then claims the limit)."""
+    bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=lambda _now: 3, recheck_s=0.25)
+    assert bucket.demand() == (0, False)
+    for _ in range(2):
+        async with bucket.request() as slot:
+            slot.answered()
+        await trio.sleep(0.2)
+    assert bucket.demand() == (2, False)
+    await trio.sleep(1.5)
+    assert bucket.demand() == (0, False)  # a window later: nothing wanted any more
+    arrivals: list[int] = []
+    await _hammer(bucket, lambda: 0.0, arrivals, until=trio.current_time() + 3)
+    wanted, held_back = bucket.demand()
+    assert held_back and wanted >= 3
+    assert bucket.demand()[1] is False  # the flag is per tick
