@@ -153,7 +153,7 @@ class BudgetShares:
     clock: Callable[[], float] = trio.current_time
     # the demand published is the highest of this many ticks (hysteresis: a replica that
     # just drained its backlog keeps its claim a little; ``pg.share_plan``)
-    demand_ticks: int = 3
+    demand_ticks: int = 2
     _taken_at: dict[str, float] = attrs.Factory(dict)
     _retiring: dict[str, float] = attrs.Factory(dict)  # share -> when it stopped being used
     _demands: deque[int] = attrs.Factory(deque)
