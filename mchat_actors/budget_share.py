@@ -2,10 +2,14 @@
 
 The server gives the token ``L`` requests per second whatever the number of processes
 (docs/postgresql.md, "One request budget"). With MCHAT_REPLICAS=on the budget is ``L`` lease
-rows ``budget:0`` .. ``budget:L-1`` (``pg.leases``, the same fair share as the channel
-buckets: ``ceil(L / live replicas)``); a replica may send as many requests in any window as
-the shares it holds, so the replicas together never exceed ``L``, whatever their number (a
-replica with no share, when there are more replicas than ``L``, sends nothing).
+rows ``budget:0`` .. ``budget:L-1`` (``pg.leases``), shared out by demand: each replica
+publishes at its tick the requests it wanted in the last window (the whole limit when one
+waited for its shares), and ``pg.share_plan`` moves shares to the busy ones, the idle ones
+keeping one each when the limit allows (the channels are split by hash, not the work: an
+even split left 35-44 % of the budget unused with 3 replicas); a replica may send as many
+requests in any window as the shares it holds, so the replicas together never exceed ``L``,
+whatever their number (a replica with no share, when there are more replicas than ``L``,
+sends nothing).
 
 Counting: a replica's requests are counted by when they can have reached the server (their
 answer; a failed one: its failure + margin), not by their release (``ShareBucket``). In any
@@ -40,7 +44,7 @@ import trio
 
 from .actors.ownership import LeaseDatabase
 from .errors import StoreError
-from .pg.leases import Lessee, declare
+from .pg.leases import Lessee, TickResult, declare
 from .ratelimit import Slot, TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -71,6 +75,7 @@ class ShareBucket(TokenBucket):
         self._recheck_s = recheck_s
         self._mine: deque[Slot] = deque()  # this replica's requests, in release order
         self._ended: dict[Slot, float] = {}  # answered (or failed + margin) at
+        self._starved = False  # a request waited for this replica's shares
 
     def next_allowed_at(self) -> float:
         at = super().next_allowed_at()
@@ -81,14 +86,27 @@ class ShareBucket(TokenBucket):
             ended.pop(mine.popleft())  # answered a window ago: bounds nothing any more
         k = self._shares(now)
         if k <= 0:
+            self._starved = True
             return max(at, now + self._recheck_s)  # no share yet: look again (woken on change)
         floor = -math.inf
         for slot in itertools.islice(mine, 0, max(0, len(mine) - (k - 1))):
             end = ended.get(slot)
             if end is None:
+                self._starved = True
                 return math.inf  # in flight: woken by its answer or failure
             floor = max(floor, end)
+        if floor + self._window_s > max(at, now):
+            self._starved = True  # held back by its shares, not by the whole limit
         return max(at, floor + self._window_s)
+
+    def demand(self) -> tuple[int, bool]:
+        """The requests this replica wanted in the last window (let through, or waiting
+        now), and whether a request waited for its shares since the last call (it would
+        have sent more with more shares): what ``BudgetShares`` publishes."""
+        since = self._clock() - self._window_s
+        recent = sum(1 for slot in self._mine if slot.released_at > since)
+        starved, self._starved = self._starved, False
+        return recent + self._waiting, starved
 
     def _track(self, slot: Slot) -> None:
         self._mine.append(slot)
@@ -120,8 +138,8 @@ class ShareBucket(TokenBucket):
 class BudgetShares:
     """This replica's shares of the budget, ticked like the channel leases.
 
-    Giving shares back (a replica joined: the fair share fell; a clean stop) takes two
-    steps: a share over the fair share stops being used at once (``_retiring``), and is
+    Giving shares back (another replica needs them: ``pg.share_plan``; a clean stop) takes two
+    steps: a share to give back stops being used at once (``_retiring``), and is
     given back at a later tick, once every request this replica released while it still
     counted that share has reached the server (``ShareBucket.settled``). The next holder
     uses it one window (+ margin) after taking it, so their requests never share a window.
@@ -133,10 +151,36 @@ class BudgetShares:
     limit: int
     span_s: float  # a share is usable this long after it was taken (window + margin)
     clock: Callable[[], float] = trio.current_time
+    # the demand published is the highest of this many ticks (hysteresis: a replica that
+    # just drained its backlog keeps its claim a little; ``pg.share_plan``)
+    demand_ticks: int = 2
     _taken_at: dict[str, float] = attrs.Factory(dict)
     _retiring: dict[str, float] = attrs.Factory(dict)  # share -> when it stopped being used
+    _demands: deque[int] = attrs.Factory(deque)
     ticks: int = 0
     tick_failures: int = 0
+
+    def demand(self, bucket: TokenBucket | None) -> int | None:
+        """What to publish at this tick: the requests wanted in the last window, the whole
+        limit when a request waited for this replica's shares, the highest of the last
+        ``demand_ticks`` ticks; None (the even split) without a ``ShareBucket``."""
+        if not isinstance(bucket, ShareBucket):
+            return None
+        wanted, starved = bucket.demand()
+        self._demands.append(self.limit if starved else min(self.limit, wanted))
+        while len(self._demands) > max(1, self.demand_ticks):
+            self._demands.popleft()
+        return max(self._demands)
+
+    def apply(self, result: TickResult, taken: float) -> None:
+        """A committed tick: shares acquired are usable a span after ``taken``; the ones held
+        back stop being used (given back once settled)."""
+        for r in result.acquired:
+            self._taken_at[r] = taken
+        for r in list(self._taken_at):
+            if r not in self.lessee.deadlines:
+                del self._taken_at[r]
+        self._retiring = {r: self._retiring.get(r, taken) for r in result.held_back}
 
     def usable(self, now: float) -> int:
         return sum(1 for r in self.lessee.held(now) if r not in self._retiring
@@ -161,18 +205,12 @@ class BudgetShares:
                 began = self.clock()
                 try:
                     result = await self.db.run_own(partial(
-                        self.lessee.tick, releasable=self._releasable(bucket)), began)
+                        self.lessee.tick, releasable=self._releasable(bucket),
+                        demand=self.demand(bucket)), began)
                     self.ticks += 1
                     # from the commit, not the tick's start: the acquiring statement may run
                     # after the previous holder's give-back committed, late in a slow tick
-                    taken = self.clock()
-                    for r in result.acquired:
-                        self._taken_at[r] = taken
-                    for r in list(self._taken_at):
-                        if r not in self.lessee.deadlines:
-                            del self._taken_at[r]
-                    # not used from now on, given back once settled
-                    self._retiring = {r: self._retiring.get(r, taken) for r in result.held_back}
+                    self.apply(result, self.clock())
                 except StoreError as exc:
                     self.tick_failures += 1
                     logger.warning("budget: share tick failed (%s); shares lapse", exc)

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 # channels never mapped (no cursor) in a gained bucket are read from this long ago: a post
 # the dead owner had not recorded yet is at most a lease time old, this covers it widely
 RESUME_HORIZON_MS = 10 * 60_000
+BUDGET_TICK_S = 1.0  # the budget shares' tick, at most
 
 
 def lease_settings(config: Config) -> LeaseSettings:
@@ -155,7 +156,10 @@ def budget_for(config: Config, store: Store, *, margin_s: float
 
     assert isinstance(store, PgStore)  # config refuses replicas without MCHAT_DATABASE_URL
     replica_id = new_replica_id()
+    # the budget ticks at least every second (one small transaction): a share moves to the
+    # replica that needs it in a few seconds, not a few renew periods (``pg.share_plan``)
     settings = lease_settings(config)
+    settings = attrs.evolve(settings, renew_every_s=min(settings.renew_every_s, BUDGET_TICK_S))
     budget = BudgetShares(store.database, Lessee(replica_id, settings, prefix=PREFIX),
                           limit=max(1, math.floor(limit)), span_s=1.0 + margin_s)
     bucket = ShareBucket(limit, margin_s=margin_s, shares=budget.usable,

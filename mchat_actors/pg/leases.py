@@ -14,7 +14,9 @@ database set ``expires_at`` to its own now + ttl at a moment after that, so with
 run at the same rate the owner stops serving before anyone else may take over. The tests run
 the same SQL with a fake clock (``now`` passed in) to check the rules on a real server.
 
-Fair share: ``ceil(resources / live replicas)`` (live: heartbeat younger than ttl). A replica
+Fair share: ``ceil(resources / live replicas)`` (live: heartbeat younger than ttl), or, when
+the tick is given this replica's ``demand`` (the budget's shares), the demand-weighted plan
+of ``pg.share_plan`` (a replica then gives back only what others need). A replica
 takes free or expired leases up to its share, and gives back what it holds over its share, so
 a replica that joins gets its part within two renew periods; the channels given back are
 unowned until the next tick of a replica under its share (at most one renew period).
@@ -36,6 +38,8 @@ from typing import Any
 
 import attrs
 import psycopg
+
+from . import share_plan
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -101,6 +105,27 @@ def live_replicas(conn: Conn, ttl_s: float, now: float | None = None) -> int:
     row = conn.execute(f"SELECT count(*) FROM replicas WHERE heartbeat_at > {_NOW} - %(ttl)s",
                        {"ttl": ttl_s, "now": now}).fetchone()
     return int(row[0]) if row else 0
+
+
+def publish_demand(conn: Conn, replica: str, demand: int) -> None:
+    conn.execute("UPDATE replicas SET demand = %s WHERE replica_id = %s", (demand, replica))
+
+
+def live_demands(conn: Conn, ttl_s: float, now: float | None = None) -> dict[str, int]:
+    """Every live replica and the demand it published (0 when none)."""
+    rows = conn.execute(
+        f"SELECT replica_id, COALESCE(demand, 0) FROM replicas WHERE heartbeat_at > {_NOW}"
+        " - %(ttl)s", {"ttl": ttl_s, "now": now}).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def held_by_owner(conn: Conn, prefix: str, now: float | None = None) -> dict[str, int]:
+    """How many unexpired leases of ``prefix`` each owner holds."""
+    rows = conn.execute(
+        f"SELECT owner, count(*) FROM leases WHERE owner IS NOT NULL AND expires_at > {_NOW}"
+        " AND starts_with(resource, %(prefix)s) GROUP BY owner",
+        {"now": now, "prefix": prefix}).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def renew(conn: Conn, replica: str, held: Iterable[str], ttl_s: float,
@@ -180,7 +205,8 @@ class Lessee:
         return {r for r, deadline in self.deadlines.items() if deadline > local_now}
 
     def tick(self, conn: Conn, local_now: float, db_now: float | None = None, *,
-             releasable: Collection[str] | None = None) -> TickResult:
+             releasable: Collection[str] | None = None,
+             demand: int | None = None) -> TickResult:
         """Heartbeat, renew, give back the excess, take up to the fair share, in one
         transaction of its own; the replica's view changes only once it has committed (a
         failed tick keeps the previous deadlines, which lapse before the database's expiry).
@@ -190,7 +216,9 @@ class Lessee:
         clock (tests), else the database's own; ``releasable``: when given, only these of
         the leases over the share are given back, the others are renewed (``held_back``:
         the budget's shares stop being used first, and go once their requests have
-        arrived: ``budget_share``).
+        arrived: ``budget_share``); ``demand``: when given, published, and the share is
+        demand-weighted (``share_plan``): up to the target is taken from the free leases,
+        and only what the others need beyond the free ones is given back.
 
         Raises:
             RuntimeError: ``conn`` is inside a transaction (the commit would not be ours).
@@ -207,8 +235,19 @@ class Lessee:
             row = conn.execute("SELECT count(*) FROM leases WHERE starts_with(resource, %s)",
                                (self.prefix,)).fetchone()
             total = int(row[0]) if row else 0
-            share = math.ceil(total / max(1, live_replicas(conn, ttl, db_now)))
-            excess = sorted(renewed)[share:] if len(renewed) > share else []
+            if demand is None:
+                share = math.ceil(total / max(1, live_replicas(conn, ttl, db_now)))
+                keep = share
+            else:
+                publish_demand(conn, self.replica, demand)
+                demands = live_demands(conn, ttl, db_now) | {self.replica: demand}
+                held = held_by_owner(conn, self.prefix, db_now)
+                held[self.replica] = len(renewed)
+                share = share_plan.target(total, demands)[self.replica]
+                keep = len(renewed) - share_plan.give_back(self.replica, total, demands, held)
+            # the ones already held back (in ``releasable``) go first
+            order = sorted(renewed, key=lambda r: (releasable is not None and r in releasable, r))
+            excess = order[keep:] if len(renewed) > keep else []
             released = release(conn, self.replica, [
                 r for r in excess if releasable is None or r in releasable])
             kept = renewed - released

@@ -340,8 +340,13 @@ CREATE TABLE IF NOT EXISTS replicas (
 )
 """
 
+# the demand a replica's budget lessee published at its last tick (``pg.share_plan``);
+# NULL: none published (an idle replica, or one that has not ticked its budget yet)
+_REPLICAS_V2 = "ALTER TABLE replicas ADD COLUMN IF NOT EXISTS demand INTEGER"
+
 REPLICAS = (
     PgMigration(1, "channel leases and replica heartbeats", statements(_REPLICAS_V1)),
+    PgMigration(2, "budget demand per replica", statements(_REPLICAS_V2)),
 )
 
 AREAS: tuple[tuple[str, Sequence[PgMigration]], ...] = (

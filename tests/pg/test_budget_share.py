@@ -151,3 +151,59 @@ async def test_a_request_without_an_answer_counts_until_it_can_have_arrived(auto
     await _hammer(bucket, lambda: 0.0, arrivals, until=5.0)
     assert len(arrivals) >= 2 * 4
     assert worst_window(arrivals, window=US) <= 2
+
+
+async def test_the_shares_follow_the_replica_with_the_backlog(pg_url):
+    """a has a backlog, b and c are idle (running, no request): a's shares grow to all but
+    one each for b and c within a few ticks. Split evenly by replica (before), a was held to
+    4 requests a second while 6 shares sat idle. Then b gets a backlog too: shares move back
+    to it through the two-step give-back; the three together never exceed the limit."""
+    arrivals: dict[str, list[int]] = {n: [] for n in "abc"}
+    held: dict[str, BudgetShares] = {}
+    async with open_database(pg_url) as db, trio.open_nursery() as nursery:
+
+        async def replica(name: str, busy_from: float, until: float,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                          ) -> None:
+            shares = held[name] = BudgetShares(db, Lessee(name, FAST, prefix="budget:"),
+                                               limit=LIMIT, span_s=1.0 + MARGIN)
+            bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=shares.usable,
+                                 recheck_s=FAST.renew_every_s)
+            async with trio.open_nursery() as inner:
+                await inner.start(partial(shares.run, bucket, release_on_exit=False))
+                task_status.started()
+                await trio.sleep_until(busy_from)
+                await _hammer(bucket, lambda: 0.0, arrivals[name], until)
+                inner.cancel_scope.cancel()
+
+        start = trio.current_time()
+        end = start + 9
+        for name, busy_from in (("a", start), ("b", start + 5), ("c", end)):
+            await nursery.start(replica, name, busy_from, end)
+    a, b = ([t / US - start for t in arrivals[n]] for n in "ab")
+    everything = [t for times in arrivals.values() for t in times]
+    assert worst_window(everything, window=US) <= LIMIT
+    # a alone busy: by 2.5 s it sends on 8 shares (4 with the even split)
+    assert sum(1 for t in a if 3.0 <= t < 5.0) >= 2 * 7, sorted(a)[-20:]
+    # both busy: b got shares back from a within the time left, and a kept its part
+    assert sum(1 for t in b if 7.0 <= t < 9.0) >= 2 * 3
+    assert sum(1 for t in a if 7.0 <= t < 9.0) >= 2 * 3
+
+
+async def test_a_bucket_reports_what_it_wanted_and_whether_its_shares_held_it(autojump_clock):
+    """``ShareBucket.demand``: idle, nothing; requests within its shares, their count and not
+    held back; more than its shares, held back (``BudgetShares`` then claims the limit)."""
+    bucket = ShareBucket(LIMIT, margin_s=MARGIN, shares=lambda _now: 3, recheck_s=0.25)
+    assert bucket.demand() == (0, False)
+    for _ in range(2):
+        async with bucket.request() as slot:
+            slot.answered()
+        await trio.sleep(0.2)
+    assert bucket.demand() == (2, False)
+    await trio.sleep(1.5)
+    assert bucket.demand() == (0, False)  # a window later: nothing wanted any more
+    arrivals: list[int] = []
+    await _hammer(bucket, lambda: 0.0, arrivals, until=trio.current_time() + 3)
+    wanted, held_back = bucket.demand()
+    assert held_back and wanted >= 3
+    assert bucket.demand()[1] is False  # the flag is per tick
