@@ -121,7 +121,8 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
         "answers_quiet_noisy": f"{len(q)}/{len(n)}",
         "others_unanswered": unanswered,
         "slow_latency_s": round(max(slow_lat), 2) if slow_lat else None,
-        "blocks": [{"kind": k, "s": round(e - s, 1), "answers": len(per_block[j])}
+        "blocks": [{"kind": k, "s": round(e - s, 1), "answers": len(per_block[j]),
+                    "p50_ms": ms(pct(per_block[j], .5)), "p99_ms": ms(pct(per_block[j], .99))}
                    for j, (k, s, e) in enumerate(blocks)],
         "guard_s": guard_s,
         "series": {"quiet_ms": [round(x * 1000, 1) for x in q],
