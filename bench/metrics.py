@@ -63,12 +63,12 @@ def bootstrap_diff(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], q
     drifting) widens the interval as much as what differs within them. Returns (difference,
     low, high), or None when a condition has no samples.
     """
-    a = [list(x) for x in a if x]
-    b = [list(x) for x in b if x]
-    if not a or not b:
+    quiet = [list(x) for x in a if x]
+    noisy = [list(x) for x in b if x]
+    if not quiet or not noisy:
         return None
-    point = pct([v for x in b for v in x], q)
-    base = pct([v for x in a for v in x], q)
+    point = pct([v for x in noisy for v in x], q)
+    base = pct([v for x in quiet for v in x], q)
     assert point is not None and base is not None
     rng = random.Random(seed)
 
@@ -79,7 +79,8 @@ def bootstrap_diff(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], q
             out.extend(block[rng.randrange(len(block))] for _ in block)
         return out
 
-    diffs = sorted(pct(draw(b), q) - pct(draw(a), q) for _ in range(n))  # type: ignore[operator]
+    diffs = sorted(pct(draw(noisy), q) - pct(draw(quiet), q)  # type: ignore[operator]
+                   for _ in range(n))
     tail = (1 - level) / 2
     low = diffs[max(0, math.floor(tail * n))]
     high = diffs[min(n - 1, math.ceil((1 - tail) * n) - 1)]

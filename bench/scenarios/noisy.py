@@ -95,7 +95,7 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
             continue
         if not a.replies:
             unanswered += 1
-        at = int(a.trigger["create_at"]) / 1000
+        at = int(str(a.trigger["create_at"])) / 1000
         for j, (_kind, start, end) in enumerate(blocks):
             if start + guard_s <= at < end and a.latency_s is not None:
                 per_block[j].append(a.latency_s)
