@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -49,3 +50,38 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
     if ours is None or theirs is None or theirs == 0:
         return None
     return round(ours / theirs, 2)
+
+
+def bootstrap_diff(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], q: float, *,
+                   n: int = 2000, level: float = 0.95,
+                   seed: int = 12) -> tuple[float, float, float] | None:
+    """``pct(b, q) - pct(a, q)`` over the pooled blocks, with a two-level bootstrap interval.
+
+    ``a`` and ``b`` are the blocks of each condition (lists of samples). Each resample draws
+    the blocks of a condition with replacement, then the samples within each drawn block with
+    replacement, so that what differs between blocks of one condition (the machine's load
+    drifting) widens the interval as much as what differs within them. Returns (difference,
+    low, high), or None when a condition has no samples.
+    """
+    quiet = [list(x) for x in a if x]
+    noisy = [list(x) for x in b if x]
+    if not quiet or not noisy:
+        return None
+    point = pct([v for x in noisy for v in x], q)
+    base = pct([v for x in quiet for v in x], q)
+    assert point is not None and base is not None
+    rng = random.Random(seed)
+
+    def draw(blocks: list[list[float]]) -> list[float]:
+        out: list[float] = []
+        for _ in blocks:
+            block = blocks[rng.randrange(len(blocks))]
+            out.extend(block[rng.randrange(len(block))] for _ in block)
+        return out
+
+    diffs = sorted(pct(draw(noisy), q) - pct(draw(quiet), q)  # type: ignore[operator]
+                   for _ in range(n))
+    tail = (1 - level) / 2
+    low = diffs[max(0, math.floor(tail * n))]
+    high = diffs[min(n - 1, math.ceil((1 - tail) * n) - 1)]
+    return point - base, low, high

@@ -73,3 +73,24 @@ def test_ratios_and_table_put_peers_beside_mchat_actors() -> None:
     assert "ratio vs serial" in text and "10.00" in text
     assert "not run: mmpy_bot is not installed" in text
     assert "answers/s: >= 10x" in text
+
+
+def test_bootstrap_diff_finds_a_shift_and_no_shift() -> None:
+    import random
+
+    from bench.metrics import bootstrap_diff
+
+    rng = random.Random(3)
+    quiet = [[0.2 + rng.expovariate(20) for _ in range(100)] for _ in range(4)]
+    same = [[0.2 + rng.expovariate(20) for _ in range(100)] for _ in range(4)]
+    shifted = [[x + 0.1 for x in block] for block in quiet]
+    d, low, high = bootstrap_diff(quiet, same, .5)  # type: ignore[misc]
+    assert low <= d <= high and low < 0 < high
+    d, low, high = bootstrap_diff(quiet, shifted, .5)  # type: ignore[misc]
+    assert abs(d - 0.1) < 1e-9 and 0.05 < low <= 0.1 <= high < 0.15
+    # blocks that disagree with each other widen the interval (the between-block spread counts)
+    drifting = [[x + 0.05 * k for x in block] for k, block in enumerate(same)]
+    _, low2, high2 = bootstrap_diff(quiet, drifting, .5)  # type: ignore[misc]
+    _, low1, high1 = bootstrap_diff(quiet, same, .5)  # type: ignore[misc]
+    assert high2 - low2 > 2 * (high1 - low1)
+    assert bootstrap_diff([], same, .5) is None and bootstrap_diff([[]], same, .5) is None
