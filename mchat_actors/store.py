@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 import trio
 
+from .checkpointer import CHECKPOINT_INTERVAL_S, WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import StoreError, StoreUnavailable
 from .migrations import Migration, statements, upgrade
 from .writer import Writer, WriterClosed
@@ -201,13 +202,15 @@ class Store:
     """Sole owner of the runtime's SQLite connections. Create with ``open_store``."""
 
     def __init__(self, db: sqlite_utils.Database, path: str, writer: Writer | None = None,
-                 reader: sqlite_utils.Database | None = None) -> None:
+                 reader: sqlite_utils.Database | None = None,
+                 checkpointer: Checkpointer | None = None) -> None:
         """``writer``: the storage actor (``open_store`` starts it); without one each call is
         its own transaction in a worker thread (tools, tests that run the store inline)."""
         self.db = db
         self.path = path
         self.writer = writer
         self._reader = reader
+        self.checkpointer = checkpointer
         self._read_limiter = trio.CapacityLimiter(1)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -299,20 +302,31 @@ def audit(db: sqlite_utils.Database, *, actor: str, action: str, target: str = "
 
 
 @asynccontextmanager
-async def open_store(path: str | Path) -> AsyncIterator[Store]:
-    """Open (creating and migrating) the database at ``path``; close it on exit."""
+async def open_store(path: str | Path, *, checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
+                     ) -> AsyncIterator[Store]:
+    """Open (creating and migrating) the database at ``path``; close it on exit.
+    ``checkpoint_interval_s``: how often the checkpointer copies the WAL back (``checkpointer``)."""
     db = await trio.to_thread.run_sync(connect, path)
     reader: sqlite_utils.Database | None = None
+    checkpoints: sqlite_utils.Database | None = None
     try:
         await trio.to_thread.run_sync(migrate, db)
         reader = await trio.to_thread.run_sync(connect, path)
+        checkpoints = await trio.to_thread.run_sync(connect, path)
+        # the storage actor's commits leave checkpoints to the checkpointer (its module's doc)
+        await trio.to_thread.run_sync(
+            db.conn.execute, f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
         writer = Writer(db.conn)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
-            yield Store(db, str(path), writer, reader)
+            checkpointer = Checkpointer(checkpoints.conn, writer, checkpoint_interval_s)
+            await nursery.start(checkpointer.run)
+            yield Store(db, str(path), writer, reader, checkpointer)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(db.conn.close)
             if reader is not None:
                 await trio.to_thread.run_sync(reader.conn.close)
+            if checkpoints is not None:
+                await trio.to_thread.run_sync(checkpoints.conn.close)
