@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -85,3 +86,23 @@ def bootstrap_diff(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], q
     low = diffs[max(0, math.floor(tail * n))]
     high = diffs[min(n - 1, math.ceil((1 - tail) * n) - 1)]
     return point - base, low, high
+
+
+def median_ci(values: Sequence[float], level: float = 0.95
+              ) -> tuple[float, float, float] | None:
+    """The median of ``values`` and a distribution-free interval for it (binomial order
+    statistics: no assumption on the values' distribution, only that they are independent):
+    ``(median, low, high)``, None with fewer than 6 values (no interval at 95 % then)."""
+    xs = sorted(values)
+    n = len(xs)
+    if n < 6:
+        return None
+    tail = (1 - level) / 2
+    k, below = 0, 0.0  # the largest k with P(Binomial(n, 1/2) < k) <= tail
+    while True:
+        below_next = below + math.comb(n, k) / 2 ** n
+        if below_next > tail:
+            break
+        below, k = below_next, k + 1
+    k = max(k, 1)
+    return statistics.median(xs), xs[k - 1], xs[n - k]

@@ -102,6 +102,9 @@ class PostCreated:
     team_id: str = ""
     sender_name: str = ""
     source: str = "websocket"  # websocket | poll | backfill | webhook (recorded in mchat_posts)
+    # trio time when its WebSocket frame reached this process (None from poll, backfill,
+    # webhook): the start of the latency the runtime adds to an answer (``AnswerClock``)
+    received_at: float | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)

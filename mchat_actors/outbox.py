@@ -38,6 +38,19 @@ _COLUMNS = (
 )
 
 
+@attrs.frozen
+class AnswerClock:
+    """A live question's time in this process: ``received_at``, the trio time its frame
+    arrived; ``chat_s``, the seconds its ChatService took. The runtime added
+    (reply's POST answered - ``received_at`` - ``chat_s``)."""
+
+    received_at: float
+    chat_s: float
+
+    def added_s(self, now: float) -> float:
+        return max(0.0, now - self.received_at - self.chat_s)
+
+
 @attrs.frozen(kw_only=True)
 class OutboxRow:
     """One post to make (a whole reply, or one chunk of a long one)."""
@@ -62,6 +75,9 @@ class OutboxRow:
     # (``premark_attempt``) and nobody has posted it yet; the sender then posts it without
     # marking again. Rows read back from the table never carry it.
     marked_unsent: bool = attrs.field(default=False, eq=False)
+    # not a column: the live question's clock, from the handler's commit to the sender, which
+    # counts the latency the runtime added once the POST is answered; rows read back: None
+    clock: AnswerClock | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def from_db(cls, row: dict[str, Any]) -> OutboxRow:

@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..mattermost.events import ActionReply, Event, Hello, Ignored, parse_frame
 from ..mattermost.wsopen import open_websocket
-from ..messages import InboundEvent
+from ..messages import InboundEvent, PostCreated
 from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -263,6 +263,7 @@ class _Connection:
             await self._handle(await ws.get_message())
 
     async def _handle(self, message: str | bytes) -> None:
+        arrived = trio.current_time()
         self.stats.frames += 1
         self.stats.last_frame_wall_ms = int(time.time() * 1000)
         try:
@@ -289,6 +290,8 @@ class _Connection:
                     self.stats.events[name] += 1
                     self._advance(seq)
             case Event(seq=seq, event=name, value=value):
+                if isinstance(value, PostCreated):
+                    value = attrs.evolve(value, received_at=arrived)
                 if self._accept_seq(seq):
                     self.stats.events[name] += 1
                     self.stats.last_event_at = trio.current_time()

@@ -15,6 +15,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -46,6 +47,7 @@ from ..messages import (
     SendEphemeral,
     SendReply,
 )
+from ..outbox import AnswerClock
 from ..ports import InvokerPort, MapperPort, Outcome, ReplyWaiters
 from ..posts import PlainPost
 from ..ratelimit import RequestClass
@@ -213,15 +215,18 @@ class Handler:
             decision = attrs.evolve(decision, respond=False, reason=guarded)
         prepared: PreparedAnswer | Outcome | None = None
         read_first = False  # the read inside the commit ran past its budget: read apart
+        chat_s = 0.0  # the ChatService's own time, which the runtime's added latency leaves out
         while in_commit and decision.respond:
+            asked_at = trio.current_time()
             prepared = await self.invoker.prepare(
                 post, self._message(post, info.room_id, user), prompt=decision.prompt,
                 seen=lambda conn: self.repos.posts.is_post_seen(conn, post.id),
                 in_commit=not read_first)
+            chat_s += trio.current_time() - asked_at
             if not isinstance(prepared, PreparedAnswer) or prepared.compose is None:
                 break
             try:
-                done = await self._answer_in_commit(post, event.source, prepared, started)
+                done = await self._answer_in_commit(post, event, prepared, started, chat_s)
             except AnswerOverBudget:
                 self.stats.reads_over_budget += 1
                 read_first = True
@@ -230,15 +235,17 @@ class Handler:
                 self._give_back(post, decision.respond)
             return
         if isinstance(prepared, PreparedAnswer):
-            if not await self._answer_in_commit(post, event.source, prepared, started):
+            if not await self._answer_in_commit(post, event, prepared, started, chat_s):
                 self._give_back(post, decision.respond)
             return
         if in_commit and await self._duplicate(post, event.source):
             self._give_back(post, decision.respond)
             return  # a command, a guarded post or a failed answer: the one-by-one path
+        asked_at = trio.current_time()
         outcome = prepared if isinstance(prepared, Outcome) else await self.invoker.send(
             post, room=info.room_id, user=user, respond=decision.respond,
             prompt=decision.prompt, permalink=f"{self.cfg.url.rstrip('/')}/_redirect/pl/{post.id}")
+        chat_s += trio.current_time() - asked_at
         if outcome.failed and outcome.result is None and not await self.invoker.store_only(
                 post, room=info.room_id, user=user):
             # not stored: not done. The dispatcher retries, then parks it in the retry queue;
@@ -272,7 +279,8 @@ class Handler:
         # claimed before the commit (the waiter then waits for it), handed over only after
         in_response = bool(replies) and event.source == "webhook" and (
             self.webhook_replies.claim(post.id))
-        await self._finish(post, status, event.source, replies, in_response)
+        await self._finish(post, status, event.source, replies, in_response,
+                           clock=_clock(event, chat_s))
         logger.info("handler: post %s %s", post.id, status, extra=log_fields(
             channel_id=post.channel_id, user_id=post.user_id, post_id=post.id, action=status,
             latency_s=trio.current_time() - started, source=event.source,
@@ -302,8 +310,8 @@ class Handler:
         if took and self.guard is not None:
             self.guard.give_back(post.channel_id)
 
-    async def _answer_in_commit(self, post: Post, source: str, prepared: PreparedAnswer,
-                                started: float) -> bool:
+    async def _answer_in_commit(self, post: Post, event: PostCreated, prepared: PreparedAnswer,
+                                started: float, chat_s: float) -> bool:
         """ONE request: unless the post was handled meanwhile, the question and its answer
         (the ChatService's unit of work; with ``compose`` its read and wording too), the seen
         mark, the cursor and the reply's outbox row with its first attempt recorded; then the
@@ -322,8 +330,19 @@ class Handler:
                              root_id=reply_root(post, self.cfg.reply_mode),
                              trigger_post_id=post.id)
 
+        source = event.source
         stored: list[StoredMessage] = []
         work = prepared.work
+        composed: list[float] = []  # the ChatService's read and wording, in the request
+        compose = prepared.compose
+
+        def timed_compose(tx: Any) -> Any:
+            assert compose is not None
+            begun = time.perf_counter()
+            try:
+                return compose(tx)
+            finally:
+                composed.append(time.perf_counter() - begun)
 
         def chat_work(tx: object) -> None:
             assert work is not None
@@ -333,7 +352,7 @@ class Handler:
             if prepared.compose is not None:
                 reply, question, rows = await self.store.run(
                     self.repos.posts.answer_post, post, source=source,
-                    compose=prepared.compose, reply_of=reply_of,
+                    compose=timed_compose, reply_of=reply_of,
                     max_chars=self.cfg.max_post_chars, attempt_at=time.time())
                 stored.append(question)
             else:
@@ -349,7 +368,9 @@ class Handler:
             self.shared_chat.messages_stored(stored)
         self.stats.posts["answered"] += 1
         self.stats.ai_responses += 1
-        await self.replies.send(attrs.evolve(reply, committed=tuple(rows)))
+        clock = _clock(event, chat_s + sum(composed))
+        await self.replies.send(attrs.evolve(reply, committed=tuple(
+            attrs.evolve(row, clock=clock) for row in rows)))
         self.stats.replies_queued += 1
         logger.info("handler: post %s answered", post.id, extra=log_fields(
             channel_id=post.channel_id, user_id=post.user_id, post_id=post.id,
@@ -371,7 +392,8 @@ class Handler:
         return ""
 
     async def _finish(self, post: Post, status: str, source: str,
-                      replies: tuple[SendReply, ...], in_response: bool = False) -> None:
+                      replies: tuple[SendReply, ...], in_response: bool = False, *,
+                      clock: AnswerClock | None = None) -> None:
         try:
             rows = await self.store.run(
                 self.repos.posts.finish_post, post, status=status, source=source,
@@ -390,9 +412,15 @@ class Handler:
             self.stats.replies_in_webhook_response += len(replies)
             return
         for reply in replies:
-            committed = tuple(r for r in rows if r.reply_key == reply.reply_key
+            committed = tuple(attrs.evolve(r, clock=clock) for r in rows
+                              if r.reply_key == reply.reply_key
                               or r.reply_key.startswith(f"{reply.reply_key}#"))
             # committed rows flow forward; a reply whose rows are no longer pending (sent by an
             # earlier run) carries none and the sender's enqueue is then a no-op
             await self.replies.send(attrs.evolve(reply, committed=committed))
             self.stats.replies_queued += 1
+
+
+def _clock(event: PostCreated, chat_s: float) -> AnswerClock | None:
+    """A live question's clock for its reply's rows (None: not from the WebSocket)."""
+    return None if event.received_at is None else AnswerClock(event.received_at, chat_s)

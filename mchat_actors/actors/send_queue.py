@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from ..errors import MattermostAuthError, MattermostError
+from ..histogram import LatencyHistogram
 from ..messages import AddReaction
 from ..outbox import OutboxRow
 
@@ -67,6 +68,11 @@ class SenderSettings:
     probe_max_s: float = 1.0  # ... up to this (held replies go within ~1 s of recovery)
 
 
+# the runtime's own latency per live answer: fine buckets around the few ms it should take
+ANSWER_ADDED_BUCKETS_S = (0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
+                          0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
 @attrs.define
 class SenderCounters:
     """Live counters, updated by the sender only."""
@@ -90,6 +96,16 @@ class SenderCounters:
     probes: int = 0
     circuit_open: bool = False
     lease_lost: int = 0  # replicas: claims refused, the channel's lease lost (pg.fence)
+    # the latency the runtime added to live answers (``outbox.AnswerClock``): count, sum, and
+    # the last 1 000 (seconds), from the question's frame in to its reply's POST answered
+    answer_added_s: LatencyHistogram = attrs.Factory(
+        lambda: LatencyHistogram(bounds=ANSWER_ADDED_BUCKETS_S))
+    answer_added_recent_s: list[float] = attrs.Factory(list)
+
+    def answer_added(self, seconds: float) -> None:
+        self.answer_added_s.observe(seconds)
+        self.answer_added_recent_s.append(seconds)
+        del self.answer_added_recent_s[:-1000]
 
 
 @attrs.frozen(kw_only=True)

@@ -120,7 +120,10 @@ class Sender:
                                 timeout_s=s.reaction_timeout_s)
 
     def statistics(self) -> SenderStats:
-        return SenderStats(**attrs.asdict(self.stats))
+        """The counters (the latency histogram stays on ``stats``, read by /metrics)."""
+        names = {f.name for f in attrs.fields(SenderStats)}
+        return SenderStats(**{k: v for k, v in attrs.asdict(self.stats, recurse=False).items()
+                              if k in names})
 
     async def run(
         self,
@@ -326,9 +329,11 @@ class Sender:
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
         # lazy: it commits with the echo of this post (the lane records the bot's own post)
+        clock = entry.row.clock
+        if clock is not None:  # a live question's reply: the server has it now
+            self.stats.answer_added(clock.added_s(trio.current_time()))
         await self._store.run_lazy(self._repos.outbox.mark_sent, entry.row.id,
-                                   mm_post_id=post_id,
-                              now=self._wall())
+                                   mm_post_id=post_id, now=self._wall())
         self.stats.sent += 1
         self._order.pop_head(state, channel)
 

@@ -213,6 +213,7 @@ class RuntimeCollector(Collector):
                                                         ("failed",): sender.failed})
             yield _counter("mchat_sender_retries", "Transient send failures retried",
                            sender.retries)
+            yield from _answer_added(sender)
             yield _counter("mchat_sender_deferrals", "Channel heads put off after retries",
                            sender.deferred)
             yield _gauge("mchat_sender_queued", "Outbox rows queued in the sender",
@@ -238,3 +239,21 @@ async def metrics(request: Request, s: Surface = Depends(surface)) -> Response: 
     outbox = await s.rt.store.run(outbox_admin.overview)
     registry, collector = s.metrics
     return Response(collector.scrape(registry, outbox), media_type=CONTENT_TYPE_LATEST)
+
+
+def _answer_added(sender: SenderCounters) -> Iterator[Metric]:
+    """What the runtime adds to a live answer: from the question's WebSocket frame reaching
+    this process to its reply's POST answered, less the ChatService's own time."""
+    hist = sender.answer_added_s
+    family = HistogramMetricFamily("mchat_answer_added_seconds",
+                                   "Latency the runtime added to live answers (frame in to "
+                                   "reply posted, less the ChatService)")
+    family.add_metric([], hist.cumulative(), hist.sum_s)
+    yield family
+    recent = list(sender.answer_added_recent_s)
+    if len(recent) >= 2:
+        q = statistics.quantiles(recent, n=100, method="inclusive")
+        yield _gauge("mchat_answer_added_recent_seconds",
+                     "Latency the runtime added over the last 1000 live answers",
+                     labels=("quantile",),
+                     samples={("0.5",): q[49], ("0.9",): q[89], ("0.99",): q[98]})

@@ -94,3 +94,14 @@ def test_bootstrap_diff_finds_a_shift_and_no_shift() -> None:
     _, low1, high1 = bootstrap_diff(quiet, same, .5)  # type: ignore[misc]
     assert high2 - low2 > 2 * (high1 - low1)
     assert bootstrap_diff([], same, .5) is None and bootstrap_diff([[]], same, .5) is None
+
+
+def test_median_ci_is_distribution_free_and_widens_with_fewer_values() -> None:
+    from bench.metrics import median_ci
+
+    twelve = [-83, -57, -35, -6, -6, -6, -5, -1, 0, 2, 30, 93]
+    assert median_ci(twelve) == (-5.5, -35, 2)  # 3rd and 10th of 12 (96 % coverage)
+    assert median_ci(list(range(6))) == (2.5, 0, 5)  # 6 values: only min .. max
+    assert median_ci([1, 2, 3, 4, 5]) is None  # too few for 95 %
+    wide = median_ci([float(x) for x in range(100)])
+    assert wide is not None and 38 <= wide[1] < 49.5 < wide[2] <= 61
