@@ -357,6 +357,8 @@ async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, Any]:
                 asked.append(sent)
                 await trio.sleep(0.2)
             replies = await _wait_replies(fake, [q.post_id for q in asked])
+            await _wait(lambda: rt.sender_stats.answer_added_s.count >= n)
+            recent = tuple(rt.sender_stats.answer_added_recent_s)
             rt.request_shutdown()
     finally:
         (Answering.prepare_answer, EmbeddedChatService.send_message,  # type: ignore[method-assign]
@@ -371,10 +373,12 @@ async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, Any]:
     own = [spent[q.post_id] for q in asked]
     if "--verbose" in sys.argv:
         print("  added, sorted (ms):", [round(a * 1000, 1) for a in sorted(added)])
-    # in this process: from the question's frame arriving to the reply's POST answered (the
-    # whole POST round trip counted, the fake's side of it too), less the ChatService's time
-    inside = [marks[q.post_id]["posted"] - marks[q.post_id]["arrived"] - spent[q.post_id]
-              for q in asked]
+    # the runtime's own figure (its mchat_answer_added_seconds): the question's frame in to the
+    # reply's POST written, less the ChatService; and, an upper bound, to the POST's answer
+    # read (the fake's handling of the POST counted too)
+    inside = list(recent[-n:])
+    upper = [marks[q.post_id]["posted"] - marks[q.post_id]["arrived"] - spent[q.post_id]
+             for q in asked]
     steps = {
         "the fake's broadcast (its stamp to our frame's arrival)": [
             marks[q.post_id]["arrived"] - q.create_at / 1000 for q in asked],
@@ -396,6 +400,7 @@ async def bench_latency(n: int, tmp: str, *, in_commit: bool) -> dict[str, Any]:
     return {"added_p50": _pct(added, .5), "added_p99": _pct(added, .99),
             "inside_p50": _pct(inside, .5), "inside_p99": _pct(inside, .99),
             "inside_max": max(inside),
+            "upper_p50": _pct(upper, .5), "upper_p99": _pct(upper, .99),
             "chat_p50": _pct(own, .5), "chat_p99": _pct(own, .99)} | {
             f"step {name}": (_pct(v, .5), _pct(v, .9), _pct(v, .99))
             for name, v in steps.items()}
@@ -652,10 +657,12 @@ async def _latency(n_lat: int, tmp: str) -> None:
         print(f"  added, end to end (the fake's stamps: its broadcast and the POST's server "
               f"side in it): p50 {lat['added_p50'] * 1000:6.1f} ms, "
               f"p99 {lat['added_p99'] * 1000:6.1f} ms")
-        print(f"  added by the runtime (its process: the question's frame in to the reply's "
-              f"POST answered): p50 {lat['inside_p50'] * 1000:6.1f} ms, "
+        print(f"  added by the runtime (its own mchat_answer_added_seconds: the question's frame "
+              f"in to the reply's POST written): p50 {lat['inside_p50'] * 1000:6.1f} ms, "
               f"p99 {lat['inside_p99'] * 1000:6.1f} ms, max {lat['inside_max'] * 1000:6.1f} ms"
               f"  (target p99 <= 5 ms)")
+        print(f"  the same to the POST's answer read (the fake's handling of the POST in it): "
+              f"p50 {lat['upper_p50'] * 1000:6.1f} ms, p99 {lat['upper_p99'] * 1000:6.1f} ms")
         print(f"  the ChatService's own time: p50 {lat['chat_p50'] * 1000:6.1f} ms, "
               f"p99 {lat['chat_p99'] * 1000:6.1f} ms")
         print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -1,8 +1,9 @@
 """The latency mchat-actors itself adds to live answers, read from its own /metrics.
 
 ``mchat_answer_added_seconds`` is a histogram the sender keeps: per live answer, from the
-question's WebSocket frame reaching the bot's process to its reply's POST answered, less the
-ChatService's time. Two scrapes (before and after a load) give that load's answers alone
+question's WebSocket frame reaching the bot's process to its reply's POST written to the
+server's socket (the fake's handling of that POST is not the bot's), less the ChatService's
+time. Two scrapes (before and after a load) give that load's answers alone
 (the warm-up's are subtracted); quantiles are interpolated within buckets, as Prometheus'
 ``histogram_quantile`` does, and ``share_le_5ms`` is exact at that bucket's bound.
 """

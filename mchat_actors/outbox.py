@@ -42,7 +42,8 @@ _COLUMNS = (
 class AnswerClock:
     """A live question's time in this process: ``received_at``, the trio time its frame
     arrived; ``chat_s``, the seconds its ChatService took. The runtime added
-    (reply's POST answered - ``received_at`` - ``chat_s``)."""
+    (the reply's POST written to the server's socket - ``received_at`` - ``chat_s``); the
+    server's own handling of that POST is not the runtime's."""
 
     received_at: float
     chat_s: float

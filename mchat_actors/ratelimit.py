@@ -373,11 +373,15 @@ class TokenBucket:  # subclassed by budget_share.ShareBucket (replicas' leased s
         )
 
 
-def written(slot: Slot) -> Callable[[str, Mapping[str, object]], Awaitable[None]]:
-    """An httpx ``trace`` extension telling ``slot`` when the request's body is written."""
+def written(slot: Slot, also: Callable[[], None] | None = None
+            ) -> Callable[[str, Mapping[str, object]], Awaitable[None]]:
+    """An httpx ``trace`` extension telling ``slot`` (and ``also``, when given) when the
+    request's body is written."""
 
     async def trace(event: str, _info: Mapping[str, object]) -> None:
         if event.endswith("send_request_body.complete"):
             slot.sent()
+            if also is not None:
+                also()
 
     return trace

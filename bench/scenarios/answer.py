@@ -6,7 +6,7 @@ the question's; "added" subtracts the ChatService's delay: what the bot adds end
 fake server's side of it (its broadcast to the bot, its handling of the reply's POST) and the
 agent's HTTP round trip beyond its delay. For mchat-actors, "runtime-added" is read from the
 bot's own /metrics (``bench.bot_metrics``): from the question's frame reaching its process to
-its reply's POST answered, less the ChatService's time; the load's answers only.
+its reply's POST written to the fake's socket, less the ChatService's time; the load's answers only.
 """
 
 from __future__ import annotations

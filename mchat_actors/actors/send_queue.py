@@ -45,7 +45,8 @@ class PostTransport(Protocol):
 
     async def create_post(self, *, channel_id: str, message: str, root_id: str | None = None,
                           pending_post_id: str | None = None,
-                          props: Mapping[str, Any] | None = None) -> Any: ...
+                          props: Mapping[str, Any] | None = None,
+                          on_sent: Callable[[], None] | None = None) -> Any: ...
 
     async def ping(self) -> object:
         """Whether the server answers at all, without credentials (the circuit's probe)."""
@@ -97,7 +98,7 @@ class SenderCounters:
     circuit_open: bool = False
     lease_lost: int = 0  # replicas: claims refused, the channel's lease lost (pg.fence)
     # the latency the runtime added to live answers (``outbox.AnswerClock``): count, sum, and
-    # the last 1 000 (seconds), from the question's frame in to its reply's POST answered
+    # the last 1 000 (seconds), from the question's frame in to its reply's POST written
     answer_added_s: LatencyHistogram = attrs.Factory(
         lambda: LatencyHistogram(bounds=ANSWER_ADDED_BUCKETS_S))
     answer_added_recent_s: list[float] = attrs.Factory(list)

@@ -278,10 +278,12 @@ class Sender:
                     row, attempts=row.attempts + 1, last_attempt_at=wall,
                     first_attempt_at=wall if row.first_attempt_at is None
                     else row.first_attempt_at)
+            sent_at: list[float] = []  # when its last byte was written (the runtime's part ends)
             post = await (self._transport or self._client).create_post(
                 channel_id=row.channel_id, message=row.message, root_id=row.root_id,
                 pending_post_id=row.pending_post_id,
                 props={"mchat_reply_key": row.reply_key, "from_bot": "true", **POST_PROPS},
+                on_sent=lambda: sent_at.append(trio.current_time()),
             )
             if not isinstance(post, Mapping) or not post.get("id"):
                 raise MalformedEvent("create_post answered without a post id")
@@ -307,6 +309,9 @@ class Sender:
                            channel, row.id, row.reply_key, exc)
             self._order.pop_head(state, channel)
             return
+        clock = row.clock
+        if clock is not None and sent_at:  # a live question's reply: the runtime's part done
+            self.stats.answer_added(clock.added_s(sent_at[0]))
         await self._finish(state, channel, entry, str(post["id"]))
 
     def _is_in_doubt(self, row: OutboxRow) -> bool:
@@ -329,9 +334,6 @@ class Sender:
 
     async def _finish(self, state: _State, channel: str, entry: _Entry, post_id: str) -> None:
         # lazy: it commits with the echo of this post (the lane records the bot's own post)
-        clock = entry.row.clock
-        if clock is not None:  # a live question's reply: the server has it now
-            self.stats.answer_added(clock.added_s(trio.current_time()))
         await self._store.run_lazy(self._repos.outbox.mark_sent, entry.row.id,
                                    mm_post_id=post_id, now=self._wall())
         self.stats.sent += 1

@@ -243,11 +243,11 @@ async def metrics(request: Request, s: Surface = Depends(surface)) -> Response: 
 
 def _answer_added(sender: SenderCounters) -> Iterator[Metric]:
     """What the runtime adds to a live answer: from the question's WebSocket frame reaching
-    this process to its reply's POST answered, less the ChatService's own time."""
+    this process to its reply's POST written to the server, less the ChatService's own time."""
     hist = sender.answer_added_s
     family = HistogramMetricFamily("mchat_answer_added_seconds",
                                    "Latency the runtime added to live answers (frame in to "
-                                   "reply posted, less the ChatService)")
+                                   "reply POST written, less the ChatService)")
     family.add_metric([], hist.cumulative(), hist.sum_s)
     yield family
     recent = list(sender.answer_added_recent_s)

@@ -99,8 +99,10 @@ class IncomingWebhookPoster:
 
     async def create_post(self, *, channel_id: str, message: str, root_id: str | None = None,
                           pending_post_id: str | None = None,
-                          props: Mapping[str, Any] | None = None) -> Any:
-        """Post ``message`` in ``channel_id`` (top level: ``root_id`` cannot be sent).
+                          props: Mapping[str, Any] | None = None,
+                          on_sent: Callable[[], None] | None = None) -> Any:
+        """Post ``message`` in ``channel_id`` (top level: ``root_id`` cannot be sent);
+        ``on_sent`` is called when the request's last byte is written.
 
         Raises:
             RateLimited, MattermostUnavailable: transient (the sender retries).
@@ -126,7 +128,7 @@ class IncomingWebhookPoster:
             self._requests += 1
             try:
                 response = await self._http.post(self._url, json=body,
-                                                 extensions={"trace": written(slot)})
+                                                 extensions={"trace": written(slot, on_sent)})
             except httpx.HTTPError as exc:
                 self._errors["unavailable"] += 1
                 raise MattermostUnavailable(

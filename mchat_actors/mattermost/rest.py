@@ -22,7 +22,7 @@ import logging
 import math
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import Any, final
@@ -206,7 +206,9 @@ class MattermostClient:
         root_id: str | None = None,
         pending_post_id: str | None = None,
         props: Mapping[str, Any] | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Any:
+        """``POST /posts``; ``on_sent`` is called when the request's last byte is written."""
         body: dict[str, Any] = {"channel_id": channel_id, "message": message}
         if root_id:
             body["root_id"] = root_id
@@ -214,7 +216,7 @@ class MattermostClient:
             body["pending_post_id"] = pending_post_id
         if props:
             body["props"] = dict(props)
-        return await self._request("POST", "posts", json=body)
+        return await self._request("POST", "posts", json=body, on_sent=on_sent)
 
     async def create_ephemeral_post(self, *, user_id: str, channel_id: str, message: str,
                                     root_id: str | None = None) -> Any:
@@ -255,6 +257,7 @@ class MattermostClient:
         *,
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Any:
         what = f"{method} /{path.split('?')[0]}"
         # writes (replies, reactions) first, then a question's reads, then background reads
@@ -264,7 +267,7 @@ class MattermostClient:
             self._counts.requests += 1
             try:
                 response = await self._http.request(method, path, params=params, json=json,
-                                                    extensions={"trace": written(slot)})
+                                                    extensions={"trace": written(slot, on_sent)})
             except httpx.TimeoutException as exc:
                 self._errors["unavailable"] += 1
                 raise MattermostUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc

@@ -1,5 +1,5 @@
 """The latency the runtime adds to a live answer (``outbox.AnswerClock``): from the question's
-WebSocket frame reaching the process to its reply's POST answered, less the ChatService's own
+WebSocket frame reaching the process to its reply's POST written, less the ChatService's own
 time; counted by the sender, exposed on /metrics (``mchat_answer_added_seconds``)."""
 
 from __future__ import annotations
