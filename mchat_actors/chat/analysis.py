@@ -124,38 +124,57 @@ def coverage(query: Query, terms: frozenset[str], grams: frozenset[str],
     if not query.concepts:
         return 0.0
     got = total = 0.0
+    parts = compound_parts(terms) if compounds else None
     for c in query.concepts:
         weight = c.weight * (weights.get(c.stem, 1.0) if weights else 1.0)
         total += weight
-        got += weight * concept_match(c, terms, grams, compounds=compounds)[0]
+        got += weight * concept_match(c, terms, grams, compounds=compounds, parts=parts)[0]
     return got / total if total else 0.0
 
 
 def concept_match(c: Concept, terms: frozenset[str], grams: frozenset[str], *,
-                  compounds: bool = False) -> tuple[float, str]:
+                  compounds: bool = False,
+                  parts: Mapping[str, str] | None = None) -> tuple[float, str]:
     """How well (0..1) and how (``exact``, ``glossary:...``) ``c`` is found in a text.
 
     ``compounds``: ``terms`` are morphemes (Kiwi), so a longer Hangul term that begins or
     ends with a noun of two syllables or more is a compound of it (포장재, 발표회, 택트타임:
-    Korean writes compound nouns without a space and Kiwi keeps those it knows whole)."""
+    Korean writes compound nouns without a space and Kiwi keeps those it knows whole); an
+    expansion of a noun stands for it and is found in a compound the same way (미팅 -> 회의 in
+    회의실), at its own weight times ``COMPOUND_WEIGHT``. ``parts``: ``compound_parts(terms)``
+    when already computed."""
     if c.stem in terms:
         return 1.0, "exact"
     best = (0.0, "")
+    noun = compounds and c.tag in COMPOUND_TAGS
+    if noun and parts is None:
+        parts = compound_parts(terms)
     for e in c.expansions:
         if e.weight > best[0] and all(t in terms for t in e.terms):
             best = (e.weight, f"{e.source}:{' '.join(e.terms)}")
-    if (compounds and best[0] < COMPOUND_WEIGHT and c.tag in COMPOUND_TAGS
-            and len(c.stem) >= 2 and is_hangul(c.stem)):
-        for t in terms:
-            if len(t) > len(c.stem) and (t.startswith(c.stem) or t.endswith(c.stem)) \
-                    and is_hangul(t):
-                best = (COMPOUND_WEIGHT, f"compound:{t}")
-                break
+        elif noun and parts and e.weight * COMPOUND_WEIGHT > best[0]:
+            found = [t if t in terms else parts.get(t) for t in e.terms]
+            if all(found):
+                best = (e.weight * COMPOUND_WEIGHT,
+                        f"{e.source}:{' '.join(e.terms)} compound:{' '.join(map(str, found))}")
+    if noun and parts and best[0] < COMPOUND_WEIGHT and c.stem in parts:
+        best = (COMPOUND_WEIGHT, f"compound:{parts[c.stem]}")
     if c.grams and len(c.grams) > 1:
         share = sum(g in grams for g in c.grams) / len(c.grams)
         if share >= 0.5 and 0.7 * share > best[0]:
             best = (0.7 * share, "part")
     return best
+
+
+def compound_parts(terms: frozenset[str]) -> dict[str, str]:
+    """Each beginning and end of two syllables or more of a longer Hangul term of ``terms``,
+    with that term (a compound noun of it: 포장 and 장재 -> 포장재)."""
+    parts: dict[str, str] = {}
+    for t in sorted(terms, reverse=True):  # the first in order wins
+        if len(t) > 2 and is_hangul(t):
+            for k in range(2, len(t)):
+                parts[t[:k]] = parts[t[-k:]] = t
+    return parts
 
 
 _ENGLISH_FUNCTION_WORDS = frozenset(
@@ -218,5 +237,6 @@ def relevance(query: Query, content: str, weights: Mapping[str, float] | None = 
 
 __all__ = [
     "Analyzer", "Concept", "Expansion", "PlainAnalyzer", "Query", "analyze_query",
-    "concept_match", "coverage", "hangul_bigrams", "is_hangul", "normalize", "relevance",
+    "compound_parts", "concept_match", "coverage", "hangul_bigrams", "is_hangul", "normalize",
+    "relevance",
 ]

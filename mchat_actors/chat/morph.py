@@ -17,7 +17,8 @@ blocking too and are called from the database thread or ``trio.to_thread``.
   plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``,
   reciprocal nearest neighbours only: 운송 -> 수송, 원인 -> 요인); the search adds index words one
   or two jamo away from an unknown query word (typos such as 불랑률 -> 불량률); the coverage
-  counts a noun found in a compound noun (포장 in 포장재, ``analysis.concept_match``).
+  counts a noun found in a compound noun (포장 in 포장재, ``analysis.concept_match``), and an
+  expansion of it the same way (세제 -> 세정 in 세정액), below both.
 """
 
 from __future__ import annotations

@@ -63,6 +63,20 @@ MEMORIES = [
     "정전기 측정기 교정 11월 28일 완료",
     "The spare motor for the packing line conveyor was replaced on Tuesday",
     "H7 하우징 검사 기준서 개정 B 배포",
+    # compound nouns (issue 9, i42): places, equipment and documents named by a compound
+    # (도장실, 출하대기품, 세정액...), asked with another word for one of its parts
+    "도장실 배기팬 소음 심해서 설비팀에 점검 요청함",
+    "출하대기품 2,400개 중 라벨 오부착 37개 발견",
+    "검사대 조도 1000lux 이상 유지",
+    "세척기 세정액 농도 5%로 관리",
+    "자재창고 습기 때문에 제습기 2대 추가 설치",
+    "금형수리 요청 3건 밀려 있음, 이번 주 처리 목표",
+    "교육장 빔프로젝터 고장, 교체 신청함",
+    "시험성적서 원본은 품질보증팀 문서함에 보관",
+    "납땜인두 팁 온도 350도 설정",
+    "Toolroom reported 3 broken punches this week",
+    "The forklift battery swap station moved to dock 3",
+    "작업장 바닥 미끄럼 방지 매트 20장 구매",
 ]
 
 # Same words, other facts: what a good answer must not be confused with.
@@ -73,6 +87,9 @@ DISTRACTORS = [
     "Scrap at the welding line dropped in Q2", "Lot 8810 was released after inspection",
     "모터 소음 측정 장비 대여 중", "측정실 출입 시 방진복 착용", "고객 클레임 접수 양식 개정",
     "포장 작업 표준서 검토 중", "Charger housing supplier changed in July",
+    # i42
+    "도장실 조명 LED로 교체 완료", "출하 라벨 프린터 토너 교체", "자재창고 재고 실사 12월 첫째 주",
+    "교육장 예약은 총무팀에 요청", "The tool crib is closed on Sundays",
 ]
 
 _NOISE_WORDS = ("검사 시험 불량 라인 협력사 도면 교육 점검 기준 목표 고객 보고 "
@@ -257,6 +274,35 @@ CASES: list[tuple[str, str | None, str]] = [
     ("endings", None, "How often is the packing line conveyor motor replaced?"),
     ("typos", None, "스텐실 얼마나 자주 닦아여?"),
     ("cross-language", None, "How often do we run the thermal shock test?"),
+    # compound nouns (issue 9, i42): the memories name a place, a machine or a document by a
+    # compound noun; the questions say one of its parts in other words (도장실 / 페인트 부스,
+    # 출하대기품 / 출고 대기 제품, 세정액 / 세제). Written and committed before any change
+    # was run on them, without running the analyzer on them first; the ones without an answer
+    # ask about a neighbour (another attribute of the same thing, the same attribute of a
+    # neighbouring thing).
+    ("paraphrase", MEMORIES[46], "페인트 부스 환풍기 시끄러운 거 점검 맡겼어?"),
+    ("paraphrase", MEMORIES[46], "도장 부스 팬 소리 문제 어디에 얘기했어?"),
+    ("paraphrase", MEMORIES[47], "출고 대기 제품 중에 라벨 잘못 붙은 거 몇 개야?"),
+    ("paraphrase", MEMORIES[47], "선적 대기 물량 라벨 불량 몇 개 나왔어?"),
+    ("paraphrase", MEMORIES[48], "검사 테이블 밝기 기준 몇 럭스야?"),
+    ("paraphrase", MEMORIES[49], "세척 장비 세제 농도 얼마로 맞춰?"),
+    ("paraphrase", MEMORIES[50], "자재 보관소에 제습 장치 몇 대 더 놨어?"),
+    ("paraphrase", MEMORIES[51], "몰드 보수 요청 몇 개 대기 중이야?"),
+    ("paraphrase", MEMORIES[52], "교육실 프로젝터 고쳤어?"),
+    ("paraphrase", MEMORIES[53], "테스트 리포트 원본 어디 있어?"),
+    ("paraphrase", MEMORIES[53], "시험 결과서 원본 누가 갖고 있어?"),
+    ("paraphrase", MEMORIES[54], "인두기 팁 온도 몇 도로 맞춰놨어?"),
+    ("paraphrase", MEMORIES[55], "How many punches broke in the tool shop this week?"),
+    ("paraphrase", MEMORIES[56], "Where did the forklift battery change station move to?"),
+    ("paraphrase", MEMORIES[57], "바닥 미끄럼 방지 매트 몇 장 샀어?"),
+    ("paraphrase", MEMORIES[57], "작업 현장 미끄럼 방지용 깔개 몇 개 샀어?"),
+    ("cross-language", MEMORIES[55], "툴룸에서 펀치 몇 개 부러졌대?"),
+    ("paraphrase", None, "도장실 배기팬 교체 비용 얼마야?"),
+    ("paraphrase", None, "자재 창고 온도 몇 도야?"),
+    ("paraphrase", None, "교육실 에어컨 고쳤어?"),
+    ("paraphrase", None, "검사대 조명 몇 개 달려 있어?"),
+    ("endings", None, "세척기 세정액은 얼마나 자주 바꾸나요?"),
+    ("paraphrase", None, "How many dies broke in the tool shop?"),
 ]
 
 CATEGORIES = ("paraphrase", "endings", "typos", "cross-language")

@@ -7,8 +7,8 @@ retrieval configuration, measured in one run on the same memories:
 - ``+embeddings``: when ``EMBEDDINGS_BASE_URL`` and ``EMBEDDINGS_MODEL`` (and the key) are set
   in the environment of the test run: the default plus that endpoint (hybrid retrieval).
 
-Asserted on the default configuration (no network): recall@1 >= 0.9 for endings and typos;
-paraphrase misses that target (14/16 = 88% when written) and is asserted at that level.
+Asserted on the default configuration (no network): recall@1 >= 0.9 for paraphrase, endings
+and typos (paraphrase was 14/16 = 88% when written, asserted at that level; 15/16 since i42).
 Cross-language is reported only (it needs an LLM or embeddings to be asserted). The
 questions measure; nothing is tuned against them (changes are studied on the development set,
 tests/chat/test_meaning_dev.py). A room the asker is not in holds near-copies of every memory:
@@ -34,10 +34,10 @@ from .meaning_measure import measure, table
 from .test_retrieval_eval import CASES as MEMORIES
 from .test_retrieval_eval import DISTRACTORS, noise
 
-MIN_RECALL_AT_1 = {"endings": 0.9, "typos": 0.9,
-                   # the target is 0.9; measured 14/16 (88%) when this eval was written:
-                   # asserted at that level so it cannot regress, the gap reported, not tuned away
-                   "paraphrase": 0.875}
+# the target, 0.9, for all three; paraphrase measured 14/16 (88%) when this eval was
+# written (asserted at 0.875 then), 15/16 (94%) since an expansion is found in a compound noun
+# as its word is (i42, studied on the development set; docs/retrieval.md)
+MIN_RECALL_AT_1 = {"endings": 0.9, "typos": 0.9, "paraphrase": 0.9}
 
 
 async def test_recall_per_category_for_each_configuration(tmp_path, kiwi: KiwiAnalyzer,
