@@ -1,0 +1,70 @@
+"""The meaning eval's held-out set (tests/chat/meaning_heldout_cases.py): recall@1 and recall@3
+per category for each retrieval configuration, measured in one run on the same memories and
+exactly as the meaning eval measures (tests/chat/test_meaning_eval.py,
+tests/chat/meaning_measure.py):
+
+- ``words``: the analyzer before Kiwi (``mchat_actors.testing.words_analyzer``, the baseline);
+- ``kiwi``: Kiwi's content morphemes, alternative analyses and typo model, no synonyms;
+- ``kiwi+synonyms``: the default: plus the domain glossary and Kiwi's morpheme similarity;
+- ``+embeddings``: when ``EMBEDDINGS_BASE_URL`` and ``EMBEDDINGS_MODEL`` (and the key) are set
+  in the environment of the test run: the default plus that endpoint (hybrid retrieval).
+
+The questions were written blind (without reading the retrieval code, its docs, the development
+set or any eval output) and committed before this test was first run; they are never edited and
+never tuned against. Asserted on the default configuration (no network): the issue's target,
+recall@1 >= 0.9, for paraphrase, endings and typos, unless the blind run measured less (then the
+floor is that measured figure, said so beside it). Cross-language is reported only. A room the
+asker is not in holds near-copies of every memory: none may ever be returned. On the default
+configuration the built-in answerer answers every question too: precision and abstention per
+category.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mchat_actors.chat.analysis import Analyzer
+from mchat_actors.chat.embeddings import open_embeddings
+from mchat_actors.chat.morph import KiwiAnalyzer
+from mchat_actors.config import ChatConfig
+from mchat_actors.testing.words_analyzer import WordsAnalyzer
+
+from .meaning_heldout_cases import CASES, CATEGORIES
+from .meaning_measure import measure, table
+from .test_retrieval_eval import CASES as MEMORIES
+from .test_retrieval_eval import DISTRACTORS, noise
+
+# the issue's target
+MIN_RECALL_AT_1 = {"endings": 0.9, "typos": 0.9, "paraphrase": 0.9}
+
+
+async def test_held_out_recall_per_category_for_each_configuration(
+        tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> None:  # noqa: ANN001
+    configs: dict[str, Analyzer] = {
+        "words": WordsAnalyzer(),
+        "kiwi": kiwi.with_options(expand=False),
+        "kiwi+synonyms": kiwi,
+    }
+    memories = [m for m, _ in MEMORIES]
+    filler = DISTRACTORS + noise(80)
+    results = {name: await measure(str(tmp_path / f"{name}.db"), analyzer, memories, filler,
+                                   CASES, answers=name == "kiwi+synonyms")
+               for name, analyzer in configs.items()}
+    cfg = ChatConfig(embeddings_base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
+                     embeddings_api_key=os.environ.get("EMBEDDINGS_API_KEY"),
+                     embeddings_model=os.environ.get("EMBEDDINGS_MODEL"))
+    if cfg.embeddings_base_url and cfg.embeddings_model:  # a real endpoint: measured, reported
+        async with open_embeddings(cfg) as client:
+            results["+embeddings"] = await measure(str(tmp_path / "emb.db"), kiwi, memories,
+                                                   filler, CASES, client)
+    with capsys.disabled():
+        print("\n" + table(f"meaning held-out set: {len(CASES)} questions written blind"
+                           " (precision and abstention: the built-in answerer)",
+                           CATEGORIES, results))
+        for name, (_, misses) in results.items():
+            for miss in misses:
+                print(f"  miss ({name}): {miss}")
+    tally = results["kiwi+synonyms"][0]
+    for category, floor in MIN_RECALL_AT_1.items():
+        assert tally[category].at1 / tally[category].asked >= floor, category
