@@ -15,20 +15,13 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import trio
 
-from ..chat.protocol import (
-    AnswersInCommit,
-    NewMessage,
-    PreparedAnswer,
-    SharedStorage,
-    StoredMessage,
-)
+from ..chat.protocol import AnswersInCommit, NewMessage, PreparedAnswer, SharedStorage
 from ..config import MattermostConfig
-from ..errors import AnswerOverBudget, ChatServiceError, PostAlreadyHandled
+from ..errors import AnswerOverBudget, ChatServiceError
 from ..logsetup import fields as log_fields
 from ..loopguard import LoopGuard
 from ..messages import (
@@ -55,6 +48,7 @@ from ..repository import Repositories, sqlite_repositories
 from ..store import Store
 from ..trigger import MARKER, BotIdentity, decide, mention_pattern, reply_root
 from ..webhook_replies import WebhookReplies
+from .answer_commit import commit_answer
 
 logger = logging.getLogger(__name__)
 
@@ -312,69 +306,28 @@ class Handler:
 
     async def _answer_in_commit(self, post: Post, event: PostCreated, prepared: PreparedAnswer,
                                 started: float, chat_s: float) -> bool:
-        """ONE request: unless the post was handled meanwhile, the question and its answer
-        (the ChatService's unit of work; with ``compose`` its read and wording too), the seen
-        mark, the cursor and the reply's outbox row with its first attempt recorded; then the
-        committed row goes to the sender. False: the post was a duplicate (nothing written).
+        """The question and its answer in ONE request (``answer_commit``), then the committed
+        row goes to the sender. False: the post was a duplicate (nothing written).
 
         Raises:
             AnswerOverBudget: ``compose``'s read ran past its budget (nothing written).
         """
-        if prepared.seen or (prepared.work is None and prepared.compose is None):
-            self.stats.duplicates += 1
-            return False
-
-        def reply_of(answer: str) -> SendReply:
-            return SendReply(channel_id=post.channel_id, message=f"{MARKER} {answer}",
-                             reply_key=f"{post.id}:reply",
-                             root_id=reply_root(post, self.cfg.reply_mode),
-                             trigger_post_id=post.id)
-
-        source = event.source
-        stored: list[StoredMessage] = []
-        work = prepared.work
-        composed: list[float] = []  # the ChatService's read and wording, in the request
-        compose = prepared.compose
-
-        def timed_compose(tx: Any) -> Any:
-            assert compose is not None
-            begun = time.perf_counter()
-            try:
-                return compose(tx)
-            finally:
-                composed.append(time.perf_counter() - begun)
-
-        def chat_work(tx: object) -> None:
-            assert work is not None
-            stored.append(work(tx))
-
-        try:
-            if prepared.compose is not None:
-                reply, question, rows = await self.store.run(
-                    self.repos.posts.answer_post, post, source=source,
-                    compose=timed_compose, reply_of=reply_of,
-                    max_chars=self.cfg.max_post_chars, attempt_at=time.time())
-                stored.append(question)
-            else:
-                reply = reply_of(prepared.answer)
-                rows = await self.store.run(
-                    self.repos.posts.finish_post, post, status="answered", source=source,
-                    replies=(reply,), max_chars=self.cfg.max_post_chars, chat_work=chat_work,
-                    unless_seen=True, attempt_at=time.time())
-        except PostAlreadyHandled:
+        done = await commit_answer(self.store, self.repos, self.cfg, post, event.source,
+                                   prepared)
+        if done is None:
             self.stats.duplicates += 1
             return False
         if self.shared_chat is not None:
-            self.shared_chat.messages_stored(stored)
+            self.shared_chat.messages_stored(list(done.stored))
         self.stats.posts["answered"] += 1
         self.stats.ai_responses += 1
-        clock = _clock(event, chat_s + sum(composed))
-        await self.replies.send(attrs.evolve(reply, committed=tuple(
-            attrs.evolve(row, clock=clock) for row in rows)))
+        clock = _clock(event, chat_s + done.compose_s)
+        await self.replies.send(attrs.evolve(done.reply, committed=tuple(
+            attrs.evolve(row, clock=clock) for row in done.rows)))
         self.stats.replies_queued += 1
         logger.info("handler: post %s answered", post.id, extra=log_fields(
             channel_id=post.channel_id, user_id=post.user_id, post_id=post.id,
-            action="answered", latency_s=trio.current_time() - started, source=source))
+            action="answered", latency_s=trio.current_time() - started, source=event.source))
         return True
 
     async def _guard(self, post: Post, respond: bool) -> str:
