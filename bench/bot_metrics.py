@@ -28,16 +28,23 @@ def free_port() -> int:
 
 async def scrape(url: str) -> Buckets:
     """The histogram's cumulative buckets at ``url`` (the bot's /metrics); {} when absent."""
+    return (await scrape_all(url))[0]
+
+
+async def scrape_all(url: str) -> tuple[Buckets, dict[str, float]]:
+    """The histogram's buckets, and the ChatService calls' recent quantiles as the bot's
+    invoker sees them (``mchat_chat_latency_recent_seconds``: "0.5", "0.99", in seconds)."""
     async with httpx.AsyncClient(timeout=5.0) as client:
         text = (await client.get(url)).text
     out: Buckets = {}
+    chat: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != NAME:
-            continue
         for sample in family.samples:
-            if sample.name == f"{NAME}_bucket":
+            if family.name == NAME and sample.name == f"{NAME}_bucket":
                 out[float(sample.labels["le"])] = sample.value
-    return out
+            elif sample.name == "mchat_chat_latency_recent_seconds":
+                chat[sample.labels["quantile"]] = sample.value
+    return out, chat
 
 
 def delta(before: Buckets, after: Buckets) -> Buckets:

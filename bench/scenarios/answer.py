@@ -69,8 +69,14 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
                                    quiet_s=drain)
             result = await outcome(run.fake, since_ms=run.load_from_ms)
             if port:
-                inside = bot_metrics.summary(bot_metrics.delta(
-                    before, await bot_metrics.scrape(metrics_url)))
+                after, chat = await bot_metrics.scrape_all(metrics_url)
+                inside = bot_metrics.summary(bot_metrics.delta(before, after))
+                # the ChatService's time as the invoker sees it, beyond the agent's delay: our
+                # remote adapter's HTTP client and local checks, the agent's own overhead
+                for q in ("0.5", "0.99"):
+                    if q in chat:
+                        inside[f"chat_beyond_delay_p{q[2:]}_ms"] = round(
+                            (chat[q] - delay) * 1000, 2)
         lat = [a.latency_s for a in result.answers if a.latency_s is not None]
         first_q = min((int(a.trigger["create_at"]) for a in result.answers), default=0) / 1000
         last_r = max((int(a.replies[0]["create_at"]) for a in result.answers if a.replies),
@@ -87,6 +93,8 @@ async def run_system(system: str, workdir: Path, quick: bool) -> dict[str, dict[
             "runtime_added_p99_ms": inside.get("p99_ms"),
             "runtime_added_le_5ms": inside.get("share_le_5ms"),
             "runtime_added_answers": inside.get("answers"),
+            "chat_beyond_delay_p50_ms": inside.get("chat_beyond_delay_p5_ms"),
+            "chat_beyond_delay_p99_ms": inside.get("chat_beyond_delay_p99_ms"),
             "lost_at_end": result.lost, "duplicated": result.duplicated,
             "series": {"latency_ms": [round(x * 1000, 1) for x in lat]},
         }
