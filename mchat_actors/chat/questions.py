@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import trio
 
 from ..errors import AnswerOverBudget
 from . import repo, units
@@ -173,6 +174,11 @@ async def _composed(svc: _Service, message: NewMessage, prompt: str, answer_key:
     text = past[0] if past else prompt
     dense = await dense_query(svc.embeddings, text) if prompt else None
     tz, analyzer = svc.timezone, svc.analyzer
+    if prompt:
+        # the question's analysis needs no database either: done now, in a worker thread, so
+        # the unit (run inside the storage actor's request, every write queued behind it)
+        # finds it in the analyzer's cache instead of running Kiwi there
+        await trio.to_thread.run_sync(_analyse, analyzer, text, prompt)
 
     def compose(conn: sqlite3.Connection) -> tuple[str, StoredMessage]:
         row = q.message_by_post(conn, answer_key)
@@ -201,6 +207,11 @@ async def _composed(svc: _Service, message: NewMessage, prompt: str, answer_key:
 
     return PreparedAnswer(seen=False, answer="", work=None,
                           compose=svc.shared_work(compose))
+
+
+def _analyse(analyzer: Analyzer, *texts: str) -> None:
+    for text in dict.fromkeys(texts):
+        analyzer.analyze_query(text)
 
 
 @contextmanager

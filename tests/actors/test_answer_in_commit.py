@@ -357,3 +357,60 @@ def test_a_crash_at_any_step_neither_loses_the_question_nor_answers_twice(
         trio.run(main)
     finally:
         questions._PROGRESS_STEPS = PROGRESS_STEPS  # noqa: SLF001
+
+
+@attrs.define
+class CachingAnalyzer(PlainAnalyzer):
+    """A plain analyzer with a query cache, as Kiwi's has; counts the analyses made while the
+    storage actor's request runs (``inside``)."""
+
+    cache: dict[str, Any] = attrs.Factory(dict)
+    inside: bool = False
+    analysed_inside: list[str] = attrs.Factory(list)
+
+    def analyze_query(self, text: str) -> Any:
+        if text not in self.cache:
+            if self.inside:
+                self.analysed_inside.append(text)
+            self.cache[text] = super().analyze_query(text)
+        return self.cache[text]
+
+
+async def test_the_question_is_analysed_before_the_request_not_inside_it(tmp_path):
+    """The question's analysis needs no database: it is made before the storage request (in
+    a worker thread), so the request, which holds every write queued behind it, only reads,
+    ranks and words (the analyzer's cache has the question)."""
+    from contextlib import AsyncExitStack
+
+    analyzer = CachingAnalyzer()
+
+    class Marking:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(posts, name)
+
+        def answer_post(self, db: Any, post: Post, **kwargs: Any) -> Any:
+            analyzer.inside = True
+            try:
+                return posts.answer_post(db, post, **kwargs)
+            finally:
+                analyzer.inside = False
+
+    async with AsyncExitStack() as stack:
+        path = str(tmp_path / "a.db")
+        store = await stack.enter_async_context(open_store(path))
+        chat = await stack.enter_async_context(open_embedded_chat_service(
+            path, store=store, analyzer=analyzer))
+        room = await chat.create_room(name="quality", kind="channel")
+        kim = await chat.create_user(name="kim", email=None)
+        await chat.add_room_member(room.id, kim.id)
+        await chat.send_message(room.id, kim.id, "/remember X부품 불량률 12%", post_id="m1",
+                                respond=True, prompt="/remember X부품 불량률 12%")
+        w = World(store, chat, Mapper(room.id, kim.id))
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        handler = w.handler(send)
+        handler.repos = attrs.evolve(handler.repos, posts=Marking())
+        await handler(question())
+        reply = recv.receive_nowait()
+        assert isinstance(reply, SendReply) and "12%" in reply.message
+    assert analyzer.analysed_inside == []
+    assert "X부품 불량률 몇 %야?" in analyzer.cache  # analysed, before the request
