@@ -1,7 +1,7 @@
 """Storage benchmark: what a post costs the database, and intake against the raw socket.
 
     .venv/bin/python -m bench.bench_storage [--small] [--cost-only | --latency-only |
-                                                       --behind-only] [--verbose]
+                                                       --behind-only | --ingest-only] [--verbose]
 
 Prints four measurements, each beside its baseline from the same run (1, 3, 4, 2 in that
 order; 3 and 4 are described at ``bench_latency`` and ``bench_behind``: the runtime-added
@@ -593,7 +593,7 @@ async def bench_ingest(n: int, tmp: str, counters: Counters | None = None
 
 
 async def main(small: bool, cost_only: bool = False, latency_only: bool = False,
-               behind_only: bool = False) -> None:
+               behind_only: bool = False, ingest_only: bool = False) -> None:
     counters = Counters()
     instrument(counters)
     n_posts, n_questions, n_ingest = (200, 10, 1000) if small else (1000, 30, 6000)
@@ -603,6 +603,9 @@ async def main(small: bool, cost_only: bool = False, latency_only: bool = False,
             return
         if behind_only:
             await _behind(small, tmp)
+            return
+        if ingest_only:
+            await _ingest(n_ingest, tmp, counters)
             return
         cost = await bench_cost(n_posts, n_questions, tmp, counters)
         print(f"cost ({n_posts} plain posts over 20 channels, {n_questions} questions):")
@@ -617,12 +620,17 @@ async def main(small: bool, cost_only: bool = False, latency_only: bool = False,
             return
         await _latency(30 if small else 150, tmp)
         await _behind(small, tmp)
-        stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
-        print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
-        print(f"  stored in chat_messages: {stored:8.0f} events/s")
-        print(f"  bare WebSocket client:   {raw:8.0f} events/s  (raw limit, same run)")
-        print(f"  ratio:                   {100 * stored / raw:8.1f} %")
-        print(f"  commits per post under this load: {load_commits:6.3f}")
+        await _ingest(n_ingest, tmp, counters)
+
+
+async def _ingest(n_ingest: int, tmp: str, counters: Counters) -> None:
+    stored, raw, load_commits = await bench_ingest(n_ingest, tmp, counters)
+    print(f"ingest ({n_ingest} plain posts over 20 channels, fake in its own process):")
+    print(f"  stored in chat_messages: {stored:8.0f} events/s")
+    print(f"  bare WebSocket client:   {raw:8.0f} events/s  (raw limit, same run)")
+    print(f"  ratio:                   {100 * stored / raw:8.1f} %")
+    print(f"  commits per post under this load: {load_commits:6.3f}")
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 async def _behind(small: bool, tmp: str) -> None:
@@ -688,6 +696,8 @@ if __name__ == "__main__":
                         help="only the runtime-added latency of an answer")
     parser.add_argument("--behind-only", action="store_true",
                         help="only the plain posts queued behind a question's read")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only the ingest of plain posts beside a bare WebSocket client")
     parser.add_argument("--verbose", action="store_true", help="print every latency sample")
     parser.add_argument("--bare-client", nargs=3, metavar=("URL", "TOKEN", "N"))
     args = parser.parse_args()
@@ -695,4 +705,5 @@ if __name__ == "__main__":
         url, token, count = args.bare_client
         trio.run(bare_client, url, token, int(count))
     else:
-        trio.run(main, args.small, args.cost_only, args.latency_only, args.behind_only)
+        trio.run(main, args.small, args.cost_only, args.latency_only, args.behind_only,
+                 args.ingest_only)
