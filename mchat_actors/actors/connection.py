@@ -83,6 +83,7 @@ class ConnectionStats:
     buffer_dropped: int = 0  # live events dropped at a full buffer (read again by REST)
     released: int = 0  # live events forwarded during a backfill (their channel was read)
     ready_at: float | None = None  # when the current socket was proven authenticated
+    live_at: float | None = None  # when its backfill was done and held events forwarded
 
 
 Release = Callable[[str], Awaitable[None]]  # a channel's backfill is done: its events pass
@@ -197,6 +198,7 @@ class _Connection:
                 task_status.started()
                 nursery.start_soon(self._read, ws)
                 await self._backfill_then_flush()
+                self.stats.live_at = trio.current_time()
                 await trio.sleep_forever()  # the reader runs until the socket fails
             finally:
                 nursery.cancel_scope.cancel()

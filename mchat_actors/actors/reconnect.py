@@ -203,7 +203,7 @@ async def _connect_forever(cfg: MattermostConfig, *, rest: Identity, sweeper: Sw
         if bucket is not None:
             await bucket.acquire()  # the server's limiter counts upgrade requests too
         stats.attempts += 1
-        stats.connection.ready_at = None
+        stats.connection.ready_at = stats.connection.live_at = None
         try:
             await run_connection(cfg, resume=resume, events=events,
                                  on_ready=on_ready, stats=stats.connection,
