@@ -365,6 +365,24 @@ CASES: list[tuple[str, str | None, str]] = [
     ("typos", None, "래이저 마킹기 구매 가격 얼마야?"),
     ("typos", None, "센서 캐이블 길이 몇 m야?"),
     ("typos", None, "게선 제안 포상금 얼마야?"),
+    # vowel-confusion typos in a word's first syllable (i44, second block): written after the
+    # first block measured 100 % on typos, once Kiwi's typo model (basic_with_continual) was
+    # seen to leave some such words as they are (게선, 제고, 베선, 왜주, 채크시트: checked on
+    # words, not on these questions), so that the key word of the question carries the typo;
+    # committed before any change was run on them
+    ("typos", MEMORIES[70], "베선 교체 왜 해?"),
+    ("typos", MEMORIES[71], "게선 건수 이번 분기 몇 건?"),
+    ("typos", MEMORIES[73], "게측기 계획 나왔어?"),
+    ("typos", MEMORIES[74], "왜주 입고 며칠 늦어?"),
+    ("typos", MEMORIES[49], "새척기 농도 몇 %야?"),
+    ("typos", MEMORIES[66], "채크시트 어디 올렸어?"),
+    ("typos", MEMORIES[46], "베기팬 점검 요청했어?"),
+    ("typos", MEMORIES[69], "개이지 블록 결과 어땠어?"),
+    ("typos", MEMORIES[10], "폐기 대기 제고 몇 개야?"),
+    ("typos", MEMORIES[30], "지그 2번 교채 발주했어?"),
+    ("typos", None, "베선 길이 몇 m야?"),
+    ("typos", None, "왜주 업체 단가 얼마야?"),
+    ("typos", None, "새척기 몇 대 있어?"),
 ]
 
 CATEGORIES = ("paraphrase", "endings", "typos", "cross-language")

@@ -18,7 +18,9 @@ from .meaning_measure import Tally, measure, table
 # recall@1 of the search, precision of the answers and abstentions (unanswerable questions
 # answered "I don't know") on the default configuration, as measured
 # (paraphrase 0.95 before the compound-noun block, i42: 66 of 72 with it)
-MIN_RECALL_AT_1 = {"paraphrase": 0.91, "endings": 1.0, "typos": 1.0}
+# (typos 1.0 before the second i44 block of vowel-confusion typos: 39 of 40 with it, measured
+# before any change was run on it)
+MIN_RECALL_AT_1 = {"paraphrase": 0.91, "endings": 1.0, "typos": 39 / 40}
 # (0.845 / 0.590 when the how-often block was added, i37, before the answerer read how-often
 # questions; 0.881 / 0.692 with it; 0.888 / 0.733 before the loanword and vowel-typo block,
 # i44: 122 of 139 and 36 of 51 with it, measured before any change was run on it)
