@@ -66,6 +66,10 @@ _UNITS: tuple[tuple[str, ...], ...] = (
     ("달러", "$", "usd", "dollar", "dollars"),
 )
 _BY_SPELLING = {s: group for group in _UNITS for s in group}
+# 개 is Korean's general counter: 몇 개 is also answered by a thing's own counter (20장, 3대,
+# 5건, 2세트); the other counters are not answered by 개 (몇 대 asks for machines)
+_THINGS = ("장", "매", "대", "건", "세트", "박스", "롤", "본", "set", "sets", "box", "boxes",
+           "piece", "pieces", "units", "unit", "cases", "case")
 _ENDING = re.compile(  # what Korean attaches to the unit after 몇 (몇 명이야, 몇 도로, 몇 시에)
     r"(?:이에요|이었어|이었지|이야|이죠|이지|이고|이나|인가요|인가|인지|인데|입니다|예요|였어|였지"
     r"|에서|으로|까지|부터|째|쯤|정도|이|가|은|는|을|를|에|로|야|요|나|지|죠)+$")
@@ -164,6 +168,8 @@ def asked_kind(question: str) -> Asked:
     m = _HANGUL_UNIT.search(text)
     if m and not re.match(r"^(?:살|월|일)", m.group(1)):  # 몇 살, 몇 월, 몇 일: times/ages
         unit = _unit_spellings(m.group(1))
+        if unit[:1] == ("개",):
+            unit += _THINGS
     else:
         e = _HOW_MANY.search(text)
         if e and e.group(1) in _BY_SPELLING:  # how many days/hours/people; not how many chargers

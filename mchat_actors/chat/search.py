@@ -41,7 +41,7 @@ import attrs
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
 from .embeddings import nearest
-from .morph import TYPO_WEIGHT, typo_matches
+from .morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from .protocol import MemoryRecord
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,13 @@ def _with_typos(conn: sqlite3.Connection, query: Query, docs: Mapping[str, int])
     concepts = []
     for c in query.concepts:
         if docs.get(c.stem, 0) == 0 and is_hangul(c.stem) and len(c.stem) >= 2:
-            first = c.stem[0]
-            near = conn.execute(
+            near = [r[0] for v in vowel_variants(c.stem)  # a confused vowel in the 1st syllable
+                    for r in conn.execute("SELECT term FROM memories_vocab WHERE term = ?", (v,))]
+            first = c.stem[0]  # a typo anywhere else
+            near += [r[0] for r in conn.execute(
                 "SELECT term FROM memories_vocab WHERE term >= ? AND term < ? LIMIT 2000",
-                (first, chr(ord(first) + 1))).fetchall()
-            extra = [Expansion((t,), TYPO_WEIGHT, "typo")
-                     for t in typo_matches(c.stem, (r[0] for r in near))]
+                (first, chr(ord(first) + 1)))]
+            extra = [Expansion((t,), TYPO_WEIGHT, "typo") for t in typo_matches(c.stem, near)]
             if extra:
                 c = attrs.evolve(c, expansions=(*c.expansions, *extra[:3]))
         concepts.append(c)

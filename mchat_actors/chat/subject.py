@@ -85,7 +85,9 @@ _HANGUL_PARTICLE_TAIL = re.compile(r"^(.*?\d)(은|는|이|가|을|를|의|에|�
 
 
 def _strip_id_particle(token: str) -> str:
-    """``4471은`` -> ``4471``; ``2호기는`` -> ``2호기``; ``acme의`` -> ``acme``."""
+    """``4471은`` -> ``4471``; ``2호기는`` -> ``2호기``; ``acme의`` -> ``acme``; ``8812:`` and
+    ``8812.`` (a colon or full stop after it) -> ``8812``."""
+    token = token.rstrip(":.") or token
     m = _HANGUL_PARTICLE_TAIL.match(token)
     if m:
         return m.group(1)

@@ -32,7 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..chat.analysis import Analyzer, Concept, Expansion, Query, is_hangul
-from ..chat.morph import TYPO_WEIGHT, typo_matches
+from ..chat.morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from ..chat.protocol import MemoryRecord
 from ..chat.search import (
     _CANDIDATES,
@@ -189,10 +189,16 @@ def with_typos(conn: Conn, query: Query, docs: Mapping[str, int]) -> Query:
     for c in query.concepts:
         if docs.get(c.stem, 0) == 0 and is_hangul(c.stem) and len(c.stem) >= 2:
             first = c.stem[0]
+            # a confused vowel in the first syllable: those words too, in the same statement
+            # (ts_stat reads the whole index)
+            variants = vowel_variants(c.stem)
             near = conn.execute(
-                "SELECT word FROM ts_stat('SELECT words_tsv || grams_tsv FROM memories_search')"
-                " WHERE word COLLATE \"C\" >= %s AND word COLLATE \"C\" < %s LIMIT 2000",
-                (first, chr(ord(first) + 1))).fetchall()
+                "WITH s AS (SELECT word FROM"
+                " ts_stat('SELECT words_tsv || grams_tsv FROM memories_search'))"
+                " (SELECT word FROM s WHERE word = ANY(%s)) UNION ALL"
+                " (SELECT word FROM s WHERE word COLLATE \"C\" >= %s"
+                " AND word COLLATE \"C\" < %s LIMIT 2000)",
+                (variants, first, chr(ord(first) + 1))).fetchall()
             extra = [Expansion((t,), TYPO_WEIGHT, "typo")
                      for t in typo_matches(c.stem, (str(r[0]) for r in near))]
             if extra:

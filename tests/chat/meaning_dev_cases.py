@@ -77,6 +77,26 @@ MEMORIES = [
     "Toolroom reported 3 broken punches this week",
     "The forklift battery swap station moved to dock 3",
     "작업장 바닥 미끄럼 방지 매트 20장 구매",
+    # Hangul loanwords and vowel-confusion typos (issue 9, i44): English terms written in
+    # Hangul as a quality team types them (보이드율, 크림핑, 풀테스트, 리크, 페일, 토크 아웃,
+    # 트레이서빌리티...), and words with ㅐ/ㅔ, ㅒ/ㅖ, ㅚ/ㅙ/ㅞ that people misspell
+    "BGA 보이드율 25% 초과 샘플 4개 발견",
+    "커넥터 크림핑 높이 스펙 1.8mm ±0.05",
+    "케이블 하네스 풀테스트 기준 50N 이상",
+    "실링 가스켓 리크 테스트 2건 페일, 재조립 후 패스",
+    "인서트 너트 토크 아웃 불량 7건, 인서트 외경 재측정 중",
+    "트레이서빌리티 라벨 스캔 누락 12건 발생",
+    "디버링 브러시 마모로 신품 교체 완료",
+    "크랙 발생한 브라켓은 전량 스크랩 처리",
+    "체크시트 양식 새 버전 쉐어포인트에 업로드함",
+    "오버홀 끝난 프레스 2호기 시운전은 다음 주 화요일",
+    "레이저 마킹 글자 번짐 불량 9건, 출력 조정 후 해결",
+    "게이지 블록 세트 재검사 결과 이상 없음",
+    "센서 케이블 피복 손상으로 배선 교체 예정",
+    "개선 제안 이번 분기 접수 48건",
+    "포장 테이프 규격 48mm로 통일",
+    "계측기 점검 계획은 1월 중 확정 예정",
+    "외주 가공품 입고 3일 지연",
 ]
 
 # Same words, other facts: what a good answer must not be confused with.
@@ -90,6 +110,10 @@ DISTRACTORS = [
     # i42
     "도장실 조명 LED로 교체 완료", "출하 라벨 프린터 토너 교체", "자재창고 재고 실사 12월 첫째 주",
     "교육장 예약은 총무팀에 요청", "The tool crib is closed on Sundays",
+    # i44
+    "커넥터 핀 도금 두께 측정 완료", "하네스 조립 작업 표준서 개정", "레이저 마킹기 렌즈 청소",
+    "센서 입고 수량 200개 확인", "프레스 1호기 금형 교환 30분 소요", "개선 활동 발표는 분기 말",
+    "포장 박스 규격 변경 검토 중", "외주 업체 품질 회의 매월 첫째 주",
 ]
 
 _NOISE_WORDS = ("검사 시험 불량 라인 협력사 도면 교육 점검 기준 목표 고객 보고 "
@@ -303,6 +327,62 @@ CASES: list[tuple[str, str | None, str]] = [
     ("paraphrase", None, "검사대 조명 몇 개 달려 있어?"),
     ("endings", None, "세척기 세정액은 얼마나 자주 바꾸나요?"),
     ("paraphrase", None, "How many dies broke in the tool shop?"),
+    # Hangul loanwords and vowel-confusion typos (issue 9, i44): written and committed before
+    # any change was run on them, without running the analyzer on them first. Loanwords asked
+    # as written, in another form (크림프 / 크림핑) or in native words (누설 / 리크, 금 간 /
+    # 크랙); typos that swap ㅐ/ㅔ, ㅒ/ㅖ, ㅚ/ㅙ/ㅞ (래이저, 제검사, 게측기, 왜주); without an
+    # answer: another attribute of the same thing.
+    ("paraphrase", MEMORIES[58], "보이드 25% 넘은 샘플 몇 개야?"),
+    ("paraphrase", MEMORIES[59], "커넥터 크림프 높이 기준이 몇 mm야?"),
+    ("paraphrase", MEMORIES[60], "하네스 당김 시험 기준 얼마야?"),
+    ("paraphrase", MEMORIES[61], "가스켓 누설 시험 불합격 몇 건이야?"),
+    ("paraphrase", MEMORIES[62], "인서트 너트 헛도는 불량 몇 건 나왔어?"),
+    ("paraphrase", MEMORIES[63], "추적성 라벨 스캔 빠진 게 몇 건이야?"),
+    ("paraphrase", MEMORIES[64], "디버링 브러시 갈았어?"),
+    ("paraphrase", MEMORIES[65], "금 간 브라켓 어떻게 처리해?"),
+    ("paraphrase", MEMORIES[66], "새 체크시트 양식 어디 올렸어?"),
+    ("paraphrase", MEMORIES[68], "레이저 마킹 글씨 번진 거 어떻게 해결했어?"),
+    ("paraphrase", MEMORIES[71], "이번 분기 개선 제안 몇 건 들어왔어?"),
+    ("endings", MEMORIES[67], "프레스 2호기 시운전 언제 하나요?"),
+    ("endings", MEMORIES[61], "실링 가스켓 리크 테스트 몇 건 페일났죠?"),
+    ("endings", MEMORIES[63], "트레이서빌리티 라벨 스캔 누락이 몇 건이었나요?"),
+    ("typos", MEMORIES[68], "래이저 마킹 번짐 몇 건이었어?"),
+    ("typos", MEMORIES[69], "게이지 블록 제검사 결과 어때?"),
+    ("typos", MEMORIES[70], "샌서 캐이블 왜 바꿔?"),
+    ("typos", MEMORIES[71], "게선 제안 몇 건 들어왔어?"),
+    ("typos", MEMORIES[72], "포장 태이프 폭 몇 mm야?"),
+    ("typos", MEMORIES[73], "게측기 점검 계획 언제 나와?"),
+    ("typos", MEMORIES[74], "왜주 가공품 입고 며칠 늦어?"),
+    ("typos", MEMORIES[59], "크림핑 높이 스팩 얼마야?"),
+    ("typos", MEMORIES[60], "하네스 풀태스트 기준 몇 N이야?"),
+    ("typos", MEMORIES[61], "가스켓 리크 테스트 몇 건 패일났어?"),
+    ("cross-language", MEMORIES[59], "What's the crimp height spec for the connector?"),
+    ("cross-language", MEMORIES[63], "How many traceability label scans were missed?"),
+    ("cross-language", MEMORIES[61], "Did the gasket leak test fail?"),
+    ("paraphrase", None, "가스켓 리크 테스트 압력 얼마야?"),
+    ("paraphrase", None, "프레스 2호기 오버홀 비용 얼마 들었어?"),
+    ("paraphrase", None, "체크시트 양식 누가 만들었어?"),
+    ("typos", None, "래이저 마킹기 구매 가격 얼마야?"),
+    ("typos", None, "센서 캐이블 길이 몇 m야?"),
+    ("typos", None, "게선 제안 포상금 얼마야?"),
+    # vowel-confusion typos in a word's first syllable (i44, second block): written after the
+    # first block measured 100 % on typos, once Kiwi's typo model (basic_with_continual) was
+    # seen to leave some such words as they are (게선, 제고, 베선, 왜주, 채크시트: checked on
+    # words, not on these questions), so that the key word of the question carries the typo;
+    # committed before any change was run on them
+    ("typos", MEMORIES[70], "베선 교체 왜 해?"),
+    ("typos", MEMORIES[71], "게선 건수 이번 분기 몇 건?"),
+    ("typos", MEMORIES[73], "게측기 계획 나왔어?"),
+    ("typos", MEMORIES[74], "왜주 입고 며칠 늦어?"),
+    ("typos", MEMORIES[49], "새척기 농도 몇 %야?"),
+    ("typos", MEMORIES[66], "채크시트 어디 올렸어?"),
+    ("typos", MEMORIES[46], "베기팬 점검 요청했어?"),
+    ("typos", MEMORIES[69], "개이지 블록 결과 어땠어?"),
+    ("typos", MEMORIES[10], "폐기 대기 제고 몇 개야?"),
+    ("typos", MEMORIES[30], "지그 2번 교채 발주했어?"),
+    ("typos", None, "베선 길이 몇 m야?"),
+    ("typos", None, "왜주 업체 단가 얼마야?"),
+    ("typos", None, "새척기 몇 대 있어?"),
 ]
 
 CATEGORIES = ("paraphrase", "endings", "typos", "cross-language")

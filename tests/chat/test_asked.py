@@ -141,3 +141,20 @@ def test_an_interval_answers_how_often_in_english(n: int, unit: str, form: str,
     asked = asked_kind(question.format(u=unit))
     assert states("It is cleaned " + form.format(n=n, u=unit), asked)
     assert not states(f"It was cleaned {n} {unit} ago", asked)
+
+
+@pytest.mark.parametrize(("question", "memory", "stated"), [
+    ("매트 몇 개 샀어?", "미끄럼 방지 매트 20장 구매", True),
+    ("프레스 몇 개 돌아가?", "프레스 3대 가동", True),
+    ("불량 몇 개 나왔어?", "도장 박리 불량 15건 발생", True),
+    ("지그 몇 개 남았어?", "지그 2세트 보관", True),
+    ("불량 몇 개 나왔어?", "택트타임 42초로 단축", False),  # a time, no count of things
+    ("작업자 몇 개야?", "작업자 12명 배치", False),  # people are no things
+    ("프레스 몇 대 돌아가?", "프레스 부품 3개 교체", False),  # 대 is asked, not 개
+    ("매트 몇 장 샀어?", "매트 20개 구매", False),  # only 개 is the general counter
+])
+def test_the_general_counter_is_answered_by_a_things_own_counter(
+        question: str, memory: str, stated: bool) -> None:
+    """개 counts anything: 몇 개 is answered by 20장, 3대, 15건, 2세트 (how a team writes the
+    count of sheets, machines, cases, sets), never by people or a time."""
+    assert states(memory, asked_kind(question)) is stated

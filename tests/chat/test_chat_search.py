@@ -186,3 +186,18 @@ def test_glossary_spellings_cannot_inject_fts_syntax(kiwi: KiwiAnalyzer, tmp_pat
     found = search_memories(conn, '불량 "vis" OR *', rooms=["r1"], owner="u1",
                             current_room="r1", now_ms=0)
     assert [m.content for m in found] == ["X부품 불량률 12%"]
+
+
+def test_a_confused_vowel_in_a_words_first_syllable_is_found_as_a_typo(
+        kiwi: KiwiAnalyzer) -> None:
+    """The typo look-up reads the index words beginning with the question word's first
+    syllable; 왜주 (외주) begins otherwise, and Kiwi's typo model leaves it as it is: the first
+    syllable's confused vowels (ㅐ/ㅔ/ㅒ/ㅖ, ㅚ/ㅙ/ㅞ) are looked up too. Without that, a newer
+    memory that shares the question's other words comes first."""
+    meant = "외주 검사 결과 이상 없음"
+    conn = connect(":memory:", kiwi)
+    for i, text in enumerate([meant, "출하 검사 결과 양호", "설비 점검 결과 보고",
+                              "수입 검사 결과 보고", "금형 점검 결과 양호"]):
+        repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=i)
+    assert top(conn, "왜주 검사 결과 어때?")[0] == meant

@@ -38,10 +38,12 @@ from .test_retrieval_eval import DISTRACTORS, noise
 # the target is 0.9 for all three; the blind run (2026-11-30, the only run before this
 # floor was set; output in docs/retrieval.md) measured endings 14/14, and below 0.9 typos 12/14
 # (86%) and paraphrase 27/32 (84%): those two floors are the measured figures, below the
-# issue's 0.9, so that a regression shows; the questions were not edited after that run
+# issue's 0.9, so that a regression shows; the questions were not edited after that run.
+# Typos: 13/14 once a confused vowel in a word's first syllable is looked up as a typo (i44,
+# a change studied on the development set): the 0.9 is asserted
 MIN_RECALL_AT_1 = {
     "endings": 0.9,
-    "typos": 12 / 14,  # measured figure, below the 0.9
+    "typos": 0.9,
     "paraphrase": 27 / 32,  # measured figure, below the 0.9
 }
 

@@ -67,6 +67,11 @@ def test_value_is_what_follows_the_subject_in_the_memorys_own_spelling() -> None
     # a question word after an identifier noun is not the thing's name (라인 A, 게이트 B are)
     ("지그 왜 바꿔?", set()),
     ("라인 A 가동률", {"line a"}),
+    # a colon or full stop after it is punctuation, not part of the name
+    ("Containment for lot 4410: 100% sorting", {"lot 4410"}),
+    ("Released lot 4410.", {"lot 4410"}),
+    ("라인 2: 가동률 87%", {"line 2"}),
+    ("EOL 소프트웨어 v1.7 배포", {"v1.7"}),
 ])
 def test_identifiers(text: str, expected: set[str]) -> None:
     assert identifiers(text) == expected

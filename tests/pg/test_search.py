@@ -162,3 +162,24 @@ def test_audience_is_enforced_and_odd_text_is_only_text(tmp_path: Path, pg: Conn
     assert pg_search.search_memories(pg, analyzer, "불량률", rooms=[], owner=None,
                                      current_room=None, now_ms=NOW) == []
     lite.close()
+
+
+def test_a_confused_vowel_in_a_words_first_syllable_is_found_as_a_typo(
+        tmp_path: Path, kiwi: KiwiAnalyzer, pg: Conn) -> None:
+    """As on SQLite (tests/chat/test_chat_search.py): 왜주 finds 외주, whose first syllable
+    differs by a vowel people confuse (ㅙ/ㅚ), ahead of a newer memory sharing the other words."""
+    lite, ids = _world(tmp_path / "typo.db", kiwi)
+    meant = "외주 검사 결과 이상 없음"
+    for i, text in enumerate([meant, "출하 검사 결과 양호", "설비 점검 결과 보고",
+                              "수입 검사 결과 보고", "금형 점검 결과 양호"]):
+        repo.save_memory(lite, text, scope="room", kind="remember", room=ids["quality"],
+                         owner=None, author=ids["lee"], source_post_id=None, permalink=None,
+                         now_ms=NOW + i)
+    _copy(lite, pg)
+    with pg.transaction():
+        pg_search.reindex(pg, kiwi)
+    found = pg_search.search_memories(pg, kiwi, "왜주 검사 결과 어때?", rooms=[ids["quality"]],
+                                      owner=ids["kim"], current_room=ids["quality"],
+                                      now_ms=NOW + 10)
+    assert found and found[0].content == meant
+    lite.close()
