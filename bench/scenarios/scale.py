@@ -162,11 +162,13 @@ async def _idle_after_mapping(run: Run, metrics_url: str, *, n: int, rss_idle: i
                               bound_s: float) -> dict[str, object]:
     """Wait until every channel's post is handled, the mailboxes are empty and the bot's REST
     requests have stopped for ``QUIET_S``; then the idle lanes' figures. A bound reached is
-    reported (``mapped_s`` None, the figures as they are), not hidden."""
+    reported, not hidden: ``mapped_s`` and ``kib_per_idle_actor`` None (the lanes were not
+    all mapped and idle), the rest as they were."""
     assert run.bot is not None
     deadline = time.time() + bound_s
     mapped_at: float | None = None
     last_requests, quiet_since = -1.0, time.time()
+    idle = False
     while time.time() < deadline:
         f = await _bot_figures(metrics_url)
         if f["rest_requests"] != last_requests:
@@ -178,6 +180,7 @@ async def _idle_after_mapping(run: Run, metrics_url: str, *, n: int, rss_idle: i
         if not done:
             mapped_at = None
         if done and time.time() - quiet_since >= QUIET_S:
+            idle = True
             break
         await trio.sleep(0.5)
     else:
@@ -185,19 +188,24 @@ async def _idle_after_mapping(run: Run, metrics_url: str, *, n: int, rss_idle: i
     rss_mapped = run.bot.rss_kib()
     f = await _bot_figures(metrics_url)
     return {
-        "mapped_s": None if mapped_at is None else round(mapped_at - posted_at, 1),
+        "mapped_s": None if mapped_at is None or not idle else round(mapped_at - posted_at, 1),
         "lanes_live": int(f["lanes"]),
         "handled_posts": int(f["handled"] - handled_before),
         "rss_mapped_mib": round(rss_mapped / 1024, 1),
-        "kib_per_idle_actor": round(max(0, rss_mapped - rss_idle) / n, 2),
+        "kib_per_idle_actor": round(max(0, rss_mapped - rss_idle) / n, 2) if idle else None,
     }
 
 
 async def _bot_figures(url: str) -> dict[str, float]:
     """Posts handled (every status), events in the mailboxes, lanes, REST requests: from the
-    bot's /metrics."""
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        text = (await client.get(url)).text
+    bot's /metrics (a bot that does not answer there: ``BenchError``)."""
+    try:
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise BenchError(f"the bot's /metrics at {url}: {exc!r}") from exc
+    text = response.text
     found = {"handled": 0.0, "mailbox_depth": 0.0, "lanes": 0.0, "rest_requests": 0.0}
     names = {"mchat_messages_processed_total": "handled",
              "mchat_mailbox_depth_total": "mailbox_depth", "mchat_channel_lanes": "lanes",
