@@ -174,8 +174,12 @@ class Run:
 @asynccontextmanager
 async def open_run(system: str, workdir: Path, *, label: str, delay_s: float, n_channels: int,
                    n_users: int = 12, bot_extra_env: dict[str, str] | None = None,
-                   start: bool = True) -> AsyncIterator[Run]:
-    """Start the processes of one run (the bot too unless ``start=False``); stop them after."""
+                   start: bool = True, rate_per_s: float = 10.0) -> AsyncIterator[Run]:
+    """Start the processes of one run (the bot too unless ``start=False``); stop them after.
+
+    ``rate_per_s``: the fake's REST limit per token (the bot's own ``MCHAT_RATE_LIMIT`` is
+    ``bot_extra_env``'s business).
+    """
     run_dir = workdir / f"{label.replace(' ', '_')}-{system}"
     run_dir.mkdir(parents=True, exist_ok=True)
     started: dict[str, object] = {}
@@ -184,7 +188,9 @@ async def open_run(system: str, workdir: Path, *, label: str, delay_s: float, n_
         started["agent"] = await start_agent(run_dir, delay_s)
 
     async def fake_up() -> None:
-        started["fake"] = await start_fake(run_dir, n_channels=n_channels, n_users=n_users)
+        started["fake"] = await start_fake(run_dir, n_channels=n_channels, n_users=n_users,
+                                           rate_per_s=rate_per_s,
+                                           burst=max(10, int(rate_per_s)))
 
     try:
         async with trio.open_nursery() as nursery:  # both start at once

@@ -64,6 +64,7 @@ async def run_scenario(name: str, *, quick: bool, systems: list[str] | None, wor
     print(f"\n== {name}{' (quick)' if quick else ''}: "
           f"{(module.__doc__ or '').strip().splitlines()[0]}", flush=True)
     started = time.time()
+    at_start = machine()  # the load average before the scenario's own processes
     results: dict[str, object] = {}
     for system in systems_for(module, systems, quick):
         why = available(system)
@@ -83,7 +84,7 @@ async def run_scenario(name: str, *, quick: bool, systems: list[str] | None, wor
     doc = {
         "scenario": name, "quick": quick,
         "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - started, 1), "machine": machine(),
+        "seconds": round(time.time() - started, 1), "machine": at_start,
         "command": "python -m bench run" + (" --quick" if quick else "")
                    + (f" --systems {','.join(systems)}" if systems else "") + f" {name}",
         "columns": [{"key": c.key, "header": c.header, "target": c.target, "ratio": c.ratio}

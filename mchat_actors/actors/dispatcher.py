@@ -175,19 +175,26 @@ async def _serialize(cid: str, lane: _Lane, ctx: _Context) -> None:
                         await _park(cid, event, ctx, attempts=0, error="behind a parked event")
                     finally:
                         lane.questions_done(ctx.questions_in([event]))
+                    del event
                 continue
             try:
                 event = await lane.receive.receive()
             except trio.EndOfChannel:
                 return
-            lane.busy = True
-            events = [event, *_drain(lane, event, ctx)]
-            try:
-                await _take_many(cid, lane, events, ctx)
-            finally:
-                lane.questions_done(ctx.questions_in(events))  # counted when queued
-                lane.busy = False
-                lane.last_active = trio.current_time()
+            await _take_next(cid, lane, event, ctx)
+            del event  # an idle lane holds none of its handled posts (bench/bench_lanes.py)
+
+
+async def _take_next(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) -> None:
+    """``event`` and the posts queued behind it, handled; the lane busy meanwhile."""
+    lane.busy = True
+    events = [event, *_drain(lane, event, ctx)]
+    try:
+        await _take_many(cid, lane, events, ctx)
+    finally:
+        lane.questions_done(ctx.questions_in(events))  # counted when queued
+        lane.busy = False
+        lane.last_active = trio.current_time()
 
 
 def _drain(lane: _Lane, first: InboundEvent, ctx: _Context) -> list[InboundEvent]:
