@@ -29,6 +29,7 @@ import trio
 
 from .checkpointer import CHECKPOINT_INTERVAL_S, WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import StoreError, StoreUnavailable
+from .horizon import first_horizon_ms
 from .migrations import Migration, statements, upgrade
 from .writer import Writer, WriterClosed
 from .writer import transaction as transaction  # the one transaction helper
@@ -175,10 +176,10 @@ def migrate(db: sqlite_utils.Database) -> None:
         (str(SCHEMA_VERSION),),
     )
     # The first open of a database starts the sweeper's read horizon (actors.sweeper): posts
-    # from 5 s before it on are owed, however long the first process takes to get going.
+    # from 5 s before the process started on are owed, however long it takes to get going.
     db.conn.execute(
         "INSERT OR IGNORE INTO mchat_state (key, value) VALUES ('sweep_horizon_ms', ?)",
-        (str(int(time.time() * 1000) - 5_000),),
+        (str(first_horizon_ms()),),
     )
 
 

@@ -26,6 +26,8 @@ from typing import Any
 import attrs
 import psycopg
 
+from ..horizon import first_horizon_ms
+
 MIGRATION_LOCK = 0x6D636861  # pg_advisory_xact_lock key of the migrations ("mcha")
 
 _TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -363,5 +365,5 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, list[int]
                      (str(len(RUNTIME)),))
         conn.execute("INSERT INTO mchat_state (key, value) VALUES ('sweep_horizon_ms', %s) "
                      "ON CONFLICT (key) DO NOTHING",
-                     (str(int(time.time() * 1000) - 5_000),))
+                     (str(first_horizon_ms()),))
     return ran
