@@ -171,10 +171,13 @@ async def test_a_restart_reads_unmapped_channels_from_the_durable_horizon(tmp_pa
 async def test_the_first_open_of_a_database_starts_the_horizon(tmp_path):
     from mchat_actors import store as store_sql
 
-    before = int(time.time() * 1000) - 5_000
+    from mchat_actors.horizon import process_started_ms
+
+    started = process_started_ms()  # 5 s before the process started (mchat_actors.horizon)
+    assert started is not None
     store = InlineStore.open(tmp_path / "s.db")
     first = int(await store.run(store_sql.get_state, "sweep_horizon_ms"))
-    assert before - 1_000 <= first <= int(time.time() * 1000)
+    assert started - 5_000 - 1_000 <= first <= started - 5_000
     store2 = InlineStore.open(tmp_path / "s.db")  # a later open keeps it
     assert int(await store2.run(store_sql.get_state, "sweep_horizon_ms")) == first
 
