@@ -117,7 +117,10 @@ class QueueConfig:
     """Capacities of the bounded memory channels (see docs/architecture.md)."""
 
     events: int = 256
-    channel_mailbox: int = 64
+    # a busy lane's queue: held in memory only while its lane is behind the socket (an idle
+    # lane's is empty); at a full mailbox posts are dropped and read again over REST, which
+    # costs the event loop more than queueing them (bench.bench_storage --ingest-only)
+    channel_mailbox: int = 1024
     invocations: int = 64
     replies: int = 256
     channel_idle_s: float = 300.0

@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..mattermost.events import ActionReply, Event, Hello, Ignored, parse_frame
 from ..mattermost.wsopen import open_websocket
-from ..messages import InboundEvent, PostCreated
+from ..messages import InboundEvent
 from ..tls import certificate_problem, client_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class _Connection:
         self.stats.frames += 1
         self.stats.last_frame_wall_ms = int(time.time() * 1000)
         try:
-            frame = parse_frame(message, my_user_id=self.bot_user_id)
+            frame = parse_frame(message, my_user_id=self.bot_user_id, received_at=arrived)
         except MalformedEvent as exc:
             self.stats.malformed += 1
             logger.warning("connection: skipped a malformed frame: %s", exc)
@@ -292,8 +292,6 @@ class _Connection:
                     self.stats.events[name] += 1
                     self._advance(seq)
             case Event(seq=seq, event=name, value=value):
-                if isinstance(value, PostCreated):
-                    value = attrs.evolve(value, received_at=arrived)
                 if self._accept_seq(seq):
                     self.stats.events[name] += 1
                     self.stats.last_event_at = trio.current_time()
@@ -303,6 +301,14 @@ class _Connection:
                         elif seq is not None:
                             self.read_seq = seq + 1  # resume.next_seq stays at the held
                         return
+                    if not self._forward.locked():  # the common case: no schedule point
+                        try:  # per event (the socket's read is one); order is kept: nothing
+                            self.events.send_nowait(value)  # else forwards meanwhile
+                        except trio.WouldBlock:
+                            pass
+                        else:
+                            self._advance(seq)
+                            return
                     async with self._forward:
                         await self.events.send(value)
                         self._advance(seq)

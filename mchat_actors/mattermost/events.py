@@ -63,8 +63,10 @@ class Event:
 Frame = Hello | ActionReply | Ignored | Event
 
 
-def parse_frame(text: str | bytes, *, my_user_id: str = "") -> Frame:
-    """Parse one WebSocket text frame.
+def parse_frame(text: str | bytes, *, my_user_id: str = "",
+                received_at: float | None = None) -> Frame:
+    """Parse one WebSocket text frame; a ``PostCreated`` carries ``received_at`` (the trio
+    time its frame arrived).
 
     Raises:
         MalformedEvent: invalid JSON, wrong shapes, or an event whose payload is broken.
@@ -99,7 +101,7 @@ def parse_frame(text: str | bytes, *, my_user_id: str = "") -> Frame:
         if name == "hello":
             return Hello(seq=seq or 0, connection_id=str(data.get("connection_id") or ""),
                          server_version=str(data.get("server_version") or ""))
-        value = _event(name, data, broadcast, my_user_id)
+        value = _event(name, data, broadcast, my_user_id, received_at)
     except (KeyError, TypeError, ValueError, OverflowError, orjson.JSONDecodeError) as exc:
         raise MalformedEvent(f"{name}: bad payload ({type(exc).__name__}: {exc})") from exc
     if value is None:
@@ -108,7 +110,7 @@ def parse_frame(text: str | bytes, *, my_user_id: str = "") -> Frame:
 
 
 def _event(name: str, data: dict[str, Any], broadcast: dict[str, Any],
-           my_user_id: str) -> InboundEvent | None:
+           my_user_id: str, received_at: float | None = None) -> InboundEvent | None:
     match name:
         case "posted":
             post = Post.from_api(_decode_twice(data["post"]))
@@ -118,6 +120,7 @@ def _event(name: str, data: dict[str, Any], broadcast: dict[str, Any],
                 channel_name=str(data.get("channel_name") or ""),
                 team_id=str(data.get("team_id") or ""),
                 sender_name=str(data.get("sender_name") or ""),
+                received_at=received_at,
             )
         case "post_edited":
             return PostEdited(post=Post.from_api(_decode_twice(data["post"])))
