@@ -167,8 +167,30 @@ def store_plain_posts(db: sqlite_utils.Database, items: Sequence[PlainPost],
     fresh.reverse()  # in order, each post once (one may come twice: socket and catch-up)
     messages = [i.message for i in fresh if i.message is not None]
     stored = chat.store_messages_work(messages)(db) if messages else []
-    for item in fresh:
-        record_post(db, item.post, status=item.status, source=item.source)
+    record_posts(db, fresh)
     return seen, stored
+
+
+def record_posts(db: sqlite_utils.Database, items: Sequence[PlainPost]) -> None:
+    """``record_post`` for each of ``items`` (in order): the marks in one statement, each
+    channel's cursor moved once, to the post the moves one by one would leave it at (the last
+    of those with the newest ``create_at``)."""
+    now = time.time()
+    db.conn.executemany(
+        "INSERT INTO mchat_posts (post_id, channel_id, create_at, update_at, status, source,"
+        " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(post_id) DO UPDATE SET"
+        " update_at = MAX(update_at, excluded.update_at)",
+        [(i.post.id, i.post.channel_id, i.post.create_at, i.post.update_at, i.status, i.source,
+          now) for i in items])
+    last: dict[str, Post] = {}
+    for item in items:
+        held = last.get(item.post.channel_id)
+        if held is None or held.create_at <= item.post.create_at:
+            last[item.post.channel_id] = item.post
+    for post in last.values():
+        db.conn.execute(
+            "UPDATE mchat_channel_mapping SET last_post_id = ?, last_post_at = ?, updated_at = ?"
+            " WHERE mchat_channel_id = ? AND last_post_at <= ?",
+            (post.id, post.create_at, now, post.channel_id, post.create_at))
 
 

@@ -25,7 +25,7 @@ from .memory_store import (  # the memory functions' old home
     twins,
     versions,
 )
-from .protocol import ChatRoom, ChatUser, StoredMessage
+from .protocol import ChatRoom, ChatUser, NewMessage, StoredMessage
 from .search import analyzer_of, search_memories, search_scoped  # what the units search with
 
 
@@ -203,6 +203,28 @@ def insert_message(
     return message_from_row(row)
 
 
+def insert_user_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]
+                         ) -> list[StoredMessage]:
+    """``insert_message`` (role ``user``) for each of ``messages`` in order, one statement
+    each: an insert that returns its row, or nothing when the post id is stored (then that
+    row is read: ``is_new=False``)."""
+    stored: list[StoredMessage] = []
+    for m in messages:
+        row = conn.execute(
+            "INSERT INTO chat_messages (room_id, user_id, role, content, mchat_post_id, root_id,"
+            " created_at, permalink) VALUES (?, ?, 'user', ?, ?, ?, ?, ?)"
+            " ON CONFLICT (mchat_post_id) DO NOTHING RETURNING *",
+            (m.room, m.user, m.content, m.post_id, m.root_id, m.created_at_ms or 0,
+             m.permalink)).fetchone()
+        if row is not None:
+            stored.append(message_from_row(row))
+            continue
+        old = message_by_post(conn, m.post_id) if m.post_id is not None else None
+        assert old is not None  # the conflict was on the post id, committed or in this batch
+        stored.append(message_from_row(old, is_new=False))
+    return stored
+
+
 def message_by_post(conn: sqlite3.Connection, post_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM chat_messages WHERE mchat_post_id = ?", (post_id,)).fetchone()
@@ -243,7 +265,8 @@ def delete_message(conn: sqlite3.Connection, post_id: str, now_ms: int) -> bool:
 
 __all__ = [
     "add_member", "create_room", "create_user", "delete_message", "edit_message",
-    "find_user_by_email", "forget_memory", "get_memory", "insert_message", "memories_from_post",
+    "find_user_by_email", "forget_memory", "get_memory", "insert_message", "insert_user_messages",
+    "memories_from_post",
     "message_by_post", "message_from_row", "new_id", "recent_room_memories", "remove_member",
     "member_rooms", "retract_memory", "room_exists", "room_infos", "room_kind", "room_members",
     "room_team", "set_room_members", "room_messages", "save_memory", "twins", "user_exists",
