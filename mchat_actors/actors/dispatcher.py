@@ -123,14 +123,9 @@ async def run(
                 lane.questions += 1
                 lane.request_class.raise_to(Priority.QUESTION)
 
-        async for event in inbox:
-            dispatch(event)
+        async for event in inbox:  # a schedule point per event: lanes get their turn (a
+            dispatch(event)  # burst routed without one would fill small mailboxes at once)
             del event  # an idle lane's posts are not held here (bench/bench_lanes.py)
-            while True:  # what queued meanwhile, without a schedule point per event (the
-                try:  # inbox is bounded, and nothing can add to it while this runs)
-                    dispatch(inbox.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
         reaper.cancel()
         for lane in live.values():
             lane.closing = True
@@ -199,10 +194,11 @@ async def _take_next(cid: str, lane: _Lane, event: InboundEvent, ctx: _Context) 
     """``event`` and the posts queued behind it, handled; the lane busy meanwhile."""
     lane.busy = True
     events = [event, *_drain(lane, event, ctx)]
+    questions = ctx.questions_in(events)  # counted when queued
     try:
-        await _take_many(cid, lane, events, ctx)
+        await _take_many(cid, lane, events, ctx, questions=questions)
     finally:
-        lane.questions_done(ctx.questions_in(events))  # counted when queued
+        lane.questions_done(questions)
         lane.busy = False
         lane.last_active = trio.current_time()
 
@@ -225,11 +221,12 @@ def _drain(lane: _Lane, first: InboundEvent, ctx: _Context) -> list[InboundEvent
 
 
 async def _take_many(cid: str, lane: _Lane, events: Sequence[InboundEvent],
-                     ctx: _Context) -> None:
+                     ctx: _Context, *, questions: int | None = None) -> None:
     """Handle ``events`` in order: runs of posts in one storage request each
     (``HandleBatch``), anything that request leaves (questions, other events) one at a time.
-    A question among ``events`` (a catch-up page) raises the lane's class too."""
-    if ctx.questions_in(events):
+    A question among ``events`` (a catch-up page) raises the lane's class too
+    (``questions``: how many there are, when the caller counted them)."""
+    if ctx.questions_in(events) if questions is None else questions:
         lane.request_class.raise_to(Priority.QUESTION)
     i = 0
     while i < len(events):
