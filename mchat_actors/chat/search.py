@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
+from .asked import Asked, asked_kind, states
 from .embeddings import nearest
 from .morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from .protocol import MemoryRecord
@@ -52,6 +53,7 @@ ROOM_BOOST = 0.06
 PERSONAL_BOOST = 0.04
 RECENCY_BOOST = 0.03
 RECENCY_HALF_LIFE_DAYS = 30.0
+ANSWER_KIND_BOOST = 0.1  # a memory stating a value of the kind the question asks (몇 건: 15건)
 COMMON_SHARE = 0.05
 PRUNE_FROM_MEMORIES = 5_000
 TERM_COUNTS_MAX = 50_000  # cached document counts per connection (cleared when full)
@@ -332,8 +334,9 @@ def search_scoped(
         (json.dumps(list(fused)), rooms_json, owner),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
-    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
-               row) for row in rows]
+    kind = asked_kind(text)
+    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms,
+                      kind), row) for row in rows]
     records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
                for score, row in scored}
     kept: list[tuple[float, sqlite3.Row]] = []
@@ -348,11 +351,14 @@ def search_scoped(
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
-           rrf: float, current_room: str | None, now_ms: int) -> float:
+           rrf: float, current_room: str | None, now_ms: int, kind: Asked) -> float:
     """How well a memory answers: its lexical coverage of the query plus its fused rank (RRF
     over every list, the embeddings' included: ranks, not raw similarities, whose scale differs
-    from model to model), scope and recency. The similarity itself goes to the answerer on
-    the record, which may accept a memory by it (``answer.DENSE_THRESHOLD``)."""
+    from model to model), scope and recency, and whether it states a value of the kind the
+    question asks for (``kind``: ``chat.asked``; 몇 건 -> 15건, 언제 -> a date), which the
+    terms leave out (a question word, a counter, a unit are no content morphemes). The
+    similarity itself goes to the answerer on the record, which may accept a memory by it
+    (``answer.DENSE_THRESHOLD``)."""
     indexed = (frozenset((row["fts_words"] or "").split()),
                frozenset((row["fts_grams"] or "").split()))
     lexical = analyzer.relevance(query, row["content"], weights, indexed=indexed)
@@ -365,6 +371,8 @@ def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: 
     score += RECENCY_BOOST * math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
     if row["kind"] == "summary":
         score -= 0.1
+    if kind != Asked() and states(row["content"], kind):
+        score += ANSWER_KIND_BOOST
     return score
 
 

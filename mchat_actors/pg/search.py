@@ -32,6 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..chat.analysis import Analyzer, Concept, Expansion, Query, is_hangul
+from ..chat.asked import asked_kind
 from ..chat.morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from ..chat.protocol import MemoryRecord
 from ..chat.search import (
@@ -298,8 +299,9 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
             f" WHERE m.id = ANY(%(ids)s::bigint[]) AND {VISIBLE}",
             {"ids": list(fused), "rooms": room_list, "owner": owner}).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
+    kind = asked_kind(text)
     scored = [(_score(analyzer, query, weights, cast(Any, row), fused[row["id"]], current_room,
-                      now_ms), cast(Any, row)) for row in rows]
+                      now_ms, kind), cast(Any, row)) for row in rows]
     records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
                for score, row in scored}
     kept: list[tuple[float, Any]] = []
