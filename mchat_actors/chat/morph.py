@@ -12,7 +12,8 @@ blocking too and are called from the database thread or ``trio.to_thread``.
 - Queries are analysed with Kiwi's typo correction (``basic_with_continual``); a noun or verb
   stem that asks rather than names (a predicate: 알려줘, 어때, 바뀌었어) counts half.
 - Words Kiwi does not know (지그, 솔더: a chain of one-syllable grammatical morphemes) are
-  terms as written (``_unknown_words``).
+  terms as written (``_unknown_words``); so are, in the index, compounds it splits wrongly
+  (염수분무 -> 염수분 + 무/prefix: ``_written_compounds``).
 - Expansions, always weighted below an exact match: the domain glossary (``glossary.toml``
   plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``,
   reciprocal nearest neighbours only: 운송 -> 수송, 원인 -> 요인); the search adds index words one
@@ -310,15 +311,13 @@ COMPOUND_PIECE_TAGS = frozenset(("NNG", "NNP", "XPN", "XSN", "XR"))
 
 
 def _written_compounds(text: str, tokens: Any) -> list[_Tok]:
-    """Each word's compound noun as written (tag ``COMPOUND``), for the index.
+    """Compounds Kiwi split wrongly, as written (tag ``COMPOUND``), for the index.
 
-    Kiwi splits a compound it does not know into pieces, and not always at its parts: 염수분무
-    -> 염수분 + 무/XPN, 고온고습 -> 고온 + 고/XPN + 습, 항온항습 -> 항 + 온 + 항 + 습; a part of
-    the compound (분무, 고습) is then no term and no bigram of the index, while the word as
-    written holds it. The nouns, prefixes, suffixes and roots a word begins with, two or more
-    adjacent morphemes, are also indexed as the one word they are written as (its particle
-    left off), so the question's noun is found at the compound's edge (``analysis.
-    concept_match``: 분무 in 염수분무) and its bigrams are in the index."""
+    Kiwi splits a compound it does not know, not always at its parts (염수분무 -> 염수분 +
+    무/XPN, 항온항습 -> 항 + 온 + 항 + 습): 분무 was no term and no bigram of the index. The
+    nouns, affixes and roots a word begins with are indexed as written (particle left off)
+    when they show it: a prefix after the first piece, or two one-syllable pieces or more;
+    a question's noun is then found at its edge (``analysis.concept_match``)."""
     out = []
     for word in _EOJEOL.finditer(text):
         run: list[Any] = []

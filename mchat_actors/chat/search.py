@@ -24,7 +24,9 @@ write). The index's ``vis`` token
 narrows every FTS query; the visibility SQL is checked once, on the fused candidates.
 The lists are fused by reciprocal rank fusion; the final score adds the IDF-weighted share of
 the query's concepts a memory covers (``relevance``), a scope boost (this room, then the asker's
-personal memories, then other rooms), a small recency boost and a small malus for summaries.
+personal memories, then other rooms), a boost when the memory states a value of the kind the
+question asks for (``chat.asked``: 몇 건 -> 15건), a small recency boost and a small malus for
+summaries.
 Visibility is decided by the caller: it passes the rooms whose memories the asker may see.
 """
 
