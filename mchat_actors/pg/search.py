@@ -43,6 +43,7 @@ from ..chat.search import (
     _score,
     _selective,
     concept_weights,
+    kind_boosted,
     memory_from_row,
     visibility_token,
 )
@@ -299,17 +300,18 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
             f" WHERE m.id = ANY(%(ids)s::bigint[]) AND {VISIBLE}",
             {"ids": list(fused), "rooms": room_list, "owner": owner}).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
-    kind = asked_kind(text)
     scored = [(_score(analyzer, query, weights, cast(Any, row), fused[row["id"]], current_room,
-                      now_ms, kind), cast(Any, row)) for row in rows]
+                      now_ms), cast(Any, row)) for row in rows]
     records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
                for score, row in scored}
     kept: list[tuple[float, Any]] = []
     left: list[tuple[float, Any]] = []
     for score, row in scored:
         (kept if keep is None or keep(records[row["id"]]) else left).append((score, row))
-    best = _dedupe(kept)[:limit]
+    kind = asked_kind(text)
+    best = _dedupe(kind_boosted(kept, kind, limit))[:limit]
     shown = {row["norm"] for _, row in best}
-    hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([records[row["id"]] for _, row in best],
-            [records[row["id"]] for _, row in hidden[:limit]])
+    hidden = _dedupe(kind_boosted([(s, r) for s, r in left if r["norm"] not in shown], kind,
+                                  limit))[:limit]
+    return ([memory_from_row(row, score, similarity.get(row["id"])) for score, row in best],
+            [memory_from_row(row, score, similarity.get(row["id"])) for score, row in hidden])

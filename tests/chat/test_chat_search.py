@@ -5,11 +5,14 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from mchat_actors.chat import repo, search
+from mchat_actors.chat.asked import asked_kind
 from mchat_actors.chat.morph import KiwiAnalyzer
 from mchat_actors.chat.schema import connect
-from mchat_actors.chat.search import search_memories
+from mchat_actors.chat.search import _dedupe, kind_boosted, search_memories
 
 CORPUS = [
     "X부품 불량률은 12%입니다",
@@ -232,3 +235,19 @@ def test_a_compound_kiwi_splits_wrongly_is_indexed_as_written(kiwi: KiwiAnalyzer
         repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
                          author="u1", source_post_id=None, permalink=None, now_ms=i)
     assert top(conn, "분무 시험 결과 어때?")[0].startswith("염수분무")
+
+
+@given(st.lists(st.tuples(st.floats(0, 2), st.integers(0, 5), st.booleans()), max_size=30),
+       st.integers(1, 8))
+@example([(1.0, 0, False), (0.95, 1, True)], 1)  # the second is lifted above the first
+def test_the_kind_asked_is_checked_only_where_it_can_change_the_first_results(
+        items: list[tuple[float, int, bool]], limit: int) -> None:
+    """``kind_boosted`` checks a memory only when the boost could lift it into the first
+    ``limit`` texts (a check costs ~0.1 ms); the first ``limit`` are those of boosting all."""
+    kind = asked_kind("불량 몇 건이야?")
+    scored = [(score, {"id": i, "norm": f"t{norm}{states}",
+                       "content": f"불량 {'15건' if states else '조치'} {norm}"})
+              for i, (score, norm, states) in enumerate(items)]
+    every = [(s + search.ANSWER_KIND_BOOST if "건" in r["content"] else s, r) for s, r in scored]
+    assert ([r["id"] for _, r in _dedupe(kind_boosted(scored, kind, limit))[:limit]]
+            == [r["id"] for _, r in _dedupe(every)[:limit]])
