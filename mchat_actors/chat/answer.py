@@ -21,6 +21,14 @@ Built-in answerer (no LLM):
    (``chat.asked``): ``몇 명`` a number of people, ``몇 %`` a share, ``언제``/``when`` a time,
    ``how long`` a length of time, ``얼마``/``how much`` a number, ``언제마다``/``얼마나 자주``/
    ``how often`` an interval (``500샷마다``, ``매주``, ``every 4 hours``).
+   With ``ranked`` (the memories are the local search's, best first, each with its fused
+   score: lexical coverage with IDF weights and expansions, reciprocal rank fusion of the
+   lists, embeddings' included), a question no memory covers that well is still answered by
+   the search's first memory when it covers at least ``LEAD_THRESHOLD`` of the question (the
+   same rules otherwise) and the search put it ahead of the next memory by ``LEAD_MARGIN``
+   of the fused score: the search found it clearly best, by words the lexical floor counts
+   low (a paraphrase's synonyms, a compound, a typo); a question that names a neighbour of
+   several stored facts leaves them close together and still gets "I don't know".
 4. The best memory is quoted; another one only when it scores within ``CLOSE_MARGIN`` of the best
    and is about the same subject. When a memory about another subject scores within
    ``AMBIGUOUS_MARGIN`` of the best, the question does not say which fact it wants: the
@@ -60,6 +68,8 @@ OOV_GUARD = 0.5  # share of the question that must be in the memories' vocabular
 EXACT_THRESHOLD = 0.99
 CLOSE_MARGIN = 0.1
 AMBIGUOUS_MARGIN = 0.05  # a memory on another subject this close to the best: no answer
+LEAD_THRESHOLD = 0.5  # ... or half of them when the search ranked it clearly first:
+LEAD_MARGIN = 0.2  # its fused score this far ahead of the next memory's
 MAX_QUOTED = 3
 MAX_CONTEXT_MEMORIES = 8
 ANSWER_MAX_TOKENS = 600
@@ -172,9 +182,10 @@ def history_question(question: str) -> tuple[str, int | None] | None:
 
 
 def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer | None = None,
-            ) -> list[tuple[float, int, MemoryRecord]]:
+            floor: float | None = None) -> list[tuple[float, int, MemoryRecord]]:
     """The memories that could answer ``question`` (its identifiers, most of its concepts),
-    with their coverage, best first."""
+    with their coverage, best first. ``floor``: the share of the question a memory must cover
+    instead of ``RELATED_THRESHOLD`` (and ``ID_THRESHOLD`` when lower)."""
     if not memories:  # nothing to score: no analysis (Kiwi's costs ms on the event loop)
         return []
     analyzer = analyzer if analyzer is not None else PlainAnalyzer()
@@ -216,9 +227,9 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
             continue  # the thing the question names, but nothing of what it asks about it
         if asked and total:  # the identifier matched: its words are covered
             score = (id_weight + (cover(keyed, m) * rest if rest else 0)) / total
-            threshold = ID_THRESHOLD
+            threshold = ID_THRESHOLD if floor is None else min(ID_THRESHOLD, floor)
         else:
-            score, threshold = cover(query, m), RELATED_THRESHOLD
+            score, threshold = cover(query, m), RELATED_THRESHOLD if floor is None else floor
         if m.similarity is not None and m.similarity >= DENSE_THRESHOLD:
             score = max(score, m.similarity)  # found by meaning: the lexical floor does not
             threshold = min(threshold, DENSE_THRESHOLD)  # throw it away
@@ -240,9 +251,24 @@ def matching(question: str, memories: Sequence[MemoryRecord],
 
 
 def select_memories(question: str, memories: Sequence[MemoryRecord],
-                    analyzer: Analyzer | None = None) -> list[MemoryRecord]:
-    """The memories that answer ``question``, best first (empty: nothing fits)."""
-    scored = _scored(question, memories, analyzer)
+                    analyzer: Analyzer | None = None, *, ranked: bool = False,
+                    ) -> list[MemoryRecord]:
+    """The memories that answer ``question``, best first (empty: nothing fits). ``ranked``:
+    ``memories`` are the local search's, best first, with its fused scores (module doc, 2)."""
+    chosen = _select(_scored(question, memories, analyzer))
+    if chosen or not ranked or not memories or memories[0].score - next(
+            (m.score for m in memories[1:]
+             if normalize(m.content) != normalize(memories[0].content)), 0.0) < LEAD_MARGIN:
+        return chosen
+    loose = _scored(question, memories, analyzer, floor=LEAD_THRESHOLD)
+    if not loose or loose[0][2] is not memories[0]:
+        return []
+    return _select(loose)
+
+
+def _select(scored: list[tuple[float, int, MemoryRecord]]) -> list[MemoryRecord]:
+    """The best of ``scored`` and the close ones on its subject; none when a memory about
+    another subject is as good (the question does not say which fact it wants)."""
     if not scored:
         return []
     best_score, _, best = scored[0]
@@ -291,11 +317,13 @@ def hidden_note(hidden: int, *, korean: bool) -> str:
 def builtin_answer(question: str, memories: Sequence[MemoryRecord], *,
                    tz: str = DEFAULT_TIMEZONE, hidden: int = 0,
                    history: Mapping[str, Sequence[MemoryRecord]] | None = None,
-                   now_ms: int | None = None, analyzer: Analyzer | None = None) -> str:
+                   now_ms: int | None = None, analyzer: Analyzer | None = None,
+                   ranked: bool = False) -> str:
     """Quote the memory that answers ``question`` (and close ones on its subject), or say that
-    nothing does. ``history`` maps a memory id to its versions, oldest first."""
+    nothing does. ``history`` maps a memory id to its versions, oldest first. ``ranked``: the
+    memories are the local search's, best first, with its fused scores."""
     korean = is_korean(question)
-    chosen = select_memories(question, memories, analyzer)
+    chosen = select_memories(question, memories, analyzer, ranked=ranked)
     if not chosen:
         return dont_know(question, hidden)
     past = history_question(question)
@@ -362,16 +390,18 @@ async def compose_answer(
     question: str, memories: Sequence[MemoryRecord], *, llm: LLM | None,
     tz: str = DEFAULT_TIMEZONE, hidden: int = 0,
     history: Mapping[str, Sequence[MemoryRecord]] | None = None, now_ms: int | None = None,
-    mask: bool = True, analyzer: Analyzer | None = None,
+    mask: bool = True, analyzer: Analyzer | None = None, ranked: bool = False,
 ) -> str:
     """The answer to ``question`` from ``memories`` (best first, already in the audience).
+    ``ranked``: they are the local search's, with its fused scores (``select_memories``).
 
     Raises:
         ChatServiceError: the LLM failed (from ``llm.complete``); the text is not shown to users.
     """
     if llm is None:
         return await _builtin_off_the_loop(question, memories, tz=tz, hidden=hidden,
-                                           history=history, now_ms=now_ms, analyzer=analyzer)
+                                           history=history, now_ms=now_ms, analyzer=analyzer,
+                                           ranked=ranked)
     past = history_question(question)
     asked = identifiers(past[0] if past else question)
     chosen = [m for m in memories if not asked
@@ -386,7 +416,8 @@ async def compose_answer(
     text = (await llm.complete(messages, max_tokens=ANSWER_MAX_TOKENS)).strip()
     if not text:
         return await _builtin_off_the_loop(question, memories, tz=tz, hidden=hidden,
-                                           history=history, now_ms=now_ms, analyzer=analyzer)
+                                           history=history, now_ms=now_ms, analyzer=analyzer,
+                                           ranked=ranked)
     return text + hidden_note(hidden, korean=is_korean(question))
 
 

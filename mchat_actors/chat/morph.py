@@ -12,7 +12,8 @@ blocking too and are called from the database thread or ``trio.to_thread``.
 - Queries are analysed with Kiwi's typo correction (``basic_with_continual``); a noun or verb
   stem that asks rather than names (a predicate: 알려줘, 어때, 바뀌었어) counts half.
 - Words Kiwi does not know (지그, 솔더: a chain of one-syllable grammatical morphemes) are
-  terms as written (``_unknown_words``).
+  terms as written (``_unknown_words``); so are, in the index, compounds it splits wrongly
+  (염수분무 -> 염수분 + 무/prefix: ``_written_compounds``).
 - Expansions, always weighted below an exact match: the domain glossary (``glossary.toml``
   plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``,
   reciprocal nearest neighbours only: 운송 -> 수송, 원인 -> 요인); the search adds index words one
@@ -36,7 +37,7 @@ import Stemmer  # type: ignore[import-not-found]
 from .analysis import Concept, Expansion, Query, concept_match, coverage, hangul_bigrams, is_hangul
 from .glossary import Glossary, read_glossary_files
 
-INDEX_TERMS_VERSION = 2  # bump when what is indexed for a text changes: the index is rebuilt
+INDEX_TERMS_VERSION = 3  # bump when what is indexed for a text changes: the index is rebuilt
 CONTENT_TAGS = frozenset("NNG NNP XR SN SL SH VV VA W_URL W_EMAIL W_HASHTAG W_SERIAL".split())
 PREDICATE_TAGS = frozenset(("VV", "VA", "PRED"))
 VERB_SUFFIXES = frozenset(("XSV", "XSA"))
@@ -139,9 +140,10 @@ class KiwiAnalyzer:
     # -- terms -------------------------------------------------------------------------------
 
     def _analyses(self, text: str, *, top_n: int, margin: float,
-                  typos: str | None = None) -> list[list[_Tok]]:
+                  typos: str | None = None, compounds: bool = False) -> list[list[_Tok]]:
         """The content tokens of Kiwi's best analyses of ``text`` (those within ``margin`` of
-        the best one's log-probability), best first."""
+        the best one's log-probability), best first; with ``compounds``, each word's written
+        compound noun too (``_written_compounds``)."""
         text = unicodedata.normalize("NFKC", text)
         out = []
         with self._lock:  # neither Kiwi nor the stemmer is documented as thread-safe
@@ -150,7 +152,8 @@ class KiwiAnalyzer:
             best = found[0][1] if found else 0.0
             for tokens, score in found:
                 if best - score <= margin:
-                    out.append(self._content(tokens) + _unknown_words(text, tokens))
+                    out.append(self._content(tokens) + _unknown_words(text, tokens)
+                               + (_written_compounds(text, tokens) if compounds else []))
         return out
 
     def _content(self, tokens: Any) -> list[_Tok]:
@@ -177,7 +180,7 @@ class KiwiAnalyzer:
     def index_terms(self, text: str) -> list[str]:
         """The terms of the best analysis and of a close second one (ambiguous segmentations
         such as 사출기 / 사출+기 are indexed both ways)."""
-        analyses = self._analyses(text, top_n=2, margin=INDEX_MARGIN)
+        analyses = self._analyses(text, top_n=2, margin=INDEX_MARGIN, compounds=True)
         return list(dict.fromkeys(t.form for a in analyses for t in a))
 
     def index_columns(self, text: str) -> tuple[str, str]:
@@ -301,6 +304,38 @@ def _unknown_words(text: str, tokens: Any) -> list[_Tok]:
         surface = text[start:end]
         if is_hangul(surface) and len(surface) == len(run):
             out.append(_Tok(surface, "UNKNOWN", start, end))
+    return out
+
+
+COMPOUND_PIECE_TAGS = frozenset(("NNG", "NNP", "XPN", "XSN", "XR"))
+
+
+def _written_compounds(text: str, tokens: Any) -> list[_Tok]:
+    """Compounds Kiwi split wrongly, as written (tag ``COMPOUND``), for the index.
+
+    Kiwi splits a compound it does not know, not always at its parts (염수분무 -> 염수분 +
+    무/XPN, 항온항습 -> 항 + 온 + 항 + 습): 분무 was no term and no bigram of the index. The
+    nouns, affixes and roots a word begins with are indexed as written (particle left off)
+    when they show it: a prefix after the first piece, or two one-syllable pieces or more;
+    a question's noun is then found at its edge (``analysis.concept_match``)."""
+    out = []
+    for word in _EOJEOL.finditer(text):
+        run: list[Any] = []
+        for t in tokens:
+            if t.len == 0 or t.start < word.start() or t.start + t.len > word.end():
+                continue
+            if _tag(t) in COMPOUND_PIECE_TAGS and t.start == (
+                    run[-1].start + run[-1].len if run else word.start()):
+                run.append(t)
+            elif run or t.start > word.start():
+                break
+        if len(run) < 2 or not (any(_tag(t) == "XPN" for t in run[1:])
+                                or sum(t.len == 1 for t in run) > 1):
+            continue  # Kiwi's pieces are words and affixes where they belong (검사+원, 도장+실)
+        start, end = run[0].start, run[-1].start + run[-1].len
+        surface = text[start:end].lower()
+        if is_hangul(surface):
+            out.append(_Tok(surface, "COMPOUND", start, end))
     return out
 
 

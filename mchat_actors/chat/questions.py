@@ -266,7 +266,7 @@ async def _answer(svc: _Service, room: str, user: str, question: str,
         others = matching(text, hidden, svc.analyzer)
     return await compose_answer(question, found, llm=svc.llm, tz=svc.timezone,
                                 hidden=len(others), history=history, now_ms=now,
-                                mask=svc.mask_llm, analyzer=svc.analyzer)
+                                mask=svc.mask_llm, analyzer=svc.analyzer, ranked=other is None)
 
 
 def _searched(conn: Any, room: str, user: str, text: str, now: int,
@@ -301,7 +301,7 @@ def _answer_context(conn: Any, room: str, user: str, question: str, text: str,
     found, chains = units.with_versions(conn, found, history, q=q)
     others = matching(text, hidden, analyzer)
     worded = builtin_answer(question, found, tz=tz, hidden=len(others), history=chains,
-                            now_ms=now, analyzer=analyzer) if builtin else None
+                            now_ms=now, analyzer=analyzer, ranked=True) if builtin else None
     if cost is not None:
         cost.note(time.monotonic() - start)
     return found, hidden, chains, others, worded

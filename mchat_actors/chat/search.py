@@ -24,7 +24,9 @@ write). The index's ``vis`` token
 narrows every FTS query; the visibility SQL is checked once, on the fused candidates.
 The lists are fused by reciprocal rank fusion; the final score adds the IDF-weighted share of
 the query's concepts a memory covers (``relevance``), a scope boost (this room, then the asker's
-personal memories, then other rooms), a small recency boost and a small malus for summaries.
+personal memories, then other rooms), a boost when the memory states a value of the kind the
+question asks for (``chat.asked``: 몇 건 -> 15건), a small recency boost and a small malus for
+summaries.
 Visibility is decided by the caller: it passes the rooms whose memories the asker may see.
 """
 
@@ -36,10 +38,12 @@ import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
+from .asked import Asked, asked_kind, states
 from .embeddings import nearest
 from .morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from .protocol import MemoryRecord
@@ -52,8 +56,10 @@ ROOM_BOOST = 0.06
 PERSONAL_BOOST = 0.04
 RECENCY_BOOST = 0.03
 RECENCY_HALF_LIFE_DAYS = 30.0
+ANSWER_KIND_BOOST = 0.1  # a memory stating a value of the kind the question asks (몇 건: 15건)
 COMMON_SHARE = 0.05
 PRUNE_FROM_MEMORIES = 5_000
+RowT = TypeVar("RowT", bound=Any)  # a result row (sqlite3.Row; a dict on PostgreSQL)
 TERM_COUNTS_MAX = 50_000  # cached document counts per connection (cleared when full)
 
 
@@ -340,19 +346,43 @@ def search_scoped(
     left: list[tuple[float, sqlite3.Row]] = []
     for score, row in scored:
         (kept if keep is None or keep(records[row["id"]]) else left).append((score, row))
-    best = _dedupe(kept)[:limit]
+    kind = asked_kind(text)
+    best = _dedupe(kind_boosted(kept, kind, limit))[:limit]
     shown = {row["norm"] for _, row in best}
-    hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([records[row["id"]] for _, row in best],
-            [records[row["id"]] for _, row in hidden[:limit]])
+    hidden = _dedupe(kind_boosted([(s, r) for s, r in left if r["norm"] not in shown], kind,
+                                  limit))[:limit]
+    return ([memory_from_row(row, score, similarity.get(row["id"])) for score, row in best],
+            [memory_from_row(row, score, similarity.get(row["id"])) for score, row in hidden])
+
+
+def kind_boosted(scored: Sequence[tuple[float, RowT]], kind: Asked, limit: int,
+                 ) -> list[tuple[float, RowT]]:
+    """``scored`` with ``ANSWER_KIND_BOOST`` added to the memories that state a value of the
+    kind the question asks for (``chat.asked``: 몇 건 -> 15건, 언제 -> a date), which the terms
+    leave out (question words, counters and units are no content morphemes).
+
+    Checked only where it can change the first ``limit`` texts: for a memory scoring at least
+    the ``limit``-th best text's score less the boost (a check costs ~0.1 ms)."""
+    if kind == Asked() or not scored:
+        return list(scored)
+    norms: set[str] = set()
+    floor = -math.inf
+    for score, row in sorted(scored, key=lambda item: -item[0]):
+        norms.add(row["norm"])
+        if len(norms) == limit:
+            floor = score - ANSWER_KIND_BOOST
+            break
+    return [(score + ANSWER_KIND_BOOST if score >= floor and states(row["content"], kind)
+             else score, row) for score, row in scored]
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
            rrf: float, current_room: str | None, now_ms: int) -> float:
     """How well a memory answers: its lexical coverage of the query plus its fused rank (RRF
     over every list, the embeddings' included: ranks, not raw similarities, whose scale differs
-    from model to model), scope and recency. The similarity itself goes to the answerer on
-    the record, which may accept a memory by it (``answer.DENSE_THRESHOLD``)."""
+    from model to model), scope and recency (the kind of value asked: ``kind_boosted``). The
+    similarity itself goes to the answerer on the record, which may accept a memory by it
+    (``answer.DENSE_THRESHOLD``)."""
     indexed = (frozenset((row["fts_words"] or "").split()),
                frozenset((row["fts_grams"] or "").split()))
     lexical = analyzer.relevance(query, row["content"], weights, indexed=indexed)
@@ -384,6 +414,7 @@ __all__ = [
     "concept_weights",
     "ensure_index",
     "index_memory",
+    "kind_boosted",
     "memory_from_row",
     "search_memories",
     "search_scoped",

@@ -32,6 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..chat.analysis import Analyzer, Concept, Expansion, Query, is_hangul
+from ..chat.asked import asked_kind
 from ..chat.morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from ..chat.protocol import MemoryRecord
 from ..chat.search import (
@@ -42,6 +43,7 @@ from ..chat.search import (
     _score,
     _selective,
     concept_weights,
+    kind_boosted,
     memory_from_row,
     visibility_token,
 )
@@ -306,8 +308,10 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
     left: list[tuple[float, Any]] = []
     for score, row in scored:
         (kept if keep is None or keep(records[row["id"]]) else left).append((score, row))
-    best = _dedupe(kept)[:limit]
+    kind = asked_kind(text)
+    best = _dedupe(kind_boosted(kept, kind, limit))[:limit]
     shown = {row["norm"] for _, row in best}
-    hidden = [(s, r) for s, r in _dedupe(left) if r["norm"] not in shown]
-    return ([records[row["id"]] for _, row in best],
-            [records[row["id"]] for _, row in hidden[:limit]])
+    hidden = _dedupe(kind_boosted([(s, r) for s, r in left if r["norm"] not in shown], kind,
+                                  limit))[:limit]
+    return ([memory_from_row(row, score, similarity.get(row["id"])) for score, row in best],
+            [memory_from_row(row, score, similarity.get(row["id"])) for score, row in hidden])

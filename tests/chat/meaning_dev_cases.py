@@ -97,6 +97,21 @@ MEMORIES = [
     "포장 테이프 규격 48mm로 통일",
     "계측기 점검 계획은 1월 중 확정 예정",
     "외주 가공품 입고 3일 지연",
+    # reliability tests, audits and causes asked the ways people ask in chat (issue 9, i46):
+    # loanword or native names of tests (바이브레이션 / 진동, 솔트 스프레이 / 염수분무),
+    # results asked as 어땠어 / 통과했어, causes as 원인 / 왜
+    "고온고습 시험 85도 85% 1000시간 통과",
+    "진동 시험 중 커넥터 접촉 불량 2건, 락킹 구조 보강 검토",
+    "사출 금형 온도 60도로 변경 후 수축 불량 감소",
+    "EMC 복사 노이즈 시험 3dB 마진 부족으로 재시험 예정",
+    "염수분무 시험 96시간 후 볼트 부식 발생",
+    "고객사 B전자 품질 감사 결과 경미한 지적 2건",
+    "신입 검사원 OJT 기간 2주",
+    "The root cause of the cracked housing was a sharp corner in the mold",
+    "Line 3 first pass yield improved to 96% after the fixture change",
+    "불량 분석 결과 원인은 납땜 냉땜으로 확인",
+    "ESD 보호 포장 미사용으로 센서 손상 5건",
+    "출하 검사에서 외관 찍힘 불량 6건 걸림",
 ]
 
 # Same words, other facts: what a good answer must not be confused with.
@@ -114,6 +129,10 @@ DISTRACTORS = [
     "커넥터 핀 도금 두께 측정 완료", "하네스 조립 작업 표준서 개정", "레이저 마킹기 렌즈 청소",
     "센서 입고 수량 200개 확인", "프레스 1호기 금형 교환 30분 소요", "개선 활동 발표는 분기 말",
     "포장 박스 규격 변경 검토 중", "외주 업체 품질 회의 매월 첫째 주",
+    # i46
+    "고온 챔버 수리 완료", "진동 시험기 예약은 시험팀에 요청", "금형 3호기 온도 센서 교체",
+    "Line 3 fixture drawings were updated", "B전자 납품 일정 다음 주 확정",
+    "센서 입고 검사 샘플링 기준 변경",
 ]
 
 _NOISE_WORDS = ("검사 시험 불량 라인 협력사 도면 교육 점검 기준 목표 고객 보고 "
@@ -383,6 +402,43 @@ CASES: list[tuple[str, str | None, str]] = [
     ("typos", None, "베선 길이 몇 m야?"),
     ("typos", None, "왜주 업체 단가 얼마야?"),
     ("typos", None, "새척기 몇 대 있어?"),
+    # reliability tests, audits and causes (issue 9, i46): written and committed before any
+    # change was run on them, without running the analyzer on them first; loanword or native
+    # names of a test, results asked as 어땠어 / 통과했어, causes as 원인 / 왜; without an
+    # answer: another attribute of the same test or audit
+    ("paraphrase", MEMORIES[75], "고온 다습 테스트 통과했어?"),
+    ("paraphrase", MEMORIES[75], "항온항습 시험 몇 시간 돌렸지?"),
+    ("paraphrase", MEMORIES[76], "진동 테스트에서 커넥터 문제 몇 건 나왔어?"),
+    ("paraphrase", MEMORIES[76], "바이브레이션 시험 결과 어땠어?"),
+    ("paraphrase", MEMORIES[77], "금형 온도 몇 도로 바꿨어?"),
+    ("paraphrase", MEMORIES[77], "몰드 온도 바꾸고 나서 수축 문제 어떻게 됐어?"),
+    ("paraphrase", MEMORIES[78], "전자파 노이즈 테스트 마진 얼마나 모자라?"),
+    ("paraphrase", MEMORIES[78], "EMC 시험 다시 해야 돼?"),
+    ("paraphrase", MEMORIES[79], "소금물 분무 테스트 몇 시간 만에 녹슬었어?"),
+    ("paraphrase", MEMORIES[79], "솔트 스프레이 시험에서 볼트 어떻게 됐어?"),
+    ("paraphrase", MEMORIES[80], "B전자 오딧 지적 사항 몇 건이야?"),
+    ("paraphrase", MEMORIES[81], "신규 검사원 현장 교육 얼마나 해?"),
+    ("paraphrase", MEMORIES[82], "Why did the housing crack?"),
+    ("paraphrase", MEMORIES[83], "What's the first-time yield on line 3 now?"),
+    ("paraphrase", MEMORIES[84], "불량 원인 분석 결과 뭐로 나왔어?"),
+    ("paraphrase", MEMORIES[84], "냉땜 때문이었어?"),
+    ("paraphrase", MEMORIES[85], "정전기 방지 포장 안 써서 센서 몇 개 망가졌어?"),
+    ("paraphrase", MEMORIES[86], "출하 검사 때 외관 찍힘 몇 건 나왔어?"),
+    ("paraphrase", MEMORIES[86], "OQC에서 찍힘 불량 몇 개 걸렸어?"),
+    ("paraphrase", MEMORIES[0], "도장 벗겨짐 몇 건 터졌어?"),
+    ("paraphrase", MEMORIES[29], "측정실 몇 도로 유지해야 돼?"),
+    ("paraphrase", MEMORIES[20], "캘리퍼 게이지 R&R 결과 괜찮았어?"),
+    ("paraphrase", MEMORIES[21], "How much did charger returns go up in October?"),
+    ("endings", MEMORIES[77], "사출 금형 온도 몇 도로 바꾸셨나요?"),
+    ("endings", MEMORIES[79], "염수분무 시험에서 부식이 생겼다고 하던데 맞나요?"),
+    ("cross-language", MEMORIES[82], "하우징 깨진 거 근본 원인이 뭐였어?"),
+    ("cross-language", MEMORIES[83], "3라인 직행률 얼마로 올랐어?"),
+    ("paraphrase", None, "고온고습 시험 샘플 몇 개야?"),
+    ("paraphrase", None, "진동 시험 주파수 몇 Hz야?"),
+    ("paraphrase", None, "EMC 시험 어디서 해?"),
+    ("paraphrase", None, "B전자 감사 날짜 언제야?"),
+    ("paraphrase", None, "What's the yield on line 4?"),
+    ("paraphrase", None, "염수분무 시험 보고서 누가 써?"),
 ]
 
 CATEGORIES = ("paraphrase", "endings", "typos", "cross-language")

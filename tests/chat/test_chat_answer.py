@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
-from mchat_actors.chat.answer import compose_answer
+from mchat_actors.chat.answer import LEAD_MARGIN, compose_answer
 from mchat_actors.chat.morph import KiwiAnalyzer
 from mchat_actors.chat.protocol import MemoryRecord
 from mchat_actors.errors import ChatServiceTimeout
@@ -160,3 +161,28 @@ async def test_how_often_is_answered_by_the_interval_not_the_date(kiwi: KiwiAnal
         answer = await compose_answer(question, dated, llm=None, analyzer=kiwi)
         assert answer.startswith(("관련된 기억을 찾지 못했습니다", "I have no stored memory")), (
             question, answer)
+
+
+def ranked(content: str, score: float, i: int) -> MemoryRecord:
+    return attrs.evolve(memory(content, i=i), score=score)
+
+
+async def test_the_searchs_clear_first_is_answered_at_half_coverage(kiwi: KiwiAnalyzer) -> None:
+    """A paraphrase says part of the question in other words (잉크 번짐 for 토너 얼룩): the
+    memory covers half of it, below the 2/3 a memory must cover. When the memories are the
+    local search's (``ranked``) and it put that one ahead of the next by ``LEAD_MARGIN`` of
+    its fused score, it is quoted; not when the next is close, not from another backend's
+    ranking (scores of another scale), and never when it states no value of the kind asked."""
+    question = "라벨 프린터 잉크 번짐 몇 건이야?"
+    clear = [ranked("라벨 프린터 토너 얼룩 불량 6건", 1.0, 1),
+             ranked("사무실 잉크 번짐 없는 펜 구매", 1.0 - LEAD_MARGIN - 0.05, 2)]
+    answer = await compose_answer(question, clear, llm=None, analyzer=kiwi, ranked=True)
+    assert "6건" in answer, answer
+    answer = await compose_answer(question, clear, llm=None, analyzer=kiwi)
+    assert answer.startswith(IDK), answer
+    close = [clear[0], attrs.evolve(clear[1], score=1.0 - LEAD_MARGIN + 0.05)]
+    answer = await compose_answer(question, close, llm=None, analyzer=kiwi, ranked=True)
+    assert answer.startswith(IDK), answer
+    no_count = [ranked("라벨 프린터 토너 교체 완료", 1.0, 1), clear[1]]
+    answer = await compose_answer(question, no_count, llm=None, analyzer=kiwi, ranked=True)
+    assert answer.startswith(IDK), answer

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from mchat_actors.chat import repo
+from mchat_actors.chat import repo, search
+from mchat_actors.chat.asked import asked_kind
 from mchat_actors.chat.morph import KiwiAnalyzer
 from mchat_actors.chat.schema import connect
-from mchat_actors.chat.search import search_memories
+from mchat_actors.chat.search import _dedupe, kind_boosted, search_memories
 
 CORPUS = [
     "X부품 불량률은 12%입니다",
@@ -201,3 +204,50 @@ def test_a_confused_vowel_in_a_words_first_syllable_is_found_as_a_typo(
         repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
                          author="u1", source_post_id=None, permalink=None, now_ms=i)
     assert top(conn, "왜주 검사 결과 어때?")[0] == meant
+
+
+def test_a_memory_stating_the_kind_of_value_asked_ranks_first(
+        kiwi: KiwiAnalyzer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`몇 건`, `언제`, `몇 %` say what the answer is, but they are no content morphemes: two
+    memories sharing the question's words are ranked by whether they state a value of that
+    kind (``chat.asked``). Without it the shorter memory about the paint booth's lights ranks
+    above the one with the 15 cases of peeling paint."""
+    conn = connect(":memory:", kiwi)
+    for i, text in enumerate(["도장실 조명 교체", "용접 지그 교체 완료",
+                              "T10 커버 도장 박리 불량 15건 발생, 도료 로트 변경 후 재발"]):
+        repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=i)
+    assert top(conn, "도장 벗겨진 거 몇 건이야?")[0].startswith("T10 커버")
+    monkeypatch.setattr(search, "ANSWER_KIND_BOOST", 0.0)
+    assert top(conn, "도장 벗겨진 거 몇 건이야?")[0] == "도장실 조명 교체"
+
+
+def test_a_compound_kiwi_splits_wrongly_is_indexed_as_written(kiwi: KiwiAnalyzer) -> None:
+    """Kiwi reads the unknown 염수분무 (salt spray) as 염수분 + 무/prefix: 분무 was in neither
+    column. The word as written is indexed too, so a question saying 분무 finds the memory (a
+    noun at a compound's edge); a compound Kiwi splits into words (도장 + 실) stays split."""
+    words = kiwi.index_columns("염수분무 시험 96시간 후 볼트 부식")[0].split()
+    assert "염수분무" in words
+    assert "도장실" not in kiwi.index_columns("도장실 배기팬 소음")[0].split()
+    conn = connect(":memory:", kiwi)
+    for i, text in enumerate(["염수분무 시험 96시간 후 볼트 부식 발생", "분기 시험 계획 공유",
+                              "케이블 하네스 풀테스트 기준 50N"]):
+        repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=i)
+    assert top(conn, "분무 시험 결과 어때?")[0].startswith("염수분무")
+
+
+@given(st.lists(st.tuples(st.floats(0, 2), st.integers(0, 5), st.booleans()), max_size=30),
+       st.integers(1, 8))
+@example([(1.0, 0, False), (0.95, 1, True)], 1)  # the second is lifted above the first
+def test_the_kind_asked_is_checked_only_where_it_can_change_the_first_results(
+        items: list[tuple[float, int, bool]], limit: int) -> None:
+    """``kind_boosted`` checks a memory only when the boost could lift it into the first
+    ``limit`` texts (a check costs ~0.1 ms); the first ``limit`` are those of boosting all."""
+    kind = asked_kind("불량 몇 건이야?")
+    scored = [(score, {"id": i, "norm": f"t{norm}{states}",
+                       "content": f"불량 {'15건' if states else '조치'} {norm}"})
+              for i, (score, norm, states) in enumerate(items)]
+    every = [(s + search.ANSWER_KIND_BOOST if "건" in r["content"] else s, r) for s, r in scored]
+    assert ([r["id"] for _, r in _dedupe(kind_boosted(scored, kind, limit))[:limit]]
+            == [r["id"] for _, r in _dedupe(every)[:limit]])

@@ -20,12 +20,18 @@ from .meaning_measure import Tally, measure, table
 # (paraphrase 0.95 before the compound-noun block, i42: 66 of 72 with it)
 # (typos 1.0 before the second i44 block of vowel-confusion typos, 39 of 40 with it before any
 # change was run on it; 40 of 40 once a confused vowel in a first syllable is looked up)
-MIN_RECALL_AT_1 = {"paraphrase": 0.91, "endings": 1.0, "typos": 1.0}
+# (paraphrase 94 of 106 when the i46 block was added, before any change was run on it; 98 once
+# the search ranks by the kind of value asked and indexes mis-split compounds as written)
+MIN_RECALL_AT_1 = {"paraphrase": 0.92, "endings": 1.0, "typos": 1.0}
+# questions with an answer answered by quoting it (i46: 78 of 106 before the answerer took the
+# search's clear first memory at half coverage, 84 with it)
+MIN_ANSWERED = {"paraphrase": 84 / 106}
 # (0.845 / 0.590 when the how-often block was added, i37, before the answerer read how-often
 # questions; 0.881 / 0.692 with it; 0.888 / 0.733 before the loanword and vowel-typo block,
 # i44: 122 of 139 and 36 of 51 with it, measured before any change was run on it)
-MIN_PRECISION = 122 / 139
-MIN_ABSTENTION = 0.69
+# (147 of 165 and 43 of 60 with the i46 block before any change; 157 of 176 and 43 of 60 after)
+MIN_PRECISION = 157 / 176
+MIN_ABSTENTION = 43 / 60
 
 
 async def test_development_set(tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> None:
@@ -54,5 +60,7 @@ async def test_development_set(tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> Non
             print(f"  miss (kiwi+synonyms): {miss}")
     for category, floor in MIN_RECALL_AT_1.items():
         assert tally[category].at1 / tally[category].asked >= floor, category
+    for category, floor in MIN_ANSWERED.items():
+        assert tally[category].right / tally[category].asked >= floor, category
     assert precision >= MIN_PRECISION
     assert abstention >= MIN_ABSTENTION
