@@ -75,3 +75,52 @@ async def test_busy_and_locked_are_transient_bad_sql_is_not(tmp_path):
     bug = store_error(fn, sqlite3.OperationalError("no such column: x"))
     assert isinstance(bug, StoreError) and not isinstance(bug, StoreUnavailable)
     assert not isinstance(store_error(fn, sqlite3.IntegrityError("UNIQUE")), StoreUnavailable)
+
+
+async def test_a_lookup_runs_on_the_loop_thread_and_sees_every_commit(tmp_path):
+    """``Store.lookup``: no worker thread (its point is to skip the hop), every committed write
+    visible, and the connection refuses writes."""
+    import threading
+
+    from mchat_actors import posts
+    from mchat_actors.messages import ChannelId, Post, PostId
+
+    async with open_store(tmp_path / "x.db") as store:
+        threads: list[int] = []
+
+        def seen(db, post_id):
+            threads.append(threading.get_ident())
+            return posts.is_post_seen(db, post_id)
+
+        assert not await store.lookup(seen, "p1")
+        post = Post(id=PostId("p1"), channel_id=ChannelId("c1"), user_id="u1", message="hi")
+        await store.run(posts.record_post, post, status="stored", source="websocket")
+        assert await store.lookup(seen, "p1")
+        assert threads == [threading.get_ident()] * 2
+
+        def write(db):
+            db.conn.execute("INSERT INTO mchat_state (key, value) VALUES ('x', 'y')")
+
+        with pytest.raises(StoreError):
+            await store.lookup(write)
+        assert await store.get_state("x") is None
+
+
+async def test_a_busy_lookup_is_read_in_the_worker_thread(tmp_path):
+    """SQLite busy or locked on the lookup's connection (which never waits): the same read
+    runs on the read connection in a worker thread, and is counted."""
+    import threading
+
+    async with open_store(tmp_path / "x.db") as store:
+        await store.set_state("k", "v")
+        calls: list[int] = []
+
+        def flaky(db):
+            calls.append(threading.get_ident())
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database is locked")
+            return db.conn.execute("SELECT value FROM mchat_state WHERE key = 'k'").fetchone()[0]
+
+        assert await store.lookup(flaky) == "v"
+        assert calls[0] == threading.get_ident() != calls[1]
+        assert store.lookup_fallbacks == 1

@@ -287,7 +287,7 @@ class Handler:
 
     async def _duplicate(self, post: Post, source: str) -> bool:
         """Whether ``post`` was handled before (a read); a webhook's waiter is then released."""
-        if not await self.store.read(self.repos.posts.is_post_seen, post.id):
+        if not await self.store.lookup(self.repos.posts.is_post_seen, post.id):
             return False
         self.stats.duplicates += 1
         if source == "webhook":

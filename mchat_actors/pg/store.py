@@ -109,6 +109,10 @@ class PgStore(Store):
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self.database.run(self.resolve(fn), *args, **kwargs)
 
+    async def lookup(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``read``: a PostgreSQL read is a network round trip, never inline."""
+        return await self.read(fn, *args, **kwargs)
+
     async def is_writable(self) -> bool:
         return await self.database.is_writable()
 
