@@ -385,3 +385,23 @@ async def test_a_stalled_answer_holds_the_window_only_until_its_request_is_writt
     assert len(went) == 2
     assert 0.9 < went[1] - went[0] < 2.0  # one window after the write, not after the answer
     assert second_done - went[0] < 2.5
+
+
+async def test_request_urls_are_parsed_once_and_the_cache_stays_bounded(monkeypatch):
+    """A path's absolute URL is kept (httpx would parse and join it on every request), shared
+    with the client's priority views, and the set of kept URLs never passes its bound (ids
+    make paths unbounded)."""
+    from mchat_actors.mattermost import rest
+
+    monkeypatch.setattr(rest, "URL_CACHE", 8)
+    rec = Recorder()
+    async with open_mattermost_client(CFG, bucket=TokenBucket(1000.0, burst=1000),
+                                      transport=httpx.MockTransport(rec)) as mm:
+        await mm.get_post("p1")
+        await mm.with_priority(rest.Priority.QUESTION).get_post("p1")
+        assert len(mm._urls) == 1  # one parse, shared
+        for i in range(20):
+            await mm.get_post(f"p{i}")
+            assert len(mm._urls) <= 8
+    assert [r.url.path for r in rec.requests[:2]] == ["/api/v4/posts/p1"] * 2
+    assert rec.requests[-1].url.path == "/api/v4/posts/p19"
