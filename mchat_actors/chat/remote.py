@@ -71,7 +71,18 @@ from .analysis import Analyzer
 from .answer import compose_answer, matching
 from .commands import Remember, parse_command, strip_mentions
 from .masking import mask_sensitive
-from .protocol import LLM, ChatRoom, ChatService, ChatUser, MemoryRecord, ReactFn, SendResult
+from .protocol import (
+    LLM,
+    ChatRoom,
+    ChatService,
+    ChatUser,
+    MemoryRecord,
+    NewMessage,
+    ReactFn,
+    SendResult,
+    SharedStorage,
+    StoredMessage,
+)
 from .remote_commands import HELP_TEXT, SEARCH_RESULTS, AgentCommands, Outcome, Summarizer
 from .remote_records import audience_filter, parse_server_time, record_from_result
 from .remote_records import meta as _meta
@@ -112,6 +123,26 @@ class RemoteChatService:
 
     def __repr__(self) -> str:
         return f"RemoteChatService(api={self._api!r}, llm={self._llm!r})"
+
+    # -- shared storage (``protocol.SharedStorage``) ---------------------------------------------
+    # A plain post is stored in the local store only (the agent keeps memories, not messages:
+    # ``send_message`` without ``respond``). When that store writes through the runtime's
+    # storage actor, a lane's plain posts join the runtime's request (seen marks, cursor) as
+    # with the embedded backend: one request per run, not two per post. Questions and commands
+    # still take ``send_message`` (the agent answers them).
+
+    def shares_store(self) -> bool:
+        return isinstance(self._local, SharedStorage) and self._local.shares_store()
+
+    def store_messages_work(self, messages: Sequence[NewMessage]
+                            ) -> Callable[[Any], list[StoredMessage]]:
+        if not isinstance(self._local, SharedStorage):
+            raise TypeError("the local store does not share the runtime's")
+        return self._local.store_messages_work(messages)
+
+    def messages_stored(self, messages: Sequence[StoredMessage]) -> None:
+        if isinstance(self._local, SharedStorage):
+            self._local.messages_stored(messages)
 
     @property
     def _analyzer(self) -> Analyzer | None:

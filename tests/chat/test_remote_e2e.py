@@ -128,3 +128,32 @@ async def test_killed_while_the_agent_holds_a_request_then_restarted(tmp_path: A
                                        else "/remember 설비 점검은 목요일") == 1
         assert len(fake.world.memories) == 1
         assert not any("죄송" in str(p["message"]) for p in bot_posts(mm))
+
+
+async def test_remote_plain_posts_join_the_runtimes_request_and_never_reach_the_agent(
+        tmp_path: Any) -> None:
+    """With the remote backend a plain post is stored only in the local store, which shares the
+    runtime's: a lane's plain posts are stored in ONE request with their seen marks and cursor
+    (a batch), every one of them lands in ``chat_messages`` once, none reaches the agent, and a
+    question among them is still answered by the agent, in order after them."""
+    import sqlite3
+
+    async with twin() as fake, FakeMattermost() as mm, \
+            running_bot(mm, str(tmp_path / "b.db"), **backend_env("remote", fake)) as rt:
+        await ask(mm, "kim", "@ai /remember X부품 불량률 12%")
+        texts = [f"평범한 대화 {i}번째" for i in range(40)]
+        for text in texts:
+            await mm.post_as("lee", "quality", text)
+        answer = await ask(mm, "lee", "@ai X부품 불량률 얼마야?")
+        assert "12%" in answer
+        await wait_until(lambda: rt.dispatcher_stats.batched_posts >= len(texts), timeout=15)
+        assert rt.dispatcher_stats.batches >= 1
+        conn = sqlite3.connect(str(tmp_path / "b.db"))
+        try:
+            rows = [r[0] for r in conn.execute(
+                "SELECT content FROM chat_messages WHERE content LIKE '평범한 대화%'"
+                " ORDER BY id")]
+        finally:
+            conn.close()
+        assert rows == texts  # each once, in order
+        assert not any("평범한 대화" in t for t in agent_texts(fake))
