@@ -251,7 +251,11 @@ class Lessee:
             released = release(conn, self.replica, [
                 r for r in excess if releasable is None or r in releasable])
             kept = renewed - released
-            acquired = acquire(conn, self.replica, share - len(kept), ttl, db_now, self.prefix)
+            wanted = share - len(kept)
+            if demand is not None:  # what others still lack for their want stays free
+                held[self.replica] = len(kept)
+                wanted = share_plan.take(self.replica, total, demands, held)
+            acquired = acquire(conn, self.replica, wanted, ttl, db_now, self.prefix)
         self.deadlines = {r: deadline for r in (*kept, *acquired)}
         self.epochs = {r: self.epochs.get(r, 0) for r in kept} | dict(acquired)
         return TickResult(renewed=frozenset(kept), acquired=acquired,

@@ -81,3 +81,22 @@ def give_back(me: str, total: int, demands: Mapping[str, int],
             return part
         need -= part
     return 0
+
+
+def take(me: str, total: int, demands: Mapping[str, int], held: Mapping[str, int]) -> int:
+    """How many free shares ``me`` takes now: up to its ``target``, but what others still
+    lack for their ``want`` stays free for them. A replica that ticks first must not take
+    the freed shares a later one needs (with ``target`` alone, an idle replica ticking just
+    after the one giving back took every freed share up to its even split while another
+    idle one, ticking later, stayed at none: ``tests/pg/test_share_plan.py``).
+
+    ``held``: the shares each owner holds now (``me``'s after its give-back).
+    """
+    goal = target(total, demands)
+    needs = want(total, demands)
+    mine = held.get(me, 0)
+    free = max(0, total - sum(held.values()))
+    short = max(0, needs.get(me, 0) - mine)
+    others_short = sum(max(0, needs[r] - held.get(r, 0)) for r in needs if r != me)
+    spare = max(0, free - short - others_short)
+    return max(0, min(goal.get(me, 0) - mine, free, short + spare))

@@ -79,6 +79,31 @@ def test_a_replica_gives_back_only_what_others_need(total: int, demands: dict[st
         assert sum(given_back.values()) == min(over, short - free)
 
 
+@given(total=st.integers(1, 12), demands=_demands,
+       held=st.lists(st.integers(0, 12), min_size=6, max_size=6))
+def test_a_replica_takes_no_free_share_another_needs(total: int, demands: dict[str, int],
+                                                     held: list[int]) -> None:
+    """What a replica takes from the free shares: never past its target or the free ones,
+    and what the others still lack for their ``want`` stays free for them (the replica that
+    ticks first must not take the freed shares a later one needs)."""
+    names = sorted(demands)
+    holding: dict[str, int] = {}
+    left = total
+    for name, h in zip(names, held, strict=False):
+        holding[name] = min(h, left)
+        left -= holding[name]
+    goal, needs = share_plan.target(total, demands), share_plan.want(total, demands)
+    free = total - sum(holding.values())
+    for me in names:
+        n = share_plan.take(me, total, demands, holding)
+        assert 0 <= n <= free and holding.get(me, 0) + n <= max(goal[me], holding.get(me, 0))
+        others_short = sum(max(0, needs[r] - holding.get(r, 0)) for r in names if r != me)
+        mine_short = max(0, needs[me] - holding.get(me, 0))
+        if free >= mine_short + others_short:
+            assert free - n >= others_short  # the others' need stays free
+            assert n >= min(mine_short, goal[me] - holding.get(me, 0))  # and mine is met
+
+
 def test_the_busy_replica_gets_most_shares_the_idle_keep_one() -> None:
     assert share_plan.want(10, {"a": 10, "b": 0, "c": 0}) == {"a": 8, "b": 1, "c": 1}
     assert share_plan.target(10, {"a": 0, "b": 0, "c": 0}) == {"a": 4, "b": 3, "c": 3}
