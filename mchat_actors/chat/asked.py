@@ -25,6 +25,20 @@ date, a moment or a length of time (``11월 28일 완료``, ``500시간 시점``
     >>> states("정전기 측정기 교정 11월 28일 완료", asked_kind("측정기 교정 언제마다 해?"))
     False
 
+A question about who (``누가``, ``누구``, ``어느 분``, ``who``) asks for a person or a group: it is
+answered by a memory that names someone the question does not name already: a name with a
+title or role (``박지민 담당``, ``오승철 프로``, ``이 과장``), a team, department or company (``품질보증팀``,
+``설비팀에``, ``R사``, ``QA team``), an @mention, an e-mail, or in English a capitalised name
+inside the sentence (``is Dana``, ``from Umbrella Corp``; not a month or a weekday). A memory
+about the thing asked that names nobody (``용접 인장강도 시험 기준 400MPa 이상`` for ``용접
+인장강도 시험은 누가 하나요?``) cannot say who. A Korean name written bare (``김민수가 작성``) is
+not recognised: such a memory is not quoted for a who-question.
+
+    >>> states("Z모듈 초도품 검사는 QA팀 박지민 담당", asked_kind("초도품 검사 누가 해?"))
+    True
+    >>> states("용접 인장강도 시험 기준 400MPa 이상", asked_kind("인장강도 시험은 누가 하나요?"))
+    False
+
 ``몇`` said of a revision (``개정 몇이야``, ``몇 번째 개정``, ``버전 몇``) is answered by a
 revision letter as well as a number (``Rev.D``, ``개정 B``): drawings and documents are revised
 A, B, C as often as 1, 2, 3.
@@ -131,13 +145,41 @@ _NUMBER_WORD = re.compile(
     r"|thirty|forty|fifty|hundred|thousand|million|dozen)\b"
     r"|(?<![\uac00-\ud7a3])(?:하나|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열|스물|백|천|만|억)"
     r"(?![\uac00-\ud7a3])")
+# who: the question words, and what names someone in a memory (the question's own names aside)
+_WHO = re.compile(r"누가|누구(?!나|든)|어느\s*분|어떤\s*분|\bwho(?:m|se)?\b")
+_TITLES = ("님", "씨", "과장", "대리", "사원", "주임", "책임", "선임", "수석", "부장", "차장",
+           "팀장", "파트장", "그룹장", "실장", "본부장", "상무", "전무", "이사", "대표", "매니저",
+           "프로", "연구원", "엔지니어", "반장", "조장", "인턴", "위원장", "위원", "담당자",
+           "담당")
+_GROUPS = ("팀", "부서", "파트", "그룹", "사업부", "센터", "본부", "연구소", "협력사", "업체",
+           "공급사", "고객사", "위원회", "부문")
+_PARTICLES = r"(?:께서|에게|한테|께|이랑|랑|과|와|이|가|은|는|의|도|에서|에|로|으로)"
+_PARTICLE = _PARTICLES + r"?(?![가-힣])"
+_PARTICLE_END = re.compile(_PARTICLES + "$")
+_NOT_NAMES = frozenset((
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday the a an it this that we our "
+    "they he she i").split())
+_SOMEONE = re.compile(
+    r"[가-힣]{1,4}\s?(?:" + "|".join(_TITLES) + r")(?:님)?" + _PARTICLE
+    + r"|[가-힣A-Za-z0-9]*[가-힣A-Za-z0-9](?:" + "|".join(_GROUPS) + r")" + _PARTICLE
+    + r"|\b[A-Z][A-Za-z]*\s?사(?![가-힣])|@[\w.-]+|[\w.+-]+@[\w-]+\.[\w.]+"
+    r"|(?<=[\w,]\s)[A-Z][a-z]+(?:\s[A-Z][a-z]+)*"
+    r"|(?i:\b(?:team|dept|department|group|engineer|manager|inspector|operator|technician|mr"
+    r"|ms|mrs|dr)\b)")
+
+
+def _someone(text: str) -> set[str]:
+    """What names a person or a group in ``text`` (normalised), months and weekdays aside."""
+    return {_PARTICLE_END.sub("", normalize(m.group(0)))
+            for m in _SOMEONE.finditer(text)} - _NOT_NAMES
 
 
 @attrs.frozen
 class Asked:
     """The kind of value a question asks for: a unit's spellings, a time, a length of time,
     an amount (a number; with ``revision``, a revision letter too), how often (an interval),
-    or nothing known."""
+    who (a person or group other than ``named``, those the question names), or nothing known."""
 
     unit: tuple[str, ...] = ()
     time: bool = False
@@ -145,6 +187,8 @@ class Asked:
     amount: bool = False
     often: bool = False
     revision: bool = False
+    who: bool = False
+    named: frozenset[str] = frozenset()
 
 
 def _unit_spellings(word: str) -> tuple[str, ...]:
@@ -161,6 +205,8 @@ def _unit_spellings(word: str) -> tuple[str, ...]:
 def asked_kind(question: str) -> Asked:
     """What ``question`` asks for (``Asked()``: nothing recognisable)."""
     text = normalize(question)
+    if _WHO.search(text):  # who: a person or a group the question does not name
+        return Asked(who=True, named=frozenset(_someone(question)))
     if _OFTEN.search(text) or (_PERIOD_WORD.search(text) and _VALUE_WORD.search(text)):
         # 언제마다, 몇 시간마다, 얼마나 자주, 주기 얼마야: an interval, whatever its unit
         return Asked(often=True)
@@ -182,6 +228,8 @@ def asked_kind(question: str) -> Asked:
 
 def states(text: str, asked: Asked) -> bool:
     """Whether ``text`` states a value of the kind ``asked`` (always, when nothing is asked)."""
+    if asked.who:
+        return bool(_someone(text) - asked.named)
     norm = without_identifiers(text)  # the 4 of 라인 4 names the line, it is not a value
     if asked.often:
         return bool(_INTERVAL.search(norm))

@@ -40,7 +40,34 @@ def test_a_memory_states_what_is_asked_or_not(question: str, memory: str, stated
 
 def test_questions_that_name_no_kind_ask_nothing() -> None:
     assert asked_kind("P-330 브래킷 도면 바뀐 거 뭐야?") == Asked()
-    assert asked_kind("Who is the contact at Stark Industries?") == Asked()
+    assert asked_kind("What did Stark Industries fail?") == Asked()
+    assert asked_kind("누구나 볼 수 있어?") == Asked()  # anyone: no who asked
+
+
+@pytest.mark.parametrize(("question", "someone", "nobody"), [
+    ("초도품 검사 누가 해?", "Z모듈 초도품 검사(FAI)는 QA팀 박지민 담당",
+     "Z모듈 초도품 검사(FAI) 합격"),
+    ("시험 결과서 원본 누가 갖고 있어?", "시험성적서 원본은 품질보증팀 문서함에 보관",
+     "시험성적서 원본 스캔 완료"),
+    ("용접 인장강도 시험은 누가 하나요?", "용접 인장강도 시험은 오승철 프로가 진행",
+     "용접 인장강도 시험 기준 400MPa 이상"),
+    ("교정 담당자가 누구예요?", "교정은 이 과장님께 문의", "교정 주기 6개월"),
+    ("Who owns the corrective action?", "Owner of the corrective action is Dana",
+     "The corrective action is due on Friday"),
+    ("Who ran the gauge R&R study?", "The QA team ran the gauge R&R study",
+     "Gauge R&R study showed 8% variation"),
+    ("Who is the contact at Stark Industries?", "Our contact at Stark Industries is Tony Kim",
+     "Vendor Stark Industries failed the first article inspection"),  # the company is asked
+    ("누가 발표해?", "발표는 @jiwoo", "발표는 12월 3일 본관 강당"),
+])
+def test_who_is_answered_by_a_memory_naming_someone_else(question: str, someone: str,
+                                                         nobody: str) -> None:
+    """A who-question is answered by a name, a team or a company the question does not name;
+    never by a memory about the thing asked that names nobody (or only what was asked)."""
+    asked = asked_kind(question)
+    assert asked.who
+    assert states(someone, asked)
+    assert not states(nobody, asked)
 
 
 # up to four digits: five are a long code to chat.subject (20240517, and so 10000도 reads as the
