@@ -116,6 +116,10 @@ class Analyzer(Protocol):
 
 COMPOUND_WEIGHT = 0.7  # a noun found as a part of a compound noun (포장 in 포장재)
 COMPOUND_TAGS = frozenset(("NNG", "NNP"))
+# Prefixes that negate the noun they are written on (불합격, 미입고, 비정상, 무결점, 부적합): Kiwi
+# tags them XPN; the word with its prefix is one term (``chat.morph``), and the noun after the
+# prefix is no part of it (a question about 합격 never matches 불합격 as a compound of 합격)
+NEGATING_PREFIXES = frozenset("불미비무부몰")
 
 
 def coverage(query: Query, terms: frozenset[str], grams: frozenset[str],
@@ -166,14 +170,30 @@ def concept_match(c: Concept, terms: frozenset[str], grams: frozenset[str], *,
     return best
 
 
+def opposite(query: Query, terms: frozenset[str]) -> bool:
+    """Whether ``terms`` say the opposite of a noun ``query`` names: 불합격 where it asks about
+    합격 (and does not say 합격), or 합격 where it asks about 불합격 (``NEGATING_PREFIXES``)."""
+    for c in query.concepts:
+        s = c.stem
+        if s in terms or not is_hangul(s):
+            continue
+        if any(p + s in terms for p in NEGATING_PREFIXES) or (
+                len(s) > 2 and s[0] in NEGATING_PREFIXES and s[1:] in terms):
+            return True
+    return False
+
+
 def compound_parts(terms: frozenset[str]) -> dict[str, str]:
     """Each beginning and end of two syllables or more of a longer Hangul term of ``terms``,
-    with that term (a compound noun of it: 포장 and 장재 -> 포장재)."""
+    with that term (a compound noun of it: 포장 and 장재 -> 포장재); not the noun a negating
+    prefix is written on (합격 of 불합격: ``NEGATING_PREFIXES``)."""
     parts: dict[str, str] = {}
     for t in sorted(terms, reverse=True):  # the first in order wins
         if len(t) > 2 and is_hangul(t):
             for k in range(2, len(t)):
-                parts[t[:k]] = parts[t[-k:]] = t
+                parts[t[:k]] = t
+                if not (k == len(t) - 1 and t[0] in NEGATING_PREFIXES):  # 합격 of 불합격
+                    parts[t[-k:]] = t
     return parts
 
 

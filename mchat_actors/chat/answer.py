@@ -55,8 +55,8 @@ from zoneinfo import ZoneInfo
 
 import trio
 
-from .analysis import Analyzer, PlainAnalyzer, Query, normalize
-from .asked import asked_kind, states
+from .analysis import Analyzer, PlainAnalyzer, Query, normalize, opposite
+from .asked import Asked, asked_kind, states
 from .masking import mask_for_llm
 from .protocol import LLM, MemoryRecord
 from .subject import identifier_words, identifiers, identifiers_match, subject_of, value_of
@@ -200,6 +200,7 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
 
     # Words no candidate memory holds (out of the vocabulary) cannot be matched by any memory:
     # coverage is measured over the others, when they are at least half of the question.
+    asked_for = query  # before the words no memory holds are left out
     known = {c.stem for c in query.concepts
              if any(cover(query.only({c.stem}), m) > 0 for m in memories)}
     everything = sum(c.weight for c in query.concepts)
@@ -223,6 +224,8 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
             continue
         if not states(m.content, kind):
             continue  # the question asks for a unit, a time or an amount it does not state
+        if kind != Asked() and opposite(asked_for, indexed[id(m)][0]):
+            continue  # 몇 건 of 합격 is not answered by a count of 불합격 (a yes/no question is)
         if asked and said.concepts and cover(said, m) == 0:
             continue  # the thing the question names, but nothing of what it asks about it
         if asked and total:  # the identifier matched: its words are covered

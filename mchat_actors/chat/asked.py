@@ -25,14 +25,15 @@ date, a moment or a length of time (``11월 28일 완료``, ``500시간 시점``
     >>> states("정전기 측정기 교정 11월 28일 완료", asked_kind("측정기 교정 언제마다 해?"))
     False
 
-A question about who (``누가``, ``누구``, ``어느 분``, ``who``) asks for a person or a group: it is
-answered by a memory that names someone the question does not name already: a name with a
-title or role (``박지민 담당``, ``오승철 프로``, ``이 과장``), a team, department or company (``품질보증팀``,
-``설비팀에``, ``R사``, ``QA team``), an @mention, an e-mail, or in English a capitalised name
-inside the sentence (``is Dana``, ``from Umbrella Corp``; not a month or a weekday). A memory
-about the thing asked that names nobody (``용접 인장강도 시험 기준 400MPa 이상`` for ``용접
-인장강도 시험은 누가 하나요?``) cannot say who. A Korean name written bare (``김민수가 작성``) is
-not recognised: such a memory is not quoted for a who-question.
+A question about who (``누가``, ``누구``, ``어느 분``, ``who``) asks for a person or a
+group: it is answered by a memory that names someone the question does not name already: a
+name with a title or role (``박지민 담당``, ``오승철 프로``, ``이 과장``), a team, department
+or company (``품질보증팀``, ``설비팀에``, ``R사``, ``QA team``), an @mention, an e-mail, or in
+English a capitalised name inside the sentence (``is Dana``, ``from Umbrella Corp``; not a
+month or a weekday). A memory about the thing asked that names nobody (``용접 인장강도 시험
+기준 400MPa 이상`` for ``용접 인장강도 시험은 누가 하나요?``) cannot say who. A Korean name
+written bare (``김민수가 작성``) is not recognised: such a memory is not quoted for a
+who-question.
 
     >>> states("Z모듈 초도품 검사는 QA팀 박지민 담당", asked_kind("초도품 검사 누가 해?"))
     True

@@ -13,7 +13,8 @@ blocking too and are called from the database thread or ``trio.to_thread``.
   stem that asks rather than names (a predicate: 알려줘, 어때, 바뀌었어) counts half.
 - Words Kiwi does not know (지그, 솔더: a chain of one-syllable grammatical morphemes) are
   terms as written (``_unknown_words``); so are, in the index, compounds it splits wrongly
-  (염수분무 -> 염수분 + 무/prefix: ``_written_compounds``).
+  (염수분무 -> 염수분 + 무/prefix: ``_written_compounds``). A negating prefix stays on its noun
+  (불합격, 미입고, 비정상: ``NEGATING_PREFIXES``), never dropped to leave the opposite.
 - Expansions, always weighted below an exact match: the domain glossary (``glossary.toml``
   plus ``MCHAT_GLOSSARY_PATH``) and Kiwi's CoNg morpheme similarity (``most_similar_morphemes``,
   reciprocal nearest neighbours only: 운송 -> 수송, 원인 -> 요인); the search adds index words one
@@ -34,13 +35,23 @@ from typing import Any, NamedTuple
 import attrs
 import Stemmer  # type: ignore[import-not-found]
 
-from .analysis import Concept, Expansion, Query, concept_match, coverage, hangul_bigrams, is_hangul
+from .analysis import (
+    NEGATING_PREFIXES,
+    Concept,
+    Expansion,
+    Query,
+    concept_match,
+    coverage,
+    hangul_bigrams,
+    is_hangul,
+)
 from .glossary import Glossary, read_glossary_files
 
-INDEX_TERMS_VERSION = 3  # bump when what is indexed for a text changes: the index is rebuilt
+INDEX_TERMS_VERSION = 4  # bump when what is indexed for a text changes: the index is rebuilt
 CONTENT_TAGS = frozenset("NNG NNP XR SN SL SH VV VA W_URL W_EMAIL W_HASHTAG W_SERIAL".split())
 PREDICATE_TAGS = frozenset(("VV", "VA", "PRED"))
 VERB_SUFFIXES = frozenset(("XSV", "XSA"))
+NEGATABLE_TAGS = frozenset(("NNG", "NNP", "XR"))
 SIMILAR_TAGS = frozenset(("NNG", "NNP", "VV", "VA", "XR"))
 INDEX_MARGIN = 2.0  # a second analysis this close (log-probability) is indexed too
 QUERY_MARGIN = 4.0  # ... or searched for, as an alternative of the best one's concepts
@@ -51,7 +62,6 @@ GLOSSARY_WEIGHT = 0.85
 SIMILAR_MIN_SCORE = 0.55  # CoNg cosine similarity below this is too loose to search for
 SIMILAR_TOP_N = 10  # a word's neighbours considered, and the rank it must hold in theirs
 SIMILAR_WEIGHT = 0.6  # times the similarity
-TYPO_WEIGHT = 0.8
 QUERY_CACHE = 512  # analysed questions kept
 QUERY_TYPOS = "basic_with_continual"  # Kiwi's typo model for queries (not for the index)
 # The Snowball project's English stop list (function words only).
@@ -158,8 +168,19 @@ class KiwiAnalyzer:
 
     def _content(self, tokens: Any) -> list[_Tok]:
         out = []
+        negated = -1  # the index of a noun a negating prefix was joined to
         for i, token in enumerate(tokens):
             tag = _tag(token)
+            if i == negated:
+                continue
+            if (tag == "XPN" and token.form in NEGATING_PREFIXES and i + 1 < len(tokens)
+                    and _tag(tokens[i + 1]) in NEGATABLE_TAGS
+                    and tokens[i + 1].start == token.start + token.len):
+                after = tokens[i + 1]  # 불+합격 -> 불합격: the opposite of 합격, never 합격
+                out.append(_Tok(token.form + after.form.lower(), _tag(after), token.start,
+                                after.start + after.len))
+                negated = i + 1
+                continue
             if tag not in CONTENT_TAGS:
                 continue
             form = token.form.lower()
@@ -387,59 +408,4 @@ def explain_matches(analyzer: Any, query: str, memories: Iterable[Any]) -> list[
     return lines
 
 
-# -- typos: jamo edit distance -------------------------------------------------------------
-
-def jamo(text: str) -> str:
-    """Hangul syllables split into their letters (불량 -> ㅂㅜㄹㄹㅑㅇ)."""
-    return unicodedata.normalize("NFD", text)
-
-
-def edit_distance(a: str, b: str, limit: int) -> int:
-    """Levenshtein distance, or ``limit + 1`` once it exceeds ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        if min(cur) > limit:
-            return limit + 1
-        prev = cur
-    return prev[-1]
-
-
-# Vowels Korean spells one for another (their sounds merged in speech: ㅐ/ㅔ, and ㅖ/ㅒ said
-# [ㅔ] after a consonant; ㅚ/ㅙ/ㅞ): the commonest misspellings (배선/베선, 계측/게측, 외주/왜주)
-CONFUSED_VOWELS = ("ㅐㅔㅒㅖ", "ㅚㅙㅞ")
-_VOWELS = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"  # Unicode's order of the medial vowels
-
-
-def vowel_variants(term: str) -> list[str]:
-    """``term`` with the vowel of its first syllable swapped for each one it is confused with
-    (베선 -> 배선, 볘선, 벼선... only the confused ones: 배선, 뱨선, 볘선; 왜주 -> 외주, 웨주).
-
-    The typo look-up reads the index words that begin with a question word's first syllable
-    (a typo anywhere else is found among them); a typo in the first syllable itself is found
-    by looking these up as well."""
-    code = ord(term[0]) - 0xAC00 if term else -1
-    if not 0 <= code < 11172:
-        return []
-    vowel = code // 28 % 21
-    group = next((g for g in CONFUSED_VOWELS if _VOWELS[vowel] in g), "")
-    return [chr(0xAC00 + code + (_VOWELS.index(v) - vowel) * 28) + term[1:]
-            for v in group if v != _VOWELS[vowel]]
-
-
-def typo_matches(term: str, candidates: Iterable[str]) -> list[str]:
-    """The ``candidates`` one jamo (two for words of three syllables or more) from ``term``."""
-    if not is_hangul(term) or len(term) < 2:
-        return []
-    limit = 1 if len(term) == 2 else 2
-    target = jamo(term)
-    return [c for c in candidates if c != term and is_hangul(c)
-            and abs(len(c) - len(term)) <= 1 and edit_distance(jamo(c), target, limit) <= limit]
-
-
-__all__ = ["Glossary", "KiwiAnalyzer", "explain_matches", "vowel_variants", "read_glossary_files",
-           "typo_matches"]
+__all__ = ["Glossary", "KiwiAnalyzer", "explain_matches", "read_glossary_files"]

@@ -45,8 +45,8 @@ import attrs
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
 from .asked import Asked, asked_kind, states
 from .embeddings import nearest
-from .morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from .protocol import MemoryRecord
+from .typos import TYPO_WEIGHT, typo_matches, vowel_variants
 
 logger = logging.getLogger(__name__)
 

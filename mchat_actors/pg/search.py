@@ -33,7 +33,6 @@ from psycopg.rows import dict_row
 
 from ..chat.analysis import Analyzer, Concept, Expansion, Query, is_hangul
 from ..chat.asked import asked_kind
-from ..chat.morph import TYPO_WEIGHT, typo_matches, vowel_variants
 from ..chat.protocol import MemoryRecord
 from ..chat.search import (
     _CANDIDATES,
@@ -47,6 +46,7 @@ from ..chat.search import (
     memory_from_row,
     visibility_token,
 )
+from ..chat.typos import TYPO_WEIGHT, typo_matches, vowel_variants
 
 if TYPE_CHECKING:
     from .embeddings import VectorCache

@@ -186,3 +186,23 @@ async def test_the_searchs_clear_first_is_answered_at_half_coverage(kiwi: KiwiAn
     no_count = [ranked("라벨 프린터 토너 교체 완료", 1.0, 1), clear[1]]
     answer = await compose_answer(question, no_count, llm=None, analyzer=kiwi, ranked=True)
     assert answer.startswith(IDK), answer
+
+
+@pytest.mark.parametrize(("stored", "asked"), [
+    ("수입검사 불합격 3건", "수입검사 합격 몇 건이야?"),
+    ("수입검사 합격 12건", "수입검사 불합격 몇 건이야?"),
+    ("서버 비정상 종료 5건", "서버 정상 종료 몇 건이야?"),
+    ("A사 부품 미입고 2건", "A사 부품 입고 몇 건이야?"),
+])
+async def test_the_opposite_fact_is_no_answer(kiwi: KiwiAnalyzer, stored: str,
+                                              asked: str) -> None:
+    """A count of rejections never answers a question about passes, nor the other way round
+    (before: 불합격 was read as 합격 and quoted as the answer). A yes/no question is answered
+    by the opposite fact: it says no."""
+    answer = await compose_answer(asked, [memory(stored)], llm=None, analyzer=kiwi)
+    assert answer.startswith(IDK), answer
+    yes_no = asked.replace(" 몇 건이야?", "됐어?")  # 수입검사 합격됐어?
+    assert stored in await compose_answer(yes_no, [memory(stored)], llm=None, analyzer=kiwi)
+    answer = await compose_answer(stored.rsplit(" ", 1)[0] + " 몇 건이야?", [memory(stored)],
+                                  llm=None, analyzer=kiwi)
+    assert stored in answer

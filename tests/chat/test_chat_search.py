@@ -251,3 +251,26 @@ def test_the_kind_asked_is_checked_only_where_it_can_change_the_first_results(
     every = [(s + search.ANSWER_KIND_BOOST if "건" in r["content"] else s, r) for s, r in scored]
     assert ([r["id"] for _, r in _dedupe(kind_boosted(scored, kind, limit))[:limit]]
             == [r["id"] for _, r in _dedupe(every)[:limit]])
+
+
+@pytest.mark.parametrize(("negated", "term", "plain"), [
+    ("수입검사 불합격 3건", "불합격", "수입검사 합격 12건"),
+    ("A사 부품 미입고 2건", "미입고", "A사 부품 입고 40건"),
+    ("서버 비정상 종료 5건", "비정상", "서버 정상 종료 30건"),
+    ("라벨 부적합 판정 4건", "부적합", "라벨 적합 판정 90건"),
+])
+def test_a_negating_prefix_stays_on_its_noun(kiwi: KiwiAnalyzer, negated: str, term: str,
+                                             plain: str) -> None:
+    """Kiwi reads 불합격 as the prefix 불 + 합격, and only 합격 was a term: a memory of 3
+    rejections and one of 12 passes were the same to the search, and a question about either
+    could be answered by the other. The negated noun is its own term now, and the plain noun
+    is no compound part of it."""
+    words = kiwi.index_columns(negated)[0].split()
+    assert term in words and term[1:] not in words
+    conn = connect(":memory:", kiwi)
+    for i, text in enumerate([plain, negated, "점심은 구내식당"]):
+        repo.save_memory(conn, text, scope="room", kind="remember", room="r1", owner=None,
+                         author="u1", source_post_id=None, permalink=None, now_ms=i)
+    for memory in (negated, plain):
+        question = memory.rsplit(" ", 1)[0] + " 몇 건이야?"  # 수입검사 불합격 몇 건이야?
+        assert top(conn, question)[0] == memory

@@ -1,4 +1,4 @@
-"""Typos matched by jamo distance (``chat.morph``): a vowel people confuse in the first
+"""Typos matched by jamo distance (``chat.typos``): a vowel people confuse in the first
 syllable (ㅐ/ㅔ/ㅒ/ㅖ, ㅚ/ㅙ/ㅞ) is looked up as well as the words beginning as written."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mchat_actors.chat.morph import typo_matches, vowel_variants
+from mchat_actors.chat.typos import typo_matches, vowel_variants
 
 WORDS = st.text(st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3), min_size=1,
                 max_size=4)
