@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from .chat.protocol import LLM, ChatService
 from .config import Config
+from .errors import ChatServiceError
 from .storage_backend import chat_store, is_postgres
 
 if TYPE_CHECKING:
@@ -95,7 +98,7 @@ async def _load_analyzer(config: Config) -> Any:
 async def _open_pg_embedded(config: Config, store: Store, llm: LLM | None, embeddings: Any
                             ) -> AsyncIterator[EmbeddedChatService]:
     """The embedded ChatService on the runtime's PostgreSQL (``pg.chat_db``), with hybrid
-    retrieval when ``embeddings`` (an ``EmbeddingsClient``) is given."""
+    retrieval when ``embeddings`` (an ``Embedder``) is given."""
     from .pg.chat_db import open_pg_embedded_chat_service
     from .pg.store import PgStore
 
@@ -122,15 +125,34 @@ async def _open_pg_local(config: Config, store: Store) -> AsyncIterator[ChatServ
 
 @asynccontextmanager
 async def _maybe_embeddings(config: Config, remote: bool) -> AsyncIterator[Any]:
-    """The embeddings client when EMBEDDINGS_BASE_URL is set (embedded backend only: a remote
-    backend searches its own memories)."""
-    if remote or not config.chat.embeddings_base_url:
+    """What memories are embedded with (embedded backend only: a remote backend searches its
+    own memories): the EMBEDDINGS_BASE_URL endpoint when set, else the sentence encoder that
+    ships in the wheel (``chat.local_embeddings``) unless MCHAT_LOCAL_EMBEDDINGS=off; none
+    when it cannot load (logged: the search stays lexical)."""
+    if remote:
         yield None
         return
-    from .chat.embeddings import open_embeddings
+    if config.chat.embeddings_base_url:
+        from .chat.embeddings import open_embeddings
 
-    async with open_embeddings(config.chat) as client:
-        yield client
+        async with open_embeddings(config.chat) as client:
+            yield client
+        return
+    if not config.chat.local_embeddings:
+        yield None
+        return
+    from .chat.local_embeddings import LocalEmbedder
+
+    try:
+        embedder = await trio.to_thread.run_sync(LocalEmbedder.load)
+    except ChatServiceError as exc:
+        logger.warning("chat: the local sentence encoder did not load (%s); the search stays "
+                       "lexical", exc)
+        yield None
+        return
+    logger.info("chat: local sentence encoder %s loaded in %.1f s", embedder.model,
+                embedder.load_seconds)
+    yield embedder
 
 
 @asynccontextmanager

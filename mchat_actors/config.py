@@ -209,6 +209,7 @@ class _Builder:
             embeddings_base_url=g("EMBEDDINGS_BASE_URL", parse.url, None),
             embeddings_api_key=g("EMBEDDINGS_API_KEY", str, None),
             embeddings_model=g("EMBEDDINGS_MODEL", str, None),
+            local_embeddings=g("MCHAT_LOCAL_EMBEDDINGS", parse.boolean, True),
         )
         if chat.embeddings_base_url and not chat.embeddings_model:
             self.problems.append("EMBEDDINGS_MODEL is required with EMBEDDINGS_BASE_URL")

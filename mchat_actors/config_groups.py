@@ -110,6 +110,8 @@ class ChatConfig:
     embeddings_base_url: str | None = None
     embeddings_api_key: Secret | None = attrs.field(default=None, repr=False, converter=secret)
     embeddings_model: str | None = None
+    # MCHAT_LOCAL_EMBEDDINGS: without an endpoint, the sentence encoder in the wheel (no network)
+    local_embeddings: bool = True
 
 
 @attrs.frozen(kw_only=True)

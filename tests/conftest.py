@@ -11,6 +11,7 @@ from typing import IO
 import pytest
 from hypothesis import HealthCheck, settings
 
+from mchat_actors.chat.local_embeddings import LocalEmbedder
 from mchat_actors.chat.morph import KiwiAnalyzer
 
 settings.register_profile(
@@ -34,6 +35,40 @@ class _SharedAnalyzer:
             if self._analyzer is None:
                 self._analyzer = self.real_load()
             return self._analyzer
+
+
+class _SharedEncoder:
+    """The sentence encoder in the wheel, read once per test session on first use (~1 s)."""
+
+    def __init__(self) -> None:
+        self._embedder: LocalEmbedder | None = None
+        self._lock = threading.Lock()
+        self.real_load = LocalEmbedder.load
+
+    def get(self, **intervals: float) -> LocalEmbedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self.real_load()
+            return self._embedder.with_intervals(**intervals)
+
+
+@pytest.fixture(scope="session")
+def shared_encoder() -> _SharedEncoder:
+    return _SharedEncoder()
+
+
+@pytest.fixture
+def encoder(shared_encoder: _SharedEncoder) -> LocalEmbedder:
+    """An embedder on the session's sentence encoder (its own statistics)."""
+    return shared_encoder.get()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_encoder_per_session(shared_encoder: _SharedEncoder) -> Iterator[None]:
+    """Services opened in-process share the session's encoder, as they share Kiwi."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalEmbedder, "load", staticmethod(shared_encoder.get))
+        yield
 
 
 @pytest.fixture(scope="session")

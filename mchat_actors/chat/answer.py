@@ -64,6 +64,8 @@ from .subject import identifier_words, identifiers, identifiers_match, subject_o
 RELATED_THRESHOLD = 2 / 3  # a memory must cover most of the question's concepts
 ID_THRESHOLD = 0.5  # ... or half of them when it names the identifier the question names
 DENSE_THRESHOLD = 0.8  # cosine similarity of embeddings at which a memory answers by meaning
+MEANING_SIMILARITY = 0.45  # ... or this close in meaning when it covers
+MEANING_COVER = 1 / 3  # ... this share of the question's concepts
 OOV_GUARD = 0.5  # share of the question that must be in the memories' vocabulary
 EXACT_THRESHOLD = 0.99
 CLOSE_MARGIN = 0.1
@@ -236,6 +238,9 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
         if m.similarity is not None and m.similarity >= DENSE_THRESHOLD:
             score = max(score, m.similarity)  # found by meaning: the lexical floor does not
             threshold = min(threshold, DENSE_THRESHOLD)  # throw it away
+        elif (m.similarity is not None and m.similarity >= MEANING_SIMILARITY
+              and score >= MEANING_COVER):  # close in meaning, and says some of the question
+            threshold = min(threshold, score)
         if score >= threshold:
             scored.append((score, -i, m))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)

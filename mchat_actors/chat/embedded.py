@@ -40,7 +40,7 @@ from .audience import Audience, RoomInfo
 from .chat_db import ChatDatabase, ChatHandle
 from .commands import parse_command, strip_mentions
 from .curation import Curation
-from .embeddings import EmbeddingsClient, dense_query, run_embedder
+from .embeddings import Embedder, dense_query, run_embedder
 from .extraction import Debouncer, ExtractionStatistics
 from .handlers import Request, handle_command
 from .morph import KiwiAnalyzer, explain_matches
@@ -72,7 +72,7 @@ class EmbeddedChatService(Answering, Curation):
 
     def __init__(self, database: ChatHandle, *, llm: LLM | None, nursery: trio.Nursery,
                  extraction_debounce_s: float, timezone: str = DEFAULT_TIMEZONE,
-                 mask_llm: bool = True, embeddings: EmbeddingsClient | None = None) -> None:
+                 mask_llm: bool = True, embeddings: Embedder | None = None) -> None:
         self.database = database
         self.analyzer = database.analyzer
         self.embeddings = embeddings
@@ -273,7 +273,7 @@ async def open_embedded_chat_service(
     mask_llm: bool = True,
     analyzer: Analyzer | None = None,
     glossary_path: str | None = None,
-    embeddings: EmbeddingsClient | None = None,
+    embeddings: Embedder | None = None,
     store: Store | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """Open the embedded ChatService on ``db_path`` (tables created if missing).

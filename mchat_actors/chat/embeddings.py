@@ -17,6 +17,9 @@
   the connection could load the extension (``load_sqlite_vec``: the ``sqlite-vec`` package, on
   a Python whose sqlite3 can load extensions, such as Debian's), else a NumPy scan of the
   visible rows (a pyenv-built Python has no ``enable_load_extension``; docs/retrieval.md).
+  The service's connection keeps the vectors it has read (``schema.ChatConnection.vectors``,
+  a ``chat.vector_cache.VectorCache``): SQL then gives only the visible ids, and only vectors
+  not held yet are read.
   Only the reading connection runs vector SQL: the vectors are written as plain blobs, so the
   storage actor's connection needs no extension.
 - Questions are embedded with a short deadline (``QUERY_TIMEOUT_S``); with no vector the search
@@ -25,11 +28,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import httpx
@@ -40,6 +44,7 @@ from ..config import ChatConfig
 from ..errors import ChatServiceError, ConfigError
 from ..ratelimit import TokenBucket
 from .llm import retry_after_s
+from .vector_cache import rank_cached
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,18 @@ class EmbeddingStatistics:
     embedded: int = 0
     requests: int = 0
     failures: int = 0
+
+
+class Embedder(Protocol):
+    """What the service embeds with: an endpoint (``EmbeddingsClient``) or a model in this
+    process (``chat.local_embeddings.LocalEmbedder``). Vectors are stored under ``model``."""
+
+    model: str
+    idle_s: float  # how often the embedder task looks for new memories
+    retry_s: float  # how long it waits after a failure
+    statistics: EmbeddingStatistics
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class EmbeddingsClient:
@@ -173,6 +190,15 @@ def nearest(conn: sqlite3.Connection, vector: Sequence[float], model: str, *, vi
     query = np.asarray(vector, dtype=np.float32)
     if not np.any(query):
         return []
+    cache = getattr(conn, "vectors", None)
+    if cache is not None:  # the service's connection: SQL gives the visible ids only
+        size = 4 * len(query)
+        ids = [int(r[0]) for r in conn.execute(
+            "SELECT e.memory_id FROM memory_embeddings AS e JOIN memories AS m"
+            f" ON m.id = e.memory_id WHERE e.model = ? AND length(e.vector) = ? AND {visible}"
+            " ORDER BY e.memory_id", (model, size, *args))]
+        return rank_cached(query, ids, model, cache,
+                           lambda missing: _packed(conn, model, size, missing), limit)
     if getattr(conn, "sqlite_vec", False):
         rows = conn.execute(
             "SELECT id, distance FROM (SELECT e.memory_id AS id,"
@@ -186,6 +212,16 @@ def nearest(conn: sqlite3.Connection, vector: Sequence[float], model: str, *, vi
         "SELECT e.memory_id, e.vector FROM memory_embeddings AS e JOIN memories AS m"
         f" ON m.id = e.memory_id WHERE e.model = ? AND {visible}", (model, *args)).fetchall()
     return rank(query, [(int(r[0]), bytes(r[1])) for r in rows], limit)
+
+
+def _packed(conn: sqlite3.Connection, model: str, size: int, ids: Sequence[int]
+            ) -> tuple[list[int], bytes]:
+    """The vectors of ``ids`` (still of ``model`` and ``size``), ids ascending, end to end."""
+    rows = conn.execute(
+        "SELECT memory_id, vector FROM memory_embeddings WHERE memory_id IN"
+        " (SELECT value FROM json_each(?)) AND model = ? AND length(vector) = ?"
+        " ORDER BY memory_id", (json.dumps(list(ids)), model, size)).fetchall()
+    return [int(r[0]) for r in rows], b"".join(bytes(r[1]) for r in rows)
 
 
 def rank(query: np.ndarray[Any, np.dtype[np.float32]], rows: Sequence[tuple[int, bytes]],
@@ -213,7 +249,7 @@ def rank_packed(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int]
 
 # -- the background task ---------------------------------------------------------------------
 
-async def run_embedder(db: Any, client: EmbeddingsClient, *, batch: int = BATCH) -> None:
+async def run_embedder(db: Any, client: Embedder, *, batch: int = BATCH) -> None:
     """Embed missing memories forever (``db`` is ``EmbeddedChatService.db``); a new memory
     waits at most ``client.idle_s`` (it is found lexically meanwhile)."""
     idle_s, retry_s = client.idle_s, client.retry_s
@@ -235,7 +271,7 @@ async def run_embedder(db: Any, client: EmbeddingsClient, *, batch: int = BATCH)
         client.statistics.embedded += len(items)
 
 
-async def query_vector(client: EmbeddingsClient | None, text: str) -> list[float] | None:
+async def query_vector(client: Embedder | None, text: str) -> list[float] | None:
     """``text``'s vector, or None (no endpoint, or it failed or was slow: search lexically)."""
     if client is None:
         return None
@@ -250,12 +286,13 @@ async def query_vector(client: EmbeddingsClient | None, text: str) -> list[float
     return None
 
 
-async def dense_query(client: EmbeddingsClient | None, text: str
+async def dense_query(client: Embedder | None, text: str
                       ) -> tuple[list[float], str] | None:
     """``(text's vector, model)`` for a hybrid search, or None (lexical search only)."""
     vector = await query_vector(client, text)
     return (vector, client.model) if vector is not None and client is not None else None
 
 
-__all__ = ["EmbeddingsClient", "dense_query", "load_sqlite_vec", "nearest", "open_embeddings",
-           "pending", "query_vector", "rank", "rank_packed", "run_embedder", "store"]
+__all__ = ["Embedder", "EmbeddingsClient", "dense_query", "load_sqlite_vec", "nearest",
+           "open_embeddings", "pending", "query_vector", "rank", "rank_packed", "run_embedder",
+           "store"]

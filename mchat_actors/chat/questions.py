@@ -39,7 +39,7 @@ from ..errors import AnswerOverBudget
 from . import repo, units
 from .answer import builtin_answer, compose_answer, history_question, matching
 from .commands import parse_command
-from .embeddings import EmbeddingsClient, dense_query
+from .embeddings import Embedder, dense_query
 from .protocol import LLM, MemoryRecord, NewMessage, PreparedAnswer, StoredMessage
 from .rewrite import interleave, other_language
 
@@ -79,7 +79,7 @@ class _Service(Protocol):
 
     llm: LLM | None
     read_cost: ReadCost
-    embeddings: EmbeddingsClient | None
+    embeddings: Embedder | None
     timezone: str
     mask_llm: bool
     analyzer: Analyzer

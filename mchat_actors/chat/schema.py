@@ -28,6 +28,7 @@ from ..store import transaction as transaction  # the one transaction helper
 from .analysis import Analyzer, PlainAnalyzer
 from .memory_versions import SCHEMA_VERSION as SCHEMA_VERSION  # noqa: PLC0414 - re-exported
 from .memory_versions import memory_versions
+from .vector_cache import VectorCache
 
 if TYPE_CHECKING:
     from .search import TermCounts
@@ -117,6 +118,7 @@ class ChatConnection(sqlite3.Connection):
 
     analyzer: Analyzer
     term_counts: TermCounts
+    vectors: VectorCache  # the embeddings read so far (``chat.embeddings.nearest``)
     sqlite_vec: bool  # sqlite-vec is loaded: vector search runs in SQL (``chat.embeddings``)
     sqlite_vec_missing: str | None  # else why not
 
@@ -137,6 +139,7 @@ def connect(path: str, analyzer: Analyzer | None = None) -> sqlite3.Connection:
         from .search import TermCounts
 
         conn.term_counts = TermCounts()
+        conn.vectors = VectorCache()
         from .embeddings import load_sqlite_vec
 
         conn.sqlite_vec_missing = load_sqlite_vec(conn)

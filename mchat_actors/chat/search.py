@@ -58,6 +58,7 @@ RECENCY_BOOST = 0.03
 RECENCY_HALF_LIFE_DAYS = 30.0
 ANSWER_KIND_BOOST = 0.1  # a memory stating a value of the kind the question asks (몇 건: 15건)
 COMMON_SHARE = 0.05
+DENSE_WEIGHT = 1.0  # times a memory's cosine similarity to the question (docs/retrieval.md)
 PRUNE_FROM_MEMORIES = 5_000
 RowT = TypeVar("RowT", bound=Any)  # a result row (sqlite3.Row; a dict on PostgreSQL)
 TERM_COUNTS_MAX = 50_000  # cached document counts per connection (cleared when full)
@@ -338,8 +339,8 @@ def search_scoped(
         (json.dumps(list(fused)), rooms_json, owner),
     ).fetchall()
     weights = concept_weights(_concept_counts(query, docs), total)
-    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms),
-               row) for row in rows]
+    scored = [(_score(analyzer, query, weights, row, fused[row["id"]], current_room, now_ms,
+                      similarity.get(row["id"])), row) for row in rows]
     records = {row["id"]: memory_from_row(row, score, similarity.get(row["id"]))
                for score, row in scored}
     kept: list[tuple[float, sqlite3.Row]] = []
@@ -377,16 +378,20 @@ def kind_boosted(scored: Sequence[tuple[float, RowT]], kind: Asked, limit: int,
 
 
 def _score(analyzer: Analyzer, query: Query, weights: Mapping[str, float], row: sqlite3.Row,
-           rrf: float, current_room: str | None, now_ms: int) -> float:
+           rrf: float, current_room: str | None, now_ms: int,
+           similarity: float | None = None) -> float:
     """How well a memory answers: its lexical coverage of the query plus its fused rank (RRF
-    over every list, the embeddings' included: ranks, not raw similarities, whose scale differs
-    from model to model), scope and recency (the kind of value asked: ``kind_boosted``). The
-    similarity itself goes to the answerer on the record, which may accept a memory by it
-    (``answer.DENSE_THRESHOLD``)."""
+    over every list, the embeddings' included), its cosine similarity to the question times
+    ``DENSE_WEIGHT`` when embeddings found it (meaning weighs as much as the words: a rank
+    alone gave the embeddings too little say, docs/retrieval.md), scope and recency (the kind
+    of value asked: ``kind_boosted``). The similarity also goes to the answerer on the record
+    (``answer.MEANING_SIMILARITY``, ``answer.DENSE_THRESHOLD``)."""
     indexed = (frozenset((row["fts_words"] or "").split()),
                frozenset((row["fts_grams"] or "").split()))
     lexical = analyzer.relevance(query, row["content"], weights, indexed=indexed)
     score = lexical + 0.35 * rrf * (RRF_K + 1) / 2
+    if similarity is not None:
+        score += DENSE_WEIGHT * max(0.0, similarity)
     if row["scope"] == "room" and row["room_id"] == current_room:
         score += ROOM_BOOST
     elif row["scope"] == "personal":

@@ -36,7 +36,7 @@ import trio
 from ..chat import agent_chat_store, embeddings, handlers, memory_store, questions, repo, units
 from ..chat.analysis import Analyzer
 from ..chat.embedded import EmbeddedChatService
-from ..chat.embeddings import EmbeddingsClient
+from ..chat.embeddings import Embedder
 from ..chat.protocol import LLM, MemoryRecord, NewMessage, StoredMessage
 from ..chat.summary import DEFAULT_TIMEZONE
 from ..errors import ChatServiceError, StoreError
@@ -220,7 +220,7 @@ async def open_pg_embedded_chat_service(
     database: PgDatabase, *, analyzer: Analyzer, llm: LLM | None = None,
     extraction_debounce_s: float = 5.0, clock: Callable[[], float] | None = None,
     timezone: str = DEFAULT_TIMEZONE, mask_llm: bool = True,
-    embeddings: EmbeddingsClient | None = None,
+    embeddings: Embedder | None = None,
 ) -> AsyncIterator[EmbeddedChatService]:
     """The embedded ChatService on ``database`` (the runtime's; migrated by ``open_database``).
     ``embeddings``: hybrid retrieval (module docstring); None: lexical only.

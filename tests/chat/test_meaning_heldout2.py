@@ -20,17 +20,13 @@ category.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from mchat_actors.chat.analysis import Analyzer
-from mchat_actors.chat.embeddings import open_embeddings
+from mchat_actors.chat.local_embeddings import LocalEmbedder
 from mchat_actors.chat.morph import KiwiAnalyzer
-from mchat_actors.config import ChatConfig
-from mchat_actors.testing.words_analyzer import WordsAnalyzer
 
 from .meaning_heldout2_cases import CASES, CATEGORIES
-from .meaning_measure import measure, table
+from .meaning_measure import DEFAULT, measure_configurations, table
 from .test_retrieval_eval import CASES as MEMORIES
 from .test_retrieval_eval import DISTRACTORS, noise
 
@@ -40,6 +36,11 @@ from .test_retrieval_eval import DISTRACTORS, noise
 # paraphrase 23 of 33 (70 %), endings 15 of 15, typos 14 of 16 (88 %). The run after i46
 # (0bb6029): paraphrase 25 of 33 (76 %), endings 15 of 15, typos 15 of 16 (94 %).
 MIN_AT_1 = {"paraphrase": 23, "endings": 15, "typos": 14}
+# The default configuration since session 8 (the sentence encoder in the wheel; its weight in
+# the ranking was studied on the development set only), first run on this set at the commit
+# that made it the default: paraphrase 30 of 33 (91 %), endings 15 of 15, typos 16 of 16;
+# cross-language 10 of 15 (67 %, reported). The 0.9 holds for all three.
+DEFAULT_MIN_AT_1 = {"paraphrase": 30, "endings": 15, "typos": 16}
 
 
 def test_every_case_targets_a_stored_memory_and_each_category_has_unanswerable_ones() -> None:
@@ -56,24 +57,9 @@ def test_every_case_targets_a_stored_memory_and_each_category_has_unanswerable_o
 
 
 async def test_held_out2_recall_per_category_for_each_configuration(
-        tmp_path, kiwi: KiwiAnalyzer, capsys: Any) -> None:  # noqa: ANN001
-    configs: dict[str, Analyzer] = {
-        "words": WordsAnalyzer(),
-        "kiwi": kiwi.with_options(expand=False),
-        "kiwi+synonyms": kiwi,
-    }
-    memories = [m for m, _ in MEMORIES]
-    filler = DISTRACTORS + noise(80)
-    results = {name: await measure(str(tmp_path / f"{name}.db"), analyzer, memories, filler,
-                                   CASES, answers=name == "kiwi+synonyms")
-               for name, analyzer in configs.items()}
-    cfg = ChatConfig(embeddings_base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
-                     embeddings_api_key=os.environ.get("EMBEDDINGS_API_KEY"),
-                     embeddings_model=os.environ.get("EMBEDDINGS_MODEL"))
-    if cfg.embeddings_base_url and cfg.embeddings_model:  # a real endpoint: measured, reported
-        async with open_embeddings(cfg) as client:
-            results["+embeddings"] = await measure(str(tmp_path / "emb.db"), kiwi, memories,
-                                                   filler, CASES, client)
+        tmp_path, kiwi: KiwiAnalyzer, encoder: LocalEmbedder, capsys: Any) -> None:  # noqa: ANN001
+    results = await measure_configurations(tmp_path, kiwi, encoder, [m for m, _ in MEMORIES],
+                                           DISTRACTORS + noise(80), CASES)
     with capsys.disabled():
         print("\n" + table(f"meaning held-out set 2: {len(CASES)} questions written blind"
                            " (precision and abstention: the built-in answerer)",
@@ -83,6 +69,9 @@ async def test_held_out2_recall_per_category_for_each_configuration(
                 print(f"  miss ({name}): {miss}")
     tally = results["kiwi+synonyms"][0]
     for category, floor in MIN_AT_1.items():
+        assert tally[category].at1 >= floor, (category, tally[category])
+    tally = results[DEFAULT][0]
+    for category, floor in DEFAULT_MIN_AT_1.items():
         assert tally[category].at1 >= floor, (category, tally[category])
     # every configuration measured every category (a category that vanished is a broken run)
     for name, (tally, _) in results.items():

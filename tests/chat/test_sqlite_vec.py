@@ -1,5 +1,6 @@
-"""Vector search with sqlite-vec where this Python's sqlite3 can load extensions, and the NumPy
-scan where it cannot: both rank the same visible memories the same way.
+"""Vector search with sqlite-vec where this Python's sqlite3 can load extensions, the NumPy
+scan where it cannot, and the service connection's cache of vectors (``chat.vector_cache``):
+all rank the same visible memories the same way.
 
 The project's pyenv-built Python has no ``enable_load_extension``; Debian's ``python3`` (same
 minor version, so the virtualenv's compiled packages import) has it. The sqlite-vec case runs
@@ -46,6 +47,9 @@ store(conn, "emb-2", [(ids[4], vectors[0].tolist())])  # another model
 query = (vectors[1] + 0.1 * vectors[5]).tolist()
 args = (json.dumps(["r1"]), "u1")
 out = {"loaded": conn.sqlite_vec, "missing": conn.sqlite_vec_missing}
+out["cached"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
+out["cached_again"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
+conn.vectors = None  # no cache: sqlite-vec in SQL, then the NumPy scan
 out["vec"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
 conn.sqlite_vec = False
 out["numpy"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
@@ -80,8 +84,9 @@ def test_sqlite_vec_ranks_like_the_numpy_scan(tmp_path: Path) -> None:
     assert out["loaded"] is True, out["missing"]
     vec, scan = out["vec"], out["numpy"]
     assert len(vec) == 20
-    assert [i for i, _ in vec] == [i for i, _ in scan]
-    assert np.allclose([s for _, s in vec], [s for _, s in scan], atol=1e-5)
+    for other in (scan, out["cached"], out["cached_again"]):  # the cache: read, then held
+        assert [i for i, _ in vec] == [i for i, _ in other]
+        assert np.allclose([s for _, s in vec], [s for _, s in other], atol=1e-5)
     secret = {i for i in range(1, 301) if (i - 1) % 3 == 0}  # rowid i holds memory i - 1
     assert not {i for i, _ in vec} & secret
     assert not {2, 3, 5} & {i for i, _ in vec}  # zero, other length, other model
