@@ -108,18 +108,22 @@ class ChatDatabase:
     def _on_shared(self, fn: Callable[..., T], *args: Any, **kwargs: Any
                    ) -> Callable[[sqlite3.Connection], T]:
         """``fn`` as a unit of work on the runtime's connection (inside its transaction), with
-        the service's row factory and analyzer for its duration."""
+        the service's row factory, analyzer and cache of vectors (``chat.vector_cache``: the
+        question's vector search reads only the visible ids) for its duration."""
         analyzer = self.analyzer
+        vectors = getattr(self._conn, "vectors", None)
 
         def work(conn: sqlite3.Connection) -> T:
             saved = conn.row_factory
             conn.row_factory = sqlite3.Row  # the service's rows; the runtime's back after
             conn.analyzer = analyzer  # type: ignore[attr-defined]  # store.StoreConnection
+            conn.vectors = vectors  # type: ignore[attr-defined]
             try:
                 return fn(conn, *args, **kwargs)
             finally:
                 conn.row_factory = saved
                 conn.analyzer = None  # type: ignore[attr-defined]
+                conn.vectors = None  # type: ignore[attr-defined]
 
         return work
 

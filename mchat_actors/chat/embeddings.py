@@ -249,12 +249,14 @@ def rank_packed(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int]
 
 # -- the background task ---------------------------------------------------------------------
 
-async def run_embedder(db: Any, client: Embedder, *, batch: int = BATCH) -> None:
-    """Embed missing memories forever (``db`` is ``EmbeddedChatService.db``); a new memory
-    waits at most ``client.idle_s`` (it is found lexically meanwhile)."""
+async def run_embedder(read: Any, db: Any, client: Embedder, *, batch: int = BATCH) -> None:
+    """Embed missing memories forever (``read`` and ``db`` are ``EmbeddedChatService``'s: the
+    look for missing vectors is a read on the service's connection, never a request to the
+    runtime's storage actor; only the vectors are written); a new memory waits at most
+    ``client.idle_s`` (it is found lexically meanwhile)."""
     idle_s, retry_s = client.idle_s, client.retry_s
     while True:
-        items = await db(pending, client.model, batch)
+        items = await read(pending, client.model, batch)
         if not items:
             await trio.sleep(idle_s)
             continue

@@ -12,7 +12,8 @@ backfill brings the post back and it is answered then); a crash after it leaves 
 outbox. A post stored earlier by ``send_message`` keeps the answer stored for it then.
 
 In the commit (``in_commit``, SQLite shared store, no LLM): the read, the ranking and the
-wording need nothing asynchronous, so they run INSIDE that request too (``compose``): the whole
+wording need nothing asynchronous (the question's embedding, when there are embeddings, is
+computed before), so they run INSIDE that request too (``compose``): the whole
 question is one hop into the storage actor's thread. The read then holds the storage actor, so
 it runs under a time budget (``COMMIT_READ_BUDGET_S``, 50 ms, an SQLite progress handler): past it
 the read is interrupted, the unit raises ``AnswerOverBudget`` with nothing written, and the
@@ -20,8 +21,10 @@ caller asks again with ``in_commit=False`` (read on the service's connection, th
 The service keeps a running mean of its question reads' time (``ReadCost``, both paths): while
 it is over half the budget (a large memory store, a loaded machine) questions read apart at
 once, so a slow search neither holds the writes nor wastes its budget twice. With an LLM the
-wording is a network call between the read and the commit, and with embeddings the vector
-search is numpy work no progress handler interrupts: the read stays apart.
+wording is a network call between the read and the commit: the read stays apart. The vector
+search's ranking is NumPy work no progress handler interrupts, over the vectors the service's
+cache holds (``chat.vector_cache``: about 1 ms per 10 000 memories); its time counts in
+``ReadCost`` like the rest.
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ class Answering:
         bot) and the unit of work storing both, for the caller's transaction; None for a
         command (it writes as it runs: ``send_message``). ``seen(conn)``: whether the runtime
         handled the post already, checked in the same read snapshot (then no answer is made).
-        ``in_commit``: without an LLM or embeddings on the shared SQLite store (and while its
+        ``in_commit``: without an LLM on the shared SQLite store (and while its
         reads are quick: ``ReadCost``), no read here: the answer's unit
         (``PreparedAnswer.compose``) reads and words it inside the caller's request (the
         caller checks ``seen`` there itself).
@@ -129,9 +132,9 @@ class Answering:
         # how long its read may run inside the runtime's request (None: it reads apart,
         # PostgreSQL or a store without a storage actor)
         budget: float | None = getattr(self.database, "commit_read_budget_s", None)
-        # with embeddings the vector search is numpy work the budget cannot interrupt (and
-        # sqlite-vec is loaded on the service's connection only): read apart
-        if (in_commit and budget is not None and self.llm is None and self.embeddings is None
+        # the question's vector (embeddings) is computed before the request; its search reads
+        # the visible ids in SQL and ranks the vectors the service's cache holds
+        if (in_commit and budget is not None and self.llm is None
                 and self.read_cost.mean_s <= budget / 2):
             return await _composed(self, message, prompt, answer_key, created, budget)
 

@@ -414,3 +414,46 @@ async def test_the_question_is_analysed_before_the_request_not_inside_it(tmp_pat
         assert isinstance(reply, SendReply) and "12%" in reply.message
     assert analyzer.analysed_inside == []
     assert "X부품 불량률 몇 %야?" in analyzer.cache  # analysed, before the request
+
+
+async def test_with_the_sentence_encoder_a_question_is_still_one_storage_request(
+        tmp_path: Path, encoder: Any, monkeypatch: Any) -> None:
+    """The default embeds questions (the encoder in the wheel): the vector is computed before
+    the request, and the search inside it ranks the vectors the service's cache holds, so a
+    question is still ONE request and no read of its own (before: embeddings sent every
+    question to the read-apart path, one more round trip)."""
+    from contextlib import AsyncExitStack
+
+    from mchat_actors.chat.chat_db import ChatDatabase
+    from mchat_actors.chat.embeddings import pending
+
+    reads: list[str] = []
+    real_read = ChatDatabase.read
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(getattr(fn, "__name__", "?"))
+        return await real_read(self, fn, *args, **kwargs)
+
+    async with AsyncExitStack() as stack:
+        path = str(tmp_path / "q.db")
+        store = await stack.enter_async_context(open_store(path))
+        chat = await stack.enter_async_context(open_embedded_chat_service(
+            path, store=store, embeddings=encoder.with_intervals(idle_s=0.01)))
+        room = await chat.create_room(name="quality", kind="channel")
+        kim = await chat.create_user(name="kim", email=None)
+        await chat.add_room_member(room.id, kim.id)
+        await chat.send_message(room.id, kim.id, "/remember X부품 불량률 12%", post_id="m1",
+                                respond=True, prompt="/remember X부품 불량률 12%")
+        with trio.fail_after(10):
+            while await chat.db(pending, encoder.model, 1):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        w = World(store, chat, Mapper(room.id, kim.id))
+        monkeypatch.setattr(ChatDatabase, "read", counted)
+        send, recv = trio.open_memory_channel[OutboundRequest](10)
+        before = w.store.writer.stats.requests
+        await w.handler(send)(question())
+        assert w.store.writer.stats.requests - before == 1
+        assert [r for r in reads if r != "pending"] == []  # the embedder's own look
+        reply = recv.receive_nowait()
+        assert isinstance(reply, SendReply) and "12%" in reply.message
+        assert len(chat.database._conn.vectors) >= 1  # noqa: SLF001 - ranked from the cache
