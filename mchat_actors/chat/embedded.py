@@ -306,12 +306,8 @@ async def open_embedded_chat_service(
         analyzer = kiwi
     conn = await trio.to_thread.run_sync(connect, db_path, analyzer)
     if embeddings is not None:  # said once, when the service opens
-        missing = getattr(conn, "sqlite_vec_missing", None)
-        if missing:
-            logger.warning("chat: vector search is a NumPy scan of the visible memories: %s",
-                           missing)
-        else:
-            logger.info("chat: vector search with sqlite-vec")
+        logger.info("chat: vector search over the visible memories' vectors, kept in memory "
+                    "once read (%s)", embeddings.model)
     try:
         async with trio.open_nursery() as nursery:
             database = ChatDatabase(conn, clock=clock, store=store, analyzer=analyzer)

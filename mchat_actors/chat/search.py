@@ -44,7 +44,7 @@ import attrs
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
 from .asked import Asked, asked_kind, states
-from .embeddings import nearest
+from .embeddings import nearest, nearest_among
 from .protocol import MemoryRecord
 from .typos import TYPO_WEIGHT, typo_matches, vowel_variants
 
@@ -231,6 +231,21 @@ _VISIBLE = (
 )
 
 
+def _nearest(conn: sqlite3.Connection, dense: tuple[Sequence[float], str], vis: str,
+             rooms_json: str, owner: str | None) -> list[tuple[int, float]]:
+    """The visible memories nearest the question's vector. With the connection's cache of
+    vectors (the service's), the visible ids come from the index's ``vis`` posting lists (the
+    index holds current memories only; the visibility SQL checks the fused candidates
+    after): reading them from ``memories`` or ``memory_embeddings`` read every visible row
+    (2 KB of vector each), 21 ms a search at 30 000 memories."""
+    cache = getattr(conn, "vectors", None)
+    if cache is None:
+        return nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
+    ids = [r[0] for r in conn.execute(
+        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid", (vis,))]
+    return nearest_among(conn, cache, dense[0], dense[1], ids)
+
+
 def _ranked_ids(conn: sqlite3.Connection, match: str, vis: str) -> list[int]:
     """Best bm25 first; the index's ``vis`` column narrows the match (the visibility SQL
     guards the fused candidates in ``search_scoped``: joining ``memories`` here for every
@@ -316,7 +331,7 @@ def search_scoped(
     ranked = [_ranked_ids(conn, strict, vis)] if strict else []
     similarity: dict[int, float] = {}
     if dense is not None:
-        near = nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
+        near = _nearest(conn, dense, vis, rooms_json, owner)
         similarity = dict(near)
         ranked.append([memory_id for memory_id, _ in near])
     if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):

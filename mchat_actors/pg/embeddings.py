@@ -33,13 +33,13 @@ from .outbox_repo import Conn
 from .search import VISIBLE
 
 
-def pending(conn: Conn, model: str, limit: int) -> list[tuple[int, str]]:
-    """Current memories without a vector of ``model``, oldest first."""
+def pending(conn: Conn, model: str, limit: int, after: int = 0) -> list[tuple[int, str]]:
+    """Current memories without a vector of ``model``, oldest first, ids above ``after``."""
     rows = conn.execute(
         "SELECT m.id, m.content FROM memories AS m LEFT JOIN memory_embeddings AS e"
-        " ON e.memory_id = m.id AND e.model = %s WHERE m.deleted_at IS NULL"
+        " ON e.memory_id = m.id AND e.model = %s WHERE m.id > %s AND m.deleted_at IS NULL"
         " AND m.valid_to IS NULL AND m.forgotten_at IS NULL AND e.memory_id IS NULL"
-        " ORDER BY m.id LIMIT %s", (model, limit)).fetchall()
+        " ORDER BY m.id LIMIT %s", (model, after, limit)).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
 
 

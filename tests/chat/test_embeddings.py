@@ -76,6 +76,28 @@ async def test_memories_are_embedded_in_batches_under_the_rate_limit(db_path: Wh
         assert client.statistics.embedded == 3 * BATCH
 
 
+async def test_a_memory_below_the_embedders_cursor_is_embedded_too(db_path: Where) -> None:
+    """The embedder reads forward from the greatest id it embedded (a full look each batch
+    made embedding quadratic); a memory below it that lacks a vector (here: its vector
+    removed, as for a memory restored after being forgotten) is found by the look from the
+    start it makes every ``RESCAN_ROUNDS`` idle rounds, and a new memory is embedded at once."""
+    async with FakeOpenAI(api_key="sk-fake") as fake, hybrid(db_path, fake) as (world, client):
+        texts = ["포장 규격 메모", "출하 일정 메모", "금형 세척 메모", "라인 점검 메모"]
+        await remember_many(world.svc, world, texts)
+        await all_embedded(world.svc, client.model)
+
+        def drop_first(conn) -> None:  # noqa: ANN001
+            conn.execute("DELETE FROM memory_embeddings WHERE memory_id ="
+                         " (SELECT MIN(memory_id) FROM memory_embeddings)")
+
+        await world.svc.db(drop_first)
+        await remember_many(world.svc, world, ["교육 계획 메모"])
+        await all_embedded(world.svc, client.model)
+        assert fake.embedded_texts.count("포장 규격 메모") == 2
+        assert fake.embedded_texts.count("교육 계획 메모") == 1
+        assert client.statistics.embedded == 6
+
+
 async def test_an_outage_keeps_lexical_answers_and_is_retried(db_path: Where) -> None:
     async with FakeOpenAI(api_key="sk-fake") as fake, hybrid(db_path, fake) as (world, client):
         fake.down = True

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import json, sys
 import numpy as np
-from mchat_actors.chat.embeddings import nearest, store
+from mchat_actors.chat.embeddings import nearest, nearest_among, store
 from mchat_actors.chat.schema import connect
 from mchat_actors.chat.search import _VISIBLE
 
@@ -47,9 +47,10 @@ store(conn, "emb-2", [(ids[4], vectors[0].tolist())])  # another model
 query = (vectors[1] + 0.1 * vectors[5]).tolist()
 args = (json.dumps(["r1"]), "u1")
 out = {"loaded": conn.sqlite_vec, "missing": conn.sqlite_vec_missing}
-out["cached"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
-out["cached_again"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
-conn.vectors = None  # no cache: sqlite-vec in SQL, then the NumPy scan
+visible = [r[0] for r in conn.execute(
+    "SELECT m.id FROM memories AS m WHERE " + _VISIBLE + " ORDER BY m.id", args)]
+out["cached"] = nearest_among(conn, conn.vectors, query, "emb-1", visible, limit=20)
+out["cached_again"] = nearest_among(conn, conn.vectors, query, "emb-1", visible, limit=20)
 out["vec"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
 conn.sqlite_vec = False
 out["numpy"] = nearest(conn, query, "emb-1", visible=_VISIBLE, args=args, limit=20)
