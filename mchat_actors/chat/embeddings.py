@@ -210,7 +210,8 @@ def nearest(conn: sqlite3.Connection, vector: Sequence[float], model: str, *, vi
 
 
 def nearest_among(conn: sqlite3.Connection, cache: VectorCache, vector: Sequence[float],
-                  model: str, ids: Sequence[int], limit: int = CANDIDATES
+                  model: str, ids: Sequence[int] | np.ndarray[Any, np.dtype[np.int64]],
+                  limit: int = CANDIDATES
                   ) -> list[tuple[int, float]]:
     """``nearest`` over ``ids`` (the visible memories, ascending), ranked on the vectors
     ``cache`` holds; the ones it does not hold are read (by primary key) and kept."""

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
+import numpy as np
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
 from .asked import Asked, asked_kind, states
@@ -241,8 +242,10 @@ def _nearest(conn: sqlite3.Connection, dense: tuple[Sequence[float], str], vis: 
     cache = getattr(conn, "vectors", None)
     if cache is None:
         return nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
-    ids = [r[0] for r in conn.execute(
-        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid", (vis,))]
+    listed = conn.execute("SELECT group_concat(rowid) FROM memories_fts WHERE memories_fts"
+                          " MATCH ?", (vis,)).fetchone()[0]  # one string: no row objects
+    ids = np.sort(np.array(listed.split(","), dtype=np.int64)) if listed else \
+        np.empty(0, np.int64)
     return nearest_among(conn, cache, dense[0], dense[1], ids)
 
 

@@ -35,26 +35,41 @@ class VectorCache:
         self._lock = threading.Lock()
         self._key: tuple[str, int] | None = None
         self._index: dict[int, int] = {}
+        # the held ids ascending and their rows: ids are looked up with one searchsorted
+        # (a dict lookup a visible id cost 6 ms a search at 25 000 visible); rebuilt after adds
+        self._sorted: tuple[np.ndarray[Any, np.dtype[np.int64]],
+                            np.ndarray[Any, np.dtype[np.intp]]] | None = None
         self._matrix: np.ndarray[Any, np.dtype[np.float32]] = np.empty((0, 0), np.float32)
         self._norms: np.ndarray[Any, np.dtype[np.float32]] = np.empty(0, np.float32)
 
     def __len__(self) -> int:
         return len(self._index)
 
-    def rows(self, model: str, dims: int, ids: Sequence[int]) -> tuple[
+    def rows(self, model: str, dims: int,
+             ids: Sequence[int] | np.ndarray[Any, np.dtype[np.int64]]) -> tuple[
             np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.float32]],
             np.ndarray[Any, np.dtype[np.float32]]]:
         """(row of each id, -1 when not held; the rows held; their norms) for ``model`` and
         ``dims``: views of the rows filled now, which later additions never rewrite."""
         with self._lock:
             if self._key != (model, dims):
-                self._key, self._index = (model, dims), {}
+                self._key, self._index, self._sorted = (model, dims), {}, None
                 self._cap = (self.max_vectors if self.max_vectors is not None
                              else self.max_bytes // (4 * max(1, dims)))
                 self._matrix = np.empty((1024, dims), np.float32)
                 self._norms = np.empty(1024, np.float32)
-            get = self._index.get
-            rows = np.fromiter((get(i, -1) for i in ids), dtype=np.intp, count=len(ids))
+            if self._sorted is None:
+                held = np.fromiter(self._index.keys(), np.int64, len(self._index))
+                at = np.fromiter(self._index.values(), np.intp, len(self._index))
+                order = np.argsort(held, kind="stable")
+                self._sorted = held[order], at[order]
+            held, at = self._sorted
+            wanted = np.asarray(ids, dtype=np.int64)
+            rows = np.full(len(wanted), -1, dtype=np.intp)
+            if len(held):
+                pos = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
+                hit = held[pos] == wanted
+                rows[hit] = at[pos[hit]]
             filled = len(self._index)
             return rows, self._matrix[:filled], self._norms[:filled]
 
@@ -83,16 +98,18 @@ class VectorCache:
             self._norms[start:end] = norms[picks]
             for offset, (memory_id, _) in enumerate(new):
                 self._index[memory_id] = start + offset
+            self._sorted = None
 
 
-def rank_cached(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int], model: str,
+def rank_cached(query: np.ndarray[Any, np.dtype[np.float32]],
+                ids: Sequence[int] | np.ndarray[Any, np.dtype[np.int64]], model: str,
                 cache: VectorCache, fetch: Callable[[Sequence[int]], tuple[list[int], bytes]],
                 limit: int) -> list[tuple[int, float]]:
     """``(memory id, cosine similarity)`` of ``ids`` (the visible ones, from SQL) nearest
     ``query``, best first, ties in the order of ``ids``. Vectors ``cache`` does not hold are
     read with ``fetch(missing ids) -> (ids found, their float32 vectors end to end)`` and kept;
     an id with no vector of ``model`` and ``query``'s length is left out."""
-    if not ids:
+    if len(ids) == 0:
         return []
     rows, matrix, norms = cache.rows(model, len(query), ids)
     sims = np.full(len(ids), -np.inf, dtype=np.float32)
@@ -106,8 +123,8 @@ def rank_cached(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int]
         denominators = norms[picked] * np.linalg.norm(query)
         sims[held] = dots / np.where(denominators == 0, 1.0, denominators)
     if not held.all():
-        positions = {memory_id: k for k, memory_id in enumerate(ids)}
-        found, packed = fetch([ids[int(k)] for k in np.flatnonzero(~held)])
+        positions = {int(memory_id): k for k, memory_id in enumerate(ids)}
+        found, packed = fetch([int(ids[int(k)]) for k in np.flatnonzero(~held)])
         if found:
             fetched = np.frombuffer(packed, dtype=np.float32).reshape(len(found), len(query))
             fetched_norms = np.linalg.norm(fetched, axis=1).astype(np.float32)
@@ -116,7 +133,7 @@ def rank_cached(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int]
             sims[at] = (fetched @ query) / np.where(denominators == 0, 1.0, denominators)
             cache.add(model, len(query), found, fetched, fetched_norms)
     order = np.argsort(-sims, kind="stable")[:limit]
-    return [(ids[k], float(sims[k])) for k in order if np.isfinite(sims[k])]
+    return [(int(ids[k]), float(sims[k])) for k in order if np.isfinite(sims[k])]
 
 
 __all__ = ["MAX_CACHE_BYTES", "VectorCache", "rank_cached"]
