@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import attrs
 import trio
@@ -23,6 +23,7 @@ from .analysis import Analyzer
 from .protocol import NewMessage, StoredMessage
 from .questions import COMMIT_READ_BUDGET_S
 from .schema import transaction
+from .vector_cache import VectorCache
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -39,6 +40,11 @@ class ChatHandle(Protocol):
 
     # the queries the units run with: the chat.repo module, or pg.chat_db.PgQueries
     queries: Any
+
+    @property
+    def vectors(self) -> VectorCache:
+        """The embeddings this process has read (``chat.vector_cache``)."""
+        ...
 
     def now_ms(self) -> int: ...
 
@@ -69,6 +75,10 @@ class ChatDatabase:
         # a question's read runs inside the storage actor's request, this long at most
         # (``chat.questions``); None: it reads on this connection first
         self.commit_read_budget_s: float | None = COMMIT_READ_BUDGET_S
+
+    @property
+    def vectors(self) -> VectorCache:
+        return cast(VectorCache, self._conn.vectors)  # type: ignore[attr-defined]
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)

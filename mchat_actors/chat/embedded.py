@@ -77,7 +77,8 @@ class EmbeddedChatService(Answering, Curation):
         self.analyzer = database.analyzer
         self.embeddings = embeddings
         if embeddings is not None:
-            nursery.start_soon(run_embedder, self.read, self.db, embeddings)
+            nursery.start_soon(functools.partial(run_embedder, self.read, self.db, embeddings,
+                                                    cache=database.vectors))
         self.llm = llm
         self.timezone = timezone
         self.mask_llm = mask_llm

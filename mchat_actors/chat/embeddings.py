@@ -53,6 +53,7 @@ RATE_PER_MIN = 60.0
 QUERY_TIMEOUT_S = 3.0
 IDLE_S = 5.0
 RETRY_S = 30.0
+WARM_PAGE = 2048  # vectors read a query when the service warms its cache
 RESCAN_ROUNDS = 12  # idle rounds between looks for missing vectors below the embedder's cursor
 CANDIDATES = 60
 
@@ -152,6 +153,18 @@ def pending(conn: sqlite3.Connection, model: str, limit: int, after: int = 0
         " AND m.valid_to IS NULL AND m.forgotten_at IS NULL AND e.memory_id IS NULL"
         " ORDER BY m.id LIMIT ?", (model, after, limit)).fetchall()
     return [(r[0], r[1]) for r in rows]
+
+
+def stored_vectors(conn: sqlite3.Connection, model: str, after: int, limit: int
+                   ) -> tuple[list[int], bytes]:
+    """The vectors of ``model`` of current memories with ids above ``after``, ascending (ids,
+    float32 vectors end to end): what warms the cache when the service starts."""
+    rows = conn.execute(
+        "SELECT e.memory_id, e.vector FROM memory_embeddings AS e JOIN memories AS m"
+        " ON m.id = e.memory_id WHERE e.model = ? AND e.memory_id > ? AND m.deleted_at IS NULL"
+        " AND m.valid_to IS NULL AND m.forgotten_at IS NULL ORDER BY e.memory_id LIMIT ?",
+        (model, after, limit)).fetchall()
+    return [int(r[0]) for r in rows], b"".join(bytes(r[1]) for r in rows)
 
 
 def store(conn: sqlite3.Connection, model: str, items: Sequence[tuple[int, Sequence[float]]]
@@ -258,11 +271,32 @@ def rank_packed(query: np.ndarray[Any, np.dtype[np.float32]], ids: Sequence[int]
 
 # -- the background task ---------------------------------------------------------------------
 
-async def run_embedder(read: Any, db: Any, client: Embedder, *, batch: int = BATCH) -> None:
+async def warm(read: Any, model: str, cache: VectorCache, *, page: int = WARM_PAGE) -> int:
+    """Read the stored vectors of ``model`` into ``cache`` (as many as it holds): the first
+    search after a start then ranks from memory instead of reading every visible vector (290
+    ms at 100 000 memories). How many were read."""
+    after = total = 0
+    while len(cache) < (cache.max_vectors or cache.max_bytes // 4):
+        ids, packed = await read(stored_vectors, model, after, page)
+        if not ids:
+            break
+        matrix = np.frombuffer(packed, dtype=np.float32).reshape(len(ids), -1)
+        cache.rows(model, matrix.shape[1], [])  # the model and length it holds
+        cache.add(model, matrix.shape[1], ids, matrix,
+                  np.linalg.norm(matrix, axis=1).astype(np.float32))
+        after, total = ids[-1], total + len(ids)
+    return total
+
+
+async def run_embedder(read: Any, db: Any, client: Embedder, *, batch: int = BATCH,
+                       cache: VectorCache | None = None) -> None:
     """Embed missing memories forever (``read`` and ``db`` are ``EmbeddedChatService``'s: the
     look for missing vectors is a read on the service's connection, never a request to the
     runtime's storage actor; only the vectors are written); a new memory waits at most
-    ``client.idle_s`` (it is found lexically meanwhile)."""
+    ``client.idle_s`` (it is found lexically meanwhile). With ``cache`` (the service's), the
+    stored vectors are read into it first, and each new one is kept as it is stored."""
+    if cache is not None:
+        await warm(read, client.model, cache)
     idle_s, retry_s = client.idle_s, client.retry_s
     after = rounds = 0  # the greatest id embedded: new memories' ids are greater
     while True:
@@ -286,6 +320,11 @@ async def run_embedder(read: Any, db: Any, client: Embedder, *, batch: int = BAT
                                                                        strict=True)])
         client.statistics.embedded += len(items)
         after = max(after, items[-1][0])
+        if cache is not None and vectors:
+            matrix = np.asarray(vectors, dtype=np.float32)
+            cache.rows(client.model, matrix.shape[1], [])
+            cache.add(client.model, matrix.shape[1], [mid for mid, _ in items], matrix,
+                      np.linalg.norm(matrix, axis=1).astype(np.float32))
 
 
 async def query_vector(client: Embedder | None, text: str) -> list[float] | None:
@@ -311,6 +350,6 @@ async def dense_query(client: Embedder | None, text: str
 
 
 __all__ = ["Embedder", "EmbeddingsClient", "dense_query", "load_sqlite_vec", "nearest",
-           "nearest_among",
+           "nearest_among", "stored_vectors", "warm",
            "open_embeddings", "pending", "query_vector", "rank", "rank_packed", "run_embedder",
            "store"]

@@ -39,6 +39,7 @@ from ..chat.embedded import EmbeddedChatService
 from ..chat.embeddings import Embedder
 from ..chat.protocol import LLM, MemoryRecord, NewMessage, StoredMessage
 from ..chat.summary import DEFAULT_TIMEZONE
+from ..chat.vector_cache import VectorCache
 from ..errors import ChatServiceError, StoreError
 from . import agent_chat_store as pg_agent_chat
 from . import chat_repo, search
@@ -136,6 +137,7 @@ def _twins(q: PgQueries) -> dict[Callable[..., Any], Callable[..., Any]]:
         memory_store.versions: pg_memory.versions,
         embeddings.pending: pg_embeddings.pending,
         embeddings.store: pg_embeddings.store,
+        embeddings.stored_vectors: pg_embeddings.stored_vectors,
     })
     twins.update({getattr(agent_chat_store, name): getattr(pg_agent_chat, name)
                   for name in pg_agent_chat.__all__})
@@ -152,6 +154,10 @@ class PgChatDatabase:
         self.analyzer = analyzer
         self.queries = PgQueries(analyzer)
         self._twins = _twins(self.queries)
+
+    @property
+    def vectors(self) -> VectorCache:
+        return self.queries.vectors
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)

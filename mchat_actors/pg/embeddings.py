@@ -43,6 +43,20 @@ def pending(conn: Conn, model: str, limit: int, after: int = 0) -> list[tuple[in
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
+def stored_vectors(conn: Conn, model: str, after: int, limit: int) -> tuple[list[int], bytes]:
+    """``chat.embeddings.stored_vectors`` on PostgreSQL (what warms the cache at start)."""
+    row = conn.execute(
+        "SELECT array_agg(id ORDER BY id), string_agg(vector, ''::bytea ORDER BY id) FROM"
+        " (SELECT e.memory_id AS id, e.vector FROM memory_embeddings AS e JOIN memories AS m"
+        " ON m.id = e.memory_id WHERE e.model = %s AND e.memory_id > %s"
+        " AND m.deleted_at IS NULL AND m.valid_to IS NULL AND m.forgotten_at IS NULL"
+        " ORDER BY e.memory_id LIMIT %s) AS page", (model, after, limit),
+        binary=True).fetchone()
+    if row is None or row[0] is None:
+        return [], b""
+    return [int(i) for i in row[0]], bytes(row[1])
+
+
 def store(conn: Conn, model: str, items: Sequence[tuple[int, Sequence[float]]]) -> None:
     """Each memory's vector of ``model`` (a vector of another model is replaced)."""
     if not items:
@@ -107,4 +121,4 @@ def nearest(conn: Conn, vector: Sequence[float], model: str, *, rooms: Sequence[
                                                                          missing), limit)
 
 
-__all__ = ["VectorCache", "nearest", "pending", "store"]
+__all__ = ["VectorCache", "nearest", "pending", "store", "stored_vectors"]
