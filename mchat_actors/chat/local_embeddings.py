@@ -6,7 +6,7 @@ in the 32 MB wheel, the forward pass is NumPy, Apache-2.0), embeds Korean and En
 512-dimension space: ``결함률`` lands near ``불량률`` and ``defect rate`` without a glossary
 entry. Nothing is downloaded: the package has no network code.
 
-    embedder = await trio.to_thread.run_sync(LocalEmbedder.load)   # ~1 s, ~120 MB
+    embedder = await trio.to_thread.run_sync(LocalEmbedder.load)   # ~1 s, +95 MiB
     vectors = await embedder.embed(["X부품 불량률 12%"])
 
 ``LocalEmbedder`` has the ``EmbeddingsClient`` interface (``chat.embeddings``: ``model``,
