@@ -65,6 +65,7 @@ from .history import change_note, format_version, history_answer, history_questi
 from .masking import mask_for_llm
 from .protocol import LLM, MemoryRecord
 from .subject import identifier_words, identifiers, identifiers_match, subject_of
+from .typos import typo_matches
 
 RELATED_THRESHOLD = 2 / 3  # a memory must cover most of the question's concepts
 ID_THRESHOLD = 0.5  # ... or half of them when it names the identifier the question names
@@ -123,6 +124,17 @@ def _scored(question: str, memories: Sequence[MemoryRecord], analyzer: Analyzer 
     known_weight = sum(c.weight for c in query.concepts if c.stem in known)
     id_words = identifier_words(text)  # the concepts that write an identifier (x, 부품 of x부품)
     id_terms = {c.stem for c in query.concepts if any(c.stem in w for w in id_words)}
+    # With an identifier asked, what is asked about it must be something a memory says: when
+    # no candidate holds any of the question's other nouns (X부품 수율, and only X부품 불량률
+    # is stored), the identifier alone would quote another attribute of the same thing
+    # (a word a jamo or two from one a candidate holds is held: 불랑률 is 불량률 misspelt)
+    attribute = [c for c in query.concepts if c.weight >= 1.0 and c.stem not in id_terms]
+    if asked and attribute and not {c.stem for c in attribute} & known:
+        held = frozenset().union(*(words for words, _ in indexed.values()))
+        spellings = {t for c in attribute for t in (c.stem, *(  # Kiwi's other readings of it
+            t for e in c.expansions if e.source == "analysis" for t in e.terms))}
+        if not any(typo_matches(t, held) for t in spellings):
+            return []
     # With an identifier asked, the identifier is the key: the other words no memory holds
     # are left out as well, as long as one of the others is held.
     if everything and (known_weight / everything >= OOV_GUARD

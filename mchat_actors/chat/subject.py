@@ -1,7 +1,7 @@
 """What a memory is about: its subject (entity + attribute, identifiers included) and its value.
 
     >>> subject_of("라인 2 가동률 87%")
-    '라인 2 가동률'
+    'line 2 가동률'
     >>> subject_of("X부품 불량률은 15%로 올랐다")
     'x부품 불량률'
     >>> value_of("리드타임 3주")
@@ -52,6 +52,10 @@ _CANONICAL = {
     "이슈": "issue", "챔버": "chamber", "노즐": "nozzle", "지그": "jig", "프레스": "press",
     "로봇": "robot", "버전": "version", "ver": "version", "펌웨어": "firmware",
 }
+# Nouns Korean writes glued after a letter (``X부품``, ``A라인``, ``B모델``), in the spelling of
+# the same identifier written in English (``part X``, ``line A``, ``model B``)
+_GLUED_NOUNS = {"부품": "part", "라인": "line", "모델": "model", "금형": "mold", "설비": "machine",
+                "장비": "machine", "공정": "station", "창고": "warehouse", "로트": "lot"}
 _PARTICLES_AFTER_LATIN = ("에서", "으로", "이랑", "은", "는", "이", "가", "을", "를", "의", "에",
                           "로", "와", "과", "도", "만", "랑")
 # What else Korean attaches to a Latin word or a unit and does not name anything: more
@@ -147,8 +151,9 @@ def _identifier_spans(text: str) -> list[tuple[str, list[str]]]:
 
 
 def identifiers(text: str) -> frozenset[str]:
-    """The identifiers written in ``text``, in one spelling each (``라인 2`` -> ``line 2``)."""
-    return frozenset(form for form, _ in _identifier_spans(text))
+    """The identifiers written in ``text``, in one spelling each (``라인 2`` -> ``line 2``,
+    ``X부품`` -> ``part x``)."""
+    return frozenset(_unglued(form) for form, _ in _identifier_spans(text))
 
 
 def without_identifiers(text: str) -> str:
@@ -179,6 +184,16 @@ def _identifier_form(token: str, previous: str | None) -> str:
     if counted:
         return f"line {counted.group(1)}"
     return core
+
+
+def _unglued(form: str) -> str:
+    """``x부품`` -> ``part x``: a letter with a noun glued after it, in the spelling of the
+    same identifier written in English (``part X``). For matching only: memories' subjects
+    (stored, and compared when a new fact replaces an old one) keep the form as written."""
+    glued = re.match(r"^([a-z][a-z0-9\-]*)([\uac00-\ud7a3]+)$", form)
+    if glued and glued.group(2) in _GLUED_NOUNS:
+        return f"{_GLUED_NOUNS[glued.group(2)]} {glued.group(1)}"
+    return form
 
 
 def identifiers_match(asked: frozenset[str], written: frozenset[str]) -> bool:

@@ -206,3 +206,19 @@ async def test_the_opposite_fact_is_no_answer(kiwi: KiwiAnalyzer, stored: str,
     answer = await compose_answer(stored.rsplit(" ", 1)[0] + " 몇 건이야?", [memory(stored)],
                                   llm=None, analyzer=kiwi)
     assert stored in answer
+
+
+async def test_an_attribute_no_memory_states_is_no_answer_for_the_identifier(
+        kiwi: KiwiAnalyzer) -> None:
+    """Only X부품's defect rate is stored: its yield is not known, and the identifier alone
+    must not quote the defect rate for it (it did: a noun no memory holds was left out of the
+    question, and the identifier covered the rest). The defect rate is answered, in English
+    too."""
+    memories = [memory("X부품 불량률 12%"), memory("Y부품 불량률 3%", i=2)]
+    for question in ("X부품 수율 몇 %야?", "What is the yield of part X?"):
+        answer = await compose_answer(question, memories, llm=None, analyzer=kiwi)
+        assert answer.startswith((IDK, "I have no stored memory")), (question, answer)
+    for question in ("X부품 불량률 어때?", "What is the defect rate of part X?",
+                     "X부품 불랑률 몇 %야?"):  # misspelt, the attribute is still one held
+        answer = await compose_answer(question, memories, llm=None, analyzer=kiwi)
+        assert "12%" in answer and "3%" not in answer, (question, answer)

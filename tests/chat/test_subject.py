@@ -53,7 +53,7 @@ def test_value_is_what_follows_the_subject_in_the_memorys_own_spelling() -> None
 @pytest.mark.parametrize(("text", "expected"), [
     ("라인 2 가동률 알려줘", {"line 2"}),
     ("로트 4471 담당자", {"lot 4471"}),
-    ("X부품 불량률 몇 %야?", {"x부품"}),
+    ("X부품 불량률 몇 %야?", {"part x"}),  # as "part X" is written in English
     ("금형 2호기 세척 주기", {"mold 2호기"}),
     ("LOT 20240517-0012345 재검사", {"lot 20240517-0012345"}),
     ("도면 02-1234-5678 개정", {"drawing 02-1234-5678"}),
@@ -63,7 +63,7 @@ def test_value_is_what_follows_the_subject_in_the_memorys_own_spelling() -> None
     ("용접 인장강도 스펙이 몇 MPa야?", set()),
     ("허용 진동 몇 mm/s예요?", set()),
     ("R사랑 단가 몇 % 내리기로 했어?", {"r사"}),
-    ("X부품이야?", {"x부품"}),
+    ("X부품이야?", {"part x"}),
     # a question word after an identifier noun is not the thing's name (라인 A, 게이트 B are)
     ("지그 왜 바꿔?", set()),
     ("라인 A 가동률", {"line a"}),
@@ -122,3 +122,17 @@ def test_lettered_names_are_identifiers(letter_a: str, letter_b: str, kind: str,
                                         value: str) -> None:
     first, second = f"{letter_a}{kind} 불량률 {value}", f"{letter_b}{kind} 불량률 {value}"
     assert (subject_of(first) == subject_of(second)) == (letter_a == letter_b)
+
+
+@pytest.mark.parametrize(("question", "memory", "same"), [
+    ("What is the defect rate of part X?", "X부품 불량률 12%", True),
+    ("part X defect rate", "Y부품 불량률 3%", False),
+    ("line A uptime?", "A라인 가동률 87%", True),
+    ("Z모듈 온도는?", "Z모듈 온도 40도", True),  # a noun with no English spelling: as written
+])
+def test_a_letter_with_a_noun_glued_after_it_is_the_identifier_written_in_english(
+        question: str, memory: str, same: bool) -> None:
+    """``X부품`` is ``part X``: an English question about a Korean memory names the same part
+    (before: ``x부품`` never matched ``part x``, and the answer was "I don't know")."""
+    assert identifiers_match(identifiers(question), identifiers(memory)) is same
+    assert subject_of("X부품 불량률은 15%로 올랐다") == "x부품 불량률"  # stored subjects unchanged
