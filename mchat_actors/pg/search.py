@@ -36,12 +36,12 @@ from ..chat.asked import asked_kind
 from ..chat.protocol import MemoryRecord
 from ..chat.search import (
     _CANDIDATES,
-    RRF_K,
     _concept_counts,
     _dedupe,
     _score,
     _selective,
     concept_weights,
+    fuse,
     kind_boosted,
     memory_from_row,
     visibility_token,
@@ -274,20 +274,15 @@ def search_scoped(conn: Conn, analyzer: Analyzer, text: str, *, rooms: Sequence[
     room_list = list(rooms)
     strict = strict_match(query)
     ranked = [_ranked_ids(conn, strict, vis, room_list, owner, total)] if strict else []
-    similarity: dict[int, float] = {}
-    if dense is not None:
-        near = nearest(conn, dense[0], dense[1], rooms=room_list, owner=owner, cache=vectors)
-        similarity = dict(near)
-        ranked.append([memory_id for memory_id, _ in near])
+    near = (nearest(conn, dense[0], dense[1], rooms=room_list, owner=owner, cache=vectors)
+            if dense is not None else [])
+    similarity = dict(near)
     if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):
         narrow = _selective(query, docs, total)
         for match in (word_match(narrow), gram_match(narrow)):
             if match is not None:
                 ranked.append(_ranked_ids(conn, match, vis, room_list, owner, total))
-    fused: dict[int, float] = {}
-    for ids in ranked:
-        for rank, memory_id in enumerate(ids):
-            fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    fused = fuse(ranked, near)
     if not fused:
         return [], []
     with conn.cursor(row_factory=dict_row) as cur:

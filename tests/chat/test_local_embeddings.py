@@ -93,7 +93,7 @@ async def test_a_question_sharing_no_word_with_the_memory_finds_it_by_meaning(
     comes back to kim (not in that room)."""
     async with local_world(db_path, encoder) as world:
         await world.say(world.quality, world.kim, "/remember 용접 라인 3분기 폐기 비용 1200만 원")
-        await world.say(world.quality, world.kim, "/remember 품질 회의는 월요일 오전 10시")
+        await world.say(world.quality, world.kim, "/remember X부품 불량률 12%")
         await world.say(world.secret, world.park, "/remember 용접 라인 3분기 폐기 비용 비밀 메모")
         await embedded(world, encoder.model)
         question = "How much did welding scrap cost in Q3?"
@@ -101,6 +101,10 @@ async def test_a_question_sharing_no_word_with_the_memory_finds_it_by_meaning(
         assert found and found[0].content.startswith("용접 라인 3분기 폐기 비용 1200")
         assert found[0].similarity is not None
         assert all("비밀" not in m.content for m in found)
+        # the vectors rank every visible memory: one unrelated to the question is no match
+        listed = await world.say(world.quality, world.kim, f"/search {question}")
+        assert "1200만" in (listed.assistant_message or "")
+        assert "X부품" not in (listed.assistant_message or ""), listed.assistant_message
 
 
 def test_the_encoder_is_on_by_default_and_can_be_turned_off() -> None:
