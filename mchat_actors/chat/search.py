@@ -41,17 +41,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
-import numpy as np
 
 from .analysis import Analyzer, Expansion, PlainAnalyzer, Query, is_hangul
 from .asked import Asked, asked_kind, states
-from .embeddings import nearest, nearest_among
+from .hybrid import RRF_K, fuse, nearest_visible
 from .protocol import MemoryRecord
 from .typos import TYPO_WEIGHT, typo_matches, vowel_variants
 
 logger = logging.getLogger(__name__)
 
-RRF_K = 60
 _CANDIDATES = 60
 ROOM_BOOST = 0.06
 PERSONAL_BOOST = 0.04
@@ -60,7 +58,6 @@ RECENCY_HALF_LIFE_DAYS = 30.0
 ANSWER_KIND_BOOST = 0.1  # a memory stating a value of the kind the question asks (몇 건: 15건)
 COMMON_SHARE = 0.05
 DENSE_WEIGHT = 1.0  # times a memory's cosine similarity to the question (docs/retrieval.md)
-DENSE_ONLY_FLOOR = 0.2  # a memory only the vectors found, below this cosine, is no match
 PRUNE_FROM_MEMORIES = 5_000
 RowT = TypeVar("RowT", bound=Any)  # a result row (sqlite3.Row; a dict on PostgreSQL)
 TERM_COUNTS_MAX = 50_000  # cached document counts per connection (cleared when full)
@@ -233,42 +230,6 @@ _VISIBLE = (
 )
 
 
-def fuse(lexical: Sequence[Sequence[int]], near: Sequence[tuple[int, float]]
-         ) -> dict[int, float]:
-    """Reciprocal rank fusion of the lexical lists and the vector list (``near``: ids with
-    their cosine, best first). A memory the vectors alone found, and only faintly (cosine
-    below ``DENSE_ONLY_FLOOR``, under the development set's right memories' tenth percentile,
-    0.25), is left out: the vector list ranks every visible memory, so without it ``/search``
-    listed unrelated ones (`X부품 불량률 12%` for a question about welding scrap, at 0.12).
-    The lexical lists run whatever the vectors found (before, a vector list of 20 or more
-    took the place of the any-word lists when no memory held every word)."""
-    fused: dict[int, float] = {}
-    for ids in lexical:
-        for rank, memory_id in enumerate(ids):
-            fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    for rank, (memory_id, cosine) in enumerate(near):
-        if memory_id in fused or cosine >= DENSE_ONLY_FLOOR:
-            fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    return fused
-
-
-def _nearest(conn: sqlite3.Connection, dense: tuple[Sequence[float], str], vis: str,
-             rooms_json: str, owner: str | None) -> list[tuple[int, float]]:
-    """The visible memories nearest the question's vector. With the connection's cache of
-    vectors (the service's), the visible ids come from the index's ``vis`` posting lists (the
-    index holds current memories only; the visibility SQL checks the fused candidates
-    after): reading them from ``memories`` or ``memory_embeddings`` read every visible row
-    (2 KB of vector each), 21 ms a search at 30 000 memories."""
-    cache = getattr(conn, "vectors", None)
-    if cache is None:
-        return nearest(conn, dense[0], dense[1], visible=_VISIBLE, args=(rooms_json, owner))
-    listed = conn.execute("SELECT group_concat(rowid) FROM memories_fts WHERE memories_fts"
-                          " MATCH ?", (vis,)).fetchone()[0]  # one string: no row objects
-    ids = np.sort(np.array(listed.split(","), dtype=np.int64)) if listed else \
-        np.empty(0, np.int64)
-    return nearest_among(conn, cache, dense[0], dense[1], ids)
-
-
 def _ranked_ids(conn: sqlite3.Connection, match: str, vis: str) -> list[int]:
     """Best bm25 first; the index's ``vis`` column narrows the match (the visibility SQL
     guards the fused candidates in ``search_scoped``: joining ``memories`` here for every
@@ -352,7 +313,8 @@ def search_scoped(
     query = _with_typos(conn, query, docs)
     strict = query.strict_match()
     ranked = [_ranked_ids(conn, strict, vis)] if strict else []
-    near = _nearest(conn, dense, vis, rooms_json, owner) if dense is not None else []
+    near = (nearest_visible(conn, dense, vis, _VISIBLE, rooms_json, owner)
+            if dense is not None else [])
     similarity = dict(near)
     if query.concepts and (not ranked or len(ranked[0]) < 2 * limit):
         narrow = _selective(query, docs, total)

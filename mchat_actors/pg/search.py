@@ -33,6 +33,7 @@ from psycopg.rows import dict_row
 
 from ..chat.analysis import Analyzer, Concept, Expansion, Query, is_hangul
 from ..chat.asked import asked_kind
+from ..chat.hybrid import fuse
 from ..chat.protocol import MemoryRecord
 from ..chat.search import (
     _CANDIDATES,
@@ -41,7 +42,6 @@ from ..chat.search import (
     _score,
     _selective,
     concept_weights,
-    fuse,
     kind_boosted,
     memory_from_row,
     visibility_token,
